@@ -1,0 +1,105 @@
+/*
+ * engine.h - the transport behind the agent: how one worker thread sends HTTP requests.
+ *
+ * A worker (agent/worker.c) decides *when* each request is due and *which* request of the plan it
+ * is; an engine only sends it and reports how it ended. Two engines implement these ops:
+ *   - "curl" (engine_curl.c): libcurl multi on the worker's libev loop; every case (TLS, HTTP/2,
+ *     redirects off, proxies from the environment, any origin mix).
+ *   - "fast" (engine_fast.c): our own HTTP/1.1 keep-alive client for plain http:// plans whose
+ *     requests all go to one origin, with http-parser reading the responses.
+ * st_engine_choose() picks the fast one wherever it applies.
+ *
+ * Threading: an engine instance belongs to one worker thread and its libev loop; every op and every
+ * callback runs on that thread. Nothing is shared between instances except the read-only config.
+ *
+ * Connections: an instance opens at most cfg->connections connections and has at most that many
+ * requests in flight (one request per connection at a time, no pipelining; with HTTP/2 the curl
+ * engine may multiplex them over fewer connections). Connections are opened lazily on first use and
+ * kept alive; a connection the server closed is reopened on the next send.
+ */
+#ifndef ST_ENGINE_H
+#define ST_ENGINE_H
+
+#include "plan.h"
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How a request ended. */
+typedef enum {
+    ST_RES_HTTP = 0,    /* a complete HTTP response arrived: see status */
+    ST_RES_CONNECT = 1, /* the connection could not be made (refused, unreachable, DNS, TLS setup) */
+    ST_RES_TIMEOUT = 2, /* no complete response within cfg->timeout_ms of the send */
+    ST_RES_OTHER = 3,   /* reset, malformed response, or any other failure */
+    ST_RES_ABORTED = 4, /* cancelled by st_engine_ops.cancel_all (the run stopped) */
+} st_res_kind;
+
+typedef struct st_result {
+    st_res_kind kind;
+    int status;        /* HTTP status when kind == ST_RES_HTTP, else 0 */
+    uint64_t sent_ns;  /* monotonic instant the request was handed to the connection */
+    uint64_t done_ns;  /* monotonic instant the response (or the failure) was complete */
+    uint64_t bytes_in; /* response bytes read, headers included */
+    uint64_t bytes_out;
+} st_result;
+
+/* Called on the worker's thread exactly once per accepted send, with the tag given to send.
+ * The callback may call send() again (the finished request's slot is already free). */
+typedef void (*st_engine_done_fn)(void *worker, uint64_t tag, const st_result *res);
+
+typedef struct st_engine_cfg {
+    const st_request *requests; /* the plan's requests, read-only, outlive the engine */
+    size_t n_requests;
+    int connections; /* >= 1: the cap for this instance */
+    int timeout_ms;  /* >= 1: per request, from its send */
+    int http2;       /* curl only: HTTP/2 (prior knowledge for http://, ALPN for https://) */
+    int insecure;    /* curl only: do not verify TLS certificates */
+} st_engine_cfg;
+
+typedef struct st_engine st_engine;
+
+typedef struct st_engine_ops {
+    const char *name;
+
+    /* Creates an instance on loop (which must outlive it). Nothing is connected yet.
+     * Returns 0 and writes *out, ST_EINVAL (a request this engine cannot send; the message goes
+     * to err), ST_ENOMEM, or ST_ESYSTEM. */
+    int (*create)(st_engine **out, struct ev_loop *loop, const st_engine_cfg *cfg,
+                  st_engine_done_fn done, void *worker, char *err, size_t err_len);
+
+    /* Number of sends that can start now without waiting (free connection slots). */
+    int (*free_slots)(st_engine *e);
+
+    /* Starts request cfg->requests[req_index]. Returns 0: done() will be called exactly once for
+     * it, and never from inside send() (an immediate failure is reported from the loop later);
+     * or ST_EAGAIN when no slot is free (nothing happened). */
+    int (*send)(st_engine *e, size_t req_index, uint64_t tag);
+
+    /* Number of requests in flight. */
+    int (*inflight)(st_engine *e);
+
+    /* Ends every request in flight now; each gets done() with ST_RES_ABORTED. */
+    void (*cancel_all)(st_engine *e);
+
+    /* Closes every connection and frees the instance; no watcher is left on the loop and done()
+     * is never called again. Requests still in flight are dropped without a callback: call
+     * cancel_all first to account for them. NULL is a no-op. */
+    void (*destroy)(st_engine *e);
+} st_engine_ops;
+
+extern const st_engine_ops st_engine_curl;
+extern const st_engine_ops st_engine_fast;
+
+/* Whether the fast engine can send every request of the plan: all http:// (not https), one origin
+ * (scheme, host, port), no HTTP/2, and no proxy configured in the environment (http_proxy,
+ * HTTP_PROXY, all_proxy, ALL_PROXY), since only libcurl honours proxies. When it cannot and why_len
+ * > 0, the reason goes to why. */
+int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len);
+
+/* "auto" picks fast where it applies, else curl; "curl" and "fast" force one (forcing fast where it
+ * does not apply is ST_EINVAL with the reason in err). Returns 0 and writes *out, or ST_EINVAL. */
+int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops **out, char *err,
+                     size_t err_len);
+
+#endif

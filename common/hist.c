@@ -1,0 +1,281 @@
+#include "hist.h"
+#include "error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Layout: bucket 0 holds the values 0..2047 one per slot; every further power of two, [2^(10+b),
+ * 2^(11+b)), is cut into 1024 slots of width 2^b. With b = max(0, msb(v) - 10) the slot of v is
+ * b * 1024 + (v >> b), which makes the index space contiguous. */
+#define SUB_BITS   10
+#define SUB_HALF   (1u << SUB_BITS)
+#define MSB_OF_MAX 31
+#define N_BUCKETS  ((MSB_OF_MAX - SUB_BITS) * SUB_HALF + 2 * SUB_HALF)
+
+struct st_hist {
+    uint64_t total;
+    uint64_t min;
+    uint64_t max;
+    uint64_t sum;
+    uint32_t lo_idx; /* lowest and highest non-zero slot, valid when total > 0 */
+    uint32_t hi_idx;
+    uint64_t counts[N_BUCKETS];
+};
+
+static inline uint32_t index_of(uint64_t v)
+{
+    if (v < 2 * SUB_HALF) {
+        return (uint32_t)v;
+    }
+    unsigned b = (unsigned)(63 - __builtin_clzll(v)) - SUB_BITS;
+    return (uint32_t)(b * SUB_HALF + (v >> b));
+}
+
+uint32_t st_hist_bucket_count(void)
+{
+    return N_BUCKETS;
+}
+
+uint32_t st_hist_bucket_of(uint64_t value_us)
+{
+    return index_of(value_us > ST_HIST_MAX_US ? ST_HIST_MAX_US : value_us);
+}
+
+uint64_t st_hist_bucket_low(uint32_t index)
+{
+    if (index < 2 * SUB_HALF) {
+        return index;
+    }
+    unsigned b = index / SUB_HALF - 1;
+    uint64_t m = index - b * SUB_HALF;
+    return m << b;
+}
+
+uint64_t st_hist_bucket_high(uint32_t index)
+{
+    if (index < 2 * SUB_HALF) {
+        return index;
+    }
+    unsigned b = index / SUB_HALF - 1;
+    uint64_t m = index - b * SUB_HALF;
+    return ((m + 1) << b) - 1;
+}
+
+int st_hist_new(st_hist **out)
+{
+    st_hist *h = malloc(sizeof(*h));
+    if (!h) {
+        return ST_ENOMEM;
+    }
+    memset(h, 0, sizeof(*h));
+    *out = h;
+    return 0;
+}
+
+void st_hist_free(st_hist *h)
+{
+    free(h);
+}
+
+void st_hist_reset(st_hist *h)
+{
+    if (h->total > 0) {
+        memset(&h->counts[h->lo_idx], 0, (h->hi_idx - h->lo_idx + 1) * sizeof(h->counts[0]));
+    }
+    h->total = h->min = h->max = h->sum = 0;
+    h->lo_idx = h->hi_idx = 0;
+}
+
+static inline void add_at(st_hist *h, uint32_t idx, uint64_t n)
+{
+    if (h->total == 0) {
+        h->lo_idx = h->hi_idx = idx;
+    } else if (idx < h->lo_idx) {
+        h->lo_idx = idx;
+    } else if (idx > h->hi_idx) {
+        h->hi_idx = idx;
+    }
+    h->counts[idx] += n;
+    h->total += n;
+}
+
+void st_hist_record_n(st_hist *h, uint64_t value_us, uint64_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    if (value_us > ST_HIST_MAX_US) {
+        value_us = ST_HIST_MAX_US;
+    }
+    if (h->total == 0 || value_us < h->min) {
+        h->min = value_us;
+    }
+    if (h->total == 0 || value_us > h->max) {
+        h->max = value_us;
+    }
+    h->sum += value_us * n;
+    add_at(h, index_of(value_us), n);
+}
+
+void st_hist_record(st_hist *h, uint64_t value_us)
+{
+    st_hist_record_n(h, value_us, 1);
+}
+
+void st_hist_merge(st_hist *dst, const st_hist *src)
+{
+    if (src->total == 0) {
+        return;
+    }
+    if (dst->total == 0) {
+        dst->min = src->min;
+        dst->max = src->max;
+        dst->lo_idx = src->lo_idx;
+        dst->hi_idx = src->hi_idx;
+    } else {
+        if (src->min < dst->min) {
+            dst->min = src->min;
+        }
+        if (src->max > dst->max) {
+            dst->max = src->max;
+        }
+        if (src->lo_idx < dst->lo_idx) {
+            dst->lo_idx = src->lo_idx;
+        }
+        if (src->hi_idx > dst->hi_idx) {
+            dst->hi_idx = src->hi_idx;
+        }
+    }
+    for (uint32_t i = src->lo_idx; i <= src->hi_idx; i++) {
+        dst->counts[i] += src->counts[i];
+    }
+    dst->total += src->total;
+    dst->sum += src->sum;
+}
+
+uint64_t st_hist_count(const st_hist *h)
+{
+    return h->total;
+}
+
+uint64_t st_hist_min(const st_hist *h)
+{
+    return h->min;
+}
+
+uint64_t st_hist_max(const st_hist *h)
+{
+    return h->max;
+}
+
+uint64_t st_hist_sum(const st_hist *h)
+{
+    return h->sum;
+}
+
+double st_hist_mean(const st_hist *h)
+{
+    return h->total ? (double)h->sum / (double)h->total : 0.0;
+}
+
+uint64_t st_hist_percentile(const st_hist *h, double p)
+{
+    if (h->total == 0) {
+        return 0;
+    }
+    if (p <= 0.0) {
+        return h->min;
+    }
+    if (p >= 100.0) {
+        return h->max;
+    }
+    /* The rank is computed in integers where possible so that p50 of two values is the lower one,
+     * as HdrHistogram does; the small epsilon keeps 99.9% of 1000 at rank 999, not 1000. */
+    double want = p / 100.0 * (double)h->total;
+    uint64_t rank = (uint64_t)(want - 1e-9);
+    if ((double)rank < want - 1e-9) {
+        rank++;
+    }
+    if (rank == 0) {
+        rank = 1;
+    }
+    uint64_t seen = 0;
+    for (uint32_t i = h->lo_idx; i <= h->hi_idx; i++) {
+        seen += h->counts[i];
+        if (seen >= rank) {
+            uint64_t v = st_hist_bucket_high(i);
+            if (v > h->max) {
+                v = h->max;
+            }
+            if (v < h->min) {
+                v = h->min;
+            }
+            return v;
+        }
+    }
+    return h->max;
+}
+
+int st_hist_foreach(const st_hist *h, st_hist_visit_fn fn, void *ctx)
+{
+    if (h->total == 0) {
+        return 0;
+    }
+    for (uint32_t i = h->lo_idx; i <= h->hi_idx; i++) {
+        if (h->counts[i]) {
+            int rc = fn(ctx, i, h->counts[i]);
+            if (rc) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+size_t st_hist_nonzero(const st_hist *h)
+{
+    size_t n = 0;
+    if (h->total == 0) {
+        return 0;
+    }
+    for (uint32_t i = h->lo_idx; i <= h->hi_idx; i++) {
+        n += h->counts[i] != 0;
+    }
+    return n;
+}
+
+int st_hist_add_bucket(st_hist *h, uint32_t index, uint64_t count)
+{
+    if (index >= N_BUCKETS) {
+        return ST_ERANGE;
+    }
+    if (count == 0) {
+        return 0;
+    }
+    uint64_t lo = st_hist_bucket_low(index);
+    uint64_t hi = st_hist_bucket_high(index);
+    if (h->total == 0 || lo < h->min) {
+        h->min = lo;
+    }
+    if (h->total == 0 || hi > h->max) {
+        h->max = hi;
+    }
+    h->sum += lo * count;
+    add_at(h, index, count);
+    return 0;
+}
+
+int st_hist_set_stats(st_hist *h, uint64_t min_us, uint64_t max_us, uint64_t sum_us)
+{
+    if (h->total == 0) {
+        return (min_us || max_us || sum_us) ? ST_EINVAL : 0;
+    }
+    if (min_us > ST_HIST_MAX_US || max_us > ST_HIST_MAX_US || min_us > max_us ||
+        index_of(min_us) != h->lo_idx || index_of(max_us) != h->hi_idx) {
+        return ST_EINVAL;
+    }
+    h->min = min_us;
+    h->max = max_us;
+    h->sum = sum_us;
+    return 0;
+}

@@ -1,0 +1,100 @@
+/*
+ * plan.h - a load test plan: what to request, how fast, for how long, and with what.
+ *
+ * A plan comes from a JSON file (st_plan_load_file / st_plan_parse), from command-line flags, or
+ * both: programs parse the file first, then apply their flags with the st_plan_set_* calls, then call
+ * st_plan_finish, which fills defaults, checks the whole, and builds the rate profile. The format is
+ * documented in README.md ("Plan format"); the AWS seed launcher payload ({"taskCount", "targetUrl",
+ * "vus", "rate", "duration"}) is accepted as a plan too.
+ *
+ * Errors: every parse or check failure returns ST_EINVAL and writes a message that names the JSON
+ * path (or the flag) and what is wrong into the caller's buffer, e.g.
+ * "$.requests[2].weight: must be an integer from 1 to 1000000".
+ *
+ * Ownership: an st_plan owns every string and array inside it; st_plan_fini releases them. After
+ * st_plan_finish a plan is read-only and may be read from several threads at once.
+ */
+#ifndef ST_PLAN_H
+#define ST_PLAN_H
+
+#include "profile.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_PLAN_MAX_REQUESTS   4096
+#define ST_PLAN_MAX_WEIGHT     1000000
+#define ST_PLAN_MAX_WEIGHT_SUM 1000000
+#define ST_PLAN_MAX_HEADERS    64
+
+typedef struct st_request {
+    char *name;     /* for reports; defaults to "METHOD URL" */
+    char *method;   /* upper case, e.g. "GET" */
+    char *url;      /* absolute http:// or https:// URL */
+    char **headers; /* n_headers lines "Name: value" */
+    size_t n_headers;
+    char *body; /* may be NULL; body_len bytes, not NUL-terminated in meaning */
+    size_t body_len;
+    uint32_t weight; /* >= 1 */
+} st_request;
+
+typedef struct st_plan {
+    char *name;
+    st_request *requests;
+    size_t n_requests;
+
+    /* Load shape. Set by the file or flags; st_plan_finish turns them into `profile`. */
+    double rate_rps;      /* < 0: unset. 0 with no stages: closed loop (as fast as possible) */
+    double duration_s;    /* < 0: unset */
+    double ramp_up_s;     /* < 0: unset */
+    double ramp_down_s;   /* < 0: unset */
+    st_stage *stages;     /* explicit stages, or NULL */
+    size_t n_stages;
+
+    /* Engine settings; < 0 means unset. */
+    int connections;
+    int threads;
+    int timeout_ms;
+    int late_ms;
+    int http2;    /* -1 unset, 0/1 */
+    int insecure; /* -1 unset, 0/1 */
+
+    /* Distributed-run settings; < 0 / NULL means unset. */
+    int agents;
+
+    /* Filled by st_plan_finish. */
+    bool finished;
+    bool closed_loop;
+    st_profile profile; /* valid unless closed_loop */
+    uint32_t *mix;      /* mix_len entries: the request index for global request q is mix[q % mix_len] */
+    uint32_t mix_len;
+} st_plan;
+
+/* Zeroes a plan with every field unset. */
+void st_plan_init(st_plan *p);
+void st_plan_fini(st_plan *p);
+
+/* Parses a JSON plan from text (len bytes) into an initialised plan; `origin` names the source in
+ * messages (a file name). Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. On error the plan may
+ * hold part of the input; st_plan_fini still releases it. */
+int st_plan_parse(st_plan *p, const char *text, size_t len, const char *origin, char *err,
+                  size_t err_len);
+
+/* Reads and parses a file. Returns as st_plan_parse, or ST_EIO / ST_ENOTFOUND when the file cannot
+ * be read (message in err). Relative body_file paths are resolved against the plan's folder. */
+int st_plan_load_file(st_plan *p, const char *path, char *err, size_t err_len);
+
+/* Replaces the requests by a single GET of url (a --url flag). Returns 0, ST_EINVAL (message names
+ * the flag) or ST_ENOMEM. */
+int st_plan_set_url(st_plan *p, const char *url, char *err, size_t err_len);
+
+/* Fills defaults (threads from default_threads), checks the plan as a whole, and builds the profile
+ * and the request mix. Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. */
+int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len);
+
+/* Parses a duration: a number of seconds ("30", "1.5") or a number with a unit ("500ms", "30s",
+ * "2m", "1h"). Returns 0 and writes *out_s (> 0), or ST_EINVAL. */
+int st_parse_duration(const char *text, double *out_s);
+
+#endif
