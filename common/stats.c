@@ -1,0 +1,64 @@
+#include "stats.h"
+#include "error.h"
+
+#include <string.h>
+
+void st_counts_add(st_counts *dst, const st_counts *src)
+{
+    dst->sent += src->sent;
+    dst->ok += src->ok;
+    dst->http_4xx += src->http_4xx;
+    dst->http_5xx += src->http_5xx;
+    dst->err_connect += src->err_connect;
+    dst->err_timeout += src->err_timeout;
+    dst->err_other += src->err_other;
+    dst->bytes_in += src->bytes_in;
+    dst->bytes_out += src->bytes_out;
+    dst->late += src->late;
+    dst->dropped += src->dropped;
+    dst->inflight += src->inflight;
+}
+
+uint64_t st_counts_failed(const st_counts *c)
+{
+    return c->http_4xx + c->http_5xx + c->err_connect + c->err_timeout + c->err_other;
+}
+
+uint64_t st_counts_done(const st_counts *c)
+{
+    return c->ok + st_counts_failed(c);
+}
+
+int st_stats_init(st_stats *s)
+{
+    memset(s, 0, sizeof(*s));
+    if (st_hist_new(&s->lat) || st_hist_new(&s->lat_raw)) {
+        st_stats_fini(s);
+        return ST_ENOMEM;
+    }
+    return 0;
+}
+
+void st_stats_fini(st_stats *s)
+{
+    if (!s) {
+        return;
+    }
+    st_hist_free(s->lat);
+    st_hist_free(s->lat_raw);
+    memset(s, 0, sizeof(*s));
+}
+
+void st_stats_reset(st_stats *s)
+{
+    memset(&s->c, 0, sizeof(s->c));
+    st_hist_reset(s->lat);
+    st_hist_reset(s->lat_raw);
+}
+
+void st_stats_merge(st_stats *dst, const st_stats *src)
+{
+    st_counts_add(&dst->c, &src->c);
+    st_hist_merge(dst->lat, src->lat);
+    st_hist_merge(dst->lat_raw, src->lat_raw);
+}

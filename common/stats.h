@@ -1,0 +1,60 @@
+/*
+ * stats.h - what a load generator measured over one second (or a whole run), in mergeable form.
+ *
+ * An st_stats is the unit of measurement everywhere: each agent thread fills one per second, the
+ * agent merges its threads' into one per second and sends it to the coordinator (common/wire.h),
+ * the coordinator merges every agent's into the run's per-second aggregate and its total, and the
+ * forwarder ships those. Merging adds counts and histograms exactly (never averages percentiles).
+ *
+ * Second k covers [start + k s, start + (k+1) s) of the common start instant: `sent` counts the
+ * requests handed to a connection in it; ok, the error classes, bytes and the histograms count
+ * the requests that completed in it; `inflight` is a gauge taken when it closed.
+ *
+ * Threading: not thread-safe; one owner at a time. Ownership: st_stats_init allocates the two
+ * histograms, st_stats_fini frees them.
+ */
+#ifndef ST_STATS_H
+#define ST_STATS_H
+
+#include "hist.h"
+
+#include <stdint.h>
+
+typedef struct st_counts {
+    uint64_t sent;
+    uint64_t ok;       /* responses 2xx and 3xx */
+    uint64_t http_4xx;
+    uint64_t http_5xx;
+    uint64_t err_connect;
+    uint64_t err_timeout;
+    uint64_t err_other; /* resets, malformed or 1xx responses, requests aborted at stop */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t late;     /* sent more than the late threshold after their intended instant */
+    uint64_t dropped;  /* due but never sent */
+    uint64_t inflight; /* gauge: summed across threads and agents, not over time */
+} st_counts;
+
+/* dst += src, field by field (inflight included: callers merging seconds over time overwrite it). */
+void st_counts_add(st_counts *dst, const st_counts *src);
+/* 4xx + 5xx + connect + timeout + other. */
+uint64_t st_counts_failed(const st_counts *c);
+/* ok + failed: requests that completed one way or another. */
+uint64_t st_counts_done(const st_counts *c);
+
+typedef struct st_stats {
+    uint32_t second;
+    st_counts c;
+    st_hist *lat;     /* latency from the intended send instant (coordinated omission corrected) */
+    st_hist *lat_raw; /* latency from the actual send instant (uncorrected) */
+} st_stats;
+
+/* Returns 0 or ST_ENOMEM (s is left zeroed; fini is still safe). */
+int st_stats_init(st_stats *s);
+void st_stats_fini(st_stats *s);
+/* Zeroes counts and histograms, keeps the allocation; second is left as is. */
+void st_stats_reset(st_stats *s);
+/* dst += src (counts and both histograms); dst->second is unchanged. */
+void st_stats_merge(st_stats *dst, const st_stats *src);
+
+#endif
