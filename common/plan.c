@@ -1,0 +1,889 @@
+#include "plan.h"
+#include "error.h"
+#include "split.h"
+#include "url.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_BODY_BYTES (64u << 20)
+
+/* Parsing context: where we are (for messages) and where messages go. */
+typedef struct pctx {
+    const char *origin;
+    const char *base_dir; /* folder of the plan file, for body_file; NULL for "." */
+    char *err;
+    size_t err_len;
+} pctx;
+
+static int perr(pctx *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int perr(pctx *c, const char *path, const char *fmt, ...)
+{
+    if (c->err && c->err_len) {
+        int n = snprintf(c->err, c->err_len, "%s%s%s: ", c->origin ? c->origin : "",
+                         c->origin ? ": " : "", path);
+        if (n >= 0 && (size_t)n < c->err_len) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->err + n, c->err_len - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return ST_EINVAL;
+}
+
+void st_plan_init(st_plan *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->rate_rps = -1;
+    p->duration_s = -1;
+    p->ramp_up_s = -1;
+    p->ramp_down_s = -1;
+    p->connections = -1;
+    p->threads = -1;
+    p->timeout_ms = -1;
+    p->late_ms = -1;
+    p->http2 = -1;
+    p->insecure = -1;
+    p->agents = -1;
+}
+
+static void request_fini(st_request *r)
+{
+    free(r->name);
+    free(r->method);
+    free(r->url);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->headers[i]);
+    }
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+static void free_requests(st_plan *p)
+{
+    for (size_t i = 0; i < p->n_requests; i++) {
+        request_fini(&p->requests[i]);
+    }
+    free(p->requests);
+    p->requests = NULL;
+    p->n_requests = 0;
+}
+
+void st_plan_fini(st_plan *p)
+{
+    if (!p) {
+        return;
+    }
+    free(p->name);
+    free_requests(p);
+    free(p->stages);
+    st_profile_fini(&p->profile);
+    free(p->mix);
+    st_plan_init(p);
+}
+
+int st_parse_duration(const char *text, double *out_s)
+{
+    if (!text || !*text) {
+        return ST_EINVAL;
+    }
+    errno = 0;
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || errno || !isfinite(v)) {
+        return ST_EINVAL;
+    }
+    double scale;
+    if (*end == 0 || strcmp(end, "s") == 0) {
+        scale = 1;
+    } else if (strcmp(end, "ms") == 0) {
+        scale = 1e-3;
+    } else if (strcmp(end, "m") == 0) {
+        scale = 60;
+    } else if (strcmp(end, "h") == 0) {
+        scale = 3600;
+    } else {
+        return ST_EINVAL;
+    }
+    v *= scale;
+    if (!(v > 0) || v > ST_PROFILE_MAX_S) {
+        return ST_EINVAL;
+    }
+    *out_s = v;
+    return 0;
+}
+
+/* A duration given as a JSON number (seconds) or string ("30s"). */
+static int get_duration(pctx *c, const cJSON *v, const char *path, double *out)
+{
+    if (cJSON_IsNumber(v)) {
+        if (!(v->valuedouble > 0) || v->valuedouble > ST_PROFILE_MAX_S) {
+            return perr(c, path, "must be a duration above 0 and at most 30 days (got %g)",
+                        v->valuedouble);
+        }
+        *out = v->valuedouble;
+        return 0;
+    }
+    if (cJSON_IsString(v) && st_parse_duration(v->valuestring, out) == 0) {
+        return 0;
+    }
+    return perr(c, path, "must be a duration: seconds as a number, or a string like \"500ms\", "
+                         "\"30s\", \"2m\", \"1h\"");
+}
+
+static int get_rate(pctx *c, const cJSON *v, const char *path, double *out)
+{
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
+        v->valuedouble > ST_PROFILE_MAX_RPS) {
+        return perr(c, path, "must be a number of requests per second from 0 to %g",
+                    ST_PROFILE_MAX_RPS);
+    }
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int get_int(pctx *c, const cJSON *v, const char *path, long lo, long hi, int *out)
+{
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+        v->valuedouble > hi) {
+        return perr(c, path, "must be an integer from %ld to %ld", lo, hi);
+    }
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int get_bool(pctx *c, const cJSON *v, const char *path, int *out)
+{
+    if (!cJSON_IsBool(v)) {
+        return perr(c, path, "must be true or false");
+    }
+    *out = cJSON_IsTrue(v) ? 1 : 0;
+    return 0;
+}
+
+static int get_string(pctx *c, const cJSON *v, const char *path, const char **out)
+{
+    if (!cJSON_IsString(v)) {
+        return perr(c, path, "must be a string");
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+static int check_url(pctx *c, const char *url, const char *path)
+{
+    st_url u;
+    const char *why = NULL;
+    int rc = st_url_parse(url, &u, &why);
+    if (rc == ST_EINVAL) {
+        return perr(c, path, "\"%s\" is not a usable URL: %s", url, why);
+    }
+    st_url_fini(&u);
+    return rc;
+}
+
+static int is_token_char(int ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int valid_header_line(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (!colon || colon == line) {
+        return 0;
+    }
+    for (const char *p = line; p < colon; p++) {
+        if (!is_token_char((unsigned char)*p)) {
+            return 0;
+        }
+    }
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p == '\r' || *p == '\n' || *p == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int add_header(pctx *c, st_request *r, const char *line, const char *path)
+{
+    if (!valid_header_line(line)) {
+        return perr(c, path, "\"%s\" is not a valid header (\"Name: value\", a token name, no line "
+                             "breaks)", line);
+    }
+    if (r->n_headers >= ST_PLAN_MAX_HEADERS) {
+        return perr(c, path, "at most %d headers per request", ST_PLAN_MAX_HEADERS);
+    }
+    char **h = realloc(r->headers, (r->n_headers + 1) * sizeof(*h));
+    if (!h) {
+        return ST_ENOMEM;
+    }
+    r->headers = h;
+    if (!(h[r->n_headers] = strdup(line))) {
+        return ST_ENOMEM;
+    }
+    r->n_headers++;
+    return 0;
+}
+
+static int has_header(const st_request *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (strncasecmp(r->headers[i], name, n) == 0 && r->headers[i][n] == ':') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int read_whole_file(const char *path, char **out, size_t *len, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return errno == ENOENT ? ST_ENOTFOUND : ST_EIO;
+    }
+    int rc = 0;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        rc = ST_EIO;
+        goto out;
+    }
+    long size = ftell(f);
+    if (size < 0) {
+        rc = ST_EIO;
+        goto out;
+    }
+    if ((size_t)size > max) {
+        rc = ST_ERANGE;
+        goto out;
+    }
+    rewind(f);
+    buf = malloc((size_t)size + 1);
+    if (!buf) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    if (size > 0 && fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        rc = ST_EIO;
+        goto out;
+    }
+    buf[size] = 0;
+    *out = buf;
+    *len = (size_t)size;
+    buf = NULL;
+out:
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request *r)
+{
+    char sub[160];
+    if (!cJSON_IsObject(obj)) {
+        return perr(c, path, "must be an object with at least \"url\"");
+    }
+    r->weight = 1;
+    const cJSON *body = NULL, *body_file = NULL;
+    int rc;
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        snprintf(sub, sizeof(sub), "%s.%s", path, it->string);
+        const char *s = NULL;
+        if (strcmp(it->string, "url") == 0) {
+            if ((rc = get_string(c, it, sub, &s)) || (rc = check_url(c, s, sub))) {
+                return rc;
+            }
+            if (!(r->url = strdup(s))) {
+                return ST_ENOMEM;
+            }
+        } else if (strcmp(it->string, "method") == 0) {
+            if ((rc = get_string(c, it, sub, &s))) {
+                return rc;
+            }
+            size_t n = strlen(s);
+            if (n == 0 || n > 32) {
+                return perr(c, sub, "must be an HTTP method such as \"GET\" or \"POST\"");
+            }
+            for (size_t i = 0; i < n; i++) {
+                if (!is_token_char((unsigned char)s[i])) {
+                    return perr(c, sub, "must be an HTTP method such as \"GET\" or \"POST\"");
+                }
+            }
+            if (!(r->method = strdup(s))) {
+                return ST_ENOMEM;
+            }
+            for (char *p = r->method; *p; p++) {
+                *p = (char)toupper((unsigned char)*p);
+            }
+        } else if (strcmp(it->string, "name") == 0) {
+            if ((rc = get_string(c, it, sub, &s))) {
+                return rc;
+            }
+            if (!(r->name = strdup(s))) {
+                return ST_ENOMEM;
+            }
+        } else if (strcmp(it->string, "weight") == 0) {
+            int w;
+            if ((rc = get_int(c, it, sub, 1, ST_PLAN_MAX_WEIGHT, &w))) {
+                return rc;
+            }
+            r->weight = (uint32_t)w;
+        } else if (strcmp(it->string, "headers") == 0) {
+            if (cJSON_IsObject(it)) {
+                for (const cJSON *h = it->child; h; h = h->next) {
+                    char hp[200], line[8192];
+                    snprintf(hp, sizeof(hp), "%s.%s", sub, h->string);
+                    if (!cJSON_IsString(h)) {
+                        return perr(c, hp, "must be a string");
+                    }
+                    snprintf(line, sizeof(line), "%s: %s", h->string, h->valuestring);
+                    if ((rc = add_header(c, r, line, hp))) {
+                        return rc;
+                    }
+                }
+            } else if (cJSON_IsArray(it)) {
+                int i = 0;
+                for (const cJSON *h = it->child; h; h = h->next, i++) {
+                    char hp[200];
+                    snprintf(hp, sizeof(hp), "%s[%d]", sub, i);
+                    if ((rc = get_string(c, h, hp, &s)) || (rc = add_header(c, r, s, hp))) {
+                        return rc;
+                    }
+                }
+            } else {
+                return perr(c, sub, "must be an object {\"Name\": \"value\"} or an array of "
+                                    "\"Name: value\" strings");
+            }
+        } else if (strcmp(it->string, "body") == 0) {
+            body = it;
+        } else if (strcmp(it->string, "body_file") == 0) {
+            body_file = it;
+        } else {
+            return perr(c, sub, "unknown key (a request takes url, method, headers, body, "
+                                "body_file, weight, name)");
+        }
+    }
+    if (!r->url) {
+        return perr(c, path, "has no \"url\"");
+    }
+    if (body && body_file) {
+        return perr(c, path, "has both \"body\" and \"body_file\": keep one");
+    }
+    if (body) {
+        snprintf(sub, sizeof(sub), "%s.body", path);
+        if (cJSON_IsString(body)) {
+            r->body_len = strlen(body->valuestring);
+            r->body = strdup(body->valuestring);
+        } else if (cJSON_IsObject(body) || cJSON_IsArray(body)) {
+            r->body = cJSON_PrintUnformatted(body);
+            r->body_len = r->body ? strlen(r->body) : 0;
+            if (r->body && !has_header(r, "Content-Type") &&
+                (rc = add_header(c, r, "Content-Type: application/json", sub))) {
+                return rc;
+            }
+        } else {
+            return perr(c, sub, "must be a string, or a JSON object or array sent as JSON");
+        }
+        if (!r->body) {
+            return ST_ENOMEM;
+        }
+    }
+    if (body_file) {
+        snprintf(sub, sizeof(sub), "%s.body_file", path);
+        const char *s = NULL;
+        if ((rc = get_string(c, body_file, sub, &s))) {
+            return rc;
+        }
+        char full[4096];
+        if (s[0] == '/' || !c->base_dir) {
+            snprintf(full, sizeof(full), "%s", s);
+        } else {
+            snprintf(full, sizeof(full), "%s/%s", c->base_dir, s);
+        }
+        rc = read_whole_file(full, &r->body, &r->body_len, MAX_BODY_BYTES);
+        if (rc == ST_ENOTFOUND) {
+            return perr(c, sub, "file %s does not exist", full);
+        } else if (rc == ST_ERANGE) {
+            return perr(c, sub, "file %s is larger than %u MiB", full, MAX_BODY_BYTES >> 20);
+        } else if (rc == ST_EIO) {
+            return perr(c, sub, "file %s cannot be read: %s", full, strerror(errno));
+        } else if (rc) {
+            return rc;
+        }
+    }
+    if (!r->method && !(r->method = strdup(r->body ? "POST" : "GET"))) {
+        return ST_ENOMEM;
+    }
+    if (!r->name) {
+        size_t n = strlen(r->method) + strlen(r->url) + 2;
+        if (!(r->name = malloc(n))) {
+            return ST_ENOMEM;
+        }
+        snprintf(r->name, n, "%s %s", r->method, r->url);
+    }
+    return 0;
+}
+
+static int parse_requests(pctx *c, st_plan *p, const cJSON *arr)
+{
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
+        return perr(c, "$.requests", "must be a non-empty array of requests");
+    }
+    int n = cJSON_GetArraySize(arr);
+    if (n > ST_PLAN_MAX_REQUESTS) {
+        return perr(c, "$.requests", "at most %d requests", ST_PLAN_MAX_REQUESTS);
+    }
+    free_requests(p);
+    p->requests = calloc((size_t)n, sizeof(*p->requests));
+    if (!p->requests) {
+        return ST_ENOMEM;
+    }
+    int i = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "$.requests[%d]", i);
+        p->n_requests = (size_t)i + 1;
+        int rc = parse_request(c, it, path, &p->requests[i]);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int parse_stages(pctx *c, st_plan *p, const cJSON *arr, double start_rps)
+{
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) == 0) {
+        return perr(c, "$.stages", "must be a non-empty array of {\"duration\", \"target\" or "
+                                   "\"rate\"}");
+    }
+    int n = cJSON_GetArraySize(arr);
+    if (n > ST_PROFILE_MAX_STAGES) {
+        return perr(c, "$.stages", "at most %d stages", ST_PROFILE_MAX_STAGES);
+    }
+    st_stage *st = calloc((size_t)n, sizeof(*st));
+    if (!st) {
+        return ST_ENOMEM;
+    }
+    int rc = 0, i = 0;
+    double prev = start_rps;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char path[64], sub[96];
+        snprintf(path, sizeof(path), "$.stages[%d]", i);
+        if (!cJSON_IsObject(it)) {
+            rc = perr(c, path, "must be an object {\"duration\", \"target\" or \"rate\"}");
+            goto out;
+        }
+        const cJSON *dur = NULL, *target = NULL, *rate = NULL;
+        for (const cJSON *k = it->child; k; k = k->next) {
+            if (strcmp(k->string, "duration") == 0) {
+                dur = k;
+            } else if (strcmp(k->string, "target") == 0) {
+                target = k;
+            } else if (strcmp(k->string, "rate") == 0) {
+                rate = k;
+            } else {
+                snprintf(sub, sizeof(sub), "%s.%s", path, k->string);
+                rc = perr(c, sub, "unknown key (a stage takes duration, and target to ramp or "
+                                  "rate to hold)");
+                goto out;
+            }
+        }
+        if (!dur) {
+            rc = perr(c, path, "has no \"duration\"");
+            goto out;
+        }
+        if (!target == !rate) {
+            rc = perr(c, path, "needs exactly one of \"target\" (ramp to it) or \"rate\" (hold "
+                               "it)");
+            goto out;
+        }
+        snprintf(sub, sizeof(sub), "%s.duration", path);
+        if ((rc = get_duration(c, dur, sub, &st[i].duration_s))) {
+            goto out;
+        }
+        double to = 0;
+        snprintf(sub, sizeof(sub), "%s.%s", path, target ? "target" : "rate");
+        if ((rc = get_rate(c, target ? target : rate, sub, &to))) {
+            goto out;
+        }
+        st[i].from_rps = target ? prev : to;
+        st[i].to_rps = to;
+        prev = to;
+    }
+    free(p->stages);
+    p->stages = st;
+    p->n_stages = (size_t)n;
+    st = NULL;
+out:
+    free(st);
+    return rc;
+}
+
+/* Replaces the requests by one GET of url. */
+static int set_single_get(st_plan *p, const char *url)
+{
+    free_requests(p);
+    p->requests = calloc(1, sizeof(*p->requests));
+    if (!p->requests) {
+        return ST_ENOMEM;
+    }
+    p->n_requests = 1;
+    st_request *r = &p->requests[0];
+    r->weight = 1;
+    r->url = strdup(url);
+    r->method = strdup("GET");
+    size_t n = strlen(url) + 8;
+    r->name = malloc(n);
+    if (!r->url || !r->method || !r->name) {
+        return ST_ENOMEM;
+    }
+    snprintf(r->name, n, "GET %s", url);
+    return 0;
+}
+
+/* The AWS seed launcher payload: {"taskCount", "targetUrl", "vus", "rate", "duration"}. Its rate
+ * is per virtual user, so the total is taskCount * vus * rate. */
+static int parse_seed(pctx *c, st_plan *p, const cJSON *root)
+{
+    int rc, tasks = 1, vus = 1;
+    double per_vu = -1, duration = -1;
+    const char *url = NULL;
+    for (const cJSON *it = root->child; it; it = it->next) {
+        char path[96];
+        snprintf(path, sizeof(path), "$.%s", it->string);
+        if (strcmp(it->string, "taskCount") == 0) {
+            rc = get_int(c, it, path, 1, 10000, &tasks);
+        } else if (strcmp(it->string, "targetUrl") == 0) {
+            rc = get_string(c, it, path, &url);
+            if (!rc) {
+                rc = check_url(c, url, path);
+            }
+        } else if (strcmp(it->string, "vus") == 0) {
+            rc = get_int(c, it, path, 1, 100000, &vus);
+        } else if (strcmp(it->string, "rate") == 0) {
+            rc = get_rate(c, it, path, &per_vu);
+        } else if (strcmp(it->string, "duration") == 0) {
+            rc = get_duration(c, it, path, &duration);
+        } else {
+            rc = perr(c, path, "unknown key in a launcher payload (it takes taskCount, targetUrl, "
+                               "vus, rate, duration)");
+        }
+        if (rc) {
+            return rc;
+        }
+    }
+    if (!url) {
+        return perr(c, "$", "a launcher payload needs \"targetUrl\"");
+    }
+    if (per_vu < 0 || duration < 0) {
+        return perr(c, "$", "a launcher payload needs \"rate\" (per virtual user) and "
+                            "\"duration\" (seconds)");
+    }
+    if ((rc = set_single_get(p, url))) {
+        return rc;
+    }
+    p->agents = tasks;
+    p->connections = vus;
+    p->rate_rps = (double)tasks * vus * per_vu;
+    p->duration_s = duration;
+    return 0;
+}
+
+static int parse_root(pctx *c, st_plan *p, const cJSON *root)
+{
+    if (!cJSON_IsObject(root)) {
+        return perr(c, "$", "a plan must be a JSON object");
+    }
+    if (cJSON_GetObjectItemCaseSensitive(root, "targetUrl") ||
+        cJSON_GetObjectItemCaseSensitive(root, "taskCount")) {
+        return parse_seed(c, p, root);
+    }
+    const cJSON *url = NULL, *requests = NULL, *stages = NULL;
+    double start_rps = 0;
+    int rc = 0;
+    for (const cJSON *it = root->child; it; it = it->next) {
+        char path[96];
+        snprintf(path, sizeof(path), "$.%s", it->string);
+        const char *k = it->string;
+        if (strcmp(k, "name") == 0) {
+            const char *s = NULL;
+            if (!(rc = get_string(c, it, path, &s))) {
+                free(p->name);
+                rc = (p->name = strdup(s)) ? 0 : ST_ENOMEM;
+            }
+        } else if (strcmp(k, "url") == 0) {
+            url = it;
+        } else if (strcmp(k, "requests") == 0) {
+            requests = it;
+        } else if (strcmp(k, "stages") == 0) {
+            stages = it;
+        } else if (strcmp(k, "start_rate") == 0) {
+            rc = get_rate(c, it, path, &start_rps);
+        } else if (strcmp(k, "rate") == 0) {
+            rc = get_rate(c, it, path, &p->rate_rps);
+        } else if (strcmp(k, "duration") == 0) {
+            rc = get_duration(c, it, path, &p->duration_s);
+        } else if (strcmp(k, "ramp_up") == 0) {
+            rc = get_duration(c, it, path, &p->ramp_up_s);
+        } else if (strcmp(k, "ramp_down") == 0) {
+            rc = get_duration(c, it, path, &p->ramp_down_s);
+        } else if (strcmp(k, "connections") == 0) {
+            rc = get_int(c, it, path, 1, 1000000, &p->connections);
+        } else if (strcmp(k, "threads") == 0) {
+            rc = get_int(c, it, path, 1, 1024, &p->threads);
+        } else if (strcmp(k, "timeout_ms") == 0) {
+            rc = get_int(c, it, path, 1, 3600000, &p->timeout_ms);
+        } else if (strcmp(k, "late_ms") == 0) {
+            rc = get_int(c, it, path, 1, 3600000, &p->late_ms);
+        } else if (strcmp(k, "http2") == 0) {
+            rc = get_bool(c, it, path, &p->http2);
+        } else if (strcmp(k, "insecure") == 0) {
+            rc = get_bool(c, it, path, &p->insecure);
+        } else if (strcmp(k, "agents") == 0) {
+            rc = get_int(c, it, path, 1, 10000, &p->agents);
+        } else {
+            rc = perr(c, path, "unknown key (a plan takes name, url, requests, rate, duration, "
+                               "ramp_up, ramp_down, stages, start_rate, connections, threads, "
+                               "timeout_ms, late_ms, http2, insecure, agents; or a launcher "
+                               "payload with targetUrl)");
+        }
+        if (rc) {
+            return rc;
+        }
+    }
+    if (url && requests) {
+        return perr(c, "$.url", "give either \"url\" or \"requests\", not both");
+    }
+    if (url) {
+        const char *s = NULL;
+        if ((rc = get_string(c, url, "$.url", &s)) || (rc = check_url(c, s, "$.url"))) {
+            return rc;
+        }
+        if ((rc = set_single_get(p, s))) {
+            return rc;
+        }
+    }
+    if (requests && (rc = parse_requests(c, p, requests))) {
+        return rc;
+    }
+    if (stages) {
+        if (p->rate_rps >= 0 || p->duration_s >= 0 || p->ramp_up_s >= 0 || p->ramp_down_s >= 0) {
+            return perr(c, "$.stages", "give either \"stages\" or rate/duration/ramp_up/ramp_down, "
+                                       "not both");
+        }
+        if ((rc = parse_stages(c, p, stages, start_rps))) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int parse_text(pctx *c, st_plan *p, const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root) {
+        /* Point at the line and column where the JSON stopped making sense. */
+        size_t at = end && end >= text && end <= text + len ? (size_t)(end - text) : 0;
+        int line = 1, col = 1;
+        for (size_t i = 0; i < at; i++) {
+            if (text[i] == '\n') {
+                line++;
+                col = 1;
+            } else {
+                col++;
+            }
+        }
+        char where[64];
+        snprintf(where, sizeof(where), "line %d, column %d", line, col);
+        return perr(c, where, "not valid JSON");
+    }
+    int rc = parse_root(c, p, root);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int st_plan_parse(st_plan *p, const char *text, size_t len, const char *origin, char *err,
+                  size_t err_len)
+{
+    pctx c = {origin, NULL, err, err_len};
+    return parse_text(&c, p, text, len);
+}
+
+int st_plan_load_file(st_plan *p, const char *path, char *err, size_t err_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_whole_file(path, &text, &len, 16u << 20);
+    if (rc) {
+        if (err && err_len) {
+            snprintf(err, err_len, "%s: %s", path,
+                     rc == ST_ENOTFOUND  ? "no such plan file"
+                     : rc == ST_ERANGE ? "plan file larger than 16 MiB"
+                                       : strerror(errno));
+        }
+        return rc == ST_ERANGE ? ST_EINVAL : rc;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = NULL;
+    if (slash) {
+        *slash = 0;
+        base = slash == dir ? "/" : dir;
+    }
+    pctx c = {path, base, err, err_len};
+    rc = parse_text(&c, p, text, len);
+    free(text);
+    return rc;
+}
+
+int st_plan_set_url(st_plan *p, const char *url, char *err, size_t err_len)
+{
+    pctx c = {NULL, NULL, err, err_len};
+    int rc = check_url(&c, url, "--url");
+    if (rc) {
+        return rc;
+    }
+    return set_single_get(p, url);
+}
+
+/* Turns rate/duration/ramps into stages. */
+static int build_stages(pctx *c, st_plan *p)
+{
+    double up = p->ramp_up_s > 0 ? p->ramp_up_s : 0;
+    double down = p->ramp_down_s > 0 ? p->ramp_down_s : 0;
+    double hold = p->duration_s - up - down;
+    if (hold < 0 || (hold == 0 && up == 0 && down == 0)) {
+        return perr(c, "duration", "%gs is shorter than ramp_up + ramp_down (%gs)", p->duration_s,
+                    up + down);
+    }
+    st_stage st[3];
+    size_t n = 0;
+    if (up > 0) {
+        st[n++] = (st_stage){up, 0, p->rate_rps};
+    }
+    if (hold > 0) {
+        st[n++] = (st_stage){hold, p->rate_rps, p->rate_rps};
+    }
+    if (down > 0) {
+        st[n++] = (st_stage){down, p->rate_rps, 0};
+    }
+    p->stages = malloc(n * sizeof(*st));
+    if (!p->stages) {
+        return ST_ENOMEM;
+    }
+    memcpy(p->stages, st, n * sizeof(*st));
+    p->n_stages = n;
+    return 0;
+}
+
+int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len)
+{
+    pctx c = {NULL, NULL, err, err_len};
+    int rc;
+    if (p->finished) {
+        return 0;
+    }
+    if (p->n_requests == 0) {
+        return perr(&c, "plan", "nothing to request: give --url, or a plan with \"url\" or "
+                                "\"requests\"");
+    }
+    if (!p->stages) {
+        if (p->rate_rps < 0) {
+            return perr(&c, "rate", "missing: give --rate RPS (0 = as fast as possible), or "
+                                    "\"rate\" or \"stages\" in the plan");
+        }
+        if (p->duration_s < 0) {
+            return perr(&c, "duration", "missing: give --duration SECONDS, or \"duration\" or "
+                                        "\"stages\" in the plan");
+        }
+        if (p->rate_rps == 0) {
+            if (p->ramp_up_s > 0 || p->ramp_down_s > 0) {
+                return perr(&c, "ramp_up", "ramps need a rate above 0 (rate 0 means as fast as "
+                                           "possible)");
+            }
+            p->closed_loop = true;
+        } else if ((rc = build_stages(&c, p))) {
+            return rc;
+        }
+    }
+    if (!p->closed_loop) {
+        size_t bad = 0;
+        rc = st_profile_init(&p->profile, p->stages, p->n_stages, &bad);
+        if (rc == ST_EINVAL) {
+            return perr(&c, "stages", "stage %zu is invalid (durations above 0, rates from 0 to "
+                                      "%g, 30 days at most in all)", bad, ST_PROFILE_MAX_RPS);
+        }
+        if (rc) {
+            return rc;
+        }
+        if (p->profile.total_n < 1) {
+            return perr(&c, "rate", "the profile sends no request at all (%g requests in %gs)",
+                        p->profile.total_n, p->profile.total_s);
+        }
+        p->duration_s = p->profile.total_s;
+    }
+    if (p->connections < 0) {
+        p->connections = 64;
+    }
+    if (p->threads < 0) {
+        p->threads = default_threads > 0 ? default_threads : 1;
+    }
+    if (p->threads > p->connections) {
+        p->threads = p->connections;
+    }
+    if (p->timeout_ms < 0) {
+        p->timeout_ms = 10000;
+    }
+    if (p->late_ms < 0) {
+        p->late_ms = 10;
+    }
+    if (p->http2 < 0) {
+        p->http2 = 0;
+    }
+    if (p->insecure < 0) {
+        p->insecure = 0;
+    }
+    uint64_t wsum = 0;
+    uint32_t *weights = malloc(p->n_requests * sizeof(*weights));
+    if (!weights) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_requests; i++) {
+        weights[i] = p->requests[i].weight;
+        wsum += weights[i];
+    }
+    if (wsum > ST_PLAN_MAX_WEIGHT_SUM) {
+        free(weights);
+        return perr(&c, "$.requests", "the weights add up to %llu; at most %d in all",
+                    (unsigned long long)wsum, ST_PLAN_MAX_WEIGHT_SUM);
+    }
+    p->mix = malloc(wsum * sizeof(*p->mix));
+    if (!p->mix) {
+        free(weights);
+        return ST_ENOMEM;
+    }
+    rc = st_swrr_fill(weights, p->n_requests, p->mix, wsum);
+    free(weights);
+    if (rc) {
+        return rc;
+    }
+    p->mix_len = (uint32_t)wsum;
+    p->finished = true;
+    return 0;
+}

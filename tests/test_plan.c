@@ -1,0 +1,266 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "plan.h"
+
+static int parse(st_plan *p, const char *json, char *err, size_t err_len)
+{
+    st_plan_init(p);
+    int rc = st_plan_parse(p, json, strlen(json), "plan.json", err, err_len);
+    if (rc == 0) {
+        rc = st_plan_finish(p, 2, err, err_len);
+    }
+    return rc;
+}
+
+/* The plan must be refused with a message that contains every fragment. */
+static void expect_error(const char *json, const char *frag1, const char *frag2)
+{
+    st_plan p;
+    char err[512] = "";
+    assert_int_equal(parse(&p, json, err, sizeof(err)), ST_EINVAL);
+    if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2))) {
+        fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", err, frag1, frag2 ? frag2 : "");
+    }
+    st_plan_fini(&p);
+}
+
+static void test_plan_errors_name_the_path(void **state)
+{
+    (void)state;
+    expect_error("{\"url\": \"http://h/\", \"rate\": 10, \"duration\": 5,\n \"conections\": 3}",
+                 "plan.json: $.conections", "unknown key");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\"}, {\"url\": \"http://h/\", \"weight\": "
+                 "0}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[1].weight", "integer from 1");
+    expect_error("{\"requests\": [{\"url\": \"ftp://h/\"}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].url", "http://");
+    expect_error("{\"requests\": [{\"method\": \"GET\"}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0]", "no \"url\"");
+    expect_error("{\"url\": \"http://h/\", \"rate\": -5, \"duration\": 1}", "$.rate", NULL);
+    expect_error("{\"url\": \"http://h/\", \"rate\": \"fast\", \"duration\": 1}", "$.rate", NULL);
+    expect_error("{\"url\": \"http://h/\", \"rate\": 5, \"duration\": \"10 years\"}",
+                 "$.duration", "duration");
+    expect_error("{\"url\": \"http://h/\", \"stages\": [{\"duration\": 5, \"target\": 10}, "
+                 "{\"duration\": 5}]}",
+                 "$.stages[1]", "exactly one of");
+    expect_error("{\"url\": \"http://h/\", \"stages\": [{\"duration\": 0, \"rate\": 10}]}",
+                 "$.stages[0].duration", NULL);
+    expect_error("{\"url\": \"http://h/\", \"stages\": [], \"rate\": 3}", "$.stages", NULL);
+    expect_error("{\"url\": \"http://h/\", \"rate\": 5, \"duration\": 5, \"stages\": "
+                 "[{\"duration\": 5, \"rate\": 1}]}",
+                 "$.stages", "not both");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"headers\": {\"X-A\": 5}}], "
+                 "\"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].headers.X-A", "string");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"headers\": [\"Bad Header\"]}], "
+                 "\"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].headers[0]", "not a valid header");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"body_file\": "
+                 "\"/nonexistent/x.json\"}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].body_file", "does not exist");
+    expect_error("{\"url\": \"http://h/\",\n  \"rate\": 5,,\n}", "line 2", "not valid JSON");
+    expect_error("[1, 2]", "$", "JSON object");
+    expect_error("{\"url\": \"http://h/\", \"duration\": 5}", "rate", "missing");
+    expect_error("{\"url\": \"http://h/\", \"rate\": 5}", "duration", "missing");
+    expect_error("{\"url\": \"http://h/\", \"rate\": 5, \"duration\": 10, \"ramp_up\": 6, "
+                 "\"ramp_down\": 6}",
+                 "duration", "ramp_up");
+    expect_error("{\"url\": \"http://h/\", \"rate\": 0.01, \"duration\": 10}", "rate",
+                 "no request");
+    expect_error("{\"taskCount\": 5, \"targetUrl\": \"http://h/\", \"vus\": 0, \"rate\": 1, "
+                 "\"duration\": 3}",
+                 "$.vus", NULL);
+    expect_error("{\"taskCount\": 5, \"vus\": 1, \"rate\": 1, \"duration\": 3}", "targetUrl",
+                 NULL);
+    expect_error("{\"url\": \"http://user:pw@h/\", \"rate\": 1, \"duration\": 1}", "$.url",
+                 "user");
+    expect_error("{\"url\": \"http://h:99999/\", \"rate\": 1, \"duration\": 1}", "$.url", "port");
+}
+
+static void test_plan_seed_payload(void **state)
+{
+    (void)state;
+    st_plan p;
+    char err[256];
+    assert_int_equal(parse(&p,
+                           "{\"taskCount\": 5, \"targetUrl\": \"https://api.example.com\", "
+                           "\"vus\": 100, \"rate\": 10, \"duration\": 300}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(p.agents, 5);
+    assert_int_equal(p.connections, 100);
+    assert_true(p.rate_rps == 5000);
+    assert_true(p.duration_s == 300);
+    assert_int_equal(p.n_requests, 1);
+    assert_string_equal(p.requests[0].url, "https://api.example.com");
+    assert_string_equal(p.requests[0].method, "GET");
+    assert_true(p.profile.total_n == 5000.0 * 300);
+    st_plan_fini(&p);
+}
+
+static void test_plan_ramp_and_stages(void **state)
+{
+    (void)state;
+    st_plan p;
+    char err[256];
+    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"rate\": 100, \"duration\": \"1m\", "
+                               "\"ramp_up\": \"10s\"}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(p.profile.n_stages, 2);
+    assert_true(p.profile.total_s == 60);
+    assert_true(p.profile.total_n == 500 + 5000);
+    st_plan_fini(&p);
+
+    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"start_rate\": 10, \"stages\": ["
+                               "{\"duration\": 10, \"target\": 50},"
+                               "{\"duration\": \"5s\", \"rate\": 80},"
+                               "{\"duration\": 5, \"target\": 0}]}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(p.profile.n_stages, 3);
+    assert_true(p.profile.stages[0].from_rps == 10 && p.profile.stages[0].to_rps == 50);
+    assert_true(p.profile.stages[1].from_rps == 80 && p.profile.stages[1].to_rps == 80);
+    assert_true(p.profile.stages[2].from_rps == 80 && p.profile.stages[2].to_rps == 0);
+    assert_true(p.duration_s == 20);
+    assert_false(p.closed_loop);
+    st_plan_fini(&p);
+
+    /* rate 0: closed loop. */
+    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"rate\": 0, \"duration\": 3}", err,
+                           sizeof(err)),
+                     0);
+    assert_true(p.closed_loop);
+    st_plan_fini(&p);
+}
+
+static void test_plan_mix_follows_weights(void **state)
+{
+    (void)state;
+    st_plan p;
+    char err[256];
+    assert_int_equal(parse(&p, "{\"requests\": ["
+                               "{\"url\": \"http://h/a\", \"weight\": 3},"
+                               "{\"url\": \"http://h/b\", \"method\": \"post\", \"body\": {\"k\": 1}},"
+                               "{\"url\": \"http://h/c\", \"weight\": 6, \"headers\": {\"X-T\": \"1\"}}],"
+                               "\"rate\": 10, \"duration\": 1}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(p.mix_len, 10);
+    int count[3] = {0};
+    for (uint32_t i = 0; i < p.mix_len; i++) {
+        count[p.mix[i]]++;
+    }
+    assert_int_equal(count[0], 3);
+    assert_int_equal(count[1], 1);
+    assert_int_equal(count[2], 6);
+    assert_string_equal(p.requests[1].method, "POST");
+    assert_string_equal(p.requests[1].body, "{\"k\":1}");
+    assert_int_equal(p.requests[1].n_headers, 1);
+    assert_string_equal(p.requests[1].headers[0], "Content-Type: application/json");
+    assert_string_equal(p.requests[2].headers[0], "X-T: 1");
+    /* Defaults. */
+    assert_int_equal(p.threads, 2);
+    assert_int_equal(p.connections, 64);
+    assert_int_equal(p.timeout_ms, 10000);
+    st_plan_fini(&p);
+}
+
+static void test_plan_body_file_relative_to_plan(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/st-plan-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char body_path[256], plan_path[256];
+    snprintf(body_path, sizeof(body_path), "%s/body.bin", dir);
+    snprintf(plan_path, sizeof(plan_path), "%s/plan.json", dir);
+    FILE *f = fopen(body_path, "wb");
+    fwrite("a\0b", 1, 3, f);
+    fclose(f);
+    f = fopen(plan_path, "w");
+    fputs("{\"requests\": [{\"url\": \"http://h/\", \"method\": \"PUT\", \"body_file\": "
+          "\"body.bin\"}], \"rate\": 1, \"duration\": 1}",
+          f);
+    fclose(f);
+    st_plan p;
+    char err[256] = "";
+    st_plan_init(&p);
+    assert_int_equal(st_plan_load_file(&p, plan_path, err, sizeof(err)), 0);
+    assert_int_equal(p.requests[0].body_len, 3);
+    assert_memory_equal(p.requests[0].body, "a\0b", 3);
+    st_plan_fini(&p);
+    /* A missing plan file is ST_ENOTFOUND with the path named. */
+    st_plan_init(&p);
+    assert_int_equal(st_plan_load_file(&p, "/nonexistent/plan.json", err, sizeof(err)),
+                     ST_ENOTFOUND);
+    assert_non_null(strstr(err, "/nonexistent/plan.json"));
+    st_plan_fini(&p);
+    unlink(body_path);
+    unlink(plan_path);
+    rmdir(dir);
+}
+
+static void test_plan_flags_override(void **state)
+{
+    (void)state;
+    st_plan p;
+    char err[256] = "";
+    st_plan_init(&p);
+    const char *json = "{\"url\": \"http://a/\", \"rate\": 5, \"duration\": 9, \"threads\": 8, "
+                       "\"connections\": 4}";
+    assert_int_equal(st_plan_parse(&p, json, strlen(json), "plan.json", err, sizeof(err)), 0);
+    assert_int_equal(st_plan_set_url(&p, "http://b:8080/x?y=1", err, sizeof(err)), 0);
+    p.rate_rps = 7;
+    assert_int_equal(st_plan_finish(&p, 2, err, sizeof(err)), 0);
+    assert_string_equal(p.requests[0].url, "http://b:8080/x?y=1");
+    assert_true(p.profile.total_n == 63);
+    /* threads never exceed connections. */
+    assert_int_equal(p.threads, 4);
+    st_plan_fini(&p);
+    st_plan_init(&p);
+    assert_int_equal(st_plan_set_url(&p, "localhost:80", err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--url"));
+    st_plan_fini(&p);
+}
+
+static void test_plan_parse_duration(void **state)
+{
+    (void)state;
+    double s;
+    assert_int_equal(st_parse_duration("30", &s), 0);
+    assert_true(s == 30);
+    assert_int_equal(st_parse_duration("500ms", &s), 0);
+    assert_true(s == 0.5);
+    assert_int_equal(st_parse_duration("2m", &s), 0);
+    assert_true(s == 120);
+    assert_int_equal(st_parse_duration("1.5h", &s), 0);
+    assert_true(s == 5400);
+    assert_int_equal(st_parse_duration("0", &s), ST_EINVAL);
+    assert_int_equal(st_parse_duration("-3s", &s), ST_EINVAL);
+    assert_int_equal(st_parse_duration("3 s", &s), ST_EINVAL);
+    assert_int_equal(st_parse_duration("nan", &s), ST_EINVAL);
+    assert_int_equal(st_parse_duration("", &s), ST_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_plan_errors_name_the_path),
+        cmocka_unit_test(test_plan_seed_payload),
+        cmocka_unit_test(test_plan_ramp_and_stages),
+        cmocka_unit_test(test_plan_mix_follows_weights),
+        cmocka_unit_test(test_plan_body_file_relative_to_plan),
+        cmocka_unit_test(test_plan_flags_override),
+        cmocka_unit_test(test_plan_parse_duration),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
