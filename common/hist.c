@@ -279,3 +279,50 @@ int st_hist_set_stats(st_hist *h, uint64_t min_us, uint64_t max_us, uint64_t sum
     h->sum = sum_us;
     return 0;
 }
+
+int st_hist_check_sparse(const uint32_t *index, const uint64_t *count, size_t n, bool gaps,
+                         uint64_t min_us, uint64_t max_us, uint64_t sum_us)
+{
+    if (n == 0) {
+        return (min_us || max_us || sum_us) ? ST_EINVAL : 0;
+    }
+    uint64_t at = 0, first = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t idx = gaps ? at + index[i] : index[i];
+        if (idx >= N_BUCKETS || count[i] == 0 || (i > 0 && idx <= at)) {
+            return ST_EINVAL;
+        }
+        if (i == 0) {
+            first = idx;
+        }
+        at = idx;
+    }
+    if (min_us > max_us || max_us > ST_HIST_MAX_US || index_of(min_us) != first ||
+        index_of(max_us) != at) {
+        return ST_EINVAL;
+    }
+    return 0;
+}
+
+int st_hist_merge_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,
+                         bool gaps, uint64_t min_us, uint64_t max_us, uint64_t sum_us)
+{
+    int rc = st_hist_check_sparse(index, count, n, gaps, min_us, max_us, sum_us);
+    if (rc || n == 0) {
+        return rc;
+    }
+    bool was_empty = h->total == 0;
+    uint32_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        at = gaps ? at + index[i] : index[i];
+        add_at(h, at, count[i]);
+    }
+    if (was_empty || min_us < h->min) {
+        h->min = min_us;
+    }
+    if (was_empty || max_us > h->max) {
+        h->max = max_us;
+    }
+    h->sum += sum_us;
+    return 0;
+}

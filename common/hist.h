@@ -19,6 +19,7 @@
 #ifndef ST_HIST_H
 #define ST_HIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,5 +78,18 @@ int st_hist_add_bucket(st_hist *h, uint32_t index, uint64_t count);
  * and sum that travelled beside them. Returns ST_EINVAL (nothing changed) when they contradict
  * the buckets (min or max outside the occupied buckets), 0 otherwise. */
 int st_hist_set_stats(st_hist *h, uint64_t min_us, uint64_t max_us, uint64_t sum_us);
+
+/* Checks a sparse histogram that travelled as n (index, count) pairs in increasing index order
+ * with its exact min, max and sum. With gaps, index[i] holds the distance from the previous index
+ * (the first from 0) instead of the index itself. Returns 0, or ST_EINVAL when an index is out of
+ * range or not increasing, a count is 0, or min/max contradict the occupied buckets (n == 0
+ * requires min == max == sum == 0). Allocates nothing. */
+int st_hist_check_sparse(const uint32_t *index, const uint64_t *count, size_t n, bool gaps,
+                         uint64_t min_us, uint64_t max_us, uint64_t sum_us);
+
+/* Merges such a sparse histogram into h: the same result as st_hist_merge of the original.
+ * It is checked first (st_hist_check_sparse); on ST_EINVAL h is unchanged. */
+int st_hist_merge_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,
+                         bool gaps, uint64_t min_us, uint64_t max_us, uint64_t sum_us);
 
 #endif

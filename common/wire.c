@@ -1,0 +1,425 @@
+#include "wire.h"
+#include "error.h"
+#include "url.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct st_arena_block {
+    struct st_arena_block *next;
+    size_t used, cap;
+    max_align_t data[];
+} st_arena_block;
+
+void *st_arena_alloc(st_arena *a, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    st_arena_block *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        size_t cap = n > 16384 ? n : 16384;
+        b = malloc(sizeof(*b) + cap);
+        if (!b) {
+            return NULL;
+        }
+        b->next = a->head;
+        b->used = 0;
+        b->cap = cap;
+        a->head = b;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *st_arena_strdup(st_arena *a, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = st_arena_alloc(a, n);
+    if (d) {
+        memcpy(d, s, n);
+    }
+    return d;
+}
+
+void st_arena_fini(st_arena *a)
+{
+    st_arena_block *b = a->head;
+    while (b) {
+        st_arena_block *n = b->next;
+        free(b);
+        b = n;
+    }
+    a->head = NULL;
+}
+
+typedef struct hist_fill {
+    Stampede__Histogram *pb;
+    uint32_t last;
+} hist_fill;
+
+static int fill_bucket(void *ctx, uint32_t index, uint64_t count)
+{
+    hist_fill *f = ctx;
+    f->pb->index_gap[f->pb->n_index_gap++] = index - f->last;
+    f->pb->count[f->pb->n_count++] = count;
+    f->last = index;
+    return 0;
+}
+
+static Stampede__Histogram *hist_build(st_arena *a, const st_hist *h)
+{
+    Stampede__Histogram *pb = st_arena_alloc(a, sizeof(*pb));
+    if (!pb) {
+        return NULL;
+    }
+    stampede__histogram__init(pb);
+    size_t n = st_hist_nonzero(h);
+    if (n > 0) {
+        pb->index_gap = st_arena_alloc(a, n * sizeof(uint32_t));
+        pb->count = st_arena_alloc(a, n * sizeof(uint64_t));
+        if (!pb->index_gap || !pb->count) {
+            return NULL;
+        }
+        hist_fill f = {pb, 0};
+        st_hist_foreach(h, fill_bucket, &f);
+    }
+    pb->min_us = st_hist_min(h);
+    pb->max_us = st_hist_max(h);
+    pb->sum_us = st_hist_sum(h);
+    return pb;
+}
+
+int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
+                         Stampede__SecondRecord **out)
+{
+    Stampede__SecondRecord *r = st_arena_alloc(a, sizeof(*r));
+    Stampede__Counts *c = st_arena_alloc(a, sizeof(*c));
+    if (!r || !c) {
+        return ST_ENOMEM;
+    }
+    stampede__second_record__init(r);
+    stampede__counts__init(c);
+    c->sent = s->c.sent;
+    c->ok = s->c.ok;
+    c->http_4xx = s->c.http_4xx;
+    c->http_5xx = s->c.http_5xx;
+    c->err_connect = s->c.err_connect;
+    c->err_timeout = s->c.err_timeout;
+    c->err_other = s->c.err_other;
+    c->bytes_in = s->c.bytes_in;
+    c->bytes_out = s->c.bytes_out;
+    c->late = s->c.late;
+    c->dropped = s->c.dropped;
+    c->inflight = s->c.inflight;
+    r->seq = seq;
+    r->second = s->second;
+    r->counts = c;
+    r->latency = hist_build(a, s->lat);
+    r->latency_uncorrected = hist_build(a, s->lat_raw);
+    if (!r->latency || !r->latency_uncorrected) {
+        return ST_ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+static uint64_t hist_total(const Stampede__Histogram *h)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < h->n_count; i++) {
+        t += h->count[i];
+    }
+    return t;
+}
+
+static int hist_check(const Stampede__Histogram *h)
+{
+    if (!h || h->n_index_gap != h->n_count) {
+        return ST_EINVAL;
+    }
+    return st_hist_check_sparse(h->index_gap, h->count, h->n_count, true, h->min_us, h->max_us,
+                                h->sum_us);
+}
+
+int st_wire_record_check(const Stampede__SecondRecord *r)
+{
+    if (!r || !r->counts || hist_check(r->latency) || hist_check(r->latency_uncorrected)) {
+        return ST_EINVAL;
+    }
+    const Stampede__Counts *c = r->counts;
+    uint64_t http = c->ok + c->http_4xx + c->http_5xx;
+    /* Every HTTP response has one latency sample of each kind (a 1xx/6xx one counts as other). */
+    uint64_t samples = hist_total(r->latency);
+    if (samples != hist_total(r->latency_uncorrected) || samples < http ||
+        samples > http + c->err_other) {
+        return ST_EINVAL;
+    }
+    return 0;
+}
+
+static void hist_apply(const Stampede__Histogram *h, st_hist *dst)
+{
+    st_hist_merge_sparse(dst, h->index_gap, h->count, h->n_count, true, h->min_us, h->max_us,
+                         h->sum_us);
+}
+
+int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst)
+{
+    int rc = st_wire_record_check(r);
+    if (rc) {
+        return rc;
+    }
+    const Stampede__Counts *c = r->counts;
+    st_counts add = {
+        .sent = c->sent,
+        .ok = c->ok,
+        .http_4xx = c->http_4xx,
+        .http_5xx = c->http_5xx,
+        .err_connect = c->err_connect,
+        .err_timeout = c->err_timeout,
+        .err_other = c->err_other,
+        .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out,
+        .late = c->late,
+        .dropped = c->dropped,
+        .inflight = c->inflight,
+    };
+    st_counts_add(&dst->c, &add);
+    hist_apply(r->latency, dst->lat);
+    hist_apply(r->latency_uncorrected, dst->lat_raw);
+    return 0;
+}
+
+int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampede__PlanSpec **out)
+{
+    Stampede__PlanSpec *spec = st_arena_alloc(a, sizeof(*spec));
+    if (!spec) {
+        return ST_ENOMEM;
+    }
+    stampede__plan_spec__init(spec);
+    spec->requests = st_arena_alloc(a, p->n_requests * sizeof(*spec->requests));
+    if (!spec->requests) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_requests; i++) {
+        const st_request *r = &p->requests[i];
+        Stampede__Request *q = st_arena_alloc(a, sizeof(*q));
+        if (!q) {
+            return ST_ENOMEM;
+        }
+        stampede__request__init(q);
+        q->name = st_arena_strdup(a, r->name);
+        q->method = st_arena_strdup(a, r->method);
+        q->url = st_arena_strdup(a, r->url);
+        q->headers = st_arena_alloc(a, (r->n_headers + 1) * sizeof(char *));
+        if (!q->name || !q->method || !q->url || !q->headers) {
+            return ST_ENOMEM;
+        }
+        for (size_t h = 0; h < r->n_headers; h++) {
+            if (!(q->headers[h] = st_arena_strdup(a, r->headers[h]))) {
+                return ST_ENOMEM;
+            }
+        }
+        q->n_headers = r->n_headers;
+        if (r->body) {
+            q->has_body = true;
+            q->body.data = (uint8_t *)r->body;
+            q->body.len = r->body_len;
+        }
+        q->weight = r->weight;
+        spec->requests[i] = q;
+    }
+    spec->n_requests = p->n_requests;
+    spec->closed_loop = p->closed_loop;
+    spec->duration_s = p->duration_s;
+    spec->connections = (uint32_t)p->connections;
+    spec->threads = (uint32_t)(p->threads > 0 ? p->threads : 0);
+    spec->timeout_ms = (uint32_t)p->timeout_ms;
+    spec->late_ms = (uint32_t)p->late_ms;
+    spec->http2 = p->http2 == 1;
+    spec->insecure = p->insecure == 1;
+    spec->engine = st_arena_strdup(a, engine ? engine : "auto");
+    if (!spec->engine) {
+        return ST_ENOMEM;
+    }
+    *out = spec;
+    return 0;
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment *asg,
+                      int default_threads, st_plan *out, char *err, size_t err_len)
+{
+    if (!spec || spec->n_requests == 0 || spec->n_requests > ST_PLAN_MAX_REQUESTS) {
+        snprintf(err, err_len, "plan: from 1 to %d requests expected", ST_PLAN_MAX_REQUESTS);
+        return ST_EINVAL;
+    }
+    if (spec->connections < 1 || spec->connections > 1000000 || spec->threads > 1024 ||
+        spec->timeout_ms < 1 || spec->late_ms < 1) {
+        snprintf(err, err_len, "plan: connections, threads, timeout_ms or late_ms out of range");
+        return ST_EINVAL;
+    }
+    /* The plan goes through the same checks as a file: requests first, as JSON would give them. */
+    out->requests = calloc(spec->n_requests, sizeof(*out->requests));
+    if (!out->requests) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < spec->n_requests; i++) {
+        const Stampede__Request *q = spec->requests[i];
+        st_request *r = &out->requests[i];
+        out->n_requests = i + 1;
+        if (!q || !q->url || !q->method || q->weight < 1 || q->weight > ST_PLAN_MAX_WEIGHT ||
+            q->n_headers > ST_PLAN_MAX_HEADERS) {
+            snprintf(err, err_len, "plan: request %zu is incomplete or out of range", i);
+            return ST_EINVAL;
+        }
+        const char *why = NULL;
+        st_url u;
+        if (st_url_parse(q->url, &u, &why)) {
+            snprintf(err, err_len, "plan: request %zu: URL %s", i, why ? why : "invalid");
+            return ST_EINVAL;
+        }
+        st_url_fini(&u);
+        r->name = strdup(q->name && q->name[0] ? q->name : q->url);
+        r->method = strdup(q->method);
+        r->url = strdup(q->url);
+        r->headers = calloc(q->n_headers + 1, sizeof(char *));
+        if (!r->name || !r->method || !r->url || !r->headers) {
+            return ST_ENOMEM;
+        }
+        for (size_t h = 0; h < q->n_headers; h++) {
+            if (!q->headers[h] || strpbrk(q->headers[h], "\r\n") || !strchr(q->headers[h], ':')) {
+                snprintf(err, err_len, "plan: request %zu: header %zu is not \"Name: value\"", i, h);
+                return ST_EINVAL;
+            }
+            if (!(r->headers[h] = strdup(q->headers[h]))) {
+                return ST_ENOMEM;
+            }
+            r->n_headers = h + 1;
+        }
+        if (q->has_body) {
+            if (!(r->body = dup_n((const char *)q->body.data, q->body.len))) {
+                return ST_ENOMEM;
+            }
+            r->body_len = q->body.len;
+        }
+        r->weight = q->weight;
+    }
+    out->connections = (int)spec->connections;
+    out->threads = spec->threads > 0 ? (int)spec->threads : -1;
+    out->timeout_ms = (int)spec->timeout_ms;
+    out->late_ms = (int)spec->late_ms;
+    out->http2 = spec->http2;
+    out->insecure = spec->insecure;
+    if (spec->closed_loop) {
+        out->rate_rps = 0;
+        out->duration_s = spec->duration_s;
+    } else {
+        if (!asg || asg->n_stages == 0 || asg->n_stages > ST_PROFILE_MAX_STAGES) {
+            snprintf(err, err_len, "plan: the assignment carries no rate profile");
+            return ST_EINVAL;
+        }
+        out->stages = calloc(asg->n_stages, sizeof(*out->stages));
+        if (!out->stages) {
+            return ST_ENOMEM;
+        }
+        for (size_t i = 0; i < asg->n_stages; i++) {
+            if (!asg->stages[i]) {
+                snprintf(err, err_len, "plan: stage %zu is empty", i);
+                return ST_EINVAL;
+            }
+            out->stages[i].duration_s = asg->stages[i]->duration_s;
+            out->stages[i].from_rps = asg->stages[i]->from_rps;
+            out->stages[i].to_rps = asg->stages[i]->to_rps;
+        }
+        out->n_stages = asg->n_stages;
+    }
+    return st_plan_finish(out, default_threads, err, err_len);
+}
+
+int st_wire_stages_build(st_arena *a, const st_profile *p, Stampede__Stage ***out, size_t *n)
+{
+    Stampede__Stage **arr = st_arena_alloc(a, p->n_stages * sizeof(*arr));
+    if (!arr) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < p->n_stages; i++) {
+        Stampede__Stage *s = st_arena_alloc(a, sizeof(*s));
+        if (!s) {
+            return ST_ENOMEM;
+        }
+        stampede__stage__init(s);
+        s->duration_s = p->stages[i].duration_s;
+        s->from_rps = p->stages[i].from_rps;
+        s->to_rps = p->stages[i].to_rps;
+        arr[i] = s;
+    }
+    *out = arr;
+    *n = p->n_stages;
+    return 0;
+}
+
+int st_wire_profile_load(Stampede__Stage *const *stages, size_t n, st_profile *out)
+{
+    if (n == 0 || n > ST_PROFILE_MAX_STAGES) {
+        return ST_EINVAL;
+    }
+    st_stage *st = malloc(n * sizeof(*st));
+    if (!st) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!stages[i]) {
+            free(st);
+            return ST_EINVAL;
+        }
+        st[i] = (st_stage){stages[i]->duration_s, stages[i]->from_rps, stages[i]->to_rps};
+    }
+    int rc = st_profile_init(out, st, n, NULL);
+    free(st);
+    return rc;
+}
+
+int st_wire_pack(const Stampede__Envelope *env, uint8_t **buf, size_t *len)
+{
+    size_t n = stampede__envelope__get_packed_size(env);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        return ST_ENOMEM;
+    }
+    *len = stampede__envelope__pack(env, b);
+    *buf = b;
+    return 0;
+}
+
+Stampede__Envelope *st_wire_unpack(const uint8_t *buf, size_t len, const char *run_id, int *err)
+{
+    Stampede__Envelope *e = stampede__envelope__unpack(NULL, len, buf);
+    if (!e) {
+        *err = ST_EPROTO;
+        return NULL;
+    }
+    if (e->version != ST_PROTOCOL_VERSION || e->body_case == STAMPEDE__ENVELOPE__BODY__NOT_SET) {
+        stampede__envelope__free_unpacked(e, NULL);
+        *err = ST_EPROTO;
+        return NULL;
+    }
+    if (run_id && run_id[0] && e->run_id && e->run_id[0] && strcmp(e->run_id, run_id) != 0) {
+        stampede__envelope__free_unpacked(e, NULL);
+        *err = ST_EINVAL;
+        return NULL;
+    }
+    *err = 0;
+    return e;
+}

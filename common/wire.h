@@ -1,0 +1,73 @@
+/*
+ * wire.h - converting between stampede's structs and the protobuf messages of proto/stampede.proto.
+ *
+ * Builders turn our structs into protobuf-c messages whose memory comes from an st_arena, so a
+ * whole message is released at once with st_arena_fini. Loaders check everything a peer sent
+ * before using it (counts, histogram indexes and extremes, plan fields) and never crash on
+ * malformed input: they return ST_EINVAL and leave the destination unchanged.
+ *
+ * st_wire_unpack is the one entry point for bytes from the network: it decodes an Envelope and
+ * checks the protocol version and run id.
+ *
+ * Thread-safe (no shared state). Ownership as stated per function.
+ */
+#ifndef ST_WIRE_H
+#define ST_WIRE_H
+
+#include "plan.h"
+#include "stats.h"
+#include "stampede.pb-c.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_PROTOCOL_VERSION 1
+
+/* A bump allocator for building one message. Zero-initialise, then use; _fini frees it all. */
+typedef struct st_arena {
+    struct st_arena_block *head;
+} st_arena;
+
+/* Zeroed memory, or NULL when out of memory. */
+void *st_arena_alloc(st_arena *a, size_t n);
+char *st_arena_strdup(st_arena *a, const char *s);
+void st_arena_fini(st_arena *a);
+
+/* Builds a SecondRecord from s (counts and both histograms, sparse). Returns 0 or ST_ENOMEM. */
+int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
+                         Stampede__SecondRecord **out);
+
+/* Adds a received record into dst (counts and histograms; dst->second is not touched).
+ * Returns 0, or ST_EINVAL for a malformed record (dst unchanged). */
+int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst);
+
+/* Checks a record without merging it. */
+int st_wire_record_check(const Stampede__SecondRecord *r);
+
+/* Builds the PlanSpec of a finished plan (requests and settings; the profile travels in the
+ * assignment). Returns 0 or ST_ENOMEM. */
+int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampede__PlanSpec **out);
+
+/* Fills an initialised, empty plan from a PlanSpec and the stages of an assignment, then
+ * finishes it (st_plan_finish with default_threads). Returns 0, ST_EINVAL (reason in err) or
+ * ST_ENOMEM. */
+int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment *asg,
+                      int default_threads, st_plan *out, char *err, size_t err_len);
+
+/* Builds the stages array of an assignment from a profile. Returns 0 or ST_ENOMEM. */
+int st_wire_stages_build(st_arena *a, const st_profile *p, Stampede__Stage ***out, size_t *n);
+
+/* Builds a profile from received stages. Returns 0, ST_EINVAL or ST_ENOMEM. */
+int st_wire_profile_load(Stampede__Stage *const *stages, size_t n, st_profile *out);
+
+/* Packs an envelope into a malloc'ed buffer (caller frees). Returns 0 or ST_ENOMEM. */
+int st_wire_pack(const Stampede__Envelope *env, uint8_t **buf, size_t *len);
+
+/* Decodes bytes from a peer. Returns the envelope (free with stampede__envelope__free_unpacked(e,
+ * NULL)) and *err = 0; or NULL with *err = ST_EPROTO (not a message of ours, no body, or another
+ * protocol version) or ST_EINVAL (a run id is expected and differs). run_id NULL or "" accepts
+ * any run. */
+Stampede__Envelope *st_wire_unpack(const uint8_t *buf, size_t len, const char *run_id, int *err);
+
+#endif
