@@ -116,8 +116,12 @@ static int parse_listen(st_target_opts *o, const char *s)
     if (parse_u64(colon + 1, 0, 65535, &port) != 0) {
         return ST_EINVAL;
     }
-    memcpy(o->listen_host, host, len);
-    o->listen_host[len] = '\0';
+    if (len == 0) {
+        strcpy(o->listen_host, "0.0.0.0"); /* ":8080" means every IPv4 address */
+    } else {
+        memcpy(o->listen_host, host, len);
+        o->listen_host[len] = '\0';
+    }
     o->listen_port = (int)port;
     return 0;
 }

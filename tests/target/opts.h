@@ -20,7 +20,7 @@
 #define ST_TARGET_MAX_BODY_BYTES         (64 * 1024 * 1024)
 
 typedef struct st_target_opts {
-    char listen_host[256]; /* numeric address or name; without brackets; "" means any IPv4 */
+    char listen_host[256]; /* numeric address or name, without brackets */
     int listen_port;       /* 0..65535; 0 picks a free port */
     const char *port_file; /* NULL, or a path (points into argv) */
     bool has_latency;

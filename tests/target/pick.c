@@ -130,8 +130,14 @@ void st_mix_rewind(st_mix *m)
 
 static int read_ms(const char *s, const char *end, double *out)
 {
-    if (s == end || !(isdigit((unsigned char)*s) || *s == '.')) {
+    /* Plain decimals only: strtod would also take hex, exponents and "inf". */
+    if (s == end) {
         return ST_EINVAL;
+    }
+    for (const char *p = s; p < end; p++) {
+        if (!isdigit((unsigned char)*p) && *p != '.') {
+            return ST_EINVAL;
+        }
     }
     char buf[64];
     size_t len = (size_t)(end - s);

@@ -1095,7 +1095,7 @@ static int target_listen(target *t)
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     char port[16];
     snprintf(port, sizeof(port), "%d", o->listen_port);
-    int gai = getaddrinfo(o->listen_host[0] ? o->listen_host : NULL, port, &hints, &res);
+    int gai = getaddrinfo(o->listen_host, port, &hints, &res);
     if (gai != 0) {
         st_error("--listen %s: cannot resolve the host: %s", o->listen_host, gai_strerror(gai));
         return ST_EINVAL;
