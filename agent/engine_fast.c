@@ -2,10 +2,10 @@
  * engine_fast.c - the "fast" engine: a plain HTTP/1.1 keep-alive client on libev.
  *
  * Each request of the plan is serialised once at create, so a send is one send(2) on a connection
- * that is already open, and a completion is one recv(2) parsed by http-parser. Connections live in a
- * fixed array; a slot is CLOSED (not opened yet, or closed), CONNECTING, BUSY (one request on it),
- * IDLE (open, nothing in flight) or DEFERRED (its request failed inside send() and the report waits
- * for the loop). Free slots are kept on two stacks, idle first, so a send never searches.
+ * that is already open, and a completion is one recv(2) parsed by http-parser. Connections live in
+ * a fixed array; a slot is CLOSED (not opened yet, or closed), CONNECTING, BUSY (one request on
+ * it), IDLE (open, nothing in flight) or DEFERRED (its request failed inside send() and the report
+ * waits for the loop). Free slots are kept on two stacks, idle first, so a send never searches.
  */
 #include "engine.h"
 
@@ -456,7 +456,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     /* A short read means the socket is drained. The bound keeps a server that streams without end
-     * from holding the loop (and the timeout sweep) hostage: the level-triggered watcher fires again. */
+     * from holding the loop (and the timeout sweep) hostage: the level-triggered watcher fires
+     * again. */
     for (int reads = 0; reads < FAST_MAX_READS; reads++) {
         ssize_t n = recv(c->fd, e->rbuf, sizeof(e->rbuf), 0);
         if (n > 0) {
@@ -627,8 +628,8 @@ static int resolve(st_engine *e, const st_url *u, char *err, size_t err_len)
 {
     char port[8];
     snprintf(port, sizeof(port), "%d", u->port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(u->host, port, &hints, &res);
     if (rc != 0) {
@@ -865,8 +866,8 @@ const st_engine_ops st_engine_fast = {
 
 /* ---- applicability ---- */
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_len,
-                                                        const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_len, const char *fmt,
+                                                        ...)
 {
     if (why && why_len > 0) {
         va_list ap;
@@ -889,7 +890,8 @@ int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len)
     for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++) {
         const char *v = getenv(proxy_vars[i]);
         if (v && *v) {
-            return refuse(why, why_len, "a proxy is set in %s and only the curl engine uses proxies",
+            return refuse(why, why_len,
+                          "a proxy is set in %s and only the curl engine uses proxies",
                           proxy_vars[i]);
         }
     }
@@ -899,13 +901,13 @@ int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len)
         st_url *cur = i == 0 ? &first : &u;
         int rc = st_url_parse(plan->requests[i].url, cur, NULL);
         if (rc != 0) {
-            ok = rc == ST_ENOMEM ? refuse(why, why_len, "out of memory checking requests[%zu].url", i)
-                                 : refuse(why, why_len, "requests[%zu].url is not a valid URL", i);
+            ok = rc == ST_ENOMEM
+                     ? refuse(why, why_len, "out of memory checking requests[%zu].url", i)
+                     : refuse(why, why_len, "requests[%zu].url is not a valid URL", i);
         } else if (strcmp(cur->scheme, "http") != 0) {
             ok = refuse(why, why_len, "requests[%zu].url is not http://", i);
         } else if (i > 0 && !st_url_same_origin(&first, cur)) {
-            ok = refuse(why, why_len, "requests[%zu].url is on another origin than requests[0]",
-                        i);
+            ok = refuse(why, why_len, "requests[%zu].url is on another origin than requests[0]", i);
         }
         if (i > 0) {
             st_url_fini(&u);
