@@ -56,7 +56,9 @@ struct fast_conn {
     int fd;
     conn_state state;
     int pos;            /* index in the idle or closed stack while on one */
-    int addr_try;       /* addresses tried by the current connect, from e->cur_addr */
+    int addr_first;     /* e->cur_addr when the current connect began */
+    int addr_try;       /* addresses tried since, in order from addr_first */
+    int addr;           /* the address being tried */
     unsigned responses; /* complete responses read on this fd: > 0 means it was reused */
 
     /* The request on this slot (CONNECTING, BUSY, DEFERRED). */
@@ -290,7 +292,7 @@ static void conn_broken(fast_conn *c)
 static void conn_connected(fast_conn *c)
 {
     st_engine *e = c->e;
-    e->cur_addr = (e->cur_addr + c->addr_try) % e->n_addrs;
+    e->cur_addr = c->addr;
     c->addr_try = 0;
     c->responses = 0;
     c->state = CONN_BUSY;
@@ -305,9 +307,13 @@ static void conn_connected(fast_conn *c)
 static void conn_open(fast_conn *c)
 {
     st_engine *e = c->e;
+    if (c->addr_try == 0) {
+        c->addr_first = e->cur_addr;
+    }
     for (; c->addr_try < e->n_addrs; c->addr_try++) {
-        int i = (e->cur_addr + c->addr_try) % e->n_addrs;
+        int i = (c->addr_first + c->addr_try) % e->n_addrs;
         const struct sockaddr *sa = (const struct sockaddr *)&e->addrs[i];
+        c->addr = i;
         int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             break; /* out of descriptors or buffers: no other address will do better */
