@@ -561,8 +561,8 @@ static bool method_ok(const char *m)
 }
 
 /* Builds the bytes of one request. The plan's own Host and User-Agent replace ours; its
- * Content-Length is dropped: the body decides it, and a wrong one would desynchronise the
- * connection. */
+ * Content-Length and Transfer-Encoding are dropped: the body alone frames the request (as a
+ * Content-Length), and a wrong framing header would desynchronise the connection. */
 static int build_request(const st_request *r, const st_url *u, fast_req *out, char *err,
                          size_t err_len, size_t index)
 {
@@ -610,7 +610,9 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
         PUT("User-Agent: " FAST_USER_AGENT "\r\n");
     }
     for (size_t h = 0; h < r->n_headers; h++) {
-        if (header_is(r->headers[h], header_name_len(r->headers[h]), "Content-Length")) {
+        size_t nl = header_name_len(r->headers[h]);
+        if (header_is(r->headers[h], nl, "Content-Length") ||
+            header_is(r->headers[h], nl, "Transfer-Encoding")) {
             continue;
         }
         PUT("%s\r\n", r->headers[h]);

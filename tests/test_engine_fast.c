@@ -918,11 +918,12 @@ static void test_engine_fast_post_body(void **state)
     srv *s = srv_start(SRV_OK, AF_INET);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/submit?a=1", s->port);
-    char *headers[] = {"Host: example.test", "X-Test: yes", "content-length: 999"};
+    char *headers[] = {"Host: example.test", "X-Test: yes", "content-length: 999",
+                       "Transfer-Encoding: chunked"};
     static const char body[] = "name=stampede&x=1";
     st_request q = request("POST", url);
     q.headers = headers;
-    q.n_headers = 3;
+    q.n_headers = 4;
     q.body = (char *)body;
     q.body_len = sizeof(body) - 1;
     run *r = run_new();
