@@ -93,8 +93,9 @@ extern const st_engine_ops st_engine_fast;
 
 /* Whether the fast engine can send every request of the plan: all http:// (not https), one origin
  * (scheme, host, port), no HTTP/2, and no proxy configured in the environment (http_proxy,
- * HTTP_PROXY, all_proxy, ALL_PROXY), since only libcurl honours proxies. When it cannot and why_len
- * > 0, the reason goes to why. */
+ * HTTP_PROXY, all_proxy, ALL_PROXY), since only libcurl honours proxies. Returns 1 when it applies
+ * and 0 when it does not (a yes/no answer, not an error code); when it does not and why_len > 0, the
+ * reason goes to why. */
 int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len);
 
 /* "auto" picks fast where it applies, else curl; "curl" and "fast" force one (forcing fast where it

@@ -1,0 +1,926 @@
+/*
+ * engine_fast.c - the "fast" engine: a plain HTTP/1.1 keep-alive client on libev.
+ *
+ * Each request of the plan is serialised once at create, so a send is one send(2) on a connection
+ * that is already open, and a completion is one recv(2) parsed by http-parser. Connections live in
+ * a fixed array; a slot is CLOSED (not opened yet, or closed), CONNECTING, BUSY (one request on
+ * it), IDLE (open, nothing in flight) or DEFERRED (its request failed inside send() and the report
+ * waits for the loop). Free slots are kept on two stacks, idle first, so a send never searches.
+ */
+#include "engine.h"
+
+#include "clock.h"
+#include "error.h"
+#include "url.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <http_parser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FAST_RBUF_SIZE  (64 * 1024)
+#define FAST_MAX_READS  4 /* per readiness event */
+#define FAST_MAX_ADDRS  8
+#define FAST_USER_AGENT "stampede/0.1"
+
+typedef enum {
+    CONN_CLOSED = 0,
+    CONN_CONNECTING,
+    CONN_BUSY,
+    CONN_IDLE,
+    CONN_DEFERRED,
+} conn_state;
+
+typedef struct fast_req {
+    char *bytes; /* the whole request: head and body */
+    size_t len;
+    bool head; /* HEAD: the response has no body whatever its headers say */
+} fast_req;
+
+typedef struct fast_conn fast_conn;
+
+struct fast_conn {
+    ev_io rio; /* started whenever fd is open */
+    ev_io wio; /* started only while connecting or after EAGAIN */
+    st_engine *e;
+    http_parser parser;
+    int fd;
+    conn_state state;
+    int pos;            /* index in the idle or closed stack while on one */
+    int addr_first;     /* e->cur_addr when the current connect began */
+    int addr_try;       /* addresses tried since, in order from addr_first */
+    int addr;           /* the address being tried */
+    unsigned responses; /* complete responses read on this fd: > 0 means it was reused */
+
+    /* The request on this slot (CONNECTING, BUSY, DEFERRED). */
+    const fast_req *req;
+    uint64_t tag;
+    uint64_t epoch; /* e->epoch at send, so cancel_all leaves sends made from its callbacks */
+    uint64_t start_ns;
+    uint64_t sent_ns;
+    uint64_t done_ns; /* DEFERRED only */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    size_t written;
+    int status;
+    st_res_kind kind; /* DEFERRED only */
+    bool complete;
+    bool keep;
+    bool retried;
+    fast_conn *defer_next;
+};
+
+struct st_engine {
+    struct ev_loop *loop;
+    st_engine_done_fn done;
+    void *worker;
+
+    fast_req *reqs;
+    size_t n_reqs;
+
+    struct sockaddr_storage addrs[FAST_MAX_ADDRS];
+    socklen_t addr_lens[FAST_MAX_ADDRS];
+    int n_addrs;
+    int cur_addr; /* the address that last connected; connects start there */
+
+    fast_conn *conns;
+    int n_conns;
+    fast_conn **idle; /* LIFO: the warmest connection is reused first */
+    int n_idle;
+    fast_conn **closed;
+    int n_closed;
+
+    int inflight;
+    bool in_send;
+    uint64_t epoch;
+    uint64_t timeout_ns;
+
+    fast_conn *defer_head;
+    fast_conn *defer_tail;
+    ev_timer defer_timer; /* zero delay: reports failures found inside send() */
+    ev_timer sweep;       /* periodic while requests are in flight: timeouts */
+
+    char rbuf[FAST_RBUF_SIZE];
+};
+
+static void conn_open(fast_conn *c);
+static void conn_write(fast_conn *c);
+
+/* ---- parser ---- */
+
+static int on_headers_complete(http_parser *p)
+{
+    const fast_conn *c = p->data;
+    /* Returning 1 tells http-parser that this response has no body (HEAD). */
+    return c->req->head ? 1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    fast_conn *c = p->data;
+    /* Interim 1xx responses precede the real one on the same request; 101 ends HTTP instead. */
+    if (p->status_code >= 100 && p->status_code < 200 && p->status_code != 101) {
+        return 0;
+    }
+    c->status = p->status_code;
+    c->keep = http_should_keep_alive(p) && !p->upgrade;
+    c->complete = true;
+    /* Pausing makes http_parser_execute return exactly the bytes of this response. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_headers_complete = on_headers_complete,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- free-slot stacks ---- */
+
+static void idle_push(st_engine *e, fast_conn *c)
+{
+    c->state = CONN_IDLE;
+    c->pos = e->n_idle;
+    e->idle[e->n_idle++] = c;
+}
+
+static void idle_remove(st_engine *e, fast_conn *c)
+{
+    fast_conn *last = e->idle[--e->n_idle];
+    e->idle[c->pos] = last;
+    last->pos = c->pos;
+}
+
+static void closed_push(st_engine *e, fast_conn *c)
+{
+    c->state = CONN_CLOSED;
+    c->pos = e->n_closed;
+    e->closed[e->n_closed++] = c;
+}
+
+/* ---- connection plumbing ---- */
+
+static void conn_close_fd(fast_conn *c)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    ev_io_stop(c->e->loop, &c->rio);
+    ev_io_stop(c->e->loop, &c->wio);
+    close(c->fd);
+    c->fd = -1;
+}
+
+/* Ends the request on c: frees the slot first (so done() may send on it), then reports. Nothing
+ * may touch c after this returns. */
+static void conn_finish(fast_conn *c, st_res_kind kind, uint64_t done_ns, bool reuse)
+{
+    st_engine *e = c->e;
+    st_result res = {
+        .kind = kind,
+        .status = kind == ST_RES_HTTP ? c->status : 0,
+        .sent_ns = c->sent_ns,
+        .done_ns = done_ns,
+        .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out,
+    };
+    uint64_t tag = c->tag;
+    c->req = NULL;
+    if (reuse) {
+        if (ev_is_active(&c->wio)) {
+            ev_io_stop(e->loop, &c->wio);
+        }
+        c->responses++;
+        idle_push(e, c);
+    } else {
+        conn_close_fd(c);
+        closed_push(e, c);
+    }
+    e->inflight--;
+    e->done(e->worker, tag, &res);
+}
+
+static void defer_start(st_engine *e)
+{
+    if (!ev_is_active(&e->defer_timer)) {
+        ev_timer_set(&e->defer_timer, 0., 0.);
+        ev_timer_start(e->loop, &e->defer_timer);
+    }
+}
+
+/* A failure: reported now from the loop, or queued when found inside send(). */
+static void conn_fail(fast_conn *c, st_res_kind kind)
+{
+    st_engine *e = c->e;
+    uint64_t now = st_clock_mono_ns();
+    if (!e->in_send) {
+        conn_finish(c, kind, now, false);
+        return;
+    }
+    conn_close_fd(c);
+    c->state = CONN_DEFERRED;
+    c->kind = kind;
+    c->done_ns = now;
+    c->defer_next = NULL;
+    if (e->defer_tail) {
+        e->defer_tail->defer_next = c;
+    } else {
+        e->defer_head = c;
+    }
+    e->defer_tail = c;
+    defer_start(e);
+}
+
+static void on_defer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    st_engine *e = w->data;
+    /* Count first: failures queued by sends from these callbacks wait for the next turn. */
+    int n = 0;
+    for (fast_conn *c = e->defer_head; c; c = c->defer_next) {
+        n++;
+    }
+    while (n-- > 0 && e->defer_head) {
+        fast_conn *c = e->defer_head;
+        e->defer_head = c->defer_next;
+        if (!e->defer_head) {
+            e->defer_tail = NULL;
+        }
+        st_result res = {
+            .kind = c->kind,
+            .sent_ns = c->sent_ns,
+            .done_ns = c->done_ns,
+            .bytes_in = c->bytes_in,
+            .bytes_out = c->bytes_out,
+        };
+        uint64_t tag = c->tag;
+        c->req = NULL;
+        closed_push(e, c);
+        e->inflight--;
+        e->done(e->worker, tag, &res);
+    }
+    if (e->defer_head) {
+        defer_start(e);
+    }
+}
+
+/* The connection broke before the response was complete (write error, EOF or reset). A request
+ * written on a reused connection that got no byte back is resent once on a new connection: the
+ * server most likely closed the idle connection while the request was on its way. */
+static void conn_broken(fast_conn *c)
+{
+    if (c->bytes_in == 0 && c->responses > 0 && !c->retried) {
+        c->retried = true;
+        conn_close_fd(c);
+        c->addr_try = 0;
+        conn_open(c);
+        return;
+    }
+    conn_fail(c, ST_RES_OTHER);
+}
+
+static void conn_connected(fast_conn *c)
+{
+    st_engine *e = c->e;
+    e->cur_addr = c->addr;
+    c->addr_try = 0;
+    c->responses = 0;
+    c->state = CONN_BUSY;
+    c->written = 0;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+    c->sent_ns = st_clock_mono_ns();
+    conn_write(c);
+}
+
+/* Opens a connection for the request on c, trying the resolved addresses in turn. */
+static void conn_open(fast_conn *c)
+{
+    st_engine *e = c->e;
+    if (c->addr_try == 0) {
+        c->addr_first = e->cur_addr;
+    }
+    for (; c->addr_try < e->n_addrs; c->addr_try++) {
+        int i = (c->addr_first + c->addr_try) % e->n_addrs;
+        const struct sockaddr *sa = (const struct sockaddr *)&e->addrs[i];
+        c->addr = i;
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            break; /* out of descriptors or buffers: no other address will do better */
+        }
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        int rc = connect(fd, sa, e->addr_lens[i]);
+        if (rc == 0 || errno == EINPROGRESS) {
+            c->fd = fd;
+            ev_io_set(&c->rio, fd, EV_READ);
+            ev_io_start(e->loop, &c->rio);
+            ev_io_set(&c->wio, fd, EV_WRITE);
+            if (rc == 0) {
+                conn_connected(c);
+            } else {
+                c->state = CONN_CONNECTING;
+                ev_io_start(e->loop, &c->wio);
+            }
+            return;
+        }
+        close(fd);
+    }
+    conn_fail(c, ST_RES_CONNECT);
+}
+
+static void conn_connect_done(fast_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        err = errno;
+    }
+    if (err == EINPROGRESS || err == EALREADY) {
+        return;
+    }
+    if (err != 0) {
+        conn_close_fd(c);
+        c->addr_try++;
+        conn_open(c);
+        return;
+    }
+    conn_connected(c);
+}
+
+/* Writes what is left of the request. The write watcher is armed only when the socket is full. */
+static void conn_write(fast_conn *c)
+{
+    const fast_req *r = c->req;
+    while (c->written < r->len) {
+        ssize_t n = send(c->fd, r->bytes + c->written, r->len - c->written, MSG_NOSIGNAL);
+        if (n >= 0) {
+            c->written += (size_t)n;
+            c->bytes_out += (uint64_t)n;
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (!ev_is_active(&c->wio)) {
+                ev_io_start(c->e->loop, &c->wio);
+            }
+            return;
+        }
+        conn_broken(c);
+        return;
+    }
+    if (ev_is_active(&c->wio)) {
+        ev_io_stop(c->e->loop, &c->wio);
+    }
+}
+
+/* ---- reading ---- */
+
+/* The request on c is complete; leftover bytes after the response mean the server is out of step,
+ * so the connection is not reused. */
+static void conn_complete(fast_conn *c, bool leftover)
+{
+    bool reuse = c->keep && !leftover && c->written == c->req->len;
+    conn_finish(c, ST_RES_HTTP, st_clock_mono_ns(), reuse);
+}
+
+/* Returns true when the request is still waiting for more bytes. */
+static bool conn_data(fast_conn *c, const char *buf, size_t n)
+{
+    size_t used = http_parser_execute(&c->parser, &parser_settings, buf, n);
+    c->bytes_in += used;
+    if (c->complete) {
+        conn_complete(c, used < n);
+        return false;
+    }
+    if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || used != n) {
+        conn_fail(c, ST_RES_OTHER);
+        return false;
+    }
+    return true;
+}
+
+static void conn_eof(fast_conn *c, int err)
+{
+    if (c->bytes_in == 0) {
+        conn_broken(c);
+        return;
+    }
+    if (err == 0) {
+        /* A response without a length ends here. */
+        (void)http_parser_execute(&c->parser, &parser_settings, NULL, 0);
+        if (c->complete) {
+            c->keep = false;
+            conn_complete(c, false);
+            return;
+        }
+    }
+    conn_fail(c, ST_RES_OTHER);
+}
+
+/* Data or EOF on a connection with nothing in flight: the server closed it (or misbehaves). */
+static void conn_idle_readable(fast_conn *c)
+{
+    st_engine *e = c->e;
+    ssize_t n = recv(c->fd, e->rbuf, sizeof(e->rbuf), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return;
+    }
+    idle_remove(e, c);
+    conn_close_fd(c);
+    closed_push(e, c);
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fast_conn *c = w->data;
+    st_engine *e = c->e;
+    switch (c->state) {
+    case CONN_BUSY:
+        break;
+    case CONN_CONNECTING:
+        conn_connect_done(c);
+        return;
+    case CONN_IDLE:
+        conn_idle_readable(c);
+        return;
+    default:
+        return;
+    }
+    /* A short read means the socket is drained. The bound keeps a server that streams without end
+     * from holding the loop (and the timeout sweep) hostage: the level-triggered watcher fires
+     * again. */
+    for (int reads = 0; reads < FAST_MAX_READS; reads++) {
+        ssize_t n = recv(c->fd, e->rbuf, sizeof(e->rbuf), 0);
+        if (n > 0) {
+            if (!conn_data(c, e->rbuf, (size_t)n) || (size_t)n < sizeof(e->rbuf)) {
+                return;
+            }
+            continue;
+        }
+        if (n == 0) {
+            conn_eof(c, 0);
+            return;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_eof(c, errno);
+        }
+        return;
+    }
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    fast_conn *c = w->data;
+    if (c->state == CONN_CONNECTING) {
+        conn_connect_done(c);
+    } else if (c->state == CONN_BUSY) {
+        conn_write(c);
+    } else {
+        ev_io_stop(c->e->loop, w);
+    }
+}
+
+/* ---- timeouts ---- */
+
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    st_engine *e = w->data;
+    if (e->inflight == 0) {
+        ev_timer_stop(loop, w);
+        return;
+    }
+    uint64_t now = st_clock_mono_ns();
+    for (int i = 0; i < e->n_conns; i++) {
+        fast_conn *c = &e->conns[i];
+        /* start_ns may be later than now for a send made from a callback of this sweep. */
+        if ((c->state == CONN_BUSY || c->state == CONN_CONNECTING) &&
+            now >= c->start_ns + e->timeout_ns) {
+            conn_finish(c, c->state == CONN_CONNECTING ? ST_RES_CONNECT : ST_RES_TIMEOUT, now,
+                        false);
+        }
+    }
+}
+
+/* ---- request serialisation ---- */
+
+static bool header_is(const char *line, size_t name_len, const char *name)
+{
+    return strlen(name) == name_len && strncasecmp(line, name, name_len) == 0;
+}
+
+/* Length of the header name in "Name: value", or 0 when the line is not a valid header. */
+static size_t header_name_len(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (!colon || colon == line) {
+        return 0;
+    }
+    for (const char *p = line; p < colon; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            return 0;
+        }
+    }
+    if (strpbrk(colon, "\r\n")) {
+        return 0;
+    }
+    return (size_t)(colon - line);
+}
+
+static bool method_ok(const char *m)
+{
+    if (!m || !*m) {
+        return false;
+    }
+    for (const char *p = m; *p; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ':') {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Builds the bytes of one request. The plan's own Host and User-Agent replace ours; its
+ * Content-Length and Transfer-Encoding are dropped: the body alone frames the request (as a
+ * Content-Length), and a wrong framing header would desynchronise the connection. */
+static int build_request(const st_request *r, const st_url *u, fast_req *out, char *err,
+                         size_t err_len, size_t index)
+{
+    if (!method_ok(r->method)) {
+        snprintf(err, err_len, "requests[%zu]: method is not a valid HTTP token", index);
+        return ST_EINVAL;
+    }
+    bool own_host = false, own_ua = false;
+    size_t len = strlen(r->method) + 1 + strlen(u->path) + sizeof(" HTTP/1.1\r\n");
+    for (size_t h = 0; h < r->n_headers; h++) {
+        const char *line = r->headers[h];
+        size_t nl = line ? header_name_len(line) : 0;
+        if (nl == 0) {
+            snprintf(err, err_len, "requests[%zu].headers[%zu]: not a \"Name: value\" line", index,
+                     h);
+            return ST_EINVAL;
+        }
+        own_host |= header_is(line, nl, "Host");
+        own_ua |= header_is(line, nl, "User-Agent");
+        len += strlen(line) + 2;
+    }
+    if (!own_host) {
+        len += sizeof("Host: \r\n") + strlen(u->host_header);
+    }
+    if (!own_ua) {
+        len += sizeof("User-Agent: " FAST_USER_AGENT "\r\n");
+    }
+    bool has_body = r->body != NULL;
+    if (has_body) {
+        len += sizeof("Content-Length: 18446744073709551615\r\n");
+    }
+    len += 2 + (has_body ? r->body_len : 0) + 1;
+
+    char *buf = malloc(len);
+    if (!buf) {
+        return ST_ENOMEM;
+    }
+    size_t at = 0;
+#define PUT(...) (at += (size_t)snprintf(buf + at, len - at, __VA_ARGS__))
+    PUT("%s %s HTTP/1.1\r\n", r->method, u->path);
+    if (!own_host) {
+        PUT("Host: %s\r\n", u->host_header);
+    }
+    if (!own_ua) {
+        PUT("User-Agent: " FAST_USER_AGENT "\r\n");
+    }
+    for (size_t h = 0; h < r->n_headers; h++) {
+        size_t nl = header_name_len(r->headers[h]);
+        if (header_is(r->headers[h], nl, "Content-Length") ||
+            header_is(r->headers[h], nl, "Transfer-Encoding")) {
+            continue;
+        }
+        PUT("%s\r\n", r->headers[h]);
+    }
+    if (has_body) {
+        PUT("Content-Length: %zu\r\n", r->body_len);
+    }
+    PUT("\r\n");
+#undef PUT
+    if (has_body && r->body_len > 0) {
+        memcpy(buf + at, r->body, r->body_len);
+        at += r->body_len;
+    }
+    out->bytes = buf;
+    out->len = at;
+    out->head = strcmp(r->method, "HEAD") == 0;
+    return 0;
+}
+
+static int resolve(st_engine *e, const st_url *u, char *err, size_t err_len)
+{
+    char port[8];
+    snprintf(port, sizeof(port), "%d", u->port);
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(u->host, port, &hints, &res);
+    if (rc != 0) {
+        if (rc == EAI_MEMORY) {
+            return ST_ENOMEM;
+        }
+        snprintf(err, err_len, "cannot resolve host \"%s\": %s", u->host,
+                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+        return ST_EINVAL;
+    }
+    for (struct addrinfo *ai = res; ai && e->n_addrs < FAST_MAX_ADDRS; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(e->addrs[0])) {
+            continue;
+        }
+        memcpy(&e->addrs[e->n_addrs], ai->ai_addr, ai->ai_addrlen);
+        e->addr_lens[e->n_addrs] = ai->ai_addrlen;
+        e->n_addrs++;
+    }
+    freeaddrinfo(res);
+    if (e->n_addrs == 0) {
+        snprintf(err, err_len, "host \"%s\" has no IPv4 or IPv6 address", u->host);
+        return ST_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- ops ---- */
+
+static void fast_destroy(st_engine *e)
+{
+    if (!e) {
+        return;
+    }
+    ev_timer_stop(e->loop, &e->sweep);
+    ev_timer_stop(e->loop, &e->defer_timer);
+    if (e->conns) {
+        for (int i = 0; i < e->n_conns; i++) {
+            if (e->conns[i].e) { /* set up: create may fail before it is */
+                conn_close_fd(&e->conns[i]);
+            }
+        }
+    }
+    if (e->reqs) {
+        for (size_t i = 0; i < e->n_reqs; i++) {
+            free(e->reqs[i].bytes);
+        }
+    }
+    free(e->reqs);
+    free(e->conns);
+    free(e->idle);
+    free(e->closed);
+    free(e);
+}
+
+static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg *cfg,
+                       st_engine_done_fn done, void *worker, char *err, size_t err_len)
+{
+    char dummy[1];
+    if (!err || err_len == 0) {
+        err = dummy;
+        err_len = sizeof(dummy);
+    }
+    err[0] = 0;
+    if (!out || !loop || !cfg || !done || !cfg->requests || cfg->n_requests == 0 ||
+        cfg->connections < 1 || cfg->timeout_ms < 1) {
+        snprintf(err, err_len, "fast engine: invalid configuration");
+        return ST_EINVAL;
+    }
+    if (cfg->http2 == 1) {
+        snprintf(err, err_len, "fast engine: HTTP/2 needs the curl engine");
+        return ST_EINVAL;
+    }
+    st_engine *e = calloc(1, sizeof(*e));
+    if (!e) {
+        return ST_ENOMEM;
+    }
+    e->loop = loop;
+    e->done = done;
+    e->worker = worker;
+    e->timeout_ns = (uint64_t)cfg->timeout_ms * ST_NS_PER_MS;
+    ev_timer_init(&e->defer_timer, on_defer, 0., 0.);
+    e->defer_timer.data = e;
+    /* Timeouts are found to within a twentieth of the timeout, and at least every 100 ms. */
+    double iv = cfg->timeout_ms / 20000.0;
+    iv = iv < 0.001 ? 0.001 : iv > 0.1 ? 0.1 : iv;
+    ev_timer_init(&e->sweep, on_sweep, iv, iv);
+    e->sweep.data = e;
+
+    int rc = 0;
+    st_url first = {0}, u = {0};
+    e->reqs = calloc(cfg->n_requests, sizeof(*e->reqs));
+    e->n_reqs = cfg->n_requests;
+    e->n_conns = cfg->connections;
+    e->conns = calloc((size_t)e->n_conns, sizeof(*e->conns));
+    e->idle = calloc((size_t)e->n_conns, sizeof(*e->idle));
+    e->closed = calloc((size_t)e->n_conns, sizeof(*e->closed));
+    if (!e->reqs || !e->conns || !e->idle || !e->closed) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    for (int i = e->n_conns - 1; i >= 0; i--) {
+        fast_conn *c = &e->conns[i];
+        c->e = e;
+        c->fd = -1;
+        ev_io_init(&c->rio, on_readable, -1, EV_READ);
+        c->rio.data = c;
+        ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
+        c->wio.data = c;
+        closed_push(e, c);
+    }
+    for (size_t i = 0; i < cfg->n_requests; i++) {
+        const char *why = NULL;
+        st_url *cur = i == 0 ? &first : &u;
+        rc = st_url_parse(cfg->requests[i].url, cur, &why);
+        if (rc != 0) {
+            if (rc == ST_EINVAL) {
+                snprintf(err, err_len, "requests[%zu].url: %s", i, why ? why : "invalid");
+            }
+            goto out;
+        }
+        if (strcmp(cur->scheme, "http") != 0) {
+            snprintf(err, err_len, "requests[%zu].url: the fast engine sends http:// only", i);
+            rc = ST_EINVAL;
+            goto out;
+        }
+        if (i > 0 && !st_url_same_origin(&first, cur)) {
+            snprintf(err, err_len, "requests[%zu].url: the fast engine needs one origin", i);
+            rc = ST_EINVAL;
+            goto out;
+        }
+        rc = build_request(&cfg->requests[i], cur, &e->reqs[i], err, err_len, i);
+        if (i > 0) {
+            st_url_fini(&u);
+        }
+        if (rc != 0) {
+            goto out;
+        }
+    }
+    rc = resolve(e, &first, err, err_len);
+    if (rc != 0) {
+        goto out;
+    }
+out:
+    st_url_fini(&u);
+    st_url_fini(&first);
+    if (rc != 0) {
+        fast_destroy(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+static int fast_free_slots(st_engine *e)
+{
+    return e->n_idle + e->n_closed;
+}
+
+static int fast_inflight(st_engine *e)
+{
+    return e->inflight;
+}
+
+static int fast_send(st_engine *e, size_t req_index, uint64_t tag)
+{
+    if (req_index >= e->n_reqs) {
+        return ST_EINVAL;
+    }
+    fast_conn *c;
+    if (e->n_idle > 0) {
+        c = e->idle[--e->n_idle];
+    } else if (e->n_closed > 0) {
+        c = e->closed[--e->n_closed];
+    } else {
+        return ST_EAGAIN;
+    }
+    uint64_t now = st_clock_mono_ns();
+    c->req = &e->reqs[req_index];
+    c->tag = tag;
+    c->epoch = e->epoch;
+    c->start_ns = now;
+    c->sent_ns = now;
+    c->bytes_in = 0;
+    c->bytes_out = 0;
+    c->written = 0;
+    c->status = 0;
+    c->complete = false;
+    c->keep = false;
+    c->retried = false;
+    e->inflight++;
+    if (!ev_is_active(&e->sweep)) {
+        ev_timer_start(e->loop, &e->sweep);
+    }
+    e->in_send = true;
+    if (c->state == CONN_IDLE) {
+        c->state = CONN_BUSY;
+        http_parser_init(&c->parser, HTTP_RESPONSE);
+        c->parser.data = c;
+        conn_write(c);
+    } else {
+        c->addr_try = 0;
+        conn_open(c);
+    }
+    e->in_send = false;
+    return 0;
+}
+
+static void fast_cancel_all(st_engine *e)
+{
+    /* Requests sent from the callbacks below carry the new epoch and are left running. Failures
+     * still queued for a report are aborted like the rest. */
+    uint64_t epoch = ++e->epoch;
+    e->defer_head = e->defer_tail = NULL;
+    uint64_t now = st_clock_mono_ns();
+    for (int i = 0; i < e->n_conns; i++) {
+        fast_conn *c = &e->conns[i];
+        if ((c->state == CONN_BUSY || c->state == CONN_CONNECTING || c->state == CONN_DEFERRED) &&
+            c->epoch < epoch) {
+            conn_finish(c, ST_RES_ABORTED, now, false);
+        }
+    }
+}
+
+const st_engine_ops st_engine_fast = {
+    .name = "fast",
+    .create = fast_create,
+    .free_slots = fast_free_slots,
+    .send = fast_send,
+    .inflight = fast_inflight,
+    .cancel_all = fast_cancel_all,
+    .destroy = fast_destroy,
+};
+
+/* ---- applicability ---- */
+
+__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_len, const char *fmt,
+                                                        ...)
+{
+    if (why && why_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return 0;
+}
+
+int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len)
+{
+    static const char *const proxy_vars[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+    if (!plan || plan->n_requests == 0) {
+        return refuse(why, why_len, "the plan has no requests");
+    }
+    if (plan->http2 == 1) {
+        return refuse(why, why_len, "HTTP/2 is requested and only the curl engine speaks it");
+    }
+    for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++) {
+        const char *v = getenv(proxy_vars[i]);
+        if (v && *v) {
+            return refuse(why, why_len,
+                          "a proxy is set in %s and only the curl engine uses proxies",
+                          proxy_vars[i]);
+        }
+    }
+    st_url first = {0}, u = {0};
+    int ok = 1;
+    for (size_t i = 0; i < plan->n_requests && ok; i++) {
+        st_url *cur = i == 0 ? &first : &u;
+        int rc = st_url_parse(plan->requests[i].url, cur, NULL);
+        if (rc != 0) {
+            ok = rc == ST_ENOMEM
+                     ? refuse(why, why_len, "out of memory checking requests[%zu].url", i)
+                     : refuse(why, why_len, "requests[%zu].url is not a valid URL", i);
+        } else if (strcmp(cur->scheme, "http") != 0) {
+            ok = refuse(why, why_len, "requests[%zu].url is not http://", i);
+        } else if (i > 0 && !st_url_same_origin(&first, cur)) {
+            ok = refuse(why, why_len, "requests[%zu].url is on another origin than requests[0]", i);
+        }
+        if (i > 0) {
+            st_url_fini(&u);
+        }
+    }
+    st_url_fini(&first);
+    return ok;
+}
