@@ -186,15 +186,19 @@ static int url_origin(const char *url, char *out, size_t out_len)
     return 0;
 }
 
-int st_aws_resolve_endpoint(const st_aws_sys *sys, st_aws_service svc, const char *endpoint_url,
-                            const char *sqs_queue_url, const char *region, char *out,
-                            size_t out_len, const char **why)
+int st_aws_resolve_endpoint(const st_aws_config *cfg, st_aws_service svc, const char *region,
+                            char *out, size_t out_len, const char **why)
 {
-    const st_aws_sys *s = sys ? sys : &st_aws_sys_real;
+    const st_aws_sys *s = cfg->sys ? cfg->sys : &st_aws_sys_real;
+    const char *endpoint_url = cfg->endpoint_url;
+    const char *sqs_queue_url = cfg->sqs_queue_url;
     const char *chosen = NULL;
     const char *from = NULL;
     const char *v;
-    if (endpoint_url && *endpoint_url) {
+    if (cfg->service_endpoint_url[svc] && *cfg->service_endpoint_url[svc]) {
+        chosen = cfg->service_endpoint_url[svc];
+        from = "--endpoint-url";
+    } else if (endpoint_url && *endpoint_url) {
         chosen = endpoint_url;
         from = "--endpoint-url";
     } else if ((v = s->getenv(s->ctx, services[svc].endpoint_var)) && *v) {
@@ -328,8 +332,7 @@ int st_aws_client_new(st_aws_client **out, const st_aws_config *cfg, st_aws_erro
     for (int i = 0; i < ST_AWS_N_SERVICES; i++) {
         char ep[1024];
         const char *why = NULL;
-        rc = st_aws_resolve_endpoint(&c->sys, (st_aws_service)i, cfg->endpoint_url,
-                                     cfg->sqs_queue_url, c->region, ep, sizeof(ep), &why);
+        rc = st_aws_resolve_endpoint(cfg, (st_aws_service)i, c->region, ep, sizeof(ep), &why);
         if (rc) {
             set_msg(err, "%s is not an http:// or https:// URL", why ? why : "an endpoint");
             rc = ST_EINVAL;

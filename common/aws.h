@@ -8,7 +8,7 @@
  * Configuration, resolved once in st_aws_client_new:
  *   - region: cfg->region, else AWS_REGION, else AWS_DEFAULT_REGION, else the region inside an SQS
  *     queue URL (sqs.<region>.amazonaws.com); none of them is an error.
- *   - endpoint per service: cfg->endpoint_url (the --endpoint-url flag), else
+ *   - endpoint per service: cfg->service_endpoint_url[svc], else cfg->endpoint_url, else
  *     AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL_SQS, _DYNAMODB, _ECS), else AWS_ENDPOINT_URL,
  *     else (SQS only) the scheme and host of cfg->sqs_queue_url, else https://<svc>.<region>.amazonaws.com.
  *   - credentials: common/aws_creds.h's chain, refreshed before they expire; once more after AWS
@@ -52,7 +52,11 @@ typedef struct st_aws_retry {
 
 typedef struct st_aws_config {
     const char *region;        /* NULL: from the environment */
-    const char *endpoint_url;  /* NULL: from the environment or the default, per service */
+    const char *endpoint_url;  /* every service; NULL: from the environment or the default */
+    /* One service only (a program's --endpoint-url when it talks to several services, like the
+     * sink: its flag names DynamoDB's endpoint while SQS's follows the queue URL). Wins over
+     * endpoint_url. */
+    const char *service_endpoint_url[ST_AWS_N_SERVICES];
     const char *sqs_queue_url; /* optional hint for SQS's endpoint and region */
     st_aws_retry retry;
     uint32_t connect_timeout_ms;
@@ -114,11 +118,10 @@ uint32_t st_aws_backoff_ms(const st_aws_retry *r, int retry, uint64_t random);
  * *retryable. aws_code may be "" or NULL. */
 int st_aws_classify(long http_status, const char *aws_code, int *retryable);
 
-/* Resolves the endpoint of svc as st_aws_client_new does, into out (out_len bytes, no trailing
+/* Resolves the endpoint of svc as st_aws_client_new does (cfg->sys for the environment), into out (out_len bytes, no trailing
  * slash). Returns 0, ST_EINVAL (a configured value is not an http(s) URL; why names it) or ST_ERANGE
  * (out too small). */
-int st_aws_resolve_endpoint(const st_aws_sys *sys, st_aws_service svc, const char *endpoint_url,
-                            const char *sqs_queue_url, const char *region, char *out,
-                            size_t out_len, const char **why);
+int st_aws_resolve_endpoint(const st_aws_config *cfg, st_aws_service svc, const char *region,
+                            char *out, size_t out_len, const char **why);
 
 #endif

@@ -70,6 +70,17 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const atomic_int *cancel = clientp;
+    return atomic_load(cancel) ? 1 : 0;
+}
+
 int st_fetch(const st_fetch_req *req, st_fetch_resp *resp)
 {
     memset(resp, 0, sizeof(*resp));
@@ -103,6 +114,11 @@ int st_fetch(const st_fetch_req *req, st_fetch_resp *resp)
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c.body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
+    if (req->cancel) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)req->cancel);
+    }
     if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)req->body_len);
@@ -122,6 +138,9 @@ int st_fetch(const st_fetch_req *req, st_fetch_resp *resp)
         goto out;
     case CURLE_OPERATION_TIMEDOUT:
         rc = ST_ETIMEDOUT;
+        goto out;
+    case CURLE_ABORTED_BY_CALLBACK:
+        rc = ST_ECLOSED;
         goto out;
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:

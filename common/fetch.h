@@ -13,6 +13,7 @@
 #ifndef ST_FETCH_H
 #define ST_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 typedef struct st_fetch_req {
@@ -24,6 +25,7 @@ typedef struct st_fetch_req {
     long timeout_ms;             /* whole request; 0 waits forever (the Lambda runtime's next) */
     long connect_timeout_ms;     /* 0: libcurl's default */
     const char *capture_header;  /* a response header to keep (case-insensitive name), or NULL */
+    const atomic_int *cancel;    /* when non-NULL and raised, the request aborts with ST_ECLOSED */
 } st_fetch_req;
 
 typedef struct st_fetch_resp {
@@ -35,7 +37,7 @@ typedef struct st_fetch_resp {
 
 /* Performs the request. Returns 0 when any HTTP response arrived (check resp->status), ST_ECONNECT
  * when no connection could be made, ST_ETIMEDOUT when the timeout passed, ST_EIO for other transfer
- * failures, ST_EINVAL for a malformed request, ST_ENOMEM. On error resp is left zeroed. */
+ * failures, ST_ECLOSED when cancelled, ST_EINVAL for a malformed request, ST_ENOMEM. On error resp is left zeroed. */
 int st_fetch(const st_fetch_req *req, st_fetch_resp *resp);
 void st_fetch_resp_fini(st_fetch_resp *resp);
 
