@@ -347,19 +347,18 @@ static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t 
         }
     }
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(root, "latency_us");
-    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(root, "latency_uncorrected_us");
     if (!lat) {
         return fail(err, err_len, "$.latency_us: missing");
     }
+    if ((rc = st_result_hist_from_json(lat, "$.latency_us", m->stats.lat, err, err_len))) {
+        return rc;
+    }
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(root, "latency_uncorrected_us");
     if (!raw) {
         return fail(err, err_len, "$.latency_uncorrected_us: missing");
     }
-    if ((rc = st_result_hist_from_json(lat, "$.latency_us", m->stats.lat, err, err_len)) ||
-        (rc = st_result_hist_from_json(raw, "$.latency_uncorrected_us", m->stats.lat_raw, err,
-                                       err_len))) {
-        return rc;
-    }
-    return 0;
+    return st_result_hist_from_json(raw, "$.latency_uncorrected_us", m->stats.lat_raw, err,
+                                    err_len);
 }
 
 int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size_t err_len)
