@@ -38,6 +38,7 @@ typedef struct sender {
     uint64_t sent;
     uint64_t lost;
     char last_error[ST_AWS_MSG_LEN];
+    char refused[ST_FORWARD_BATCH_MAX][256]; /* why SQS refused each entry of the last batch */
 } sender;
 
 struct st_forwarder {
@@ -366,6 +367,7 @@ static int send_batch(sender *s, fmsg **msgs, size_t k, int *status)
     }
     for (size_t i = 0; i < k; i++) {
         status[i] = ENTRY_FAILED;
+        snprintf(s->refused[i], sizeof(s->refused[i]), "SQS did not answer for %s", msgs[i]->id);
         st_forward_entry_id(msgs[i]->id, eids[i], sizeof(eids[i]));
         cJSON *e = cJSON_CreateObject();
         if (!cJSON_AddItemToArray(entries, e)) {
@@ -415,7 +417,7 @@ static int send_batch(sender *s, fmsg **msgs, size_t k, int *status)
         for (size_t i = 0; cJSON_IsString(id) && i < k; i++) {
             if (strcmp(eids[i], id->valuestring) == 0) {
                 status[i] = ENTRY_FAILED;
-                snprintf(s->last_error, sizeof(s->last_error), "SQS refused %s: %s: %s",
+                snprintf(s->refused[i], sizeof(s->refused[i]), "SQS refused %s: %s: %s",
                          msgs[i]->id, cJSON_IsString(code) ? code->valuestring : "error",
                          cJSON_IsString(msg) ? msg->valuestring : "no message");
             }
@@ -489,7 +491,7 @@ static int send_all(sender *s, fmsg **msgs, size_t n)
                 mark_sent(s, m);
                 continue;
             }
-            st_warn("%s; retrying it alone", s->last_error);
+            st_warn("%s; retrying it alone", s->refused[j]);
             int st = ENTRY_FAILED;
             for (int a = 1; a < s->entry_attempts && st != ENTRY_SENT && !call_rc; a++) {
                 uint32_t delay = st_aws_backoff_ms(&s->retry, a - 1, s->sys.random(s->sys.ctx));
@@ -502,7 +504,8 @@ static int send_all(sender *s, fmsg **msgs, size_t n)
                 mark_sent(s, m);
             } else {
                 if (!call_rc) {
-                    st_error("%s; kept in the spool %s", s->last_error, s->spool_dir);
+                    snprintf(s->last_error, sizeof(s->last_error), "%s", s->refused[0]);
+                    st_error("%s; kept in the spool %s", s->refused[0], s->spool_dir);
                 }
                 spool_keep(s, m);
             }
