@@ -20,11 +20,12 @@ typedef struct service_info {
 } service_info;
 
 static const service_info services[ST_AWS_N_SERVICES] = {
-    [ST_AWS_SQS] = {"SQS", "sqs", "AWS_ENDPOINT_URL_SQS", "sqs", "AmazonSQS", "application/x-amz-json-1.0"},
-    [ST_AWS_DYNAMODB] = {"DynamoDB", "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB", "dynamodb", "DynamoDB_20120810",
-                         "application/x-amz-json-1.0"},
-    [ST_AWS_ECS] = {"ECS", "ecs", "AWS_ENDPOINT_URL_ECS", "ecs", "AmazonEC2ContainerServiceV20141113",
-                    "application/x-amz-json-1.1"},
+    [ST_AWS_SQS] = {"SQS", "sqs", "AWS_ENDPOINT_URL_SQS", "sqs", "AmazonSQS",
+                    "application/x-amz-json-1.0"},
+    [ST_AWS_DYNAMODB] = {"DynamoDB", "dynamodb", "AWS_ENDPOINT_URL_DYNAMODB", "dynamodb",
+                         "DynamoDB_20120810", "application/x-amz-json-1.0"},
+    [ST_AWS_ECS] = {"ECS", "ecs", "AWS_ENDPOINT_URL_ECS", "ecs",
+                    "AmazonEC2ContainerServiceV20141113", "application/x-amz-json-1.1"},
 };
 
 typedef struct growbuf {
@@ -45,8 +46,8 @@ struct st_aws_client {
     CURL *curl;
     const atomic_int *cancel;
     growbuf body;
-    char err_type[128];   /* x-amzn-ErrorType */
-    char query_err[128];  /* x-amzn-query-error (SQS) */
+    char err_type[128];  /* x-amzn-ErrorType */
+    char query_err[128]; /* x-amzn-query-error (SQS) */
     char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -102,31 +103,75 @@ static int code_in(const char *code, const char *const *list)
 
 int st_aws_classify(long http_status, const char *aws_code, int *retryable)
 {
-    static const char *const throttling[] = {
-        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-        "TooManyRequestsException", "ProvisionedThroughputExceededException",
-        "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
-        "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
-        "EC2ThrottledException", "ThrottlingError", NULL};
-    static const char *const transient[] = {
-        "RequestTimeout", "RequestTimeoutException", "InternalError", "InternalFailure",
-        "InternalServerError", "ServiceUnavailable", "ServiceUnavailableException", NULL};
-    static const char *const auth[] = {
-        "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-        "SignatureDoesNotMatch", "ExpiredToken", "ExpiredTokenException", "AccessDenied",
-        "AccessDeniedException", "MissingAuthenticationToken", "MissingAuthenticationTokenException",
-        "IncompleteSignature", "IncompleteSignatureException", "InvalidAccessKeyId",
-        "AuthFailure", "RequestExpired", "InvalidSecurity", "InvalidToken", NULL};
-    static const char *const notfound[] = {
-        "ResourceNotFoundException", "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue",
-        "NonExistentQueue", "ClusterNotFoundException", "TableNotFoundException", NULL};
-    static const char *const invalid[] = {
-        "ValidationException", "InvalidParameterValue", "InvalidParameterException",
-        "InvalidParameterCombination", "MissingParameter", "SerializationException",
-        "InvalidAttributeValue", "InvalidAttributeName", "InvalidMessageContents",
-        "BatchEntryIdsNotDistinct", "TooManyEntriesInBatchRequest", "BatchRequestTooLong",
-        "EmptyBatchRequest", "InvalidBatchEntryId", "InvalidAddress", "UnsupportedOperation",
-        "UnknownOperationException", "InvalidAction", "MalformedQueryString", NULL};
+    static const char *const throttling[] = {"Throttling",
+                                             "ThrottlingException",
+                                             "ThrottledException",
+                                             "RequestThrottledException",
+                                             "TooManyRequestsException",
+                                             "ProvisionedThroughputExceededException",
+                                             "TransactionInProgressException",
+                                             "RequestLimitExceeded",
+                                             "BandwidthLimitExceeded",
+                                             "LimitExceededException",
+                                             "RequestThrottled",
+                                             "SlowDown",
+                                             "PriorRequestNotComplete",
+                                             "EC2ThrottledException",
+                                             "ThrottlingError",
+                                             NULL};
+    static const char *const transient[] = {"RequestTimeout",
+                                            "RequestTimeoutException",
+                                            "InternalError",
+                                            "InternalFailure",
+                                            "InternalServerError",
+                                            "ServiceUnavailable",
+                                            "ServiceUnavailableException",
+                                            NULL};
+    static const char *const auth[] = {"UnrecognizedClientException",
+                                       "InvalidClientTokenId",
+                                       "InvalidSignatureException",
+                                       "SignatureDoesNotMatch",
+                                       "ExpiredToken",
+                                       "ExpiredTokenException",
+                                       "AccessDenied",
+                                       "AccessDeniedException",
+                                       "MissingAuthenticationToken",
+                                       "MissingAuthenticationTokenException",
+                                       "IncompleteSignature",
+                                       "IncompleteSignatureException",
+                                       "InvalidAccessKeyId",
+                                       "AuthFailure",
+                                       "RequestExpired",
+                                       "InvalidSecurity",
+                                       "InvalidToken",
+                                       NULL};
+    static const char *const notfound[] = {"ResourceNotFoundException",
+                                           "QueueDoesNotExist",
+                                           "AWS.SimpleQueueService.NonExistentQueue",
+                                           "NonExistentQueue",
+                                           "ClusterNotFoundException",
+                                           "TableNotFoundException",
+                                           NULL};
+    static const char *const invalid[] = {"ValidationException",
+                                          "InvalidParameterValue",
+                                          "InvalidParameterException",
+                                          "InvalidParameterCombination",
+                                          "MissingParameter",
+                                          "SerializationException",
+                                          "InvalidAttributeValue",
+                                          "InvalidAttributeName",
+                                          "InvalidMessageContents",
+                                          "BatchEntryIdsNotDistinct",
+                                          "TooManyEntriesInBatchRequest",
+                                          "BatchRequestTooLong",
+                                          "EmptyBatchRequest",
+                                          "InvalidBatchEntryId",
+                                          "InvalidAddress",
+                                          "UnsupportedOperation",
+                                          "UnknownOperationException",
+                                          "InvalidAction",
+                                          "MalformedQueryString",
+                                          NULL};
     const char *code = aws_code ? aws_code : "";
     *retryable = 0;
     if (*code && code_in(code, throttling)) {
@@ -624,8 +669,8 @@ static void sleep_cancellable(st_aws_client *c, uint32_t ms)
     }
 }
 
-int st_aws_call(st_aws_client *c, st_aws_service svc, const char *operation,
-                const cJSON *request, cJSON **reply, st_aws_error *err)
+int st_aws_call(st_aws_client *c, st_aws_service svc, const char *operation, const cJSON *request,
+                cJSON **reply, st_aws_error *err)
 {
     st_aws_error local;
     if (!err) {

@@ -10,7 +10,8 @@
  *     queue URL (sqs.<region>.amazonaws.com); none of them is an error.
  *   - endpoint per service: cfg->service_endpoint_url[svc], else cfg->endpoint_url, else
  *     AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL_SQS, _DYNAMODB, _ECS), else AWS_ENDPOINT_URL,
- *     else (SQS only) the scheme and host of cfg->sqs_queue_url, else https://<svc>.<region>.amazonaws.com.
+ *     else (SQS only) the scheme and host of cfg->sqs_queue_url, else
+ * https://<svc>.<region>.amazonaws.com.
  *   - credentials: common/aws_creds.h's chain, refreshed before they expire; once more after AWS
  *     answers that they expired.
  *
@@ -51,8 +52,8 @@ typedef struct st_aws_retry {
 } st_aws_retry;
 
 typedef struct st_aws_config {
-    const char *region;        /* NULL: from the environment */
-    const char *endpoint_url;  /* every service; NULL: from the environment or the default */
+    const char *region;       /* NULL: from the environment */
+    const char *endpoint_url; /* every service; NULL: from the environment or the default */
     /* One service only (a program's --endpoint-url when it talks to several services, like the
      * sink: its flag names DynamoDB's endpoint while SQS's follows the queue URL). Wins over
      * endpoint_url. */
@@ -60,18 +61,18 @@ typedef struct st_aws_config {
     const char *sqs_queue_url; /* optional hint for SQS's endpoint and region */
     st_aws_retry retry;
     uint32_t connect_timeout_ms;
-    uint32_t timeout_ms; /* whole request; above 20 s so that SQS long polls fit */
+    uint32_t timeout_ms;   /* whole request; above 20 s so that SQS long polls fit */
     const st_aws_sys *sys; /* NULL: the real world */
 } st_aws_config;
 
 #define ST_AWS_MSG_LEN 1024
 
 typedef struct st_aws_error {
-    int code;          /* the ST_E* code returned */
-    long http_status;  /* 0 when no response arrived */
+    int code;           /* the ST_E* code returned */
+    long http_status;   /* 0 when no response arrived */
     char aws_code[128]; /* AWS's error code without its namespace, "" when none */
     char message[ST_AWS_MSG_LEN];
-    int attempts;      /* tries made */
+    int attempts; /* tries made */
 } st_aws_error;
 
 /* Fills cfg with defaults: 5 attempts, 50 ms base, 5 s cap, 3 s connect timeout, 30 s timeout. */
@@ -104,8 +105,8 @@ void st_aws_client_set_cancel(st_aws_client *c, const atomic_int *cancel);
  *   ST_EPROTO    a reply that is not JSON;
  *   ST_ECLOSED   cancelled through st_aws_client_set_cancel;
  *   ST_ENOMEM. */
-int st_aws_call(st_aws_client *c, st_aws_service svc, const char *operation,
-                const cJSON *request, cJSON **reply, st_aws_error *err);
+int st_aws_call(st_aws_client *c, st_aws_service svc, const char *operation, const cJSON *request,
+                cJSON **reply, st_aws_error *err);
 
 /* Short service name for messages ("SQS", "DynamoDB", "ECS"). */
 const char *st_aws_service_name(st_aws_service svc);
@@ -118,9 +119,9 @@ uint32_t st_aws_backoff_ms(const st_aws_retry *r, int retry, uint64_t random);
  * *retryable. aws_code may be "" or NULL. */
 int st_aws_classify(long http_status, const char *aws_code, int *retryable);
 
-/* Resolves the endpoint of svc as st_aws_client_new does (cfg->sys for the environment), into out (out_len bytes, no trailing
- * slash). Returns 0, ST_EINVAL (a configured value is not an http(s) URL; why names it) or ST_ERANGE
- * (out too small). */
+/* Resolves the endpoint of svc as st_aws_client_new does (cfg->sys for the environment), into out
+ * (out_len bytes, no trailing slash). Returns 0, ST_EINVAL (a configured value is not an http(s)
+ * URL; why names it) or ST_ERANGE (out too small). */
 int st_aws_resolve_endpoint(const st_aws_config *cfg, st_aws_service svc, const char *region,
                             char *out, size_t out_len, const char **why);
 

@@ -15,8 +15,8 @@
 #define REFRESH_BEFORE_S 300
 /* When credentials are already inside the refresh window, ask again at most this often. */
 #define REFETCH_EVERY_S 10
-#define ECS_HOST "http://169.254.170.2"
-#define IMDS_DEFAULT "http://169.254.169.254"
+#define ECS_HOST        "http://169.254.170.2"
+#define IMDS_DEFAULT    "http://169.254.169.254"
 
 struct st_aws_creds_provider {
     st_aws_sys sys;
@@ -63,7 +63,8 @@ static uint64_t real_random(void *ctx)
         if (getrandom(&state, sizeof(state), 0) != (ssize_t)sizeof(state) || state == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            state = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&state;
+            state =
+                ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)&state;
             state |= 1;
         }
     }
@@ -150,8 +151,12 @@ int st_aws_parse_iso8601(const char *text, int64_t *out_s)
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) {
         return ST_EINVAL;
     }
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
     time_t t = timegm(&tm);
     if (t == (time_t)-1) {
         return ST_EINVAL;
@@ -160,7 +165,8 @@ int st_aws_parse_iso8601(const char *text, int64_t *out_s)
     return 0;
 }
 
-/* Reads {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} (the container and IMDS shape). */
+/* Reads {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} (the container and IMDS shape).
+ */
 static int parse_creds_json(const char *body, const char *source, st_aws_creds *out, char *err,
                             size_t err_len)
 {
@@ -183,8 +189,7 @@ static int parse_creds_json(const char *body, const char *source, st_aws_creds *
     const cJSON *sec = cJSON_GetObjectItemCaseSensitive(j, "SecretAccessKey");
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "Token");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(j, "Expiration");
-    if (!cJSON_IsString(kid) || !*kid->valuestring || !cJSON_IsString(sec) ||
-        !*sec->valuestring) {
+    if (!cJSON_IsString(kid) || !*kid->valuestring || !cJSON_IsString(sec) || !*sec->valuestring) {
         set_err(err, err_len,
                 "the %s credentials endpoint answered without AccessKeyId and SecretAccessKey",
                 source);
@@ -193,8 +198,10 @@ static int parse_creds_json(const char *body, const char *source, st_aws_creds *
     }
     int64_t expires = 0;
     if (exp && (!cJSON_IsString(exp) || st_aws_parse_iso8601(exp->valuestring, &expires) != 0)) {
-        set_err(err, err_len, "the %s credentials endpoint answered an Expiration that is not an "
-                "ISO 8601 instant", source);
+        set_err(err, err_len,
+                "the %s credentials endpoint answered an Expiration that is not an "
+                "ISO 8601 instant",
+                source);
         rc = ST_EPROTO;
         goto out;
     }
@@ -223,8 +230,11 @@ static int fetch_text(st_aws_creds_provider *p, const char *method, const char *
                       const char *const *headers, long timeout_ms, const char *what,
                       st_fetch_resp *resp, char *err, size_t err_len)
 {
-    st_fetch_req req = {.method = method, .url = url, .headers = headers,
-                        .timeout_ms = timeout_ms, .connect_timeout_ms = timeout_ms};
+    st_fetch_req req = {.method = method,
+                        .url = url,
+                        .headers = headers,
+                        .timeout_ms = timeout_ms,
+                        .connect_timeout_ms = timeout_ms};
     int rc = p->sys.fetch(p->sys.ctx, &req, resp);
     if (rc) {
         set_err(err, err_len, "%s at %s: %s", what, url, st_strerror(rc));
@@ -247,8 +257,8 @@ static int full_uri_allowed(const char *uri)
     if (strncasecmp(uri, "http://", 7) != 0) {
         return 0;
     }
-    static const char *hosts[] = {"127.0.0.1", "localhost", "[::1]", "169.254.170.2",
-                                  "169.254.170.23", "[fd00:ec2::23]"};
+    static const char *hosts[] = {"127.0.0.1",     "localhost",      "[::1]",
+                                  "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"};
     const char *h = uri + 7;
     for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
         size_t n = strlen(hosts[i]);
@@ -271,7 +281,8 @@ static int from_container(st_aws_creds_provider *p, st_aws_creds *out, char *err
         snprintf(url, sizeof(url), "%s%s%s", ECS_HOST, rel[0] == '/' ? "" : "/", rel);
     } else {
         if (!full_uri_allowed(full)) {
-            set_err(err, err_len, "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a "
+            set_err(err, err_len,
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a "
                     "loopback or ECS link-local host");
             return ST_EAUTH;
         }
@@ -304,8 +315,8 @@ static int from_container(st_aws_creds_provider *p, st_aws_creds *out, char *err
         }
     }
     st_fetch_resp resp;
-    rc = fetch_text(p, "GET", url, headers, 2000, "the container credentials endpoint", &resp,
-                    err, err_len);
+    rc = fetch_text(p, "GET", url, headers, 2000, "the container credentials endpoint", &resp, err,
+                    err_len);
     memset(auth, 0, sizeof(auth));
     if (rc) {
         return rc;
@@ -334,7 +345,10 @@ static int from_imds(st_aws_creds_provider *p, st_aws_creds *out, char *err, siz
     int rc;
 
     snprintf(url, sizeof(url), "%.*s/latest/api/token", (int)blen, base);
-    st_fetch_req req = {.method = "PUT", .url = url, .headers = ttl_hdr, .timeout_ms = 1000,
+    st_fetch_req req = {.method = "PUT",
+                        .url = url,
+                        .headers = ttl_hdr,
+                        .timeout_ms = 1000,
                         .connect_timeout_ms = 1000};
     rc = p->sys.fetch(p->sys.ctx, &req, &resp);
     if (rc == ST_ECONNECT || rc == ST_ETIMEDOUT) {
@@ -368,8 +382,8 @@ static int from_imds(st_aws_creds_provider *p, st_aws_creds *out, char *err, siz
         rc = ST_EPROTO;
         goto out;
     }
-    snprintf(url, sizeof(url), "%.*s/latest/meta-data/iam/security-credentials/%s", (int)blen,
-             base, role);
+    snprintf(url, sizeof(url), "%.*s/latest/meta-data/iam/security-credentials/%s", (int)blen, base,
+             role);
     rc = fetch_text(p, "GET", url, tok_hdrs, 1000, "the instance metadata service", &resp, err,
                     err_len);
     if (rc) {
@@ -382,8 +396,7 @@ out:
     return rc;
 }
 
-static int from_environment(st_aws_creds_provider *p, st_aws_creds *out, char *err,
-                            size_t err_len)
+static int from_environment(st_aws_creds_provider *p, st_aws_creds *out, char *err, size_t err_len)
 {
     const char *kid = env(p, "AWS_ACCESS_KEY_ID");
     const char *sec = env(p, "AWS_SECRET_ACCESS_KEY");
@@ -452,7 +465,8 @@ static int fetch_chain(st_aws_creds_provider *p, st_aws_creds *out, char *err, s
             return rc;
         }
     }
-    set_err(err, err_len, "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+    set_err(err, err_len,
+            "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run with an "
             "ECS task role or an EC2 instance profile");
     return ST_EAUTH;
@@ -470,8 +484,7 @@ int st_aws_creds_get(st_aws_creds_provider *p, const st_aws_creds **creds, char 
                      size_t err_len)
 {
     int64_t now = p->sys.now_s(p->sys.ctx);
-    if (p->have && (p->creds.expires_at_s == 0 ||
-                    now < p->creds.expires_at_s - REFRESH_BEFORE_S ||
+    if (p->have && (p->creds.expires_at_s == 0 || now < p->creds.expires_at_s - REFRESH_BEFORE_S ||
                     (now < p->creds.expires_at_s && now - p->fetched_at_s < REFETCH_EVERY_S))) {
         *creds = &p->creds;
         return 0;
@@ -482,7 +495,8 @@ int st_aws_creds_get(st_aws_creds_provider *p, const st_aws_creds **creds, char 
         /* Credentials still valid beat none: keep using them until they really expire. */
         if (p->have && now < p->creds.expires_at_s) {
             st_warn("refreshing AWS credentials failed, using the current ones until they "
-                    "expire: %s", err ? err : st_strerror(rc));
+                    "expire: %s",
+                    err ? err : st_strerror(rc));
             *creds = &p->creds;
             return 0;
         }
@@ -491,8 +505,10 @@ int st_aws_creds_get(st_aws_creds_provider *p, const st_aws_creds **creds, char 
     if (fresh.expires_at_s != 0 && fresh.expires_at_s <= now) {
         char when[32];
         format_instant(fresh.expires_at_s, when, sizeof(when));
-        set_err(err, err_len, "the AWS credentials from the %s endpoint expired at %s: renew the "
-                "role's session or check the machine's clock", fresh.source, when);
+        set_err(err, err_len,
+                "the AWS credentials from the %s endpoint expired at %s: renew the "
+                "role's session or check the machine's clock",
+                fresh.source, when);
         creds_clear(&fresh);
         return ST_EAUTH;
     }

@@ -1,15 +1,16 @@
 /*
- * aws_creds.h - AWS credentials, found where the AWS SDKs look for them, refreshed before they expire.
+ * aws_creds.h - AWS credentials, found where the AWS SDKs look for them, refreshed before they
+ * expire.
  *
  * The chain, in the SDKs' order:
  *   1. environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN;
- *   2. ECS container role: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (fetched from 169.254.170.2), else
- *      AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to a loopback or ECS/EKS link-local host)
+ *   2. ECS container role: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (fetched from 169.254.170.2),
+ * else AWS_CONTAINER_CREDENTIALS_FULL_URI (https, or http to a loopback or ECS/EKS link-local host)
  *      with AWS_CONTAINER_AUTHORIZATION_TOKEN (or _TOKEN_FILE) as its Authorization header;
  *   3. EC2 instance metadata, IMDSv2 (PUT a session token, then GET the role's credentials), unless
  *      AWS_EC2_METADATA_DISABLED=true; AWS_EC2_METADATA_SERVICE_ENDPOINT overrides its address.
- * A source that is configured but fails (a container endpoint that does not answer, credentials that
- * have already expired) is an error: the chain never falls through to a less specific source.
+ * A source that is configured but fails (a container endpoint that does not answer, credentials
+ * that have already expired) is an error: the chain never falls through to a less specific source.
  * Temporary credentials are fetched again five minutes before their Expiration.
  *
  * st_aws_sys is the outside world the AWS modules touch (environment, HTTP, wall clock, sleeping,
@@ -47,14 +48,15 @@ extern const st_aws_sys st_aws_sys_real;
 typedef struct st_aws_creds {
     char *access_key_id;
     char *secret_access_key;
-    char *session_token; /* NULL when the credentials are not temporary */
+    char *session_token;  /* NULL when the credentials are not temporary */
     int64_t expires_at_s; /* epoch seconds; 0 when they do not expire */
     const char *source;   /* static: "environment", "container", "instance metadata" */
 } st_aws_creds;
 
 typedef struct st_aws_creds_provider st_aws_creds_provider;
 
-/* sys may be NULL (the real world); it is copied. Returns 0 or ST_ENOMEM. Nothing is fetched yet. */
+/* sys may be NULL (the real world); it is copied. Returns 0 or ST_ENOMEM. Nothing is fetched yet.
+ */
 int st_aws_creds_provider_new(st_aws_creds_provider **out, const st_aws_sys *sys);
 void st_aws_creds_provider_free(st_aws_creds_provider *p);
 

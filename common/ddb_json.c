@@ -101,8 +101,7 @@ static int bad(char *err, size_t err_len, const char *path, const char *what)
     return ST_EINVAL;
 }
 
-int st_ddb_value_to_json(const cJSON *av, const char *path, cJSON **out, char *err,
-                         size_t err_len)
+int st_ddb_value_to_json(const cJSON *av, const char *path, cJSON **out, char *err, size_t err_len)
 {
     if (!cJSON_IsObject(av) || !av->child || av->child->next) {
         return bad(err, err_len, path, "not a DynamoDB attribute value");
@@ -134,7 +133,8 @@ int st_ddb_value_to_json(const cJSON *av, const char *path, cJSON **out, char *e
                strcmp(t, "NS") == 0 || strcmp(t, "BS") == 0) {
         int is_map = t[0] == 'M';
         if (is_map ? !cJSON_IsObject(v) : !cJSON_IsArray(v)) {
-            return bad(err, err_len, path, is_map ? "M must hold an object" : "a list must hold an array");
+            return bad(err, err_len, path,
+                       is_map ? "M must hold an object" : "a list must hold an array");
         }
         r = is_map ? cJSON_CreateObject() : cJSON_CreateArray();
         if (!r) {

@@ -22,12 +22,18 @@ enum {
 static inline int st_exit_code(int err)
 {
     switch (err) {
-    case 0: return ST_EXIT_OK;
-    case ST_EINVAL: return ST_EXIT_USAGE;
-    case ST_EAUTH: return ST_EXIT_AUTH;
-    case ST_EAGAIN: return ST_EXIT_PENDING;
-    case ST_ENOTFOUND: return ST_EXIT_NOTFOUND;
-    default: return ST_EXIT_FAILURE;
+    case 0:
+        return ST_EXIT_OK;
+    case ST_EINVAL:
+        return ST_EXIT_USAGE;
+    case ST_EAUTH:
+        return ST_EXIT_AUTH;
+    case ST_EAGAIN:
+        return ST_EXIT_PENDING;
+    case ST_ENOTFOUND:
+        return ST_EXIT_NOTFOUND;
+    default:
+        return ST_EXIT_FAILURE;
     }
 }
 

@@ -17,27 +17,28 @@
 #include <stddef.h>
 
 typedef struct st_fetch_req {
-    const char *method;          /* "GET", "PUT" or "POST" */
-    const char *url;             /* absolute http:// or https:// URL */
-    const char *const *headers;  /* NULL-terminated "Name: value" lines; NULL for none */
-    const char *body;            /* may be NULL */
+    const char *method;         /* "GET", "PUT" or "POST" */
+    const char *url;            /* absolute http:// or https:// URL */
+    const char *const *headers; /* NULL-terminated "Name: value" lines; NULL for none */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    long timeout_ms;             /* whole request; 0 waits forever (the Lambda runtime's next) */
-    long connect_timeout_ms;     /* 0: libcurl's default */
-    const char *capture_header;  /* a response header to keep (case-insensitive name), or NULL */
-    const atomic_int *cancel;    /* when non-NULL and raised, the request aborts with ST_ECLOSED */
+    long timeout_ms;            /* whole request; 0 waits forever (the Lambda runtime's next) */
+    long connect_timeout_ms;    /* 0: libcurl's default */
+    const char *capture_header; /* a response header to keep (case-insensitive name), or NULL */
+    const atomic_int *cancel;   /* when non-NULL and raised, the request aborts with ST_ECLOSED */
 } st_fetch_req;
 
 typedef struct st_fetch_resp {
-    long status;        /* HTTP status, 0 when no response arrived */
-    char *body;         /* NUL-terminated, body_len bytes before the NUL; never NULL on 0 */
+    long status; /* HTTP status, 0 when no response arrived */
+    char *body;  /* NUL-terminated, body_len bytes before the NUL; never NULL on 0 */
     size_t body_len;
     char *header_value; /* the captured header's value, trimmed; NULL when absent */
 } st_fetch_resp;
 
 /* Performs the request. Returns 0 when any HTTP response arrived (check resp->status), ST_ECONNECT
  * when no connection could be made, ST_ETIMEDOUT when the timeout passed, ST_EIO for other transfer
- * failures, ST_ECLOSED when cancelled, ST_EINVAL for a malformed request, ST_ENOMEM. On error resp is left zeroed. */
+ * failures, ST_ECLOSED when cancelled, ST_EINVAL for a malformed request, ST_ENOMEM. On error resp
+ * is left zeroed. */
 int st_fetch(const st_fetch_req *req, st_fetch_resp *resp);
 void st_fetch_resp_fini(st_fetch_resp *resp);
 

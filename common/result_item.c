@@ -12,10 +12,13 @@ typedef struct count_field {
     size_t offset;
 } count_field;
 
-#define F(n) {#n, offsetof(st_counts, n)}
+#define F(n)                                                                                       \
+    {                                                                                              \
+#n, offsetof(st_counts, n)                                                                 \
+    }
 static const count_field counts_tab[] = {
-    F(sent),     F(ok),        F(http_4xx), F(http_5xx), F(err_connect), F(err_timeout),
-    F(err_other), F(bytes_in), F(bytes_out), F(late),    F(dropped),     F(inflight),
+    F(sent),      F(ok),       F(http_4xx),  F(http_5xx), F(err_connect), F(err_timeout),
+    F(err_other), F(bytes_in), F(bytes_out), F(late),     F(dropped),     F(inflight),
 };
 #undef F
 #define N_COUNTS (sizeof(counts_tab) / sizeof(counts_tab[0]))

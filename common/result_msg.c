@@ -15,15 +15,19 @@ typedef struct count_field {
     size_t offset;
 } count_field;
 
-#define F(n) {#n, offsetof(st_counts, n)}
+#define F(n)                                                                                       \
+    {                                                                                              \
+#n, offsetof(st_counts, n)                                                                 \
+    }
 static const count_field count_fields[] = {
-    F(sent),     F(ok),        F(http_4xx), F(http_5xx), F(err_connect), F(err_timeout),
-    F(err_other), F(bytes_in), F(bytes_out), F(late),    F(dropped),     F(inflight),
+    F(sent),      F(ok),       F(http_4xx),  F(http_5xx), F(err_connect), F(err_timeout),
+    F(err_other), F(bytes_in), F(bytes_out), F(late),     F(dropped),     F(inflight),
 };
 #undef F
 #define N_COUNT_FIELDS (sizeof(count_fields) / sizeof(count_fields[0]))
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t err_len, const char *fmt, ...)
 {
     if (err && err_len) {
@@ -53,7 +57,8 @@ int st_result_run_id_valid(const char *run_id)
 int st_result_id(st_result_kind kind, const char *run_id, uint32_t second, char *out,
                  size_t out_len)
 {
-    if (!st_result_run_id_valid(run_id) || (kind != ST_RESULT_SECOND && kind != ST_RESULT_SUMMARY)) {
+    if (!st_result_run_id_valid(run_id) ||
+        (kind != ST_RESULT_SECOND && kind != ST_RESULT_SUMMARY)) {
         return ST_EINVAL;
     }
     int n = kind == ST_RESULT_SECOND ? snprintf(out, out_len, "%s.s%06u", run_id, second)
@@ -279,12 +284,14 @@ int st_result_hist_from_json(const cJSON *j, const char *path, st_hist *h, char 
         }
         double di = ix->valuedouble, dc = cn->valuedouble;
         if (di < 0 || di != floor(di) || di >= (double)st_hist_bucket_count()) {
-            return fail(err, err_len, "%s.buckets[%d][0]: bucket index must be an integer from 0 "
-                        "to %u", path, i, st_hist_bucket_count() - 1);
+            return fail(err, err_len,
+                        "%s.buckets[%d][0]: bucket index must be an integer from 0 "
+                        "to %u",
+                        path, i, st_hist_bucket_count() - 1);
         }
         if (dc < 1 || dc != floor(dc) || dc > MAX_EXACT) {
-            return fail(err, err_len, "%s.buckets[%d][1]: count must be a positive integer",
-                        path, i);
+            return fail(err, err_len, "%s.buckets[%d][1]: count must be a positive integer", path,
+                        i);
         }
         if ((long long)di <= prev) {
             return fail(err, err_len, "%s.buckets[%d]: bucket indexes must increase", path, i);
@@ -390,8 +397,9 @@ int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size
     }
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run_id");
     if (!cJSON_IsString(run) || !st_result_run_id_valid(run->valuestring)) {
-        return fail(err, err_len, "$.run_id: %s", !run ? "missing"
-                    : "must be 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.'");
+        return fail(err, err_len, "$.run_id: %s",
+                    !run ? "missing"
+                         : "must be 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.'");
     }
     snprintf(m.run_id, sizeof(m.run_id), "%s", run->valuestring);
     if (m.kind == ST_RESULT_SECOND) {

@@ -38,12 +38,24 @@ int st_cmd_forward(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 's': spool = optarg; break;
-        case 'q': queue = optarg; break;
-        case 'e': aws.service_endpoint_url[ST_AWS_SQS] = optarg; break;
-        case 'r': aws.region = optarg; break;
-        case 'h': usage(stdout); return ST_EXIT_OK;
-        default: usage(stderr); return ST_EXIT_USAGE;
+        case 's':
+            spool = optarg;
+            break;
+        case 'q':
+            queue = optarg;
+            break;
+        case 'e':
+            aws.service_endpoint_url[ST_AWS_SQS] = optarg;
+            break;
+        case 'r':
+            aws.region = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return ST_EXIT_OK;
+        default:
+            usage(stderr);
+            return ST_EXIT_USAGE;
         }
     }
     if (optind != argc || !spool || !queue) {

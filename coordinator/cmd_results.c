@@ -23,12 +23,13 @@ typedef struct run_data {
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] "
-                "[--json]\n\n"
-                "Prints the summary and the per-second series of a run that stampede-sink stored,\n"
-                "and checks the summary against percentiles recomputed from the stored histograms.\n"
-                "Exit codes: 0 ok, 1 failure or a check that does not hold, 2 bad flags,\n"
-                "3 credentials, 5 nothing stored for RUN_ID (or no such table).\n");
+    fprintf(to,
+            "usage: stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] "
+            "[--json]\n\n"
+            "Prints the summary and the per-second series of a run that stampede-sink stored,\n"
+            "and checks the summary against percentiles recomputed from the stored histograms.\n"
+            "Exit codes: 0 ok, 1 failure or a check that does not hold, 2 bad flags,\n"
+            "3 credentials, 5 nothing stored for RUN_ID (or no such table).\n");
 }
 
 static void run_data_fini(run_data *r)
@@ -166,13 +167,13 @@ static void check_summary(const cJSON *summary, const st_stats *total, check *ck
     check_value(ck, "latency_us.count", cJSON_GetObjectItemCaseSensitive(lat, "count"),
                 (double)st_hist_count(total->lat));
     const cJSON *counts = cJSON_GetObjectItemCaseSensitive(summary, "counts");
-    static const char *names[] = {"sent", "ok", "http_4xx", "http_5xx", "err_connect",
-                                  "err_timeout", "err_other", "bytes_in", "bytes_out", "late",
-                                  "dropped"};
-    const uint64_t vals[] = {total->c.sent, total->c.ok, total->c.http_4xx, total->c.http_5xx,
-                             total->c.err_connect, total->c.err_timeout, total->c.err_other,
-                             total->c.bytes_in, total->c.bytes_out, total->c.late,
-                             total->c.dropped};
+    static const char *names[] = {"sent",        "ok",          "http_4xx",  "http_5xx",
+                                  "err_connect", "err_timeout", "err_other", "bytes_in",
+                                  "bytes_out",   "late",        "dropped"};
+    const uint64_t vals[] = {total->c.sent,      total->c.ok,          total->c.http_4xx,
+                             total->c.http_5xx,  total->c.err_connect, total->c.err_timeout,
+                             total->c.err_other, total->c.bytes_in,    total->c.bytes_out,
+                             total->c.late,      total->c.dropped};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char what[64];
         snprintf(what, sizeof(what), "counts.%s", names[i]);
@@ -254,8 +255,7 @@ static cJSON *second_json(const st_result_msg *m)
     return j;
 }
 
-static int print_json(const char *run_id, const run_data *r, const st_stats *total,
-                      const check *ck)
+static int print_json(const char *run_id, const run_data *r, const st_stats *total, const check *ck)
 {
     cJSON *root = cJSON_CreateObject();
     if (!root) {
@@ -263,9 +263,9 @@ static int print_json(const char *run_id, const run_data *r, const st_stats *tot
     }
     cJSON_AddStringToObject(root, "run_id", run_id);
     cJSON_AddNumberToObject(root, "ttl", (double)r->ttl);
-    cJSON_AddItemToObject(root, "summary", r->have_summary
-                                               ? cJSON_Duplicate(r->summary.summary, 1)
-                                               : cJSON_CreateNull());
+    cJSON_AddItemToObject(root, "summary",
+                          r->have_summary ? cJSON_Duplicate(r->summary.summary, 1)
+                                          : cJSON_CreateNull());
     cJSON *secs = cJSON_AddArrayToObject(root, "seconds");
     for (size_t i = 0; i < r->n_seconds; i++) {
         cJSON_AddItemToArray(secs, second_json(&r->seconds[i]));
@@ -301,12 +301,9 @@ static int print_json(const char *run_id, const run_data *r, const st_stats *tot
 int st_cmd_results(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"table", required_argument, NULL, 't'},
-        {"endpoint-url", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"table", required_argument, NULL, 't'},  {"endpoint-url", required_argument, NULL, 'e'},
+        {"region", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *table = NULL;
     int json = 0;
@@ -316,12 +313,24 @@ int st_cmd_results(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 't': table = optarg; break;
-        case 'e': aws.service_endpoint_url[ST_AWS_DYNAMODB] = optarg; break;
-        case 'r': aws.region = optarg; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return ST_EXIT_OK;
-        default: usage(stderr); return ST_EXIT_USAGE;
+        case 't':
+            table = optarg;
+            break;
+        case 'e':
+            aws.service_endpoint_url[ST_AWS_DYNAMODB] = optarg;
+            break;
+        case 'r':
+            aws.region = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return ST_EXIT_OK;
+        default:
+            usage(stderr);
+            return ST_EXIT_USAGE;
         }
     }
     if (optind + 1 != argc || !table) {

@@ -2,9 +2,9 @@
  * commands.h - the subcommands of the `stampede` program, one file each (cmd_<name>.c).
  *
  * main.c dispatches `stampede NAME ARGS...` through a table of these; each run function gets the
- * arguments after the program name (argv[0] is NAME), parses its own flags, prints its own usage and
- * errors, and returns the process exit code (common/exit_code.h). Called from the main thread only,
- * after curl_global_init.
+ * arguments after the program name (argv[0] is NAME), parses its own flags, prints its own usage
+ * and errors, and returns the process exit code (common/exit_code.h). Called from the main thread
+ * only, after curl_global_init.
  */
 #ifndef ST_COMMANDS_H
 #define ST_COMMANDS_H

@@ -715,8 +715,7 @@ static int sender_init(sender *s, const char *queue_url, const char *spool_dir,
     return 0;
 }
 
-int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err,
-                     size_t err_len)
+int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err, size_t err_len)
 {
     if (!cfg || !cfg->queue_url || !*cfg->queue_url) {
         set_err(err, err_len, "an SQS queue URL is required");
@@ -839,8 +838,8 @@ int st_forwarder_flush_and_close(st_forwarder *f, uint32_t timeout_ms, st_forwar
     pthread_mutex_unlock(&f->mu);
     pthread_join(f->thread, NULL);
     f->started = 0;
-    st_forward_report r = {.sent = f->s.sent, .lost = f->s.lost,
-                           .spooled = spool_count(f->spool_dir)};
+    st_forward_report r = {
+        .sent = f->s.sent, .lost = f->s.lost, .spooled = spool_count(f->spool_dir)};
     if (report) {
         *report = r;
     }

@@ -57,16 +57,16 @@ typedef struct st_forward_report {
 typedef struct st_forwarder st_forwarder;
 
 /* Creates the spool directory if needed and starts the forwarder's thread. Returns 0, ST_EINVAL
- * (missing queue URL or spool directory, no region, bad endpoint: err says which), ST_EIO (the spool
- * directory cannot be created or written), ST_ESYSTEM (no thread) or ST_ENOMEM. err may be NULL.
- * No network call is made here. Call from any thread. */
-int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err,
-                     size_t err_len);
+ * (missing queue URL or spool directory, no region, bad endpoint: err says which), ST_EIO (the
+ * spool directory cannot be created or written), ST_ESYSTEM (no thread) or ST_ENOMEM. err may be
+ * NULL. No network call is made here. Call from any thread. */
+int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err, size_t err_len);
 
 /* Queues one message: id is its identity (st_result_id: 1 to 80 characters of A-Z a-z 0-9 . _ -,
  * not starting with '.'), json_text its body (NUL-terminated, at most 256 KiB). Both are copied.
  * Never blocks on the network or the disk; thread-safe. Returns 0, ST_EINVAL (bad id or empty
- * body), ST_ERANGE (body too large), ST_ECLOSED (after st_forwarder_flush_and_close) or ST_ENOMEM. */
+ * body), ST_ERANGE (body too large), ST_ECLOSED (after st_forwarder_flush_and_close) or ST_ENOMEM.
+ */
 int st_forwarder_submit(st_forwarder *f, const char *id, const char *json_text);
 
 /* Stops taking messages, delivers what is queued (and a spool being replayed) for at most
@@ -105,7 +105,8 @@ int st_forward_spool_id(const char *name, char *out, size_t out_len);
 
 /* How many messages from the front of a list (ids[i], sizes[i] bytes) go into the next
  * SendMessageBatch: at most ST_FORWARD_BATCH_MAX, at most ST_FORWARD_BATCH_BYTES in all, no two
- * with the same entry Id. Always at least 1 when n > 0 (a message alone never exceeds the limit). */
+ * with the same entry Id. Always at least 1 when n > 0 (a message alone never exceeds the limit).
+ */
 size_t st_forward_batch_take(const char *const *ids, const size_t *sizes, size_t n);
 
 /* Writes json (len bytes) to spool_dir/<id>.json atomically. Returns 0, ST_EINVAL or ST_EIO. */

@@ -11,10 +11,10 @@
 /* "testId\nsk" of an item, to match UnprocessedItems back to the items sent. */
 static int item_key(const cJSON *item, char *out, size_t len)
 {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(item, "testId"), "S");
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "sk"),
-                                                      "S");
+    const cJSON *t =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "testId"), "S");
+    const cJSON *s =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(item, "sk"), "S");
     if (!cJSON_IsString(t) || !cJSON_IsString(s)) {
         return ST_EINVAL;
     }

@@ -18,9 +18,9 @@
 typedef struct st_sink_ddb {
     st_aws_client *client;
     const char *table;
-    st_aws_retry backoff; /* delays between UnprocessedItems rounds */
-    int rounds;           /* calls per chunk, first included */
-    const st_aws_sys *sys; /* NULL: the real world (sleep, random) */
+    st_aws_retry backoff;     /* delays between UnprocessedItems rounds */
+    int rounds;               /* calls per chunk, first included */
+    const st_aws_sys *sys;    /* NULL: the real world (sleep, random) */
     const atomic_int *cancel; /* optional: stop retrying (items stay unwritten) */
 } st_sink_ddb;
 

@@ -17,8 +17,12 @@ static int post_json(const char *url, cJSON *body, const char *error_type)
     snprintf(type_hdr, sizeof(type_hdr), "Lambda-Runtime-Function-Error-Type: %s",
              error_type ? error_type : "");
     const char *headers[] = {"Content-Type: application/json", error_type ? type_hdr : NULL, NULL};
-    st_fetch_req req = {.method = "POST", .url = url, .headers = headers, .body = text,
-                        .body_len = strlen(text), .timeout_ms = 10000,
+    st_fetch_req req = {.method = "POST",
+                        .url = url,
+                        .headers = headers,
+                        .body = text,
+                        .body_len = strlen(text),
+                        .timeout_ms = 10000,
                         .connect_timeout_ms = 2000};
     st_fetch_resp resp;
     int rc = st_fetch(&req, &resp);
@@ -57,8 +61,7 @@ void st_sink_lambda_init_error(const char *api, const char *message)
 }
 
 /* Handles one event; answers the runtime API. */
-static int handle(const char *base, const char *request_id, const char *event,
-                  st_sink_store *store)
+static int handle(const char *base, const char *request_id, const char *event, st_sink_store *store)
 {
     char url[1200];
     cJSON *ev = cJSON_Parse(event);
@@ -137,9 +140,12 @@ int st_sink_lambda_run(const char *api, st_sink_store *store, const atomic_int *
     snprintf(base, sizeof(base), "http://%s/2018-06-01/runtime", api);
     snprintf(next, sizeof(next), "%s/invocation/next", base);
     while (!atomic_load(stop)) {
-        st_fetch_req req = {.method = "GET", .url = next, .timeout_ms = 0,
+        st_fetch_req req = {.method = "GET",
+                            .url = next,
+                            .timeout_ms = 0,
                             .connect_timeout_ms = 2000,
-                            .capture_header = "Lambda-Runtime-Aws-Request-Id", .cancel = stop};
+                            .capture_header = "Lambda-Runtime-Aws-Request-Id",
+                            .cancel = stop};
         st_fetch_resp resp;
         int rc = st_fetch(&req, &resp);
         if (rc == ST_ECLOSED) {

@@ -77,11 +77,21 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
     st_log_level level;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'q': o->queue_url = optarg; break;
-        case 't': o->table = optarg; break;
-        case 'e': o->aws.service_endpoint_url[ST_AWS_DYNAMODB] = optarg; break;
-        case 'r': o->aws.region = optarg; break;
-        case 'x': o->exit_when_empty = 1; break;
+        case 'q':
+            o->queue_url = optarg;
+            break;
+        case 't':
+            o->table = optarg;
+            break;
+        case 'e':
+            o->aws.service_endpoint_url[ST_AWS_DYNAMODB] = optarg;
+            break;
+        case 'r':
+            o->aws.region = optarg;
+            break;
+        case 'x':
+            o->exit_when_empty = 1;
+            break;
         case 'd':
             if (parse_int(optarg, 1, 3650, &o->ttl_days)) {
                 st_error("--ttl-days must be a whole number of days from 1 to 3650");
@@ -101,8 +111,12 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
             }
             st_log_init("stampede-sink", level);
             break;
-        case 'h': usage(stdout); return 1;
-        default: usage(stderr); return ST_EINVAL;
+        case 'h':
+            usage(stdout);
+            return 1;
+        default:
+            usage(stderr);
+            return ST_EINVAL;
         }
     }
     if (optind != argc) {
@@ -216,8 +230,9 @@ int main(int argc, char **argv)
     if (!o.table && lambda_api) {
         o.table = getenv("STAMPEDE_TABLE");
     }
-    const char *missing = !o.table ? "--table" : (!o.queue_url && !lambda_api) ? "--queue-url"
-                                                                               : NULL;
+    const char *missing = !o.table                        ? "--table"
+                          : (!o.queue_url && !lambda_api) ? "--queue-url"
+                                                          : NULL;
     if (prc == 0 && missing) {
         st_error("%s is required", missing);
         prc = ST_EINVAL;

@@ -75,8 +75,8 @@ int st_sink_receive(st_aws_client *c, const char *queue_url, int max_messages, i
     return 0;
 }
 
-int st_sink_delete(st_aws_client *c, const char *queue_url, const st_sink_msg *msgs,
-                   const int *del, size_t n, st_aws_error *err)
+int st_sink_delete(st_aws_client *c, const char *queue_url, const st_sink_msg *msgs, const int *del,
+                   size_t n, st_aws_error *err)
 {
     size_t i = 0;
     while (i < n) {

@@ -26,8 +26,8 @@ int st_sink_receive(st_aws_client *c, const char *queue_url, int max_messages, i
 /* Deletes msgs[i] for every i with del[i] != 0, in batches of 10. Entries SQS refuses are logged
  * (the message comes back after its visibility timeout and is written again, harmlessly).
  * Returns 0 or the first call error (err says what). */
-int st_sink_delete(st_aws_client *c, const char *queue_url, const st_sink_msg *msgs,
-                   const int *del, size_t n, st_aws_error *err);
+int st_sink_delete(st_aws_client *c, const char *queue_url, const st_sink_msg *msgs, const int *del,
+                   size_t n, st_aws_error *err);
 
 void st_sink_msgs_free(st_sink_msg *msgs, size_t n);
 

@@ -21,7 +21,7 @@ int st_sink_store_records(st_sink_store *s, st_sink_record *recs, size_t n, st_a
     int64_t ttl = sys->now_s(sys->ctx) + (int64_t)s->ttl_days * 86400;
     int rc = 0;
     cJSON **items = calloc(n, sizeof(*items));
-    char (*ids)[ST_RESULT_ID_MAX + 1] = calloc(n, sizeof(*ids));
+    char(*ids)[ST_RESULT_ID_MAX + 1] = calloc(n, sizeof(*ids));
     size_t *item_of = calloc(n, sizeof(*item_of)); /* record -> index in items */
     int *written = calloc(n, sizeof(*written));
     size_t n_items = 0;

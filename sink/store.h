@@ -1,10 +1,10 @@
 /*
- * store.h - turns SQS message bodies into DynamoDB items and writes them: the sink's core, shared by
- * the long-running service (sink/main.c) and the Lambda runtime loop (sink/lambda.c).
+ * store.h - turns SQS message bodies into DynamoDB items and writes them: the sink's core, shared
+ * by the long-running service (sink/main.c) and the Lambda runtime loop (sink/lambda.c).
  *
  * Each body is decoded and validated as a result message (common/result_msg.h); invalid ones are
- * logged with the JSON path at fault and marked ST_SINK_INVALID (their SQS message is left alone, so
- * the queue's redrive policy moves it to the dead-letter queue). Valid ones become items
+ * logged with the JSON path at fault and marked ST_SINK_INVALID (their SQS message is left alone,
+ * so the queue's redrive policy moves it to the dead-letter queue). Valid ones become items
  * (common/result_item.h) with ttl = now + ttl_days; two messages with the same identity in one call
  * share one item. Items are written through sink/ddb.h.
  *
@@ -22,8 +22,8 @@ enum { ST_SINK_PENDING = 0, ST_SINK_WRITTEN = 1, ST_SINK_INVALID = 2, ST_SINK_FA
 typedef struct st_sink_record {
     const char *message_id; /* for logs and Lambda's batchItemFailures */
     const char *body;
-    long receive_count;     /* 0 when unknown */
-    int outcome;            /* set by st_sink_store_records */
+    long receive_count; /* 0 when unknown */
+    int outcome;        /* set by st_sink_store_records */
 } st_sink_record;
 
 typedef struct st_sink_store {

@@ -1,9 +1,9 @@
 /*
- * st-fake-run: stands in for the coordinator's run in the AWS integration tests until `stampede run`
- * ships results itself. It builds a deterministic run (N seconds of merged stats with latency
- * histograms, then a summary whose percentiles come from the merged histogram), encodes every message
- * with common/result_msg.h and hands them to the forwarder exactly as the coordinator's stats thread
- * will: one st_forwarder_submit per finalised second, the summary last, then
+ * st-fake-run: stands in for the coordinator's run in the AWS integration tests until `stampede
+ * run` ships results itself. It builds a deterministic run (N seconds of merged stats with latency
+ * histograms, then a summary whose percentiles come from the merged histogram), encodes every
+ * message with common/result_msg.h and hands them to the forwarder exactly as the coordinator's
+ * stats thread will: one st_forwarder_submit per finalised second, the summary last, then
  * st_forwarder_flush_and_close. With --spool-only it writes the messages into a spool directory
  * instead, as a run whose SQS never answered would have left them.
  *
@@ -75,19 +75,44 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'i': run_id = optarg; break;
-        case 'n': seconds = (unsigned)atoi(optarg); break;
-        case 'r': rps = (unsigned)atoi(optarg); break;
-        case 'v': interval_ms = (unsigned)atoi(optarg); break;
-        case 'q': queue = optarg; break;
-        case 's': spool = optarg; break;
-        case 'o': spool_only = 1; break;
-        case 'e': cfg.aws.endpoint_url = optarg; break;
-        case 'g': cfg.aws.region = optarg; break;
-        case 'f': flush_ms = (unsigned)atoi(optarg); break;
-        case 't': cfg.retry_interval_ms = (unsigned)atoi(optarg); break;
-        case 'a': agents = (unsigned)atoi(optarg); break;
-        default: return ST_EXIT_USAGE;
+        case 'i':
+            run_id = optarg;
+            break;
+        case 'n':
+            seconds = (unsigned)atoi(optarg);
+            break;
+        case 'r':
+            rps = (unsigned)atoi(optarg);
+            break;
+        case 'v':
+            interval_ms = (unsigned)atoi(optarg);
+            break;
+        case 'q':
+            queue = optarg;
+            break;
+        case 's':
+            spool = optarg;
+            break;
+        case 'o':
+            spool_only = 1;
+            break;
+        case 'e':
+            cfg.aws.endpoint_url = optarg;
+            break;
+        case 'g':
+            cfg.aws.region = optarg;
+            break;
+        case 'f':
+            flush_ms = (unsigned)atoi(optarg);
+            break;
+        case 't':
+            cfg.retry_interval_ms = (unsigned)atoi(optarg);
+            break;
+        case 'a':
+            agents = (unsigned)atoi(optarg);
+            break;
+        default:
+            return ST_EXIT_USAGE;
         }
     }
     if (!spool || (!spool_only && !queue) || rps < 2) {
@@ -120,8 +145,8 @@ int main(int argc, char **argv)
         st_stats_merge(&total, &sec);
         char *json = NULL;
         char id[ST_RESULT_ID_MAX + 1];
-        if ((rc = st_result_encode_second(run_id, &sec, rps, (double)st_counts_done(&sec.c),
-                                          agents, &json, id)) != 0) {
+        if ((rc = st_result_encode_second(run_id, &sec, rps, (double)st_counts_done(&sec.c), agents,
+                                          &json, id)) != 0) {
             goto out;
         }
         rc = spool_only ? st_forward_spool_write(spool, id, json, strlen(json))
@@ -173,8 +198,8 @@ int main(int argc, char **argv)
            "\"total_sent\": %llu, \"total_ok\": %llu, \"p99_us\": %llu, \"rc\": %d}\n",
            submitted, (unsigned long long)rep.sent, (unsigned long long)rep.spooled,
            (unsigned long long)rep.lost, (unsigned long long)total.c.sent,
-           (unsigned long long)total.c.ok,
-           (unsigned long long)st_hist_percentile(total.lat, 99), rc);
+           (unsigned long long)total.c.ok, (unsigned long long)st_hist_percentile(total.lat, 99),
+           rc);
 out:
     if (rc && rc != ST_EAGAIN) {
         fprintf(stderr, "st-fake-run: %s\n", st_strerror(rc));

@@ -16,7 +16,7 @@
 /* ---- a fake outside world: environment table, scripted HTTP answers, fixed clock ---- */
 
 typedef struct fake {
-    const char *env[32]; /* name, value pairs */
+    const char *env[32];  /* name, value pairs */
     const char *urls[16]; /* requests seen, in order */
     int n_urls;
     char auth_seen[64];
@@ -102,8 +102,8 @@ static st_aws_sys sys_of(fake *f)
     return s;
 }
 
-#define CONTAINER_OK                                                                              \
-    "{\"AccessKeyId\":\"ASIACONT\",\"SecretAccessKey\":\"sec\",\"Token\":\"tok\","                \
+#define CONTAINER_OK                                                                               \
+    "{\"AccessKeyId\":\"ASIACONT\",\"SecretAccessKey\":\"sec\",\"Token\":\"tok\","                 \
     "\"Expiration\":\"2030-01-01T00:00:00Z\"}"
 
 static int get(fake *f, const st_aws_creds **c, char *err, size_t len)
@@ -125,7 +125,8 @@ static void test_aws_creds_environment_first(void **state)
     fake f = {.env = {"AWS_ACCESS_KEY_ID", "AKIAENV", "AWS_SECRET_ACCESS_KEY", "x",
                       "AWS_SESSION_TOKEN", "tok", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                       "http://127.0.0.1:1/creds", NULL},
-              .now = 1800000000, .imds_up = 1};
+              .now = 1800000000,
+              .imds_up = 1};
     const st_aws_creds *c;
     char err[512];
     assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
@@ -141,7 +142,9 @@ static void test_aws_creds_container_relative_before_full(void **state)
     (void)state;
     fake f = {.env = {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc",
                       "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds", NULL},
-              .now = 1800000000, .container_body = CONTAINER_OK, .imds_up = 1};
+              .now = 1800000000,
+              .container_body = CONTAINER_OK,
+              .imds_up = 1};
     const st_aws_creds *c;
     char err[512];
     assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
@@ -157,7 +160,8 @@ static void test_aws_creds_container_full_uri_with_token(void **state)
     (void)state;
     fake f = {.env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://localhost:8080/creds",
                       "AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer abc", NULL},
-              .now = 1800000000, .container_body = CONTAINER_OK};
+              .now = 1800000000,
+              .container_body = CONTAINER_OK};
     const st_aws_creds *c;
     char err[512];
     assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
@@ -187,8 +191,8 @@ static void test_aws_creds_imds_last(void **state)
     assert_int_equal(f.n_urls, 3); /* token, role name, role credentials */
     get(NULL, NULL, NULL, 0);
 
-    fake off = {.env = {"AWS_EC2_METADATA_DISABLED", "true", NULL}, .now = 1800000000,
-                .imds_up = 1};
+    fake off = {
+        .env = {"AWS_EC2_METADATA_DISABLED", "true", NULL}, .now = 1800000000, .imds_up = 1};
     assert_int_equal(get(&off, &c, err, sizeof(err)), ST_EAUTH);
     assert_int_equal(off.n_urls, 0);
     get(NULL, NULL, NULL, 0);
@@ -216,7 +220,8 @@ static void test_aws_creds_expired_and_refresh(void **state)
 {
     (void)state;
     fake f = {.env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds", NULL},
-              .now = 1900000000, .container_body = CONTAINER_OK};
+              .now = 1900000000,
+              .container_body = CONTAINER_OK};
     const st_aws_creds *c;
     char err[512];
     /* 2030-01-01 is before now: expired credentials are an error, and no secret is shown. */
@@ -314,22 +319,22 @@ static void test_aws_endpoint_resolution(void **state)
     cfg.sys = &sys;
     char out[256];
     const char *why = NULL;
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out,
-                                             sizeof(out), &why), 0);
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
     assert_string_equal(out, "http://ddb:2");
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out),
-                                             &why), 0);
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     0);
     assert_string_equal(out, "http://all:1");
     cfg.endpoint_url = "http://flag:3";
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out,
-                                             sizeof(out), &why), 0);
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
     assert_string_equal(out, "http://flag:3");
     cfg.service_endpoint_url[ST_AWS_DYNAMODB] = "http://only-ddb:4";
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out,
-                                             sizeof(out), &why), 0);
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
     assert_string_equal(out, "http://only-ddb:4");
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out),
-                                             &why), 0);
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     0);
     assert_string_equal(out, "http://flag:3");
 
     /* Nothing configured: SQS follows the queue URL, others the regional default. */
@@ -338,18 +343,18 @@ static void test_aws_endpoint_resolution(void **state)
     st_aws_config_init(&cfg);
     cfg.sys = &esys;
     cfg.sqs_queue_url = "http://127.0.0.1:4566/000000000000/q";
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out),
-                                             &why), 0);
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     0);
     assert_string_equal(out, "http://127.0.0.1:4566");
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out,
-                                             sizeof(out), &why), 0);
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
     assert_string_equal(out, "https://dynamodb.eu-west-1.amazonaws.com");
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_ECS, "cn-north-1", out, sizeof(out),
-                                             &why), 0);
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_ECS, "cn-north-1", out, sizeof(out), &why), 0);
     assert_string_equal(out, "https://ecs.cn-north-1.amazonaws.com.cn");
     cfg.endpoint_url = "ftp://nope";
-    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out),
-                                             &why), ST_EINVAL);
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     ST_EINVAL);
     assert_string_equal(why, "--endpoint-url");
 }
 
@@ -401,8 +406,7 @@ static void test_aws_call_missing_credentials(void **state)
     /* Cancelled before it starts. */
     atomic_int stop = 1;
     st_aws_client_set_cancel(c, &stop);
-    assert_int_equal(st_aws_call(c, ST_AWS_SQS, "SendMessageBatch", req, &reply, &err),
-                     ST_ECLOSED);
+    assert_int_equal(st_aws_call(c, ST_AWS_SQS, "SendMessageBatch", req, &reply, &err), ST_ECLOSED);
     cJSON_Delete(req);
     st_aws_client_free(c);
 }

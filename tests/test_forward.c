@@ -129,6 +129,10 @@ static void test_forward_submit_validation(void **state)
     char err[256];
     assert_int_equal(st_forwarder_new(&f, &cfg, err, sizeof(err)), ST_EINVAL);
     assert_string_equal(err, "an SQS queue URL is required");
+    cfg.queue_url = "http://127.0.0.1:9/000000000000/q";
+    cfg.spool_dir = "/proc/self/no-spool-here";
+    assert_int_equal(st_forwarder_new(&f, &cfg, err, sizeof(err)), ST_EIO);
+    assert_non_null(strstr(err, "cannot create the spool directory /proc/self/no-spool-here"));
     /* Nothing listens on port 9 of loopback: whatever is submitted ends in the spool. */
     cfg.queue_url = "http://127.0.0.1:9/000000000000/q";
     cfg.spool_dir = dir;

@@ -147,8 +147,8 @@ static void expect_error(const char *text, const char *want)
 }
 
 #define HIST "{\"count\":2,\"min\":5,\"max\":9,\"sum\":14,\"buckets\":[[5,1],[9,1]]}"
-#define COUNTS                                                                                  \
-    "{\"sent\":2,\"ok\":2,\"http_4xx\":0,\"http_5xx\":0,\"err_connect\":0,\"err_timeout\":0,"    \
+#define COUNTS                                                                                     \
+    "{\"sent\":2,\"ok\":2,\"http_4xx\":0,\"http_5xx\":0,\"err_connect\":0,\"err_timeout\":0,"      \
     "\"err_other\":0,\"bytes_in\":0,\"bytes_out\":0,\"late\":0,\"dropped\":0,\"inflight\":0}"
 #define HEAD "{\"schema\":\"stampede.result/1\",\"kind\":\"second\",\"run_id\":\"r\","
 

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -35,6 +36,13 @@ SECRET = "stampede-test-secret-never-printed"
 for _name in list(os.environ):
     if _name.startswith("AWS_"):
         del os.environ[_name]
+
+
+def tmpdir(tc, prefix):
+    """A temporary directory removed when the test case tc ends."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    tc.addCleanup(shutil.rmtree, d, True)
+    return d
 
 
 def aws_env(**extra):

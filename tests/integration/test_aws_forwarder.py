@@ -4,8 +4,9 @@ alone, exactly-once delivery in the normal path, and the command-line surface of
 import collections
 import json
 import os
-import tempfile
+import socket
 import threading
+import time
 
 import aws_env
 import harness
@@ -49,7 +50,7 @@ class ScriptedSqs:
 
 class ForwarderTest(harness.ProcTestCase):
     def run_fake(self, sqs, seconds, rps=20, extra=()):
-        spool = tempfile.mkdtemp(prefix="st-fwd-spool-")
+        spool = aws_env.tmpdir(self, "st-fwd-spool-")
         code, out, err = self.run_to_end(
             [harness.binary("st-fake-run"), "--run-id", "fwd-run", "--seconds", seconds, "--rps",
              rps, "--sqs-queue-url", sqs.server.url + "/000000000000/q", "--spool", spool]
@@ -112,6 +113,25 @@ class ForwarderTest(harness.ProcTestCase):
         self.assertEqual(os.listdir(spool), ["fwd-run.s000002.json"])
         self.assertIn("SQS refused fwd-run.s000002: InvalidMessageContents", err)
         self.assertEqual(set(sqs.accepted.values()), {1})
+
+    def test_flush_deadline_spools_what_is_in_flight(self):
+        # An SQS that accepts connections and never answers: the run must still end on time.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        self.addCleanup(silent.close)
+        url = "http://127.0.0.1:%d/000000000000/q" % silent.getsockname()[1]
+        spool = aws_env.tmpdir(self, "st-fwd-spool-")
+        t0 = time.monotonic()
+        code, out, err = self.run_to_end(
+            [harness.binary("st-fake-run"), "--run-id", "slow-run", "--seconds", "4",
+             "--sqs-queue-url", url, "--spool", spool, "--flush-timeout-ms", "1000"],
+            timeout=30, env=aws_env.aws_env())
+        self.assertLess(time.monotonic() - t0, 6)
+        self.assertEqual(code, 4, err)
+        report = json.loads(out)
+        self.assertEqual((report["sent"], report["spooled"], report["lost"]), (0, 5, 0))
+        self.assertEqual(len(os.listdir(spool)), 5)
 
     def test_command_line_surface(self):
         stampede = harness.binary("stampede")

@@ -8,7 +8,6 @@ one place to swap: start the real distributed run there instead.
 import json
 import os
 import signal
-import tempfile
 import time
 import unittest
 
@@ -45,7 +44,7 @@ class AwsResultsTest(harness.ProcTestCase):
     def run_forwarder(self, run_id, queue_url, seconds, spool=None, extra=(), env=None,
                       timeout=60):
         """Plays a run of `seconds` seconds that ships its results to queue_url."""
-        spool = spool or tempfile.mkdtemp(prefix="st-spool-")
+        spool = spool or aws_env.tmpdir(self, "st-spool-")
         p = self.start([harness.binary("st-fake-run"), "--run-id", run_id, "--seconds", seconds,
                         "--rps", RPS, "--sqs-queue-url", queue_url, "--spool", spool] + list(extra),
                        env=env or aws_env.aws_env())
@@ -148,7 +147,7 @@ class AwsResultsTest(harness.ProcTestCase):
 
     def test_stampede_forward_replays_a_spool(self):
         queue, dlq, table = self.fresh("replay")
-        spool = tempfile.mkdtemp(prefix="st-spool-")
+        spool = aws_env.tmpdir(self, "st-spool-")
         code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "replay-run",
                                         "--seconds", "25", "--rps", RPS, "--spool", spool,
                                         "--spool-only"], timeout=30)
@@ -258,7 +257,7 @@ class AwsResultsTest(harness.ProcTestCase):
 
     def test_duplicate_delivery_writes_one_item(self):
         queue, dlq, table = self.fresh("dup")
-        spool = tempfile.mkdtemp(prefix="st-spool-")
+        spool = aws_env.tmpdir(self, "st-spool-")
         code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "dup-run",
                                         "--seconds", "2", "--rps", RPS, "--spool", spool,
                                         "--spool-only"], timeout=30)
@@ -333,7 +332,7 @@ class AwsResultsTest(harness.ProcTestCase):
 
     def test_lambda_mode_reports_batch_item_failures(self):
         queue, dlq, table = self.fresh("lambda")
-        spool = tempfile.mkdtemp(prefix="st-spool-")
+        spool = aws_env.tmpdir(self, "st-spool-")
         code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "lambda-run",
                                         "--seconds", "1", "--rps", RPS, "--spool", spool,
                                         "--spool-only"], timeout=30)

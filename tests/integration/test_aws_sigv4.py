@@ -7,7 +7,6 @@ same credentials, region, service and timestamp; the signatures must be identica
 import json
 import os
 import re
-import tempfile
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -74,7 +73,7 @@ class SigV4Test(harness.ProcTestCase):
         self.assertNotEqual(signature, other.signature(other.string_to_sign(req, canonical), req))
 
     def forward(self, token):
-        spool = tempfile.mkdtemp(prefix="st-sigv4-spool-")
+        spool = aws_env.tmpdir(self, "st-sigv4-spool-")
         code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "sig-1",
                                         "--seconds", "3", "--rps", "20", "--spool", spool,
                                         "--spool-only"], timeout=30)
