@@ -57,24 +57,48 @@ class ForwarderTest(harness.ProcTestCase):
             + list(extra), timeout=60, env=aws_env.aws_env())
         return code, json.loads(out) if out.strip() else None, err, spool
 
-    def test_batches_respect_sqs_limits_and_send_each_message_once(self):
-        sqs = ScriptedSqs(lambda n, i, e: None)
-        self.addCleanup(sqs.close)
-        # 2000 requests a second make ~40 KiB messages: the 256 KiB limit binds before 10 entries.
-        code, report, err, spool = self.run_fake(sqs, 40, rps=2000)
-        self.assertEqual(code, 0, err)
-        self.assertEqual(report["sent"], 41)
-        self.assertEqual(os.listdir(spool), [])
-        for b in sqs.batches:
+    def check_limits(self, batches):
+        for b in batches:
             self.assertLessEqual(len(b), 10)
             self.assertLessEqual(sum(len(e["MessageBody"].encode()) for e in b), 256 * 1024)
             self.assertEqual(len({e["Id"] for e in b}), len(b))
-        self.assertTrue(any(len(b) < 10 and sum(len(e["MessageBody"]) for e in b) > 200 * 1024
-                            for b in sqs.batches), "no batch was cut by its size")
+
+    def test_a_run_sends_each_message_once(self):
+        sqs = ScriptedSqs(lambda n, i, e: None)
+        self.addCleanup(sqs.close)
+        code, report, err, spool = self.run_fake(sqs, 40, rps=500)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(report["sent"], 41)
+        self.assertEqual(os.listdir(spool), [])
+        self.check_limits(sqs.batches)
         self.assertEqual(len(sqs.accepted), 41)
         self.assertEqual(set(sqs.accepted.values()), {1})
         self.assertIn("fwd-run/fwd-run_summary", sqs.accepted)
         self.assertIn("fwd-run/fwd-run_s000039", sqs.accepted)
+
+    def test_batches_are_cut_at_ten_entries_and_256_kib(self):
+        sqs = ScriptedSqs(lambda n, i, e: None)
+        self.addCleanup(sqs.close)
+        spool = aws_env.tmpdir(self, "st-fwd-spool-")
+        # 2000 requests a second make messages of ~40 KiB: the byte limit binds before 10
+        # entries; the small summary and the seconds of a 300 rps run fill batches of 10.
+        for run, rps in (("big-run", 2000), ("small-run", 300)):
+            code, _, err = self.run_to_end(
+                [harness.binary("st-fake-run"), "--run-id", run, "--seconds", "30", "--rps", rps,
+                 "--spool", spool, "--spool-only"], timeout=60)
+            self.assertEqual(code, 0, err)
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "forward", "--spool", spool, "--sqs-queue-url",
+             sqs.server.url + "/000000000000/q"], timeout=60, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("sent 62 result message(s)", out)
+        self.check_limits(sqs.batches)
+        sizes = [sum(len(e["MessageBody"]) for e in b) for b in sqs.batches]
+        self.assertTrue(any(len(b) < 10 and size > 200 * 1024
+                            for b, size in zip(sqs.batches, sizes)), "no batch was cut by size")
+        self.assertTrue(any(len(b) == 10 for b in sqs.batches), "no batch of 10 entries")
+        self.assertEqual(len(sqs.accepted), 62)
+        self.assertEqual(set(sqs.accepted.values()), {1})
 
     def test_refused_entries_are_retried_alone(self):
         refused = set()
