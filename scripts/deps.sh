@@ -25,8 +25,29 @@ st_need_apt() {
 # What building stampede takes.
 ST_BUILD_PKGS=(build-essential cmake pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler
     libcurl4-openssl-dev libev-dev libcjson-dev libcmocka-dev libncurses-dev libhttp-parser-dev)
-# What the tests take beyond that: real peers and tools they drive.
-ST_TEST_PKGS=(python3 nng-utils nginx-light curl)
+# What the tests take beyond that: real peers and tools they drive (the AWS CLI reads back what the
+# sink wrote; botocore's signer checks ours).
+ST_TEST_PKGS=(python3 nng-utils nginx-light curl awscli python3-botocore)
+# Node.js and npm run the AWS emulators. Installed from Debian only when `node` or `npm` is missing,
+# so that a Node.js already on the machine (with its own npm) is left alone.
+ST_NODE_PKGS=(nodejs npm)
+# The emulators, from the npm registry, in a cache shared by every build tree.
+ST_NPM_PKGS=(dynalite@4.0.0 local-aws-sqs@2.0.2)
+ST_NPM_DIR=${STAMPEDE_NPM_DIR:-$HOME/.cache/stampede/npm}
+
+# Installs the AWS emulators (DynamoDB: dynalite, SQS: local-aws-sqs) into $ST_NPM_DIR when missing.
+st_need_npm() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        st_need_apt "${ST_NODE_PKGS[@]}"
+    fi
+    if [ -f "$ST_NPM_DIR/node_modules/dynalite/cli.js" ] &&
+        [ -f "$ST_NPM_DIR/node_modules/local-aws-sqs/package.json" ]; then
+        return 0
+    fi
+    echo "stampede: installing ${ST_NPM_PKGS[*]} into $ST_NPM_DIR" >&2
+    mkdir -p "$ST_NPM_DIR"
+    npm install --no-audit --no-fund --prefix "$ST_NPM_DIR" "${ST_NPM_PKGS[@]}" >&2
+}
 
 # Configures and builds into $1 with extra CMake arguments after it.
 st_build() {

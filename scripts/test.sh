@@ -6,6 +6,8 @@ ST_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ST_ROOT/scripts/deps.sh"
 
 st_need_apt "${ST_BUILD_PKGS[@]}" "${ST_TEST_PKGS[@]}"
+st_need_npm
+export STAMPEDE_NPM_DIR=$ST_NPM_DIR
 
 jobs=$(nproc)
 echo "== build (RelWithDebInfo) ==" >&2

@@ -1,0 +1,40 @@
+/*
+ * exit_code.h - the exit codes of every stampede program, and how error codes map onto them.
+ *
+ * Documented for users in docs/aws.md. main() functions are the only callers of
+ * st_exit_code(); nothing below main exits.
+ */
+#ifndef ST_EXIT_CODE_H
+#define ST_EXIT_CODE_H
+
+#include "error.h"
+
+enum {
+    ST_EXIT_OK = 0,       /* done */
+    ST_EXIT_FAILURE = 1,  /* a runtime failure: AWS errors after retries, I/O, a failed check */
+    ST_EXIT_USAGE = 2,    /* bad flags or input */
+    ST_EXIT_AUTH = 3,     /* AWS credentials missing, expired or refused */
+    ST_EXIT_PENDING = 4,  /* results could not all be delivered: some remain in the spool */
+    ST_EXIT_NOTFOUND = 5, /* the run, queue, table or spool directory does not exist */
+};
+
+/* The exit code for a failure with error code err (0 gives ST_EXIT_OK). */
+static inline int st_exit_code(int err)
+{
+    switch (err) {
+    case 0:
+        return ST_EXIT_OK;
+    case ST_EINVAL:
+        return ST_EXIT_USAGE;
+    case ST_EAUTH:
+        return ST_EXIT_AUTH;
+    case ST_EAGAIN:
+        return ST_EXIT_PENDING;
+    case ST_ENOTFOUND:
+        return ST_EXIT_NOTFOUND;
+    default:
+        return ST_EXIT_FAILURE;
+    }
+}
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * fetch.h - one blocking HTTP request through libcurl, for the small local endpoints stampede talks
+ * to outside the AWS APIs: the ECS container credentials endpoint, EC2 instance metadata (IMDSv2)
+ * and the AWS Lambda runtime API.
+ *
+ * Callers: common/aws_creds.c and sink/lambda.c. Each call uses its own easy handle, so any thread
+ * may call st_fetch at any time once the program has called curl_global_init from main. Proxies are
+ * never used for these requests: they are link-local or loopback by nature.
+ *
+ * Ownership: st_fetch fills a caller-provided st_fetch_resp whose buffers it owns until
+ * st_fetch_resp_fini (a zeroed response is fine to fini).
+ */
+#ifndef ST_FETCH_H
+#define ST_FETCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+typedef struct st_fetch_req {
+    const char *method;         /* "GET", "PUT" or "POST" */
+    const char *url;            /* absolute http:// or https:// URL */
+    const char *const *headers; /* NULL-terminated "Name: value" lines; NULL for none */
+    const char *body;           /* may be NULL */
+    size_t body_len;
+    long timeout_ms;            /* whole request; 0 waits forever (the Lambda runtime's next) */
+    long connect_timeout_ms;    /* 0: libcurl's default */
+    const char *capture_header; /* a response header to keep (case-insensitive name), or NULL */
+    const atomic_int *cancel;   /* when non-NULL and raised, the request aborts with ST_ECLOSED */
+} st_fetch_req;
+
+typedef struct st_fetch_resp {
+    long status; /* HTTP status, 0 when no response arrived */
+    char *body;  /* NUL-terminated, body_len bytes before the NUL; never NULL on 0 */
+    size_t body_len;
+    char *header_value; /* the captured header's value, trimmed; NULL when absent */
+} st_fetch_resp;
+
+/* Performs the request. Returns 0 when any HTTP response arrived (check resp->status), ST_ECONNECT
+ * when no connection could be made, ST_ETIMEDOUT when the timeout passed, ST_EIO for other transfer
+ * failures, ST_ECLOSED when cancelled, ST_EINVAL for a malformed request, ST_ENOMEM. On error resp
+ * is left zeroed. */
+int st_fetch(const st_fetch_req *req, st_fetch_resp *resp);
+void st_fetch_resp_fini(st_fetch_resp *resp);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * result_msg.h - the JSON messages that carry a run's results from the coordinator to storage.
+ *
+ * Schema "stampede.result/1", documented in docs/results-schema.md. Two kinds of message:
+ *   - "second": the merged aggregate of one finalised second of a run: counts, both latency
+ *     histograms as sparse buckets with exact count/min/max/sum, target and achieved rates, agents;
+ *   - "summary": the run's summary object, carried as given.
+ * Every message has a deterministic identity (st_result_id): "<run_id>.s000042" for second 42,
+ * "<run_id>.summary" for the summary. The forwarder names spool files and SQS entries after it and
+ * the sink's DynamoDB key (testId = run id, sk = "second#000042" or "summary") follows from it, so
+ * a message delivered twice rewrites the same item.
+ *
+ * The coordinator's forwarder encodes; the sink and `stampede results` decode. The decoder
+ * validates everything it reads and names the JSON path of the first problem, e.g.
+ * "$.latency_us.buckets[3]: bucket indexes must increase"; it ignores members it does not know, so
+ * that additions within version 1 stay readable by older sinks.
+ *
+ * Threading: all functions are reentrant. Ownership is stated per function.
+ */
+#ifndef ST_RESULT_MSG_H
+#define ST_RESULT_MSG_H
+
+#include "stats.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_RESULT_SCHEMA "stampede.result/1"
+/* A run id is 1 to 64 characters of A-Z a-z 0-9 '.' '_' '-', not starting with '.'. */
+#define ST_RESULT_RUN_ID_MAX 64
+/* Room for any identity: run id, ".s", up to 10 digits. */
+#define ST_RESULT_ID_MAX 80
+/* SQS's limit for one message (and for a whole batch). */
+#define ST_RESULT_MAX_BYTES (256 * 1024)
+
+typedef enum st_result_kind {
+    ST_RESULT_SECOND = 1,
+    ST_RESULT_SUMMARY = 2,
+} st_result_kind;
+
+/* A decoded message. Seconds fill second..stats; summaries fill summary. */
+typedef struct st_result_msg {
+    st_result_kind kind;
+    char run_id[ST_RESULT_RUN_ID_MAX + 1];
+    uint32_t second;
+    uint32_t agents;
+    double target_rps;
+    double achieved_rps;
+    st_stats stats; /* stats.second == second; histograms allocated for seconds only */
+    cJSON *summary; /* owned; NULL for seconds */
+} st_result_msg;
+
+/* True when run_id follows the rule above. */
+int st_result_run_id_valid(const char *run_id);
+
+/* Writes the identity of (kind, run_id, second) into out (ST_RESULT_ID_MAX + 1 bytes or more).
+ * Returns 0, or ST_EINVAL for an invalid run id, or ST_ERANGE when out is too small. */
+int st_result_id(st_result_kind kind, const char *run_id, uint32_t second, char *out,
+                 size_t out_len);
+
+/* DynamoDB sort key: "second#000042" (at least 6 digits) or "summary". Same returns. */
+int st_result_sort_key(st_result_kind kind, uint32_t second, char *out, size_t out_len);
+
+/* Encodes one finalised second. stats->second is the second's index. On 0, *json_out is a new
+ * NUL-terminated string the caller frees with free(), and id_out (ST_RESULT_ID_MAX + 1 bytes) holds
+ * the identity. Errors: ST_EINVAL (run id, NULL stats or histograms, negative or non-finite
+ * rates), ST_ERANGE (the message would exceed ST_RESULT_MAX_BYTES), ST_ENOMEM. */
+int st_result_encode_second(const char *run_id, const st_stats *stats, double target_rps,
+                            double achieved_rps, uint32_t agents, char **json_out, char *id_out);
+
+/* Encodes the run's summary: summary must be a JSON object (not modified, copied into the
+ * message). Same ownership and errors as st_result_encode_second. */
+int st_result_encode_summary(const char *run_id, const cJSON *summary, char **json_out,
+                             char *id_out);
+
+/* Decodes and validates a message. On 0, *out is filled (the caller calls st_result_msg_fini).
+ * On ST_EINVAL, err (err_len bytes, may be NULL) names the JSON path and the problem, and *out
+ * needs no fini. ST_ENOMEM also possible. */
+int st_result_decode(const char *text, size_t len, st_result_msg *out, char *err, size_t err_len);
+/* Same, from an already parsed document (root is not modified or kept). */
+int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size_t err_len);
+void st_result_msg_fini(st_result_msg *m);
+
+/* The sparse histogram block of the schema:
+ * {"count": n, "min": us, "max": us, "sum": us, "buckets": [[index, count], ...]}.
+ * Returns a new object, or NULL when out of memory. */
+cJSON *st_result_hist_to_json(const st_hist *h);
+/* Loads such a block into the empty histogram h. path names the block in error messages
+ * ("$.latency_us"). Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. */
+int st_result_hist_from_json(const cJSON *j, const char *path, st_hist *h, char *err,
+                             size_t err_len);
+
+#endif

@@ -1,0 +1,389 @@
+"""Results to AWS, end to end against real emulators: forwarder -> SQS (local-aws-sqs) -> stampede-sink
+-> DynamoDB (dynalite), read back with the AWS CLI and `stampede results`, plus the failure paths.
+
+The run is played by tests/fake_run.c (st-fake-run), which drives the forwarder exactly as the
+coordinator's stats thread will. When `stampede run --sqs-queue-url` exists, `run_forwarder()` is the
+one place to swap: start the real distributed run there instead.
+"""
+import json
+import os
+import signal
+import time
+import unittest
+
+import aws_env
+import harness
+
+RPS = 20
+
+
+class AwsResultsTest(harness.ProcTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.ddb_proc, cls.ddb_url = aws_env.start_dynalite()
+        cls.sqs_proc, cls.sqs_url = aws_env.start_sqs()
+        cls.counter = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sqs_proc.stop()
+        cls.ddb_proc.stop()
+
+    def fresh(self, prefix, visibility_s=30):
+        """A new queue (with its DLQ, maxReceiveCount 2) and table for one test.
+
+        local-aws-sqs hands a message out twice in one long poll when its visibility timeout is
+        shorter than the poll, which real SQS never does: keep visibility above --wait-seconds."""
+        type(self).counter += 1
+        name = "%s-%d" % (prefix, self.counter)
+        queue, dlq = aws_env.create_queue_with_dlq(self.sqs_url, name, max_receive=2,
+                                                   visibility_s=visibility_s)
+        aws_env.create_table(self.ddb_url, name)
+        return queue, dlq, name
+
+    def run_forwarder(self, run_id, queue_url, seconds, spool=None, extra=(), env=None,
+                      timeout=60):
+        """Plays a run of `seconds` seconds that ships its results to queue_url."""
+        spool = spool or aws_env.tmpdir(self, "st-spool-")
+        p = self.start([harness.binary("st-fake-run"), "--run-id", run_id, "--seconds", seconds,
+                        "--rps", RPS, "--sqs-queue-url", queue_url, "--spool", spool] + list(extra),
+                       env=env or aws_env.aws_env())
+        return p, spool
+
+    def sink(self, queue, table, *extra, env=None, timeout=60):
+        return self.run_to_end([harness.binary("stampede-sink"), "--queue-url", queue, "--table",
+                                table, "--endpoint-url", self.ddb_url, "--exit-when-empty",
+                                "--wait-seconds", "1"] + list(extra), timeout=timeout,
+                               env=env or aws_env.aws_env())
+
+    def items(self, table):
+        return aws_env.cli_scan(self.ddb_url, table)
+
+    def check_run_items(self, table, run_id, seconds):
+        """Exactly one item per second plus the summary; counts exact; ttl now + 90 days."""
+        items = [i for i in self.items(table) if i["testId"]["S"] == run_id]
+        keys = sorted(i["sk"]["S"] for i in items)
+        want = ["second#%06d" % k for k in range(seconds)] + ["summary"]
+        self.assertEqual(keys, want)
+        now = time.time()
+        for i in items:
+            self.assertAlmostEqual(int(i["ttl"]["N"]), now + 90 * 86400, delta=60)
+        sent = sum(int(i["sent"]["N"]) for i in items if i["sk"]["S"] != "summary")
+        self.assertEqual(sent, RPS * seconds)
+        summary = [i for i in items if i["sk"]["S"] == "summary"][0]
+        self.assertEqual(int(summary["summary"]["M"]["counts"]["M"]["sent"]["N"]), RPS * seconds)
+        return items
+
+    # ---- the normal path ----
+
+    def test_forwarder_to_sqs_to_sink_to_table(self):
+        queue, dlq, table = self.fresh("e2e")
+        p, spool = self.run_forwarder("e2e-run", queue, 12)
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        report = json.loads(p.stdout())
+        self.assertEqual((report["sent"], report["spooled"]), (13, 0))
+        self.assertEqual(os.listdir(spool), [])
+
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        self.assertIn("13 message(s) written", err)
+        items = self.check_run_items(table, "e2e-run", 12)
+        second = [i for i in items if i["sk"]["S"] == "second#000003"][0]
+        for attr in ("ok", "failed", "p50_us", "p99_us", "achieved_rps", "target_rps",
+                     "latency_us", "latency_uncorrected_us", "agents"):
+            self.assertIn(attr, second)
+        self.assertEqual(second["kind"]["S"], "second")
+        self.assertGreater(len(second["latency_us"]["M"]["buckets"]["L"]), 5)
+        self.assertEqual(aws_env.queue_messages(self.sqs_url, queue), [])
+
+        code, out, err = self.run_to_end([harness.binary("stampede"), "results", "e2e-run",
+                                          "--table", table, "--endpoint-url", self.ddb_url],
+                                         timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("12 second(s) stored (second 0 to 11), summary stored", out)
+        self.assertIn("match the stored histograms", out)
+        code, out, err = self.run_to_end([harness.binary("stampede"), "results", "e2e-run",
+                                          "--table", table, "--endpoint-url", self.ddb_url,
+                                          "--json"], timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        doc = json.loads(out)
+        self.assertEqual(len(doc["seconds"]), 12)
+        self.assertEqual(doc["whole_run"]["counts"]["sent"], RPS * 12)
+        self.assertEqual(doc["whole_run"]["latency_us"]["p99"], report["p99_us"])
+        self.assertEqual(doc["whole_run"]["latency_us"]["p99"],
+                         doc["summary"]["latency_us"]["p99"])
+        self.assertEqual(doc["check"]["mismatched"], 0)
+        self.assertGreater(doc["check"]["compared"], 5)
+
+        code, _, err = self.run_to_end([harness.binary("stampede"), "results", "no-such-run",
+                                        "--table", table, "--endpoint-url", self.ddb_url],
+                                       timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 5, err)
+
+    def test_sqs_down_during_run_spools_then_delivers(self):
+        queue, dlq, table = self.fresh("down")
+        proxy = aws_env.TcpProxy(int(self.sqs_url.rsplit(":", 1)[1]))
+        self.addCleanup(proxy.close)
+        # The forwarder reaches SQS through the proxy; the queue URL stays the emulator's.
+        p, spool = self.run_forwarder("down-run", queue, 30,
+                                      extra=["--interval-ms", "100", "--retry-interval-ms", "200",
+                                             "--endpoint-url", "http://127.0.0.1:%d" % proxy.port])
+        time.sleep(0.8)
+        proxy.down()
+        deadline = time.monotonic() + 10
+        while not os.listdir(spool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.listdir(spool), "nothing was spooled while SQS was down")
+        time.sleep(1.0)
+        proxy.up()
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        report = json.loads(p.stdout())
+        self.assertEqual((report["sent"], report["spooled"], report["lost"]), (31, 0, 0))
+        self.assertIn("SQS unreachable", p.stderr())
+        self.assertEqual(os.listdir(spool), [])
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        self.check_run_items(table, "down-run", 30)
+
+    def test_stampede_forward_replays_a_spool(self):
+        queue, dlq, table = self.fresh("replay")
+        spool = aws_env.tmpdir(self, "st-spool-")
+        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "replay-run",
+                                        "--seconds", "25", "--rps", RPS, "--spool", spool,
+                                        "--spool-only"], timeout=30)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(os.listdir(spool)), 26)
+
+        # SQS unreachable: everything stays, exit code 4.
+        dead = "http://127.0.0.1:%d" % harness.free_port()
+        code, out, err = self.run_to_end([harness.binary("stampede"), "forward", "--spool", spool,
+                                          "--sqs-queue-url", queue, "--endpoint-url", dead],
+                                         timeout=60, env=aws_env.aws_env())
+        self.assertEqual(code, 4, err)
+        self.assertIn("26 message(s) remain", err)
+        self.assertEqual(len(os.listdir(spool)), 26)
+
+        code, out, err = self.run_to_end([harness.binary("stampede"), "forward", "--spool", spool,
+                                          "--sqs-queue-url", queue], timeout=60,
+                                         env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("sent 26 result message(s)", out)
+        self.assertEqual(os.listdir(spool), [])
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        self.check_run_items(table, "replay-run", 25)
+
+        code, _, err = self.run_to_end([harness.binary("stampede"), "forward", "--spool",
+                                        spool + "/missing", "--sqs-queue-url", queue],
+                                       timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 5, err)
+
+    # ---- the sink's failure paths ----
+
+    def test_dynamodb_throttling_and_unprocessed_items_are_retried(self):
+        queue, dlq, table = self.fresh("throttle")
+        calls = {"n": 0}
+
+        def flaky(method, path, headers, body):
+            target = headers.get("X-Amz-Target", "")
+            if target.endswith("BatchWriteItem"):
+                calls["n"] += 1
+                if calls["n"] == 1:
+                    return 400, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps({
+                        "__type": "com.amazonaws.dynamodb.v20120810#"
+                                  "ProvisionedThroughputExceededException",
+                        "message": "The level of configured provisioned throughput for the table "
+                                   "was exceeded."}).encode()
+                if calls["n"] in (2, 3):
+                    req = json.loads(body)
+                    (tname, writes), = req["RequestItems"].items()
+                    keep, rest = writes[:3], writes[3:]
+                    status, out = aws_env.forward_to(
+                        self.ddb_url, headers,
+                        json.dumps({"RequestItems": {tname: keep}}).encode())
+                    if status != 200:
+                        return status, {}, out
+                    return 200, {"Content-Type": "application/x-amz-json-1.0"}, json.dumps({
+                        "UnprocessedItems": {tname: rest} if rest else {}}).encode()
+            status, out = aws_env.forward_to(self.ddb_url, headers, body)
+            return status, {"Content-Type": "application/x-amz-json-1.0"}, out
+
+        standin = aws_env.HttpStandIn(flaky)
+        self.addCleanup(standin.close)
+        p, _ = self.run_forwarder("throttle-run", queue, 9)
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        code, _, err = self.run_to_end(
+            [harness.binary("stampede-sink"), "--queue-url", queue, "--table", table,
+             "--endpoint-url", standin.url, "--exit-when-empty", "--wait-seconds", "1"],
+            timeout=60, env=aws_env.aws_env(STAMPEDE_LOG_LEVEL="debug"))
+        self.assertEqual(code, 0, err)
+        self.assertGreaterEqual(calls["n"], 4)
+        self.assertIn("ProvisionedThroughputExceededException", err)
+        self.assertIn("unprocessed; retrying", err)
+        self.check_run_items(table, "throttle-run", 9)
+        self.assertEqual(aws_env.queue_messages(self.sqs_url, queue), [])
+
+    def test_poison_message_is_left_for_the_dlq(self):
+        queue, dlq, table = self.fresh("poison", visibility_s=2)
+        aws_env.sqs(self.sqs_url, "SendMessage", QueueUrl=queue,
+                    MessageBody='{"schema":"stampede.result/1","kind":"second","run_id":"x"}')
+        aws_env.sqs(self.sqs_url, "SendMessage", QueueUrl=queue, MessageBody="not json at all")
+        p, _ = self.run_forwarder("poison-run", queue, 3)
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        sink = self.start([harness.binary("stampede-sink"), "--queue-url", queue, "--table",
+                           table, "--endpoint-url", self.ddb_url, "--wait-seconds", "1"],
+                          env=aws_env.aws_env())
+        # Received, refused and left twice (maxReceiveCount 2), then SQS moves them to the DLQ.
+        deadline = time.monotonic() + 30
+        moved = []
+        while time.monotonic() < deadline:
+            moved = aws_env.queue_messages(self.sqs_url, dlq)
+            if len(moved) == 2:
+                break
+            for m in moved:  # look without taking: make them visible again
+                aws_env.sqs(self.sqs_url, "ChangeMessageVisibility", QueueUrl=dlq,
+                            ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+            time.sleep(0.3)
+        sink.p.send_signal(signal.SIGTERM)
+        self.assertEqual(sink.wait(20), 0, sink.stderr())
+        self.assertEqual(sorted(m["Body"] for m in moved),
+                         sorted(['{"schema":"stampede.result/1","kind":"second","run_id":"x"}',
+                                 "not json at all"]))
+        err = sink.stderr()
+        self.assertIn("is not a stampede result ($.second: missing)", err)
+        self.assertIn("is not a stampede result ($: not valid JSON", err)
+        self.assertIn("dead-letter queue", err)
+        self.check_run_items(table, "poison-run", 3)
+
+    def test_duplicate_delivery_writes_one_item(self):
+        queue, dlq, table = self.fresh("dup")
+        spool = aws_env.tmpdir(self, "st-spool-")
+        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "dup-run",
+                                        "--seconds", "2", "--rps", RPS, "--spool", spool,
+                                        "--spool-only"], timeout=30)
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(spool, "dup-run.s000001.json")) as f:
+            body = f.read()
+        # The same result three times: twice in one receive, once more later.
+        aws_env.sqs(self.sqs_url, "SendMessage", QueueUrl=queue, MessageBody=body)
+        aws_env.sqs(self.sqs_url, "SendMessage", QueueUrl=queue, MessageBody=body)
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        aws_env.sqs(self.sqs_url, "SendMessage", QueueUrl=queue, MessageBody=body)
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        items = [i for i in self.items(table) if i["testId"]["S"] == "dup-run"]
+        self.assertEqual([i["sk"]["S"] for i in items], ["second#000001"])
+        self.assertEqual(int(items[0]["sent"]["N"]), RPS)
+        self.assertEqual(aws_env.queue_messages(self.sqs_url, queue), [])
+
+    def test_missing_and_expired_credentials_fail_clearly(self):
+        queue, dlq, table = self.fresh("creds")
+        closed = "http://127.0.0.1:%d" % harness.free_port()
+        no_creds = {"AWS_REGION": aws_env.REGION, "AWS_EC2_METADATA_SERVICE_ENDPOINT": closed}
+        code, out, err = self.sink(queue, table, env=no_creds)
+        self.assertEqual(code, 3, err)
+        self.assertIn("no AWS credentials found: set AWS_ACCESS_KEY_ID", err)
+        code, out, err = self.run_to_end([harness.binary("stampede"), "results", "r", "--table",
+                                          table, "--endpoint-url", self.ddb_url], timeout=30,
+                                         env=no_creds)
+        self.assertEqual(code, 3, err)
+        self.assertIn("DynamoDB Query: no AWS credentials found", err)
+
+        expired_secret = "expired-secret-must-not-show"
+
+        def container(method, path, headers, body):
+            if headers.get("Authorization") != "Bearer ecs-token":
+                return 401, {}, b"{}"
+            return 200, {"Content-Type": "application/json"}, json.dumps({
+                "AccessKeyId": "ASIAEXPIRED", "SecretAccessKey": expired_secret,
+                "Token": "expired-token", "Expiration": "2020-01-01T00:00:00Z"}).encode()
+
+        creds = aws_env.HttpStandIn(container)
+        self.addCleanup(creds.close)
+        expired = {"AWS_REGION": aws_env.REGION,
+                   "AWS_CONTAINER_CREDENTIALS_FULL_URI": creds.url + "/v2/credentials",
+                   "AWS_CONTAINER_AUTHORIZATION_TOKEN": "Bearer ecs-token"}
+        code, out, err = self.sink(queue, table, env=expired)
+        self.assertEqual(code, 3, err)
+        self.assertIn("the AWS credentials from the container endpoint expired at "
+                      "2020-01-01T00:00:00Z", err)
+        self.assertNotIn(expired_secret, err + out)
+        self.assertNotIn("ecs-token", err + out)
+        self.assertTrue(any(r[1] == "/v2/credentials" for r in creds.requests))
+
+        # The forwarder keeps everything in its spool when it has no credentials.
+        p, spool = self.run_forwarder("creds-run", queue, 2, env=no_creds,
+                                      extra=["--flush-timeout-ms", "1500"])
+        self.assertEqual(p.wait(30), 4, p.stderr())
+        self.assertEqual(len(os.listdir(spool)), 3)
+        self.assertIn("no AWS credentials found", p.stderr())
+
+    def test_sigterm_stops_an_idle_sink_promptly(self):
+        queue, dlq, table = self.fresh("term")
+        sink = self.start([harness.binary("stampede-sink"), "--queue-url", queue, "--table",
+                           table, "--endpoint-url", self.ddb_url], env=aws_env.aws_env())
+        sink.wait_output("reading", stream="stderr", timeout=10)
+        time.sleep(0.5)  # inside a 20 s long poll by now
+        t0 = time.monotonic()
+        sink.p.send_signal(signal.SIGTERM)
+        self.assertEqual(sink.wait(10), 0, sink.stderr())
+        self.assertLess(time.monotonic() - t0, 5)
+
+    def test_lambda_mode_reports_batch_item_failures(self):
+        queue, dlq, table = self.fresh("lambda")
+        spool = aws_env.tmpdir(self, "st-spool-")
+        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "lambda-run",
+                                        "--seconds", "1", "--rps", RPS, "--spool", spool,
+                                        "--spool-only"], timeout=30)
+        self.assertEqual(code, 0, err)
+        with open(os.path.join(spool, "lambda-run.s000000.json")) as f:
+            good = f.read()
+        event = {"Records": [
+            {"messageId": "good-1", "receiptHandle": "rh1", "body": good,
+             "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"},
+            {"messageId": "poison-2", "receiptHandle": "rh2", "body": "{\"schema\": 1}",
+             "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"},
+        ]}
+        state = {"served": 0}
+        answers = []
+
+        def runtime(method, path, headers, body):
+            if method == "GET" and path == "/2018-06-01/runtime/invocation/next":
+                state["served"] += 1
+                if state["served"] == 1:
+                    return 200, {"Lambda-Runtime-Aws-Request-Id": "req-1",
+                                 "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 60000),
+                                 "Content-Type": "application/json"}, json.dumps(event).encode()
+                if state["served"] == 2:
+                    return 200, {"Lambda-Runtime-Aws-Request-Id": "req-2"}, b'{"not": "sqs"}'
+                time.sleep(30)  # no more work: the runtime keeps the function waiting
+                return 500, {}, b""
+            if method == "POST":
+                answers.append((path, json.loads(body)))
+                return 202, {"Content-Type": "application/json"}, b'{"status":"OK"}'
+            return 404, {}, b""
+
+        api = aws_env.HttpStandIn(runtime)
+        self.addCleanup(api.close)
+        env = aws_env.aws_env(AWS_LAMBDA_RUNTIME_API="127.0.0.1:%d" % api.port,
+                              STAMPEDE_TABLE=table,
+                              AWS_ENDPOINT_URL_DYNAMODB=self.ddb_url)
+        sink = self.start([harness.binary("stampede-sink")], env=env)
+        deadline = time.monotonic() + 20
+        while len(answers) < 2 and time.monotonic() < deadline and sink.p.poll() is None:
+            time.sleep(0.05)
+        self.assertEqual(len(answers), 2, sink.stderr())
+        self.assertEqual(answers[0], ("/2018-06-01/runtime/invocation/req-1/response",
+                                      {"batchItemFailures": [{"itemIdentifier": "poison-2"}]}))
+        self.assertEqual(answers[1][0], "/2018-06-01/runtime/invocation/req-2/error")
+        self.assertEqual(answers[1][1]["errorType"], "Sink.InvalidEvent")
+        items = [i for i in self.items(table) if i["testId"]["S"] == "lambda-run"]
+        self.assertEqual([i["sk"]["S"] for i in items], ["second#000000"])
+        # SIGTERM while waiting for the next invocation ends the runtime cleanly.
+        sink.p.send_signal(signal.SIGTERM)
+        self.assertEqual(sink.wait(10), 0, sink.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()

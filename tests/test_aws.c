@@ -1,0 +1,434 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <stdio.h>
+
+#include "aws.h"
+#include "aws_creds.h"
+#include "error.h"
+
+/* ---- a fake outside world: environment table, scripted HTTP answers, fixed clock ---- */
+
+typedef struct fake {
+    const char *env[32];  /* name, value pairs */
+    const char *urls[16]; /* requests seen, in order */
+    int n_urls;
+    char auth_seen[64];
+    int64_t now;
+    const char *container_body;
+    long container_status;
+    int imds_up;
+} fake;
+
+static const char *fake_getenv(void *ctx, const char *name)
+{
+    fake *f = ctx;
+    for (int i = 0; f->env[i]; i += 2) {
+        if (strcmp(f->env[i], name) == 0) {
+            return f->env[i + 1];
+        }
+    }
+    return NULL;
+}
+
+static char *dup_body(const char *s, size_t *len)
+{
+    *len = strlen(s);
+    char *b = malloc(*len + 1);
+    memcpy(b, s, *len + 1);
+    return b;
+}
+
+static int fake_fetch(void *ctx, const st_fetch_req *req, st_fetch_resp *resp)
+{
+    fake *f = ctx;
+    memset(resp, 0, sizeof(*resp));
+    if (f->n_urls < 16) {
+        f->urls[f->n_urls++] = strstr(req->url, "169.254.169.254") ? "imds" : req->url;
+    }
+    for (const char *const *h = req->headers; h && *h; h++) {
+        if (strncmp(*h, "Authorization: ", 15) == 0) {
+            snprintf(f->auth_seen, sizeof(f->auth_seen), "%s", *h + 15);
+        }
+    }
+    if (strstr(req->url, "169.254.169.254")) {
+        if (!f->imds_up) {
+            return ST_ECONNECT;
+        }
+        resp->status = 200;
+        if (strcmp(req->method, "PUT") == 0) {
+            resp->body = dup_body("imds-token", &resp->body_len);
+        } else if (strstr(req->url, "security-credentials/role-a")) {
+            resp->body = dup_body("{\"Code\":\"Success\",\"AccessKeyId\":\"ASIAIMDS\","
+                                  "\"SecretAccessKey\":\"s\",\"Token\":\"t\","
+                                  "\"Expiration\":\"2030-01-01T00:00:00Z\"}",
+                                  &resp->body_len);
+        } else {
+            resp->body = dup_body("role-a\n", &resp->body_len);
+        }
+        return 0;
+    }
+    resp->status = f->container_status ? f->container_status : 200;
+    resp->body = dup_body(f->container_body ? f->container_body : "{}", &resp->body_len);
+    return 0;
+}
+
+static int64_t fake_now(void *ctx)
+{
+    return ((fake *)ctx)->now;
+}
+
+static void fake_sleep(void *ctx, uint32_t ms)
+{
+    (void)ctx;
+    (void)ms;
+}
+
+static uint64_t fake_random(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static st_aws_sys sys_of(fake *f)
+{
+    st_aws_sys s = {fake_getenv, fake_fetch, fake_now, fake_sleep, fake_random, f};
+    return s;
+}
+
+#define CONTAINER_OK                                                                               \
+    "{\"AccessKeyId\":\"ASIACONT\",\"SecretAccessKey\":\"sec\",\"Token\":\"tok\","                 \
+    "\"Expiration\":\"2030-01-01T00:00:00Z\"}"
+
+static int get(fake *f, const st_aws_creds **c, char *err, size_t len)
+{
+    st_aws_sys sys = sys_of(f);
+    static st_aws_creds_provider *p;
+    st_aws_creds_provider_free(p);
+    p = NULL;
+    if (!f) {
+        return 0;
+    }
+    assert_int_equal(st_aws_creds_provider_new(&p, &sys), 0);
+    return st_aws_creds_get(p, c, err, len);
+}
+
+static void test_aws_creds_environment_first(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_ACCESS_KEY_ID", "AKIAENV", "AWS_SECRET_ACCESS_KEY", "x",
+                      "AWS_SESSION_TOKEN", "tok", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                      "http://127.0.0.1:1/creds", NULL},
+              .now = 1800000000,
+              .imds_up = 1};
+    const st_aws_creds *c;
+    char err[512];
+    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    assert_string_equal(c->source, "environment");
+    assert_string_equal(c->access_key_id, "AKIAENV");
+    assert_string_equal(c->session_token, "tok");
+    assert_int_equal(f.n_urls, 0);
+    get(NULL, NULL, NULL, 0);
+}
+
+static void test_aws_creds_container_relative_before_full(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc",
+                      "AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds", NULL},
+              .now = 1800000000,
+              .container_body = CONTAINER_OK,
+              .imds_up = 1};
+    const st_aws_creds *c;
+    char err[512];
+    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    assert_string_equal(c->source, "container");
+    assert_string_equal(c->access_key_id, "ASIACONT");
+    assert_int_equal(f.n_urls, 1);
+    assert_string_equal(f.urls[0], "http://169.254.170.2/v2/credentials/abc");
+    get(NULL, NULL, NULL, 0);
+}
+
+static void test_aws_creds_container_full_uri_with_token(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://localhost:8080/creds",
+                      "AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer abc", NULL},
+              .now = 1800000000,
+              .container_body = CONTAINER_OK};
+    const st_aws_creds *c;
+    char err[512];
+    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    assert_string_equal(f.urls[0], "http://localhost:8080/creds");
+    assert_string_equal(f.auth_seen, "Bearer abc");
+    assert_int_equal(c->expires_at_s, 1893456000);
+    get(NULL, NULL, NULL, 0);
+
+    /* Plain http to a host on the network is refused. */
+    fake g = {.env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds", NULL},
+              .now = 1800000000};
+    assert_int_equal(get(&g, &c, err, sizeof(err)), ST_EAUTH);
+    assert_non_null(strstr(err, "must be https"));
+    assert_int_equal(g.n_urls, 0);
+    get(NULL, NULL, NULL, 0);
+}
+
+static void test_aws_creds_imds_last(void **state)
+{
+    (void)state;
+    fake f = {.env = {NULL}, .now = 1800000000, .imds_up = 1};
+    const st_aws_creds *c;
+    char err[512];
+    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    assert_string_equal(c->source, "instance metadata");
+    assert_string_equal(c->access_key_id, "ASIAIMDS");
+    assert_int_equal(f.n_urls, 3); /* token, role name, role credentials */
+    get(NULL, NULL, NULL, 0);
+
+    fake off = {
+        .env = {"AWS_EC2_METADATA_DISABLED", "true", NULL}, .now = 1800000000, .imds_up = 1};
+    assert_int_equal(get(&off, &c, err, sizeof(err)), ST_EAUTH);
+    assert_int_equal(off.n_urls, 0);
+    get(NULL, NULL, NULL, 0);
+}
+
+static void test_aws_creds_missing_and_half_set(void **state)
+{
+    (void)state;
+    fake none = {.env = {NULL}, .now = 1800000000, .imds_up = 0};
+    const st_aws_creds *c;
+    char err[512];
+    assert_int_equal(get(&none, &c, err, sizeof(err)), ST_EAUTH);
+    assert_non_null(strstr(err, "no AWS credentials found"));
+    assert_null(strstr(err, "AKIA"));
+    get(NULL, NULL, NULL, 0);
+
+    fake half = {.env = {"AWS_ACCESS_KEY_ID", "AKIAHALF", NULL}, .now = 1800000000};
+    assert_int_equal(get(&half, &c, err, sizeof(err)), ST_EAUTH);
+    assert_string_equal(err, "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set "
+                             "both, or neither to use a role");
+    get(NULL, NULL, NULL, 0);
+}
+
+static void test_aws_creds_expired_and_refresh(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:1/creds", NULL},
+              .now = 1900000000,
+              .container_body = CONTAINER_OK};
+    const st_aws_creds *c;
+    char err[512];
+    /* 2030-01-01 is before now: expired credentials are an error, and no secret is shown. */
+    assert_int_equal(get(&f, &c, err, sizeof(err)), ST_EAUTH);
+    assert_non_null(strstr(err, "expired at 2030-01-01T00:00:00Z"));
+    assert_null(strstr(err, "sec"));
+    get(NULL, NULL, NULL, 0);
+
+    /* Valid for 10 more minutes: used now, fetched again once inside the 5-minute window. */
+    st_aws_sys sys = sys_of(&f);
+    st_aws_creds_provider *p;
+    f.now = 1893456000 - 600;
+    f.n_urls = 0;
+    assert_int_equal(st_aws_creds_provider_new(&p, &sys), 0);
+    assert_int_equal(st_aws_creds_get(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(st_aws_creds_get(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(f.n_urls, 1);
+    f.now += 400;
+    assert_int_equal(st_aws_creds_get(p, &c, err, sizeof(err)), 0);
+    assert_int_equal(f.n_urls, 2);
+    /* A failing refresh keeps the still-valid credentials. */
+    f.container_status = 500;
+    f.now += 20;
+    assert_int_equal(st_aws_creds_get(p, &c, err, sizeof(err)), 0);
+    assert_string_equal(c->access_key_id, "ASIACONT");
+    st_aws_creds_provider_free(p);
+}
+
+static void test_aws_iso8601(void **state)
+{
+    (void)state;
+    int64_t t;
+    assert_int_equal(st_aws_parse_iso8601("1970-01-01T00:00:00Z", &t), 0);
+    assert_int_equal(t, 0);
+    assert_int_equal(st_aws_parse_iso8601("2024-02-29T12:34:56.789Z", &t), 0);
+    assert_int_equal(t, 1709210096);
+    assert_int_equal(st_aws_parse_iso8601("2024-02-29T14:34:56+02:00", &t), 0);
+    assert_int_equal(t, 1709210096);
+    assert_int_equal(st_aws_parse_iso8601("2024-02-29 12:34:56", &t), ST_EINVAL);
+    assert_int_equal(st_aws_parse_iso8601("tomorrow", &t), ST_EINVAL);
+}
+
+static void test_aws_backoff_schedule(void **state)
+{
+    (void)state;
+    st_aws_retry r = {.max_attempts = 8, .base_delay_ms = 100, .max_delay_ms = 1000};
+    /* With the smallest random draw: half of the cap; with the largest: the cap itself. */
+    const uint32_t low[] = {50, 100, 200, 400, 500, 500, 500};
+    const uint32_t high[] = {100, 200, 400, 800, 1000, 1000, 1000};
+    for (int i = 0; i < 7; i++) {
+        assert_int_equal(st_aws_backoff_ms(&r, i, 0), low[i]);
+        uint64_t span = high[i] - low[i] + 1;
+        assert_int_equal(st_aws_backoff_ms(&r, i, span - 1), high[i]);
+        assert_int_equal(st_aws_backoff_ms(&r, i, span), low[i]);
+    }
+    for (uint64_t x = 0; x < 5000; x += 7) {
+        uint32_t d = st_aws_backoff_ms(&r, 3, x * 2654435761u);
+        assert_true(d >= 400 && d <= 800);
+    }
+    assert_int_equal(st_aws_backoff_ms(&r, 60, 0), 500);
+}
+
+static void test_aws_classify(void **state)
+{
+    (void)state;
+    int retry;
+    assert_int_equal(st_aws_classify(400, "ProvisionedThroughputExceededException", &retry),
+                     ST_EAGAIN);
+    assert_true(retry);
+    assert_int_equal(st_aws_classify(400, "ThrottlingException", &retry), ST_EAGAIN);
+    assert_true(retry);
+    assert_int_equal(st_aws_classify(503, "", &retry), ST_EREMOTE);
+    assert_true(retry);
+    assert_int_equal(st_aws_classify(429, NULL, &retry), ST_EAGAIN);
+    assert_true(retry);
+    assert_int_equal(st_aws_classify(400, "ExpiredTokenException", &retry), ST_EAUTH);
+    assert_false(retry);
+    assert_int_equal(st_aws_classify(403, "", &retry), ST_EAUTH);
+    assert_int_equal(st_aws_classify(400, "QueueDoesNotExist", &retry), ST_ENOTFOUND);
+    assert_int_equal(st_aws_classify(400, "ResourceNotFoundException", &retry), ST_ENOTFOUND);
+    assert_int_equal(st_aws_classify(400, "ValidationException", &retry), ST_EINVAL);
+    assert_false(retry);
+    assert_int_equal(st_aws_classify(400, "SomethingNew", &retry), ST_EREMOTE);
+    assert_false(retry);
+}
+
+static void test_aws_endpoint_resolution(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_ENDPOINT_URL", "http://all:1", "AWS_ENDPOINT_URL_DYNAMODB",
+                      "http://ddb:2/", NULL}};
+    st_aws_sys sys = sys_of(&f);
+    st_aws_config cfg;
+    st_aws_config_init(&cfg);
+    cfg.sys = &sys;
+    char out[256];
+    const char *why = NULL;
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://ddb:2");
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     0);
+    assert_string_equal(out, "http://all:1");
+    cfg.endpoint_url = "http://flag:3";
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://flag:3");
+    cfg.service_endpoint_url[ST_AWS_DYNAMODB] = "http://only-ddb:4";
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
+    assert_string_equal(out, "http://only-ddb:4");
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     0);
+    assert_string_equal(out, "http://flag:3");
+
+    /* Nothing configured: SQS follows the queue URL, others the regional default. */
+    fake empty = {.env = {NULL}};
+    st_aws_sys esys = sys_of(&empty);
+    st_aws_config_init(&cfg);
+    cfg.sys = &esys;
+    cfg.sqs_queue_url = "http://127.0.0.1:4566/000000000000/q";
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     0);
+    assert_string_equal(out, "http://127.0.0.1:4566");
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_DYNAMODB, "eu-west-1", out, sizeof(out), &why), 0);
+    assert_string_equal(out, "https://dynamodb.eu-west-1.amazonaws.com");
+    assert_int_equal(
+        st_aws_resolve_endpoint(&cfg, ST_AWS_ECS, "cn-north-1", out, sizeof(out), &why), 0);
+    assert_string_equal(out, "https://ecs.cn-north-1.amazonaws.com.cn");
+    cfg.endpoint_url = "ftp://nope";
+    assert_int_equal(st_aws_resolve_endpoint(&cfg, ST_AWS_SQS, "eu-west-1", out, sizeof(out), &why),
+                     ST_EINVAL);
+    assert_string_equal(why, "--endpoint-url");
+}
+
+static void test_aws_client_region(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_DEFAULT_REGION", "eu-central-1", NULL}};
+    st_aws_sys sys = sys_of(&f);
+    st_aws_config cfg;
+    st_aws_config_init(&cfg);
+    cfg.sys = &sys;
+    st_aws_client *c = NULL;
+    st_aws_error err;
+    assert_int_equal(st_aws_client_new(&c, &cfg, &err), 0);
+    assert_string_equal(st_aws_client_region(c), "eu-central-1");
+    assert_string_equal(st_aws_client_endpoint(c, ST_AWS_SQS),
+                        "https://sqs.eu-central-1.amazonaws.com");
+    st_aws_client_free(c);
+
+    fake g = {.env = {NULL}};
+    st_aws_sys gsys = sys_of(&g);
+    cfg.sys = &gsys;
+    assert_int_equal(st_aws_client_new(&c, &cfg, &err), ST_EINVAL);
+    assert_string_equal(err.message, "no AWS region: pass --region or set AWS_REGION");
+    cfg.sqs_queue_url = "https://sqs.ap-south-1.amazonaws.com/123456789012/q";
+    assert_int_equal(st_aws_client_new(&c, &cfg, &err), 0);
+    assert_string_equal(st_aws_client_region(c), "ap-south-1");
+    st_aws_client_free(c);
+    cfg.region = "eu west";
+    assert_int_equal(st_aws_client_new(&c, &cfg, &err), ST_EINVAL);
+}
+
+static void test_aws_call_missing_credentials(void **state)
+{
+    (void)state;
+    fake f = {.env = {"AWS_REGION", "eu-west-1", NULL}, .imds_up = 0};
+    st_aws_sys sys = sys_of(&f);
+    st_aws_config cfg;
+    st_aws_config_init(&cfg);
+    cfg.sys = &sys;
+    st_aws_client *c = NULL;
+    assert_int_equal(st_aws_client_new(&c, &cfg, NULL), 0);
+    cJSON *req = cJSON_CreateObject();
+    cJSON *reply = NULL;
+    st_aws_error err;
+    assert_int_equal(st_aws_call(c, ST_AWS_SQS, "SendMessageBatch", req, &reply, &err), ST_EAUTH);
+    assert_null(reply);
+    assert_non_null(strstr(err.message, "SQS SendMessageBatch: no AWS credentials found"));
+    /* Cancelled before it starts. */
+    atomic_int stop = 1;
+    st_aws_client_set_cancel(c, &stop);
+    assert_int_equal(st_aws_call(c, ST_AWS_SQS, "SendMessageBatch", req, &reply, &err), ST_ECLOSED);
+    cJSON_Delete(req);
+    st_aws_client_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_aws_creds_environment_first),
+        cmocka_unit_test(test_aws_creds_container_relative_before_full),
+        cmocka_unit_test(test_aws_creds_container_full_uri_with_token),
+        cmocka_unit_test(test_aws_creds_imds_last),
+        cmocka_unit_test(test_aws_creds_missing_and_half_set),
+        cmocka_unit_test(test_aws_creds_expired_and_refresh),
+        cmocka_unit_test(test_aws_iso8601),
+        cmocka_unit_test(test_aws_backoff_schedule),
+        cmocka_unit_test(test_aws_classify),
+        cmocka_unit_test(test_aws_endpoint_resolution),
+        cmocka_unit_test(test_aws_client_region),
+        cmocka_unit_test(test_aws_call_missing_credentials),
+    };
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
