@@ -16,6 +16,9 @@ enum {
     ST_EXIT_AUTH = 3,     /* AWS credentials missing, expired or refused */
     ST_EXIT_PENDING = 4,  /* results could not all be delivered: some remain in the spool */
     ST_EXIT_NOTFOUND = 5, /* the run, queue, table or spool directory does not exist */
+    ST_EXIT_AGENTS = 6,   /* the agents did not all register in time: nothing was started */
+    ST_EXIT_UNREACHABLE = 7, /* an agent's coordinator could not be reached or went silent */
+    ST_EXIT_INTERRUPTED = 8, /* stopped early by a signal (the summary is still written) */
 };
 
 /* The exit code for a failure with error code err (0 gives ST_EXIT_OK). */

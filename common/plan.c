@@ -762,6 +762,57 @@ int st_plan_set_url(st_plan *p, const char *url, char *err, size_t err_len)
     return set_single_get(p, url);
 }
 
+void st_plan_flags_init(st_plan_flags *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->rate_rps = f->duration_s = f->ramp_up_s = -1;
+    f->connections = f->threads = f->timeout_ms = f->late_ms = f->agents = -1;
+}
+
+int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len)
+{
+    int rc;
+    if (f->url && (rc = st_plan_set_url(p, f->url, err, err_len))) {
+        return rc;
+    }
+    if (f->rate_rps >= 0 || f->duration_s >= 0 || f->ramp_up_s >= 0) {
+        free(p->stages);
+        p->stages = NULL;
+        p->n_stages = 0;
+    }
+    if (f->rate_rps >= 0) {
+        p->rate_rps = f->rate_rps;
+    }
+    if (f->duration_s >= 0) {
+        p->duration_s = f->duration_s;
+    }
+    if (f->ramp_up_s >= 0) {
+        p->ramp_up_s = f->ramp_up_s;
+    }
+    if (f->connections > 0) {
+        p->connections = f->connections;
+    }
+    if (f->threads > 0) {
+        p->threads = f->threads;
+    }
+    if (f->timeout_ms > 0) {
+        p->timeout_ms = f->timeout_ms;
+    }
+    if (f->late_ms > 0) {
+        p->late_ms = f->late_ms;
+    }
+    if (f->agents > 0) {
+        p->agents = f->agents;
+    }
+    if (f->http2 > 0) {
+        p->http2 = 1;
+    }
+    if (f->insecure > 0) {
+        p->insecure = 1;
+    }
+    return 0;
+}
+
 /* Turns rate/duration/ramps into stages. */
 static int build_stages(pctx *c, st_plan *p)
 {

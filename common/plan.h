@@ -89,6 +89,22 @@ int st_plan_load_file(st_plan *p, const char *path, char *err, size_t err_len);
  * the flag) or ST_ENOMEM. */
 int st_plan_set_url(st_plan *p, const char *url, char *err, size_t err_len);
 
+/* Command-line values that override a plan file; negative / NULL / 0 means not given. */
+typedef struct st_plan_flags {
+    const char *url;
+    double rate_rps, duration_s, ramp_up_s;
+    int connections, threads, timeout_ms, late_ms, agents;
+    int http2, insecure; /* 1: given */
+} st_plan_flags;
+
+/* Sets every field of f to "not given". */
+void st_plan_flags_init(st_plan_flags *f);
+
+/* Applies flags over a parsed (not finished) plan: --url replaces the requests, and any of
+ * --rate, --duration, --ramp-up replaces the plan's stages by the rate/duration shape. Returns 0,
+ * ST_EINVAL (message names the flag) or ST_ENOMEM. */
+int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len);
+
 /* Fills defaults (threads from default_threads), checks the plan as a whole, and builds the profile
  * and the request mix. Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. */
 int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len);

@@ -1,0 +1,43 @@
+/*
+ * remote.h - the agent under a coordinator: registration, clock sync, commands, and records.
+ *
+ * The agent dials the coordinator's nng REP socket with a REQ socket and drives every exchange:
+ * clock pings (NTP-style; the minimum-RTT sample of a sliding window gives the offset), its
+ * registration (token, identity, capacity), then an update at least every heartbeat (500 ms by
+ * default) and whenever a second of stats is ready. Updates carry every record the coordinator has
+ * not acknowledged yet, so records survive a dropped connection and are re-sent after it comes
+ * back; the coordinator ignores duplicates by sequence number. Replies carry the commands:
+ * prepare (the plan and this agent's share), start (the common instant in coordinator time),
+ * re-assignments (a new share from a global request on), and stop.
+ *
+ * Safety: an agent that hears nothing from its coordinator for ST_REMOTE_SILENCE_MS stops its load
+ * and exits; it never runs past the plan's end plus the drain bound either.
+ *
+ * Threading: st_remote_run runs on the main thread and returns when the agent is done.
+ */
+#ifndef ST_REMOTE_H
+#define ST_REMOTE_H
+
+#include <signal.h>
+
+#define ST_REMOTE_SILENCE_MS 3000
+
+typedef struct st_remote_opts {
+    const char *url;    /* coordinator, e.g. tcp://10.0.0.5:7400 */
+    const char *token;  /* the run token */
+    const char *name;   /* this agent's name; NULL: host-pid */
+    const char *engine; /* auto / curl / fast; NULL: what the plan asks */
+    int threads;        /* > 0: overrides the plan's threads */
+    const char *task_arn;
+    const char *availability_zone;
+} st_remote_opts;
+
+/* Runs until the coordinator is done with this agent. stop_signal, when it becomes non-zero
+ * (a signal handler's flag), stops the load and ends the agent after a last update. Returns the
+ * process exit code (exit_code.h): ST_EXIT_OK when the run ended and the coordinator holds every
+ * record; ST_EXIT_FAILURE when the plan could not be run; ST_EXIT_AUTH when the coordinator
+ * refused the agent (token, run, or its share moved elsewhere); ST_EXIT_UNREACHABLE when the
+ * coordinator could not be reached or went silent (the load stops at once). */
+int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal);
+
+#endif

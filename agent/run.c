@@ -1,0 +1,157 @@
+#include "run.h"
+#include "collect.h"
+#include "error.h"
+#include "clock.h"
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct st_run {
+    st_collector *col;
+    st_worker **workers;
+    int n_workers;
+};
+
+uint64_t st_run_drain_ns(const st_plan *plan)
+{
+    uint64_t ms = plan->timeout_ms < 5000 ? (uint64_t)plan->timeout_ms : 5000;
+    return ms * 1000000ULL;
+}
+
+int st_run_start(st_run **out, const st_run_cfg *cfg, char *err, size_t err_len)
+{
+    const st_plan *plan = cfg->plan;
+    int n = plan->threads;
+    if (n < 1 || plan->connections < n) {
+        snprintf(err, err_len, "threads (%d) must be from 1 to the number of connections (%d)", n,
+                 plan->connections);
+        return ST_EINVAL;
+    }
+    st_run *r = calloc(1, sizeof(*r));
+    if (!r) {
+        return ST_ENOMEM;
+    }
+    int rc;
+    st_slice whole = {0};
+    r->workers = calloc((size_t)n, sizeof(*r->workers));
+    if (!r->workers) {
+        rc = ST_ENOMEM;
+        goto fail;
+    }
+    /* A run joined after its start reports from the current second on. */
+    uint64_t now = st_clock_mono_ns();
+    uint32_t first_second = now > cfg->t0_ns ? (uint32_t)((now - cfg->t0_ns) / ST_NS_PER_S) : 0;
+    if ((rc = st_collector_new(&r->col, n, first_second))) {
+        goto fail;
+    }
+    const st_slice *agent = cfg->slice;
+    if (!agent) {
+        if ((rc = st_slice_init_all(&whole))) {
+            goto fail;
+        }
+        agent = &whole;
+    }
+    for (int i = 0; i < n; i++) {
+        st_slice mine;
+        if ((rc = st_slice_subdivide(agent, (uint64_t)n, (uint64_t)i, &mine))) {
+            goto fail;
+        }
+        st_worker_cfg wc = {
+            .index = i,
+            .plan = plan,
+            .engine = cfg->engine,
+            .connections = plan->connections / n + (i < plan->connections % n ? 1 : 0),
+            .slice = &mine,
+            .profile = cfg->profile,
+            .from_q = cfg->from_q,
+            .t0_ns = cfg->t0_ns,
+            .first_second = first_second,
+            .drain_ns = st_run_drain_ns(plan),
+        };
+        rc = st_worker_new(&r->workers[i], &wc, r->col, err, err_len);
+        st_slice_fini(&mine);
+        if (rc) {
+            goto fail;
+        }
+        r->n_workers = i + 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if ((rc = st_worker_start(r->workers[i]))) {
+            snprintf(err, err_len, "cannot start worker thread %d", i);
+            goto fail;
+        }
+    }
+    st_slice_fini(&whole);
+    *out = r;
+    return 0;
+fail:
+    st_slice_fini(&whole);
+    st_run_free(r);
+    return rc;
+}
+
+int st_run_replan(st_run *r, const st_profile *profile, const st_slice *slice, uint64_t from_q)
+{
+    int n = r->n_workers;
+    for (int i = 0; i < n; i++) {
+        st_slice mine;
+        int rc = 0;
+        if (slice && (rc = st_slice_subdivide(slice, (uint64_t)n, (uint64_t)i, &mine))) {
+            return rc;
+        }
+        rc = st_worker_replan(r->workers[i], profile, slice ? &mine : NULL, from_q);
+        if (slice) {
+            st_slice_fini(&mine);
+        }
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int st_run_realised_start(st_run *r, uint64_t t0_ns, uint64_t *start_ns)
+{
+    int found = 0;
+    uint64_t best = 0;
+    for (int i = 0; i < r->n_workers; i++) {
+        uint64_t late;
+        if (st_worker_first_late(r->workers[i], &late) == 0 && (!found || late < best)) {
+            best = late;
+            found = 1;
+        }
+    }
+    if (!found) {
+        return ST_EAGAIN;
+    }
+    *start_ns = t0_ns + best;
+    return 0;
+}
+
+int st_run_next(st_run *r, st_stats *out, uint64_t deadline_ns)
+{
+    return st_collector_next(r->col, out, deadline_ns);
+}
+
+void st_run_stop(st_run *r)
+{
+    for (int i = 0; i < r->n_workers; i++) {
+        st_worker_stop(r->workers[i]);
+    }
+}
+
+void st_run_free(st_run *r)
+{
+    if (!r) {
+        return;
+    }
+    st_run_stop(r);
+    for (int i = 0; i < r->n_workers; i++) {
+        st_worker_join(r->workers[i]);
+        st_worker_free(r->workers[i]);
+    }
+    free(r->workers);
+    st_collector_free(r->col);
+    free(r);
+}

@@ -1,0 +1,612 @@
+#include "worker.h"
+#include "clock.h"
+#include "error.h"
+#include "log.h"
+#include "profile.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { PHASE_WAIT, PHASE_RUN, PHASE_DRAIN, PHASE_DONE } phase_t;
+
+typedef struct pending {
+    uint64_t due_ns;
+    uint32_t req;
+} pending;
+
+struct st_worker {
+    st_worker_cfg cfg;
+    st_slice slice;
+    bool has_slice;
+    const st_profile *profile;
+    const st_plan *plan;
+    st_collector *col;
+    struct ev_loop *loop;
+    st_engine *eng;
+    const st_engine_ops *ops;
+    pthread_t thread;
+    bool started;
+
+    /* The pacing timer: a timerfd, because libev's epoll timeouts are whole milliseconds and a
+     * request sent up to 1 ms after its instant would add that to every corrected latency. */
+    int pace_fd;
+    ev_io pace; /* next due request (open loop), the start, and the end of the profile */
+    ev_timer tick;  /* second boundaries */
+    ev_timer drain; /* the drain bound, or an immediate finish */
+    ev_async wake;  /* st_worker_stop */
+    atomic_bool stop_requested;
+    /* How late the first open-loop send left after its instant, + 1 (0: nothing sent yet). */
+    _Atomic uint64_t first_late_ns_plus1;
+
+    /* A re-plan handed over by another thread (under mu), then applied on the loop. */
+    pthread_mutex_t mu;
+    bool replan_pending;
+    const st_profile *replan_profile;
+    st_slice replan_slice;
+    bool replan_has_slice;
+    uint64_t replan_from_q;
+    /* The re-plan waiting for the schedule to reach switch_q (loop thread only). */
+    bool switch_pending;
+    const st_profile *switch_profile;
+    st_slice switch_slice;
+    bool switch_has_slice;
+    uint64_t switch_q;
+
+    phase_t phase;
+    uint64_t end_ns;
+    uint64_t late_ns;
+
+    /* Open-loop schedule: element k of the slice is global request q, due at next_due_ns. */
+    uint64_t k;
+    uint64_t next_q;
+    uint64_t next_due_ns;
+    bool sched_done;
+    /* Closed loop: requests started, to walk the mix. */
+    uint64_t cl_sent;
+
+    pending *backlog; /* ring */
+    size_t bl_head, bl_len, bl_cap;
+
+    st_stats cur; /* the open second */
+    uint64_t second_end_ns;
+};
+
+static void finish(st_worker *w);
+
+static inline uint64_t to_us_rounded(uint64_t ns)
+{
+    return (ns + 500) / 1000;
+}
+
+static void submit_second(st_worker *w)
+{
+    w->cur.c.inflight = (uint64_t)w->ops->inflight(w->eng);
+    st_collector_submit(w->col, w->cfg.index, w->cur.second, &w->cur);
+    st_stats_reset(&w->cur);
+    w->cur.second++;
+    w->second_end_ns += ST_NS_PER_S;
+}
+
+/* Closes every second that ended at or before now. */
+static void close_through(st_worker *w, uint64_t now)
+{
+    while (now >= w->second_end_ns) {
+        submit_second(w);
+    }
+}
+
+static void arm(st_worker *w, ev_timer *t, uint64_t at_ns, uint64_t now)
+{
+    ev_timer_stop(w->loop, t);
+    double after = at_ns > now ? (double)(at_ns - now) / 1e9 : 0.0;
+    ev_timer_set(t, after, 0.0);
+    ev_timer_start(w->loop, t);
+}
+
+/* Arms the pacing timer for the monotonic instant at_ns (absolute, nanosecond precision). */
+static void arm_pace(st_worker *w, uint64_t at_ns)
+{
+    struct itimerspec its = {0};
+    if (at_ns == 0) {
+        at_ns = 1; /* zero would disarm: any past instant fires at once */
+    }
+    its.it_value.tv_sec = (time_t)(at_ns / ST_NS_PER_S);
+    its.it_value.tv_nsec = (long)(at_ns % ST_NS_PER_S);
+    timerfd_settime(w->pace_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void disarm_pace(st_worker *w)
+{
+    struct itimerspec its = {0};
+    timerfd_settime(w->pace_fd, 0, &its, NULL);
+}
+
+static void set_end(st_worker *w)
+{
+    double total_s = w->plan->closed_loop ? w->plan->duration_s : w->profile->total_s;
+    w->end_ns = w->cfg.t0_ns + (uint64_t)(total_s * 1e9 + 0.5);
+}
+
+/* Takes the new share: the slice's first element at or after from_q is next. */
+static void switch_to(st_worker *w, const st_profile *profile, st_slice *slice, bool has_slice,
+                      uint64_t from_q)
+{
+    st_slice_fini(&w->slice);
+    w->slice = *slice;
+    memset(slice, 0, sizeof(*slice));
+    w->has_slice = has_slice;
+    if (profile) {
+        w->profile = profile;
+    }
+    set_end(w);
+    w->sched_done = !has_slice;
+    if (has_slice) {
+        w->k = st_slice_first_at_or_after(&w->slice, from_q);
+    }
+}
+
+/* Computes the due instant of slice element w->k, or marks the schedule done. A pending re-plan
+ * takes over once the schedule reaches its first request. */
+static void schedule_next(st_worker *w)
+{
+    for (;;) {
+        if (!w->sched_done) {
+            w->next_q = st_slice_global(&w->slice, w->k);
+        }
+        if (w->switch_pending && (w->sched_done || w->next_q >= w->switch_q)) {
+            w->switch_pending = false;
+            switch_to(w, w->switch_profile, &w->switch_slice, w->switch_has_slice, w->switch_q);
+            continue;
+        }
+        break;
+    }
+    if (w->sched_done) {
+        return;
+    }
+    double t = st_profile_time_of(w->profile, (double)w->next_q);
+    if (t < 0) {
+        w->sched_done = true;
+        return;
+    }
+    w->next_due_ns = w->cfg.t0_ns + (uint64_t)(t * 1e9 + 0.5);
+}
+
+static uint32_t mix_pick(const st_plan *p, uint64_t n)
+{
+    return p->mix[n % p->mix_len];
+}
+
+static void do_send(st_worker *w, uint32_t req, uint64_t due_ns, uint64_t now)
+{
+    if (w->ops->send(w->eng, req, due_ns) != 0) {
+        /* Only when the engine has no slot, which callers checked; count it rather than lose it. */
+        w->cur.c.dropped++;
+        return;
+    }
+    w->cur.c.sent++;
+    if (due_ns && atomic_load_explicit(&w->first_late_ns_plus1, memory_order_relaxed) == 0) {
+        atomic_store(&w->first_late_ns_plus1, (now > due_ns ? now - due_ns : 0) + 1);
+    }
+    if (due_ns && now > due_ns + w->late_ns) {
+        w->cur.c.late++;
+    }
+}
+
+static void backlog_push(st_worker *w, uint64_t due_ns, uint32_t req)
+{
+    if (w->bl_len == w->bl_cap) {
+        if (w->bl_cap >= ST_WORKER_MAX_BACKLOG) {
+            w->cur.c.dropped++;
+            return;
+        }
+        size_t ncap = w->bl_cap ? w->bl_cap * 2 : 1024;
+        pending *nb = malloc(ncap * sizeof(*nb));
+        if (!nb) {
+            w->cur.c.dropped++;
+            return;
+        }
+        for (size_t i = 0; i < w->bl_len; i++) {
+            nb[i] = w->backlog[(w->bl_head + i) % w->bl_cap];
+        }
+        free(w->backlog);
+        w->backlog = nb;
+        w->bl_cap = ncap;
+        w->bl_head = 0;
+    }
+    w->backlog[(w->bl_head + w->bl_len) % w->bl_cap] = (pending){due_ns, req};
+    w->bl_len++;
+}
+
+/* Sends waiting requests, oldest first, while connections are free. */
+static void backlog_drain(st_worker *w, uint64_t now)
+{
+    while (w->bl_len > 0 && w->ops->free_slots(w->eng) > 0) {
+        pending p = w->backlog[w->bl_head];
+        w->bl_head = (w->bl_head + 1) % w->bl_cap;
+        w->bl_len--;
+        do_send(w, p.req, p.due_ns, now);
+    }
+}
+
+static void closed_loop_fill(st_worker *w, uint64_t now)
+{
+    while (w->ops->free_slots(w->eng) > 0) {
+        do_send(w, mix_pick(w->plan, w->cl_sent++), 0, now);
+    }
+}
+
+static void begin_drain(st_worker *w)
+{
+    if (w->phase == PHASE_DRAIN || w->phase == PHASE_DONE) {
+        return;
+    }
+    w->phase = PHASE_DRAIN;
+    disarm_pace(w);
+    /* Requests still waiting for a connection at the end were never sent. */
+    w->cur.c.dropped += w->bl_len;
+    w->bl_len = 0;
+    uint64_t now = st_clock_mono_ns();
+    close_through(w, now);
+    arm(w, &w->drain, w->ops->inflight(w->eng) > 0 ? now + w->cfg.drain_ns : now, now);
+}
+
+static void on_done(void *arg, uint64_t tag, const st_result *r)
+{
+    st_worker *w = arg;
+    if (r->done_ns >= w->second_end_ns) {
+        close_through(w, r->done_ns);
+    }
+    st_counts *c = &w->cur.c;
+    uint64_t intended = tag ? tag : r->sent_ns;
+    switch (r->kind) {
+    case ST_RES_HTTP:
+        if (r->status >= 200 && r->status < 400) {
+            c->ok++;
+        } else if (r->status >= 400 && r->status < 500) {
+            c->http_4xx++;
+        } else if (r->status >= 500 && r->status < 600) {
+            c->http_5xx++;
+        } else {
+            c->err_other++;
+        }
+        st_hist_record(w->cur.lat, to_us_rounded(r->done_ns > intended ? r->done_ns - intended : 0));
+        st_hist_record(w->cur.lat_raw,
+                       to_us_rounded(r->done_ns > r->sent_ns ? r->done_ns - r->sent_ns : 0));
+        break;
+    case ST_RES_CONNECT:
+        c->err_connect++;
+        break;
+    case ST_RES_TIMEOUT:
+        c->err_timeout++;
+        break;
+    case ST_RES_OTHER:
+    case ST_RES_ABORTED:
+        c->err_other++;
+        break;
+    }
+    c->bytes_in += r->bytes_in;
+    c->bytes_out += r->bytes_out;
+
+    if (w->phase == PHASE_RUN) {
+        if (w->plan->closed_loop) {
+            if (r->done_ns < w->end_ns) {
+                closed_loop_fill(w, r->done_ns);
+            }
+        } else if (w->bl_len > 0) {
+            backlog_drain(w, r->done_ns);
+        }
+    } else if (w->phase == PHASE_DRAIN && w->ops->inflight(w->eng) == 0) {
+        /* Finish from the loop, not from inside the engine's callback. */
+        arm(w, &w->drain, r->done_ns, r->done_ns);
+    }
+}
+
+static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    st_worker *w = io->data;
+    uint64_t expirations;
+    if (read(w->pace_fd, &expirations, sizeof(expirations)) < 0) {
+        /* EAGAIN: disarmed or re-armed since it became readable; nothing is due. */
+        return;
+    }
+    uint64_t now = st_clock_mono_ns();
+    if (w->phase == PHASE_WAIT) {
+        if (now < w->cfg.t0_ns) {
+            arm_pace(w, w->cfg.t0_ns);
+            return;
+        }
+        w->phase = PHASE_RUN;
+    }
+    if (w->phase != PHASE_RUN) {
+        return;
+    }
+    if (w->plan->closed_loop) {
+        if (now >= w->end_ns) {
+            begin_drain(w);
+            return;
+        }
+        closed_loop_fill(w, now);
+        arm_pace(w, w->end_ns);
+        return;
+    }
+    /* Everything due by now goes out (or waits for a connection), even when the wake-up came
+     * after the end: a late send is counted late, never silently skipped. */
+    while (!w->sched_done && w->next_due_ns <= now) {
+        uint32_t req = mix_pick(w->plan, w->next_q);
+        if (w->bl_len == 0 && w->ops->free_slots(w->eng) > 0) {
+            do_send(w, req, w->next_due_ns, now);
+        } else {
+            backlog_push(w, w->next_due_ns, req);
+        }
+        w->k++;
+        schedule_next(w);
+    }
+    if (now >= w->end_ns) {
+        begin_drain(w);
+        return;
+    }
+    arm_pace(w, w->sched_done ? w->end_ns : w->next_due_ns);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    st_worker *w = t->data;
+    uint64_t now = st_clock_mono_ns();
+    close_through(w, now);
+    arm(w, &w->tick, w->second_end_ns, now);
+}
+
+static void on_drain(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    st_worker *w = t->data;
+    if (w->ops->inflight(w->eng) > 0) {
+        w->ops->cancel_all(w->eng);
+    }
+    finish(w);
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    st_worker *w = a->data;
+    pthread_mutex_lock(&w->mu);
+    if (w->replan_pending) {
+        w->replan_pending = false;
+        st_slice_fini(&w->switch_slice);
+        w->switch_pending = true;
+        w->switch_profile = w->replan_profile;
+        w->switch_slice = w->replan_slice;
+        w->switch_has_slice = w->replan_has_slice;
+        w->switch_q = w->replan_from_q;
+        memset(&w->replan_slice, 0, sizeof(w->replan_slice));
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->switch_pending && !w->plan->closed_loop && w->phase != PHASE_DONE &&
+        w->phase != PHASE_DRAIN) {
+        /* Recompute what is next: the switch may apply at once. */
+        schedule_next(w);
+        if (w->phase == PHASE_RUN) {
+            arm_pace(w, w->sched_done ? w->end_ns : w->next_due_ns);
+        }
+    }
+    if (!atomic_load(&w->stop_requested)) {
+        return;
+    }
+    if (w->phase == PHASE_WAIT) {
+        w->phase = PHASE_RUN;
+    }
+    begin_drain(w);
+}
+
+static void finish(st_worker *w)
+{
+    if (w->phase == PHASE_DONE) {
+        return;
+    }
+    w->phase = PHASE_DONE;
+    uint64_t now = st_clock_mono_ns();
+    if (now >= w->cfg.t0_ns) {
+        close_through(w, now);
+        /* The last, partial second. */
+        submit_second(w);
+    }
+    st_collector_finish(w->col, w->cfg.index);
+    ev_io_stop(w->loop, &w->pace);
+    disarm_pace(w);
+    ev_timer_stop(w->loop, &w->tick);
+    ev_timer_stop(w->loop, &w->drain);
+    ev_async_stop(w->loop, &w->wake);
+    w->ops->destroy(w->eng);
+    w->eng = NULL;
+    ev_break(w->loop, EVBREAK_ALL);
+}
+
+int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, char *err,
+                  size_t err_len)
+{
+    st_worker *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return ST_ENOMEM;
+    }
+    w->pace_fd = -1;
+    int rc;
+    w->cfg = *cfg;
+    w->plan = cfg->plan;
+    w->ops = cfg->engine;
+    w->col = col;
+    pthread_mutex_init(&w->mu, NULL);
+    w->late_ns = (uint64_t)cfg->plan->late_ms * ST_NS_PER_MS;
+    w->profile = cfg->profile ? cfg->profile : &cfg->plan->profile;
+    set_end(w);
+    if (!cfg->plan->closed_loop && cfg->slice) {
+        rc = st_slice_init(&w->slice, cfg->slice->period, cfg->slice->residues,
+                           cfg->slice->n_residues, cfg->slice->stride, cfg->slice->offset);
+        if (rc) {
+            goto fail;
+        }
+        w->has_slice = true;
+    }
+    if ((rc = st_stats_init(&w->cur))) {
+        goto fail;
+    }
+    w->cur.second = cfg->first_second;
+    w->second_end_ns = cfg->t0_ns + (cfg->first_second + 1ULL) * ST_NS_PER_S;
+    w->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (w->pace_fd < 0) {
+        rc = ST_ESYSTEM;
+        goto fail;
+    }
+    w->loop = ev_loop_new(EVFLAG_AUTO);
+    if (!w->loop) {
+        rc = ST_ESYSTEM;
+        goto fail;
+    }
+    st_engine_cfg ecfg = {
+        .requests = cfg->plan->requests,
+        .n_requests = cfg->plan->n_requests,
+        .connections = cfg->connections,
+        .timeout_ms = cfg->plan->timeout_ms,
+        .http2 = cfg->plan->http2 == 1,
+        .insecure = cfg->plan->insecure == 1,
+    };
+    if ((rc = w->ops->create(&w->eng, w->loop, &ecfg, on_done, w, err, err_len))) {
+        goto fail;
+    }
+    ev_io_init(&w->pace, on_pace, w->pace_fd, EV_READ);
+    ev_timer_init(&w->tick, on_tick, 0, 0);
+    ev_timer_init(&w->drain, on_drain, 0, 0);
+    ev_async_init(&w->wake, on_wake);
+    w->pace.data = w->tick.data = w->drain.data = w->wake.data = w;
+    if (!cfg->plan->closed_loop) {
+        w->sched_done = !w->has_slice;
+        w->k = w->has_slice ? st_slice_first_at_or_after(&w->slice, cfg->from_q) : 0;
+        schedule_next(w);
+    }
+    *out = w;
+    return 0;
+fail:
+    st_worker_free(w);
+    return rc;
+}
+
+static void *worker_main(void *arg)
+{
+    st_worker *w = arg;
+    uint64_t now = st_clock_mono_ns();
+    w->phase = PHASE_WAIT;
+    /* Wake-ups as close to the due instant as the kernel can: no 50 us default slack. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    ev_async_start(w->loop, &w->wake);
+    ev_io_start(w->loop, &w->pace);
+    arm_pace(w, w->cfg.t0_ns);
+    arm(w, &w->tick, w->second_end_ns, now);
+    if (atomic_load(&w->stop_requested)) {
+        ev_async_send(w->loop, &w->wake);
+    }
+    ev_run(w->loop, 0);
+    return NULL;
+}
+
+int st_worker_start(st_worker *w)
+{
+    /* Signals belong to the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        return ST_ESYSTEM;
+    }
+    w->started = true;
+    return 0;
+}
+
+void st_worker_stop(st_worker *w)
+{
+    atomic_store(&w->stop_requested, true);
+    if (w->loop) {
+        ev_async_send(w->loop, &w->wake);
+    }
+}
+
+int st_worker_replan(st_worker *w, const st_profile *profile, const st_slice *slice,
+                     uint64_t from_q)
+{
+    st_slice copy = {0};
+    if (slice) {
+        int rc = st_slice_init(&copy, slice->period, slice->residues, slice->n_residues,
+                               slice->stride, slice->offset);
+        if (rc) {
+            return rc;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    st_slice_fini(&w->replan_slice);
+    w->replan_pending = true;
+    w->replan_profile = profile;
+    w->replan_slice = copy;
+    w->replan_has_slice = slice != NULL;
+    w->replan_from_q = from_q;
+    pthread_mutex_unlock(&w->mu);
+    if (w->loop) {
+        ev_async_send(w->loop, &w->wake);
+    }
+    return 0;
+}
+
+int st_worker_first_late(st_worker *w, uint64_t *late_ns)
+{
+    uint64_t v = atomic_load(&w->first_late_ns_plus1);
+    if (v == 0) {
+        return ST_EAGAIN;
+    }
+    *late_ns = v - 1;
+    return 0;
+}
+
+void st_worker_join(st_worker *w)
+{
+    if (w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+void st_worker_free(st_worker *w)
+{
+    if (!w) {
+        return;
+    }
+    if (w->eng) {
+        w->ops->destroy(w->eng);
+    }
+    if (w->loop) {
+        ev_loop_destroy(w->loop);
+    }
+    if (w->pace_fd >= 0) {
+        close(w->pace_fd);
+    }
+    st_stats_fini(&w->cur);
+    st_slice_fini(&w->slice);
+    st_slice_fini(&w->replan_slice);
+    st_slice_fini(&w->switch_slice);
+    pthread_mutex_destroy(&w->mu);
+    free(w->backlog);
+    free(w);
+}

@@ -1,0 +1,79 @@
+/*
+ * worker.h - one load-generating thread: a libev loop, an engine, and an open-loop schedule.
+ *
+ * A worker sends the requests of its slice of the global schedule (split.h) at the instants the
+ * rate profile gives (profile.h), measured from the common start instant t0. Request q is sent at
+ * t0 + time_of(q); its latency is measured from that intended instant (coordinated omission
+ * corrected) and from the actual send (uncorrected). When no connection is free the request waits
+ * in a backlog, oldest first; a send later than late_ns after its intended instant counts as
+ * late; a backlog beyond ST_WORKER_MAX_BACKLOG counts further requests as dropped. In closed-loop
+ * mode (the plan's closed_loop) every connection sends its next request as soon as the previous
+ * one completes.
+ *
+ * Every second (aligned to t0) the worker submits its stats of that second to the collector and
+ * starts afresh. At the end of the profile (or on st_worker_stop) it stops sending, counts the
+ * backlog as dropped, waits for in-flight requests up to drain_ns, aborts the rest, submits its
+ * last second and finishes.
+ *
+ * Threading: st_worker_new/start/join/free are called by the owner thread; st_worker_stop may be
+ * called from any thread. Everything else runs on the worker's thread.
+ */
+#ifndef ST_WORKER_H
+#define ST_WORKER_H
+
+#include "collect.h"
+#include "engine.h"
+#include "plan.h"
+#include "split.h"
+
+#include <stdint.h>
+
+#define ST_WORKER_MAX_BACKLOG (1u << 20)
+
+typedef struct st_worker st_worker;
+
+typedef struct st_worker_cfg {
+    int index;                   /* the worker's number in the collector */
+    const st_plan *plan;         /* finished; outlives the worker */
+    const st_engine_ops *engine; /* the transport */
+    int connections;             /* this worker's connection cap */
+    const st_slice *slice;       /* this worker's part of the schedule (copied); ignored in closed
+                                    loop; NULL: nothing to send */
+    const st_profile *profile;   /* the rate profile; NULL: the plan's. Must outlive the worker */
+    uint64_t from_q;             /* the first global request this worker may send (a late joiner) */
+    uint64_t t0_ns;              /* monotonic start instant */
+    uint32_t first_second;       /* the first second it reports (seconds before are not its) */
+    uint64_t drain_ns;           /* how long in-flight requests may finish after the end */
+} st_worker_cfg;
+
+/* Creates the worker (its loop and engine; no thread yet). Returns 0, ST_EINVAL (message in err),
+ * ST_ENOMEM or ST_ESYSTEM. The collector must outlive the worker. */
+int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, char *err,
+                  size_t err_len);
+
+/* Starts the thread. Returns 0 or ST_ESYSTEM. */
+int st_worker_start(st_worker *w);
+
+/* Asks the worker to stop sending now and wind down as at the end of the profile. Any thread;
+ * idempotent. */
+void st_worker_stop(st_worker *w);
+
+/* Switches to a new share of the schedule from global request from_q on: the old slice's requests
+ * below from_q are still sent at their instants, then the new slice's from its first element at
+ * or after from_q, under the new profile (which must outlive the worker; NULL keeps the current one).
+ * slice NULL: the worker sends nothing from from_q on. Any thread; the last call wins if
+ * several arrive before the worker applies them. Returns 0 or ST_ENOMEM. */
+int st_worker_replan(st_worker *w, const st_profile *profile, const st_slice *slice,
+                     uint64_t from_q);
+
+/* How late the worker's first open-loop send left after its intended instant: 0 and *late_ns,
+ * or ST_EAGAIN before it sent anything. Any thread. */
+int st_worker_first_late(st_worker *w, uint64_t *late_ns);
+
+/* Waits for the thread to end (it ends by itself after the profile, or after st_worker_stop). */
+void st_worker_join(st_worker *w);
+
+/* Frees a worker that was never started or has been joined. NULL is a no-op. */
+void st_worker_free(st_worker *w);
+
+#endif
