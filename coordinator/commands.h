@@ -15,6 +15,8 @@ typedef struct st_command {
     int (*run)(int argc, char **argv);
 } st_command;
 
+/* stampede run [PLAN.json] [flags]: the distributed run */
+int st_cmd_run(int argc, char **argv);
 /* stampede forward --spool DIR --sqs-queue-url URL [--endpoint-url URL] [--region R] */
 int st_cmd_forward(int argc, char **argv);
 /* stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] [--json] */

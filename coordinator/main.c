@@ -9,6 +9,7 @@
 #include <string.h>
 
 static const st_command commands[] = {
+    {"run", "run a distributed load test", st_cmd_run},
     {"forward", "send results spooled while SQS was unreachable", st_cmd_forward},
     {"results", "print a run stored in DynamoDB by stampede-sink", st_cmd_results},
 };

@@ -1,0 +1,472 @@
+/*
+ * stampede run: the distributed run. Parses the plan and flags, listens for agents, launches them,
+ * drives the coordinator core, and feeds the outputs.
+ */
+#include "cli.h"
+#include "clock.h"
+#include "commands.h"
+#include "coord.h"
+#include "error.h"
+#include "exit_code.h"
+#include "launch.h"
+#include "log.h"
+#include "output.h"
+#include "plan.h"
+#include "server.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_OUTPUTS 8
+
+static volatile sig_atomic_t g_signals = 0;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_signals++;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
+            "\n"
+            "Splits the load across agents, starts them at one instant, merges what they measure\n"
+            "every second, and writes the results. Flags override the plan.\n"
+            "\n"
+            "  --url URL              request URL (GET); replaces the plan's requests\n"
+            "  --rate RPS             requests per second in all agents together (0 = closed loop)\n"
+            "  --duration TIME        seconds, or 500ms / 30s / 2m / 1h\n"
+            "  --ramp-up TIME         ramp from 0 to --rate first (part of --duration)\n"
+            "  --agents N             how many agents (default: the plan's, else 1)\n"
+            "  --launcher NAME        local (default: agents on this machine) or external (wait for\n"
+            "                         agents started elsewhere with stampede-agent --coordinator)\n"
+            "  --listen URL           where agents reach the coordinator (default tcp://127.0.0.1:0\n"
+            "                         for local agents, tcp://0.0.0.0:7400 for external ones)\n"
+            "  --token TOKEN          the run token agents must present (default: a random one)\n"
+            "  --register-timeout T   how long to wait for the agents to register (default 30s)\n"
+            "  --connections N        connections per agent (default 64)\n"
+            "  --threads N            threads per agent (default: local agents share the CPUs,\n"
+            "                         external agents use theirs)\n"
+            "  --timeout MS           per-request timeout (default 10000)\n"
+            "  --engine NAME          the agents' engine: auto, curl, fast\n"
+            "  --summary FILE         write the summary as JSON\n"
+            "  --timeseries FILE      write one JSON line per second\n"
+            "  --headless             progress lines instead of the terminal UI (the default when\n"
+            "                         stdout is not a terminal)\n"
+            "  --dry-run              check the plan, print what it would do, and exit\n"
+            "  --log-level LEVEL      debug, info, warn, error (default info)\n"
+            "\n"
+            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 6 the agents did not\n"
+            "all register in time, 8 stopped early by a signal (the summary is still written).\n");
+}
+
+typedef struct run_opts {
+    const char *plan_file;
+    st_plan_flags f;
+    const char *launcher;
+    const char *listen;
+    const char *token;
+    const char *summary;
+    const char *timeseries;
+    const char *engine;
+    double register_timeout_s;
+    bool dry_run;
+    st_log_level log_level;
+    bool log_level_set;
+} run_opts;
+
+static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
+{
+    enum { O_URL = 256, O_RATE, O_DURATION, O_RAMP, O_AGENTS, O_LAUNCHER, O_LISTEN, O_TOKEN,
+           O_SUMMARY, O_TIMESERIES, O_HEADLESS, O_CONN, O_THREADS, O_TIMEOUT, O_ENGINE, O_LOG,
+           O_REGTIMEOUT, O_DRYRUN, O_HELP };
+    static const struct option longopts[] = {
+        {"url", required_argument, 0, O_URL},
+        {"rate", required_argument, 0, O_RATE},
+        {"duration", required_argument, 0, O_DURATION},
+        {"ramp-up", required_argument, 0, O_RAMP},
+        {"agents", required_argument, 0, O_AGENTS},
+        {"launcher", required_argument, 0, O_LAUNCHER},
+        {"listen", required_argument, 0, O_LISTEN},
+        {"token", required_argument, 0, O_TOKEN},
+        {"summary", required_argument, 0, O_SUMMARY},
+        {"timeseries", required_argument, 0, O_TIMESERIES},
+        {"headless", no_argument, 0, O_HEADLESS},
+        {"connections", required_argument, 0, O_CONN},
+        {"threads", required_argument, 0, O_THREADS},
+        {"timeout", required_argument, 0, O_TIMEOUT},
+        {"engine", required_argument, 0, O_ENGINE},
+        {"log-level", required_argument, 0, O_LOG},
+        {"register-timeout", required_argument, 0, O_REGTIMEOUT},
+        {"dry-run", no_argument, 0, O_DRYRUN},
+        {"help", no_argument, 0, O_HELP},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    st_plan_flags_init(&o->f);
+    o->launcher = "local";
+    o->register_timeout_s = 30;
+    o->log_level = ST_LOG_INFO;
+    optind = 1;
+    opterr = 0;
+    int c, rc = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_URL: o->f.url = optarg; break;
+        case O_RATE: rc = st_cli_double("--rate", optarg, 0, ST_PROFILE_MAX_RPS, &o->f.rate_rps, err, err_len); break;
+        case O_DURATION: rc = st_cli_duration("--duration", optarg, &o->f.duration_s, err, err_len); break;
+        case O_RAMP: rc = st_cli_duration("--ramp-up", optarg, &o->f.ramp_up_s, err, err_len); break;
+        case O_AGENTS: rc = st_cli_int("--agents", optarg, 1, 10000, &o->f.agents, err, err_len); break;
+        case O_LAUNCHER: o->launcher = optarg; break;
+        case O_LISTEN: o->listen = optarg; break;
+        case O_TOKEN: o->token = optarg; break;
+        case O_SUMMARY: o->summary = optarg; break;
+        case O_TIMESERIES: o->timeseries = optarg; break;
+        case O_HEADLESS: break; /* progress lines are the only terminal view so far */
+        case O_DRYRUN: o->dry_run = true; break;
+        case O_CONN: rc = st_cli_int("--connections", optarg, 1, 1000000, &o->f.connections, err, err_len); break;
+        case O_THREADS: rc = st_cli_int("--threads", optarg, 1, 1024, &o->f.threads, err, err_len); break;
+        case O_TIMEOUT: rc = st_cli_int("--timeout", optarg, 1, 3600000, &o->f.timeout_ms, err, err_len); break;
+        case O_ENGINE: o->engine = optarg; break;
+        case O_REGTIMEOUT: rc = st_cli_duration("--register-timeout", optarg, &o->register_timeout_s, err, err_len); break;
+        case O_LOG:
+            if (st_log_level_parse(optarg, &o->log_level)) {
+                snprintf(err, err_len, "--log-level: \"%s\" is not debug, info, warn or error", optarg);
+                rc = ST_EINVAL;
+            }
+            o->log_level_set = true;
+            break;
+        case O_HELP: usage(stdout); return 1;
+        default:
+            snprintf(err, err_len, "%s: unknown flag or missing value (see stampede run --help)",
+                     argv[optind - 1]);
+            rc = ST_EINVAL;
+        }
+        if (rc) {
+            return rc;
+        }
+    }
+    if (optind < argc) {
+        o->plan_file = argv[optind++];
+    }
+    if (optind < argc) {
+        snprintf(err, err_len, "unexpected argument \"%s\" (one plan file at most)", argv[optind]);
+        return ST_EINVAL;
+    }
+    if (!st_launcher_find(o->launcher)) {
+        snprintf(err, err_len, "--launcher: \"%s\" is not a launcher (local or external)", o->launcher);
+        return ST_EINVAL;
+    }
+    if (o->engine && strcmp(o->engine, "auto") && strcmp(o->engine, "curl") && strcmp(o->engine, "fast")) {
+        snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl or fast)", o->engine);
+        return ST_EINVAL;
+    }
+    if (o->token && (strlen(o->token) < 8 || strlen(o->token) > 256)) {
+        snprintf(err, err_len, "--token: from 8 to 256 characters");
+        return ST_EINVAL;
+    }
+    return 0;
+}
+
+static void random_hex(char *out, size_t bytes)
+{
+    unsigned char buf[32];
+    if (bytes > sizeof(buf)) {
+        bytes = sizeof(buf);
+    }
+    if (getrandom(buf, bytes, 0) != (ssize_t)bytes) {
+        uint64_t x = st_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
+        for (size_t i = 0; i < bytes; i++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            buf[i] = (unsigned char)(x >> 56);
+        }
+    }
+    for (size_t i = 0; i < bytes; i++) {
+        sprintf(out + 2 * i, "%02x", buf[i]);
+    }
+}
+
+/* run ids sort by time and stay unique: 20261121T213500Z-3f9a1c2e */
+static void make_run_id(char *out, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char rnd[9];
+    random_hex(rnd, 4);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(out, len, "%s-%s", stamp, rnd);
+}
+
+/* The URL agents dial: the listen URL with the real port, and a reachable host for wildcards. */
+static void agent_url(const char *listen, int port, char *out, size_t len)
+{
+    const char *host_start = strstr(listen, "://");
+    host_start = host_start ? host_start + 3 : listen;
+    char scheme[32];
+    snprintf(scheme, sizeof(scheme), "%.*s", (int)(host_start - listen), listen);
+    char host[256];
+    const char *colon = strrchr(host_start, ':');
+    snprintf(host, sizeof(host), "%.*s", colon ? (int)(colon - host_start) : (int)strlen(host_start),
+             host_start);
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 || host[0] == 0) {
+        if (gethostname(host, sizeof(host) - 1) != 0) {
+            snprintf(host, sizeof(host), "127.0.0.1");
+        }
+    }
+    snprintf(out, len, "%s%s:%d", scheme, host, port);
+}
+
+static void print_plan(const st_plan *p, const char *file, int agents, const char *launcher,
+                       int plan_threads, const char *engine)
+{
+    printf("plan %s%s%s%s\n", file ? file : "(flags)", p->name ? " \"" : "", p->name ? p->name : "",
+           p->name ? "\"" : "");
+    printf("  agents      %d (%s launcher), %d connections each, ", agents, launcher,
+           p->connections);
+    if (plan_threads > 0) {
+        printf("%d threads each", plan_threads);
+    } else {
+        printf("threads: each agent's CPUs");
+    }
+    printf(", timeout %d ms, engine %s\n", p->timeout_ms, engine ? engine : "auto");
+    uint64_t wsum = 0;
+    for (size_t i = 0; i < p->n_requests; i++) {
+        wsum += p->requests[i].weight;
+    }
+    printf("  requests    weight  share  name\n");
+    for (size_t i = 0; i < p->n_requests; i++) {
+        const st_request *r = &p->requests[i];
+        printf("              %6u %5.1f%%  %s (%s %s%s)\n", r->weight,
+               100.0 * r->weight / (double)wsum, r->name, r->method, r->url,
+               r->body ? ", with a body" : "");
+    }
+    if (p->closed_loop) {
+        printf("  load        closed loop for %.1f s: as fast as the connections allow\n",
+               p->duration_s);
+        return;
+    }
+    for (size_t i = 0; i < p->profile.n_stages; i++) {
+        const st_stage *st = &p->profile.stages[i];
+        if (st->from_rps == st->to_rps) {
+            printf("  %-11s %.1f s at %.1f rps\n", i == 0 ? "stages" : "", st->duration_s,
+                   st->from_rps);
+        } else {
+            printf("  %-11s %.1f s from %.1f to %.1f rps\n", i == 0 ? "stages" : "",
+                   st->duration_s, st->from_rps, st->to_rps);
+        }
+    }
+    printf("  load        %.0f requests over %.1f s (%.1f rps on average, %.1f per agent)\n",
+           p->profile.total_n, p->profile.total_s, p->profile.total_n / p->profile.total_s,
+           p->profile.total_n / p->profile.total_s / agents);
+}
+
+typedef struct run_ctx {
+    st_output outs[MAX_OUTPUTS];
+    int n_outs;
+} run_ctx;
+
+static void on_second(void *arg, const st_coord_second *sec)
+{
+    run_ctx *r = arg;
+    for (int i = 0; i < r->n_outs; i++) {
+        r->outs[i].ops->second(r->outs[i].state, sec);
+    }
+}
+
+int st_cmd_run(int argc, char **argv)
+{
+    run_opts o;
+    char err[1024] = "";
+    int rc = parse(argc, argv, &o, err, sizeof(err));
+    if (rc == 1) {
+        return ST_EXIT_OK;
+    }
+    if (rc) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        return ST_EXIT_USAGE;
+    }
+    if (o.log_level_set) {
+        st_log_init("stampede", o.log_level);
+    }
+    bool local = strcmp(o.launcher, "local") == 0;
+    st_plan plan;
+    st_plan_init(&plan);
+    st_coord *core = NULL;
+    st_server *server = NULL;
+    st_launcher *launcher = NULL;
+    const st_launcher_ops *lops = st_launcher_find(o.launcher);
+    run_ctx ctx = {0};
+    int code = ST_EXIT_FAILURE;
+
+    if ((o.plan_file && (rc = st_plan_load_file(&plan, o.plan_file, err, sizeof(err)))) ||
+        (rc = st_plan_apply_flags(&plan, &o.f, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+        goto out;
+    }
+    int agents = plan.agents > 0 ? plan.agents : 1;
+    bool threads_given = plan.threads > 0;
+    int local_threads = st_cli_cpus() / agents > 0 ? st_cli_cpus() / agents : 1;
+    if ((rc = st_plan_finish(&plan, local ? local_threads : st_cli_cpus(), err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+        goto out;
+    }
+    int plan_threads = threads_given || local ? plan.threads : 0;
+    if (o.dry_run) {
+        print_plan(&plan, o.plan_file, agents, o.launcher, plan_threads, o.engine);
+        code = ST_EXIT_OK;
+        goto out;
+    }
+
+    char run_id[64], token[80];
+    make_run_id(run_id, sizeof(run_id));
+    bool token_generated = !o.token;
+    if (o.token) {
+        snprintf(token, sizeof(token), "%s", o.token);
+    } else {
+        random_hex(token, 16);
+    }
+
+    if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
+        ctx.n_outs++;
+    }
+    if (o.timeseries) {
+        if ((rc = st_output_timeseries(&ctx.outs[ctx.n_outs], o.timeseries, err, sizeof(err)))) {
+            fprintf(stderr, "stampede run: %s\n", err);
+            code = ST_EXIT_USAGE;
+            goto out;
+        }
+        ctx.n_outs++;
+    }
+    if (o.summary) {
+        if ((rc = st_output_summary_file(&ctx.outs[ctx.n_outs], o.summary, err, sizeof(err)))) {
+            fprintf(stderr, "stampede run: %s\n", err);
+            code = ST_EXIT_USAGE;
+            goto out;
+        }
+        ctx.n_outs++;
+    }
+
+    st_coord_cfg cfg;
+    st_coord_cfg_defaults(&cfg);
+    cfg.plan = &plan;
+    cfg.engine = o.engine ? o.engine : "auto";
+    cfg.plan_threads = plan_threads;
+    cfg.run_id = run_id;
+    cfg.token = token;
+    cfg.expected_agents = agents;
+    cfg.accept_late_joiners = !local;
+    cfg.register_timeout_ns = (uint64_t)(o.register_timeout_s * 1e9);
+    cfg.on_second = on_second;
+    cfg.ctx = &ctx;
+    if ((rc = st_coord_new(&core, &cfg))) {
+        st_error("cannot set up the run: %s", st_strerror(rc));
+        goto out;
+    }
+    const char *listen = o.listen ? o.listen : local ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:7400";
+    if ((rc = st_server_start(&server, listen, core, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+        goto out;
+    }
+    char url[512];
+    agent_url(local && !o.listen ? "tcp://127.0.0.1" : listen, st_server_port(server), url,
+              sizeof(url));
+    if (plan.closed_loop) {
+        st_info("run %s: %d agents, closed loop for %.1f s", run_id, agents, plan.duration_s);
+    } else {
+        st_info("run %s: %d agents, %.0f requests over %.1f s (%.1f rps on average)", run_id,
+                agents, plan.profile.total_n, plan.profile.total_s,
+                plan.profile.total_n / plan.profile.total_s);
+    }
+    st_launch_cfg lcfg = {
+        .agents = agents,
+        .coordinator_url = url,
+        .token = token,
+        .threads = plan_threads,
+        .engine = o.engine,
+        .log_level = o.log_level == ST_LOG_DEBUG ? "debug" : "warn",
+        .token_generated = token_generated,
+    };
+    if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        goto out;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    bool stopped = false;
+    for (;;) {
+        int exited[16];
+        int n_exited = lops->poll(launcher, exited, 16);
+        for (int i = 0; i < n_exited; i++) {
+            st_coord_agent_exited(core, exited[i]);
+        }
+        st_coord_tick(core);
+        st_coord_state s = st_coord_get_state(core);
+        if (s == ST_COORD_DONE || s == ST_COORD_FAILED) {
+            break;
+        }
+        if (g_signals && !stopped) {
+            stopped = true;
+            st_info("stopping: agents stop sending and report their last seconds");
+            st_coord_stop(core);
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    st_coord_tick(core); /* hands out the last seconds */
+
+    cJSON *summary = st_coord_summary(core);
+    bool failed = st_coord_get_state(core) == ST_COORD_FAILED;
+    if (summary) {
+        cJSON_AddStringToObject(summary, "status",
+                                failed ? "failed" : stopped ? "stopped" : "completed");
+        if (failed) {
+            cJSON_AddStringToObject(summary, "error", st_coord_failure(core));
+        }
+        for (int i = 0; i < ctx.n_outs; i++) {
+            ctx.outs[i].ops->summary(ctx.outs[i].state, summary, core);
+        }
+        cJSON_Delete(summary);
+    }
+    if (failed) {
+        int fc = st_coord_failure_code(core);
+        code = fc == 3 ? ST_EXIT_AGENTS : fc == 5 ? ST_EXIT_INTERRUPTED : ST_EXIT_FAILURE;
+    } else {
+        code = stopped ? ST_EXIT_INTERRUPTED : ST_EXIT_OK;
+    }
+    /* Agents learn they are done from their next update: keep answering while they leave. */
+    uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;
+    lops->finish(launcher, local ? 10 * ST_NS_PER_S : 0);
+    while (!local && st_clock_mono_ns() < until) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+out:
+    if (launcher) {
+        lops->free(launcher);
+    }
+    st_server_stop(server);
+    st_coord_free(core);
+    for (int i = 0; i < ctx.n_outs; i++) {
+        ctx.outs[i].ops->close(ctx.outs[i].state);
+    }
+    st_plan_fini(&plan);
+    return code;
+}

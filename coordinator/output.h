@@ -1,0 +1,46 @@
+/*
+ * output.h - where a run's results go: an ops table of outputs fed by the coordinator's run.
+ *
+ * Each output receives every finished second (in order) and, at the end, the summary. Built in:
+ *   progress    one line per second on the terminal (elapsed, target and achieved rps, ok,
+ *               errors, p50/p99, agents), then the readable summary table;
+ *   timeseries  JSON Lines, one object per second (--timeseries FILE);
+ *   summary     the summary JSON (--summary FILE).
+ * An output that fails to write logs why and keeps the run going: results already sent to the
+ * other outputs are not held back by one broken file.
+ *
+ * Threading: every call from the coordinator's owner thread.
+ */
+#ifndef ST_OUTPUT_H
+#define ST_OUTPUT_H
+
+#include "coord.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+
+typedef struct st_output_ops {
+    const char *name;
+    /* A finished second. Returns 0 or an ST_E* code (logged by the output itself). */
+    int (*second)(void *state, const st_coord_second *sec);
+    /* The end: the summary (st_coord_summary plus status). Returns 0 or an ST_E* code. */
+    int (*summary)(void *state, const cJSON *summary, st_coord *core);
+    /* Closes and frees the state. */
+    void (*close)(void *state);
+} st_output_ops;
+
+typedef struct st_output {
+    const st_output_ops *ops;
+    void *state;
+} st_output;
+
+/* Progress lines and the summary table on f (not closed). */
+int st_output_progress(st_output *out, FILE *f);
+/* JSON Lines into path (created or truncated). ST_EIO with a message in err when it cannot be
+ * opened. */
+int st_output_timeseries(st_output *out, const char *path, char *err, size_t err_len);
+/* The summary JSON into path, written at the end (through a temporary file and a rename, so a
+ * reader never sees half of it). ST_EIO when the folder cannot be written. */
+int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,292 @@
+"""stampede run: a distributed run over real agent processes on loopback."""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+import targets
+import tcpproxy
+
+
+def children(pid):
+    """Process ids whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(d))
+        except (OSError, IndexError):
+            pass
+    return out
+
+
+def cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+class RunCase(harness.ProcTestCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="st-run-")
+        self.summary_path = os.path.join(self.dir, "summary.json")
+        self.ts_path = os.path.join(self.dir, "ts.jsonl")
+
+    def start_run(self, *args):
+        return self.start([harness.binary("stampede"), "run", "--summary", self.summary_path,
+                           "--timeseries", self.ts_path] + [str(a) for a in args])
+
+    def run_stampede(self, *args, timeout=60):
+        p = self.start_run(*args)
+        code = p.wait(timeout)
+        return code, p
+
+    def summary(self):
+        with open(self.summary_path) as f:
+            return json.load(f)
+
+    def series(self):
+        with open(self.ts_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def start_agent(self, coordinator, token, name, *extra):
+        return self.start([harness.binary("stampede-agent"), "--coordinator", coordinator,
+                           "--token", token, "--name", name, "--threads", 1] + list(extra))
+
+
+class LocalRuns(RunCase):
+    def test_three_local_agents_match_the_target(self):
+        _, url = targets.start_target(self)
+        code, p = self.run_stampede("--url", url + "/", "--rate", 900, "--duration", 3,
+                                    "--agents", 3)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        self.assertEqual(s["status"], "completed")
+        self.assertEqual(s["requests"]["total"], 2700)
+        self.assertEqual(targets.target_stats(url)["requests"], 2700)
+        self.assertEqual(len(s["agents"]), 3)
+        self.assertAlmostEqual(sum(a["share_rps"] for a in s["agents"]), 900, places=6)
+        self.assertEqual(sum(a["requests"] for a in s["agents"]), 2700)
+        for a in s["agents"]:
+            self.assertFalse(a["lost"])
+            self.assertEqual(a["requests"], 900)
+        self.assertIsNotNone(s["start_skew_ms"])
+        self.assertTrue(s["run_id"])
+        ts = self.series()
+        self.assertEqual([r["t"] for r in ts], [0, 1, 2])
+        self.assertEqual(sum(r["ok"] for r in ts), 2700)
+        for r in ts:
+            self.assertEqual(r["agents"], 3)
+            self.assertEqual(r["target_rps"], 900)
+        self.assertIn("agents 3", p.stdout())
+
+    def test_ramp_follows_the_profile(self):
+        _, url = targets.start_target(self)
+        code, p = self.run_stampede("--url", url + "/", "--rate", 800, "--duration", 4,
+                                    "--ramp-up", 2, "--agents", 2)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        # 0 -> 800 over 2 s is 800 requests, then 2 s at 800.
+        self.assertEqual(s["requests"]["total"], 2400)
+        ts = self.series()
+        self.assertEqual([r["target_rps"] for r in ts], [200, 600, 800, 800])
+        for r in ts:
+            self.assertLessEqual(abs(r["achieved_rps"] - r["target_rps"]), 8, ts)
+
+    def test_fractional_rate_over_eight_agents(self):
+        _, url = targets.start_target(self)
+        code, p = self.run_stampede("--url", url + "/", "--rate", 5, "--duration", 4,
+                                    "--agents", 8, "--connections", 2)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        self.assertEqual(s["requests"]["total"], 20)
+        self.assertEqual(targets.target_stats(url)["requests"], 20)
+        self.assertAlmostEqual(sum(a["share_rps"] for a in s["agents"]), 5, places=9)
+
+    def test_seed_payload_is_a_plan(self):
+        _, url = targets.start_target(self)
+        plan = os.path.join(self.dir, "seed.json")
+        with open(plan, "w") as f:
+            json.dump({"taskCount": 2, "targetUrl": url + "/", "vus": 4, "rate": 25,
+                       "duration": 2}, f)
+        code, p = self.run_stampede(plan)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        self.assertEqual(len(s["agents"]), 2)
+        self.assertEqual(s["requests"]["total"], 400)
+        self.assertEqual(s["rate"]["target_rps"], 200)
+
+    def test_closed_loop_counts_match(self):
+        _, url = targets.start_target(self)
+        code, p = self.run_stampede("--url", url + "/", "--rate", 0, "--duration", 2,
+                                    "--agents", 2, "--connections", 4)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        self.assertTrue(s["closed_loop"])
+        self.assertGreater(s["requests"]["total"], 500)
+        self.assertEqual(targets.target_stats(url)["requests"], s["requests"]["total"])
+
+    def test_kill9_agent_moves_its_share(self):
+        _, url = targets.start_target(self)
+        p = self.start_run("--url", url + "/", "--rate", 600, "--duration", 9, "--agents", 3)
+        p.wait_output("[    2s]", timeout=20)
+        victims = [c for c in children(p.pid) if b"local-2" in cmdline(c)]
+        self.assertEqual(len(victims), 1)
+        os.kill(victims[0], signal.SIGKILL)
+        self.assertEqual(p.wait(40), 0, p.stderr())
+        s = self.summary()
+        lost = [a for a in s["agents"] if a["lost"]]
+        self.assertEqual([a["name"] for a in lost], ["local-2"])
+        ts = self.series()
+        # The survivors carry the whole profile again within a couple of seconds.
+        for r in ts[-4:]:
+            self.assertLessEqual(abs(r["achieved_rps"] - 600), 6, ts)
+            self.assertEqual(r["agents"], 2)
+        # What the dead agent measured but never reported is missing, nothing else.
+        seen = targets.target_stats(url)["requests"]
+        self.assertGreaterEqual(seen, s["requests"]["total"])
+        self.assertLess(seen - s["requests"]["total"], 2 * 200 + 50)
+        self.assertIn("lost", p.stderr())
+
+    def test_sigint_stops_and_writes_the_summary(self):
+        _, url = targets.start_target(self)
+        p = self.start_run("--url", url + "/", "--rate", 200, "--duration", 60, "--agents", 2)
+        p.wait_output("[    2s]", timeout=20)
+        os.kill(p.pid, signal.SIGINT)
+        self.assertEqual(p.wait(30), 8, p.stderr())
+        s = self.summary()
+        self.assertEqual(s["status"], "stopped")
+        self.assertLess(s["duration_s"], 10)
+        self.assertEqual(targets.target_stats(url)["requests"], s["requests"]["total"])
+        for c in children(p.pid):
+            self.assertNotIn(b"--coordinator", cmdline(c))
+
+    def test_bad_plan_exits_2_naming_the_path(self):
+        plan = os.path.join(self.dir, "plan.json")
+        with open(plan, "w") as f:
+            json.dump({"url": "http://127.0.0.1:1/", "rate": 10, "duration": 2,
+                       "stages": [{"duration": 1, "rate": 5}]}, f)
+        code, p = self.run_stampede(plan, timeout=10)
+        self.assertEqual(code, 2)
+        self.assertIn("$.stages", p.stderr())
+        code, p = self.run_stampede("--url", "http://127.0.0.1:1/", "--rate", 5,
+                                    "--duration", 1, "--launcher", "ecs2", timeout=10)
+        self.assertEqual(code, 2)
+        self.assertIn("--launcher", p.stderr())
+
+
+class ExternalRuns(RunCase):
+    TOKEN = "integration-token-1"
+
+    def start_external(self, url, agents, *extra, rate=400, duration=6):
+        port = harness.free_port()
+        p = self.start_run("--url", url + "/", "--rate", rate, "--duration", duration,
+                           "--agents", agents, "--launcher", "external", "--listen",
+                           "tcp://127.0.0.1:%d" % port, "--token", self.TOKEN, *extra)
+        harness.wait_port(port)
+        return p, "tcp://127.0.0.1:%d" % port
+
+    def test_missing_agents_exit_6_with_a_summary(self):
+        _, url = targets.start_target(self)
+        p, _ = self.start_external(url, 2, "--register-timeout", 2)
+        self.assertEqual(p.wait(20), 6, p.stderr())
+        s = self.summary()
+        self.assertEqual(s["status"], "failed")
+        self.assertIn("0 of 2 agents", s["error"])
+        self.assertEqual(targets.target_stats(url)["requests"], 0)
+
+    def test_wrong_token_is_refused(self):
+        _, url = targets.start_target(self)
+        p, coord = self.start_external(url, 1, "--register-timeout", 3)
+        agent = self.start([harness.binary("stampede-agent"), "--coordinator", coord,
+                            "--token", "not-the-token"])
+        self.assertEqual(agent.wait(15), 3, agent.stderr())
+        self.assertIn("refused", agent.stderr())
+        self.assertEqual(p.wait(20), 6)
+        self.assertIn("wrong token", p.stderr())
+
+    def test_agent_joining_late_gets_a_share(self):
+        _, url = targets.start_target(self)
+        p, coord = self.start_external(url, 1, rate=400, duration=8)
+        self.start_agent(coord, self.TOKEN, "first")
+        p.wait_output("[    2s]", timeout=20)
+        self.start_agent(coord, self.TOKEN, "late")
+        self.assertEqual(p.wait(40), 0, p.stderr())
+        s = self.summary()
+        names = {a["name"]: a for a in s["agents"]}
+        self.assertEqual(set(names), {"first", "late"})
+        self.assertGreater(names["late"]["requests"], 400)
+        self.assertAlmostEqual(names["late"]["share_rps"], 200, places=6)
+        self.assertEqual(targets.target_stats(url)["requests"], s["requests"]["total"])
+        ts = self.series()
+        self.assertEqual(ts[-1]["agents"], 2)
+        for r in ts:
+            self.assertLessEqual(abs(r["achieved_rps"] - 400), 8, ts)
+        self.assertEqual(s["requests"]["total"], 3200)
+
+    def test_kill9_coordinator_stops_every_agent(self):
+        _, url = targets.start_target(self)
+        p, coord = self.start_external(url, 2, rate=300, duration=60)
+        agents = [self.start_agent(coord, self.TOKEN, "a%d" % i) for i in range(2)]
+        p.wait_output("[    2s]", timeout=20)
+        p.kill9()
+        killed_at = time.monotonic()
+        for a in agents:
+            self.assertEqual(a.wait(10), 7, a.stderr())
+        # The target sees no request from them 5 s after the coordinator died.
+        seen = targets.target_stats(url)["requests"]
+        time.sleep(max(0.0, killed_at + 5.5 - time.monotonic()))
+        self.assertEqual(targets.target_stats(url)["requests"], seen)
+
+    def test_dropped_connection_loses_no_second(self):
+        _, url = targets.start_target(self)
+        port = harness.free_port()
+        p = self.start_run("--url", url + "/", "--rate", 300, "--duration", 7, "--agents", 2,
+                           "--launcher", "external", "--listen", "tcp://127.0.0.1:%d" % port,
+                           "--token", self.TOKEN)
+        harness.wait_port(port)
+        proxy = tcpproxy.TcpProxy(port)
+        self.addCleanup(proxy.close)
+        via = "tcp://127.0.0.1:%d" % proxy.port
+        for i in range(2):
+            self.start_agent(via, self.TOKEN, "a%d" % i)
+        p.wait_output("[    3s]", timeout=20)
+        self.assertEqual(proxy.cut(), 2)
+        self.assertEqual(p.wait(40), 0, p.stderr())
+        s = self.summary()
+        self.assertFalse(any(a["lost"] for a in s["agents"]))
+        self.assertEqual(s["requests"]["total"], 2100)
+        self.assertEqual(targets.target_stats(url)["requests"], 2100)
+        # Every second was reported in time: no record arrived after its second was closed.
+        ts = self.series()
+        self.assertEqual(len(ts), 7)
+        self.assertEqual(sum(r["ok"] for r in ts), 2100)
+        self.assertEqual(s["late_records"], 0)
+
+    def test_foreign_bytes_are_dropped_and_counted(self):
+        _, url = targets.start_target(self)
+        p, coord = self.start_external(url, 1, rate=100, duration=4)
+        self.start_agent(coord, self.TOKEN, "only")
+        p.wait_output("[    1s]", timeout=20)
+        for data in ["garbage", "\x08\x01\x12\x03abc", ""]:
+            subprocess.run(["nngcat", "--req0", "--dial", coord, "--data", data,
+                            "--recv-timeout", "1"], capture_output=True, timeout=10)
+        self.assertEqual(p.wait(30), 0, p.stderr())
+        s = self.summary()
+        self.assertGreaterEqual(s["malformed_messages"], 2)
+        self.assertEqual(s["requests"]["total"], 400)
+
+
+if __name__ == "__main__":
+    unittest.main()
