@@ -58,14 +58,23 @@ static void usage(FILE *f)
             "  --timeout MS           per-request timeout (default 10000)\n"
             "  --engine NAME          the agents' engine: auto, curl, fast\n"
             "  --summary FILE         write the summary as JSON\n"
+            "  --sqs-queue-url URL    send every second and the summary to this SQS queue (see\n"
+            "                         docs/aws.md); messages SQS cannot take wait in the spool\n"
+            "  --spool DIR            the spool (default $XDG_STATE_HOME/stampede/spool, else\n"
+            "                         ~/.local/state/stampede/spool)\n"
+            "  --region R             AWS region (default AWS_REGION / AWS_DEFAULT_REGION, or the\n"
+            "                         queue URL's)\n"
+            "  --endpoint-url URL     SQS endpoint (default AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL)\n"
             "  --timeseries FILE      write one JSON line per second\n"
             "  --headless             progress lines instead of the terminal UI (the default when\n"
             "                         stdout is not a terminal)\n"
             "  --dry-run              check the plan, print what it would do, and exit\n"
             "  --log-level LEVEL      debug, info, warn, error (default info)\n"
             "\n"
-            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 6 the agents did not\n"
-            "all register in time, 8 stopped early by a signal (the summary is still written).\n");
+            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 3 AWS credentials\n"
+            "missing or expired (nothing was started), 4 completed but results wait in the spool,\n"
+            "6 the agents did not all register in time, 8 stopped early by a signal (the summary\n"
+            "is still written).\n");
 }
 
 typedef struct run_opts {
@@ -77,6 +86,10 @@ typedef struct run_opts {
     const char *summary;
     const char *timeseries;
     const char *engine;
+    const char *sqs_queue_url;
+    const char *spool;
+    const char *region;
+    const char *endpoint_url;
     double register_timeout_s;
     bool dry_run;
     st_log_level log_level;
@@ -87,7 +100,7 @@ static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
 {
     enum { O_URL = 256, O_RATE, O_DURATION, O_RAMP, O_AGENTS, O_LAUNCHER, O_LISTEN, O_TOKEN,
            O_SUMMARY, O_TIMESERIES, O_HEADLESS, O_CONN, O_THREADS, O_TIMEOUT, O_ENGINE, O_LOG,
-           O_REGTIMEOUT, O_DRYRUN, O_HELP };
+           O_REGTIMEOUT, O_DRYRUN, O_SQS, O_SPOOL, O_REGION, O_ENDPOINT, O_HELP };
     static const struct option longopts[] = {
         {"url", required_argument, 0, O_URL},
         {"rate", required_argument, 0, O_RATE},
@@ -107,6 +120,10 @@ static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
         {"log-level", required_argument, 0, O_LOG},
         {"register-timeout", required_argument, 0, O_REGTIMEOUT},
         {"dry-run", no_argument, 0, O_DRYRUN},
+        {"sqs-queue-url", required_argument, 0, O_SQS},
+        {"spool", required_argument, 0, O_SPOOL},
+        {"region", required_argument, 0, O_REGION},
+        {"endpoint-url", required_argument, 0, O_ENDPOINT},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -132,6 +149,10 @@ static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
         case O_TIMESERIES: o->timeseries = optarg; break;
         case O_HEADLESS: break; /* progress lines are the only terminal view so far */
         case O_DRYRUN: o->dry_run = true; break;
+        case O_SQS: o->sqs_queue_url = optarg; break;
+        case O_SPOOL: o->spool = optarg; break;
+        case O_REGION: o->region = optarg; break;
+        case O_ENDPOINT: o->endpoint_url = optarg; break;
         case O_CONN: rc = st_cli_int("--connections", optarg, 1, 1000000, &o->f.connections, err, err_len); break;
         case O_THREADS: rc = st_cli_int("--threads", optarg, 1, 1024, &o->f.threads, err, err_len); break;
         case O_TIMEOUT: rc = st_cli_int("--timeout", optarg, 1, 3600000, &o->f.timeout_ms, err, err_len); break;
@@ -167,6 +188,11 @@ static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
     }
     if (o->engine && strcmp(o->engine, "auto") && strcmp(o->engine, "curl") && strcmp(o->engine, "fast")) {
         snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl or fast)", o->engine);
+        return ST_EINVAL;
+    }
+    if ((o->spool || o->region || o->endpoint_url) && !o->sqs_queue_url) {
+        snprintf(err, err_len, "%s goes with --sqs-queue-url",
+                 o->spool ? "--spool" : o->region ? "--region" : "--endpoint-url");
         return ST_EINVAL;
     }
     if (o->token && (strlen(o->token) < 8 || strlen(o->token) > 256)) {
@@ -270,6 +296,19 @@ static void print_plan(const st_plan *p, const char *file, int agents, const cha
            p->profile.total_n / p->profile.total_s / agents);
 }
 
+/* $XDG_STATE_HOME/stampede/spool, else ~/.local/state/stampede/spool, else /var/tmp's. */
+static void default_spool(char *out, size_t len)
+{
+    const char *state = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (state && state[0] == '/') {
+        snprintf(out, len, "%s/stampede/spool", state);
+    } else if (home && home[0] == '/') {
+        snprintf(out, len, "%s/.local/state/stampede/spool", home);
+    } else {
+        snprintf(out, len, "/var/tmp/stampede-spool");
+    }
+}
+
 typedef struct run_ctx {
     st_output outs[MAX_OUTPUTS];
     int n_outs;
@@ -353,6 +392,26 @@ int st_cmd_run(int argc, char **argv)
         if ((rc = st_output_summary_file(&ctx.outs[ctx.n_outs], o.summary, err, sizeof(err)))) {
             fprintf(stderr, "stampede run: %s\n", err);
             code = ST_EXIT_USAGE;
+            goto out;
+        }
+        ctx.n_outs++;
+    }
+    uint64_t spooled = 0;
+    if (o.sqs_queue_url) {
+        char spool[1024];
+        if (o.spool) {
+            snprintf(spool, sizeof(spool), "%s", o.spool);
+        } else {
+            default_spool(spool, sizeof(spool));
+        }
+        st_aws_config aws;
+        st_aws_config_init(&aws);
+        aws.region = o.region;
+        aws.service_endpoint_url[ST_AWS_SQS] = o.endpoint_url;
+        if ((rc = st_output_sqs(&ctx.outs[ctx.n_outs], run_id, o.sqs_queue_url, spool, &aws,
+                                10000, &spooled, err, sizeof(err)))) {
+            fprintf(stderr, "stampede run: %s\n", err);
+            code = rc == ST_EAUTH ? ST_EXIT_AUTH : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
             goto out;
         }
         ctx.n_outs++;
@@ -457,6 +516,14 @@ int st_cmd_run(int argc, char **argv)
     while (!local && st_clock_mono_ns() < until) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
+    }
+    /* Outputs close now (the SQS forwarder flushes), so the exit code can tell about the spool. */
+    for (int i = 0; i < ctx.n_outs; i++) {
+        ctx.outs[i].ops->close(ctx.outs[i].state);
+    }
+    ctx.n_outs = 0;
+    if (code == ST_EXIT_OK && spooled > 0) {
+        code = ST_EXIT_PENDING;
     }
 out:
     if (launcher) {

@@ -5,7 +5,10 @@
  *   progress    one line per second on the terminal (elapsed, target and achieved rps, ok,
  *               errors, p50/p99, agents), then the readable summary table;
  *   timeseries  JSON Lines, one object per second (--timeseries FILE);
- *   summary     the summary JSON (--summary FILE).
+ *   summary     the summary JSON (--summary FILE);
+ *   sqs         every second and the summary as result messages (common/result_msg.h) to an SQS
+ *               queue through the forwarder (forward.h): sent off the run's thread, spooled to
+ *               disk while SQS is unreachable (--sqs-queue-url URL --spool DIR).
  * An output that fails to write logs why and keeps the run going: results already sent to the
  * other outputs are not held back by one broken file.
  *
@@ -14,6 +17,7 @@
 #ifndef ST_OUTPUT_H
 #define ST_OUTPUT_H
 
+#include "aws.h"
 #include "coord.h"
 
 #include <cjson/cJSON.h>
@@ -42,5 +46,14 @@ int st_output_timeseries(st_output *out, const char *path, char *err, size_t err
 /* The summary JSON into path, written at the end (through a temporary file and a rename, so a
  * reader never sees half of it). ST_EIO when the folder cannot be written. */
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len);
+
+/* Result messages to SQS. aws is copied; its strings must outlive the output. Checks the
+ * configuration and the credentials now (before any load is sent): ST_EINVAL (no region, bad
+ * endpoint, bad run id), ST_EAUTH (no credentials, or expired ones), ST_EIO (the spool folder
+ * cannot be written), with a message in err. close() flushes for at most flush_timeout_ms and
+ * reports what stayed in the spool through *spooled (may be NULL until then). */
+int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, const char *spool_dir,
+                  const st_aws_config *aws, uint32_t flush_timeout_ms, uint64_t *spooled,
+                  char *err, size_t err_len);
 
 #endif

@@ -165,10 +165,14 @@ class ForwarderTest(harness.ProcTestCase):
         self.assertEqual(code, 0)
         self.assertIn("forward", out)
         self.assertIn("results", out)
-        for args in ([], ["run"], ["nonsense"]):
+        self.assertIn("run", out)
+        for args in ([], ["nonsense"]):
             code, _, err = self.run_to_end([stampede] + args, timeout=10)
             self.assertEqual(code, 2, args)
             self.assertIn("usage: stampede COMMAND", err)
+        code, _, err = self.run_to_end([stampede, "run"], timeout=10)
+        self.assertEqual(code, 2)
+        self.assertIn("nothing to request", err)
         code, _, err = self.run_to_end([stampede, "results", "r1"], timeout=10, env=env)
         self.assertEqual(code, 2)
         self.assertIn("--table is required", err)

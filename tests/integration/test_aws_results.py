@@ -1,9 +1,10 @@
 """Results to AWS, end to end against real emulators: forwarder -> SQS (local-aws-sqs) -> stampede-sink
 -> DynamoDB (dynalite), read back with the AWS CLI and `stampede results`, plus the failure paths.
 
-The run is played by tests/fake_run.c (st-fake-run), which drives the forwarder exactly as the
-coordinator's stats thread will. When `stampede run --sqs-queue-url` exists, `run_forwarder()` is the
-one place to swap: start the real distributed run there instead.
+The real distributed run (`stampede run --sqs-queue-url`, local agents against stampede-target) is
+checked end to end, with SQS going down in the middle of it. The failure paths of the sink and the
+forwarder that need exact, repeatable message streams use tests/fake_run.c (st-fake-run): it
+builds a fixed run and drives the real forwarder the way the coordinator's output does.
 """
 import json
 import os
@@ -13,6 +14,7 @@ import unittest
 
 import aws_env
 import harness
+import targets
 
 RPS = 20
 
@@ -73,6 +75,85 @@ class AwsResultsTest(harness.ProcTestCase):
         summary = [i for i in items if i["sk"]["S"] == "summary"][0]
         self.assertEqual(int(summary["summary"]["M"]["counts"]["M"]["sent"]["N"]), RPS * seconds)
         return items
+
+    # ---- a real distributed run ----
+
+    def real_run(self, queue, *extra, rate=200, duration=4, env=None, spool=None):
+        """A distributed run of 2 local agents against stampede-target, shipping to queue."""
+        _, url = targets.start_target(self)
+        d = aws_env.tmpdir(self, "st-real-")
+        spool = spool or os.path.join(d, "spool")
+        paths = {"summary": os.path.join(d, "summary.json"), "ts": os.path.join(d, "ts.jsonl")}
+        p = self.start([harness.binary("stampede"), "run", "--url", url + "/", "--rate", rate,
+                        "--duration", duration, "--agents", 2, "--sqs-queue-url", queue,
+                        "--spool", spool, "--summary", paths["summary"],
+                        "--timeseries", paths["ts"]] + list(extra),
+                       env=env or aws_env.aws_env())
+        return p, spool, paths, url
+
+    def check_real_items(self, table, paths):
+        with open(paths["summary"]) as f:
+            summary = json.load(f)
+        with open(paths["ts"]) as f:
+            seconds = [json.loads(line)["t"] for line in f if line.strip()]
+        run_id = summary["run_id"]
+        items = [i for i in self.items(table) if i["testId"]["S"] == run_id]
+        keys = sorted(i["sk"]["S"] for i in items)
+        self.assertEqual(keys, ["second#%06d" % k for k in seconds] + ["summary"])
+        now = time.time()
+        for i in items:
+            self.assertAlmostEqual(int(i["ttl"]["N"]), now + 90 * 86400, delta=60)
+        ok = sum(int(i["ok"]["N"]) for i in items if i["sk"]["S"] != "summary")
+        self.assertEqual(ok, summary["requests"]["ok"])
+        stored = [i for i in items if i["sk"]["S"] == "summary"][0]["summary"]["M"]
+        self.assertEqual(int(stored["requests"]["M"]["total"]["N"]), summary["requests"]["total"])
+        return run_id, summary
+
+    def test_distributed_run_to_sqs_to_sink_to_table(self):
+        queue, dlq, table = self.fresh("real")
+        p, spool, paths, url = self.real_run(queue)
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        self.assertEqual(os.listdir(spool), [])
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        run_id, summary = self.check_real_items(table, paths)
+        self.assertEqual(summary["requests"]["total"], 800)
+        self.assertEqual(targets.target_stats(url)["requests"], 800)
+        code, out, err = self.run_to_end([harness.binary("stampede"), "results", run_id,
+                                          "--table", table, "--endpoint-url", self.ddb_url],
+                                         timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("summary stored", out)
+
+    def test_sqs_down_during_a_real_run_spools_then_delivers(self):
+        queue, dlq, table = self.fresh("realdown")
+        proxy = aws_env.TcpProxy(int(self.sqs_url.rsplit(":", 1)[1]))
+        self.addCleanup(proxy.close)
+        p, spool, paths, url = self.real_run(
+            queue, "--endpoint-url", "http://127.0.0.1:%d" % proxy.port, duration=6)
+        p.wait_output("[    1s]", timeout=30)
+        proxy.down()
+        deadline = time.monotonic() + 10
+        while not os.listdir(spool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.listdir(spool), "nothing was spooled while SQS was down")
+        time.sleep(1.0)
+        proxy.up()
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        self.assertEqual(os.listdir(spool), [])
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        _, summary = self.check_real_items(table, paths)
+        self.assertEqual(summary["requests"]["total"], 1200)
+
+    def test_real_run_without_credentials_does_not_start(self):
+        queue, dlq, table = self.fresh("realnocreds")
+        env = aws_env.aws_env()
+        del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        p, spool, paths, url = self.real_run(queue, env=env)
+        self.assertEqual(p.wait(30), 3, p.stderr())
+        self.assertIn("credentials", p.stderr())
+        self.assertEqual(targets.target_stats(url)["requests"], 0)
 
     # ---- the normal path ----
 

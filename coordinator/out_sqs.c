@@ -1,0 +1,119 @@
+/* The sqs output (output.h): result messages through the forwarder. */
+#include "aws_creds.h"
+#include "error.h"
+#include "forward.h"
+#include "log.h"
+#include "output.h"
+#include "result_msg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sqs_out {
+    st_forwarder *f;
+    char run_id[ST_RESULT_RUN_ID_MAX + 1];
+    uint32_t flush_timeout_ms;
+    uint64_t *spooled;
+    uint64_t rejected; /* messages the forwarder would not take */
+} sqs_out;
+
+static void submit(sqs_out *o, int rc, char *json, const char *id)
+{
+    if (rc == 0) {
+        rc = st_forwarder_submit(o->f, id, json);
+    }
+    if (rc) {
+        o->rejected++;
+        st_error("sqs: result %s not queued: %s", id[0] ? id : "(unnamed)", st_strerror(rc));
+    }
+    free(json);
+}
+
+static int sqs_second(void *state, const st_coord_second *sec)
+{
+    sqs_out *o = state;
+    char *json = NULL, id[ST_RESULT_ID_MAX + 1] = "";
+    uint64_t done = st_counts_done(&sec->stats->c);
+    int rc = st_result_encode_second(o->run_id, sec->stats, sec->target_rps, (double)done,
+                                     (uint32_t)sec->agents, &json, id);
+    submit(o, rc, json, id);
+    return 0;
+}
+
+static int sqs_summary(void *state, const cJSON *summary, st_coord *core)
+{
+    (void)core;
+    sqs_out *o = state;
+    char *json = NULL, id[ST_RESULT_ID_MAX + 1] = "";
+    int rc = st_result_encode_summary(o->run_id, summary, &json, id);
+    submit(o, rc, json, id);
+    return 0;
+}
+
+static void sqs_close(void *state)
+{
+    sqs_out *o = state;
+    st_forward_report rep = {0};
+    int rc = st_forwarder_flush_and_close(o->f, o->flush_timeout_ms, &rep);
+    if (rc == 0) {
+        st_info("sqs: %llu result messages delivered", (unsigned long long)rep.sent);
+    } else if (rc == ST_EAGAIN) {
+        st_warn("sqs: %llu result messages delivered, %llu wait in the spool: deliver them with "
+                "stampede forward",
+                (unsigned long long)rep.sent, (unsigned long long)rep.spooled);
+    } else {
+        st_error("sqs: %llu delivered, %llu spooled, %llu lost (%s)", (unsigned long long)rep.sent,
+                 (unsigned long long)rep.spooled, (unsigned long long)rep.lost, st_strerror(rc));
+    }
+    if (o->spooled) {
+        *o->spooled = rep.spooled + rep.lost + o->rejected;
+    }
+    st_forwarder_free(o->f);
+    free(o);
+}
+
+static const st_output_ops sqs_ops = {"sqs", sqs_second, sqs_summary, sqs_close};
+
+int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, const char *spool_dir,
+                  const st_aws_config *aws, uint32_t flush_timeout_ms, uint64_t *spooled,
+                  char *err, size_t err_len)
+{
+    if (!st_result_run_id_valid(run_id)) {
+        snprintf(err, err_len, "run id \"%s\" cannot name result messages", run_id);
+        return ST_EINVAL;
+    }
+    /* Credentials are looked for now: a run whose results cannot go anywhere should not start. */
+    st_aws_creds_provider *prov = NULL;
+    const st_aws_creds *creds = NULL;
+    char why[512] = "";
+    int rc = st_aws_creds_provider_new(&prov, NULL);
+    if (rc == 0) {
+        rc = st_aws_creds_get(prov, &creds, why, sizeof(why));
+    }
+    st_aws_creds_provider_free(prov);
+    if (rc) {
+        snprintf(err, err_len, "--sqs-queue-url: %s", why[0] ? why : st_strerror(rc));
+        return rc == ST_ENOMEM ? ST_ENOMEM : ST_EAUTH;
+    }
+    sqs_out *o = calloc(1, sizeof(*o));
+    if (!o) {
+        return ST_ENOMEM;
+    }
+    snprintf(o->run_id, sizeof(o->run_id), "%s", run_id);
+    o->flush_timeout_ms = flush_timeout_ms;
+    o->spooled = spooled;
+    st_forwarder_config cfg;
+    st_forwarder_config_init(&cfg);
+    cfg.queue_url = queue_url;
+    cfg.spool_dir = spool_dir;
+    cfg.aws = *aws;
+    cfg.aws.sqs_queue_url = queue_url;
+    if ((rc = st_forwarder_new(&o->f, &cfg, err, err_len))) {
+        free(o);
+        return rc;
+    }
+    out->ops = &sqs_ops;
+    out->state = o;
+    return 0;
+}
