@@ -823,6 +823,44 @@ static void test_engine_fast_connect_refused(void **state)
     close(hold);
 }
 
+static void test_engine_fast_connect_timeout(void **state)
+{
+    (void)state;
+    /* A listener whose accept queue is full drops new SYNs, so a connect to it hangs. */
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, len), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int fill[3];
+    for (int i = 0; i < 3; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fill[i] >= 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, len);
+    }
+    usleep(50000);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
+    st_request q = request("GET", url);
+    run *r = run_new();
+    run_create(r, &q, 1, 1, 300);
+    uint64_t t0 = st_clock_mono_ns();
+    assert_int_equal(run_send(r, 0, 1), 0);
+    run_until(r, 1, 5);
+    assert_int_equal(r->res[0].kind, ST_RES_CONNECT);
+    assert_int_equal(r->res[0].bytes_out, 0);
+    uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
+    assert_true(took_ms >= 300 && took_ms < 600);
+    assert_int_equal(st_engine_fast.free_slots(r->e), 1);
+    run_free(r);
+    for (int i = 0; i < 3; i++) {
+        close(fill[i]);
+    }
+    close(lfd);
+}
+
 static void test_engine_fast_timeout(void **state)
 {
     (void)state;
@@ -1393,6 +1431,7 @@ int main(void)
         cmocka_unit_test(test_engine_fast_retry_only_once),
         cmocka_unit_test(test_engine_fast_fresh_close_is_other),
         cmocka_unit_test(test_engine_fast_connect_refused),
+        cmocka_unit_test(test_engine_fast_connect_timeout),
         cmocka_unit_test(test_engine_fast_timeout),
         cmocka_unit_test(test_engine_fast_endless_body_times_out),
         cmocka_unit_test(test_engine_fast_chunked),
