@@ -63,8 +63,9 @@ typedef struct st_engine_ops {
     const char *name;
 
     /* Creates an instance on loop (which must outlive it). Nothing is connected yet.
-     * Returns 0 and writes *out, ST_EINVAL (a request this engine cannot send; the message goes
-     * to err), ST_ENOMEM, or ST_ESYSTEM. */
+     * Returns 0 and writes *out, ST_EINVAL (a request this engine cannot send, or, for the fast
+     * engine, an origin that does not resolve: it resolves once here; the message goes to err),
+     * ST_ENOMEM, or ST_ESYSTEM. */
     int (*create)(st_engine **out, struct ev_loop *loop, const st_engine_cfg *cfg,
                   st_engine_done_fn done, void *worker, char *err, size_t err_len);
 
@@ -73,7 +74,8 @@ typedef struct st_engine_ops {
 
     /* Starts request cfg->requests[req_index]. Returns 0: done() will be called exactly once for
      * it, and never from inside send() (an immediate failure is reported from the loop later);
-     * or ST_EAGAIN when no slot is free (nothing happened). */
+     * ST_EAGAIN when no slot is free, or ST_EINVAL when req_index is out of range (nothing
+     * happened in either case). */
     int (*send)(st_engine *e, size_t req_index, uint64_t tag);
 
     /* Number of requests in flight. */
@@ -84,7 +86,8 @@ typedef struct st_engine_ops {
 
     /* Closes every connection and frees the instance; no watcher is left on the loop and done()
      * is never called again. Requests still in flight are dropped without a callback: call
-     * cancel_all first to account for them. NULL is a no-op. */
+     * cancel_all first to account for them. Never call it from inside done() (the engine is
+     * still running that callback); cancel_all is fine there. NULL is a no-op. */
     void (*destroy)(st_engine *e);
 } st_engine_ops;
 

@@ -395,6 +395,9 @@ static int curl_inflight(st_engine *e)
 
 static int curl_send(st_engine *e, size_t req_index, uint64_t tag)
 {
+    if (req_index >= e->cfg.n_requests) {
+        return ST_EINVAL;
+    }
     if (e->n_free == 0) {
         return ST_EAGAIN;
     }

@@ -68,6 +68,8 @@ struct st_coord {
     uint64_t late_records, malformed, duplicates;
 };
 
+static int count_alive(const st_coord *c);
+
 static uint64_t now_ns(const st_coord *c)
 {
     return st_clock_now(c->cfg.clock);
@@ -257,7 +259,7 @@ static void replan_ahead(st_coord *c, const char *why)
     uint64_t q = first_q_at(c, at);
     if (reshare(c, q) == 0) {
         st_info("re-planned (%s): epoch %u, %zu agents share the load from request %llu", why,
-                c->epoch, (size_t)st_coord_agents_alive(c), (unsigned long long)q);
+                c->epoch, (size_t)count_alive(c), (unsigned long long)q);
     }
 }
 
@@ -482,7 +484,10 @@ static int handle_update(st_coord *c, const Stampede__AgentUpdate *u, uint64_t r
     if (u->state == STAMPEDE__AGENT_STATE__AGENT_DONE) {
         a->last_seq = u->last_seq;
     }
-    take_records(c, a, u);
+    if (c->state != ST_COORD_DONE && c->state != ST_COORD_FAILED) {
+        /* After the end the totals are being reported: nothing changes them any more. */
+        take_records(c, a, u);
+    }
 
     st_arena ar = {0};
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
@@ -661,7 +666,7 @@ static size_t take_final(st_coord *c, uint64_t now, finished *out, size_t max)
                                 ? 0
                                 : st_profile_integral(&c->profile, k + 1.0) -
                                       st_profile_integral(&c->profile, (double)k);
-        out[n].agents = st_coord_agents_alive(c);
+        out[n].agents = count_alive(c);
         n++;
     }
     return n;
@@ -862,12 +867,20 @@ int st_coord_failure_code(st_coord *c)
     return c->failure_code ? c->failure_code : 1;
 }
 
-int st_coord_agents_alive(st_coord *c)
+static int count_alive(const st_coord *c)
 {
     int n = 0;
     for (size_t i = 0; i < c->n_agents; i++) {
         n += !c->agents[i]->lost;
     }
+    return n;
+}
+
+int st_coord_agents_alive(st_coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = count_alive(c);
+    pthread_mutex_unlock(&c->mu);
     return n;
 }
 

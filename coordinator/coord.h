@@ -13,9 +13,10 @@
  * never started partially -> RUNNING from the start instant t0 (the prepare acknowledgements plus
  * a lead, in coordinator time; every agent converts it with its measured clock offset) ->
  * DRAINING after the profile's end (or a stop), until every agent reported its last record ->
- * DONE. An agent silent for silence_ns while running is marked lost and its share moves to the
- * survivors from a global request one second ahead; an agent registering while running (when
- * late joiners are allowed) gets a share the same way.
+ * DONE. An agent silent for silence_ns while running (or whose process the launcher saw exit) is
+ * marked lost and its share moves to the survivors from the first global request due a heartbeat
+ * and a quarter second ahead, so that every agent hears of it in time; an agent registering while
+ * running (when late joiners are allowed) gets a share the same way.
  *
  * Merging: records carry per-agent sequence numbers; a record is taken exactly once (duplicates
  * from re-sends are ignored) and is added bucket by bucket to its second and to the run's total.
@@ -103,7 +104,7 @@ void st_coord_agent_exited(st_coord *c, int pid);
 /* Stops the run: agents stop sending and drain; the run ends when they reported. Owner thread. */
 void st_coord_stop(st_coord *c);
 
-/* Changes the total rate from one second ahead on (a hold at rate_rps until the planned end).
+/* Changes the total rate from a heartbeat ahead on (a hold at rate_rps until the planned end).
  * Returns 0, ST_ESTATE (not running, closed loop) or ST_EINVAL. Owner thread. */
 int st_coord_change_rate(st_coord *c, double rate_rps);
 

@@ -23,6 +23,16 @@ static int progress_second(void *state, const st_coord_second *sec)
 static int progress_summary(void *state, const cJSON *summary, st_coord *core)
 {
     FILE *f = state;
+    const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "status"));
+    const cJSON *t0 = cJSON_GetObjectItemCaseSensitive(summary, "start_skew_ms");
+    if (status && strcmp(status, "failed") == 0 && !cJSON_IsNumber(t0)) {
+        /* Nothing was sent: a table of zeros would only hide the reason. */
+        fprintf(f, "\nrun %s failed: %s\n",
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "run_id")),
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "error")));
+        fflush(f);
+        return 0;
+    }
     st_summary s = {
         .total = st_coord_total(core),
         .duration_s = st_coord_duration_s(core),
