@@ -1,4 +1,5 @@
 #include "aws.h"
+#include "fetch.h"
 #include "error.h"
 #include "log.h"
 
@@ -28,13 +29,6 @@ static const service_info services[ST_AWS_N_SERVICES] = {
                     "AmazonEC2ContainerServiceV20141113", "application/x-amz-json-1.1"},
 };
 
-typedef struct growbuf {
-    char *data;
-    size_t len;
-    size_t cap;
-    int oom;
-} growbuf;
-
 struct st_aws_client {
     st_aws_sys sys;
     st_aws_retry retry;
@@ -45,7 +39,7 @@ struct st_aws_client {
     st_aws_creds_provider *creds;
     CURL *curl;
     const atomic_int *cancel;
-    growbuf body;
+    st_fetch_buf body;
     char err_type[128];  /* x-amzn-ErrorType */
     char query_err[128]; /* x-amzn-query-error (SQS) */
     char curl_err[CURL_ERROR_SIZE];
@@ -427,29 +421,6 @@ static int cancelled(const st_aws_client *c)
     return c->cancel && atomic_load(c->cancel) != 0;
 }
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    growbuf *b = userdata;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *d = realloc(b->data, cap);
-        if (!d) {
-            b->oom = 1;
-            return 0;
-        }
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, ptr, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return n;
-}
-
 static void keep_header(const char *line, size_t n, const char *name, char *dst, size_t dst_len)
 {
     size_t k = strlen(name);
@@ -578,7 +549,7 @@ static int perform(st_aws_client *c, st_aws_service svc, const char *operation, 
     /* 7.88 hashes a body given through a read callback as empty: hand it over whole. */
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)body_len);
     curl_easy_setopt(h, CURLOPT_COPYPOSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, st_fetch_buf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);

@@ -7,23 +7,16 @@
 #include <string.h>
 #include <strings.h>
 
-typedef struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
-    int oom;
-} buf;
-
 typedef struct ctx {
-    buf body;
+    st_fetch_buf body;
     const char *capture;
     char *header_value;
     int oom;
 } ctx;
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+size_t st_fetch_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-    buf *b = userdata;
+    st_fetch_buf *b = userdata;
     size_t n = size * nmemb;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
@@ -110,7 +103,7 @@ int st_fetch(const st_fetch_req *req, st_fetch_resp *resp)
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     }
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, st_fetch_buf_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c.body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);

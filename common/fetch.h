@@ -35,6 +35,18 @@ typedef struct st_fetch_resp {
     char *header_value; /* the captured header's value, trimmed; NULL when absent */
 } st_fetch_resp;
 
+/* A growing, NUL-terminated buffer for response bodies, and the libcurl write callback that fills
+ * it (CURLOPT_WRITEDATA is the buffer). Zero-initialise it; free(data) when done. On an allocation
+ * failure the callback sets oom and stops the transfer. Also used by common/aws.c. */
+typedef struct st_fetch_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom;
+} st_fetch_buf;
+
+size_t st_fetch_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+
 /* Performs the request. Returns 0 when any HTTP response arrived (check resp->status), ST_ECONNECT
  * when no connection could be made, ST_ETIMEDOUT when the timeout passed, ST_EIO for other transfer
  * failures, ST_ECLOSED when cancelled, ST_EINVAL for a malformed request, ST_ENOMEM. On error resp

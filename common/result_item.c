@@ -7,21 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct count_field {
-    const char *name;
-    size_t offset;
-} count_field;
-
-#define F(n)                                                                                       \
-    {                                                                                              \
-#n, offsetof(st_counts, n)                                                                 \
-    }
-static const count_field counts_tab[] = {
-    F(sent),      F(ok),       F(http_4xx),  F(http_5xx), F(err_connect), F(err_timeout),
-    F(err_other), F(bytes_in), F(bytes_out), F(late),     F(dropped),     F(inflight),
-};
-#undef F
-#define N_COUNTS (sizeof(counts_tab) / sizeof(counts_tab[0]))
 
 static int add_num(cJSON *o, const char *name, double v)
 {
@@ -69,9 +54,9 @@ int st_result_item_build(const st_result_msg *m, int64_t ttl_epoch_s, cJSON **it
             add_num(plain, "achieved_rps", m->achieved_rps)) {
             goto out;
         }
-        for (size_t i = 0; i < N_COUNTS; i++) {
-            uint64_t v = *(const uint64_t *)((const char *)&s->c + counts_tab[i].offset);
-            if (add_num(plain, counts_tab[i].name, (double)v)) {
+        for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+            uint64_t v = *(const uint64_t *)((const char *)&s->c + st_counts_fields[i].offset);
+            if (add_num(plain, st_counts_fields[i].name, (double)v)) {
                 goto out;
             }
         }
@@ -152,8 +137,8 @@ int st_result_item_parse(const cJSON *item, st_result_msg *out, int64_t *ttl, ch
         rc = rc ? rc : ST_ENOMEM;
         goto out;
     }
-    for (size_t i = 0; i < N_COUNTS; i++) {
-        if ((rc = copy_member(plain, counts, counts_tab[i].name))) {
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        if ((rc = copy_member(plain, counts, st_counts_fields[i].name))) {
             goto out;
         }
     }

@@ -10,21 +10,6 @@
 /* Numbers travel as JSON numbers (IEEE doubles): integers are exact up to 2^53. */
 #define MAX_EXACT 9007199254740992.0
 
-typedef struct count_field {
-    const char *name;
-    size_t offset;
-} count_field;
-
-#define F(n)                                                                                       \
-    {                                                                                              \
-#n, offsetof(st_counts, n)                                                                 \
-    }
-static const count_field count_fields[] = {
-    F(sent),      F(ok),       F(http_4xx),  F(http_5xx), F(err_connect), F(err_timeout),
-    F(err_other), F(bytes_in), F(bytes_out), F(late),     F(dropped),     F(inflight),
-};
-#undef F
-#define N_COUNT_FIELDS (sizeof(count_fields) / sizeof(count_fields[0]))
 
 static int fail(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -185,9 +170,9 @@ int st_result_encode_second(const char *run_id, const st_stats *stats, double ta
         !(counts = cJSON_AddObjectToObject(root, "counts"))) {
         goto oom;
     }
-    for (size_t i = 0; i < N_COUNT_FIELDS; i++) {
-        uint64_t v = *(const uint64_t *)((const char *)&stats->c + count_fields[i].offset);
-        if (!cJSON_AddNumberToObject(counts, count_fields[i].name, (double)v)) {
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        uint64_t v = *(const uint64_t *)((const char *)&stats->c + st_counts_fields[i].offset);
+        if (!cJSON_AddNumberToObject(counts, st_counts_fields[i].name, (double)v)) {
             goto oom;
         }
     }
@@ -346,9 +331,9 @@ static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t 
         return ST_ENOMEM;
     }
     m->stats.second = m->second;
-    for (size_t i = 0; i < N_COUNT_FIELDS; i++) {
-        uint64_t *dst = (uint64_t *)((char *)&m->stats.c + count_fields[i].offset);
-        if ((rc = get_uint(counts, count_fields[i].name, "$.counts", UINT64_MAX, dst, err,
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        uint64_t *dst = (uint64_t *)((char *)&m->stats.c + st_counts_fields[i].offset);
+        if ((rc = get_uint(counts, st_counts_fields[i].name, "$.counts", UINT64_MAX, dst, err,
                            err_len))) {
             return rc;
         }

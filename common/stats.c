@@ -3,6 +3,18 @@
 
 #include <string.h>
 
+#define FIELD(n) {#n, offsetof(st_counts, n)}
+const st_counts_field st_counts_fields[ST_COUNTS_N_FIELDS] = {
+    FIELD(sent),      FIELD(ok),       FIELD(http_4xx),  FIELD(http_5xx),
+    FIELD(err_connect), FIELD(err_timeout), FIELD(err_other), FIELD(bytes_in),
+    FIELD(bytes_out), FIELD(late),     FIELD(dropped),   FIELD(inflight),
+};
+#undef FIELD
+
+/* Every field is a uint64_t, so the table above covers them all. */
+_Static_assert(sizeof(st_counts) == ST_COUNTS_N_FIELDS * sizeof(uint64_t),
+               "st_counts_fields must list every counter");
+
 void st_counts_add(st_counts *dst, const st_counts *src)
 {
     dst->sent += src->sent;

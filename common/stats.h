@@ -18,6 +18,7 @@
 
 #include "hist.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct st_counts {
@@ -34,6 +35,16 @@ typedef struct st_counts {
     uint64_t dropped;  /* due but never sent */
     uint64_t inflight; /* gauge: summed across threads and agents, not over time */
 } st_counts;
+
+/* Every counter by name, in declaration order, for encoders that walk them all (result messages,
+ * DynamoDB items): the counter is *(uint64_t *)((char *)&counts + offset). */
+typedef struct st_counts_field {
+    const char *name;
+    size_t offset;
+} st_counts_field;
+
+extern const st_counts_field st_counts_fields[];
+#define ST_COUNTS_N_FIELDS 12
 
 /* dst += src, field by field (inflight included: callers merging seconds over time overwrite it). */
 void st_counts_add(st_counts *dst, const st_counts *src);
