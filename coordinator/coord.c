@@ -406,6 +406,14 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
                     (unsigned long long)r->seq);
             continue;
         }
+        if (r->second >= c->next_final && r->second - c->next_final > 100000) {
+            /* No second of this run: dropped before it reaches the total or the agent's counts,
+             * as the malformed count says. */
+            c->malformed++;
+            st_warn("agent %u sent a record for second %u, far beyond the run: dropped", a->id,
+                    r->second);
+            continue;
+        }
         st_wire_record_merge(r, &c->total);
         const Stampede__Counts *k = r->counts;
         a->totals.sent += k->sent;
@@ -423,10 +431,6 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
             continue;
         }
         size_t off = r->second - c->next_final;
-        if (off > 100000) {
-            c->malformed++;
-            continue;
-        }
         if (off >= c->n_slots) {
             slot *ns = realloc(c->slots, (off + 1) * sizeof(*ns));
             if (!ns) {
