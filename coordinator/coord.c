@@ -834,6 +834,11 @@ int st_coord_change_rate(st_coord *c, double rate_rps)
     pthread_mutex_lock(&c->mu);
     int rc = 0;
     uint64_t at = now_ns(c) + replan_lead_ns(c);
+    if (c->state == ST_COORD_RUNNING && at < c->t0) {
+        /* A start lead longer than the re-plan lead: nothing was sent yet, so the new rate holds
+         * from the start (at - t0 would wrap around and be refused). */
+        at = c->t0;
+    }
     if (c->state != ST_COORD_RUNNING || c->plan->closed_loop || c->stopping || at >= c->end_ns) {
         rc = ST_ESTATE;
     } else if ((rc = st_profile_change_rate(&c->profile, (double)(at - c->t0) / 1e9, rate_rps)) ==
