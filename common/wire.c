@@ -125,13 +125,17 @@ int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
     return 0;
 }
 
-static uint64_t hist_total(const Stampede__Histogram *h)
+/* The number of samples in a histogram; false when it does not fit in 64 bits. */
+static bool hist_total(const Stampede__Histogram *h, uint64_t *out)
 {
     uint64_t t = 0;
     for (size_t i = 0; i < h->n_count; i++) {
-        t += h->count[i];
+        if (__builtin_add_overflow(t, h->count[i], &t)) {
+            return false;
+        }
     }
-    return t;
+    *out = t;
+    return true;
 }
 
 static int hist_check(const Stampede__Histogram *h)
@@ -149,11 +153,15 @@ int st_wire_record_check(const Stampede__SecondRecord *r)
         return ST_EINVAL;
     }
     const Stampede__Counts *c = r->counts;
-    uint64_t http = c->ok + c->http_4xx + c->http_5xx;
+    /* Sums that wrap around 2^64 could make absurd counts look consistent: refuse them. */
+    uint64_t http, samples, samples_raw;
+    if (__builtin_add_overflow(c->ok, c->http_4xx, &http) ||
+        __builtin_add_overflow(http, c->http_5xx, &http) || !hist_total(r->latency, &samples) ||
+        !hist_total(r->latency_uncorrected, &samples_raw)) {
+        return ST_EINVAL;
+    }
     /* Every HTTP response has one latency sample of each kind (a 1xx/6xx one counts as other). */
-    uint64_t samples = hist_total(r->latency);
-    if (samples != hist_total(r->latency_uncorrected) || samples < http ||
-        samples > http + c->err_other) {
+    if (samples != samples_raw || samples < http || samples - http > c->err_other) {
         return ST_EINVAL;
     }
     return 0;

@@ -51,7 +51,8 @@ int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampe
 
 /* Fills an initialised, empty plan from a PlanSpec and the stages of an assignment, then
  * finishes it (st_plan_finish with default_threads). Returns 0, ST_EINVAL (reason in err) or
- * ST_ENOMEM. */
+ * ST_ENOMEM. Unlike the other loaders, on error the plan may hold part of the spec (it is not
+ * finished): st_plan_fini releases it, as after st_plan_parse. */
 int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment *asg,
                       int default_threads, st_plan *out, char *err, size_t err_len);
 

@@ -408,6 +408,14 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
                     (unsigned long long)r->seq);
             continue;
         }
+        if (r->second >= c->next_final && r->second - c->next_final > 100000) {
+            /* No second of this run: dropped before it reaches the total or the agent's counts,
+             * as the malformed count says. */
+            c->malformed++;
+            st_warn("agent %u sent a record for second %u, far beyond the run: dropped", a->id,
+                    r->second);
+            continue;
+        }
         st_wire_record_merge(r, &c->total);
         const Stampede__Counts *k = r->counts;
         a->totals.sent += k->sent;
@@ -425,10 +433,6 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
             continue;
         }
         size_t off = r->second - c->next_final;
-        if (off > 100000) {
-            c->malformed++;
-            continue;
-        }
         if (off >= c->n_slots) {
             slot *ns = realloc(c->slots, (off + 1) * sizeof(*ns));
             if (!ns) {
@@ -835,6 +839,11 @@ int st_coord_change_rate(st_coord *c, double rate_rps)
     pthread_mutex_lock(&c->mu);
     int rc = 0;
     uint64_t at = now_ns(c) + replan_lead_ns(c);
+    if (c->state == ST_COORD_RUNNING && at < c->t0) {
+        /* A start lead longer than the re-plan lead: nothing was sent yet, so the new rate holds
+         * from the start (at - t0 would wrap around and be refused). */
+        at = c->t0;
+    }
     if (c->state != ST_COORD_RUNNING || c->plan->closed_loop || c->stopping || at >= c->end_ns) {
         rc = ST_ESTATE;
     } else if ((rc = st_profile_change_rate(&c->profile, (double)(at - c->t0) / 1e9, rate_rps)) ==

@@ -14,9 +14,9 @@
  * a lead, in coordinator time; every agent converts it with its measured clock offset) ->
  * DRAINING after the profile's end (or a stop), until every agent reported its last record ->
  * DONE. An agent silent for silence_ns while running (or whose process the launcher saw exit) is
- * marked lost and its share moves to the survivors from the first global request due a heartbeat
- * and a quarter second ahead, so that every agent hears of it in time; an agent registering while
- * running (when late joiners are allowed) gets a share the same way.
+ * marked lost and its share moves to the survivors from the first global request due a re-plan
+ * lead ahead (heartbeat_ms + 250 ms: every agent hears of the new split with its next update); an
+ * agent registering while running (when late joiners are allowed) gets a share the same way.
  *
  * Merging: records carry per-agent sequence numbers; a record is taken exactly once (duplicates
  * from re-sends are ignored) and is added bucket by bucket to its second and to the run's total.
@@ -104,23 +104,29 @@ void st_coord_agent_exited(st_coord *c, int pid);
 /* Stops the run: agents stop sending and drain; the run ends when they reported. Owner thread. */
 void st_coord_stop(st_coord *c);
 
-/* Changes the total rate from a heartbeat ahead on (a hold at rate_rps until the planned end).
- * Returns 0, ST_ESTATE (not running, closed loop) or ST_EINVAL. Owner thread. */
+/* Changes the total rate from a re-plan lead ahead on (heartbeat_ms + 250 ms, or the start instant
+ * when that is further ahead): a hold at rate_rps until the planned end. Returns 0, ST_ESTATE (not
+ * running, stopping, closed loop, or the planned end within the lead) or ST_EINVAL (rate_rps
+ * outside 0 .. ST_PROFILE_MAX_RPS). Owner thread. */
 int st_coord_change_rate(st_coord *c, double rate_rps);
 
 st_coord_state st_coord_get_state(st_coord *c);
 /* Why the run failed (ST_COORD_FAILED), or "". */
 const char *st_coord_failure(st_coord *c);
-/* The exit-code class of a failure: 3 when agents did not all register in time, else 1. */
+/* The exit-code class of a failure: 3 when agents did not all register in time, 5 when the run
+ * was stopped before the start, else 1. */
 int st_coord_failure_code(st_coord *c);
 
 /* Agents registered and not lost. */
 int st_coord_agents_alive(st_coord *c);
-/* Requests the agents sent that the core could not parse (dropped), and duplicates ignored. */
+/* Messages and records the agents sent that the core dropped as malformed (bytes that are not a
+ * message of ours, another run's updates, records that fail st_wire_record_check or lie far
+ * beyond the run). Re-sent duplicates are not in it: the summary counts them apart. */
 uint64_t st_coord_malformed(st_coord *c);
 
 /* The run's summary (st_summary keys plus run_id, start_skew_ms, agents[], late_records,
- * malformed_messages). The caller frees it. NULL when out of memory. Owner thread. */
+ * duplicate_records, malformed_messages). The caller frees it. NULL when out of memory. Owner
+ * thread. */
 cJSON *st_coord_summary(st_coord *c);
 
 /* The merged total so far (for the terminal summary), valid until the next tick. */

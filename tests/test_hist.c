@@ -212,6 +212,192 @@ static void test_hist_percentile_edges(void **state)
     st_hist_free(NULL);
 }
 
+/* The (index, count) pairs of h, plain and as gaps. */
+static struct buckets *sparse_of(const st_hist *h, uint32_t *gaps)
+{
+    struct buckets *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    assert_int_equal(st_hist_foreach(h, collect, b), 0);
+    for (size_t i = 0; i < b->n; i++) {
+        gaps[i] = b->idx[i] - (i ? b->idx[i - 1] : 0);
+    }
+    return b;
+}
+
+static void assert_same_hist(const st_hist *x, const st_hist *y)
+{
+    assert_int_equal(st_hist_count(x), st_hist_count(y));
+    assert_int_equal(st_hist_min(x), st_hist_min(y));
+    assert_int_equal(st_hist_max(x), st_hist_max(y));
+    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
+    assert_int_equal(st_hist_nonzero(x), st_hist_nonzero(y));
+    assert_same_buckets(x, y);
+}
+
+static void test_hist_merge_sparse_equals_merge(void **state)
+{
+    (void)state;
+    uint32_t *gaps = calloc(30000, sizeof(*gaps));
+    assert_non_null(gaps);
+    uint64_t seed = 2024;
+    for (int round = 0; round < 4; round++) {
+        st_hist *src, *want, *plain, *gapped;
+        assert_int_equal(st_hist_new(&src), 0);
+        assert_int_equal(st_hist_new(&want), 0);
+        assert_int_equal(st_hist_new(&plain), 0);
+        assert_int_equal(st_hist_new(&gapped), 0);
+        for (int i = 0; i < 5000; i++) {
+            st_hist_record(src, random_latency(&seed));
+        }
+        /* Rounds 1 and 3 merge into histograms that hold values already, some outside the
+         * source's range, so that min and max must be kept or replaced as st_hist_merge does. */
+        if (round % 2) {
+            const uint64_t pre[] = {0, 3, 1ULL << 31, ST_HIST_MAX_US, 777};
+            for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++) {
+                st_hist_record(want, pre[i] + (uint64_t)round);
+                st_hist_record(plain, pre[i] + (uint64_t)round);
+                st_hist_record(gapped, pre[i] + (uint64_t)round);
+            }
+        }
+        if (round == 2) {
+            st_hist_reset(src);
+            st_hist_record_n(src, 1500, 3);
+        }
+        struct buckets *b = sparse_of(src, gaps);
+        st_hist_merge(want, src);
+        assert_int_equal(st_hist_check_sparse(b->idx, b->cnt, b->n, false, st_hist_min(src),
+                                              st_hist_max(src), st_hist_sum(src)),
+                         0);
+        assert_int_equal(st_hist_check_sparse(gaps, b->cnt, b->n, true, st_hist_min(src),
+                                              st_hist_max(src), st_hist_sum(src)),
+                         0);
+        assert_int_equal(st_hist_merge_sparse(plain, b->idx, b->cnt, b->n, false, st_hist_min(src),
+                                              st_hist_max(src), st_hist_sum(src)),
+                         0);
+        assert_int_equal(st_hist_merge_sparse(gapped, gaps, b->cnt, b->n, true, st_hist_min(src),
+                                              st_hist_max(src), st_hist_sum(src)),
+                         0);
+        assert_same_hist(plain, want);
+        assert_same_hist(gapped, want);
+        const double ps[] = {0, 50, 99, 99.9, 100};
+        for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+            assert_int_equal(st_hist_percentile(plain, ps[i]), st_hist_percentile(want, ps[i]));
+        }
+        /* Reset clears exactly what the sparse merge put in. */
+        st_hist_reset(gapped);
+        assert_int_equal(st_hist_count(gapped), 0);
+        assert_int_equal(st_hist_nonzero(gapped), 0);
+        free(b);
+        st_hist_free(src);
+        st_hist_free(want);
+        st_hist_free(plain);
+        st_hist_free(gapped);
+    }
+    free(gaps);
+}
+
+static void test_hist_merge_sparse_empty(void **state)
+{
+    (void)state;
+    st_hist *h;
+    assert_int_equal(st_hist_new(&h), 0);
+    st_hist_record(h, 42);
+    assert_int_equal(st_hist_check_sparse(NULL, NULL, 0, true, 0, 0, 0), 0);
+    assert_int_equal(st_hist_merge_sparse(h, NULL, NULL, 0, false, 0, 0, 0), 0);
+    assert_int_equal(st_hist_count(h), 1);
+    assert_int_equal(st_hist_min(h), 42);
+    assert_int_equal(st_hist_max(h), 42);
+    assert_int_equal(st_hist_sum(h), 42);
+    /* No buckets but extremes or a sum: a contradiction. */
+    assert_int_equal(st_hist_check_sparse(NULL, NULL, 0, true, 0, 0, 5), ST_EINVAL);
+    assert_int_equal(st_hist_merge_sparse(h, NULL, NULL, 0, true, 1, 1, 0), ST_EINVAL);
+    assert_int_equal(st_hist_merge_sparse(h, NULL, NULL, 0, false, 0, 3, 0), ST_EINVAL);
+    assert_int_equal(st_hist_count(h), 1);
+    assert_int_equal(st_hist_max(h), 42);
+    assert_int_equal(st_hist_sum(h), 42);
+    st_hist_free(h);
+}
+
+/* A sparse histogram that must be refused, in both encodings, by the check and the merge, with
+ * the target left exactly as it was. */
+static void expect_sparse_refused(const uint32_t *idx, const uint64_t *cnt, size_t n,
+                                  uint64_t min_us, uint64_t max_us, uint64_t sum_us)
+{
+    uint32_t gaps[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        gaps[i] = idx[i] - (i ? idx[i - 1] : 0);
+    }
+    st_hist *h, *copy;
+    assert_int_equal(st_hist_new(&h), 0);
+    assert_int_equal(st_hist_new(&copy), 0);
+    uint64_t seed = 3;
+    for (int i = 0; i < 300; i++) {
+        st_hist_record(h, random_latency(&seed));
+    }
+    st_hist_merge(copy, h);
+    for (int g = 0; g < 2; g++) {
+        const uint32_t *x = g ? gaps : idx;
+        assert_int_equal(st_hist_check_sparse(x, cnt, n, g, min_us, max_us, sum_us), ST_EINVAL);
+        assert_int_equal(st_hist_merge_sparse(h, x, cnt, n, g, min_us, max_us, sum_us), ST_EINVAL);
+        assert_same_hist(h, copy);
+    }
+    st_hist_free(h);
+    st_hist_free(copy);
+}
+
+static void test_hist_check_sparse_refusals(void **state)
+{
+    (void)state;
+    const uint32_t n_buckets = st_hist_bucket_count();
+    const uint32_t b5000 = st_hist_bucket_of(5000);
+    /* The valid base: 100 us twice, 300 us once, 5000 us once. */
+    const uint32_t ok_idx[] = {100, 300, b5000};
+    const uint64_t ok_cnt[] = {2, 1, 1};
+    const uint64_t sum = 200 + 300 + 5000;
+    assert_int_equal(st_hist_check_sparse(ok_idx, ok_cnt, 3, false, 100, 5000, sum), 0);
+
+    /* An index said twice (a zero gap after the first), the extremes inside the buckets. */
+    const uint32_t twice[] = {100, 300, 300};
+    expect_sparse_refused(twice, ok_cnt, 3, 100, 300, sum);
+    /* Indexes going down. */
+    const uint32_t down[] = {300, 100, b5000};
+    expect_sparse_refused(down, ok_cnt, 3, 300, 5000, sum);
+    /* An index past the last bucket. */
+    const uint32_t past[] = {100, 300, n_buckets};
+    expect_sparse_refused(past, ok_cnt, 3, 100, ST_HIST_MAX_US, sum);
+    /* A zero count. */
+    const uint64_t zero[] = {2, 0, 1};
+    expect_sparse_refused(ok_idx, zero, 3, 100, 5000, sum);
+    /* min below / above the first bucket, max below / above the last, min above max, max past
+     * the range. */
+    expect_sparse_refused(ok_idx, ok_cnt, 3, 99, 5000, sum);
+    expect_sparse_refused(ok_idx, ok_cnt, 3, 101, 5000, sum);
+    expect_sparse_refused(ok_idx, ok_cnt, 3, 100, 4000, sum);
+    expect_sparse_refused(ok_idx, ok_cnt, 3, 100, 6000, sum);
+    const uint32_t one[] = {100};
+    expect_sparse_refused(one, ok_cnt, 1, 100, 99, 200);
+    /* min above max inside one wide bucket. */
+    const uint32_t wide[] = {st_hist_bucket_of(1000000)};
+    assert_int_equal(st_hist_bucket_of(1000001), wide[0]);
+    expect_sparse_refused(wide, ok_cnt, 1, 1000001, 1000000, 4000000);
+    const uint32_t last[] = {n_buckets - 1};
+    expect_sparse_refused(last, ok_cnt, 1, ST_HIST_MAX_US, ST_HIST_MAX_US + 1, 0);
+    /* ... which, at the range's end, is fine. */
+    assert_int_equal(
+        st_hist_check_sparse(last, ok_cnt, 1, false, ST_HIST_MAX_US, ST_HIST_MAX_US, 0), 0);
+
+    /* With gaps, a gap past the last bucket is refused however large it is. */
+    st_hist *h;
+    assert_int_equal(st_hist_new(&h), 0);
+    const uint32_t wrap[] = {100, UINT32_MAX};
+    const uint64_t two[] = {1, 1};
+    assert_int_equal(st_hist_check_sparse(wrap, two, 2, true, 100, 100, 200), ST_EINVAL);
+    assert_int_equal(st_hist_merge_sparse(h, wrap, two, 2, true, 99, 100, 199), ST_EINVAL);
+    assert_int_equal(st_hist_count(h), 0);
+    st_hist_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +406,9 @@ int main(void)
         cmocka_unit_test(test_hist_merge_equals_single_stream),
         cmocka_unit_test(test_hist_sparse_roundtrip),
         cmocka_unit_test(test_hist_percentile_edges),
+        cmocka_unit_test(test_hist_merge_sparse_equals_merge),
+        cmocka_unit_test(test_hist_merge_sparse_empty),
+        cmocka_unit_test(test_hist_check_sparse_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1897 @@
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "error.h"
+#include "hist.h"
+#include "log.h"
+#include "plan.h"
+#include "stats.h"
+#include "wire.h"
+
+/*
+ * The coordinator's core driven in-process: simulated agents build the same messages as
+ * agent/remote.c, the bytes go through st_coord_handle, and a fake clock moves time.
+ */
+
+#define RUN_ID   "run-test"
+#define TOKEN    "secret-token"
+#define START_NS (1000 * ST_NS_PER_S)
+#define MAX_RES  64
+#define MAX_SECS 64
+#define MAX_PEND 64
+
+/* The plan every test uses unless it says otherwise: 10 rps for 20 s. */
+#define PLAN_10RPS "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 20}"
+
+typedef struct fx {
+    uint64_t now;
+    st_clock clock;
+    st_plan plan;
+    st_coord_cfg cfg;
+    st_coord *c;
+    /* Seconds handed to on_second, by second. */
+    st_stats secs[MAX_SECS];
+    bool got[MAX_SECS];
+    int sec_agents[MAX_SECS];
+    double sec_target[MAX_SECS];
+    int n_handed;
+    uint32_t order[256];
+} fx;
+
+static void on_second(void *ctx, const st_coord_second *sec)
+{
+    fx *f = ctx;
+    assert_true(sec->second < MAX_SECS);
+    assert_false(f->got[sec->second]); /* each second is handed out once */
+    assert_int_equal(sec->stats->second, sec->second);
+    assert_int_equal(st_stats_init(&f->secs[sec->second]), 0);
+    st_stats_merge(&f->secs[sec->second], sec->stats);
+    f->got[sec->second] = true;
+    f->sec_agents[sec->second] = sec->agents;
+    f->sec_target[sec->second] = sec->target_rps;
+    if (f->n_handed < 256) {
+        f->order[f->n_handed] = sec->second;
+    }
+    f->n_handed++;
+}
+
+/* A fixture with a finished plan and the configuration filled; fx_open creates the core. */
+static fx *fx_new(const char *plan_json, int expected_agents)
+{
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->now = START_NS;
+    f->clock = (st_clock){st_clock_fake_now, &f->now};
+    char err[256] = "";
+    st_plan_init(&f->plan);
+    assert_int_equal(
+        st_plan_parse(&f->plan, plan_json, strlen(plan_json), "plan", err, sizeof(err)), 0);
+    assert_int_equal(st_plan_finish(&f->plan, 1, err, sizeof(err)), 0);
+    st_coord_cfg_defaults(&f->cfg);
+    f->cfg.plan = &f->plan;
+    f->cfg.run_id = RUN_ID;
+    f->cfg.token = TOKEN;
+    f->cfg.expected_agents = expected_agents;
+    f->cfg.clock = &f->clock;
+    f->cfg.on_second = on_second;
+    f->cfg.ctx = f;
+    return f;
+}
+
+static void fx_open(fx *f)
+{
+    assert_int_equal(st_coord_new(&f->c, &f->cfg), 0);
+}
+
+static void fx_free(fx *f)
+{
+    st_coord_free(f->c);
+    for (int i = 0; i < MAX_SECS; i++) {
+        if (f->got[i]) {
+            st_stats_fini(&f->secs[i]);
+        }
+    }
+    st_plan_fini(&f->plan);
+    free(f);
+}
+
+/* Sends an envelope (version and, unless set, run id filled in) and returns the decoded reply. */
+static Stampede__Envelope *send_env(fx *f, Stampede__Envelope *env)
+{
+    env->version = ST_PROTOCOL_VERSION;
+    if (!env->run_id) {
+        env->run_id = RUN_ID;
+    }
+    uint8_t *req, *rep = NULL;
+    size_t len, rep_len = 0;
+    assert_int_equal(st_wire_pack(env, &req, &len), 0);
+    assert_int_equal(st_coord_handle(f->c, req, len, &rep, &rep_len), 0);
+    free(req);
+    assert_non_null(rep);
+    int err = 1;
+    Stampede__Envelope *e = st_wire_unpack(rep, rep_len, NULL, &err);
+    free(rep);
+    assert_non_null(e);
+    assert_int_equal(err, 0);
+    return e;
+}
+
+/* ---- simulated agents ---------------------------------------------------------------------- */
+
+typedef struct sim {
+    uint32_t id;
+    uint64_t instance;
+    uint32_t threads;
+    uint32_t pid;
+    const char *host;
+    /* What it reports. */
+    uint32_t epoch;
+    Stampede__AgentState state;
+    uint64_t first_send;
+    uint64_t last_seq;
+    const char *error;
+    bool silent;         /* sends nothing when the fixture steps */
+    bool ignore_prepare; /* cannot load the plan: stays IDLE */
+    /* What the coordinator told it. */
+    bool prepared, started, stopped, done, refused, reregister;
+    int n_prepares, n_starts, n_assignments;
+    uint64_t t0;
+    uint32_t plan_threads;
+    uint32_t asg_epoch;
+    uint64_t period, from_q;
+    uint64_t residues[MAX_RES];
+    size_t n_residues;
+    size_t n_stages;
+    st_stage stages[8];
+    uint64_t acked;
+    /* Records not acknowledged yet, oldest first (the agent re-sends them until they are). */
+    st_arena arena;
+    Stampede__SecondRecord *pending[MAX_PEND];
+    size_t n_pending;
+    uint64_t next_seq;
+} sim;
+
+static void sim_init(sim *a, uint64_t instance, uint32_t threads)
+{
+    memset(a, 0, sizeof(*a));
+    a->instance = instance;
+    a->threads = threads;
+    a->pid = 100000 + (uint32_t)instance;
+    a->host = "sim-host";
+    a->next_seq = 1;
+}
+
+static void sim_fini(sim *a)
+{
+    st_arena_fini(&a->arena);
+}
+
+static Stampede__Envelope *sim_register_token(fx *f, sim *a, const char *token)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__Register reg = STAMPEDE__REGISTER__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER;
+    env.register_ = &reg;
+    env.run_id = ""; /* the agent does not know the run yet */
+    reg.token = (char *)token;
+    reg.instance_id = a->instance;
+    char name[32];
+    snprintf(name, sizeof(name), "sim-%llu", (unsigned long long)a->instance);
+    reg.name = name;
+    reg.host = (char *)a->host;
+    reg.pid = a->pid;
+    reg.cores = 4;
+    reg.threads = a->threads;
+    reg.version = "test";
+    reg.clock_offset_ns = 1234;
+    reg.clock_rtt_ns = 5678;
+    return send_env(f, &env);
+}
+
+/* Registers with the right token; the agent id, which must be given. */
+static uint32_t sim_register(fx *f, sim *a)
+{
+    Stampede__Envelope *e = sim_register_token(f, a, TOKEN);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REGISTER_REPLY);
+    assert_string_equal(e->run_id, RUN_ID);
+    a->id = e->register_reply->agent_id;
+    stampede__envelope__free_unpacked(e, NULL);
+    assert_true(a->id >= 1);
+    return a->id;
+}
+
+static void copy_assignment(sim *a, const Stampede__Assignment *asg)
+{
+    a->asg_epoch = asg->epoch;
+    a->period = asg->period;
+    a->from_q = asg->from_q;
+    assert_true(asg->n_residues <= MAX_RES);
+    a->n_residues = asg->n_residues;
+    if (asg->n_residues) {
+        memcpy(a->residues, asg->residues, asg->n_residues * sizeof(uint64_t));
+    }
+    assert_true(asg->n_stages <= 8);
+    a->n_stages = asg->n_stages;
+    for (size_t i = 0; i < asg->n_stages; i++) {
+        a->stages[i] = (st_stage){asg->stages[i]->duration_s, asg->stages[i]->from_rps,
+                                  asg->stages[i]->to_rps};
+    }
+}
+
+/* Applies a reply as agent/remote.c does. */
+static void sim_absorb(sim *a, const Stampede__Envelope *e)
+{
+    if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
+        a->refused = true;
+        a->reregister = e->refused->reregister;
+        return;
+    }
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REPLY);
+    assert_string_equal(e->run_id, RUN_ID);
+    const Stampede__CoordReply *r = e->reply;
+    a->acked = r->acked_seq;
+    size_t keep = 0;
+    for (size_t i = 0; i < a->n_pending; i++) {
+        if (a->pending[i]->seq > r->acked_seq) {
+            a->pending[keep++] = a->pending[i];
+        }
+    }
+    a->n_pending = keep;
+    if (r->prepare) {
+        a->n_prepares++;
+        assert_non_null(r->prepare->plan);
+        assert_non_null(r->prepare->assignment);
+        a->plan_threads = r->prepare->plan->threads;
+        copy_assignment(a, r->prepare->assignment);
+        if (!a->started && !a->ignore_prepare) {
+            a->epoch = r->prepare->assignment->epoch;
+            a->state = STAMPEDE__AGENT_STATE__AGENT_READY;
+            a->prepared = true;
+        }
+    }
+    if (r->start) {
+        a->n_starts++;
+        a->t0 = r->start->t0_coord_ns;
+        if (a->prepared && !a->started) {
+            a->started = true;
+            a->state = STAMPEDE__AGENT_STATE__AGENT_RUNNING;
+        }
+    }
+    if (r->assignment) {
+        a->n_assignments++;
+        copy_assignment(a, r->assignment);
+        if (a->started && r->assignment->epoch > a->epoch) {
+            a->epoch = r->assignment->epoch;
+        }
+    }
+    if (r->stop) {
+        a->stopped = true;
+        if (a->state == STAMPEDE__AGENT_STATE__AGENT_RUNNING) {
+            a->state = STAMPEDE__AGENT_STATE__AGENT_DRAINING;
+        }
+    }
+    a->done = r->done;
+}
+
+/* One update carrying exactly these records; the reply is returned, not applied. */
+static Stampede__Envelope *sim_exchange(fx *f, sim *a, Stampede__SecondRecord **recs, size_t n,
+                                        const char *run_id)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__AgentUpdate up = STAMPEDE__AGENT_UPDATE__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_UPDATE;
+    env.update = &up;
+    env.run_id = (char *)run_id;
+    up.agent_id = a->id;
+    up.instance_id = a->instance;
+    up.epoch = a->epoch;
+    up.state = a->state;
+    up.records = recs;
+    up.n_records = n;
+    up.clock_offset_ns = 1234;
+    up.clock_rtt_ns = 5678;
+    up.first_send_coord_ns = a->first_send;
+    up.error = (char *)(a->error ? a->error : "");
+    up.sent_agent_ns = f->now + 1234;
+    up.last_seq = a->state == STAMPEDE__AGENT_STATE__AGENT_DONE ? a->last_seq : 0;
+    return send_env(f, &env);
+}
+
+/* An ordinary update: every pending record, the reply applied. */
+static void sim_update(fx *f, sim *a)
+{
+    Stampede__Envelope *e = sim_exchange(f, a, a->pending, a->n_pending, NULL);
+    if (e->body_case == STAMPEDE__ENVELOPE__BODY_REPLY) {
+        assert_int_equal(e->reply->echo_agent_ns, f->now + 1234);
+        assert_int_equal(e->reply->recv_coord_ns, f->now);
+        assert_int_equal(e->reply->heartbeat_ms, f->cfg.heartbeat_ms);
+    }
+    sim_absorb(a, e);
+    stampede__envelope__free_unpacked(e, NULL);
+}
+
+/* Queues a record of s (its second) with the next sequence number. */
+static void sim_push(sim *a, const st_stats *s)
+{
+    assert_true(a->n_pending < MAX_PEND);
+    Stampede__SecondRecord *r = NULL;
+    assert_int_equal(st_wire_record_build(&a->arena, s, a->next_seq++, &r), 0);
+    a->pending[a->n_pending++] = r;
+}
+
+/* Reports DONE with every record pushed so far as the last. */
+static void sim_finish(sim *a)
+{
+    a->state = STAMPEDE__AGENT_STATE__AGENT_DONE;
+    a->last_seq = a->next_seq - 1;
+}
+
+/* Every agent that is not silent sends an update. */
+static void fx_round(fx *f, sim *agents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!agents[i].silent && !agents[i].refused) {
+            sim_update(f, &agents[i]);
+        }
+    }
+}
+
+/* Moves the clock to `to` in steps of step_ns; at each step the agents talk, then the core ticks.
+ */
+static void fx_advance(fx *f, sim *agents, size_t n, uint64_t to, uint64_t step_ns)
+{
+    while (f->now < to) {
+        f->now = f->now + step_ns < to ? f->now + step_ns : to;
+        fx_round(f, agents, n);
+        st_coord_tick(f->c);
+    }
+}
+
+/* Registers the agents, prepares them and starts the run; returns t0. */
+static uint64_t fx_start_run(fx *f, sim *agents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_register(f, &agents[i]);
+    }
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+    fx_round(f, agents, n); /* IDLE: each gets its Prepare */
+    for (size_t i = 0; i < n; i++) {
+        assert_true(agents[i].prepared);
+    }
+    f->now += 10 * ST_NS_PER_MS;
+    fx_round(f, agents, n); /* READY */
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    uint64_t t0 = f->now + f->cfg.start_lead_ns;
+    f->now += 10 * ST_NS_PER_MS;
+    fx_round(f, agents, n); /* Start */
+    for (size_t i = 0; i < n; i++) {
+        assert_true(agents[i].started);
+        assert_int_equal(agents[i].t0, t0);
+    }
+    return t0;
+}
+
+/* A second of measurements: n responses (3 in 4 ok, the rest 5xx), a timeout and bytes. */
+static void make_second(st_stats *s, uint32_t second, uint64_t seed, int n)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    s->second = second;
+    for (int i = 0; i < n; i++) {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        uint64_t v = 100 + seed % 200000;
+        st_hist_record(s->lat, v + 30);
+        st_hist_record(s->lat_raw, v);
+        if (i % 4 == 3) {
+            s->c.http_5xx++;
+        } else {
+            s->c.ok++;
+        }
+    }
+    s->c.err_timeout = 1;
+    s->c.sent = (uint64_t)n + 1;
+    s->c.bytes_in = 512 * (uint64_t)n;
+    s->c.bytes_out = 64 * (uint64_t)n;
+    s->c.late = 2;
+    s->c.inflight = 3;
+}
+
+typedef struct bucket_list {
+    uint32_t idx[4096];
+    uint64_t cnt[4096];
+    size_t n;
+} bucket_list;
+
+static int collect(void *ctx, uint32_t index, uint64_t count)
+{
+    bucket_list *b = ctx;
+    if (b->n == 4096) {
+        return 1;
+    }
+    b->idx[b->n] = index;
+    b->cnt[b->n] = count;
+    b->n++;
+    return 0;
+}
+
+static void assert_hist_equal(const st_hist *x, const st_hist *y)
+{
+    assert_int_equal(st_hist_count(x), st_hist_count(y));
+    assert_int_equal(st_hist_min(x), st_hist_min(y));
+    assert_int_equal(st_hist_max(x), st_hist_max(y));
+    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
+    bucket_list *bx = calloc(1, sizeof(*bx)), *by = calloc(1, sizeof(*by));
+    assert_non_null(bx);
+    assert_non_null(by);
+    assert_int_equal(st_hist_foreach(x, collect, bx), 0);
+    assert_int_equal(st_hist_foreach(y, collect, by), 0);
+    assert_int_equal(bx->n, by->n);
+    for (size_t i = 0; i < bx->n; i++) {
+        assert_int_equal(bx->idx[i], by->idx[i]);
+        assert_int_equal(bx->cnt[i], by->cnt[i]);
+    }
+    free(bx);
+    free(by);
+}
+
+static void assert_stats_equal(const st_stats *x, const st_stats *y)
+{
+    assert_memory_equal(&x->c, &y->c, sizeof(x->c));
+    assert_hist_equal(x->lat, y->lat);
+    assert_hist_equal(x->lat_raw, y->lat_raw);
+}
+
+/* The agents' residues cover 0 .. period-1 exactly once, each agent holding weight[i] of them. */
+static void assert_residues_cover(sim *const *agents, size_t n, const uint32_t *weight)
+{
+    uint64_t period = agents[0]->period;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(agents[i]->period, period);
+        assert_int_equal(agents[i]->n_residues, weight[i]);
+        sum += weight[i];
+    }
+    assert_int_equal(period, sum);
+    unsigned char *seen = calloc(period, 1);
+    assert_non_null(seen);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < agents[i]->n_residues; k++) {
+            uint64_t r = agents[i]->residues[k];
+            assert_true(r < period);
+            assert_int_equal(seen[r], 0);
+            seen[r] = 1;
+        }
+    }
+    for (uint64_t r = 0; r < period; r++) {
+        assert_int_equal(seen[r], 1);
+    }
+    free(seen);
+}
+
+/* The first global request due at or after d_ns into a run at a constant rate_rps. */
+static uint64_t first_due(uint64_t rate_rps, uint64_t d_ns)
+{
+    return (rate_rps * d_ns + ST_NS_PER_S - 1) / ST_NS_PER_S;
+}
+
+static const cJSON *agent_json(const cJSON *summary, uint32_t id)
+{
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(summary, "agents"))
+    {
+        if (cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a, "id")) == id) {
+            return a;
+        }
+    }
+    fail_msg("agent %u is not in the summary", id);
+    return NULL;
+}
+
+static double num(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) {
+        fail_msg("\"%s\" is not a number", key);
+    }
+    return v->valuedouble;
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+static void test_coord_new_refuses_bad_config(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    st_coord *c = (st_coord *)f; /* a sentinel: must not be overwritten on error */
+    st_coord_cfg cfg = f->cfg;
+    cfg.plan = NULL;
+    assert_int_equal(st_coord_new(&c, &cfg), ST_EINVAL);
+    cfg = f->cfg;
+    cfg.run_id = NULL;
+    assert_int_equal(st_coord_new(&c, &cfg), ST_EINVAL);
+    cfg = f->cfg;
+    cfg.token = NULL;
+    assert_int_equal(st_coord_new(&c, &cfg), ST_EINVAL);
+    cfg = f->cfg;
+    cfg.expected_agents = 0;
+    assert_int_equal(st_coord_new(&c, &cfg), ST_EINVAL);
+    st_plan unfinished;
+    st_plan_init(&unfinished);
+    cfg = f->cfg;
+    cfg.plan = &unfinished;
+    assert_int_equal(st_coord_new(&c, &cfg), ST_EINVAL);
+    assert_ptr_equal(c, (st_coord *)f);
+    st_coord_free(NULL);
+
+    fx_open(f);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    assert_string_equal(st_coord_failure(f->c), "");
+    assert_int_equal(st_coord_agents_alive(f->c), 0);
+    assert_int_equal(st_coord_malformed(f->c), 0);
+    fx_free(f);
+}
+
+/* ---- registration -------------------------------------------------------------------------- */
+
+static void test_coord_register_wrong_token_refused(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    const char *bad[] = {"secret-tokeN", "secret-toke", "secret-token!", "", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        Stampede__Envelope *e = sim_register_token(f, &a, bad[i]);
+        assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+        assert_non_null(strstr(e->refused->reason, "token"));
+        assert_false(e->refused->reregister);
+        stampede__envelope__free_unpacked(e, NULL);
+    }
+    /* Nothing was registered: the run still waits for its one agent. */
+    assert_int_equal(st_coord_agents_alive(f->c), 0);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    cJSON *s = st_coord_summary(f->c);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents")), 0);
+    cJSON_Delete(s);
+    /* The right token then gets agent 1. */
+    assert_int_equal(sim_register(f, &a), 1);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    sim_fini(&a);
+    fx_free(f);
+}
+
+static void test_coord_register_idempotent(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 3);
+    fx_open(f);
+    sim a, b;
+    sim_init(&a, 0xabcdef, 2);
+    sim_init(&b, 0x123456, 2);
+    assert_int_equal(sim_register(f, &a), 1);
+    assert_int_equal(sim_register(f, &a), 1);
+    assert_int_equal(sim_register(f, &b), 2);
+    assert_int_equal(sim_register(f, &a), 1);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    /* Re-sent registrations do not count toward the expected agents. */
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    cJSON *s = st_coord_summary(f->c);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents")), 2);
+    cJSON_Delete(s);
+    sim_fini(&a);
+    sim_fini(&b);
+    fx_free(f);
+}
+
+static void test_coord_register_after_start_refused(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a, late;
+    sim_init(&a, 1, 1);
+    sim_init(&late, 2, 1);
+    sim_register(f, &a);
+    st_coord_tick(f->c);
+    /* Preparing: too late already. */
+    Stampede__Envelope *e = sim_register_token(f, &late, TOKEN);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    assert_false(e->refused->reregister);
+    stampede__envelope__free_unpacked(e, NULL);
+    /* The registered agent re-sending its registration keeps its id. */
+    assert_int_equal(sim_register(f, &a), 1);
+    fx_round(f, &a, 1);
+    fx_round(f, &a, 1);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    /* Running, late joiners not accepted. */
+    e = sim_register_token(f, &late, TOKEN);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    assert_int_equal(sim_register(f, &a), 1);
+    sim_fini(&a);
+    sim_fini(&late);
+    fx_free(f);
+}
+
+static void test_coord_clock_ping_answered(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__ClockPing ping = STAMPEDE__CLOCK_PING__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
+    env.clock_ping = &ping;
+    env.run_id = "";
+    ping.agent_ns = 987654321;
+    f->now += 42;
+    Stampede__Envelope *e = send_env(f, &env);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_CLOCK_PONG);
+    assert_int_equal(e->clock_pong->agent_ns, 987654321);
+    assert_int_equal(e->clock_pong->recv_coord_ns, START_NS + 42);
+    assert_int_equal(e->clock_pong->send_coord_ns, START_NS + 42);
+    stampede__envelope__free_unpacked(e, NULL);
+    fx_free(f);
+}
+
+/* ---- the start ----------------------------------------------------------------------------- */
+
+static void test_coord_no_start_before_all_ready(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim a, b;
+    sim_init(&a, 1, 1);
+    sim_init(&b, 2, 1);
+    sim_register(f, &a);
+    /* One of two: nobody is prepared yet. */
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    sim_update(f, &a);
+    assert_int_equal(a.n_prepares, 0);
+    sim_register(f, &b);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+
+    sim_update(f, &a); /* IDLE: a Prepare */
+    assert_int_equal(a.n_prepares, 1);
+    assert_int_equal(a.state, STAMPEDE__AGENT_STATE__AGENT_READY);
+    uint32_t epoch = a.epoch;
+    assert_true(epoch >= 1);
+    f->now += 100 * ST_NS_PER_MS;
+    sim_update(f, &a); /* READY at the epoch: no Prepare again, and no Start */
+    assert_int_equal(a.n_prepares, 1);
+    assert_int_equal(a.n_starts, 0);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+
+    /* b says READY, but at another epoch: it is prepared again, and nothing starts. */
+    b.state = STAMPEDE__AGENT_STATE__AGENT_READY;
+    b.epoch = epoch + 7;
+    Stampede__Envelope *e = sim_exchange(f, &b, NULL, 0, NULL);
+    assert_non_null(e->reply->prepare);
+    assert_int_equal(e->reply->prepare->assignment->epoch, epoch);
+    assert_null(e->reply->start);
+    sim_absorb(&b, e); /* now prepared at the epoch, and READY */
+    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(b.epoch, epoch);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+    f->now += 100 * ST_NS_PER_MS;
+    sim_update(f, &a);
+    assert_int_equal(a.n_starts, 0);
+
+    /* b ready at the epoch: the start instant is set by the next tick, a lead ahead. */
+    sim_update(f, &b);
+    assert_int_equal(b.n_starts, 0);
+    f->now += 100 * ST_NS_PER_MS;
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    uint64_t t0 = f->now + f->cfg.start_lead_ns;
+    f->now += 50 * ST_NS_PER_MS;
+    sim_update(f, &a);
+    sim_update(f, &b);
+    assert_int_equal(a.n_starts, 1);
+    assert_int_equal(b.n_starts, 1);
+    assert_int_equal(a.t0, t0);
+    assert_int_equal(b.t0, t0);
+    assert_true(a.started && b.started);
+    sim_fini(&a);
+    sim_fini(&b);
+    fx_free(f);
+}
+
+static void test_coord_prepare_deadline_fails(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    f->cfg.prepare_timeout_ns = 4 * ST_NS_PER_S;
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    sim_register(f, &ag[0]);
+    sim_register(f, &ag[1]);
+    st_coord_tick(f->c);
+    uint64_t deadline = f->now + f->cfg.prepare_timeout_ns;
+    /* b never gets ready: it keeps talking, but cannot load the plan. */
+    ag[1].ignore_prepare = true;
+    fx_advance(f, ag, 2, deadline - 1, 500 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+    assert_true(ag[1].n_prepares >= 2); /* asked again at every update */
+    fx_advance(f, ag, 2, deadline, 1);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
+    assert_non_null(strstr(st_coord_failure(f->c), "1 of 2 agents acknowledged"));
+    assert_non_null(strstr(st_coord_failure(f->c), "nothing was started"));
+    assert_int_equal(st_coord_failure_code(f->c), 1);
+    /* Nothing started, and the agents are told they are done. */
+    f->now += ST_NS_PER_MS;
+    fx_round(f, ag, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ag[i].n_starts, 0);
+        assert_true(ag[i].done);
+    }
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_register_deadline_fails_with_code_3(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 3);
+    f->cfg.register_timeout_ns = 5 * ST_NS_PER_S;
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    sim_register(f, &ag[0]);
+    sim_register(f, &ag[1]);
+    fx_advance(f, ag, 2, START_NS + 5 * ST_NS_PER_S - 1, 400 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ag[i].n_prepares, 0);
+    }
+    f->now = START_NS + 5 * ST_NS_PER_S;
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
+    assert_int_equal(st_coord_failure_code(f->c), 3);
+    assert_non_null(strstr(st_coord_failure(f->c), "2 of 3 agents"));
+    /* Nobody may join a failed run. */
+    sim late;
+    sim_init(&late, 3, 1);
+    Stampede__Envelope *e = sim_register_token(f, &late, TOKEN);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    stampede__envelope__free_unpacked(e, NULL);
+    sim_fini(&late);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_agent_failing_to_prepare_fails_run(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    sim_register(f, &ag[0]);
+    sim_register(f, &ag[1]);
+    st_coord_tick(f->c);
+    fx_round(f, ag, 2);
+    ag[1].state = STAMPEDE__AGENT_STATE__AGENT_FAILED;
+    ag[1].error = "the engine cannot do HTTP/2";
+    sim_update(f, &ag[1]);
+    assert_true(ag[1].done); /* a failed agent may leave */
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
+    assert_non_null(strstr(st_coord_failure(f->c), "the engine cannot do HTTP/2"));
+    assert_int_equal(st_coord_failure_code(f->c), 1);
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].n_starts, 0);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_silent_before_start_fails_run(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    sim_register(f, &ag[0]);
+    sim_register(f, &ag[1]);
+    st_coord_tick(f->c);
+    fx_round(f, ag, 2);
+    ag[1].silent = true;
+    fx_advance(f, ag, 2, f->now + f->cfg.silence_ns, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+    fx_advance(f, ag, 2, f->now + 250 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
+    assert_non_null(strstr(st_coord_failure(f->c), "silent"));
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+/* ---- the split ----------------------------------------------------------------------------- */
+
+static void test_coord_split_residues_follow_weights(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 5);
+    fx_open(f);
+    /* Capacities 2, 1, 3, 1 threads; a capacity out of range (0, 5000) counts as 1. */
+    const uint32_t threads[] = {2, 1, 3, 0, 5000};
+    const uint32_t weight[] = {2, 1, 3, 1, 1};
+    sim ag[5];
+    sim *p[5];
+    for (int i = 0; i < 5; i++) {
+        sim_init(&ag[i], (uint64_t)i + 1, threads[i]);
+        p[i] = &ag[i];
+    }
+    fx_start_run(f, ag, 5);
+    assert_residues_cover(p, 5, weight);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ag[i].from_q, 0);
+        assert_int_equal(ag[i].plan_threads, 0); /* each runs its own capacity */
+        assert_int_equal(ag[i].n_stages, 1);
+        assert_true(ag[i].stages[0].duration_s == 20 && ag[i].stages[0].to_rps == 10);
+    }
+    for (int i = 0; i < 5; i++) {
+        sim_fini(&ag[i]);
+    }
+    fx_free(f);
+
+    /* With plan_threads, every agent runs (and weighs) that many threads. */
+    f = fx_new(PLAN_10RPS, 3);
+    f->cfg.plan_threads = 4;
+    fx_open(f);
+    const uint32_t four[] = {4, 4, 4};
+    for (int i = 0; i < 3; i++) {
+        sim_init(&ag[i], (uint64_t)i + 1, threads[i]);
+    }
+    fx_start_run(f, ag, 3);
+    assert_residues_cover(p, 3, four);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ag[i].plan_threads, 4);
+        sim_fini(&ag[i]);
+    }
+    fx_free(f);
+}
+
+static void test_coord_split_five_rps_over_eight_agents(void **state)
+{
+    (void)state;
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 5, \"duration\": 10}", 8);
+    fx_open(f);
+    sim ag[8];
+    sim *p[8];
+    const uint32_t one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (int i = 0; i < 8; i++) {
+        sim_init(&ag[i], (uint64_t)i + 1, 1);
+        p[i] = &ag[i];
+    }
+    fx_start_run(f, ag, 8);
+    assert_residues_cover(p, 8, one);
+    /* Over the run, the 50 requests go to the agents by residue: each gets 6 or 7, and in every
+     * second the agents together send exactly 5. */
+    int per_agent[8] = {0};
+    for (uint64_t q = 0; q < 50; q++) {
+        for (int i = 0; i < 8; i++) {
+            if (ag[i].residues[0] == q % 8) {
+                per_agent[i]++;
+            }
+        }
+    }
+    int total = 0;
+    for (int i = 0; i < 8; i++) {
+        assert_true(per_agent[i] == 6 || per_agent[i] == 7);
+        total += per_agent[i];
+    }
+    assert_int_equal(total, 50);
+    /* The summary's shares: every agent has one, and they add up to 5 rps. */
+    cJSON *s = st_coord_summary(f->c);
+    double sum = 0;
+    for (int i = 0; i < 8; i++) {
+        double share = num(agent_json(s, ag[i].id), "share_rps");
+        assert_true(share > 0);
+        assert_true(share > 0.625 - 1e-9 && share < 0.625 + 1e-9);
+        sum += share;
+    }
+    assert_true(sum > 5 - 1e-9 && sum < 5 + 1e-9);
+    cJSON_Delete(s);
+    for (int i = 0; i < 8; i++) {
+        sim_fini(&ag[i]);
+    }
+    fx_free(f);
+}
+
+/* ---- losses and joiners -------------------------------------------------------------------- */
+
+static void test_coord_replan_after_loss(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 3);
+    fx_open(f);
+    sim ag[3];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 2);
+    sim_init(&ag[2], 3, 1);
+    uint64_t t0 = fx_start_run(f, ag, 3);
+    uint32_t epoch0 = ag[0].epoch;
+    fx_advance(f, ag, 3, t0 + 3 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    ag[2].silent = true;
+    uint64_t last_heard = f->now;
+    /* Silent for less than silence_ns: still counted. */
+    fx_advance(f, ag, 3, last_heard + f->cfg.silence_ns - 130 * ST_NS_PER_MS, 100 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    assert_int_equal(st_coord_agents_alive(f->c), 3);
+    assert_int_equal(ag[0].epoch, epoch0);
+    /* Past it: lost at this tick, and the survivors share the load from a lead ahead. */
+    f->now = last_heard + f->cfg.silence_ns + 130 * ST_NS_PER_MS;
+    st_coord_tick(f->c);
+    uint64_t lost_at = f->now;
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    uint64_t lead = (uint64_t)f->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    uint64_t want_q = first_due(10, lost_at + lead - t0);
+    assert_true(want_q > 0);
+
+    f->now += 10 * ST_NS_PER_MS;
+    sim_update(f, &ag[0]);
+    sim_update(f, &ag[1]);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ag[i].n_assignments, 1);
+        assert_true(ag[i].asg_epoch > epoch0);
+        assert_int_equal(ag[i].epoch, ag[i].asg_epoch);
+        assert_int_equal(ag[i].from_q, want_q);
+        assert_int_equal(ag[i].n_stages, 1);
+    }
+    sim *p[2] = {&ag[0], &ag[1]};
+    const uint32_t w[2] = {1, 2};
+    assert_residues_cover(p, 2, w);
+    /* Applied: no further assignment. */
+    f->now += 10 * ST_NS_PER_MS;
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].n_assignments, 1);
+
+    /* The lost agent comes back: refused, and not asked to register again. */
+    ag[2].silent = false;
+    sim_update(f, &ag[2]);
+    assert_true(ag[2].refused);
+    assert_false(ag[2].reregister);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+
+    cJSON *s = st_coord_summary(f->c);
+    const cJSON *lost = agent_json(s, ag[2].id);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(lost, "lost")));
+    assert_true(num(lost, "share_rps") == 0);
+    double share =
+        num(agent_json(s, ag[0].id), "share_rps") + num(agent_json(s, ag[1].id), "share_rps");
+    assert_true(share > 10 - 1e-9 && share < 10 + 1e-9);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(agent_json(s, ag[0].id), "lost")));
+    cJSON_Delete(s);
+    for (int i = 0; i < 3; i++) {
+        sim_fini(&ag[i]);
+    }
+    fx_free(f);
+}
+
+static void test_coord_replan_lead_follows_heartbeat(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    f->cfg.heartbeat_ms = 200;
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 200 * ST_NS_PER_MS);
+    ag[1].silent = true;
+    uint64_t heard = f->now;
+    fx_advance(f, ag, 2, heard + f->cfg.silence_ns, 200 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    fx_advance(f, ag, 2, heard + f->cfg.silence_ns + 1, 1);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    uint64_t want = first_due(10, f->now + 450 * ST_NS_PER_MS - t0);
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].from_q, want);
+    assert_int_equal(ag[0].n_residues, 1);
+    assert_int_equal(ag[0].period, 1);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_exited_agent_lost_at_once(void **state)
+{
+    (void)state;
+    char host[256] = "";
+    assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    ag[0].host = "elsewhere";
+    ag[0].pid = 4242;
+    ag[1].host = host;
+    ag[1].pid = 4242;
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    fx_advance(f, ag, 2, t0 + ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    /* Another pid on this host, then the same pid: only this host's agent is lost, and at the
+     * next tick, not after its silence. */
+    st_coord_agent_exited(f->c, 4243);
+    f->now += ST_NS_PER_MS;
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    st_coord_agent_exited(f->c, 4242);
+    f->now += ST_NS_PER_MS;
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    sim_update(f, &ag[1]);
+    assert_true(ag[1].refused);
+    sim_update(f, &ag[0]);
+    assert_false(ag[0].refused);
+    assert_int_equal(ag[0].n_assignments, 1);
+    assert_int_equal(ag[0].n_residues, 1);
+    assert_int_equal(ag[0].period, 1);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_failed_agent_while_running_is_lost(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    ag[1].state = STAMPEDE__AGENT_STATE__AGENT_FAILED;
+    ag[1].error = "out of file descriptors";
+    sim_update(f, &ag[1]);
+    assert_true(ag[1].done);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].n_assignments, 1);
+    assert_int_equal(ag[0].period, 1);
+    cJSON *s = st_coord_summary(f->c);
+    const cJSON *failed = agent_json(s, ag[1].id);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(failed, "lost")));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(failed, "state")),
+                        "failed");
+    cJSON_Delete(s);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_every_agent_lost_ends_run(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    uint64_t t0 = fx_start_run(f, &a, 1);
+    fx_advance(f, &a, 1, t0 + ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    a.silent = true;
+    fx_advance(f, &a, 1, f->now + f->cfg.silence_ns + ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_agents_alive(f->c), 0);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
+    sim_fini(&a);
+    fx_free(f);
+}
+
+static void test_coord_late_joiner_gets_share(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    f->cfg.accept_late_joiners = true;
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 3);
+    uint64_t t0 = fx_start_run(f, ag, 1);
+    uint32_t epoch0 = ag[0].epoch;
+    fx_advance(f, ag, 1, t0 + 3 * ST_NS_PER_S + 420 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+
+    uint64_t joined_at = f->now;
+    assert_int_equal(sim_register(f, &ag[1]), 2);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    uint64_t lead = (uint64_t)f->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    uint64_t want_q = first_due(10, joined_at + lead - t0);
+    /* The joiner is prepared with its share from a request after the start. */
+    f->now += 5 * ST_NS_PER_MS;
+    sim_update(f, &ag[1]);
+    assert_int_equal(ag[1].n_prepares, 1);
+    assert_true(ag[1].from_q > 0);
+    assert_int_equal(ag[1].from_q, want_q);
+    assert_true(ag[1].asg_epoch > epoch0);
+    assert_int_equal(ag[1].n_starts, 0);
+    /* Ready at that epoch: the start instant is the run's t0. */
+    f->now += 5 * ST_NS_PER_MS;
+    sim_update(f, &ag[1]);
+    assert_int_equal(ag[1].n_starts, 1);
+    assert_int_equal(ag[1].t0, t0);
+    assert_true(ag[1].started);
+    /* The first agent gets the new split from the same request. */
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].n_assignments, 1);
+    assert_int_equal(ag[0].asg_epoch, ag[1].asg_epoch);
+    assert_int_equal(ag[0].from_q, want_q);
+    sim *p[2] = {&ag[0], &ag[1]};
+    const uint32_t w[2] = {1, 3};
+    assert_residues_cover(p, 2, w);
+    /* A re-sent registration does not add it twice. */
+    assert_int_equal(sim_register(f, &ag[1]), 2);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+/* ---- merging ------------------------------------------------------------------------------- */
+
+static void test_coord_records_merged_exactly(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    st_stats in[2][3], want[3], total;
+    assert_int_equal(st_stats_init(&total), 0);
+    for (uint32_t k = 0; k < 3; k++) {
+        assert_int_equal(st_stats_init(&want[k]), 0);
+        fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+        for (int i = 0; i < 2; i++) {
+            make_second(&in[i][k], k, 1000 * (uint64_t)k + (uint64_t)i + 1, 200 + 37 * i);
+            sim_push(&ag[i], &in[i][k]);
+            st_stats_merge(&want[k], &in[i][k]);
+            st_stats_merge(&total, &in[i][k]);
+        }
+        fx_round(f, ag, 2);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(ag[i].acked, k + 1);
+            assert_int_equal(ag[i].n_pending, 0);
+        }
+        st_coord_tick(f->c);
+        assert_true(f->got[k]);
+        assert_stats_equal(&f->secs[k], &want[k]);
+        assert_int_equal(f->sec_agents[k], 2);
+        assert_true(f->sec_target[k] > 10 - 1e-9 && f->sec_target[k] < 10 + 1e-9);
+    }
+    assert_stats_equal(st_coord_total(f->c), &total);
+    for (uint32_t k = 0; k < 3; k++) {
+        st_stats_fini(&in[0][k]);
+        st_stats_fini(&in[1][k]);
+        st_stats_fini(&want[k]);
+    }
+    st_stats_fini(&total);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_duplicate_record_counted_once(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    uint64_t t0 = fx_start_run(f, &a, 1);
+    f->now = t0 + 1100 * ST_NS_PER_MS;
+    st_stats s0, s1;
+    make_second(&s0, 0, 11, 100);
+    make_second(&s1, 1, 12, 60);
+    sim_push(&a, &s0);
+    Stampede__SecondRecord *first = a.pending[0];
+    sim_update(f, &a);
+    assert_int_equal(a.acked, 1);
+    /* The reply was lost: the agent sends record 1 again, then 1 and 2 together. */
+    Stampede__Envelope *e = sim_exchange(f, &a, &first, 1, NULL);
+    assert_int_equal(e->reply->acked_seq, 1);
+    stampede__envelope__free_unpacked(e, NULL);
+    f->now = t0 + 2100 * ST_NS_PER_MS;
+    sim_push(&a, &s1);
+    Stampede__SecondRecord *both[2] = {first, a.pending[0]};
+    e = sim_exchange(f, &a, both, 2, NULL);
+    assert_int_equal(e->reply->acked_seq, 2);
+    stampede__envelope__free_unpacked(e, NULL);
+
+    st_stats want;
+    assert_int_equal(st_stats_init(&want), 0);
+    st_stats_merge(&want, &s0);
+    st_stats_merge(&want, &s1);
+    assert_stats_equal(st_coord_total(f->c), &want);
+    cJSON *s = st_coord_summary(f->c);
+    assert_true(num(s, "duplicate_records") == 2);
+    assert_true(num(s, "malformed_messages") == 0);
+    assert_int_equal(st_coord_malformed(f->c), 0);
+    assert_true(num(cJSON_GetObjectItemCaseSensitive(s, "requests"), "total") ==
+                (double)st_counts_done(&want.c));
+    cJSON_Delete(s);
+    st_coord_tick(f->c);
+    assert_true(f->got[0] && f->got[1]);
+    assert_stats_equal(&f->secs[0], &s0);
+    assert_stats_equal(&f->secs[1], &s1);
+    st_stats_fini(&want);
+    st_stats_fini(&s0);
+    st_stats_fini(&s1);
+    sim_fini(&a);
+    fx_free(f);
+}
+
+static void test_coord_record_gap_not_acknowledged(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    uint64_t t0 = fx_start_run(f, &a, 1);
+    f->now = t0 + 3100 * ST_NS_PER_MS;
+    st_stats s[3];
+    for (uint32_t k = 0; k < 3; k++) {
+        make_second(&s[k], k, 20 + k, 50);
+        sim_push(&a, &s[k]);
+    }
+    Stampede__SecondRecord *r1 = a.pending[0], *r2 = a.pending[1], *r3 = a.pending[2];
+    /* 2 before 1: nothing taken. */
+    Stampede__Envelope *e = sim_exchange(f, &a, &r2, 1, NULL);
+    assert_int_equal(e->reply->acked_seq, 0);
+    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(st_counts_done(&st_coord_total(f->c)->c), 0);
+    /* 1 then 3: 1 taken, 3 waits for 2. */
+    Stampede__SecondRecord *gap[2] = {r1, r3};
+    e = sim_exchange(f, &a, gap, 2, NULL);
+    assert_int_equal(e->reply->acked_seq, 1);
+    stampede__envelope__free_unpacked(e, NULL);
+    assert_stats_equal(st_coord_total(f->c), &s[0]);
+    /* 2 and 3: all taken, acked follows. */
+    Stampede__SecondRecord *rest[2] = {r2, r3};
+    e = sim_exchange(f, &a, rest, 2, NULL);
+    assert_int_equal(e->reply->acked_seq, 3);
+    stampede__envelope__free_unpacked(e, NULL);
+    st_stats want;
+    assert_int_equal(st_stats_init(&want), 0);
+    for (int k = 0; k < 3; k++) {
+        st_stats_merge(&want, &s[k]);
+    }
+    assert_stats_equal(st_coord_total(f->c), &want);
+    cJSON *j = st_coord_summary(f->c);
+    assert_true(num(j, "duplicate_records") == 0);
+    cJSON_Delete(j);
+    st_stats_fini(&want);
+    for (int k = 0; k < 3; k++) {
+        st_stats_fini(&s[k]);
+    }
+    sim_fini(&a);
+    fx_free(f);
+}
+
+static void test_coord_malformed_record_dropped(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    uint64_t t0 = fx_start_run(f, &a, 1);
+    f->now = t0 + 3100 * ST_NS_PER_MS;
+    st_stats s[3];
+    for (uint32_t k = 0; k < 3; k++) {
+        make_second(&s[k], k, 40 + k, 80);
+        sim_push(&a, &s[k]);
+    }
+    /* Record 1: histogram indexes not increasing; record 2: more HTTP responses than samples. */
+    Stampede__Histogram *h = a.pending[0]->latency;
+    assert_true(h->n_index_gap >= 2);
+    h->index_gap[1] = 0;
+    a.pending[1]->counts->ok += 5;
+    sim_update(f, &a);
+    /* Dropped, yet acknowledged: the agent must not send them forever. */
+    assert_int_equal(a.acked, 3);
+    assert_int_equal(st_coord_malformed(f->c), 2);
+    assert_stats_equal(st_coord_total(f->c), &s[2]);
+    cJSON *j = st_coord_summary(f->c);
+    assert_true(num(j, "malformed_messages") == 2);
+    assert_true(num(agent_json(j, a.id), "requests") == (double)st_counts_done(&s[2].c));
+    cJSON_Delete(j);
+    for (int k = 0; k < 3; k++) {
+        st_stats_fini(&s[k]);
+    }
+    sim_fini(&a);
+    fx_free(f);
+}
+
+static void test_coord_record_far_beyond_the_run_dropped(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    uint64_t t0 = fx_start_run(f, &a, 1);
+    f->now = t0 + 1100 * ST_NS_PER_MS;
+    st_stats s0, far;
+    make_second(&s0, 0, 1, 30);
+    make_second(&far, 4000000000u, 2, 30);
+    sim_push(&a, &s0);
+    sim_push(&a, &far);
+    sim_update(f, &a);
+    assert_int_equal(a.acked, 2);
+    /* Counted as malformed, and therefore nowhere else. */
+    assert_int_equal(st_coord_malformed(f->c), 1);
+    assert_stats_equal(st_coord_total(f->c), &s0);
+    cJSON *j = st_coord_summary(f->c);
+    assert_true(num(agent_json(j, a.id), "requests") == (double)st_counts_done(&s0.c));
+    cJSON_Delete(j);
+    st_stats_fini(&s0);
+    st_stats_fini(&far);
+    sim_fini(&a);
+    fx_free(f);
+}
+
+/* ---- finishing seconds --------------------------------------------------------------------- */
+
+static void test_coord_second_final_when_all_reported(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    st_stats s[2];
+    make_second(&s[0], 0, 5, 10);
+    make_second(&s[1], 0, 6, 12);
+    fx_advance(f, ag, 2, t0 + 1100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    assert_int_equal(f->n_handed, 0);
+    sim_push(&ag[0], &s[0]);
+    sim_update(f, &ag[0]);
+    st_coord_tick(f->c);
+    assert_int_equal(f->n_handed, 0); /* agent 2 has not reported second 0 */
+    sim_push(&ag[1], &s[1]);
+    sim_update(f, &ag[1]);
+    st_coord_tick(f->c);
+    assert_int_equal(f->n_handed, 1);
+    assert_true(f->got[0]);
+    st_stats want;
+    assert_int_equal(st_stats_init(&want), 0);
+    st_stats_merge(&want, &s[0]);
+    st_stats_merge(&want, &s[1]);
+    assert_stats_equal(&f->secs[0], &want);
+    /* Nothing else is final before its end. */
+    st_coord_tick(f->c);
+    assert_int_equal(f->n_handed, 1);
+    st_stats_fini(&want);
+    st_stats_fini(&s[0]);
+    st_stats_fini(&s[1]);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_second_final_after_grace(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    st_stats a0, b0;
+    make_second(&a0, 0, 7, 25);
+    make_second(&b0, 0, 8, 15);
+    /* Only agent 1 reports second 0; agent 2 keeps talking without it. */
+    fx_advance(f, ag, 2, t0 + 1050 * ST_NS_PER_MS, 50 * ST_NS_PER_MS);
+    sim_push(&ag[0], &a0);
+    uint64_t end0 = t0 + ST_NS_PER_S;
+    fx_advance(f, ag, 2, end0 + f->cfg.grace_ns - 1, 100 * ST_NS_PER_MS);
+    assert_false(f->got[0]);
+    fx_advance(f, ag, 2, end0 + f->cfg.grace_ns, 1);
+    assert_true(f->got[0]);
+    assert_stats_equal(&f->secs[0], &a0);
+    assert_int_equal(f->sec_agents[0], 2);
+
+    /* Agent 2's second 0 arrives after it was handed out: in the total, and late. */
+    f->now += ST_NS_PER_MS;
+    sim_push(&ag[1], &b0);
+    sim_update(f, &ag[1]);
+    assert_int_equal(ag[1].acked, 1);
+    st_coord_tick(f->c);
+    assert_stats_equal(&f->secs[0], &a0);
+    st_stats want;
+    assert_int_equal(st_stats_init(&want), 0);
+    st_stats_merge(&want, &a0);
+    st_stats_merge(&want, &b0);
+    assert_stats_equal(st_coord_total(f->c), &want);
+    cJSON *j = st_coord_summary(f->c);
+    assert_true(num(j, "late_records") == 1);
+    assert_true(num(cJSON_GetObjectItemCaseSensitive(j, "requests"), "total") ==
+                (double)st_counts_done(&want.c));
+    assert_true(num(agent_json(j, ag[1].id), "requests") == (double)st_counts_done(&b0.c));
+    cJSON_Delete(j);
+    st_stats_fini(&want);
+    st_stats_fini(&a0);
+    st_stats_fini(&b0);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+/* ---- the end ------------------------------------------------------------------------------- */
+
+static void test_coord_done_after_every_last_record(void **state)
+{
+    (void)state;
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 2);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    /* Realised starts 1.5 ms apart. */
+    ag[0].first_send = t0 + 250000;
+    ag[1].first_send = t0 + 1750000;
+    st_stats s[2][2];
+    for (uint32_t k = 0; k < 2; k++) {
+        fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+        for (int i = 0; i < 2; i++) {
+            make_second(&s[i][k], k, 77 + 10 * k + (uint64_t)i, 40 + 10 * i);
+            s[i][k].c.err_connect = (uint64_t)i;
+            sim_push(&ag[i], &s[i][k]);
+        }
+    }
+    fx_round(f, ag, 2);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
+
+    /* Agent 1 is done with 3 records, the third not delivered yet. */
+    st_stats tail;
+    make_second(&tail, 2, 99, 3);
+    sim_push(&ag[0], &tail);
+    Stampede__SecondRecord *third = ag[0].pending[0];
+    ag[0].n_pending = 0;
+    sim_finish(&ag[0]);
+    assert_int_equal(ag[0].last_seq, 3);
+    f->now += 100 * ST_NS_PER_MS;
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].acked, 2);
+    assert_false(ag[0].done);
+    sim_finish(&ag[1]);
+    sim_update(f, &ag[1]);
+    assert_true(ag[1].done);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
+    ag[0].pending[0] = third;
+    ag[0].n_pending = 1;
+    f->now += 100 * ST_NS_PER_MS;
+    sim_update(f, &ag[0]);
+    assert_int_equal(ag[0].acked, 3);
+    assert_true(ag[0].done);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
+    /* Every reply now says done. */
+    ag[1].state = STAMPEDE__AGENT_STATE__AGENT_DRAINING;
+    sim_update(f, &ag[1]);
+    assert_true(ag[1].done);
+    /* Every second was handed out, the drain's second 2 too. */
+    assert_true(f->got[0] && f->got[1] && f->got[2]);
+    assert_stats_equal(&f->secs[2], &tail);
+
+    cJSON *j = st_coord_summary(f->c);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "run_id")),
+                        RUN_ID);
+    assert_true(num(j, "start_skew_ms") == 1.5);
+    assert_true(num(j, "duration_s") == 2);
+    const cJSON *agents = cJSON_GetObjectItemCaseSensitive(j, "agents");
+    assert_int_equal(cJSON_GetArraySize(agents), 2);
+    double sum_requests = 0, sum_share = 0;
+    for (int i = 0; i < 2; i++) {
+        const cJSON *o = agent_json(j, ag[i].id);
+        st_counts c = {0};
+        st_counts_add(&c, &s[i][0].c);
+        st_counts_add(&c, &s[i][1].c);
+        if (i == 0) {
+            st_counts_add(&c, &tail.c);
+        }
+        assert_true(num(o, "requests") == (double)st_counts_done(&c));
+        assert_true(num(o, "ok") == (double)c.ok);
+        assert_true(num(o, "failed") == (double)st_counts_failed(&c));
+        assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lost")));
+        sum_requests += num(o, "requests");
+        sum_share += num(o, "share_rps");
+    }
+    assert_true(num(agent_json(j, ag[0].id), "share_rps") >
+                num(agent_json(j, ag[1].id), "share_rps"));
+    assert_true(sum_share > 10 - 1e-9 && sum_share < 10 + 1e-9);
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "requests");
+    assert_true(num(req, "total") == sum_requests);
+    assert_true(num(req, "total") == (double)st_counts_done(&st_coord_total(f->c)->c));
+    assert_true(num(j, "late_records") == 0);
+    assert_true(num(j, "duplicate_records") == 0);
+    assert_true(num(j, "malformed_messages") == 0);
+    cJSON_Delete(j);
+    st_stats_fini(&tail);
+    for (int i = 0; i < 2; i++) {
+        st_stats_fini(&s[i][0]);
+        st_stats_fini(&s[i][1]);
+    }
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_missing_last_records_end_by_deadline(void **state)
+{
+    (void)state;
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
+    f->cfg.end_timeout_ns = 3 * ST_NS_PER_S;
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
+    sim_finish(&ag[0]);
+    /* Agent 2 keeps saying it is draining, never done. */
+    ag[1].state = STAMPEDE__AGENT_STATE__AGENT_DRAINING;
+    uint64_t deadline = t0 + 2 * ST_NS_PER_S + 5 * ST_NS_PER_S + f->cfg.end_timeout_ns;
+    fx_advance(f, ag, 2, deadline - 1, 500 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
+    fx_advance(f, ag, 2, deadline, 1);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+/* ---- stop and rate changes ----------------------------------------------------------------- */
+
+static void test_coord_stop_before_start_fails_with_code_5(void **state)
+{
+    (void)state;
+    for (int preparing = 0; preparing < 2; preparing++) {
+        fx *f = fx_new(PLAN_10RPS, 2);
+        fx_open(f);
+        sim ag[2];
+        sim_init(&ag[0], 1, 1);
+        sim_init(&ag[1], 2, 1);
+        sim_register(f, &ag[0]);
+        if (preparing) {
+            sim_register(f, &ag[1]);
+            st_coord_tick(f->c);
+            fx_round(f, ag, 2);
+            assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+        }
+        st_coord_stop(f->c);
+        assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
+        assert_int_equal(st_coord_failure_code(f->c), 5);
+        assert_non_null(strstr(st_coord_failure(f->c), "stopped before the start"));
+        f->now += ST_NS_PER_MS;
+        st_coord_tick(f->c);
+        sim_update(f, &ag[0]);
+        assert_true(ag[0].done);
+        assert_int_equal(ag[0].n_starts, 0);
+        /* A second stop changes nothing. */
+        st_coord_stop(f->c);
+        assert_int_equal(st_coord_failure_code(f->c), 5);
+        assert_int_equal(f->n_handed, 0);
+        sim_fini(&ag[0]);
+        sim_fini(&ag[1]);
+        fx_free(f);
+    }
+}
+
+static void test_coord_stop_during_run(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    f->cfg.accept_late_joiners = true;
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    fx_advance(f, ag, 2, t0 + 3 * ST_NS_PER_S + 500 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    assert_false(ag[0].stopped);
+    st_coord_stop(f->c);
+    assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
+    f->now += 10 * ST_NS_PER_MS;
+    fx_round(f, ag, 2);
+    assert_true(ag[0].stopped && ag[1].stopped);
+    assert_int_equal(ag[0].state, STAMPEDE__AGENT_STATE__AGENT_DRAINING);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
+    assert_true(st_coord_duration_s(f->c) > 3.5 - 1e-9 && st_coord_duration_s(f->c) < 3.5 + 1e-9);
+    assert_true(st_coord_target_requests(f->c) > 35 - 1e-6 &&
+                st_coord_target_requests(f->c) < 35 + 1e-6);
+    /* A stopped run takes no late joiner either. */
+    sim late;
+    sim_init(&late, 9, 1);
+    Stampede__Envelope *e = sim_register_token(f, &late, TOKEN);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    stampede__envelope__free_unpacked(e, NULL);
+    sim_fini(&late);
+    sim_finish(&ag[0]);
+    sim_finish(&ag[1]);
+    f->now += 10 * ST_NS_PER_MS;
+    fx_round(f, ag, 2);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+static void test_coord_change_rate_replans(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    /* Not running yet. */
+    assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    uint32_t epoch0 = ag[0].epoch;
+    fx_advance(f, ag, 2, t0 + 4 * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_change_rate(f->c, -1), ST_EINVAL);
+    assert_int_equal(st_coord_change_rate(f->c, 2e9), ST_EINVAL);
+    assert_int_equal(st_coord_change_rate(f->c, NAN), ST_EINVAL);
+    assert_int_equal(ag[0].n_assignments, 0);
+
+    uint64_t lead = (uint64_t)f->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    double at_s = (double)(f->now + lead - t0) / 1e9; /* 4.85 s */
+    assert_int_equal(st_coord_change_rate(f->c, 30), 0);
+    f->now += 10 * ST_NS_PER_MS;
+    fx_round(f, ag, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ag[i].n_assignments, 1);
+        assert_true(ag[i].asg_epoch > epoch0);
+        /* N(t) is unchanged before the change: 10 rps up to 4.85 s, then 30 rps to the end. */
+        assert_int_equal(ag[i].from_q, 49);
+        assert_int_equal(ag[i].n_stages, 2);
+        assert_true(ag[i].stages[0].from_rps == 10 && ag[i].stages[0].to_rps == 10);
+        assert_true(ag[i].stages[0].duration_s > at_s - 1e-9 &&
+                    ag[i].stages[0].duration_s < at_s + 1e-9);
+        assert_true(ag[i].stages[1].from_rps == 30 && ag[i].stages[1].to_rps == 30);
+        assert_true(ag[i].stages[1].duration_s > 20 - at_s - 1e-9 &&
+                    ag[i].stages[1].duration_s < 20 - at_s + 1e-9);
+    }
+    sim *p[2] = {&ag[0], &ag[1]};
+    const uint32_t w[2] = {1, 1};
+    assert_residues_cover(p, 2, w);
+    /* The target follows: 48.5 + 30 * 15.15. */
+    double want = 48.5 + 30 * (20 - 4.85);
+    assert_true(st_coord_target_requests(f->c) > want - 1e-6 &&
+                st_coord_target_requests(f->c) < want + 1e-6);
+    /* Seconds after the change ask for the new rate. */
+    fx_advance(f, ag, 2, t0 + 9 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    assert_true(f->got[6]);
+    assert_true(f->sec_target[2] > 10 - 1e-9 && f->sec_target[2] < 10 + 1e-9);
+    assert_true(f->sec_target[4] > 13 - 1e-9 && f->sec_target[4] < 13 + 1e-9);
+    assert_true(f->sec_target[6] > 30 - 1e-9 && f->sec_target[6] < 30 + 1e-9);
+    /* Too close to the end. */
+    fx_advance(f, ag, 2, t0 + 19 * ST_NS_PER_S + 300 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+
+    /* A closed-loop run has no rate to change. */
+    f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 0, \"duration\": 20}", 1);
+    fx_open(f);
+    sim_init(&ag[0], 1, 1);
+    t0 = fx_start_run(f, ag, 1);
+    f->now = t0 + ST_NS_PER_S;
+    assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
+    sim_fini(&ag[0]);
+    fx_free(f);
+}
+
+static void test_coord_change_rate_during_start_lead(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    f->cfg.start_lead_ns = 3 * ST_NS_PER_S; /* longer than the re-plan lead */
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    uint64_t t0 = fx_start_run(f, &a, 1);
+    assert_true(f->now < t0);
+    uint32_t epoch0 = a.epoch;
+    /* Running, the start still ahead: the new rate applies from the start. */
+    assert_int_equal(st_coord_change_rate(f->c, 40), 0);
+    f->now += 10 * ST_NS_PER_MS;
+    sim_update(f, &a);
+    assert_int_equal(a.n_assignments, 1);
+    assert_true(a.epoch > epoch0);
+    assert_int_equal(a.from_q, 0);
+    assert_int_equal(a.n_stages, 1);
+    assert_true(a.stages[0].from_rps == 40 && a.stages[0].duration_s == 20);
+    assert_true(st_coord_target_requests(f->c) > 800 - 1e-6 &&
+                st_coord_target_requests(f->c) < 800 + 1e-6);
+    sim_fini(&a);
+    fx_free(f);
+}
+
+/* ---- bad input ----------------------------------------------------------------------------- */
+
+static void expect_eproto(fx *f, const uint8_t *bytes, size_t len, uint64_t malformed)
+{
+    uint8_t *rep = (uint8_t *)f;
+    size_t rep_len = 0;
+    assert_int_equal(st_coord_handle(f->c, bytes, len, &rep, &rep_len), ST_EPROTO);
+    assert_null(rep);
+    assert_int_equal(st_coord_malformed(f->c), malformed);
+}
+
+static void test_coord_malformed_bytes_counted(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    const uint8_t garbage[] = {0x0f, 0xff, 0x12, 0x40};
+    expect_eproto(f, garbage, sizeof(garbage), 1);
+    expect_eproto(f, (const uint8_t *)"", 0, 2);
+
+    uint8_t *buf;
+    size_t len;
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    env.version = ST_PROTOCOL_VERSION;
+    env.run_id = RUN_ID;
+    assert_int_equal(st_wire_pack(&env, &buf, &len), 0); /* no body */
+    expect_eproto(f, buf, len, 3);
+    free(buf);
+
+    Stampede__ClockPing ping = STAMPEDE__CLOCK_PING__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
+    env.clock_ping = &ping;
+    env.version = ST_PROTOCOL_VERSION + 1;
+    assert_int_equal(st_wire_pack(&env, &buf, &len), 0);
+    expect_eproto(f, buf, len, 4);
+    free(buf);
+
+    /* A message only the coordinator sends. */
+    Stampede__ClockPong pong = STAMPEDE__CLOCK_PONG__INIT;
+    env.version = ST_PROTOCOL_VERSION;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
+    env.clock_pong = &pong;
+    assert_int_equal(st_wire_pack(&env, &buf, &len), 0);
+    expect_eproto(f, buf, len, 5);
+    free(buf);
+
+    cJSON *j = st_coord_summary(f->c);
+    assert_true(num(j, "malformed_messages") == 5);
+    cJSON_Delete(j);
+    fx_free(f);
+}
+
+static void test_coord_update_refusals(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim a;
+    sim_init(&a, 1, 1);
+    sim_register(f, &a);
+    st_coord_tick(f->c);
+    /* Another run: refused, counted, and not acted on (no Prepare, state unchanged). */
+    a.state = STAMPEDE__AGENT_STATE__AGENT_READY;
+    a.epoch = 1;
+    Stampede__Envelope *e = sim_exchange(f, &a, NULL, 0, "run-other");
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    assert_non_null(strstr(e->refused->reason, "run"));
+    stampede__envelope__free_unpacked(e, NULL);
+    e = sim_exchange(f, &a, NULL, 0, "");
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(st_coord_malformed(f->c), 2);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
+
+    /* An unknown agent id, or a known id with another instance: register again. */
+    sim ghost = a;
+    ghost.id = 7;
+    e = sim_exchange(f, &ghost, NULL, 0, NULL);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    assert_true(e->refused->reregister);
+    stampede__envelope__free_unpacked(e, NULL);
+    ghost.id = 0;
+    e = sim_exchange(f, &ghost, NULL, 0, NULL);
+    assert_true(e->refused->reregister);
+    stampede__envelope__free_unpacked(e, NULL);
+    ghost = a;
+    ghost.instance = 999;
+    e = sim_exchange(f, &ghost, NULL, 0, NULL);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    assert_true(e->refused->reregister);
+    stampede__envelope__free_unpacked(e, NULL);
+    sim_fini(&a);
+    fx_free(f);
+}
+
+int main(void)
+{
+    st_log_init("test_coord", ST_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_coord_new_refuses_bad_config),
+        cmocka_unit_test(test_coord_register_wrong_token_refused),
+        cmocka_unit_test(test_coord_register_idempotent),
+        cmocka_unit_test(test_coord_register_after_start_refused),
+        cmocka_unit_test(test_coord_clock_ping_answered),
+        cmocka_unit_test(test_coord_no_start_before_all_ready),
+        cmocka_unit_test(test_coord_prepare_deadline_fails),
+        cmocka_unit_test(test_coord_register_deadline_fails_with_code_3),
+        cmocka_unit_test(test_coord_agent_failing_to_prepare_fails_run),
+        cmocka_unit_test(test_coord_silent_before_start_fails_run),
+        cmocka_unit_test(test_coord_split_residues_follow_weights),
+        cmocka_unit_test(test_coord_split_five_rps_over_eight_agents),
+        cmocka_unit_test(test_coord_replan_after_loss),
+        cmocka_unit_test(test_coord_replan_lead_follows_heartbeat),
+        cmocka_unit_test(test_coord_exited_agent_lost_at_once),
+        cmocka_unit_test(test_coord_failed_agent_while_running_is_lost),
+        cmocka_unit_test(test_coord_every_agent_lost_ends_run),
+        cmocka_unit_test(test_coord_late_joiner_gets_share),
+        cmocka_unit_test(test_coord_records_merged_exactly),
+        cmocka_unit_test(test_coord_duplicate_record_counted_once),
+        cmocka_unit_test(test_coord_record_gap_not_acknowledged),
+        cmocka_unit_test(test_coord_malformed_record_dropped),
+        cmocka_unit_test(test_coord_record_far_beyond_the_run_dropped),
+        cmocka_unit_test(test_coord_second_final_when_all_reported),
+        cmocka_unit_test(test_coord_second_final_after_grace),
+        cmocka_unit_test(test_coord_done_after_every_last_record),
+        cmocka_unit_test(test_coord_missing_last_records_end_by_deadline),
+        cmocka_unit_test(test_coord_stop_before_start_fails_with_code_5),
+        cmocka_unit_test(test_coord_stop_during_run),
+        cmocka_unit_test(test_coord_change_rate_replans),
+        cmocka_unit_test(test_coord_change_rate_during_start_lead),
+        cmocka_unit_test(test_coord_malformed_bytes_counted),
+        cmocka_unit_test(test_coord_update_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,759 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "hist.h"
+#include "plan.h"
+#include "stats.h"
+#include "wire.h"
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A second of measurements with n responses of every HTTP class and a few failures. */
+static void fill_stats(st_stats *s, uint64_t seed, int n)
+{
+    for (int i = 0; i < n; i++) {
+        unsigned bits = (unsigned)(xorshift(&seed) % 24);
+        uint64_t v = (xorshift(&seed) & ((1ULL << bits) - 1)) | (1ULL << bits);
+        st_hist_record(s->lat, v + 50);
+        st_hist_record(s->lat_raw, v);
+        switch (i % 4) {
+        case 0:
+            s->c.http_4xx++;
+            break;
+        case 1:
+            s->c.http_5xx++;
+            break;
+        default:
+            s->c.ok++;
+            break;
+        }
+    }
+    s->c.sent = (uint64_t)n + 3;
+    s->c.err_connect = 1;
+    s->c.err_timeout = 2;
+    s->c.bytes_in = 1000 * (uint64_t)n;
+    s->c.bytes_out = 300 * (uint64_t)n;
+    s->c.late = 4;
+    s->c.dropped = 5;
+    s->c.inflight = 6;
+}
+
+typedef struct bucket_list {
+    uint32_t idx[4096];
+    uint64_t cnt[4096];
+    size_t n;
+} bucket_list;
+
+static int collect(void *ctx, uint32_t index, uint64_t count)
+{
+    bucket_list *b = ctx;
+    if (b->n == 4096) {
+        return 1;
+    }
+    b->idx[b->n] = index;
+    b->cnt[b->n] = count;
+    b->n++;
+    return 0;
+}
+
+static void assert_hist_equal(const st_hist *x, const st_hist *y)
+{
+    assert_int_equal(st_hist_count(x), st_hist_count(y));
+    assert_int_equal(st_hist_min(x), st_hist_min(y));
+    assert_int_equal(st_hist_max(x), st_hist_max(y));
+    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
+    bucket_list *bx = calloc(1, sizeof(*bx)), *by = calloc(1, sizeof(*by));
+    assert_non_null(bx);
+    assert_non_null(by);
+    assert_int_equal(st_hist_foreach(x, collect, bx), 0);
+    assert_int_equal(st_hist_foreach(y, collect, by), 0);
+    assert_int_equal(bx->n, by->n);
+    for (size_t i = 0; i < bx->n; i++) {
+        assert_int_equal(bx->idx[i], by->idx[i]);
+        assert_int_equal(bx->cnt[i], by->cnt[i]);
+    }
+    free(bx);
+    free(by);
+}
+
+static void assert_stats_equal(const st_stats *x, const st_stats *y)
+{
+    assert_memory_equal(&x->c, &y->c, sizeof(x->c));
+    assert_hist_equal(x->lat, y->lat);
+    assert_hist_equal(x->lat_raw, y->lat_raw);
+}
+
+/* A small valid record: 2 ok at 100 us, 1 ok at 300 us, one 5xx at 5000 us (corrected) and
+ * 90 / 290 / 4900 us (uncorrected), one connect error. */
+static Stampede__SecondRecord *small_record(st_arena *a, st_stats *s)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    st_hist_record_n(s->lat, 100, 2);
+    st_hist_record(s->lat, 300);
+    st_hist_record(s->lat, 5000);
+    st_hist_record_n(s->lat_raw, 90, 2);
+    st_hist_record(s->lat_raw, 290);
+    st_hist_record(s->lat_raw, 4900);
+    s->c.sent = 5;
+    s->c.ok = 3;
+    s->c.http_5xx = 1;
+    s->c.err_connect = 1;
+    s->second = 7;
+    Stampede__SecondRecord *r = NULL;
+    assert_int_equal(st_wire_record_build(a, s, 11, &r), 0);
+    assert_int_equal(st_wire_record_check(r), 0);
+    return r;
+}
+
+/* The record must be refused, and merging it must leave a stats untouched. */
+static void expect_refused(const Stampede__SecondRecord *r)
+{
+    assert_int_equal(st_wire_record_check(r), ST_EINVAL);
+    st_stats dst, before;
+    assert_int_equal(st_stats_init(&dst), 0);
+    assert_int_equal(st_stats_init(&before), 0);
+    fill_stats(&dst, 5, 40);
+    st_stats_merge(&before, &dst);
+    assert_int_equal(st_wire_record_merge(r, &dst), ST_EINVAL);
+    assert_stats_equal(&dst, &before);
+    st_stats_fini(&dst);
+    st_stats_fini(&before);
+}
+
+/* ---- records ------------------------------------------------------------------------------- */
+
+static void test_wire_record_round_trip_equals_source(void **state)
+{
+    (void)state;
+    st_stats src;
+    assert_int_equal(st_stats_init(&src), 0);
+    fill_stats(&src, 12345, 3000);
+    src.second = 42;
+
+    st_arena a = {0};
+    Stampede__SecondRecord *r = NULL;
+    assert_int_equal(st_wire_record_build(&a, &src, 9, &r), 0);
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__AgentUpdate up = STAMPEDE__AGENT_UPDATE__INIT;
+    env.version = ST_PROTOCOL_VERSION;
+    env.run_id = "run-a";
+    env.body_case = STAMPEDE__ENVELOPE__BODY_UPDATE;
+    env.update = &up;
+    up.records = &r;
+    up.n_records = 1;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(st_wire_pack(&env, &buf, &len), 0);
+    st_arena_fini(&a);
+
+    int err = 1;
+    Stampede__Envelope *e = st_wire_unpack(buf, len, "run-a", &err);
+    free(buf);
+    assert_non_null(e);
+    assert_int_equal(err, 0);
+    assert_int_equal(e->update->n_records, 1);
+    const Stampede__SecondRecord *got = e->update->records[0];
+    assert_int_equal(got->seq, 9);
+    assert_int_equal(got->second, 42);
+
+    /* Into an empty stats: the source again. */
+    st_stats dst;
+    assert_int_equal(st_stats_init(&dst), 0);
+    dst.second = 3;
+    assert_int_equal(st_wire_record_merge(got, &dst), 0);
+    assert_stats_equal(&dst, &src);
+    assert_int_equal(dst.second, 3);
+
+    /* Into a stats that holds something already: the same as merging the source. */
+    st_stats other, want;
+    assert_int_equal(st_stats_init(&other), 0);
+    assert_int_equal(st_stats_init(&want), 0);
+    fill_stats(&other, 777, 500);
+    st_stats_merge(&want, &other);
+    st_stats_merge(&want, &src);
+    assert_int_equal(st_wire_record_merge(got, &other), 0);
+    assert_stats_equal(&other, &want);
+
+    stampede__envelope__free_unpacked(e, NULL);
+    st_stats_fini(&src);
+    st_stats_fini(&dst);
+    st_stats_fini(&other);
+    st_stats_fini(&want);
+}
+
+static void test_wire_record_empty_round_trip(void **state)
+{
+    (void)state;
+    st_stats src, dst;
+    assert_int_equal(st_stats_init(&src), 0);
+    assert_int_equal(st_stats_init(&dst), 0);
+    src.c.sent = 2;
+    src.c.dropped = 2;
+    st_arena a = {0};
+    Stampede__SecondRecord *r = NULL;
+    assert_int_equal(st_wire_record_build(&a, &src, 1, &r), 0);
+    assert_int_equal(r->latency->n_count, 0);
+    assert_int_equal(st_wire_record_merge(r, &dst), 0);
+    assert_stats_equal(&dst, &src);
+    st_arena_fini(&a);
+    st_stats_fini(&src);
+    st_stats_fini(&dst);
+}
+
+static void test_wire_record_check_refuses_zero_gap(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    Stampede__Histogram *h = r->latency;
+    assert_int_equal(h->n_count, 3); /* 100, 300, 5000 */
+    /* The second bucket said again: keep the extremes inside the buckets left, so that the zero
+     * gap is the only thing wrong. */
+    h->index_gap[2] = 0;
+    h->max_us = 300;
+    expect_refused(r);
+    /* A zero first gap is index 0, which is fine. */
+    st_stats z;
+    assert_int_equal(st_stats_init(&z), 0);
+    st_hist_record(z.lat, 0);
+    st_hist_record(z.lat_raw, 0);
+    z.c.ok = 1;
+    Stampede__SecondRecord *r0 = NULL;
+    assert_int_equal(st_wire_record_build(&a, &z, 1, &r0), 0);
+    assert_int_equal(r0->latency->index_gap[0], 0);
+    assert_int_equal(st_wire_record_check(r0), 0);
+    st_stats_fini(&z);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+static void test_wire_record_check_refuses_index_past_last_bucket(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    Stampede__Histogram *h = r->latency_uncorrected;
+    uint32_t first = h->index_gap[0];
+    h->index_gap[2] = st_hist_bucket_count() - first - h->index_gap[1];
+    expect_refused(r);
+    h->index_gap[2] = UINT32_MAX;
+    expect_refused(r);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+static void test_wire_record_check_refuses_length_mismatch(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    /* Fewer index gaps than counts. */
+    r->latency->n_index_gap--;
+    expect_refused(r);
+    r->latency->n_index_gap++;
+    /* Fewer counts than index gaps: the last bucket (the 5xx at 5000 / 4900 us) dropped from
+     * both histograms' counts, with the counts and extremes to match. */
+    r->latency->n_count--;
+    r->latency_uncorrected->n_count--;
+    r->counts->http_5xx = 0;
+    r->latency->max_us = 300;
+    r->latency_uncorrected->max_us = 290;
+    expect_refused(r);
+    r->latency->n_index_gap--;
+    r->latency_uncorrected->n_index_gap--;
+    assert_int_equal(st_wire_record_check(r), 0);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+static void test_wire_record_check_refuses_extremes_outside_buckets(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    Stampede__Histogram *h = r->latency;
+    h->min_us = 99; /* below the first occupied bucket (exact below 2048) */
+    expect_refused(r);
+    h->min_us = 100;
+    h->max_us = 1ULL << 20; /* above the last */
+    expect_refused(r);
+    h->max_us = 4000; /* between occupied buckets, not in the last */
+    expect_refused(r);
+    h->max_us = 5000;
+    h->min_us = 6000; /* min above max */
+    expect_refused(r);
+    h->min_us = 100;
+    assert_int_equal(st_wire_record_check(r), 0);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+static void test_wire_record_check_refuses_totals_not_matching_counts(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    /* More HTTP responses than latency samples, even with any number of other failures. */
+    r->counts->ok++;
+    expect_refused(r);
+    r->counts->err_other = UINT64_MAX;
+    expect_refused(r);
+    r->counts->err_other = 0;
+    /* Fewer HTTP responses than samples, with no other failure to account for the rest. */
+    r->counts->ok -= 2;
+    expect_refused(r);
+    /* ... which an "other" failure (a 1xx answer) may. */
+    r->counts->err_other = 1;
+    assert_int_equal(st_wire_record_check(r), 0);
+    r->counts->err_other = 0;
+    r->counts->ok++;
+    /* The two histograms disagree on how many samples there are. */
+    r->latency_uncorrected->count[0]++;
+    expect_refused(r);
+    r->latency_uncorrected->count[0]--;
+    /* A zero count in a sparse histogram. */
+    r->latency->count[1] = 0;
+    r->counts->ok--;
+    r->latency_uncorrected->count[1] = 0;
+    expect_refused(r);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+static void test_wire_record_check_refuses_counts_that_wrap(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    /* ok + 5xx adds up past 2^64 and wraps to the 4 samples there are. */
+    r->counts->ok = UINT64_MAX;
+    r->counts->http_5xx = 5;
+    expect_refused(r);
+    /* Sample counts that wrap to the 4 responses the counts give. */
+    r->counts->ok = 3;
+    r->counts->http_5xx = 1;
+    for (int i = 0; i < 2; i++) {
+        Stampede__Histogram *h = i ? r->latency_uncorrected : r->latency;
+        h->count[0] = 3; /* 3 + 2^63 + 2^63 + 1 wraps to 4 */
+        h->count[1] = 1ULL << 63;
+        h->count[2] = (1ULL << 63) + 1;
+    }
+    expect_refused(r);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+static void test_wire_record_check_refuses_missing_parts(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    st_stats s;
+    Stampede__SecondRecord *r = small_record(&a, &s);
+    assert_int_equal(st_wire_record_check(NULL), ST_EINVAL);
+    Stampede__Counts *k = r->counts;
+    r->counts = NULL;
+    expect_refused(r);
+    r->counts = k;
+    Stampede__Histogram *h = r->latency;
+    r->latency = NULL;
+    expect_refused(r);
+    r->latency = h;
+    h = r->latency_uncorrected;
+    r->latency_uncorrected = NULL;
+    expect_refused(r);
+    r->latency_uncorrected = h;
+    assert_int_equal(st_wire_record_check(r), 0);
+    st_stats_fini(&s);
+    st_arena_fini(&a);
+}
+
+/* ---- plans --------------------------------------------------------------------------------- */
+
+static const char binary_body[] = {'a', 0, 'b', 0, 0, '\xff', 'c'};
+
+/* An open-loop plan with two requests (headers; a binary body), weights and settings. */
+static void make_plan(st_plan *p)
+{
+    char err[256] = "";
+    st_plan_init(p);
+    const char *json =
+        "{\"requests\": ["
+        "{\"name\": \"home\", \"url\": \"http://target.test:8080/a?x=1\", \"weight\": 3,"
+        " \"headers\": {\"Accept\": \"text/plain\", \"X-Trace\": \"on\"}},"
+        "{\"url\": \"https://target.test/b\", \"method\": \"PUT\", \"body\": \"x\", \"weight\": 2,"
+        " \"headers\": {\"Content-Type\": \"application/octet-stream\"}}],"
+        "\"stages\": [{\"duration\": 5, \"target\": 50}, {\"duration\": 10, \"rate\": 50}],"
+        "\"connections\": 12, \"threads\": 3, \"timeout_ms\": 2500, \"late_ms\": 7,"
+        " \"insecure\": true}";
+    assert_int_equal(st_plan_parse(p, json, strlen(json), "plan.json", err, sizeof(err)), 0);
+    free(p->requests[1].body);
+    p->requests[1].body = malloc(sizeof(binary_body));
+    assert_non_null(p->requests[1].body);
+    memcpy(p->requests[1].body, binary_body, sizeof(binary_body));
+    p->requests[1].body_len = sizeof(binary_body);
+    assert_int_equal(st_plan_finish(p, 4, err, sizeof(err)), 0);
+}
+
+/* The spec and the assignment of p, through the bytes of a Prepare. */
+static Stampede__Envelope *prepare_round_trip(const st_plan *p, const char *engine)
+{
+    st_arena a = {0};
+    Stampede__PlanSpec *spec = NULL;
+    assert_int_equal(st_wire_plan_build(&a, p, engine, &spec), 0);
+    Stampede__Assignment asg = STAMPEDE__ASSIGNMENT__INIT;
+    if (!p->closed_loop) {
+        assert_int_equal(st_wire_stages_build(&a, &p->profile, &asg.stages, &asg.n_stages), 0);
+    }
+    Stampede__Prepare prep = STAMPEDE__PREPARE__INIT;
+    prep.plan = spec;
+    prep.assignment = &asg;
+    Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
+    rep.prepare = &prep;
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    env.version = ST_PROTOCOL_VERSION;
+    env.run_id = "r";
+    env.body_case = STAMPEDE__ENVELOPE__BODY_REPLY;
+    env.reply = &rep;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(st_wire_pack(&env, &buf, &len), 0);
+    st_arena_fini(&a);
+    int err;
+    Stampede__Envelope *e = st_wire_unpack(buf, len, "r", &err);
+    free(buf);
+    assert_non_null(e);
+    assert_non_null(e->reply->prepare);
+    return e;
+}
+
+static void test_wire_plan_round_trip(void **state)
+{
+    (void)state;
+    st_plan src, got;
+    make_plan(&src);
+    Stampede__Envelope *e = prepare_round_trip(&src, "fast");
+    const Stampede__Prepare *prep = e->reply->prepare;
+    assert_string_equal(prep->plan->engine, "fast");
+
+    char err[256] = "";
+    st_plan_init(&got);
+    assert_int_equal(st_wire_plan_load(prep->plan, prep->assignment, 9, &got, err, sizeof(err)), 0);
+    assert_true(got.finished);
+    assert_int_equal(got.n_requests, 2);
+    for (size_t i = 0; i < 2; i++) {
+        const st_request *x = &src.requests[i], *y = &got.requests[i];
+        assert_string_equal(y->name, x->name);
+        assert_string_equal(y->method, x->method);
+        assert_string_equal(y->url, x->url);
+        assert_int_equal(y->weight, x->weight);
+        assert_int_equal(y->n_headers, x->n_headers);
+        for (size_t h = 0; h < x->n_headers; h++) {
+            assert_string_equal(y->headers[h], x->headers[h]);
+        }
+    }
+    assert_int_equal(got.requests[0].n_headers, 2);
+    assert_null(got.requests[0].body);
+    assert_int_equal(got.requests[1].body_len, sizeof(binary_body));
+    assert_memory_equal(got.requests[1].body, binary_body, sizeof(binary_body));
+    assert_int_equal(got.connections, 12);
+    assert_int_equal(got.threads, 3);
+    assert_int_equal(got.timeout_ms, 2500);
+    assert_int_equal(got.late_ms, 7);
+    assert_int_equal(got.insecure, 1);
+    assert_int_equal(got.http2, 0);
+    assert_false(got.closed_loop);
+    assert_int_equal(got.profile.n_stages, src.profile.n_stages);
+    for (size_t i = 0; i < src.profile.n_stages; i++) {
+        assert_true(got.profile.stages[i].duration_s == src.profile.stages[i].duration_s);
+        assert_true(got.profile.stages[i].from_rps == src.profile.stages[i].from_rps);
+        assert_true(got.profile.stages[i].to_rps == src.profile.stages[i].to_rps);
+    }
+    assert_true(got.profile.total_n == src.profile.total_n);
+    /* The mix follows the weights on both sides. */
+    assert_int_equal(got.mix_len, src.mix_len);
+    assert_memory_equal(got.mix, src.mix, src.mix_len * sizeof(*src.mix));
+    st_plan_fini(&got);
+    stampede__envelope__free_unpacked(e, NULL);
+
+    /* Threads left to the agent: its default. */
+    src.threads = -1;
+    e = prepare_round_trip(&src, NULL);
+    assert_string_equal(e->reply->prepare->plan->engine, "auto");
+    assert_int_equal(e->reply->prepare->plan->threads, 0);
+    st_plan_init(&got);
+    assert_int_equal(st_wire_plan_load(e->reply->prepare->plan, e->reply->prepare->assignment, 9,
+                                       &got, err, sizeof(err)),
+                     0);
+    assert_int_equal(got.threads, 9);
+    st_plan_fini(&got);
+    stampede__envelope__free_unpacked(e, NULL);
+    st_plan_fini(&src);
+}
+
+static void test_wire_plan_round_trip_closed_loop(void **state)
+{
+    (void)state;
+    st_plan src, got;
+    char err[256] = "";
+    st_plan_init(&src);
+    const char *json = "{\"url\": \"http://h/\", \"rate\": 0, \"duration\": 2.5, \"threads\": 2}";
+    assert_int_equal(st_plan_parse(&src, json, strlen(json), "p", err, sizeof(err)), 0);
+    assert_int_equal(st_plan_finish(&src, 1, err, sizeof(err)), 0);
+    Stampede__Envelope *e = prepare_round_trip(&src, "curl");
+    assert_int_equal(e->reply->prepare->assignment->n_stages, 0);
+    st_plan_init(&got);
+    assert_int_equal(st_wire_plan_load(e->reply->prepare->plan, e->reply->prepare->assignment, 1,
+                                       &got, err, sizeof(err)),
+                     0);
+    assert_true(got.closed_loop);
+    assert_true(got.duration_s == 2.5);
+    assert_string_equal(got.requests[0].url, "http://h/");
+    st_plan_fini(&got);
+    /* A closed-loop plan needs no assignment at all. */
+    st_plan_init(&got);
+    assert_int_equal(st_wire_plan_load(e->reply->prepare->plan, NULL, 1, &got, err, sizeof(err)),
+                     0);
+    st_plan_fini(&got);
+    stampede__envelope__free_unpacked(e, NULL);
+    st_plan_fini(&src);
+}
+
+/* Loads spec into a fresh plan and expects ST_EINVAL with a message containing frag. */
+static void expect_plan_refused(const Stampede__PlanSpec *spec, const Stampede__Assignment *asg,
+                                const char *frag)
+{
+    st_plan p;
+    char err[256] = "";
+    st_plan_init(&p);
+    assert_int_equal(st_wire_plan_load(spec, asg, 2, &p, err, sizeof(err)), ST_EINVAL);
+    if (!strstr(err, frag)) {
+        fail_msg("message \"%s\" lacks \"%s\"", err, frag);
+    }
+    assert_false(p.finished);
+    st_plan_fini(&p);
+}
+
+static void test_wire_plan_load_refusals(void **state)
+{
+    (void)state;
+    st_plan src;
+    make_plan(&src);
+    Stampede__Envelope *e = prepare_round_trip(&src, "auto");
+    Stampede__PlanSpec *spec = e->reply->prepare->plan;
+    Stampede__Assignment *asg = e->reply->prepare->assignment;
+
+    expect_plan_refused(NULL, asg, "requests expected");
+    size_t n = spec->n_requests;
+    spec->n_requests = 0;
+    expect_plan_refused(spec, asg, "requests expected");
+    spec->n_requests = n;
+
+    char *url = spec->requests[1]->url;
+    spec->requests[1]->url = "ftp://target.test/b";
+    expect_plan_refused(spec, asg, "request 1: URL");
+    spec->requests[1]->url = "not a url";
+    expect_plan_refused(spec, asg, "request 1: URL");
+    spec->requests[1]->url = url;
+
+    char *hdr = spec->requests[0]->headers[1];
+    spec->requests[0]->headers[1] = "X-Trace on";
+    expect_plan_refused(spec, asg, "header 1");
+    spec->requests[0]->headers[1] = "X-Trace: on\r\nHost: evil";
+    expect_plan_refused(spec, asg, "header 1");
+    spec->requests[0]->headers[1] = hdr;
+
+    uint32_t w = spec->requests[0]->weight;
+    spec->requests[0]->weight = 0;
+    expect_plan_refused(spec, asg, "request 0");
+    spec->requests[0]->weight = w;
+
+    uint32_t conns = spec->connections;
+    spec->connections = 0;
+    expect_plan_refused(spec, asg, "connections");
+    spec->connections = conns;
+
+    expect_plan_refused(spec, NULL, "no rate profile");
+    size_t stages = asg->n_stages;
+    asg->n_stages = 0;
+    expect_plan_refused(spec, asg, "no rate profile");
+    asg->n_stages = stages;
+
+    /* Everything restored: it loads. */
+    st_plan p;
+    char err[256];
+    st_plan_init(&p);
+    assert_int_equal(st_wire_plan_load(spec, asg, 2, &p, err, sizeof(err)), 0);
+    st_plan_fini(&p);
+    stampede__envelope__free_unpacked(e, NULL);
+    st_plan_fini(&src);
+}
+
+static void test_wire_profile_load_refusals(void **state)
+{
+    (void)state;
+    Stampede__Stage s0 = STAMPEDE__STAGE__INIT, s1 = STAMPEDE__STAGE__INIT;
+    s0.duration_s = 2;
+    s0.from_rps = 0;
+    s0.to_rps = 10;
+    s1.duration_s = 3;
+    s1.from_rps = 10;
+    s1.to_rps = 10;
+    Stampede__Stage *stages[] = {&s0, &s1};
+    st_profile p;
+    assert_int_equal(st_wire_profile_load(stages, 2, &p), 0);
+    assert_true(p.total_n == 10 + 30);
+    st_profile_fini(&p);
+    assert_int_equal(st_wire_profile_load(stages, 0, &p), ST_EINVAL);
+    Stampede__Stage *with_null[] = {&s0, NULL};
+    assert_int_equal(st_wire_profile_load(with_null, 2, &p), ST_EINVAL);
+    s1.duration_s = -1;
+    assert_int_equal(st_wire_profile_load(stages, 2, &p), ST_EINVAL);
+}
+
+/* ---- envelopes ----------------------------------------------------------------------------- */
+
+static uint8_t *pack_ping(uint32_t version, const char *run_id, bool with_body, size_t *len)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__ClockPing ping = STAMPEDE__CLOCK_PING__INIT;
+    env.version = version;
+    env.run_id = (char *)run_id;
+    if (with_body) {
+        ping.agent_ns = 77;
+        env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
+        env.clock_ping = &ping;
+    }
+    uint8_t *buf;
+    assert_int_equal(st_wire_pack(&env, &buf, len), 0);
+    return buf;
+}
+
+static void test_wire_unpack_refusals(void **state)
+{
+    (void)state;
+    int err = 0;
+    /* Garbage: a field with wire type 7, a truncated varint, a length past the end. */
+    const uint8_t bad1[] = {0x0f, 0x01};
+    const uint8_t bad2[] = {0x08, 0xff};
+    const uint8_t bad3[] = {0x12, 0x40, 'x'};
+    assert_null(st_wire_unpack(bad1, sizeof(bad1), NULL, &err));
+    assert_int_equal(err, ST_EPROTO);
+    err = 0;
+    assert_null(st_wire_unpack(bad2, sizeof(bad2), NULL, &err));
+    assert_int_equal(err, ST_EPROTO);
+    err = 0;
+    assert_null(st_wire_unpack(bad3, sizeof(bad3), NULL, &err));
+    assert_int_equal(err, ST_EPROTO);
+    /* Nothing at all: version 0, no body. */
+    err = 0;
+    assert_null(st_wire_unpack((const uint8_t *)"", 0, NULL, &err));
+    assert_int_equal(err, ST_EPROTO);
+
+    size_t len;
+    uint8_t *buf = pack_ping(ST_PROTOCOL_VERSION + 1, "run-1", true, &len);
+    err = 0;
+    assert_null(st_wire_unpack(buf, len, "run-1", &err));
+    assert_int_equal(err, ST_EPROTO);
+    free(buf);
+
+    buf = pack_ping(ST_PROTOCOL_VERSION, "run-1", false, &len);
+    err = 0;
+    assert_null(st_wire_unpack(buf, len, "run-1", &err));
+    assert_int_equal(err, ST_EPROTO);
+    free(buf);
+
+    buf = pack_ping(ST_PROTOCOL_VERSION, "run-2", true, &len);
+    err = 0;
+    assert_null(st_wire_unpack(buf, len, "run-1", &err));
+    assert_int_equal(err, ST_EINVAL);
+    /* Without an expected run, any run goes. */
+    Stampede__Envelope *e = st_wire_unpack(buf, len, NULL, &err);
+    assert_non_null(e);
+    assert_int_equal(err, 0);
+    stampede__envelope__free_unpacked(e, NULL);
+    e = st_wire_unpack(buf, len, "", &err);
+    assert_non_null(e);
+    stampede__envelope__free_unpacked(e, NULL);
+    free(buf);
+
+    /* The right run, and an empty one (a pong before the agent knows its run), pass. */
+    buf = pack_ping(ST_PROTOCOL_VERSION, "run-1", true, &len);
+    e = st_wire_unpack(buf, len, "run-1", &err);
+    assert_non_null(e);
+    assert_int_equal(err, 0);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_CLOCK_PING);
+    assert_int_equal(e->clock_ping->agent_ns, 77);
+    stampede__envelope__free_unpacked(e, NULL);
+    free(buf);
+    buf = pack_ping(ST_PROTOCOL_VERSION, "", true, &len);
+    e = st_wire_unpack(buf, len, "run-1", &err);
+    assert_non_null(e);
+    stampede__envelope__free_unpacked(e, NULL);
+    free(buf);
+}
+
+static void test_wire_arena_strings_and_alignment(void **state)
+{
+    (void)state;
+    st_arena a = {0};
+    char *s = st_arena_strdup(&a, "hello");
+    assert_string_equal(s, "hello");
+    for (int i = 0; i < 100; i++) {
+        uint64_t *p = st_arena_alloc(&a, 1 + (size_t)i * 37);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % _Alignof(max_align_t), 0);
+        assert_int_equal(*p, 0);
+        *p = UINT64_MAX;
+    }
+    /* Larger than a block. */
+    char *big = st_arena_alloc(&a, 100000);
+    assert_non_null(big);
+    big[99999] = 1;
+    assert_string_equal(s, "hello");
+    st_arena_fini(&a);
+    assert_null(a.head);
+    st_arena_fini(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wire_record_round_trip_equals_source),
+        cmocka_unit_test(test_wire_record_empty_round_trip),
+        cmocka_unit_test(test_wire_record_check_refuses_zero_gap),
+        cmocka_unit_test(test_wire_record_check_refuses_index_past_last_bucket),
+        cmocka_unit_test(test_wire_record_check_refuses_length_mismatch),
+        cmocka_unit_test(test_wire_record_check_refuses_extremes_outside_buckets),
+        cmocka_unit_test(test_wire_record_check_refuses_totals_not_matching_counts),
+        cmocka_unit_test(test_wire_record_check_refuses_counts_that_wrap),
+        cmocka_unit_test(test_wire_record_check_refuses_missing_parts),
+        cmocka_unit_test(test_wire_plan_round_trip),
+        cmocka_unit_test(test_wire_plan_round_trip_closed_loop),
+        cmocka_unit_test(test_wire_plan_load_refusals),
+        cmocka_unit_test(test_wire_profile_load_refusals),
+        cmocka_unit_test(test_wire_unpack_refusals),
+        cmocka_unit_test(test_wire_arena_strings_and_alignment),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
