@@ -304,8 +304,8 @@ def summarise(runs, keys):
 
 def cmd_report(a):
     records = [json.loads(line) for line in read(a.records).splitlines() if line.strip()]
-    out = sys.stdout
-    w = out.write
+    def w(text):
+        sys.stdout.write("\n".join(line.rstrip() for line in text.split("\n")))
     reps, dur = a.reps, a.duration
 
     w("\nstampede peers benchmark: nginx (1 worker, core %s) on 127.0.0.1, generators on core %s\n"
@@ -328,17 +328,32 @@ def cmd_report(a):
         s["ratio_to_wrk"] = ratio(s["rps_median"], wrk and wrk["rps_median"])
         s["cpu_ratio_to_wrk"] = ratio(s["requests_per_cpu_s_median"],
                                       wrk and wrk["requests_per_cpu_s_median"])
+        # Repetition k of every tool ran within the same minute: the median of the per-repetition
+        # ratios is less exposed to a slow minute than the ratio of the medians.
+        if wrk:
+            s["paired_ratio_to_wrk_reps"] = [ratio(x, y) for x, y in zip(s["rps_reps"], wrk["rps_reps"])]
+            s["paired_ratio_to_wrk_median"] = median(s["paired_ratio_to_wrk_reps"])
+            s["paired_cpu_ratio_to_wrk_reps"] = [
+                ratio(x, y) for x, y in zip(s["requests_per_cpu_s_reps"],
+                                            wrk["requests_per_cpu_s_reps"])]
+            s["paired_cpu_ratio_to_wrk_median"] = median(s["paired_cpu_ratio_to_wrk_reps"])
         peak_rows.append(s)
     w("Peak throughput: closed loop, 50 connections, one core\n")
-    w("  %-22s %10s %7s  %12s %7s  %8s %8s %7s\n" % (
-        "tool", "req/s", "vs wrk", "req/CPU-s", "vs wrk", "gen CPU", "nginx", "errors"))
+    w("  %-20s %9s %6s %6s  %9s %6s %6s  %7s %6s %6s\n" % (
+        "", "", "vs wrk", "", "", "vs wrk", "", "", "", ""))
+    w("  %-20s %9s %6s %6s  %9s %6s %6s  %7s %6s %6s\n" % (
+        "tool", "req/s", "median", "paired", "req/CPU-s", "median", "paired", "gen CPU", "nginx",
+        "errors"))
     for s in peak_rows:
-        w("  %-22s %10s %7s  %12s %7s  %8s %8s %7d\n" % (
+        w("  %-20s %9s %6s %6s  %9s %6s %6s  %7s %6s %6d\n" % (
             PEAK_LABEL[s["tool"]], fmt(s["rps_median"], ",.0f"), fmt(s["ratio_to_wrk"], ".2f"),
+            fmt(s.get("paired_ratio_to_wrk_median"), ".2f"),
             fmt(s["requests_per_cpu_s_median"], ",.0f"), fmt(s["cpu_ratio_to_wrk"], ".2f"),
+            fmt(s.get("paired_cpu_ratio_to_wrk_median"), ".2f"),
             pct(s["gen_cpu_util_median"]), pct(s["server_cpu_util_median"]), s["errors_total"]))
     w("  req/s: the tool's own figure. req/CPU-s: requests per CPU-second the generator used\n"
-      "  (user + system). gen CPU / nginx: share of one core each used during the run; when\n"
+      "  (user + system). vs wrk: ratio of the medians, and the median of the ratios taken\n"
+      "  repetition by repetition (paired). gen CPU / nginx: share of one core each used; when\n"
       "  neither is near 100%, other work on the machine took the rest. Start-up counts too:\n"
       "  Locust spends about a CPU-second importing itself, which weighs on short runs.\n")
     for s in peak_rows:
@@ -346,9 +361,14 @@ def cmd_report(a):
     fast = next((s for s in peak_rows if s["tool"] == "agent-fast"), None)
     curl = next((s for s in peak_rows if s["tool"] == "agent-curl"), None)
     if fast and curl:
-        w("  ratios to wrk, req/s: fast %s, curl %s; per CPU-second: fast %s, curl %s\n"
-          % (fmt(fast["ratio_to_wrk"], ".2f"), fmt(curl["ratio_to_wrk"], ".2f"),
-             fmt(fast["cpu_ratio_to_wrk"], ".2f"), fmt(curl["cpu_ratio_to_wrk"], ".2f")))
+        w("  ratios to wrk (of medians / paired), req/s: fast %s / %s, curl %s / %s;\n"
+          "  per CPU-second: fast %s / %s, curl %s / %s\n"
+          % (fmt(fast["ratio_to_wrk"], ".2f"), fmt(fast.get("paired_ratio_to_wrk_median"), ".2f"),
+             fmt(curl["ratio_to_wrk"], ".2f"), fmt(curl.get("paired_ratio_to_wrk_median"), ".2f"),
+             fmt(fast["cpu_ratio_to_wrk"], ".2f"),
+             fmt(fast.get("paired_cpu_ratio_to_wrk_median"), ".2f"),
+             fmt(curl["cpu_ratio_to_wrk"], ".2f"),
+             fmt(curl.get("paired_cpu_ratio_to_wrk_median"), ".2f")))
     w("\n")
 
     # Rate accuracy.
@@ -445,6 +465,10 @@ def cmd_report(a):
             "curl_vs_wrk_rps": curl and curl["ratio_to_wrk"],
             "fast_vs_wrk_per_cpu_s": fast and fast["cpu_ratio_to_wrk"],
             "curl_vs_wrk_per_cpu_s": curl and curl["cpu_ratio_to_wrk"],
+            "fast_vs_wrk_rps_paired": fast and fast.get("paired_ratio_to_wrk_median"),
+            "curl_vs_wrk_rps_paired": curl and curl.get("paired_ratio_to_wrk_median"),
+            "fast_vs_wrk_per_cpu_s_paired": fast and fast.get("paired_cpu_ratio_to_wrk_median"),
+            "curl_vs_wrk_per_cpu_s_paired": curl and curl.get("paired_cpu_ratio_to_wrk_median"),
         },
         "rate_accuracy": {
             "rows": rate_rows,
