@@ -60,9 +60,9 @@ server_cpu=${ST_BENCH_SERVER_CPU:-1}
 peak_conns=50
 lat_rate=5000
 lat_conns=20
-# Connections for each open-loop rate: several times rate x latency, so a slow moment does not
-# starve the schedule.
-rate_conns=(1000:10 5000:20 20000:50)
+# Connections for each open-loop rate: rate x latency with room to spare, so that a slow moment of
+# the server (nginx answering in 3 to 5 ms on a busy core) does not leave every connection busy.
+rate_conns=(1000:10 5000:20 20000:100)
 
 # ---- what it needs ----
 
@@ -175,6 +175,14 @@ done
 [ -n "$worker_pid" ] || fail "nginx is not serving on 127.0.0.1:$port: $(cat "$tmp/nginx/error.log" 2>/dev/null)"
 
 clk_tck=$(getconf CLK_TCK)
+# The two CPUs' lines of /proc/stat, to tell how much of each core went to other work and, on a
+# virtual machine, to the hypervisor (steal).
+cpu_lines() {
+    local line
+    while read -r line; do
+        case $line in "cpu$gen_cpu "* | "cpu$server_cpu "*) printf '%s;' "$line" ;; esac
+    done </proc/stat
+}
 server_ticks() {
     local f
     read -r -a f <"/proc/$worker_pid/stat" || fail "nginx's worker ($worker_pid) is gone"
@@ -188,13 +196,14 @@ server_ticks() {
 run() {
     local section=$1 tool=$2 rep=$3 parser=$4
     shift 4
-    local base="$tmp/runs/$section.$tool.$rep" rc=0 s0 s1 w0 w1
+    local base="$tmp/runs/$section.$tool.$rep" rc=0 s0 s1 w0 w1 c0 c1
     local shown="$*"
     shown=${shown//$bin_dir\//}
     shown=${shown//$tmp/TMP}
     printf '  %-8s rep %d/%d  %s\n' "$section" "$rep" "$reps" "$shown" >&2
     kill -0 "$nginx_pid" 2>/dev/null || fail "nginx stopped: $(tail -n5 "$tmp/nginx/error.log")"
     s0=$(server_ticks)
+    c0=$(cpu_lines)
     w0=$EPOCHREALTIME
     times >"$base.t0"
     taskset -c "$gen_cpu" "$@" >"$base.out" 2>"$base.err" &
@@ -203,6 +212,7 @@ run() {
     times >"$base.t1"
     w1=$EPOCHREALTIME
     cur_pid=
+    c1=$(cpu_lines)
     s1=$(server_ticks)
     if [ "$rc" -ne 0 ]; then
         fail "$tool ($section) exited with status $rc: $shown
@@ -212,6 +222,7 @@ $(tail -n 8 "$base.err"; tail -n 8 "$base.out")"
         --tool "$tool" --rep "$rep" --command "$shown" --out "$base.out" --err "$base.err" \
         --times-before "$base.t0" --times-after "$base.t1" --wall-before "$w0" --wall-after "$w1" \
         --server-ticks-before "$s0" --server-ticks-after "$s1" --clk-tck "$clk_tck" \
+        --cpu-stat-before "$c0" --cpu-stat-after "$c1" --gen-cpu "$gen_cpu" --server-cpu "$server_cpu" \
         >>"$tmp/records.jsonl" || fail "$tool ($section): its output could not be read (above)"
 }
 

@@ -165,6 +165,16 @@ def parse_times(path):
     return [int(m) * 60 + float(s) for m, s in fields]
 
 
+def cpu_stat(text):
+    """'cpu0 1 2 3 ...;cpu1 ...;' (lines of /proc/stat) -> {'cpu0': [1, 2, 3, ...], ...}."""
+    out = {}
+    for line in text.split(";"):
+        f = line.split()
+        if len(f) >= 9 and f[0].startswith("cpu"):
+            out[f[0]] = [int(x) for x in f[1:9]]
+    return out
+
+
 def read(path):
     try:
         with open(path, errors="replace") as f:
@@ -199,6 +209,21 @@ def cmd_record(a):
     rec["server_cpu_util"] = round(rec["server_cpu_s"] / wall, 3) if wall > 0 else None
     rec["requests_per_cpu_s"] = (round(rec["requests"] / rec["gen_cpu_s"])
                                  if rec["gen_cpu_s"] > 0 else None)
+    before, after = cpu_stat(a.cpu_stat_before), cpu_stat(a.cpu_stat_after)
+    for role, cpu, ours in (("gen", a.gen_cpu, rec["gen_cpu_s"]),
+                            ("server", a.server_cpu, rec["server_cpu_s"])):
+        key = "cpu%s" % cpu
+        if key not in before or key not in after:
+            continue
+        d = [y - x for x, y in zip(before[key], after[key])]
+        total = sum(d[:8])
+        if total <= 0:
+            continue
+        # user nice system idle iowait irq softirq steal: steal is time the hypervisor gave to
+        # someone else; "other" is the core's busy time that neither we nor nginx used.
+        busy = total - d[3] - d[4] - d[7]
+        rec[role + "_core_steal"] = round(d[7] / total, 3)
+        rec[role + "_core_other"] = round(max(0.0, busy / a.clk_tck - ours) / (total / a.clk_tck), 3)
     if rec["requests"] == 0:
         sys.stderr.write("peers: %s (%s): no request completed\n" % (a.tool, a.section))
         return 1
@@ -293,6 +318,24 @@ def by_tool(records, section):
     return groups
 
 
+# Where each core's time went during a run: what the generator (core 0) and nginx (core 1) used,
+# what the hypervisor gave to other guests (steal), and what other processes here used.
+CORE_KEYS = ["gen_cpu_util", "server_cpu_util", "gen_core_steal", "server_core_steal",
+             "gen_core_other", "server_core_other"]
+
+
+def pair_pct(a, b):
+    if a is None and b is None:
+        return "-"
+    return "%s/%s" % ("-" if a is None else "%.0f" % (100 * a), "-" if b is None else "%.0f" % (100 * b))
+
+
+def core_cols(s):
+    return (pair_pct(s.get("gen_cpu_util_median"), s.get("server_cpu_util_median")),
+            pair_pct(s.get("gen_core_steal_median"), s.get("server_core_steal_median")),
+            pair_pct(s.get("gen_core_other_median"), s.get("server_core_other_median")))
+
+
 def summarise(runs, keys):
     s = {"reps": len(runs), "command": runs[0]["command"]}
     for k in keys:
@@ -317,7 +360,7 @@ def cmd_report(a):
 
     # Peak throughput.
     peak = by_tool(records, "peak")
-    keys = ["rps", "requests_per_cpu_s", "gen_cpu_util", "server_cpu_util", "requests"]
+    keys = ["rps", "requests_per_cpu_s", "requests"] + CORE_KEYS
     peak_rows = []
     wrk = summarise(peak["wrk"], keys) if "wrk" in peak else None
     for tool in PEAK_ORDER:
@@ -339,23 +382,24 @@ def cmd_report(a):
             s["paired_cpu_ratio_to_wrk_median"] = median(s["paired_cpu_ratio_to_wrk_reps"])
         peak_rows.append(s)
     w("Peak throughput: closed loop, 50 connections, one core\n")
-    w("  %-20s %9s %6s %6s  %9s %6s %6s  %7s %6s %6s\n" % (
-        "", "", "vs wrk", "", "", "vs wrk", "", "", "", ""))
-    w("  %-20s %9s %6s %6s  %9s %6s %6s  %7s %6s %6s\n" % (
-        "tool", "req/s", "median", "paired", "req/CPU-s", "median", "paired", "gen CPU", "nginx",
+    w("  %-20s %8s %5s %6s  %9s %5s %6s  %-17s %6s\n" % (
+        "", "", "vs wrk", "", "", "vs wrk", "", " cores %, gen/nginx", ""))
+    w("  %-20s %8s %5s %6s  %9s %5s %6s  %5s %5s %5s %6s\n" % (
+        "tool", "req/s", "med", "paired", "req/CPU-s", "med", "paired", "used", "steal", "other",
         "errors"))
     for s in peak_rows:
-        w("  %-20s %9s %6s %6s  %9s %6s %6s  %7s %6s %6d\n" % (
+        w("  %-20s %8s %5s %6s  %9s %5s %6s  %5s %5s %5s %6d\n" % ((
             PEAK_LABEL[s["tool"]], fmt(s["rps_median"], ",.0f"), fmt(s["ratio_to_wrk"], ".2f"),
             fmt(s.get("paired_ratio_to_wrk_median"), ".2f"),
             fmt(s["requests_per_cpu_s_median"], ",.0f"), fmt(s["cpu_ratio_to_wrk"], ".2f"),
-            fmt(s.get("paired_cpu_ratio_to_wrk_median"), ".2f"),
-            pct(s["gen_cpu_util_median"]), pct(s["server_cpu_util_median"]), s["errors_total"]))
+            fmt(s.get("paired_cpu_ratio_to_wrk_median"), ".2f")) + core_cols(s) +
+            (s["errors_total"],)))
     w("  req/s: the tool's own figure. req/CPU-s: requests per CPU-second the generator used\n"
-      "  (user + system). vs wrk: ratio of the medians, and the median of the ratios taken\n"
-      "  repetition by repetition (paired). gen CPU / nginx: share of one core each used; when\n"
-      "  neither is near 100%, other work on the machine took the rest. Start-up counts too:\n"
-      "  Locust spends about a CPU-second importing itself, which weighs on short runs.\n")
+      "  (user + system; start-up included: Locust spends about a CPU-second importing itself).\n"
+      "  vs wrk: ratio of the medians (med), and the median of the ratios taken repetition by\n"
+      "  repetition (paired). cores: share of the generator's core / nginx's core that the\n"
+      "  generator / nginx used, that the hypervisor gave to other guests (steal), and that other\n"
+      "  processes here used (other). Much steal or other: the machine, not the tools, set req/s.\n")
     for s in peak_rows:
         w("    %-20s %s\n" % (PEAK_LABEL[s["tool"]] + ":", s["command"]))
     fast = next((s for s in peak_rows if s["tool"] == "agent-fast"), None)
@@ -376,8 +420,7 @@ def cmd_report(a):
     for r in sorted({r["section"] for r in records if r["section"].startswith("rate")},
                     key=lambda s: int(s[4:])):
         runs = [x for x in records if x["section"] == r]
-        s = summarise(runs, ["rps", "sent", "late", "dropped", "p50_ms", "p99_ms",
-                             "gen_cpu_util"])
+        s = summarise(runs, ["rps", "sent", "late", "dropped", "p50_ms", "p99_ms"] + CORE_KEYS)
         s["target_rps"] = int(r[4:])
         s["error_pct_reps"] = [
             round(100.0 * (x["rps"] - x["target_rps"]) / x["target_rps"], 3) if x["target_rps"]
@@ -387,18 +430,19 @@ def cmd_report(a):
         rate_rows.append(s)
     if rate_rows:
         w("Rate accuracy: stampede-agent, fast engine, open loop, %d s per run\n" % dur)
-        w("  %10s %6s %12s %8s %9s %6s %8s %8s %8s %7s\n" % (
+        w("  %6s %5s %9s %7s %7s %6s %7s %7s %8s  %5s %5s %5s %6s\n" % (
             "target", "conns", "achieved", "error", "sent", "late", "dropped", "p50 ms", "p99 ms",
-            "errors"))
+            "used", "steal", "other", "errors"))
         for s in rate_rows:
-            w("  %10d %6s %12s %7s%% %9s %6s %8s %8s %8s %7d\n" % (
+            w("  %6d %5s %9s %6s%% %7s %6s %7s %7s %8s  %5s %5s %5s %6d\n" % ((
                 s["target_rps"], s["connections"] or "-", fmt(s["rps_median"], ",.1f"),
                 fmt(s["error_pct_median"], "+.2f"), fmt(s["sent_median"], ".0f"),
                 fmt(s["late_median"], ".0f"), fmt(s["dropped_median"], ".0f"),
-                fmt(s["p50_ms_median"], ".3f"), fmt(s["p99_ms_median"], ".3f"),
-                s["errors_total"]))
+                fmt(s["p50_ms_median"], ".3f"), fmt(s["p99_ms_median"], ".3f")) + core_cols(s) +
+                (s["errors_total"],)))
         w("  achieved: completed requests / run time; error: achieved against the target; late:\n"
           "  sent more than 10 ms after their instant; dropped: never sent. Latency corrected.\n"
+          "  cores as above (at a fixed rate \"used\" is the cost of that rate, not a ceiling).\n"
           "  wrk2 (wrk's open-loop fork) is not packaged in Debian 12, so no peer row here.\n\n")
 
     # Latency at a fixed rate.
@@ -416,7 +460,7 @@ def cmd_report(a):
         if tool not in lat:
             continue
         runs = lat[tool]
-        s = summarise(runs, ["rps", "p50_ms", "p99_ms"])
+        s = summarise(runs, ["rps", "p50_ms", "p99_ms"] + CORE_KEYS)
         s["tool"] = tool
         s["mode"] = descr[tool][1]
         lat_rows.append(s)
@@ -433,11 +477,12 @@ def cmd_report(a):
             lat_rows.append(raw)
     if lat_rows:
         w("Latency at a fixed rate: %s connections, %d s per run\n" % (a.lat_conns, dur))
-        w("  %-20s %-38s %10s %9s %9s\n" % ("tool", "mode", "req/s", "p50 ms", "p99 ms"))
+        w("  %-20s %-38s %7s %7s %7s  %5s %5s %5s\n" % (
+            "tool", "mode", "req/s", "p50 ms", "p99 ms", "used", "steal", "other"))
         for s in lat_rows:
-            w("  %-20s %-38s %10s %9s %9s\n" % (
+            w("  %-20s %-38s %7s %7s %7s  %5s %5s %5s\n" % ((
                 descr[s["tool"]][0], s["mode"], fmt(s["rps_median"], ",.0f"),
-                fmt(s["p50_ms_median"], ".3f"), fmt(s["p99_ms_median"], ".3f")))
+                fmt(s["p50_ms_median"], ".3f"), fmt(s["p99_ms_median"], ".3f")) + core_cols(s)))
         w("  wrk's row is closed loop at whatever rate it reached, with no correction for\n"
           "  coordinated omission: beside the others it is indicative only. hey -q paces each\n"
           "  connection but waits for replies (no correction either); its percentiles have a\n"
@@ -503,6 +548,10 @@ def main():
     r.add_argument("--server-ticks-before", type=int, required=True)
     r.add_argument("--server-ticks-after", type=int, required=True)
     r.add_argument("--clk-tck", type=int, default=100)
+    r.add_argument("--cpu-stat-before", default="")
+    r.add_argument("--cpu-stat-after", default="")
+    r.add_argument("--gen-cpu", default="0")
+    r.add_argument("--server-cpu", default="1")
     s = sub.add_parser("report")
     s.add_argument("--records", required=True)
     s.add_argument("--json-out")
