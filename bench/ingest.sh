@@ -115,6 +115,10 @@ sleep_until() {
 cpu_ticks() {
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
+# Busy and total jiffies of the whole machine (all CPUs), from /proc/stat.
+machine_ticks() {
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
+}
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -141,7 +145,7 @@ wait_line() {
     return 1
 }
 median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "ingest: $(nproc) CPUs, $duration s runs, window [t0+3 s, t0+$((duration - 3)) s]," \
@@ -154,22 +158,30 @@ run_one() {
     local n=$1 rep=$2 profile=$3
     local dir="$out/n$n-r$rep"
     mkdir -p "$dir"
-    local port token rate k
-    port=$(free_port)
+    local port token rate k cpid attempt
     token="ingest-$RANDOM$RANDOM"
     rate=$(awk -v n="$n" 'BEGIN { r = n / 10; printf "%g", r < 1 ? 1 : r }')
     if [ "$sockets" = all ]; then k=$n; elif [ -n "$sockets" ]; then k=$sockets; else k=$(((n + 499) / 500)); fi
 
-    "$coord_bin" run --launcher external --agents "$n" --listen "tcp://127.0.0.1:$port" \
-        --token "$token" --url http://127.0.0.1:9/ --rate "$rate" --duration "$duration" \
-        --register-timeout 120s --summary "$dir/summary.json" >"$dir/coord.out" 2>"$dir/coord.err" &
-    local cpid=$!
-    pids+=("$cpid")
-    if ! wait_line "$dir/coord.err" "waiting for" 10 >/dev/null; then
-        echo "ingest.sh: the coordinator did not start (see $dir/coord.err)" >&2
+    # Another program may take the port between the check and the listen: try a few.
+    for attempt in 1 2 3; do
+        port=$(free_port)
+        "$coord_bin" run --launcher external --agents "$n" --listen "tcp://127.0.0.1:$port" \
+            --token "$token" --url http://127.0.0.1:9/ --rate "$rate" --duration "$duration" \
+            --register-timeout 120s --summary "$dir/summary.json" \
+            >"$dir/coord.out" 2>"$dir/coord.err" &
+        cpid=$!
+        pids+=("$cpid")
+        if wait_line "$dir/coord.err" "waiting for" 10 >/dev/null; then
+            break
+        fi
         kill "$cpid" 2>/dev/null || true
-        return 1
-    fi
+        wait "$cpid" 2>/dev/null || true
+        if [ "$attempt" = 3 ]; then
+            echo "ingest.sh: the coordinator did not start (see $dir/coord.err)" >&2
+            return 1
+        fi
+    done
     "$sim_bin" --coordinator "tcp://127.0.0.1:$port" --token "$token" --agents "$n" \
         --sockets "$k" --agent-rps "$agent_rps" --expect "$dir/expect.json" \
         >"$dir/sim.out" 2>"$dir/sim.err" &
@@ -190,6 +202,8 @@ run_one() {
     sleep_until "$w0"
     local c0 s0 a0 c1 s1 a1 rss
     c0=$(cpu_ticks "$cpid"); s0=$(cpu_ticks "$spid"); a0=$(now)
+    local m0 m1
+    m0=$(machine_ticks)
     local perf_pid=""
     if [ "$profile" = 1 ]; then
         local span
@@ -201,6 +215,7 @@ run_one() {
     sleep_until "$w1"
     c1=$(cpu_ticks "$cpid" 2>/dev/null || true); s1=$(cpu_ticks "$spid" 2>/dev/null || true)
     a1=$(now)
+    m1=$(machine_ticks)
     rss=$(rss_kb "$cpid" 2>/dev/null || true)
     [ -n "$perf_pid" ] && wait "$perf_pid" || true
 
@@ -216,7 +231,9 @@ run_one() {
     wait "$cpid" || rc_c=$?
     wait "$spid" || rc_s=$?
 
-    local cpu=n/a sim_cpu=n/a recs ups
+    local cpu=n/a sim_cpu=n/a recs ups busy
+    # How busy the whole machine was (every process, all CPUs): other load makes figures noisy.
+    busy=$(echo "$m0 $m1" | awk '{ printf "%.0f", 100 * ($3 - $1) / ($4 - $2) }')
     if [ -n "$c1" ] && [ -n "$s1" ] && [ -n "$rss" ]; then
         cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$a0" -v t1="$a1" -v hz="$clk_tck" \
             'BEGIN { printf "%.2f", 100 * (b - a) / hz / (t1 - t0) }')
@@ -251,10 +268,10 @@ run_one() {
     [ "$check" = exact ] || failed_checks=$((failed_checks + 1))
     local tag=""
     [ "$profile" = 1 ] && tag=" (perf attached: left out of the medians)"
-    printf "  N=%-6s rep %s  coordinator CPU %6s%%  RSS %6.1f MB  records/s %6s  updates/s %6s  simulator CPU %5s%%  merge: %s%s\n" \
-        "$n" "$rep" "$cpu" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" "$recs" "$ups" "$sim_cpu" "$check" "$tag"
+    printf "  N=%-6s rep %s  coordinator CPU %6s%%  RSS %6.1f MB  records/s %6s  updates/s %6s  simulator CPU %5s%%  machine busy %3s%%  merge: %s%s\n" \
+        "$n" "$rep" "$cpu" "$(awk -v r="$rss" 'BEGIN { print r / 1024 }')" "$recs" "$ups" "$sim_cpu" "$busy" "$check" "$tag"
     if [ "$profile" != 1 ]; then
-        echo "$n $rep $cpu $rss $recs $ups $sim_cpu $check" >>"$results"
+        echo "$n $rep $cpu $rss $recs $ups $sim_cpu $busy $check" >>"$results"
     fi
     if [ "$profile" = 1 ] && [ -f "$dir/perf.data" ]; then
         perf report -i "$dir/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
@@ -275,15 +292,16 @@ done
 
 echo
 echo "medians over $reps repetitions (coordinator CPU as % of one core, in the steady window):"
-printf "  %-7s %-10s %-10s %-9s %-10s %-9s %s\n" agents "CPU %" records/s "RSS MB" updates/s "sim CPU%" "exact merge"
+printf "  %-7s %-10s %-10s %-9s %-10s %-9s %-9s %s\n" agents "CPU %" records/s "RSS MB" updates/s "sim CPU%" "busy %" "exact merge"
 for n in $counts; do
     cpu=$(awk -v n="$n" '$1 == n && $3 != "n/a" { print $3 }' "$results" | median)
     rss=$(awk -v n="$n" '$1 == n && $4 > 0 { printf "%.1f\n", $4 / 1024 }' "$results" | median)
     recs=$(awk -v n="$n" '$1 == n && $5 != "n/a" { print $5 }' "$results" | median)
     ups=$(awk -v n="$n" '$1 == n && $6 != "n/a" { print $6 }' "$results" | median)
     scpu=$(awk -v n="$n" '$1 == n && $7 != "n/a" { print $7 }' "$results" | median)
-    ok=$(awk -v n="$n" '$1 == n && $8 == "exact" { k++ } $1 == n { t++ } END { printf "%d/%d exact", k, t }' "$results")
-    printf "  %-7s %-10s %-10s %-9s %-10s %-9s %s\n" "$n" "$cpu" "$recs" "$rss" "$ups" "$scpu" "$ok"
+    busy=$(awk -v n="$n" '$1 == n { print $8 }' "$results" | median)
+    ok=$(awk -v n="$n" '$1 == n && $9 == "exact" { k++ } $1 == n { t++ } END { printf "%d/%d exact", k, t }' "$results")
+    printf "  %-7s %-10s %-10s %-9s %-10s %-9s %-9s %s\n" "$n" "$cpu" "$recs" "$rss" "$ups" "$scpu" "$busy" "$ok"
 done
 
 if [ "$failed_checks" -gt 0 ]; then
