@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# skew.sh - how closely 8 local agents start together.
+#
+# Starts stampede-target on loopback, then runs `stampede run --agents 8 --url TARGET --rate 800
+# --duration 3 --summary FILE` several times with the real agents (local launcher), and reports
+# the median and the maximum of start_skew_ms from the summaries: the spread of the agents'
+# realised starts (each agent's first actual send minus that request's offset in the schedule),
+# in coordinator time, through each agent's measured clock offset. Usage: bench/skew.sh --help.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/skew.sh [options]
+
+  --runs N       runs (default 5)
+  --agents N     local agents per run (default 8)
+  --rate RPS     total rate (default 800)
+  --duration S   run length (default 3)
+  --build DIR    the build directory (default: build next to this script's parent)
+  --keep DIR     keep the summaries and logs in DIR (default: a temporary directory, removed
+                 at the end unless a run failed)
+EOF
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+build="$here/../build"
+runs=5
+agents=8
+rate=800
+duration=3
+keep=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --agents) agents="$2"; shift 2 ;;
+    --rate) rate="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    --build) build="$2"; shift 2 ;;
+    --keep) keep="$2"; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "skew.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+for b in stampede stampede-agent stampede-target; do
+    [ -x "$build/bin/$b" ] || { echo "skew.sh: $build/bin/$b not found: build first" >&2; exit 2; }
+done
+command -v jq >/dev/null || { echo "skew.sh: jq is needed to read the summaries" >&2; exit 2; }
+
+if [ -n "$keep" ]; then
+    out="$keep"
+    mkdir -p "$out"
+else
+    out=$(mktemp -d /tmp/stampede-skew.XXXXXX)
+fi
+target_pid=""
+cleanup() {
+    if [ -n "$target_pid" ]; then
+        kill "$target_pid" 2>/dev/null || true
+        wait "$target_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+"$build/bin/stampede-target" --listen 127.0.0.1:0 >"$out/target.out" 2>"$out/target.err" &
+target_pid=$!
+addr=""
+for _ in $(seq 1 100); do
+    addr=$(sed -n 's/^listening on //p' "$out/target.out" | head -1)
+    [ -n "$addr" ] && break
+    sleep 0.05
+done
+if [ -z "$addr" ]; then
+    echo "skew.sh: stampede-target did not start (see $out/target.err)" >&2
+    exit 1
+fi
+url="http://$addr/"
+
+echo "skew: $runs runs of $agents local agents at $rate rps for $duration s against $url," \
+    "$(nproc) CPUs"
+failed=0
+values=()
+for i in $(seq 1 "$runs"); do
+    sum="$out/summary-$i.json"
+    rc=0
+    "$build/bin/stampede" run --agents "$agents" --url "$url" --rate "$rate" \
+        --duration "$duration" --summary "$sum" >"$out/run-$i.out" 2>"$out/run-$i.err" || rc=$?
+    skew=$(jq -r '.start_skew_ms // "null"' "$sum" 2>/dev/null || echo null)
+    n=$(jq -r '.agents | length' "$sum" 2>/dev/null || echo 0)
+    lost=$(jq -r '[.agents[] | select(.lost)] | length' "$sum" 2>/dev/null || echo "?")
+    status=$(jq -r '.status' "$sum" 2>/dev/null || echo "?")
+    shown=$skew
+    [ "$skew" != null ] && shown=$(printf %.3f "$skew")
+    printf "  run %d  start skew %8s ms  agents %s (%s lost)  status %s  exit %d\n" \
+        "$i" "$shown" "$n" "$lost" "$status" "$rc"
+    if [ "$rc" != 0 ] || [ "$skew" = null ] || [ "$n" != "$agents" ] || [ "$lost" != 0 ]; then
+        failed=$((failed + 1))
+    fi
+    [ "$skew" != null ] && values+=("$skew")
+done
+
+if [ ${#values[@]} -gt 0 ]; then
+    printf '%s\n' "${values[@]}" | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "start skew over %d runs: median %.3f ms, max %.3f ms, min %.3f ms\n", NR, med, v[NR], v[1]
+        }'
+fi
+if [ "$failed" -gt 0 ]; then
+    echo "skew.sh: $failed run(s) failed or lost agents; logs kept in $out" >&2
+    trap - EXIT
+    cleanup
+    exit 1
+fi
+if [ -z "$keep" ]; then
+    rm -rf "$out"
+fi
