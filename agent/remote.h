@@ -3,8 +3,9 @@
  *
  * The agent dials the coordinator's nng REP socket with a REQ socket and drives every exchange:
  * clock pings (NTP-style; the minimum-RTT sample of a sliding window gives the offset), its
- * registration (token, identity, capacity), then an update at least every heartbeat (500 ms by
- * default) and whenever a second of stats is ready. Updates carry every record the coordinator has
+ * registration (token, identity, capacity), then an update at least every heartbeat (the
+ * coordinator's reply sets it: 500 ms before the start, 1 s while running) and whenever a second
+ * of stats is ready. Updates carry every record the coordinator has
  * not acknowledged yet, so records survive a dropped connection and are re-sent after it comes
  * back; the coordinator ignores duplicates by sequence number. Replies carry the commands:
  * prepare (the plan and this agent's share), start (the common instant in coordinator time),

@@ -304,12 +304,11 @@ int st_hist_check_sparse(const uint32_t *index, const uint64_t *count, size_t n,
     return 0;
 }
 
-int st_hist_merge_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,
-                         bool gaps, uint64_t min_us, uint64_t max_us, uint64_t sum_us)
+void st_hist_add_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,
+                        bool gaps, uint64_t min_us, uint64_t max_us, uint64_t sum_us)
 {
-    int rc = st_hist_check_sparse(index, count, n, gaps, min_us, max_us, sum_us);
-    if (rc || n == 0) {
-        return rc;
+    if (n == 0) {
+        return;
     }
     bool was_empty = h->total == 0;
     uint32_t at = 0;
@@ -324,5 +323,14 @@ int st_hist_merge_sparse(st_hist *h, const uint32_t *index, const uint64_t *coun
         h->max = max_us;
     }
     h->sum += sum_us;
-    return 0;
+}
+
+int st_hist_merge_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,
+                         bool gaps, uint64_t min_us, uint64_t max_us, uint64_t sum_us)
+{
+    int rc = st_hist_check_sparse(index, count, n, gaps, min_us, max_us, sum_us);
+    if (rc == 0) {
+        st_hist_add_sparse(h, index, count, n, gaps, min_us, max_us, sum_us);
+    }
+    return rc;
 }

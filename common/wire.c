@@ -169,16 +169,21 @@ int st_wire_record_check(const Stampede__SecondRecord *r)
 
 static void hist_apply(const Stampede__Histogram *h, st_hist *dst)
 {
-    st_hist_merge_sparse(dst, h->index_gap, h->count, h->n_count, true, h->min_us, h->max_us,
-                         h->sum_us);
+    st_hist_add_sparse(dst, h->index_gap, h->count, h->n_count, true, h->min_us, h->max_us,
+                       h->sum_us);
 }
 
 int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst)
 {
     int rc = st_wire_record_check(r);
-    if (rc) {
-        return rc;
+    if (rc == 0) {
+        st_wire_record_apply(r, dst);
     }
+    return rc;
+}
+
+void st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst)
+{
     const Stampede__Counts *c = r->counts;
     st_counts add = {
         .sent = c->sent,
@@ -197,7 +202,6 @@ int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst)
     st_counts_add(&dst->c, &add);
     hist_apply(r->latency, dst->lat);
     hist_apply(r->latency_uncorrected, dst->lat_raw);
-    return 0;
 }
 
 int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampede__PlanSpec **out)

@@ -42,8 +42,12 @@ int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
  * Returns 0, or ST_EINVAL for a malformed record (dst unchanged). */
 int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst);
 
-/* Checks a record without merging it. */
+/* Checks a record without merging it. Returns 0 or ST_EINVAL. */
 int st_wire_record_check(const Stampede__SecondRecord *r);
+
+/* st_wire_record_merge for a record st_wire_record_check accepted: no second check (the
+ * coordinator's ingest path checks once). Anything else is undefined. */
+void st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst);
 
 /* Builds the PlanSpec of a finished plan (requests and settings; the profile travels in the
  * assignment). Returns 0 or ST_ENOMEM. */

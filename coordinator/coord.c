@@ -64,7 +64,8 @@ struct st_coord {
     uint32_t next_final;
     slot *slots; /* slots[i] is second next_final + i */
     size_t n_slots;
-    st_stats total;
+    st_stats total; /* the seconds handed out, and the late records */
+    st_stats view;  /* total plus the seconds still open, built when asked for */
     uint64_t late_records, malformed, duplicates;
 };
 
@@ -82,16 +83,21 @@ void st_coord_cfg_defaults(st_coord_cfg *cfg)
     cfg->register_timeout_ns = 30 * ST_NS_PER_S;
     cfg->prepare_timeout_ns = 10 * ST_NS_PER_S;
     cfg->start_lead_ns = 500 * ST_NS_PER_MS;
-    cfg->silence_ns = 2 * ST_NS_PER_S;
+    cfg->silence_ns = 2500 * ST_NS_PER_MS;
     cfg->grace_ns = 1500 * ST_NS_PER_MS;
     cfg->end_timeout_ns = 10 * ST_NS_PER_S;
     cfg->heartbeat_ms = 500;
+    /* While running, each agent's update carries its new second once a second: a heartbeat as
+     * slow as that halves the coordinator's work, and the silence limit still notices a lost
+     * agent within 3 s. */
+    cfg->run_heartbeat_ms = 1000;
 }
 
 int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
 {
     if (!cfg->plan || !cfg->plan->finished || !cfg->run_id || !cfg->token ||
-        cfg->expected_agents < 1) {
+        cfg->expected_agents < 1 || cfg->heartbeat_ms < 50 || cfg->run_heartbeat_ms < 50 ||
+        cfg->heartbeat_ms > 2000 || cfg->run_heartbeat_ms > 2000) {
         return ST_EINVAL;
     }
     st_coord *c = calloc(1, sizeof(*c));
@@ -104,9 +110,10 @@ int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
     }
     c->plan = cfg->plan;
     if ((!c->plan->closed_loop && st_profile_copy(&c->profile, &c->plan->profile)) ||
-        st_stats_init(&c->total)) {
+        st_stats_init(&c->total) || st_stats_init(&c->view)) {
         st_profile_fini(&c->profile);
         st_stats_fini(&c->total);
+        st_stats_fini(&c->view);
         free(c);
         return ST_ENOMEM;
     }
@@ -149,6 +156,7 @@ void st_coord_free(st_coord *c)
     }
     free(c->slots);
     st_stats_fini(&c->total);
+    st_stats_fini(&c->view);
     st_profile_fini(&c->profile);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -245,7 +253,7 @@ static uint64_t first_q_at(const st_coord *c, uint64_t at_ns)
 /* How far ahead a new split applies: every agent hears of it with its next update. */
 static uint64_t replan_lead_ns(const st_coord *c)
 {
-    return (uint64_t)c->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    return (uint64_t)c->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
 }
 
 /* A new split a little ahead, while running (an agent lost or joined, or a rate change). */
@@ -388,6 +396,30 @@ static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **o
     return pack_reply(&env, c->cfg.run_id, out, len);
 }
 
+/* The slot of second (>= next_final), created on first use; NULL when out of memory. */
+static slot *slot_for(st_coord *c, uint32_t second)
+{
+    size_t off = second - c->next_final;
+    if (off >= c->n_slots) {
+        slot *ns = realloc(c->slots, (off + 1) * sizeof(*ns));
+        if (!ns) {
+            return NULL;
+        }
+        memset(ns + c->n_slots, 0, (off + 1 - c->n_slots) * sizeof(*ns));
+        c->slots = ns;
+        c->n_slots = off + 1;
+    }
+    slot *sl = &c->slots[off];
+    if (!sl->used) {
+        if (st_stats_init(&sl->s)) {
+            return NULL;
+        }
+        sl->used = true;
+        sl->s.second = second;
+    }
+    return sl;
+}
+
 /* Takes the records of an update in sequence order, each exactly once. */
 static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
 {
@@ -416,7 +448,6 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
                     r->second);
             continue;
         }
-        st_wire_record_merge(r, &c->total);
         const Stampede__Counts *k = r->counts;
         a->totals.sent += k->sent;
         a->totals.ok += k->ok;
@@ -428,31 +459,15 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u)
         if ((int64_t)r->second > a->max_second) {
             a->max_second = r->second;
         }
-        if (r->second < c->next_final) {
+        /* Checked once above, merged once: into its second, which joins the total when it is
+         * handed out, or straight into the total when its second is gone already. */
+        slot *sl = r->second >= c->next_final ? slot_for(c, r->second) : NULL;
+        if (sl) {
+            st_wire_record_apply(r, &sl->s);
+        } else {
             c->late_records++;
-            continue;
+            st_wire_record_apply(r, &c->total);
         }
-        size_t off = r->second - c->next_final;
-        if (off >= c->n_slots) {
-            slot *ns = realloc(c->slots, (off + 1) * sizeof(*ns));
-            if (!ns) {
-                c->late_records++;
-                continue;
-            }
-            memset(ns + c->n_slots, 0, (off + 1 - c->n_slots) * sizeof(*ns));
-            c->slots = ns;
-            c->n_slots = off + 1;
-        }
-        slot *sl = &c->slots[off];
-        if (!sl->used) {
-            if (st_stats_init(&sl->s)) {
-                c->late_records++;
-                continue;
-            }
-            sl->used = true;
-            sl->s.second = r->second;
-        }
-        st_wire_record_merge(r, &sl->s);
     }
 }
 
@@ -502,7 +517,8 @@ static int handle_update(st_coord *c, const Stampede__AgentUpdate *u, uint64_t r
     env.body_case = STAMPEDE__ENVELOPE__BODY_REPLY;
     env.reply = &rep;
     rep.acked_seq = a->acked_seq;
-    rep.heartbeat_ms = c->cfg.heartbeat_ms;
+    rep.heartbeat_ms = c->state == ST_COORD_RUNNING && !c->stopping ? c->cfg.run_heartbeat_ms
+                                                                    : c->cfg.heartbeat_ms;
     rep.echo_agent_ns = u->sent_agent_ns;
     rep.recv_coord_ns = recv_ns;
     int rc = 0;
@@ -653,6 +669,7 @@ static size_t take_final(st_coord *c, uint64_t now, finished *out, size_t max)
         }
         if (have) {
             out[n].s = c->slots[0].s;
+            st_stats_merge(&c->total, &out[n].s);
         } else if (st_stats_init(&out[n].s)) {
             break;
         }
@@ -901,9 +918,26 @@ uint64_t st_coord_malformed(st_coord *c)
     return n;
 }
 
+/* Everything taken so far: the seconds handed out, the late records and the open seconds.
+ * Lock held. */
+static const st_stats *build_view(st_coord *c)
+{
+    st_stats_reset(&c->view);
+    st_stats_merge(&c->view, &c->total);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        if (c->slots[i].used) {
+            st_stats_merge(&c->view, &c->slots[i].s);
+        }
+    }
+    return &c->view;
+}
+
 const st_stats *st_coord_total(st_coord *c)
 {
-    return &c->total;
+    pthread_mutex_lock(&c->mu);
+    const st_stats *v = build_view(c);
+    pthread_mutex_unlock(&c->mu);
+    return v;
 }
 
 double st_coord_duration_s(st_coord *c)
@@ -943,7 +977,7 @@ cJSON *st_coord_summary(st_coord *c)
 {
     pthread_mutex_lock(&c->mu);
     st_summary s = {
-        .total = &c->total,
+        .total = build_view(c),
         .duration_s = st_coord_duration_s(c),
         .target_requests = st_coord_target_requests(c),
         .closed_loop = c->plan->closed_loop,

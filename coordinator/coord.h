@@ -15,7 +15,7 @@
  * DRAINING after the profile's end (or a stop), until every agent reported its last record ->
  * DONE. An agent silent for silence_ns while running (or whose process the launcher saw exit) is
  * marked lost and its share moves to the survivors from the first global request due a re-plan
- * lead ahead (heartbeat_ms + 250 ms: every agent hears of the new split with its next update); an
+ * lead ahead (run_heartbeat_ms + 250 ms: every agent hears of the new split with its next update); an
  * agent registering while running (when late joiners are allowed) gets a share the same way.
  *
  * Merging: records carry per-agent sequence numbers; a record is taken exactly once (duplicates
@@ -74,7 +74,8 @@ typedef struct st_coord_cfg {
     uint64_t silence_ns;       /* an agent silent this long is lost */
     uint64_t grace_ns;         /* second k is final at most this long after it ended */
     uint64_t end_timeout_ns;   /* after the end (+ drain), stop waiting for last records */
-    uint32_t heartbeat_ms;
+    uint32_t heartbeat_ms;     /* how often agents send updates before the start and after it */
+    uint32_t run_heartbeat_ms; /* while running, when every update carries a second anyway */
     const st_clock *clock;     /* NULL: the real monotonic clock */
     st_coord_second_fn on_second;
     void *ctx;
@@ -104,7 +105,7 @@ void st_coord_agent_exited(st_coord *c, int pid);
 /* Stops the run: agents stop sending and drain; the run ends when they reported. Owner thread. */
 void st_coord_stop(st_coord *c);
 
-/* Changes the total rate from a re-plan lead ahead on (heartbeat_ms + 250 ms, or the start instant
+/* Changes the total rate from a re-plan lead ahead on (run_heartbeat_ms + 250 ms, or the start instant
  * when that is further ahead): a hold at rate_rps until the planned end. Returns 0, ST_ESTATE (not
  * running, stopping, closed loop, or the planned end within the lead) or ST_EINVAL (rate_rps
  * outside 0 .. ST_PROFILE_MAX_RPS). Owner thread. */
@@ -129,7 +130,9 @@ uint64_t st_coord_malformed(st_coord *c);
  * thread. */
 cJSON *st_coord_summary(st_coord *c);
 
-/* The merged total so far (for the terminal summary), valid until the next tick. */
+/* The merged total of every record taken so far (seconds handed out or still open, and late
+ * records), built when called. Owner thread; valid until the next call of st_coord_total or
+ * st_coord_summary. */
 const st_stats *st_coord_total(st_coord *c);
 /* The measured window so far: the profile's duration, or until the stop. */
 double st_coord_duration_s(st_coord *c);

@@ -315,7 +315,10 @@ static void sim_update(fx *f, sim *a)
     if (e->body_case == STAMPEDE__ENVELOPE__BODY_REPLY) {
         assert_int_equal(e->reply->echo_agent_ns, f->now + 1234);
         assert_int_equal(e->reply->recv_coord_ns, f->now);
-        assert_int_equal(e->reply->heartbeat_ms, f->cfg.heartbeat_ms);
+        /* Slower updates while running: each carries a second anyway. */
+        bool running = st_coord_get_state(f->c) == ST_COORD_RUNNING && !e->reply->stop;
+        assert_int_equal(e->reply->heartbeat_ms,
+                         running ? f->cfg.run_heartbeat_ms : f->cfg.heartbeat_ms);
     }
     sim_absorb(a, e);
     stampede__envelope__free_unpacked(e, NULL);
@@ -958,7 +961,7 @@ static void test_coord_replan_after_loss(void **state)
     st_coord_tick(f->c);
     uint64_t lost_at = f->now;
     assert_int_equal(st_coord_agents_alive(f->c), 2);
-    uint64_t lead = (uint64_t)f->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    uint64_t lead = (uint64_t)f->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
     uint64_t want_q = first_due(10, lost_at + lead - t0);
     assert_true(want_q > 0);
 
@@ -1006,7 +1009,7 @@ static void test_coord_replan_lead_follows_heartbeat(void **state)
 {
     (void)state;
     fx *f = fx_new(PLAN_10RPS, 2);
-    f->cfg.heartbeat_ms = 200;
+    f->cfg.run_heartbeat_ms = 200;
     fx_open(f);
     sim ag[2];
     sim_init(&ag[0], 1, 1);
@@ -1131,7 +1134,7 @@ static void test_coord_late_joiner_gets_share(void **state)
     uint64_t joined_at = f->now;
     assert_int_equal(sim_register(f, &ag[1]), 2);
     assert_int_equal(st_coord_agents_alive(f->c), 2);
-    uint64_t lead = (uint64_t)f->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    uint64_t lead = (uint64_t)f->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
     uint64_t want_q = first_due(10, joined_at + lead - t0);
     /* The joiner is prepared with its share from a request after the start. */
     f->now += 5 * ST_NS_PER_MS;
@@ -1684,16 +1687,16 @@ static void test_coord_change_rate_replans(void **state)
     assert_int_equal(st_coord_change_rate(f->c, NAN), ST_EINVAL);
     assert_int_equal(ag[0].n_assignments, 0);
 
-    uint64_t lead = (uint64_t)f->cfg.heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
-    double at_s = (double)(f->now + lead - t0) / 1e9; /* 4.85 s */
+    uint64_t lead = (uint64_t)f->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    double at_s = (double)(f->now + lead - t0) / 1e9; /* 4.1 s + the lead */
     assert_int_equal(st_coord_change_rate(f->c, 30), 0);
     f->now += 10 * ST_NS_PER_MS;
     fx_round(f, ag, 2);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ag[i].n_assignments, 1);
         assert_true(ag[i].asg_epoch > epoch0);
-        /* N(t) is unchanged before the change: 10 rps up to 4.85 s, then 30 rps to the end. */
-        assert_int_equal(ag[i].from_q, 49);
+        /* N(t) is unchanged before the change: 10 rps up to at_s, then 30 rps to the end. */
+        assert_int_equal(ag[i].from_q, (uint64_t)ceil(10 * at_s - 1e-9));
         assert_int_equal(ag[i].n_stages, 2);
         assert_true(ag[i].stages[0].from_rps == 10 && ag[i].stages[0].to_rps == 10);
         assert_true(ag[i].stages[0].duration_s > at_s - 1e-9 &&
@@ -1705,16 +1708,19 @@ static void test_coord_change_rate_replans(void **state)
     sim *p[2] = {&ag[0], &ag[1]};
     const uint32_t w[2] = {1, 1};
     assert_residues_cover(p, 2, w);
-    /* The target follows: 48.5 + 30 * 15.15. */
-    double want = 48.5 + 30 * (20 - 4.85);
+    /* The target follows: 10 rps up to at_s, then 30 rps. */
+    double want = 10 * at_s + 30 * (20 - at_s);
     assert_true(st_coord_target_requests(f->c) > want - 1e-6 &&
                 st_coord_target_requests(f->c) < want + 1e-6);
     /* Seconds after the change ask for the new rate. */
-    fx_advance(f, ag, 2, t0 + 9 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
-    assert_true(f->got[6]);
+    fx_advance(f, ag, 2, t0 + 10 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    assert_true(f->got[7]);
     assert_true(f->sec_target[2] > 10 - 1e-9 && f->sec_target[2] < 10 + 1e-9);
-    assert_true(f->sec_target[4] > 13 - 1e-9 && f->sec_target[4] < 13 + 1e-9);
-    assert_true(f->sec_target[6] > 30 - 1e-9 && f->sec_target[6] < 30 + 1e-9);
+    /* The second holding the change asks for a blend of both rates. */
+    int k = (int)floor(at_s);
+    double blend = 10 * (at_s - k) + 30 * (k + 1 - at_s);
+    assert_true(f->sec_target[k] > blend - 1e-9 && f->sec_target[k] < blend + 1e-9);
+    assert_true(f->sec_target[k + 1] > 30 - 1e-9 && f->sec_target[k + 1] < 30 + 1e-9);
     /* Too close to the end. */
     fx_advance(f, ag, 2, t0 + 19 * ST_NS_PER_S + 300 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
