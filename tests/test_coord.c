@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "assert_stats.h"
+
 #include "clock.h"
 #include "coord.h"
 #include "error.h"
@@ -411,51 +413,6 @@ static void make_second(st_stats *s, uint32_t second, uint64_t seed, int n)
     s->c.bytes_out = 64 * (uint64_t)n;
     s->c.late = 2;
     s->c.inflight = 3;
-}
-
-typedef struct bucket_list {
-    uint32_t idx[4096];
-    uint64_t cnt[4096];
-    size_t n;
-} bucket_list;
-
-static int collect(void *ctx, uint32_t index, uint64_t count)
-{
-    bucket_list *b = ctx;
-    if (b->n == 4096) {
-        return 1;
-    }
-    b->idx[b->n] = index;
-    b->cnt[b->n] = count;
-    b->n++;
-    return 0;
-}
-
-static void assert_hist_equal(const st_hist *x, const st_hist *y)
-{
-    assert_int_equal(st_hist_count(x), st_hist_count(y));
-    assert_int_equal(st_hist_min(x), st_hist_min(y));
-    assert_int_equal(st_hist_max(x), st_hist_max(y));
-    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
-    bucket_list *bx = calloc(1, sizeof(*bx)), *by = calloc(1, sizeof(*by));
-    assert_non_null(bx);
-    assert_non_null(by);
-    assert_int_equal(st_hist_foreach(x, collect, bx), 0);
-    assert_int_equal(st_hist_foreach(y, collect, by), 0);
-    assert_int_equal(bx->n, by->n);
-    for (size_t i = 0; i < bx->n; i++) {
-        assert_int_equal(bx->idx[i], by->idx[i]);
-        assert_int_equal(bx->cnt[i], by->cnt[i]);
-    }
-    free(bx);
-    free(by);
-}
-
-static void assert_stats_equal(const st_stats *x, const st_stats *y)
-{
-    assert_memory_equal(&x->c, &y->c, sizeof(x->c));
-    assert_hist_equal(x->lat, y->lat);
-    assert_hist_equal(x->lat_raw, y->lat_raw);
 }
 
 /* The agents' residues cover 0 .. period-1 exactly once, each agent holding weight[i] of them. */

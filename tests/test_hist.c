@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "assert_stats.h"
+
 #include "error.h"
 #include "hist.h"
 
@@ -69,35 +71,6 @@ static void test_hist_sixty_seconds_in_range(void **state)
     assert_int_equal(st_hist_count(h), 3);
     assert_int_equal(st_hist_max(h), ST_HIST_MAX_US);
     st_hist_free(h);
-}
-
-struct buckets {
-    uint32_t idx[30000];
-    uint64_t cnt[30000];
-    size_t n;
-};
-
-static int collect(void *ctx, uint32_t index, uint64_t count)
-{
-    struct buckets *b = ctx;
-    b->idx[b->n] = index;
-    b->cnt[b->n] = count;
-    b->n++;
-    return 0;
-}
-
-static void assert_same_buckets(const st_hist *x, const st_hist *y)
-{
-    struct buckets *bx = calloc(1, sizeof(*bx)), *by = calloc(1, sizeof(*by));
-    st_hist_foreach(x, collect, bx);
-    st_hist_foreach(y, collect, by);
-    assert_int_equal(bx->n, by->n);
-    for (size_t i = 0; i < bx->n; i++) {
-        assert_int_equal(bx->idx[i], by->idx[i]);
-        assert_int_equal(bx->cnt[i], by->cnt[i]);
-    }
-    free(bx);
-    free(by);
 }
 
 static void test_hist_merge_equals_single_stream(void **state)
@@ -213,11 +186,11 @@ static void test_hist_percentile_edges(void **state)
 }
 
 /* The (index, count) pairs of h, plain and as gaps. */
-static struct buckets *sparse_of(const st_hist *h, uint32_t *gaps)
+static st_test_buckets *sparse_of(const st_hist *h, uint32_t *gaps)
 {
-    struct buckets *b = calloc(1, sizeof(*b));
+    st_test_buckets *b = calloc(1, sizeof(*b));
     assert_non_null(b);
-    assert_int_equal(st_hist_foreach(h, collect, b), 0);
+    assert_int_equal(st_hist_foreach(h, st_test_collect, b), 0);
     for (size_t i = 0; i < b->n; i++) {
         gaps[i] = b->idx[i] - (i ? b->idx[i - 1] : 0);
     }
@@ -263,7 +236,7 @@ static void test_hist_merge_sparse_equals_merge(void **state)
             st_hist_reset(src);
             st_hist_record_n(src, 1500, 3);
         }
-        struct buckets *b = sparse_of(src, gaps);
+        st_test_buckets *b = sparse_of(src, gaps);
         st_hist_merge(want, src);
         assert_int_equal(st_hist_check_sparse(b->idx, b->cnt, b->n, false, st_hist_min(src),
                                               st_hist_max(src), st_hist_sum(src)),

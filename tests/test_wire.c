@@ -7,6 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "assert_stats.h"
+
 #include "error.h"
 #include "hist.h"
 #include "plan.h"
@@ -51,51 +53,6 @@ static void fill_stats(st_stats *s, uint64_t seed, int n)
     s->c.late = 4;
     s->c.dropped = 5;
     s->c.inflight = 6;
-}
-
-typedef struct bucket_list {
-    uint32_t idx[4096];
-    uint64_t cnt[4096];
-    size_t n;
-} bucket_list;
-
-static int collect(void *ctx, uint32_t index, uint64_t count)
-{
-    bucket_list *b = ctx;
-    if (b->n == 4096) {
-        return 1;
-    }
-    b->idx[b->n] = index;
-    b->cnt[b->n] = count;
-    b->n++;
-    return 0;
-}
-
-static void assert_hist_equal(const st_hist *x, const st_hist *y)
-{
-    assert_int_equal(st_hist_count(x), st_hist_count(y));
-    assert_int_equal(st_hist_min(x), st_hist_min(y));
-    assert_int_equal(st_hist_max(x), st_hist_max(y));
-    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
-    bucket_list *bx = calloc(1, sizeof(*bx)), *by = calloc(1, sizeof(*by));
-    assert_non_null(bx);
-    assert_non_null(by);
-    assert_int_equal(st_hist_foreach(x, collect, bx), 0);
-    assert_int_equal(st_hist_foreach(y, collect, by), 0);
-    assert_int_equal(bx->n, by->n);
-    for (size_t i = 0; i < bx->n; i++) {
-        assert_int_equal(bx->idx[i], by->idx[i]);
-        assert_int_equal(bx->cnt[i], by->cnt[i]);
-    }
-    free(bx);
-    free(by);
-}
-
-static void assert_stats_equal(const st_stats *x, const st_stats *y)
-{
-    assert_memory_equal(&x->c, &y->c, sizeof(x->c));
-    assert_hist_equal(x->lat, y->lat);
-    assert_hist_equal(x->lat_raw, y->lat_raw);
 }
 
 /* A small valid record: 2 ok at 100 us, 1 ok at 300 us, one 5xx at 5000 us (corrected) and

@@ -1,0 +1,68 @@
+/*
+ * assert_stats.h - cmocka assertions that two histograms or two st_stats are the same, bucket by
+ * bucket. Shared by the unit tests; include after <cmocka.h>.
+ */
+#ifndef ST_ASSERT_STATS_H
+#define ST_ASSERT_STATS_H
+
+#include "hist.h"
+#include "stats.h"
+
+#include <stdlib.h>
+
+#define ST_TEST_MAX_BUCKETS 30000
+
+typedef struct st_test_buckets {
+    uint32_t idx[ST_TEST_MAX_BUCKETS];
+    uint64_t cnt[ST_TEST_MAX_BUCKETS];
+    size_t n;
+} st_test_buckets;
+
+static inline int st_test_collect(void *ctx, uint32_t index, uint64_t count)
+{
+    st_test_buckets *b = ctx;
+    if (b->n == ST_TEST_MAX_BUCKETS) {
+        return 1;
+    }
+    b->idx[b->n] = index;
+    b->cnt[b->n] = count;
+    b->n++;
+    return 0;
+}
+
+/* Same non-zero buckets with the same counts. */
+static inline void assert_same_buckets(const st_hist *x, const st_hist *y)
+{
+    st_test_buckets *bx = calloc(1, sizeof(*bx)), *by = calloc(1, sizeof(*by));
+    assert_non_null(bx);
+    assert_non_null(by);
+    assert_int_equal(st_hist_foreach(x, st_test_collect, bx), 0);
+    assert_int_equal(st_hist_foreach(y, st_test_collect, by), 0);
+    assert_int_equal(bx->n, by->n);
+    for (size_t i = 0; i < bx->n; i++) {
+        assert_int_equal(bx->idx[i], by->idx[i]);
+        assert_int_equal(bx->cnt[i], by->cnt[i]);
+    }
+    free(bx);
+    free(by);
+}
+
+/* Same buckets, count, extremes and sum. */
+static inline void assert_hist_equal(const st_hist *x, const st_hist *y)
+{
+    assert_int_equal(st_hist_count(x), st_hist_count(y));
+    assert_int_equal(st_hist_min(x), st_hist_min(y));
+    assert_int_equal(st_hist_max(x), st_hist_max(y));
+    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
+    assert_same_buckets(x, y);
+}
+
+/* Same counters and both histograms. */
+static inline void assert_stats_equal(const st_stats *x, const st_stats *y)
+{
+    assert_memory_equal(&x->c, &y->c, sizeof(x->c));
+    assert_hist_equal(x->lat, y->lat);
+    assert_hist_equal(x->lat_raw, y->lat_raw);
+}
+
+#endif
