@@ -97,8 +97,9 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
     curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
     if (r.kind == ST_RES_HTTP) {
         r.status = (int)status;
-    } else if (code == CURLE_OPERATION_TIMEDOUT) {
-        /* A transfer that never got as far as sending timed out while connecting. */
+    } else {
+        /* A transfer that failed before it got as far as sending (TCP connect, TLS handshake and
+         * certificate checks, whatever the error code says) could not connect. */
         curl_off_t pretransfer_us = 0;
         curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
         if (pretransfer_us == 0) {

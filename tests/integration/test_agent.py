@@ -180,7 +180,7 @@ class CurlOnly(AgentCase):
         self.assertEqual(code, 0, err)
         # A self-signed certificate fails verification: every request is a connect error, none
         # goes missing (sent or counted as dropped).
-        self.assertEqual(s["errors"]["connect"], s["requests"]["total"])
+        self.assertEqual(s["errors"]["connect"], s["requests"]["total"], (s["errors"], err))
         self.assertEqual(s["requests"]["ok"], 0)
         self.assertEqual(s["requests"]["total"] + s["requests"]["dropped"], 20)
 
