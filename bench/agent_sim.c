@@ -1249,7 +1249,9 @@ static int sim_open(sim *s, char *err, size_t err_len)
     return 0;
 }
 
-static void sim_close(sim *s)
+/* No exchange starts after this, and replies that still arrive are dropped: the counters and
+ * the record uses are final. */
+static void sim_quiesce(sim *s)
 {
     atomic_store(&s->closing, true);
     if (s->sched_started) {
@@ -1257,7 +1259,37 @@ static void sim_close(sim *s)
         pthread_cond_signal(&s->hcv);
         pthread_mutex_unlock(&s->hmu);
         pthread_join(s->sched_thr, NULL);
+        s->sched_started = false;
     }
+}
+
+typedef struct watchdog {
+    atomic_bool done;
+    int code;
+} watchdog;
+
+/* nng 1.5.2's nng_close was seen to hang here for good once the coordinator had gone (nng fixed
+ * close-time deadlocks in later releases): the results are out by then, so the process leaves
+ * after a while rather than hang the script that waits for it. */
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    for (int i = 0; i < 100 && !atomic_load(&w->done); i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (!atomic_load(&w->done)) {
+        fprintf(stderr, "stampede-agent-sim: closing the nng sockets did not finish in 10 s; "
+                        "leaving without it\n");
+        fflush(stdout);
+        _exit(w->code);
+    }
+    return NULL;
+}
+
+static void sim_close(sim *s)
+{
+    sim_quiesce(s);
     for (int i = 0; s->agents && i < s->o.agents; i++) {
         if (s->agents[i].aio) {
             nng_aio_stop(s->agents[i].aio);
@@ -1503,12 +1535,20 @@ int main(int argc, char **argv)
     fflush(stdout);
     code = atomic_load(&s->done) == o.agents && acked == created ? 0 : 1;
 out:
-    sim_close(s);
+    sim_quiesce(s);
     if (o.expect && s->pool && code != 2) {
         if (write_expect(s, 0) && code == 0) {
             code = 1;
         }
     }
+    static watchdog wd;
+    wd.code = code;
+    pthread_t wd_thr;
+    if (pthread_create(&wd_thr, NULL, watchdog_main, &wd) == 0) {
+        pthread_detach(wd_thr);
+    }
+    sim_close(s);
+    atomic_store(&wd.done, true);
     pool_free(s);
     pthread_cond_destroy(&s->hcv);
     pthread_mutex_destroy(&s->hmu);

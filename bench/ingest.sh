@@ -224,6 +224,8 @@ run_one() {
         if [ $SECONDS -ge $until ]; then
             echo "ingest.sh: the run did not end in time; stopping it (see $dir)" >&2
             kill "$cpid" "$spid" 2>/dev/null || true
+            sleep 5
+            kill -9 "$cpid" "$spid" 2>/dev/null || true
             break
         fi
         sleep 0.2
