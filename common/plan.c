@@ -929,7 +929,7 @@ int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len)
         free(weights);
         return ST_ENOMEM;
     }
-    rc = st_swrr_fill(weights, p->n_requests, p->mix, wsum);
+    rc = st_interleave_fill(weights, p->n_requests, p->mix, wsum);
     free(weights);
     if (rc) {
         return rc;

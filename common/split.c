@@ -1,6 +1,7 @@
 #include "split.h"
 #include "error.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +89,35 @@ double st_slice_fraction(const st_slice *s)
     return (double)s->n_residues / ((double)s->period * (double)s->stride);
 }
 
-int st_swrr_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_len)
+/* Part i's c-th turn (c from 0) sits at (c + 1/2) / w_i of the period; the sequence is those
+ * instants in order. Comparing (2c_i + 1) / w_i across parts needs only integer products. */
+static bool turn_before(const uint32_t *w, const uint32_t *c, size_t a, size_t b)
+{
+    uint64_t lhs = (2ULL * c[a] + 1) * w[b], rhs = (2ULL * c[b] + 1) * w[a];
+    return lhs < rhs || (lhs == rhs && a < b);
+}
+
+static void sift_down(size_t *heap, size_t n, size_t at, const uint32_t *w, const uint32_t *c)
+{
+    for (;;) {
+        size_t l = 2 * at + 1, r = l + 1, m = at;
+        if (l < n && turn_before(w, c, heap[l], heap[m])) {
+            m = l;
+        }
+        if (r < n && turn_before(w, c, heap[r], heap[m])) {
+            m = r;
+        }
+        if (m == at) {
+            return;
+        }
+        size_t t = heap[at];
+        heap[at] = heap[m];
+        heap[m] = t;
+        at = m;
+    }
+}
+
+int st_interleave_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_len)
 {
     if (n == 0) {
         return ST_EINVAL;
@@ -103,24 +132,29 @@ int st_swrr_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_le
     if (total != seq_len) {
         return ST_EINVAL;
     }
-    int64_t *current = calloc(n, sizeof(*current));
-    if (!current) {
+    size_t *heap = malloc(n * sizeof(*heap));
+    uint32_t *turns = calloc(n, sizeof(*turns));
+    if (!heap || !turns) {
+        free(heap);
+        free(turns);
         return ST_ENOMEM;
     }
-    /* Each round every part gains its weight; the richest is picked and pays the total back.
-     * Over `total` rounds each part is picked exactly weight times, as evenly as integers allow. */
-    for (size_t k = 0; k < seq_len; k++) {
-        size_t best = 0;
-        for (size_t i = 0; i < n; i++) {
-            current[i] += weights[i];
-            if (current[i] > current[best]) {
-                best = i;
-            }
-        }
-        current[best] -= (int64_t)total;
-        seq[k] = (uint32_t)best;
+    for (size_t i = 0; i < n; i++) {
+        heap[i] = i;
     }
-    free(current);
+    for (size_t i = n / 2; i-- > 0;) {
+        sift_down(heap, n, i, weights, turns);
+    }
+    /* A part's turns c < w_i all fall before the end of the period and its later ones after
+     * it, so the first `total` turns hold exactly w_i of each part. O(total log n). */
+    for (size_t k = 0; k < seq_len; k++) {
+        size_t best = heap[0];
+        seq[k] = (uint32_t)best;
+        turns[best]++;
+        sift_down(heap, n, 0, weights, turns);
+    }
+    free(heap);
+    free(turns);
     return 0;
 }
 
@@ -157,7 +191,7 @@ int st_split_weights(const uint32_t *weights, size_t n, uint64_t *period_out,
             goto out;
         }
     }
-    rc = st_swrr_fill(weights, n, seq, total);
+    rc = st_interleave_fill(weights, n, seq, total);
     if (rc) {
         for (size_t i = 0; i < n; i++) {
             free(residues_out[i]);

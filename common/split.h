@@ -12,7 +12,7 @@
  *
  * Who calls it: the coordinator gives each agent residues of one period (weighted by capacity,
  * st_split_weights); each agent subdivides its slice among its threads (st_slice_subdivide); the
- * request mix uses st_swrr_fill to pick request kinds by q.
+ * request mix uses st_interleave_fill to pick request kinds by q.
  *
  * Ownership: an st_slice owns its residues array; _fini frees it. Thread-safe for readers.
  */
@@ -55,12 +55,13 @@ uint64_t st_slice_first_at_or_after(const st_slice *s, uint64_t q);
 /* Share of the whole sequence: n_residues / (period * stride). */
 double st_slice_fraction(const st_slice *s);
 
-/* Smooth weighted round robin: fills seq[0 .. sum(weights)-1] with part indexes so that part i
- * appears exactly weights[i] times, spread evenly (no part twice in a row unless it must).
- * n >= 1; every weight >= 1; the sum must equal seq_len. Returns 0 or ST_EINVAL. */
-int st_swrr_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_len);
+/* Fills seq[0 .. sum(weights)-1] with part indexes so that part i appears exactly weights[i]
+ * times, spread evenly: its c-th turn sits near (c + 1/2) / weights[i] of the sequence (ties go
+ * to the lower index). O(sum log n), so that re-splitting 10,000 agents stays quick.
+ * n >= 1; every weight >= 1; the sum must equal seq_len. Returns 0, ST_EINVAL or ST_ENOMEM. */
+int st_interleave_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_len);
 
-/* Splits period = sum(weights) residues among n parts by weight, interleaved (st_swrr_fill).
+/* Splits period = sum(weights) residues among n parts by weight, interleaved (st_interleave_fill).
  * residues_out[i] receives a malloc'ed sorted array of weights[i] residues (caller frees each).
  * Returns 0 and writes *period_out, ST_EINVAL (no parts, a weight of 0, sum above
  * ST_SPLIT_MAX_PERIOD) or ST_ENOMEM (nothing is left allocated). */

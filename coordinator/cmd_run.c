@@ -15,6 +15,7 @@
 #include "server.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,15 @@
 #define MAX_OUTPUTS 8
 
 static volatile sig_atomic_t g_signals = 0;
+static int g_exit_code;
+
+static void *close_watchdog(void *arg)
+{
+    (void)arg;
+    sleep(10);
+    st_error("closing the agents' socket has taken 10 s: leaving without waiting for it");
+    _exit(g_exit_code);
+}
 
 static void on_signal(int sig)
 {
@@ -528,6 +538,15 @@ int st_cmd_run(int argc, char **argv)
 out:
     if (launcher) {
         lops->free(launcher);
+    }
+    if (server) {
+        /* nng 1.5.2 can hang in nng_close after a storm of abandoned requests (fixed upstream in
+         * 1.9.0); by now every output is written, so a hang must not keep the run alive. */
+        g_exit_code = code;
+        pthread_t dog;
+        if (pthread_create(&dog, NULL, close_watchdog, NULL) == 0) {
+            pthread_detach(dog);
+        }
     }
     st_server_stop(server);
     st_coord_free(core);

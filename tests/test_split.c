@@ -122,12 +122,12 @@ static void test_split_first_at_or_after(void **state)
     st_slice_fini(&base);
 }
 
-static void test_split_swrr_interleaves(void **state)
+static void test_split_interleave_spreads(void **state)
 {
     (void)state;
     const uint32_t w[] = {5, 1, 1};
     uint32_t seq[7];
-    assert_int_equal(st_swrr_fill(w, 3, seq, 7), 0);
+    assert_int_equal(st_interleave_fill(w, 3, seq, 7), 0);
     int count[3] = {0};
     for (int i = 0; i < 7; i++) {
         count[seq[i]]++;
@@ -167,7 +167,7 @@ static void test_split_invalid(void **state)
     assert_int_equal(st_split_weights(zero_w, 2, &period, res), ST_EINVAL);
     uint32_t seq[3];
     const uint32_t w[] = {1, 1};
-    assert_int_equal(st_swrr_fill(w, 2, seq, 3), ST_EINVAL);
+    assert_int_equal(st_interleave_fill(w, 2, seq, 3), ST_EINVAL);
 }
 
 int main(void)
@@ -177,7 +177,7 @@ int main(void)
         cmocka_unit_test(test_split_weighted_agents_then_threads),
         cmocka_unit_test(test_split_fractional_rate_exact),
         cmocka_unit_test(test_split_first_at_or_after),
-        cmocka_unit_test(test_split_swrr_interleaves),
+        cmocka_unit_test(test_split_interleave_spreads),
         cmocka_unit_test(test_split_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
