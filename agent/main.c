@@ -50,7 +50,7 @@ static void usage(FILE *f)
             "  --timeout MS        per-request timeout in milliseconds (default 10000)\n"
             "  --late-ms MS        a send this late after its instant counts as late (default 10)\n"
             "  --engine NAME       auto (default), curl, or fast (plain http:// to one origin)\n"
-            "  --http2             HTTP/2 (curl engine; prior knowledge on http://)\n"
+            "  --http2             HTTP/2 over TLS (curl engine)\n"
             "  --insecure          do not verify TLS certificates\n"
             "  --json              print the summary as JSON on stdout\n"
             "  --coordinator URL   join a distributed run: the coordinator (tcp://HOST:PORT) sends\n"
@@ -78,22 +78,22 @@ typedef struct opts {
 
 static int parse_args(int argc, char **argv, opts *o, char *err, size_t err_len)
 {
-    enum { O_URL = 256, O_RATE, O_DURATION, O_RAMP, O_PLAN, O_CONN, O_THREADS, O_TIMEOUT,
-           O_LATE, O_ENGINE, O_HTTP2, O_INSECURE, O_JSON, O_LOG, O_VERSION, O_HELP, O_COORD,
-           O_TOKEN, O_NAME };
+    /* O_PLAN_FLAG: the flags that shape the plan, handled by st_plan_flags_option. */
+    enum { O_PLAN_FLAG = 256, O_PLAN, O_ENGINE, O_JSON, O_LOG, O_VERSION, O_HELP, O_COORD, O_TOKEN,
+           O_NAME };
     static const struct option longopts[] = {
-        {"url", required_argument, 0, O_URL},
-        {"rate", required_argument, 0, O_RATE},
-        {"duration", required_argument, 0, O_DURATION},
-        {"ramp-up", required_argument, 0, O_RAMP},
+        {"url", required_argument, 0, O_PLAN_FLAG},
+        {"rate", required_argument, 0, O_PLAN_FLAG},
+        {"duration", required_argument, 0, O_PLAN_FLAG},
+        {"ramp-up", required_argument, 0, O_PLAN_FLAG},
+        {"connections", required_argument, 0, O_PLAN_FLAG},
+        {"threads", required_argument, 0, O_PLAN_FLAG},
+        {"timeout", required_argument, 0, O_PLAN_FLAG},
+        {"late-ms", required_argument, 0, O_PLAN_FLAG},
+        {"http2", no_argument, 0, O_PLAN_FLAG},
+        {"insecure", no_argument, 0, O_PLAN_FLAG},
         {"plan", required_argument, 0, O_PLAN},
-        {"connections", required_argument, 0, O_CONN},
-        {"threads", required_argument, 0, O_THREADS},
-        {"timeout", required_argument, 0, O_TIMEOUT},
-        {"late-ms", required_argument, 0, O_LATE},
         {"engine", required_argument, 0, O_ENGINE},
-        {"http2", no_argument, 0, O_HTTP2},
-        {"insecure", no_argument, 0, O_INSECURE},
         {"json", no_argument, 0, O_JSON},
         {"log-level", required_argument, 0, O_LOG},
         {"coordinator", required_argument, 0, O_COORD},
@@ -107,31 +107,17 @@ static int parse_args(int argc, char **argv, opts *o, char *err, size_t err_len)
     st_plan_flags_init(&o->f);
     o->log_level = ST_LOG_INFO;
     opterr = 0;
-    int c, rc = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int c, idx = 0, rc = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
         switch (c) {
-        case O_URL: o->f.url = optarg; break;
+        case O_PLAN_FLAG: rc = st_plan_flags_option(&o->f, longopts[idx].name, optarg, err, err_len); break;
         case O_PLAN: o->plan_file = optarg; break;
         case O_ENGINE: o->engine = optarg; break;
         case O_COORD: o->coordinator = optarg; break;
         case O_TOKEN: o->token = optarg; break;
         case O_NAME: o->name = optarg; break;
-        case O_RATE: rc = st_cli_double("--rate", optarg, 0, ST_PROFILE_MAX_RPS, &o->f.rate_rps, err, err_len); break;
-        case O_DURATION: rc = st_cli_duration("--duration", optarg, &o->f.duration_s, err, err_len); break;
-        case O_RAMP: rc = st_cli_duration("--ramp-up", optarg, &o->f.ramp_up_s, err, err_len); break;
-        case O_CONN: rc = st_cli_int("--connections", optarg, 1, 1000000, &o->f.connections, err, err_len); break;
-        case O_THREADS: rc = st_cli_int("--threads", optarg, 1, 1024, &o->f.threads, err, err_len); break;
-        case O_TIMEOUT: rc = st_cli_int("--timeout", optarg, 1, 3600000, &o->f.timeout_ms, err, err_len); break;
-        case O_LATE: rc = st_cli_int("--late-ms", optarg, 1, 3600000, &o->f.late_ms, err, err_len); break;
-        case O_HTTP2: o->f.http2 = 1; break;
-        case O_INSECURE: o->f.insecure = 1; break;
         case O_JSON: o->json = 1; break;
-        case O_LOG:
-            if (st_log_level_parse(optarg, &o->log_level)) {
-                snprintf(err, err_len, "--log-level: \"%s\" is not debug, info, warn or error", optarg);
-                rc = ST_EINVAL;
-            }
-            break;
+        case O_LOG: rc = st_cli_log_level("--log-level", optarg, &o->log_level, err, err_len); break;
         case O_VERSION: printf("stampede-agent %s\n", ST_VERSION); exit(0);
         case O_HELP: usage(stdout); exit(0);
         default:

@@ -49,6 +49,17 @@ int st_cli_duration(const char *flag, const char *text, double *out_s, char *err
     return 0;
 }
 
+int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char *err,
+                     size_t err_len)
+{
+    if (st_log_level_parse(text, out)) {
+        snprintf(err, err_len, "%s: \"%s\" is not debug, info, warn or error", flag,
+                 text ? text : "");
+        return ST_EINVAL;
+    }
+    return 0;
+}
+
 int st_cli_cpus(void)
 {
     cpu_set_t set;

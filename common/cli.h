@@ -9,6 +9,8 @@
 #ifndef ST_CLI_H
 #define ST_CLI_H
 
+#include "log.h"
+
 #include <stddef.h>
 
 int st_cli_double(const char *flag, const char *text, double min, double max, double *out,
@@ -17,6 +19,10 @@ int st_cli_int(const char *flag, const char *text, long min, long max, int *out,
                size_t err_len);
 /* A duration: seconds, or a number with ms/s/m/h (see st_parse_duration). */
 int st_cli_duration(const char *flag, const char *text, double *out_s, char *err, size_t err_len);
+
+/* --log-level: "debug", "info", "warn" or "error". */
+int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char *err,
+                     size_t err_len);
 
 /* The number of CPUs this process may run on (its affinity mask), at least 1. */
 int st_cli_cpus(void);

@@ -1,4 +1,5 @@
 #include "plan.h"
+#include "cli.h"
 #include "error.h"
 #include "split.h"
 #include "url.h"
@@ -767,6 +768,50 @@ void st_plan_flags_init(st_plan_flags *f)
     memset(f, 0, sizeof(*f));
     f->rate_rps = f->duration_s = f->ramp_up_s = -1;
     f->connections = f->threads = f->timeout_ms = f->late_ms = f->agents = -1;
+}
+
+int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, char *err,
+                         size_t err_len)
+{
+    char flag[48];
+    snprintf(flag, sizeof(flag), "--%s", name);
+    if (strcmp(name, "url") == 0) {
+        f->url = value;
+        return 0;
+    }
+    if (strcmp(name, "rate") == 0) {
+        return st_cli_double(flag, value, 0, ST_PROFILE_MAX_RPS, &f->rate_rps, err, err_len);
+    }
+    if (strcmp(name, "duration") == 0) {
+        return st_cli_duration(flag, value, &f->duration_s, err, err_len);
+    }
+    if (strcmp(name, "ramp-up") == 0) {
+        return st_cli_duration(flag, value, &f->ramp_up_s, err, err_len);
+    }
+    if (strcmp(name, "connections") == 0) {
+        return st_cli_int(flag, value, 1, 1000000, &f->connections, err, err_len);
+    }
+    if (strcmp(name, "threads") == 0) {
+        return st_cli_int(flag, value, 1, 1024, &f->threads, err, err_len);
+    }
+    if (strcmp(name, "timeout") == 0) {
+        return st_cli_int(flag, value, 1, 3600000, &f->timeout_ms, err, err_len);
+    }
+    if (strcmp(name, "late-ms") == 0) {
+        return st_cli_int(flag, value, 1, 3600000, &f->late_ms, err, err_len);
+    }
+    if (strcmp(name, "agents") == 0) {
+        return st_cli_int(flag, value, 1, 10000, &f->agents, err, err_len);
+    }
+    if (strcmp(name, "http2") == 0) {
+        f->http2 = 1;
+        return 0;
+    }
+    if (strcmp(name, "insecure") == 0) {
+        f->insecure = 1;
+        return 0;
+    }
+    return ST_ENOTFOUND;
 }
 
 int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len)

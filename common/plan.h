@@ -100,6 +100,13 @@ typedef struct st_plan_flags {
 /* Sets every field of f to "not given". */
 void st_plan_flags_init(st_plan_flags *f);
 
+/* Takes one command-line flag by its long name without the dashes ("rate", "ramp-up", ...) and
+ * its value (NULL for the switches http2 and insecure): url, rate, duration, ramp-up, connections,
+ * threads, timeout, late-ms, agents, http2, insecure. Returns 0, ST_EINVAL for a bad value (the
+ * message names the flag), or ST_ENOTFOUND when name is not one of them (nothing written). */
+int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, char *err,
+                         size_t err_len);
+
 /* Applies flags over a parsed (not finished) plan: --url replaces the requests, and any of
  * --rate, --duration, --ramp-up replaces the plan's stages by the rate/duration shape. Returns 0,
  * ST_EINVAL (message names the flag) or ST_ENOMEM. */

@@ -66,6 +66,8 @@ static void usage(FILE *f)
             "  --threads N            threads per agent (default: local agents share the CPUs,\n"
             "                         external agents use theirs)\n"
             "  --timeout MS           per-request timeout (default 10000)\n"
+            "  --late-ms MS           a send this late after its instant counts as late (default 10)\n"
+            "  --http2, --insecure    HTTP/2 (over TLS), no TLS certificate checks\n"
             "  --engine NAME          the agents' engine: auto, curl, fast\n"
             "  --summary FILE         write the summary as JSON\n"
             "  --sqs-queue-url URL    send every second and the summary to this SQS queue (see\n"
@@ -108,24 +110,27 @@ typedef struct run_opts {
 
 static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
 {
-    enum { O_URL = 256, O_RATE, O_DURATION, O_RAMP, O_AGENTS, O_LAUNCHER, O_LISTEN, O_TOKEN,
-           O_SUMMARY, O_TIMESERIES, O_HEADLESS, O_CONN, O_THREADS, O_TIMEOUT, O_ENGINE, O_LOG,
-           O_REGTIMEOUT, O_DRYRUN, O_SQS, O_SPOOL, O_REGION, O_ENDPOINT, O_HELP };
+    /* O_PLAN_FLAG: the flags that shape the plan, handled by st_plan_flags_option. */
+    enum { O_PLAN_FLAG = 256, O_LAUNCHER, O_LISTEN, O_TOKEN, O_SUMMARY, O_TIMESERIES, O_HEADLESS,
+           O_ENGINE, O_LOG, O_REGTIMEOUT, O_DRYRUN, O_SQS, O_SPOOL, O_REGION, O_ENDPOINT, O_HELP };
     static const struct option longopts[] = {
-        {"url", required_argument, 0, O_URL},
-        {"rate", required_argument, 0, O_RATE},
-        {"duration", required_argument, 0, O_DURATION},
-        {"ramp-up", required_argument, 0, O_RAMP},
-        {"agents", required_argument, 0, O_AGENTS},
+        {"url", required_argument, 0, O_PLAN_FLAG},
+        {"rate", required_argument, 0, O_PLAN_FLAG},
+        {"duration", required_argument, 0, O_PLAN_FLAG},
+        {"ramp-up", required_argument, 0, O_PLAN_FLAG},
+        {"agents", required_argument, 0, O_PLAN_FLAG},
+        {"connections", required_argument, 0, O_PLAN_FLAG},
+        {"threads", required_argument, 0, O_PLAN_FLAG},
+        {"timeout", required_argument, 0, O_PLAN_FLAG},
+        {"late-ms", required_argument, 0, O_PLAN_FLAG},
+        {"http2", no_argument, 0, O_PLAN_FLAG},
+        {"insecure", no_argument, 0, O_PLAN_FLAG},
         {"launcher", required_argument, 0, O_LAUNCHER},
         {"listen", required_argument, 0, O_LISTEN},
         {"token", required_argument, 0, O_TOKEN},
         {"summary", required_argument, 0, O_SUMMARY},
         {"timeseries", required_argument, 0, O_TIMESERIES},
         {"headless", no_argument, 0, O_HEADLESS},
-        {"connections", required_argument, 0, O_CONN},
-        {"threads", required_argument, 0, O_THREADS},
-        {"timeout", required_argument, 0, O_TIMEOUT},
         {"engine", required_argument, 0, O_ENGINE},
         {"log-level", required_argument, 0, O_LOG},
         {"register-timeout", required_argument, 0, O_REGTIMEOUT},
@@ -144,14 +149,10 @@ static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
     o->log_level = ST_LOG_INFO;
     optind = 1;
     opterr = 0;
-    int c, rc = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    int c, idx = 0, rc = 0;
+    while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
         switch (c) {
-        case O_URL: o->f.url = optarg; break;
-        case O_RATE: rc = st_cli_double("--rate", optarg, 0, ST_PROFILE_MAX_RPS, &o->f.rate_rps, err, err_len); break;
-        case O_DURATION: rc = st_cli_duration("--duration", optarg, &o->f.duration_s, err, err_len); break;
-        case O_RAMP: rc = st_cli_duration("--ramp-up", optarg, &o->f.ramp_up_s, err, err_len); break;
-        case O_AGENTS: rc = st_cli_int("--agents", optarg, 1, 10000, &o->f.agents, err, err_len); break;
+        case O_PLAN_FLAG: rc = st_plan_flags_option(&o->f, longopts[idx].name, optarg, err, err_len); break;
         case O_LAUNCHER: o->launcher = optarg; break;
         case O_LISTEN: o->listen = optarg; break;
         case O_TOKEN: o->token = optarg; break;
@@ -163,16 +164,10 @@ static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
         case O_SPOOL: o->spool = optarg; break;
         case O_REGION: o->region = optarg; break;
         case O_ENDPOINT: o->endpoint_url = optarg; break;
-        case O_CONN: rc = st_cli_int("--connections", optarg, 1, 1000000, &o->f.connections, err, err_len); break;
-        case O_THREADS: rc = st_cli_int("--threads", optarg, 1, 1024, &o->f.threads, err, err_len); break;
-        case O_TIMEOUT: rc = st_cli_int("--timeout", optarg, 1, 3600000, &o->f.timeout_ms, err, err_len); break;
         case O_ENGINE: o->engine = optarg; break;
         case O_REGTIMEOUT: rc = st_cli_duration("--register-timeout", optarg, &o->register_timeout_s, err, err_len); break;
         case O_LOG:
-            if (st_log_level_parse(optarg, &o->log_level)) {
-                snprintf(err, err_len, "--log-level: \"%s\" is not debug, info, warn or error", optarg);
-                rc = ST_EINVAL;
-            }
+            rc = st_cli_log_level("--log-level", optarg, &o->log_level, err, err_len);
             o->log_level_set = true;
             break;
         case O_HELP: usage(stdout); return 1;

@@ -232,6 +232,29 @@ static void test_plan_flags_override(void **state)
     st_plan_fini(&p);
 }
 
+static void test_plan_flags_option(void **state)
+{
+    (void)state;
+    st_plan_flags f;
+    st_plan_flags_init(&f);
+    char err[256] = "";
+    assert_int_equal(st_plan_flags_option(&f, "rate", "7.5", err, sizeof(err)), 0);
+    assert_true(f.rate_rps == 7.5);
+    assert_int_equal(st_plan_flags_option(&f, "ramp-up", "2m", err, sizeof(err)), 0);
+    assert_true(f.ramp_up_s == 120);
+    assert_int_equal(st_plan_flags_option(&f, "late-ms", "25", err, sizeof(err)), 0);
+    assert_int_equal(f.late_ms, 25);
+    assert_int_equal(st_plan_flags_option(&f, "insecure", NULL, err, sizeof(err)), 0);
+    assert_int_equal(f.insecure, 1);
+    assert_int_equal(f.http2, 0);
+    assert_int_equal(st_plan_flags_option(&f, "connections", "0", err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--connections"));
+    assert_int_equal(f.connections, -1);
+    assert_int_equal(st_plan_flags_option(&f, "duration", "soon", err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--duration"));
+    assert_int_equal(st_plan_flags_option(&f, "summary", "x.json", err, sizeof(err)), ST_ENOTFOUND);
+}
+
 static void test_plan_parse_duration(void **state)
 {
     (void)state;
@@ -260,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_plan_mix_follows_weights),
         cmocka_unit_test(test_plan_body_file_relative_to_plan),
         cmocka_unit_test(test_plan_flags_override),
+        cmocka_unit_test(test_plan_flags_option),
         cmocka_unit_test(test_plan_parse_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
