@@ -117,17 +117,27 @@ static void sift_down(size_t *heap, size_t n, size_t at, const uint32_t *w, cons
     }
 }
 
-int st_interleave_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_len)
+/* The sum of n >= 1 weights, each >= 1; ST_EINVAL otherwise. */
+static int weight_sum(const uint32_t *weights, size_t n, uint64_t *total)
 {
     if (n == 0) {
         return ST_EINVAL;
     }
-    uint64_t total = 0;
+    *total = 0;
     for (size_t i = 0; i < n; i++) {
         if (weights[i] == 0) {
             return ST_EINVAL;
         }
-        total += weights[i];
+        *total += weights[i];
+    }
+    return 0;
+}
+
+int st_interleave_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t seq_len)
+{
+    uint64_t total;
+    if (weight_sum(weights, n, &total)) {
+        return ST_EINVAL;
     }
     if (total != seq_len) {
         return ST_EINVAL;
@@ -161,15 +171,9 @@ int st_interleave_fill(const uint32_t *weights, size_t n, uint32_t *seq, size_t 
 int st_split_weights(const uint32_t *weights, size_t n, uint64_t *period_out,
                      uint64_t **residues_out)
 {
-    if (n == 0) {
+    uint64_t total;
+    if (weight_sum(weights, n, &total)) {
         return ST_EINVAL;
-    }
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (weights[i] == 0) {
-            return ST_EINVAL;
-        }
-        total += weights[i];
     }
     if (total > ST_SPLIT_MAX_PERIOD) {
         return ST_EINVAL;

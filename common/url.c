@@ -7,16 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 static int fail(st_url *u, const char **why, const char *reason)
 {
     st_url_fini(u);
@@ -103,8 +93,8 @@ int st_url_parse(const char *url, st_url *u, const char **why)
         explicit_port = true;
     }
     const char *rest = auth + auth_len;
-    u->scheme = dup_n(url, skip - 3);
-    u->host = dup_n(host, (size_t)(host_end - host));
+    u->scheme = strndup(url, skip - 3);
+    u->host = strndup(host, (size_t)(host_end - host));
     if (*rest == '/') {
         u->path = strdup(rest);
     } else {

@@ -69,7 +69,15 @@ struct st_coord {
     uint64_t late_records, malformed, duplicates;
 };
 
-static int count_alive(const st_coord *c);
+/* Agents registered and not lost. Lock held. */
+static int count_alive(const st_coord *c)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        n += !c->agents[i]->lost;
+    }
+    return n;
+}
 
 static uint64_t now_ns(const st_coord *c)
 {
@@ -906,15 +914,6 @@ const char *st_coord_failure(st_coord *c)
 int st_coord_failure_code(st_coord *c)
 {
     return c->failure_code ? c->failure_code : 1;
-}
-
-static int count_alive(const st_coord *c)
-{
-    int n = 0;
-    for (size_t i = 0; i < c->n_agents; i++) {
-        n += !c->agents[i]->lost;
-    }
-    return n;
 }
 
 int st_coord_agents_alive(st_coord *c)
