@@ -20,7 +20,6 @@ struct st_collector {
     uint32_t next;   /* the next second the consumer takes */
     slot *slots;     /* slots[i] holds second next + i; only a few seconds are ever open */
     size_t n_slots;
-    uint64_t lost;
 };
 
 int st_collector_new(st_collector **out, int n_workers, uint32_t first_second)
@@ -113,12 +112,11 @@ int st_collector_submit(st_collector *c, int worker, uint32_t second, const st_s
         if (sl) {
             st_stats_merge(&sl->s, s);
         } else {
-            c->lost++;
             rc = ST_ENOMEM;
         }
     } else {
         /* Only a worker that breaks the submission order gets here. */
-        c->lost++;
+        rc = ST_EINVAL;
     }
     if ((int64_t)second > c->closed[worker]) {
         c->closed[worker] = second;
@@ -169,12 +167,4 @@ int st_collector_next(st_collector *c, st_stats *out, uint64_t deadline_ns)
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
-}
-
-uint64_t st_collector_lost(st_collector *c)
-{
-    pthread_mutex_lock(&c->mu);
-    uint64_t n = c->lost;
-    pthread_mutex_unlock(&c->mu);
-    return n;
 }

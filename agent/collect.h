@@ -26,8 +26,8 @@ int st_collector_new(st_collector **out, int n_workers, uint32_t first_second);
 void st_collector_free(st_collector *c);
 
 /* Worker `worker` closes `second`: merges s into it. Seconds must be submitted in increasing
- * order per worker (a skipped second counts as empty). Returns 0 or ST_ENOMEM (the stats of that
- * second are then lost and counted by st_collector_lost). */
+ * order per worker (a skipped second counts as empty). Returns 0, ST_ENOMEM (that second's stats
+ * could not be stored: the caller reports it) or ST_EINVAL (a second already handed out). */
 int st_collector_submit(st_collector *c, int worker, uint32_t second, const st_stats *s);
 
 /* Worker `worker` will submit nothing more. */
@@ -37,8 +37,5 @@ void st_collector_finish(st_collector *c, int worker);
  * initialised st_stats) holds exactly that second's merged stats and out->second its index.
  * Returns 0, ST_ETIMEDOUT, or ST_ECLOSED when every worker finished and every second was taken. */
 int st_collector_next(st_collector *c, st_stats *out, uint64_t deadline_ns);
-
-/* Seconds whose stats could not be stored (allocation failures). */
-uint64_t st_collector_lost(st_collector *c);
 
 #endif

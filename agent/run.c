@@ -13,7 +13,8 @@ struct st_run {
     int n_workers;
 };
 
-uint64_t st_run_drain_ns(const st_plan *plan)
+/* How long in-flight requests may still complete after the end of the profile. */
+static uint64_t drain_ns(const st_plan *plan)
 {
     uint64_t ms = plan->timeout_ms < 5000 ? (uint64_t)plan->timeout_ms : 5000;
     return ms * 1000000ULL;
@@ -67,7 +68,7 @@ int st_run_start(st_run **out, const st_run_cfg *cfg, char *err, size_t err_len)
             .from_q = cfg->from_q,
             .t0_ns = cfg->t0_ns,
             .first_second = first_second,
-            .drain_ns = st_run_drain_ns(plan),
+            .drain_ns = drain_ns(plan),
         };
         rc = st_worker_new(&r->workers[i], &wc, r->col, err, err_len);
         st_slice_fini(&mine);

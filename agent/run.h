@@ -54,7 +54,4 @@ void st_run_stop(st_run *r);
 /* Stops (if still running), joins and frees. NULL is a no-op. */
 void st_run_free(st_run *r);
 
-/* How long in-flight requests may still complete after the end of the profile. */
-uint64_t st_run_drain_ns(const st_plan *plan);
-
 #endif

@@ -89,7 +89,13 @@ static inline uint64_t to_us_rounded(uint64_t ns)
 static void submit_second(st_worker *w)
 {
     w->cur.c.inflight = (uint64_t)w->ops->inflight(w->eng);
-    st_collector_submit(w->col, w->cfg.index, w->cur.second, &w->cur);
+    int rc = st_collector_submit(w->col, w->cfg.index, w->cur.second, &w->cur);
+    if (rc) {
+        st_error("worker %d: second %u could not be stored (%s): its %llu requests are missing "
+                 "from the results",
+                 w->cfg.index, w->cur.second, st_strerror(rc),
+                 (unsigned long long)st_counts_done(&w->cur.c));
+    }
     st_stats_reset(&w->cur);
     w->cur.second++;
     w->second_end_ns += ST_NS_PER_S;
