@@ -1,5 +1,6 @@
 /* stampede results: reads a run back from the DynamoDB table that stampede-sink writes. */
 #include "aws.h"
+#include "ddb.h"
 #include "commands.h"
 #include "exit_code.h"
 #include "log.h"
@@ -78,50 +79,18 @@ static int add_item(run_data *r, const cJSON *item)
     return 0;
 }
 
+static int add_item_cb(void *ctx, const cJSON *item)
+{
+    return add_item(ctx, item);
+}
+
 static int query_run(st_aws_client *c, const char *table, const char *run_id, run_data *r)
 {
-    cJSON *start = NULL;
-    int rc = 0;
-    do {
-        cJSON *req = cJSON_CreateObject();
-        cJSON *vals = req ? cJSON_AddObjectToObject(req, "ExpressionAttributeValues") : NULL;
-        cJSON *t = vals ? cJSON_AddObjectToObject(vals, ":t") : NULL;
-        if (!t || !cJSON_AddStringToObject(t, "S", run_id) ||
-            !cJSON_AddStringToObject(req, "TableName", table) ||
-            !cJSON_AddStringToObject(req, "KeyConditionExpression", "testId = :t") ||
-            !cJSON_AddTrueToObject(req, "ConsistentRead")) {
-            cJSON_Delete(req);
-            cJSON_Delete(start);
-            return ST_ENOMEM;
-        }
-        if (start) {
-            cJSON_AddItemToObject(req, "ExclusiveStartKey", start);
-            start = NULL;
-        }
-        cJSON *reply = NULL;
-        st_aws_error err;
-        rc = st_aws_call(c, ST_AWS_DYNAMODB, "Query", req, &reply, &err);
-        cJSON_Delete(req);
-        if (rc) {
-            st_error("results: %s", err.message);
-            return rc;
-        }
-        const cJSON *item;
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(reply, "Items"))
-        {
-            if ((rc = add_item(r, item)) != 0) {
-                break;
-            }
-        }
-        cJSON *last = cJSON_DetachItemFromObjectCaseSensitive(reply, "LastEvaluatedKey");
-        if (cJSON_IsObject(last) && last->child) {
-            start = last;
-        } else {
-            cJSON_Delete(last);
-        }
-        cJSON_Delete(reply);
-    } while (start && rc == 0);
-    cJSON_Delete(start);
+    st_aws_error err = {0};
+    int rc = st_ddb_query(c, table, "testId", run_id, add_item_cb, r, &err);
+    if (rc && rc != ST_ENOMEM && err.message[0]) {
+        st_error("results: %s", err.message);
+    }
     return rc;
 }
 

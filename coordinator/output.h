@@ -6,7 +6,7 @@
  *               errors, p50/p99, agents), then the readable summary table;
  *   timeseries  JSON Lines, one object per second (--timeseries FILE);
  *   summary     the summary JSON (--summary FILE);
- *   sqs         every second and the summary as result messages (common/result_msg.h) to an SQS
+ *   sqs         every second and the summary as result messages (results/result_msg.h) to an SQS
  *               queue through the forwarder (forward.h): sent off the run's thread, spooled to
  *               disk while SQS is unreachable (--sqs-queue-url URL --spool DIR).
  * An output that fails to write logs why and keeps the run going: results already sent to the

@@ -11,12 +11,12 @@ export STAMPEDE_NPM_DIR=$ST_NPM_DIR
 
 jobs=$(nproc)
 echo "== build (RelWithDebInfo) ==" >&2
-st_build "$ST_ROOT/build"
+st_build "$ST_ROOT/build" -DST_WERROR=ON
 echo "== tests ==" >&2
 (cd "$ST_ROOT/build" && ctest --output-on-failure -j"$jobs")
 
 echo "== build (ASan + UBSan) ==" >&2
-st_build "$ST_ROOT/build-asan" -DST_SANITIZE=ON
+st_build "$ST_ROOT/build-asan" -DST_WERROR=ON -DST_SANITIZE=ON
 echo "== tests under ASan + UBSan ==" >&2
 (cd "$ST_ROOT/build-asan" && \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

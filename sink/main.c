@@ -5,6 +5,7 @@
 #include "lambda.h"
 #include "log.h"
 #include "sqs.h"
+#include "sqs_event.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -133,10 +134,10 @@ static int serve(const sink_opts *o, st_aws_client *recv_client, st_aws_client *
     int rc = 0;
     st_info("reading %s into table %s", o->queue_url, o->table);
     while (!atomic_load(&g_stop)) {
-        st_sink_msg *msgs = NULL;
+        st_sqs_msg *msgs = NULL;
         size_t n = 0;
         st_aws_error err;
-        rc = st_sink_receive(recv_client, o->queue_url, 10, o->wait_s, &msgs, &n, &err);
+        rc = st_sqs_receive(recv_client, o->queue_url, 10, o->wait_s, &msgs, &n, &err);
         if (rc == ST_ECLOSED) {
             rc = 0;
             break;
@@ -165,7 +166,7 @@ static int serve(const sink_opts *o, st_aws_client *recv_client, st_aws_client *
         if (!recs || !del) {
             free(recs);
             free(del);
-            st_sink_msgs_free(msgs, n);
+            st_sqs_msgs_free(msgs, n);
             rc = ST_ENOMEM;
             break;
         }
@@ -184,7 +185,7 @@ static int serve(const sink_opts *o, st_aws_client *recv_client, st_aws_client *
             del[i] = recs[i].outcome == ST_SINK_WRITTEN;
             n_del += (size_t)del[i];
         }
-        int drc = n_del ? st_sink_delete(write_client, o->queue_url, msgs, del, n, &err) : 0;
+        int drc = n_del ? st_sqs_delete(write_client, o->queue_url, msgs, del, n, &err) : 0;
         if (drc) {
             st_error("%s; the written messages come back and are rewritten, harmlessly",
                      err.message);
@@ -192,7 +193,7 @@ static int serve(const sink_opts *o, st_aws_client *recv_client, st_aws_client *
         st_debug("batch: %zu message(s), %zu written and deleted", n, n_del);
         free(recs);
         free(del);
-        st_sink_msgs_free(msgs, n);
+        st_sqs_msgs_free(msgs, n);
         if (src == ST_EAUTH || src == ST_ENOTFOUND || src == ST_ENOMEM) {
             rc = src;
             break;
@@ -243,7 +244,8 @@ int main(int argc, char **argv)
     }
     if (prc) {
         if (lambda_api) {
-            st_sink_lambda_init_error(lambda_api, "bad configuration: see the function's log");
+            st_lambda_init_error(lambda_api, "Sink.ConfigurationError",
+                                 "bad configuration: see the function's log");
         } else {
             usage(stderr);
         }
@@ -268,7 +270,7 @@ int main(int argc, char **argv)
         (rc = st_aws_client_new(&write_client, &o.aws, &err)) != 0) {
         st_error("%s", err.message);
         if (lambda_api) {
-            st_sink_lambda_init_error(lambda_api, err.message);
+            st_lambda_init_error(lambda_api, "Sink.ConfigurationError", err.message);
         }
         goto out;
     }
@@ -287,7 +289,7 @@ int main(int argc, char **argv)
 
     if (lambda_api) {
         st_info("running as a Lambda runtime (%s), writing to table %s", lambda_api, o.table);
-        rc = st_sink_lambda_run(lambda_api, &store, &g_stop);
+        rc = st_lambda_run(lambda_api, st_sink_lambda_handle, &store, &g_stop);
     } else {
         rc = serve(&o, recv_client, write_client, &store);
     }

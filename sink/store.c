@@ -74,7 +74,7 @@ int st_sink_store_records(st_sink_store *s, st_sink_record *recs, size_t n, st_a
         item_of[i] = j;
     }
     if (n_items > 0) {
-        rc = st_sink_ddb_write(&s->ddb, items, n_items, written, err);
+        rc = st_ddb_write(&s->ddb, items, n_items, written, err);
     }
     for (size_t i = 0; i < n; i++) {
         if (recs[i].outcome == ST_SINK_INVALID) {

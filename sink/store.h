@@ -2,11 +2,11 @@
  * store.h - turns SQS message bodies into DynamoDB items and writes them: the sink's core, shared
  * by the long-running service (sink/main.c) and the Lambda runtime loop (sink/lambda.c).
  *
- * Each body is decoded and validated as a result message (common/result_msg.h); invalid ones are
+ * Each body is decoded and validated as a result message (results/result_msg.h); invalid ones are
  * logged with the JSON path at fault and marked ST_SINK_INVALID (their SQS message is left alone,
  * so the queue's redrive policy moves it to the dead-letter queue). Valid ones become items
- * (common/result_item.h) with ttl = now + ttl_days; two messages with the same identity in one call
- * share one item. Items are written through sink/ddb.h.
+ * (results/result_item.h) with ttl = now + ttl_days; two messages with the same identity in one call
+ * share one item. Items are written through aws/ddb.h.
  *
  * Threading: one thread. Ownership: records and their strings stay the caller's.
  */
@@ -27,7 +27,7 @@ typedef struct st_sink_record {
 } st_sink_record;
 
 typedef struct st_sink_store {
-    st_sink_ddb ddb;
+    st_ddb_writer ddb;
     int ttl_days;
     const st_aws_sys *sys; /* NULL: the real clock */
     uint64_t written;      /* totals over the store's life */

@@ -2,7 +2,7 @@
  * st-fake-run: stands in for the coordinator's run in the AWS integration tests until `stampede
  * run` ships results itself. It builds a deterministic run (N seconds of merged stats with latency
  * histograms, then a summary whose percentiles come from the merged histogram), encodes every
- * message with common/result_msg.h and hands them to the forwarder exactly as the coordinator's
+ * message with results/result_msg.h and hands them to the forwarder exactly as the coordinator's
  * stats thread will: one st_forwarder_submit per finalised second, the summary last, then
  * st_forwarder_flush_and_close. With --spool-only it writes the messages into a spool directory
  * instead, as a run whose SQS never answered would have left them.

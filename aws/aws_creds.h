@@ -16,7 +16,7 @@
  * st_aws_sys is the outside world the AWS modules touch (environment, HTTP, wall clock, sleeping,
  * randomness); tests replace it, programs pass NULL for the real one.
  *
- * Used by common/aws.c; one provider per st_aws_client. Threading: a provider is not thread-safe.
+ * Used by aws/aws.c; one provider per st_aws_client. Threading: a provider is not thread-safe.
  * Ownership: the provider owns the credentials it returns. Secrets are never logged or put into
  * error messages.
  */

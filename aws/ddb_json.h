@@ -7,7 +7,7 @@
  * the same double. Back to plain JSON, N becomes a number, sets (SS, NS) become arrays and B
  * (base64 text) a string.
  *
- * Used by common/result_item.c (the sink's items and `stampede results`). Reentrant. Every function
+ * Used by results/result_item.c (the sink's items and `stampede results`). Reentrant. Every function
  * returns a new cJSON tree the caller owns (cJSON_Delete) through *out, and writes *out only on 0.
  */
 #ifndef ST_DDB_JSON_H

@@ -3,6 +3,7 @@
 #include "error.h"
 #include "log.h"
 #include "result_msg.h"
+#include "sqs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -357,77 +358,43 @@ static int cancelled(const sender *s)
  * s->last_error. Returns 0 when SQS answered the call, or the call's error. */
 static int send_batch(sender *s, fmsg **msgs, size_t k, int *status)
 {
-    int rc = ST_ENOMEM;
-    cJSON *reply = NULL;
     char eids[ST_FORWARD_BATCH_MAX][ST_RESULT_ID_MAX + 1];
-    cJSON *req = cJSON_CreateObject();
-    cJSON *entries = req ? cJSON_AddArrayToObject(req, "Entries") : NULL;
-    if (!entries || !cJSON_AddStringToObject(req, "QueueUrl", s->queue_url)) {
-        goto out;
-    }
+    char groups[ST_FORWARD_BATCH_MAX][ST_RESULT_ID_MAX + 1];
+    st_sqs_entry e[ST_FORWARD_BATCH_MAX];
     for (size_t i = 0; i < k; i++) {
         status[i] = ENTRY_FAILED;
         snprintf(s->refused[i], sizeof(s->refused[i]), "SQS did not answer for %s", msgs[i]->id);
         st_forward_entry_id(msgs[i]->id, eids[i], sizeof(eids[i]));
-        cJSON *e = cJSON_CreateObject();
-        if (!cJSON_AddItemToArray(entries, e)) {
-            cJSON_Delete(e);
-            goto out;
-        }
-        if (!cJSON_AddStringToObject(e, "Id", eids[i]) ||
-            !cJSON_AddStringToObject(e, "MessageBody", msgs[i]->text)) {
-            goto out;
-        }
+        e[i] = (st_sqs_entry){.id = eids[i], .body = msgs[i]->text};
         if (s->fifo) {
-            char group[ST_RESULT_ID_MAX + 1];
-            snprintf(group, sizeof(group), "%s", msgs[i]->id);
-            char *dot = strrchr(group, '.');
-            if (dot && dot != group) {
+            /* A run's messages form one group: the result id less its last dotted part. */
+            snprintf(groups[i], sizeof(groups[i]), "%s", msgs[i]->id);
+            char *dot = strrchr(groups[i], '.');
+            if (dot && dot != groups[i]) {
                 *dot = '\0';
             }
-            if (!cJSON_AddStringToObject(e, "MessageGroupId", group) ||
-                !cJSON_AddStringToObject(e, "MessageDeduplicationId", msgs[i]->id)) {
-                goto out;
-            }
+            e[i].group_id = groups[i];
+            e[i].dedup_id = msgs[i]->id;
         }
     }
     st_aws_error ae;
-    rc = st_aws_call(s->client, ST_AWS_SQS, "SendMessageBatch", req, &reply, &ae);
+    int rc = st_sqs_send_batch(s->client, s->queue_url, e, k, &ae);
+    if (rc == ST_ENOMEM) {
+        return rc;
+    }
     if (rc) {
         snprintf(s->last_error, sizeof(s->last_error), "%s", ae.message);
-        goto out;
+        return rc;
     }
-    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(reply, "Successful");
-    const cJSON *e;
-    cJSON_ArrayForEach(e, ok)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "Id");
-        for (size_t i = 0; cJSON_IsString(id) && i < k; i++) {
-            if (strcmp(eids[i], id->valuestring) == 0) {
-                status[i] = ENTRY_SENT;
-            }
+    for (size_t i = 0; i < k; i++) {
+        if (e[i].sent) {
+            status[i] = ENTRY_SENT;
+        } else if (e[i].refused) {
+            snprintf(s->refused[i], sizeof(s->refused[i]), "SQS refused %s: %s", msgs[i]->id,
+                     e[i].why);
         }
     }
-    const cJSON *failed = cJSON_GetObjectItemCaseSensitive(reply, "Failed");
-    cJSON_ArrayForEach(e, failed)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "Id");
-        const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "Code");
-        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(e, "Message");
-        for (size_t i = 0; cJSON_IsString(id) && i < k; i++) {
-            if (strcmp(eids[i], id->valuestring) == 0) {
-                status[i] = ENTRY_FAILED;
-                snprintf(s->refused[i], sizeof(s->refused[i]), "SQS refused %s: %s: %s",
-                         msgs[i]->id, cJSON_IsString(code) ? code->valuestring : "error",
-                         cJSON_IsString(msg) ? msg->valuestring : "no message");
-            }
-        }
-    }
-    rc = 0;
-out:
-    cJSON_Delete(req);
-    cJSON_Delete(reply);
-    return rc;
+    return 0;
 }
 
 static void spool_dir_remove(sender *s, const fmsg *m)

@@ -22,7 +22,7 @@ static int item_key(const cJSON *item, char *out, size_t len)
     return n < 0 || (size_t)n >= len ? ST_ERANGE : 0;
 }
 
-static void sleep_ms(st_sink_ddb *w, uint32_t ms)
+static void sleep_ms(st_ddb_writer *w, uint32_t ms)
 {
     const st_aws_sys *sys = w->sys ? w->sys : &st_aws_sys_real;
     while (ms > 0 && !(w->cancel && atomic_load(w->cancel))) {
@@ -33,7 +33,7 @@ static void sleep_ms(st_sink_ddb *w, uint32_t ms)
 }
 
 /* One chunk of at most 25 items: idx[] are indexes into items. */
-static int write_chunk(st_sink_ddb *w, cJSON *const *items, const size_t *idx, size_t k,
+static int write_chunk(st_ddb_writer *w, cJSON *const *items, const size_t *idx, size_t k,
                        int *written, st_aws_error *err)
 {
     int pending[BATCH_ITEMS];
@@ -132,7 +132,7 @@ static int write_chunk(st_sink_ddb *w, cJSON *const *items, const size_t *idx, s
     return ST_EAGAIN;
 }
 
-int st_sink_ddb_write(st_sink_ddb *w, cJSON *const *items, size_t n, int *written,
+int st_ddb_write(st_ddb_writer *w, cJSON *const *items, size_t n, int *written,
                       st_aws_error *err)
 {
     st_aws_error local;
@@ -162,4 +162,55 @@ int st_sink_ddb_write(st_sink_ddb *w, cJSON *const *items, size_t n, int *writte
         }
     }
     return first_rc;
+}
+
+int st_ddb_query(st_aws_client *c, const char *table, const char *key, const char *value,
+                 st_ddb_item_fn fn, void *ctx, st_aws_error *err)
+{
+    char cond[160];
+    int n = snprintf(cond, sizeof(cond), "%s = :v", key);
+    if (n < 0 || (size_t)n >= sizeof(cond)) {
+        return ST_EINVAL;
+    }
+    cJSON *start = NULL;
+    int rc = 0;
+    do {
+        cJSON *req = cJSON_CreateObject();
+        cJSON *vals = req ? cJSON_AddObjectToObject(req, "ExpressionAttributeValues") : NULL;
+        cJSON *v = vals ? cJSON_AddObjectToObject(vals, ":v") : NULL;
+        if (!v || !cJSON_AddStringToObject(v, "S", value) ||
+            !cJSON_AddStringToObject(req, "TableName", table) ||
+            !cJSON_AddStringToObject(req, "KeyConditionExpression", cond) ||
+            !cJSON_AddTrueToObject(req, "ConsistentRead")) {
+            cJSON_Delete(req);
+            cJSON_Delete(start);
+            return ST_ENOMEM;
+        }
+        if (start) {
+            cJSON_AddItemToObject(req, "ExclusiveStartKey", start);
+            start = NULL;
+        }
+        cJSON *reply = NULL;
+        rc = st_aws_call(c, ST_AWS_DYNAMODB, "Query", req, &reply, err);
+        cJSON_Delete(req);
+        if (rc) {
+            return rc;
+        }
+        const cJSON *item;
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(reply, "Items"))
+        {
+            if ((rc = fn(ctx, item)) != 0) {
+                break;
+            }
+        }
+        cJSON *last = cJSON_DetachItemFromObjectCaseSensitive(reply, "LastEvaluatedKey");
+        if (cJSON_IsObject(last) && last->child) {
+            start = last;
+        } else {
+            cJSON_Delete(last);
+        }
+        cJSON_Delete(reply);
+    } while (start && rc == 0);
+    cJSON_Delete(start);
+    return rc;
 }

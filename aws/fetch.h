@@ -3,7 +3,7 @@
  * to outside the AWS APIs: the ECS container credentials endpoint, EC2 instance metadata (IMDSv2)
  * and the AWS Lambda runtime API.
  *
- * Callers: common/aws_creds.c and sink/lambda.c. Each call uses its own easy handle, so any thread
+ * Callers: aws/aws_creds.c and sink/lambda.c. Each call uses its own easy handle, so any thread
  * may call st_fetch at any time once the program has called curl_global_init from main. Proxies are
  * never used for these requests: they are link-local or loopback by nature.
  *
@@ -37,7 +37,7 @@ typedef struct st_fetch_resp {
 
 /* A growing, NUL-terminated buffer for response bodies, and the libcurl write callback that fills
  * it (CURLOPT_WRITEDATA is the buffer). Zero-initialise it; free(data) when done. On an allocation
- * failure the callback sets oom and stops the transfer. Also used by common/aws.c. */
+ * failure the callback sets oom and stops the transfer. Also used by aws/aws.c. */
 typedef struct st_fetch_buf {
     char *data;
     size_t len;

@@ -12,7 +12,7 @@
  *     AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL_SQS, _DYNAMODB, _ECS), else AWS_ENDPOINT_URL,
  *     else (SQS only) the scheme and host of cfg->sqs_queue_url, else
  * https://<svc>.<region>.amazonaws.com.
- *   - credentials: common/aws_creds.h's chain, refreshed before they expire; once more after AWS
+ *   - credentials: aws/aws_creds.h's chain, refreshed before they expire; once more after AWS
  *     answers that they expired.
  *
  * Retries: throttling (HTTP 429 and the throttling error codes), HTTP 5xx and network failures are

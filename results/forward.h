@@ -1,5 +1,5 @@
 /*
- * forward.h - ships result messages (common/result_msg.h) to an SQS queue without ever slowing a
+ * forward.h - ships result messages (results/result_msg.h) to an SQS queue without ever slowing a
  * run down, and without losing any.
  *
  * The coordinator creates one forwarder per run (--sqs-queue-url), submits every finalised second

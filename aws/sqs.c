@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void st_sink_msgs_free(st_sink_msg *msgs, size_t n)
+void st_sqs_msgs_free(st_sqs_msg *msgs, size_t n)
 {
     for (size_t i = 0; msgs && i < n; i++) {
         free(msgs[i].message_id);
@@ -16,8 +16,8 @@ void st_sink_msgs_free(st_sink_msg *msgs, size_t n)
     free(msgs);
 }
 
-int st_sink_receive(st_aws_client *c, const char *queue_url, int max_messages, int wait_s,
-                    st_sink_msg **msgs, size_t *n, st_aws_error *err)
+int st_sqs_receive(st_aws_client *c, const char *queue_url, int max_messages, int wait_s,
+                    st_sqs_msg **msgs, size_t *n, st_aws_error *err)
 {
     cJSON *req = cJSON_CreateObject();
     cJSON *names = req ? cJSON_AddArrayToObject(req, "AttributeNames") : NULL;
@@ -36,7 +36,7 @@ int st_sink_receive(st_aws_client *c, const char *queue_url, int max_messages, i
     }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(reply, "Messages");
     size_t count = (size_t)cJSON_GetArraySize(list);
-    st_sink_msg *out = count ? calloc(count, sizeof(*out)) : NULL;
+    st_sqs_msg *out = count ? calloc(count, sizeof(*out)) : NULL;
     size_t k = 0;
     if (count && !out) {
         cJSON_Delete(reply);
@@ -60,7 +60,7 @@ int st_sink_receive(st_aws_client *c, const char *queue_url, int max_messages, i
         out[k].receive_count = cJSON_IsString(rc_attr) ? strtol(rc_attr->valuestring, NULL, 10) : 0;
         k++;
         if (!out[k - 1].message_id || !out[k - 1].receipt_handle || !out[k - 1].body) {
-            st_sink_msgs_free(out, k);
+            st_sqs_msgs_free(out, k);
             cJSON_Delete(reply);
             return ST_ENOMEM;
         }
@@ -75,7 +75,7 @@ int st_sink_receive(st_aws_client *c, const char *queue_url, int max_messages, i
     return 0;
 }
 
-int st_sink_delete(st_aws_client *c, const char *queue_url, const st_sink_msg *msgs, const int *del,
+int st_sqs_delete(st_aws_client *c, const char *queue_url, const st_sqs_msg *msgs, const int *del,
                    size_t n, st_aws_error *err)
 {
     size_t i = 0;
@@ -130,4 +130,82 @@ int st_sink_delete(st_aws_client *c, const char *queue_url, const st_sink_msg *m
         cJSON_Delete(reply);
     }
     return 0;
+}
+
+static int add_entry(cJSON *entries, const st_sqs_entry *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!cJSON_AddItemToArray(entries, o)) {
+        cJSON_Delete(o);
+        return ST_ENOMEM;
+    }
+    if (!cJSON_AddStringToObject(o, "Id", e->id) ||
+        !cJSON_AddStringToObject(o, "MessageBody", e->body) ||
+        (e->group_id && !cJSON_AddStringToObject(o, "MessageGroupId", e->group_id)) ||
+        (e->dedup_id && !cJSON_AddStringToObject(o, "MessageDeduplicationId", e->dedup_id))) {
+        return ST_ENOMEM;
+    }
+    return 0;
+}
+
+static st_sqs_entry *entry_named(st_sqs_entry *e, size_t n, const cJSON *id)
+{
+    for (size_t i = 0; cJSON_IsString(id) && i < n; i++) {
+        if (strcmp(e[i].id, id->valuestring) == 0) {
+            return &e[i];
+        }
+    }
+    return NULL;
+}
+
+int st_sqs_send_batch(st_aws_client *c, const char *queue_url, st_sqs_entry *e, size_t n,
+                      st_aws_error *err)
+{
+    if (n == 0 || n > 10) {
+        return ST_EINVAL;
+    }
+    int rc = ST_ENOMEM;
+    cJSON *reply = NULL;
+    cJSON *req = cJSON_CreateObject();
+    cJSON *entries = req ? cJSON_AddArrayToObject(req, "Entries") : NULL;
+    if (!entries || !cJSON_AddStringToObject(req, "QueueUrl", queue_url)) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        e[i].sent = e[i].refused = 0;
+        e[i].why[0] = '\0';
+        if (add_entry(entries, &e[i]) != 0) {
+            goto out;
+        }
+    }
+    rc = st_aws_call(c, ST_AWS_SQS, "SendMessageBatch", req, &reply, err);
+    if (rc) {
+        goto out;
+    }
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "Successful"))
+    {
+        st_sqs_entry *x = entry_named(e, n, cJSON_GetObjectItemCaseSensitive(r, "Id"));
+        if (x) {
+            x->sent = 1;
+        }
+    }
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(reply, "Failed"))
+    {
+        st_sqs_entry *x = entry_named(e, n, cJSON_GetObjectItemCaseSensitive(r, "Id"));
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(r, "Code");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(r, "Message");
+        if (x) {
+            /* A Failed listing wins over a Successful one for the same id. */
+            x->sent = 0;
+            x->refused = 1;
+            snprintf(x->why, sizeof(x->why), "%s: %s",
+                     cJSON_IsString(code) ? code->valuestring : "error",
+                     cJSON_IsString(msg) ? msg->valuestring : "no message");
+        }
+    }
+out:
+    cJSON_Delete(req);
+    cJSON_Delete(reply);
+    return rc;
 }

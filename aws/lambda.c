@@ -51,89 +51,41 @@ static int post_error(const char *url, const char *type, const char *message)
     return rc;
 }
 
-void st_sink_lambda_init_error(const char *api, const char *message)
+void st_lambda_init_error(const char *api, const char *type, const char *message)
 {
     char url[1024];
     snprintf(url, sizeof(url), "http://%s/2018-06-01/runtime/init/error", api);
-    if (post_error(url, "Sink.ConfigurationError", message) != 0) {
+    if (post_error(url, type, message) != 0) {
         st_warn("could not report the initialisation error to the Lambda runtime API");
     }
 }
 
-/* Handles one event; answers the runtime API. */
-static int handle(const char *base, const char *request_id, const char *event, st_sink_store *store)
+/* Runs the handler on one event and answers the runtime API. */
+static int invoke(const char *base, const char *request_id, const char *event,
+                  st_lambda_handler fn, void *ctx)
 {
     char url[1200];
-    cJSON *ev = cJSON_Parse(event);
-    const cJSON *records = cJSON_GetObjectItemCaseSensitive(ev, "Records");
-    if (!cJSON_IsArray(records)) {
-        cJSON_Delete(ev);
+    st_lambda_reply reply = {0};
+    int rc = fn(ctx, request_id, event ? event : "", &reply);
+    if (rc == ST_EINVAL) {
         snprintf(url, sizeof(url), "%s/invocation/%s/error", base, request_id);
-        st_error("invocation %s: the event is not an SQS event (no Records array)", request_id);
-        return post_error(url, "Sink.InvalidEvent", "the event is not an SQS event");
+        return post_error(url, reply.error_type[0] ? reply.error_type : "Runtime.InvalidEvent",
+                          reply.error_message);
     }
-    size_t n = (size_t)cJSON_GetArraySize(records);
-    st_sink_record *recs = calloc(n ? n : 1, sizeof(*recs));
-    cJSON *answer = cJSON_CreateObject();
-    cJSON *failures = answer ? cJSON_AddArrayToObject(answer, "batchItemFailures") : NULL;
-    int rc = 0;
-    if (!recs || !failures) {
-        rc = ST_ENOMEM;
-        goto out;
+    if (rc) {
+        cJSON_Delete(reply.response);
+        return rc;
     }
-    size_t i = 0;
-    const cJSON *r;
-    cJSON_ArrayForEach(r, records)
-    {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "messageId");
-        const cJSON *body = cJSON_GetObjectItemCaseSensitive(r, "body");
-        const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r, "attributes");
-        const cJSON *count = cJSON_GetObjectItemCaseSensitive(attrs, "ApproximateReceiveCount");
-        recs[i].message_id = cJSON_IsString(id) ? id->valuestring : NULL;
-        recs[i].body = cJSON_IsString(body) ? body->valuestring : "";
-        recs[i].receive_count = cJSON_IsString(count) ? strtol(count->valuestring, NULL, 10) : 0;
-        i++;
+    if (!reply.response) {
+        return ST_ENOMEM;
     }
-    st_aws_error err;
-    int src = st_sink_store_records(store, recs, n, &err);
-    if (src) {
-        st_error("invocation %s: %s", request_id, err.message[0] ? err.message : st_strerror(src));
-    }
-    size_t n_failed = 0;
-    for (i = 0; i < n; i++) {
-        if (recs[i].outcome == ST_SINK_WRITTEN) {
-            continue;
-        }
-        if (!recs[i].message_id) {
-            /* Without a messageId a record cannot be reported: fail the whole batch instead. */
-            snprintf(url, sizeof(url), "%s/invocation/%s/error", base, request_id);
-            rc = post_error(url, "Sink.InvalidEvent", "a record has no messageId");
-            goto out;
-        }
-        cJSON *f = cJSON_CreateObject();
-        if (!cJSON_AddItemToArray(failures, f)) {
-            cJSON_Delete(f);
-            rc = ST_ENOMEM;
-            goto out;
-        }
-        if (!cJSON_AddStringToObject(f, "itemIdentifier", recs[i].message_id)) {
-            rc = ST_ENOMEM;
-            goto out;
-        }
-        n_failed++;
-    }
-    st_info("invocation %s: %zu record(s), %zu written, %zu reported as failures", request_id, n,
-            n - n_failed, n_failed);
     snprintf(url, sizeof(url), "%s/invocation/%s/response", base, request_id);
-    rc = post_json(url, answer, NULL);
-out:
-    free(recs);
-    cJSON_Delete(answer);
-    cJSON_Delete(ev);
+    rc = post_json(url, reply.response, NULL);
+    cJSON_Delete(reply.response);
     return rc;
 }
 
-int st_sink_lambda_run(const char *api, st_sink_store *store, const atomic_int *stop)
+int st_lambda_run(const char *api, st_lambda_handler fn, void *ctx, const atomic_int *stop)
 {
     char base[1024];
     char next[1100];
@@ -162,7 +114,7 @@ int st_sink_lambda_run(const char *api, st_sink_store *store, const atomic_int *
             st_fetch_resp_fini(&resp);
             return ST_EPROTO;
         }
-        rc = handle(base, resp.header_value, resp.body, store);
+        rc = invoke(base, resp.header_value, resp.body, fn, ctx);
         st_fetch_resp_fini(&resp);
         if (rc) {
             st_error("answering the Lambda runtime API failed: %s", st_strerror(rc));

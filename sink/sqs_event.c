@@ -1,0 +1,86 @@
+#include "sqs_event.h"
+#include "error.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int refuse(st_lambda_reply *reply, const char *why)
+{
+    snprintf(reply->error_type, sizeof(reply->error_type), "Sink.InvalidEvent");
+    snprintf(reply->error_message, sizeof(reply->error_message), "%s", why);
+    return ST_EINVAL;
+}
+
+int st_sink_lambda_handle(void *ctx, const char *request_id, const char *event,
+                          st_lambda_reply *reply)
+{
+    st_sink_store *store = ctx;
+    cJSON *ev = cJSON_Parse(event);
+    const cJSON *records = cJSON_GetObjectItemCaseSensitive(ev, "Records");
+    if (!cJSON_IsArray(records)) {
+        cJSON_Delete(ev);
+        st_error("invocation %s: the event is not an SQS event (no Records array)", request_id);
+        return refuse(reply, "the event is not an SQS event");
+    }
+    size_t n = (size_t)cJSON_GetArraySize(records);
+    st_sink_record *recs = calloc(n ? n : 1, sizeof(*recs));
+    cJSON *answer = cJSON_CreateObject();
+    cJSON *failures = answer ? cJSON_AddArrayToObject(answer, "batchItemFailures") : NULL;
+    int rc = 0;
+    if (!recs || !failures) {
+        rc = ST_ENOMEM;
+        goto out;
+    }
+    size_t i = 0;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, records)
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "messageId");
+        const cJSON *body = cJSON_GetObjectItemCaseSensitive(r, "body");
+        const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r, "attributes");
+        const cJSON *count = cJSON_GetObjectItemCaseSensitive(attrs, "ApproximateReceiveCount");
+        recs[i].message_id = cJSON_IsString(id) ? id->valuestring : NULL;
+        recs[i].body = cJSON_IsString(body) ? body->valuestring : "";
+        recs[i].receive_count = cJSON_IsString(count) ? strtol(count->valuestring, NULL, 10) : 0;
+        i++;
+    }
+    st_aws_error err;
+    int src = st_sink_store_records(store, recs, n, &err);
+    if (src) {
+        st_error("invocation %s: %s", request_id, err.message[0] ? err.message : st_strerror(src));
+    }
+    size_t n_failed = 0;
+    for (i = 0; i < n; i++) {
+        if (recs[i].outcome == ST_SINK_WRITTEN) {
+            continue;
+        }
+        if (!recs[i].message_id) {
+            /* Without a messageId a record cannot be reported: fail the whole batch instead. */
+            rc = refuse(reply, "a record has no messageId");
+            goto out;
+        }
+        cJSON *f = cJSON_CreateObject();
+        if (!cJSON_AddItemToArray(failures, f)) {
+            cJSON_Delete(f);
+            rc = ST_ENOMEM;
+            goto out;
+        }
+        if (!cJSON_AddStringToObject(f, "itemIdentifier", recs[i].message_id)) {
+            rc = ST_ENOMEM;
+            goto out;
+        }
+        n_failed++;
+    }
+    st_info("invocation %s: %zu record(s), %zu written, %zu reported as failures", request_id, n,
+            n - n_failed, n_failed);
+    reply->response = answer;
+    answer = NULL;
+out:
+    free(recs);
+    cJSON_Delete(answer);
+    cJSON_Delete(ev);
+    return rc;
+}
+
