@@ -390,8 +390,8 @@ static int send_batch(sender *s, fmsg **msgs, size_t k, int *status)
         if (e[i].sent) {
             status[i] = ENTRY_SENT;
         } else if (e[i].refused) {
-            snprintf(s->refused[i], sizeof(s->refused[i]), "SQS refused %s: %s", msgs[i]->id,
-                     e[i].why);
+            snprintf(s->refused[i], sizeof(s->refused[i]), "SQS refused %.80s: %.150s",
+                     msgs[i]->id, e[i].why);
         }
     }
     return 0;
