@@ -337,7 +337,7 @@ static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request
                 return ST_ENOMEM;
             }
         } else if (strcmp(it->string, "weight") == 0) {
-            int w;
+            int w = 0;
             if ((rc = get_int(c, it, sub, 1, ST_PLAN_MAX_WEIGHT, &w))) {
                 return rc;
             }
