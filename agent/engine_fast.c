@@ -120,8 +120,12 @@ static void conn_write(fast_conn *c);
 static int on_headers_complete(http_parser *p)
 {
     const fast_conn *c = p->data;
-    /* Returning 1 tells http-parser that this response has no body (HEAD). */
-    return c->req->head ? 1 : 0;
+    /* Returning 1 tells http-parser that this response has no body, whatever its Content-Length
+     * or Transfer-Encoding say: answers to HEAD, and 1xx, 204 and 304 answers (RFC 9110 6.4.1),
+     * whose Content-Length describes the representation they did not send. 101 switches
+     * protocols and is handled where the message completes. */
+    unsigned s = p->status_code;
+    return c->req->head || (s >= 100 && s < 200 && s != 101) || s == 204 || s == 304 ? 1 : 0;
 }
 
 static int on_message_complete(http_parser *p)

@@ -147,7 +147,8 @@ static void srv_respond_ok(int fd, const char *req)
     if (st && st < strstr(req, "\r\n")) {
         status = atoi(st + 9);
     }
-    if (strncmp(req, "HEAD ", 5) == 0) {
+    if (strncmp(req, "HEAD ", 5) == 0 || status == 204 || status == 304) {
+        /* No body, and a Content-Length that describes the one a GET would have had. */
         snprintf(out, sizeof(out), "HTTP/1.1 %d OK\r\nContent-Length: 1000\r\n\r\n", status);
     } else {
         snprintf(out, sizeof(out), "HTTP/1.1 %d OK\r\nContent-Length: 5\r\n\r\nhello", status);
@@ -1043,6 +1044,31 @@ static void test_engine_fast_statuses(void **state)
     srv_stop(s);
 }
 
+/* 204 and 304 answers carry no body whatever their Content-Length says (RFC 9110): each is
+ * complete at its headers, and the connection goes on to the next request. */
+static void test_engine_fast_no_body_statuses(void **state)
+{
+    (void)state;
+    srv *s = srv_start(SRV_OK, AF_INET);
+    char u204[64], u304[64], uok[64];
+    snprintf(u204, sizeof(u204), "http://127.0.0.1:%d/status/204", s->port);
+    snprintf(u304, sizeof(u304), "http://127.0.0.1:%d/status/304", s->port);
+    snprintf(uok, sizeof(uok), "http://127.0.0.1:%d/", s->port);
+    st_request q[3] = {request("GET", u304), request("GET", u204), request("GET", uok)};
+    run *r = run_new();
+    run_create(r, q, 3, 1, 1000);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run_send(r, (size_t)i, (uint64_t)i + 1), 0);
+        run_until(r, i + 1, 5);
+    }
+    expect_ok(&r->res[0], 304, strlen("HTTP/1.1 304 OK\r\nContent-Length: 1000\r\n\r\n"));
+    expect_ok(&r->res[1], 204, strlen("HTTP/1.1 204 OK\r\nContent-Length: 1000\r\n\r\n"));
+    expect_ok(&r->res[2], 200, sizeof(OK_RESPONSE) - 1);
+    assert_int_equal(srv_get(s, &s->n_conns), 1);
+    run_free(r);
+    srv_stop(s);
+}
+
 /* One request against a server mode that must end in kind; returns the result. */
 static st_result one_request(srv_mode mode, int timeout_ms)
 {
@@ -1439,6 +1465,7 @@ int main(void)
         cmocka_unit_test(test_engine_fast_post_body),
         cmocka_unit_test(test_engine_fast_large_body),
         cmocka_unit_test(test_engine_fast_statuses),
+        cmocka_unit_test(test_engine_fast_no_body_statuses),
         cmocka_unit_test(test_engine_fast_malformed),
         cmocka_unit_test(test_engine_fast_huge_header),
         cmocka_unit_test(test_engine_fast_truncated_body),
