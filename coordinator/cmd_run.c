@@ -465,6 +465,7 @@ int st_cmd_run(int argc, char **argv)
     };
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
         goto out;
     }
 

@@ -226,17 +226,23 @@ const st_launcher_ops st_launcher_local = {
 
 static int external_start(st_launcher **out, const st_launch_cfg *cfg, char *err, size_t err_len)
 {
-    (void)err;
-    (void)err_len;
+    /* A made-up token is useless unless the people starting agents learn it, and a secret must
+     * never reach a log: it is shown on a terminal only, outside the log. */
+    if (cfg->token_generated && !isatty(STDERR_FILENO)) {
+        snprintf(err, err_len,
+                 "--launcher external needs --token TOKEN when stderr is not a terminal: a "
+                 "generated token is shown on a terminal only, never written to a log");
+        return ST_EINVAL;
+    }
     st_launcher *l = calloc(1, sizeof(*l));
     if (!l) {
         return ST_ENOMEM;
     }
     l->cfg = *cfg;
     if (cfg->token_generated) {
-        /* A made-up token is useless unless the people starting agents learn it. */
-        st_info("waiting for %d agents: stampede-agent --coordinator %s --token %s", cfg->agents,
-                cfg->coordinator_url, cfg->token);
+        st_info("waiting for %d agents: the command that starts one follows", cfg->agents);
+        fprintf(stderr, "  stampede-agent --coordinator %s --token %s\n", cfg->coordinator_url,
+                cfg->token);
     } else {
         st_info("waiting for %d agents: stampede-agent --coordinator %s --token <your token>",
                 cfg->agents, cfg->coordinator_url);

@@ -25,7 +25,8 @@ typedef struct st_launch_cfg {
     const char *engine;     /* NULL: the plan's */
     const char *log_level;  /* the agents' --log-level */
     const char *agent_bin;  /* NULL: stampede-agent beside this program, else on PATH */
-    int token_generated;    /* the token was made up here: external agents need to be told it */
+    int token_generated;    /* the token was made up here: external agents need to be told it
+                               (on a terminal only; external refuses to start otherwise) */
 } st_launch_cfg;
 
 typedef struct st_launcher st_launcher;

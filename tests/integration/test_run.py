@@ -1,6 +1,9 @@
 """stampede run: a distributed run over real agent processes on loopback."""
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import tempfile
@@ -212,6 +215,47 @@ class ExternalRuns(RunCase):
         self.assertEqual(s["status"], "failed")
         self.assertIn("0 of 2 agents", s["error"])
         self.assertEqual(targets.target_stats(url)["requests"], 0)
+
+    def test_generated_token_is_shown_on_a_terminal_only(self):
+        _, url = targets.start_target(self)
+        args = ["--url", url + "/", "--rate", 5, "--duration", 1, "--agents", 1,
+                "--launcher", "external", "--register-timeout", 2]
+        port = harness.free_port()
+        code, p = self.run_stampede(*args, "--listen", "tcp://127.0.0.1:%d" % port, timeout=10)
+        self.assertEqual(code, 2, p.stderr())
+        self.assertIn("--token", p.stderr())
+        self.assertNotRegex(p.stderr(), r"--token [0-9a-f]{16,}")
+        # On a terminal the command that starts an agent is shown, token included.
+        master, slave = pty.openpty()
+        port = harness.free_port()
+        proc = subprocess.Popen([harness.binary("stampede"), "run", "--summary", self.summary_path]
+                                + [str(a) for a in args] + ["--listen", "tcp://127.0.0.1:%d" % port],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+                                start_new_session=True)
+        os.close(slave)
+        text = b""
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if ready:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    text += chunk
+                elif proc.poll() is not None:
+                    break
+            self.assertEqual(proc.wait(10), 6, text)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+        self.assertRegex(text.decode(errors="replace"),
+                         r"stampede-agent --coordinator tcp://\S+ --token [0-9a-f]{16,}")
 
     def test_wrong_token_is_refused(self):
         _, url = targets.start_target(self)
