@@ -566,7 +566,7 @@ static void wait_for_work(st_forwarder *f, int spool_pending, uint64_t next_try_
         }
         uint64_t wait_ms = next_try_ms - now;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)(wait_ms / 1000);
         ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
@@ -707,8 +707,14 @@ int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *e
         return ST_ENOMEM;
     }
     pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->wake, NULL);
-    pthread_cond_init(&f->done_cv, NULL);
+    /* Deadlines are on the monotonic clock: a step of the wall clock must not shorten or
+     * stretch a retry or the flush bound. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->wake, &ca);
+    pthread_cond_init(&f->done_cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&f->cancel, 0);
     f->queue_url = strdup(cfg->queue_url);
     f->spool_dir = strdup(cfg->spool_dir);
@@ -782,7 +788,7 @@ int st_forwarder_flush_and_close(st_forwarder *f, uint32_t timeout_ms, st_forwar
     }
     f->closed = 1;
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += (time_t)(timeout_ms / 1000);
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {

@@ -29,7 +29,7 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: stampede-sink --queue-url URL --table NAME [--endpoint-url URL] [--region R]\n"
             "                     [--ttl-days 90] [--exit-when-empty] [--wait-seconds 20]\n\n"
-            "Long-polls the SQS queue that `stampede --sqs-queue-url` feeds and writes every\n"
+            "Long-polls the SQS queue that `stampede run --sqs-queue-url` feeds and writes every\n"
             "result message into the DynamoDB table (key testId + sk, ttl attribute), deleting\n"
             "each message once its item is written. Invalid messages are logged and left for\n"
             "the queue's dead-letter queue. With AWS_LAMBDA_RUNTIME_API set it runs as a Lambda\n"
