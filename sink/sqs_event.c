@@ -13,25 +13,19 @@ static int refuse(st_lambda_reply *reply, const char *why)
     return ST_EINVAL;
 }
 
-int st_sink_lambda_handle(void *ctx, const char *request_id, const char *event,
-                          st_lambda_reply *reply)
+int st_sink_event_parse(const char *event, cJSON **doc, st_sink_record **recs, size_t *n)
 {
-    st_sink_store *store = ctx;
     cJSON *ev = cJSON_Parse(event);
     const cJSON *records = cJSON_GetObjectItemCaseSensitive(ev, "Records");
     if (!cJSON_IsArray(records)) {
         cJSON_Delete(ev);
-        st_error("invocation %s: the event is not an SQS event (no Records array)", request_id);
-        return refuse(reply, "the event is not an SQS event");
+        return ST_EINVAL;
     }
-    size_t n = (size_t)cJSON_GetArraySize(records);
-    st_sink_record *recs = calloc(n ? n : 1, sizeof(*recs));
-    cJSON *answer = cJSON_CreateObject();
-    cJSON *failures = answer ? cJSON_AddArrayToObject(answer, "batchItemFailures") : NULL;
-    int rc = 0;
-    if (!recs || !failures) {
-        rc = ST_ENOMEM;
-        goto out;
+    size_t count = (size_t)cJSON_GetArraySize(records);
+    st_sink_record *out = calloc(count ? count : 1, sizeof(*out));
+    if (!out) {
+        cJSON_Delete(ev);
+        return ST_ENOMEM;
     }
     size_t i = 0;
     const cJSON *r;
@@ -40,11 +34,39 @@ int st_sink_lambda_handle(void *ctx, const char *request_id, const char *event,
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "messageId");
         const cJSON *body = cJSON_GetObjectItemCaseSensitive(r, "body");
         const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r, "attributes");
-        const cJSON *count = cJSON_GetObjectItemCaseSensitive(attrs, "ApproximateReceiveCount");
-        recs[i].message_id = cJSON_IsString(id) ? id->valuestring : NULL;
-        recs[i].body = cJSON_IsString(body) ? body->valuestring : "";
-        recs[i].receive_count = cJSON_IsString(count) ? strtol(count->valuestring, NULL, 10) : 0;
+        const cJSON *rcount = cJSON_GetObjectItemCaseSensitive(attrs, "ApproximateReceiveCount");
+        out[i].message_id = cJSON_IsString(id) ? id->valuestring : NULL;
+        out[i].body = cJSON_IsString(body) ? body->valuestring : "";
+        out[i].receive_count =
+            cJSON_IsString(rcount) ? strtol(rcount->valuestring, NULL, 10) : 0;
         i++;
+    }
+    *doc = ev;
+    *recs = out;
+    *n = count;
+    return 0;
+}
+
+int st_sink_lambda_handle(void *ctx, const char *request_id, const char *event,
+                          st_lambda_reply *reply)
+{
+    st_sink_store *store = ctx;
+    cJSON *ev = NULL;
+    st_sink_record *recs = NULL;
+    size_t n = 0, i;
+    int rc = st_sink_event_parse(event, &ev, &recs, &n);
+    if (rc == ST_EINVAL) {
+        st_error("invocation %s: the event is not an SQS event (no Records array)", request_id);
+        return refuse(reply, "the event is not an SQS event");
+    }
+    if (rc) {
+        return rc;
+    }
+    cJSON *answer = cJSON_CreateObject();
+    cJSON *failures = answer ? cJSON_AddArrayToObject(answer, "batchItemFailures") : NULL;
+    if (!failures) {
+        rc = ST_ENOMEM;
+        goto out;
     }
     st_aws_error err;
     int src = st_sink_store_records(store, recs, n, &err);

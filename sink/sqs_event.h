@@ -18,6 +18,13 @@
 #include "lambda.h"
 #include "store.h"
 
+/* Reads the records of an SQS event (the JSON text of an invocation). On 0, *doc is the parsed
+ * event (the records' strings point into it: cJSON_Delete it after them) and *recs its n records
+ * (free() it), with outcome ST_SINK_PENDING; a record without a string messageId has message_id
+ * NULL, one without a string body has body "". ST_EINVAL when the event is not an SQS event (not
+ * JSON, or no Records array); ST_ENOMEM. */
+int st_sink_event_parse(const char *event, cJSON **doc, st_sink_record **recs, size_t *n);
+
 /* An st_lambda_handler; ctx is the st_sink_store. Returns 0 with the batch response,
  * ST_EINVAL for an event it refuses, ST_ENOMEM. */
 int st_sink_lambda_handle(void *ctx, const char *request_id, const char *event,

@@ -1,0 +1,137 @@
+/*
+ * fuzz_seeds DIR: writes the seed inputs of fuzz_coord_wire that cannot be typed by hand (packed
+ * protobuf messages in its framing) into DIR. The committed corpus/fuzz_coord_wire/ came from it.
+ */
+#include "clock.h"
+#include "error.h"
+#include "hist.h"
+#include "stats.h"
+#include "wire.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint8_t g_buf[1 << 16];
+static size_t g_len;
+
+/* Appends one framed message: [clock step, 10 ms units][length, LE16][bytes]. */
+static void frame(uint8_t step, Stampede__Envelope *env)
+{
+    env->version = ST_PROTOCOL_VERSION;
+    uint8_t *b;
+    size_t n;
+    if (st_wire_pack(env, &b, &n) != 0 || n > 0xffff || g_len + 3 + n > sizeof(g_buf)) {
+        abort();
+    }
+    g_buf[g_len++] = step;
+    g_buf[g_len++] = (uint8_t)(n & 0xff);
+    g_buf[g_len++] = (uint8_t)(n >> 8);
+    memcpy(g_buf + g_len, b, n);
+    g_len += n;
+    free(b);
+}
+
+static void flush(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(g_buf, 1, g_len, f) != g_len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+    g_len = 0;
+}
+
+static void reg(uint8_t step)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__Register r = STAMPEDE__REGISTER__INIT;
+    env.run_id = "";
+    env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER;
+    env.register_ = &r;
+    r.token = "fuzz-token";
+    r.instance_id = 42;
+    r.name = "seed";
+    r.host = "localhost";
+    r.pid = 1234;
+    r.cores = 2;
+    r.threads = 2;
+    r.version = "seed";
+    frame(step, &env);
+}
+
+static void ping(uint8_t step)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__ClockPing p = STAMPEDE__CLOCK_PING__INIT;
+    env.run_id = "";
+    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
+    env.clock_ping = &p;
+    p.agent_ns = 5 * ST_NS_PER_S;
+    frame(step, &env);
+}
+
+static void update(uint8_t step, Stampede__AgentState state, uint32_t first_second,
+                   uint32_t n_records)
+{
+    st_arena a = {0};
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__AgentUpdate u = STAMPEDE__AGENT_UPDATE__INIT;
+    env.run_id = "fuzz-run";
+    env.body_case = STAMPEDE__ENVELOPE__BODY_UPDATE;
+    env.update = &u;
+    u.agent_id = 1;
+    u.instance_id = 42;
+    u.epoch = 1;
+    u.state = state;
+    u.sent_agent_ns = 6 * ST_NS_PER_S;
+    Stampede__SecondRecord *recs[8];
+    for (uint32_t i = 0; i < n_records && i < 8; i++) {
+        st_stats s;
+        if (st_stats_init(&s) != 0) {
+            abort();
+        }
+        s.second = first_second + i;
+        s.c.sent = 10;
+        s.c.ok = 9;
+        s.c.http_5xx = 1;
+        s.c.bytes_in = 1000;
+        s.c.bytes_out = 500;
+        for (int k = 0; k < 10; k++) {
+            st_hist_record(s.lat, 1000 + 37 * (uint64_t)k);
+            st_hist_record(s.lat_raw, 900 + 31 * (uint64_t)k);
+        }
+        if (st_wire_record_build(&a, &s, first_second + i + 1, &recs[i]) != 0) {
+            abort();
+        }
+        recs[i]->second = first_second + i;
+        st_stats_fini(&s);
+    }
+    u.records = recs;
+    u.n_records = n_records;
+    frame(step, &env);
+    st_arena_fini(&a);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: fuzz_seeds DIR\n");
+        return 2;
+    }
+    reg(0);
+    flush(argv[1], "register");
+    ping(0);
+    reg(1);
+    update(5, STAMPEDE__AGENT_STATE__AGENT_IDLE, 0, 0);
+    flush(argv[1], "register-idle");
+    reg(0);
+    update(5, STAMPEDE__AGENT_STATE__AGENT_READY, 0, 0);
+    update(100, STAMPEDE__AGENT_STATE__AGENT_RUNNING, 0, 1);
+    update(100, STAMPEDE__AGENT_STATE__AGENT_RUNNING, 0, 2);
+    update(100, STAMPEDE__AGENT_STATE__AGENT_DONE, 2, 3);
+    flush(argv[1], "run");
+    return 0;
+}
