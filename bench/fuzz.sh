@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 # Build once; the runs below find it built.
-bash "$ST_ROOT/scripts/fuzz.sh" --seconds 1 --target fuzz_plan >/dev/null
+bash "$ST_ROOT/scripts/fuzz.sh" --build-only
 out=$(mktemp -d)
 names=()
 for d in "$ST_ROOT"/fuzz/corpus/*/; do names+=("$(basename "$d")"); done

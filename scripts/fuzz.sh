@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan + UBSan) and runs each over its seed corpus.
-#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--build DIR]
+#   scripts/fuzz.sh [--seconds N] [--target NAME]... [--build DIR] [--build-only]
 # Each target runs N seconds (default 15) on a working corpus in DIR/corpus/NAME that starts from
 # fuzz/corpus/NAME and keeps what it finds between runs. A crash, leak, hang or failed check
 # leaves its input in DIR/findings/NAME/ and makes the exit code 1. Prints one line per target:
@@ -12,12 +12,14 @@ ST_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 seconds=15
 build=$ST_ROOT/build-fuzz
 targets=()
+build_only=0
 while [ $# -gt 0 ]; do
     case $1 in
     --seconds) seconds=$2; shift 2 ;;
     --target) targets+=("$2"); shift 2 ;;
     --build) build=$2; shift 2 ;;
-    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+    --build-only) build_only=1; shift ;;
+    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "fuzz.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -28,6 +30,7 @@ echo "== build (libFuzzer, clang, ASan + UBSan) ==" >&2
 cmake -S "$ST_ROOT" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DST_FUZZ=ON -DST_BUILD_TESTS=OFF -DST_WERROR=ON >/dev/null
 cmake --build "$build" -j"$(nproc)" >&2
+[ "$build_only" = 1 ] && exit 0
 
 if [ ${#targets[@]} -eq 0 ]; then
     for d in "$ST_ROOT"/fuzz/corpus/*/; do targets+=("$(basename "$d")"); done
