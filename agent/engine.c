@@ -1,30 +1,37 @@
 #include "engine.h"
 #include "error.h"
 
-#include <stdio.h>
 #include <string.h>
+
+/* In order of preference for --engine auto: the first that applies wins. */
+static const st_engine_ops *const engines[] = {&st_engine_fast, &st_engine_curl};
+#define N_ENGINES (sizeof(engines) / sizeof(engines[0]))
 
 int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops **out, char *err,
                      size_t err_len)
 {
     char why[256] = "";
-    if (!name || strcmp(name, "auto") == 0) {
-        *out = st_engine_fast_applies(plan, why, sizeof(why)) ? &st_engine_fast : &st_engine_curl;
-        return 0;
+    bool automatic = !name || strcmp(name, "auto") == 0;
+    for (size_t i = 0; i < N_ENGINES; i++) {
+        const st_engine_ops *e = engines[i];
+        if (!automatic && strcmp(name, e->name) != 0) {
+            continue;
+        }
+        if (e->applies(plan, why, sizeof(why))) {
+            *out = e;
+            return 0;
+        }
+        if (!automatic) {
+            return st_errf(err, err_len, ST_EINVAL,
+                           "--engine %s: cannot send this plan (%s); use --engine curl", e->name,
+                           why);
+        }
     }
-    if (strcmp(name, "curl") == 0) {
+    if (automatic) {
+        /* Unreachable while curl applies to everything; kept so that auto always answers. */
         *out = &st_engine_curl;
         return 0;
     }
-    if (strcmp(name, "fast") == 0) {
-        if (!st_engine_fast_applies(plan, why, sizeof(why))) {
-            snprintf(err, err_len, "--engine fast: cannot send this plan (%s); use --engine curl",
-                     why);
-            return ST_EINVAL;
-        }
-        *out = &st_engine_fast;
-        return 0;
-    }
-    snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl or fast)", name);
-    return ST_EINVAL;
+    return st_errf(err, err_len, ST_EINVAL,
+                   "--engine: \"%s\" is not an engine (auto, curl or fast)", name);
 }

@@ -7,7 +7,7 @@
  *     redirects off, proxies from the environment, any origin mix).
  *   - "fast" (engine_fast.c): our own HTTP/1.1 keep-alive client for plain http:// plans whose
  *     requests all go to one origin, with http-parser reading the responses.
- * st_engine_choose() picks the fast one wherever it applies.
+ * st_engine_choose() asks each engine's applies op and picks the fast one wherever it applies.
  *
  * Threading: an engine instance belongs to one worker thread and its libev loop; every op and every
  * callback runs on that thread. Nothing is shared between instances except the read-only config.
@@ -62,6 +62,14 @@ typedef struct st_engine st_engine;
 typedef struct st_engine_ops {
     const char *name;
 
+    /* Whether this engine can send every request of the plan (finished or not). Returns 1 when it
+     * can and 0 when it cannot (a yes/no answer, not an error code); when it cannot and
+     * why_len > 0, the reason goes to why. Any thread. The curl engine always can. The fast one
+     * can when every request is http:// (not https), on one origin (scheme, host, port), without
+     * HTTP/2, and no proxy is configured in the environment (http_proxy, HTTP_PROXY, all_proxy,
+     * ALL_PROXY), since only libcurl honours proxies. */
+    int (*applies)(const st_plan *plan, char *why, size_t why_len);
+
     /* Creates an instance on loop (which must outlive it). Nothing is connected yet.
      * Returns 0 and writes *out, ST_EINVAL (a request this engine cannot send, or, for the fast
      * engine, an origin that does not resolve: it resolves once here; the message goes to err),
@@ -94,15 +102,9 @@ typedef struct st_engine_ops {
 extern const st_engine_ops st_engine_curl;
 extern const st_engine_ops st_engine_fast;
 
-/* Whether the fast engine can send every request of the plan: all http:// (not https), one origin
- * (scheme, host, port), no HTTP/2, and no proxy configured in the environment (http_proxy,
- * HTTP_PROXY, all_proxy, ALL_PROXY), since only libcurl honours proxies. Returns 1 when it applies
- * and 0 when it does not (a yes/no answer, not an error code); when it does not and why_len > 0, the
- * reason goes to why. */
-int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len);
-
-/* "auto" picks fast where it applies, else curl; "curl" and "fast" force one (forcing fast where it
- * does not apply is ST_EINVAL with the reason in err). Returns 0 and writes *out, or ST_EINVAL. */
+/* "auto" (or NULL) picks the first engine whose applies op accepts the plan, fast before curl;
+ * "curl" and "fast" force one (forcing an engine that does not apply is ST_EINVAL with the reason
+ * in err). Returns 0 and writes *out, or ST_EINVAL. */
 int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops **out, char *err,
                      size_t err_len);
 

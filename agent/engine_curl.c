@@ -477,8 +477,18 @@ static void curl_destroy(st_engine *e)
     free(e);
 }
 
+/* libcurl sends every plan stampede accepts. */
+static int curl_applies(const st_plan *plan, char *why, size_t why_len)
+{
+    (void)plan;
+    (void)why;
+    (void)why_len;
+    return 1;
+}
+
 const st_engine_ops st_engine_curl = {
     .name = "curl",
+    .applies = curl_applies,
     .create = curl_create,
     .free_slots = curl_free_slots,
     .send = curl_send,

@@ -866,45 +866,23 @@ static void fast_cancel_all(st_engine *e)
     }
 }
 
-const st_engine_ops st_engine_fast = {
-    .name = "fast",
-    .create = fast_create,
-    .free_slots = fast_free_slots,
-    .send = fast_send,
-    .inflight = fast_inflight,
-    .cancel_all = fast_cancel_all,
-    .destroy = fast_destroy,
-};
-
 /* ---- applicability ---- */
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *why, size_t why_len, const char *fmt,
-                                                        ...)
-{
-    if (why && why_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return 0;
-}
-
-int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len)
+static int fast_applies(const st_plan *plan, char *why, size_t why_len)
 {
     static const char *const proxy_vars[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
     if (!plan || plan->n_requests == 0) {
-        return refuse(why, why_len, "the plan has no requests");
+        return st_errf(why, why_len, 0, "the plan has no requests");
     }
     if (plan->http2 == 1) {
-        return refuse(why, why_len, "HTTP/2 is requested and only the curl engine speaks it");
+        return st_errf(why, why_len, 0, "HTTP/2 is requested and only the curl engine speaks it");
     }
     for (size_t i = 0; i < sizeof(proxy_vars) / sizeof(proxy_vars[0]); i++) {
         const char *v = getenv(proxy_vars[i]);
         if (v && *v) {
-            return refuse(why, why_len,
-                          "a proxy is set in %s and only the curl engine uses proxies",
-                          proxy_vars[i]);
+            return st_errf(why, why_len, 0,
+                           "a proxy is set in %s and only the curl engine uses proxies",
+                           proxy_vars[i]);
         }
     }
     st_url first = {0}, u = {0};
@@ -914,12 +892,13 @@ int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len)
         int rc = st_url_parse(plan->requests[i].url, cur, NULL);
         if (rc != 0) {
             ok = rc == ST_ENOMEM
-                     ? refuse(why, why_len, "out of memory checking requests[%zu].url", i)
-                     : refuse(why, why_len, "requests[%zu].url is not a valid URL", i);
+                     ? st_errf(why, why_len, 0, "out of memory checking requests[%zu].url", i)
+                     : st_errf(why, why_len, 0, "requests[%zu].url is not a valid URL", i);
         } else if (strcmp(cur->scheme, "http") != 0) {
-            ok = refuse(why, why_len, "requests[%zu].url is not http://", i);
+            ok = st_errf(why, why_len, 0, "requests[%zu].url is not http://", i);
         } else if (i > 0 && !st_url_same_origin(&first, cur)) {
-            ok = refuse(why, why_len, "requests[%zu].url is on another origin than requests[0]", i);
+            ok = st_errf(why, why_len, 0, "requests[%zu].url is on another origin than requests[0]",
+                         i);
         }
         if (i > 0) {
             st_url_fini(&u);
@@ -928,3 +907,14 @@ int st_engine_fast_applies(const st_plan *plan, char *why, size_t why_len)
     st_url_fini(&first);
     return ok;
 }
+
+const st_engine_ops st_engine_fast = {
+    .name = "fast",
+    .applies = fast_applies,
+    .create = fast_create,
+    .free_slots = fast_free_slots,
+    .send = fast_send,
+    .inflight = fast_inflight,
+    .cancel_all = fast_cancel_all,
+    .destroy = fast_destroy,
+};

@@ -11,11 +11,18 @@
 #include <time.h>
 #include <unistd.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef enum { PHASE_WAIT, PHASE_RUN, PHASE_DRAIN, PHASE_DONE } phase_t;
+
+/* The worker's timers. On the real clock the pacing timer is a timerfd and the others are libev
+ * timers; on any other clock each is a deadline that st_worker_advance fires, in this order when
+ * several fall on the same instant (a second closes before the sends due at its end). */
+enum { T_TICK, T_PACE, T_DRAIN, N_TIMERS };
+#define DISARMED UINT64_MAX
 
 typedef struct pending {
     uint64_t due_ns;
@@ -34,6 +41,10 @@ struct st_worker {
     const st_engine_ops *ops;
     pthread_t thread;
     bool started;
+    const st_clock *clock;
+    bool manual;               /* not the real clock: driven by st_worker_advance */
+    bool begun;                /* manual: the start has been set up */
+    uint64_t due_at[N_TIMERS]; /* manual: each timer's deadline, or DISARMED */
 
     /* The pacing timer: a timerfd, because libev's epoll timeouts are whole milliseconds and a
      * request sent up to 1 ms after its instant would add that to every corrected latency. */
@@ -81,6 +92,11 @@ struct st_worker {
 
 static void finish(st_worker *w);
 
+static inline uint64_t now_ns(const st_worker *w)
+{
+    return st_clock_now(w->clock);
+}
+
 static inline uint64_t to_us_rounded(uint64_t ns)
 {
     return (ns + 500) / 1000;
@@ -111,6 +127,10 @@ static void close_through(st_worker *w, uint64_t now)
 
 static void arm(st_worker *w, ev_timer *t, uint64_t at_ns, uint64_t now)
 {
+    if (w->manual) {
+        w->due_at[t == &w->tick ? T_TICK : T_DRAIN] = at_ns;
+        return;
+    }
     ev_timer_stop(w->loop, t);
     double after = at_ns > now ? (double)(at_ns - now) / 1e9 : 0.0;
     ev_timer_set(t, after, 0.0);
@@ -120,6 +140,10 @@ static void arm(st_worker *w, ev_timer *t, uint64_t at_ns, uint64_t now)
 /* Arms the pacing timer for the monotonic instant at_ns (absolute, nanosecond precision). */
 static void arm_pace(st_worker *w, uint64_t at_ns)
 {
+    if (w->manual) {
+        w->due_at[T_PACE] = at_ns;
+        return;
+    }
     struct itimerspec its = {0};
     if (at_ns == 0) {
         at_ns = 1; /* zero would disarm: any past instant fires at once */
@@ -131,6 +155,10 @@ static void arm_pace(st_worker *w, uint64_t at_ns)
 
 static void disarm_pace(st_worker *w)
 {
+    if (w->manual) {
+        w->due_at[T_PACE] = DISARMED;
+        return;
+    }
     struct itimerspec its = {0};
     timerfd_settime(w->pace_fd, 0, &its, NULL);
 }
@@ -259,7 +287,7 @@ static void begin_drain(st_worker *w)
     /* Requests still waiting for a connection at the end were never sent. */
     w->cur.c.dropped += w->bl_len;
     w->bl_len = 0;
-    uint64_t now = st_clock_mono_ns();
+    uint64_t now = now_ns(w);
     close_through(w, now);
     arm(w, &w->drain, w->ops->inflight(w->eng) > 0 ? now + w->cfg.drain_ns : now, now);
 }
@@ -315,17 +343,10 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
     }
 }
 
-static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
+/* The pacing timer fired: the start, due sends, or the end of the profile. */
+static void pace_due(st_worker *w)
 {
-    (void)loop;
-    (void)revents;
-    st_worker *w = io->data;
-    uint64_t expirations;
-    if (read(w->pace_fd, &expirations, sizeof(expirations)) < 0) {
-        /* EAGAIN: disarmed or re-armed since it became readable; nothing is due. */
-        return;
-    }
-    uint64_t now = st_clock_mono_ns();
+    uint64_t now = now_ns(w);
     if (w->phase == PHASE_WAIT) {
         if (now < w->cfg.t0_ns) {
             arm_pace(w, w->cfg.t0_ns);
@@ -364,25 +385,46 @@ static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
     arm_pace(w, w->sched_done ? w->end_ns : w->next_due_ns);
 }
 
+static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    st_worker *w = io->data;
+    uint64_t expirations;
+    if (read(w->pace_fd, &expirations, sizeof(expirations)) < 0) {
+        /* EAGAIN: disarmed or re-armed since it became readable; nothing is due. */
+        return;
+    }
+    pace_due(w);
+}
+
+static void tick_due(st_worker *w)
+{
+    uint64_t now = now_ns(w);
+    close_through(w, now);
+    arm(w, &w->tick, w->second_end_ns, now);
+}
+
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
-    st_worker *w = t->data;
-    uint64_t now = st_clock_mono_ns();
-    close_through(w, now);
-    arm(w, &w->tick, w->second_end_ns, now);
+    tick_due(t->data);
+}
+
+static void drain_due(st_worker *w)
+{
+    if (w->ops->inflight(w->eng) > 0) {
+        w->ops->cancel_all(w->eng);
+    }
+    finish(w);
 }
 
 static void on_drain(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
-    st_worker *w = t->data;
-    if (w->ops->inflight(w->eng) > 0) {
-        w->ops->cancel_all(w->eng);
-    }
-    finish(w);
+    drain_due(t->data);
 }
 
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
@@ -425,7 +467,7 @@ static void finish(st_worker *w)
         return;
     }
     w->phase = PHASE_DONE;
-    uint64_t now = st_clock_mono_ns();
+    uint64_t now = now_ns(w);
     if (now >= w->cfg.t0_ns) {
         close_through(w, now);
         /* The last, partial second. */
@@ -436,6 +478,9 @@ static void finish(st_worker *w)
     disarm_pace(w);
     ev_timer_stop(w->loop, &w->tick);
     ev_timer_stop(w->loop, &w->drain);
+    for (int i = 0; i < N_TIMERS; i++) {
+        w->due_at[i] = DISARMED;
+    }
     ev_async_stop(w->loop, &w->wake);
     w->ops->destroy(w->eng);
     w->eng = NULL;
@@ -455,6 +500,11 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
     w->plan = cfg->plan;
     w->ops = cfg->engine;
     w->col = col;
+    w->clock = cfg->clock ? cfg->clock : &st_clock_real;
+    w->manual = w->clock != &st_clock_real;
+    for (int i = 0; i < N_TIMERS; i++) {
+        w->due_at[i] = DISARMED;
+    }
     pthread_mutex_init(&w->mu, NULL);
     w->late_ns = (uint64_t)cfg->plan->late_ms * ST_NS_PER_MS;
     w->profile = cfg->profile ? cfg->profile : &cfg->plan->profile;
@@ -472,10 +522,12 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
     }
     w->cur.second = cfg->first_second;
     w->second_end_ns = cfg->t0_ns + (cfg->first_second + 1ULL) * ST_NS_PER_S;
-    w->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (w->pace_fd < 0) {
-        rc = ST_ESYSTEM;
-        goto fail;
+    if (!w->manual) {
+        w->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (w->pace_fd < 0) {
+            rc = ST_ESYSTEM;
+            goto fail;
+        }
     }
     w->loop = ev_loop_new(EVFLAG_AUTO);
     if (!w->loop) {
@@ -517,26 +569,81 @@ fail:
     return rc;
 }
 
-static void *worker_main(void *arg)
+/* Arms the start and the first second boundary. */
+static void begin(st_worker *w)
 {
-    st_worker *w = arg;
-    uint64_t now = st_clock_mono_ns();
+    uint64_t now = now_ns(w);
     w->phase = PHASE_WAIT;
-    /* Wake-ups as close to the due instant as the kernel can: no 50 us default slack. */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     ev_async_start(w->loop, &w->wake);
-    ev_io_start(w->loop, &w->pace);
+    if (!w->manual) {
+        ev_io_start(w->loop, &w->pace);
+    }
     arm_pace(w, w->cfg.t0_ns);
     arm(w, &w->tick, w->second_end_ns, now);
     if (atomic_load(&w->stop_requested)) {
         ev_async_send(w->loop, &w->wake);
     }
+}
+
+static void *worker_main(void *arg)
+{
+    st_worker *w = arg;
+    /* Wake-ups as close to the due instant as the kernel can: no 50 us default slack. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    begin(w);
     ev_run(w->loop, 0);
     return NULL;
 }
 
+int st_worker_advance(st_worker *w, uint64_t *next_ns)
+{
+    if (!w->manual || w->started) {
+        return ST_ESTATE;
+    }
+    if (!w->begun) {
+        w->begun = true;
+        begin(w);
+    }
+    /* What the loop holds first: a stop, a re-plan, and whatever the engine watches. */
+    ev_run(w->loop, EVRUN_NOWAIT);
+    while (w->phase != PHASE_DONE) {
+        uint64_t now = now_ns(w);
+        int first = -1;
+        for (int i = 0; i < N_TIMERS; i++) {
+            if (w->due_at[i] <= now && (first < 0 || w->due_at[i] < w->due_at[first])) {
+                first = i;
+            }
+        }
+        if (first < 0) {
+            break;
+        }
+        w->due_at[first] = DISARMED;
+        if (first == T_TICK) {
+            tick_due(w);
+        } else if (first == T_PACE) {
+            pace_due(w);
+        } else {
+            drain_due(w);
+        }
+    }
+    if (w->phase == PHASE_DONE) {
+        return ST_ECLOSED;
+    }
+    uint64_t next = DISARMED;
+    for (int i = 0; i < N_TIMERS; i++) {
+        if (w->due_at[i] < next) {
+            next = w->due_at[i];
+        }
+    }
+    *next_ns = next;
+    return 0;
+}
+
 int st_worker_start(st_worker *w)
 {
+    if (w->manual) {
+        return ST_ESTATE;
+    }
     /* Signals belong to the main thread. */
     sigset_t all, old;
     sigfillset(&all);

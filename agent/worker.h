@@ -15,8 +15,15 @@
  * backlog as dropped, waits for in-flight requests up to drain_ns, aborts the rest, submits its
  * last second and finishes.
  *
+ * Time: every instant is on cfg->clock (common/clock.h). On the real monotonic clock the worker
+ * runs on a thread of its own (st_worker_start) and wakes itself. On any other clock (a fake one
+ * in tests) it has no thread: its owner moves the clock and calls st_worker_advance, which runs
+ * what is due on the caller's thread; the schedule, the accounting and the engine calls are the
+ * same.
+ *
  * Threading: st_worker_new/start/join/free are called by the owner thread; st_worker_stop may be
- * called from any thread. Everything else runs on the worker's thread.
+ * called from any thread. Everything else runs on the worker's thread (for a worker driven by
+ * st_worker_advance, the thread that calls it).
  */
 #ifndef ST_WORKER_H
 #define ST_WORKER_H
@@ -25,6 +32,8 @@
 #include "engine.h"
 #include "plan.h"
 #include "split.h"
+
+#include "clock.h"
 
 #include <stdint.h>
 
@@ -44,6 +53,8 @@ typedef struct st_worker_cfg {
     uint64_t t0_ns;              /* monotonic start instant */
     uint32_t first_second;       /* the first second it reports (seconds before are not its) */
     uint64_t drain_ns;           /* how long in-flight requests may finish after the end */
+    const st_clock *clock;       /* NULL or &st_clock_real: the real monotonic clock, and a thread;
+                                    any other: driven by st_worker_advance. Outlives the worker */
 } st_worker_cfg;
 
 /* Creates the worker (its loop and engine; no thread yet). Returns 0, ST_EINVAL (message in err),
@@ -51,7 +62,8 @@ typedef struct st_worker_cfg {
 int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, char *err,
                   size_t err_len);
 
-/* Starts the thread. Returns 0 or ST_ESYSTEM. */
+/* Starts the thread. Returns 0, ST_ESYSTEM, or ST_ESTATE for a worker on another clock than the
+ * real one (drive it with st_worker_advance). */
 int st_worker_start(st_worker *w);
 
 /* Asks the worker to stop sending now and wind down as at the end of the profile. Any thread;
@@ -69,6 +81,16 @@ int st_worker_replan(st_worker *w, const st_profile *profile, const st_slice *sl
 /* How late the worker's first open-loop send left after its intended instant: 0 and *late_ns,
  * or ST_EAGAIN before it sent anything. Any thread. */
 int st_worker_first_late(st_worker *w, uint64_t *late_ns);
+
+/* For a worker on another clock than the real one, in place of a thread: handles what is pending
+ * on its loop without waiting (st_worker_stop, re-plans, whatever the engine watches), then, in
+ * time order, everything due at or before the clock's now (the start, sends, second boundaries,
+ * the end of the profile, the drain bound). The engine's done() callbacks are whatever the engine
+ * delivers on this thread in between. Returns 0 and writes *next_ns, the earliest instant at
+ * which something falls due (UINT64_MAX: nothing until the engine completes a request or a stop);
+ * ST_ECLOSED once the worker finished (its last second submitted, the collector told, the engine
+ * destroyed, nothing left on its loop); ST_ESTATE on a worker on the real clock. */
+int st_worker_advance(st_worker *w, uint64_t *next_ns);
 
 /* Waits for the thread to end (it ends by itself after the profile, or after st_worker_stop). */
 void st_worker_join(st_worker *w);

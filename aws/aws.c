@@ -68,7 +68,7 @@ static void set_msg(st_aws_error *err, const char *fmt, ...)
     }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    st_verrf(err->message, sizeof(err->message), 0, fmt, ap);
     va_end(ap);
 }
 

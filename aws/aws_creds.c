@@ -3,7 +3,6 @@
 #include "log.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,19 +85,6 @@ const st_aws_sys st_aws_sys_real = {
 
 /* ---- helpers ---- */
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || err_len == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 static const char *env(st_aws_creds_provider *p, const char *name)
 {
     const char *v = p->sys.getenv(p->sys.ctx, name);
@@ -173,16 +159,14 @@ static int parse_creds_json(const char *body, const char *source, st_aws_creds *
     int rc = 0;
     cJSON *j = cJSON_Parse(body);
     if (!cJSON_IsObject(j)) {
-        set_err(err, err_len, "the %s credentials endpoint answered something that is not JSON",
-                source);
-        rc = ST_EPROTO;
+        rc = st_errf(err, err_len, ST_EPROTO,
+                     "the %s credentials endpoint answered something that is not JSON", source);
         goto out;
     }
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "Code");
     if (cJSON_IsString(code) && strcmp(code->valuestring, "Success") != 0) {
-        set_err(err, err_len, "the %s credentials endpoint answered Code \"%.64s\"", source,
-                code->valuestring);
-        rc = ST_EAUTH;
+        rc = st_errf(err, err_len, ST_EAUTH, "the %s credentials endpoint answered Code \"%.64s\"",
+                     source, code->valuestring);
         goto out;
     }
     const cJSON *kid = cJSON_GetObjectItemCaseSensitive(j, "AccessKeyId");
@@ -190,19 +174,17 @@ static int parse_creds_json(const char *body, const char *source, st_aws_creds *
     const cJSON *tok = cJSON_GetObjectItemCaseSensitive(j, "Token");
     const cJSON *exp = cJSON_GetObjectItemCaseSensitive(j, "Expiration");
     if (!cJSON_IsString(kid) || !*kid->valuestring || !cJSON_IsString(sec) || !*sec->valuestring) {
-        set_err(err, err_len,
-                "the %s credentials endpoint answered without AccessKeyId and SecretAccessKey",
-                source);
-        rc = ST_EPROTO;
+        rc = st_errf(err, err_len, ST_EPROTO,
+                     "the %s credentials endpoint answered without AccessKeyId and SecretAccessKey",
+                     source);
         goto out;
     }
     int64_t expires = 0;
     if (exp && (!cJSON_IsString(exp) || st_aws_parse_iso8601(exp->valuestring, &expires) != 0)) {
-        set_err(err, err_len,
-                "the %s credentials endpoint answered an Expiration that is not an "
-                "ISO 8601 instant",
-                source);
-        rc = ST_EPROTO;
+        rc = st_errf(err, err_len, ST_EPROTO,
+                     "the %s credentials endpoint answered an Expiration that is not an "
+                     "ISO 8601 instant",
+                     source);
         goto out;
     }
     out->access_key_id = strdup(kid->valuestring);
@@ -237,11 +219,10 @@ static int fetch_text(st_aws_creds_provider *p, const char *method, const char *
                         .connect_timeout_ms = timeout_ms};
     int rc = p->sys.fetch(p->sys.ctx, &req, resp);
     if (rc) {
-        set_err(err, err_len, "%s at %s: %s", what, url, st_strerror(rc));
-        return rc;
+        return st_errf(err, err_len, rc, "%s at %s: %s", what, url, st_strerror(rc));
     }
     if (resp->status != 200) {
-        set_err(err, err_len, "%s at %s answered HTTP %ld", what, url, resp->status);
+        st_errf(err, err_len, ST_EREMOTE, "%s at %s answered HTTP %ld", what, url, resp->status);
         st_fetch_resp_fini(resp);
         return resp->status == 401 || resp->status == 403 ? ST_EAUTH : ST_EREMOTE;
     }
@@ -281,10 +262,9 @@ static int from_container(st_aws_creds_provider *p, st_aws_creds *out, char *err
         snprintf(url, sizeof(url), "%s%s%s", ECS_HOST, rel[0] == '/' ? "" : "/", rel);
     } else {
         if (!full_uri_allowed(full)) {
-            set_err(err, err_len,
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a "
-                    "loopback or ECS link-local host");
-            return ST_EAUTH;
+            return st_errf(err, err_len, ST_EAUTH,
+                           "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, or http to a "
+                           "loopback or ECS link-local host");
         }
         snprintf(url, sizeof(url), "%s", full);
         const char *token = env(p, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
@@ -297,9 +277,8 @@ static int from_container(st_aws_creds_provider *p, st_aws_creds *out, char *err
                 fclose(f);
             }
             if (!f || n == 0) {
-                set_err(err, err_len, "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s",
-                        token_file);
-                return ST_EAUTH;
+                return st_errf(err, err_len, ST_EAUTH,
+                               "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE %s", token_file);
             }
             file_token[n] = '\0';
             file_token[strcspn(file_token, "\r\n")] = '\0';
@@ -307,8 +286,8 @@ static int from_container(st_aws_creds_provider *p, st_aws_creds *out, char *err
         }
         if (token) {
             if (strpbrk(token, "\r\n")) {
-                set_err(err, err_len, "AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break");
-                return ST_EAUTH;
+                return st_errf(err, err_len, ST_EAUTH,
+                               "AWS_CONTAINER_AUTHORIZATION_TOKEN holds a line break");
             }
             snprintf(auth, sizeof(auth), "Authorization: %s", token);
             headers[0] = auth;
@@ -356,8 +335,9 @@ static int from_imds(st_aws_creds_provider *p, st_aws_creds *out, char *err, siz
     }
     if (rc || resp.status != 200 || resp.body_len == 0 || resp.body_len > 900 ||
         strpbrk(resp.body, "\r\n")) {
-        set_err(err, err_len, "the instance metadata service at %.*s refused an IMDSv2 token%s",
-                (int)blen, base, rc ? "" : " (HTTP error)");
+        st_errf(err, err_len, rc ? rc : ST_EREMOTE,
+                "the instance metadata service at %.*s refused an IMDSv2 token%s", (int)blen, base,
+                rc ? "" : " (HTTP error)");
         st_fetch_resp_fini(&resp);
         return rc ? rc : ST_EREMOTE;
     }
@@ -368,8 +348,8 @@ static int from_imds(st_aws_creds_provider *p, st_aws_creds *out, char *err, siz
     rc = fetch_text(p, "GET", url, tok_hdrs, 1000, "the instance metadata service", &resp, err,
                     err_len);
     if (rc == ST_EREMOTE) {
-        set_err(err, err_len, "this EC2 instance has no IAM role (instance profile)");
-        rc = ST_EAUTH;
+        rc =
+            st_errf(err, err_len, ST_EAUTH, "this EC2 instance has no IAM role (instance profile)");
     }
     if (rc) {
         goto out;
@@ -378,8 +358,8 @@ static int from_imds(st_aws_creds_provider *p, st_aws_creds *out, char *err, siz
     snprintf(role, sizeof(role), "%.*s", (int)strcspn(resp.body, "\r\n"), resp.body);
     st_fetch_resp_fini(&resp);
     if (!role[0] || strchr(role, '/')) {
-        set_err(err, err_len, "the instance metadata service named no usable IAM role");
-        rc = ST_EPROTO;
+        rc = st_errf(err, err_len, ST_EPROTO,
+                     "the instance metadata service named no usable IAM role");
         goto out;
     }
     snprintf(url, sizeof(url), "%.*s/latest/meta-data/iam/security-credentials/%s", (int)blen, base,
@@ -405,10 +385,10 @@ static int from_environment(st_aws_creds_provider *p, st_aws_creds *out, char *e
         return ST_ENOTFOUND;
     }
     if (!kid || !sec) {
-        set_err(err, err_len, "%s is set but %s is not: set both, or neither to use a role",
-                kid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-                kid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
-        return ST_EAUTH;
+        return st_errf(err, err_len, ST_EAUTH,
+                       "%s is set but %s is not: set both, or neither to use a role",
+                       kid ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+                       kid ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
     }
     out->access_key_id = strdup(kid);
     out->secret_access_key = strdup(sec);
@@ -465,11 +445,11 @@ static int fetch_chain(st_aws_creds_provider *p, st_aws_creds *out, char *err, s
             return rc;
         }
     }
-    set_err(err, err_len,
-            "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run with an "
-            "ECS task role or an EC2 instance profile");
-    return ST_EAUTH;
+    return st_errf(
+        err, err_len, ST_EAUTH,
+        "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), or run with an "
+        "ECS task role or an EC2 instance profile");
 }
 
 static void format_instant(int64_t t, char *buf, size_t len)
@@ -505,7 +485,7 @@ int st_aws_creds_get(st_aws_creds_provider *p, const st_aws_creds **creds, char 
     if (fresh.expires_at_s != 0 && fresh.expires_at_s <= now) {
         char when[32];
         format_instant(fresh.expires_at_s, when, sizeof(when));
-        set_err(err, err_len,
+        st_errf(err, err_len, ST_EAUTH,
                 "the AWS credentials from the %s endpoint expired at %s: renew the "
                 "role's session or check the machine's clock",
                 fresh.source, when);

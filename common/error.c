@@ -1,5 +1,7 @@
 #include "error.h"
 
+#include <stdio.h>
+
 const char *st_strerror(int err)
 {
     switch (err) {
@@ -20,4 +22,21 @@ const char *st_strerror(int err)
     case ST_ESYSTEM: return "system error";
     default: return "unknown error";
     }
+}
+
+int st_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap)
+{
+    if (err && err_len > 0) {
+        vsnprintf(err, err_len, fmt, ap);
+    }
+    return code;
+}
+
+int st_errf(char *err, size_t err_len, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    st_verrf(err, err_len, code, fmt, ap);
+    va_end(ap);
+    return code;
 }

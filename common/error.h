@@ -5,9 +5,16 @@
  * below on failure. Library codes (CURLcode, nng errors, errno, AWS error bodies) are translated into
  * these inside the module that calls the library; callers only ever see ST_E* values.
  * st_strerror() is safe to call from any thread and never returns NULL.
+ *
+ * Messages for people go into the caller's buffer (char *err, size_t err_len) through st_errf, the
+ * one formatter every module uses for them, so that an error path reads
+ *     return st_errf(err, err_len, ST_EINVAL, "$.rate: must be a number, not %s", type);
  */
 #ifndef ST_ERROR_H
 #define ST_ERROR_H
+
+#include <stdarg.h>
+#include <stddef.h>
 
 enum {
     ST_OK = 0,
@@ -29,5 +36,16 @@ enum {
 
 /* A short, static English description of err (an ST_E* code). Unknown codes give "unknown error". */
 const char *st_strerror(int err);
+
+/* Formats a printf-style message into err and returns code (any int: an ST_E* code, or 0/1 for a
+ * yes/no answer that carries a reason). The message is always NUL-terminated and cut short when it
+ * does not fit in err_len bytes. err NULL or err_len 0: nothing is written (callers that do not
+ * want the message pass NULL, 0). Any thread; it allocates nothing. */
+int st_errf(char *err, size_t err_len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* st_errf with a va_list, for modules that wrap it (ap is consumed as by vsnprintf). */
+int st_verrf(char *err, size_t err_len, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 #endif

@@ -56,6 +56,9 @@ static int reap(st_launcher *l, bool log, int *exited, int max)
         if (l->pids[i] <= 0) {
             continue;
         }
+        if (exited && n_exited == max) {
+            break; /* the rest are reaped (and reported) by the next poll */
+        }
         int status;
         pid_t r = waitpid(l->pids[i], &status, WNOHANG);
         if (r == l->pids[i]) {

@@ -37,8 +37,8 @@ typedef struct st_launcher_ops {
      * a message in err; on error nothing it started is left running. */
     int (*start)(st_launcher **out, const st_launch_cfg *cfg, char *err, size_t err_len);
     /* Housekeeping, a few times a second: notices agents that exited and writes up to max of
-     * their process ids into exited (so the run need not wait for their silence). Returns how
-     * many it wrote. */
+     * their process ids into exited (so the run need not wait for their silence); exits beyond
+     * max are kept for the next poll. Returns how many it wrote. */
     int (*poll)(st_launcher *l, int *exited, int max);
     /* After the run: waits up to grace_ns for its agents to exit, then ends the rest (SIGTERM,
      * then SIGKILL). */

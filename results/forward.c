@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,19 +57,6 @@ struct st_forwarder {
     uint32_t retry_interval_ms;
     sender s;
 };
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 void st_forwarder_config_init(st_forwarder_config *cfg)
 {
@@ -670,8 +656,7 @@ static int sender_init(sender *s, const char *queue_url, const char *spool_dir,
     st_aws_error ae;
     int rc = st_aws_client_new(&s->client, &c, &ae);
     if (rc) {
-        set_err(err, err_len, "%s", ae.message[0] ? ae.message : st_strerror(rc));
-        return rc;
+        return st_errf(err, err_len, rc, "%s", ae.message[0] ? ae.message : st_strerror(rc));
     }
     s->queue_url = queue_url;
     s->spool_dir = spool_dir;
@@ -685,22 +670,19 @@ static int sender_init(sender *s, const char *queue_url, const char *spool_dir,
 int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err, size_t err_len)
 {
     if (!cfg || !cfg->queue_url || !*cfg->queue_url) {
-        set_err(err, err_len, "an SQS queue URL is required");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "an SQS queue URL is required");
     }
     if (!cfg->spool_dir || !*cfg->spool_dir) {
-        set_err(err, err_len, "a spool directory is required");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "a spool directory is required");
     }
     int rc = mkdirs(cfg->spool_dir);
     if (rc) {
-        set_err(err, err_len, "cannot create the spool directory %s: %s", cfg->spool_dir,
-                strerror(errno));
-        return rc;
+        return st_errf(err, err_len, rc, "cannot create the spool directory %s: %s", cfg->spool_dir,
+                       strerror(errno));
     }
     if (access(cfg->spool_dir, W_OK | X_OK) != 0) {
-        set_err(err, err_len, "the spool directory %s is not writable", cfg->spool_dir);
-        return ST_EIO;
+        return st_errf(err, err_len, ST_EIO, "the spool directory %s is not writable",
+                       cfg->spool_dir);
     }
     st_forwarder *f = calloc(1, sizeof(*f));
     if (!f) {
@@ -730,8 +712,7 @@ int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *e
     f->s.cancel = &f->cancel;
     st_aws_client_set_cancel(f->s.client, &f->cancel);
     if (pthread_create(&f->thread, NULL, forward_main, f) != 0) {
-        set_err(err, err_len, "cannot start the forwarder's thread");
-        rc = ST_ESYSTEM;
+        rc = st_errf(err, err_len, ST_ESYSTEM, "cannot start the forwarder's thread");
         goto fail;
     }
     f->started = 1;
@@ -845,13 +826,13 @@ int st_forward_spool(const char *spool_dir, const char *queue_url, const st_aws_
 {
     st_forward_report r = {0};
     if (!spool_dir || !queue_url || !*queue_url) {
-        set_err(err, err_len, "a spool directory and an SQS queue URL are required");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL,
+                       "a spool directory and an SQS queue URL are required");
     }
     struct stat st;
     if (stat(spool_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        set_err(err, err_len, "the spool directory %s does not exist", spool_dir);
-        return ST_ENOTFOUND;
+        return st_errf(err, err_len, ST_ENOTFOUND, "the spool directory %s does not exist",
+                       spool_dir);
     }
     sender s;
     int rc = sender_init(&s, queue_url, spool_dir, aws, err, err_len);
@@ -868,11 +849,11 @@ int st_forward_spool(const char *spool_dir, const char *queue_url, const st_aws_
         *report = r;
     }
     if (rc == ST_EAUTH || rc == ST_ENOMEM) {
-        set_err(err, err_len, "%s", s.last_error);
+        st_errf(err, err_len, rc, "%s", s.last_error);
     } else if (rc || left) {
-        set_err(err, err_len, "%llu message(s) remain in %s: %s", (unsigned long long)left,
-                spool_dir, s.last_error[0] ? s.last_error : "SQS refused them");
-        rc = ST_EAGAIN;
+        rc = st_errf(err, err_len, ST_EAGAIN, "%llu message(s) remain in %s: %s",
+                     (unsigned long long)left, spool_dir,
+                     s.last_error[0] ? s.last_error : "SQS refused them");
     }
     st_aws_client_free(s.client);
     return rc;

@@ -2,27 +2,12 @@
 #include "error.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Numbers travel as JSON numbers (IEEE doubles): integers are exact up to 2^53. */
 #define MAX_EXACT 9007199254740992.0
-
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return ST_EINVAL;
-}
 
 int st_result_run_id_valid(const char *run_id)
 {
@@ -213,12 +198,13 @@ static int get_uint(const cJSON *obj, const char *name, const char *path, uint64
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!v) {
-        return fail(err, err_len, "%s.%s: missing", path, name);
+        return st_errf(err, err_len, ST_EINVAL, "%s.%s: missing", path, name);
     }
     double d = v->valuedouble;
     if (!cJSON_IsNumber(v) || d < 0 || d != floor(d) || d > MAX_EXACT || d > (double)max) {
-        return fail(err, err_len, "%s.%s: must be an integer from 0 to %llu", path, name,
-                    (unsigned long long)(max < (uint64_t)MAX_EXACT ? max : (uint64_t)MAX_EXACT));
+        return st_errf(err, err_len, ST_EINVAL, "%s.%s: must be an integer from 0 to %llu", path,
+                       name,
+                       (unsigned long long)(max < (uint64_t)MAX_EXACT ? max : (uint64_t)MAX_EXACT));
     }
     *out = (uint64_t)d;
     return 0;
@@ -228,10 +214,10 @@ static int get_rate(const cJSON *obj, const char *name, double *out, char *err, 
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!v) {
-        return fail(err, err_len, "$.%s: missing", name);
+        return st_errf(err, err_len, ST_EINVAL, "$.%s: missing", name);
     }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0) {
-        return fail(err, err_len, "$.%s: must be a non-negative number", name);
+        return st_errf(err, err_len, ST_EINVAL, "$.%s: must be a non-negative number", name);
     }
     *out = v->valuedouble;
     return 0;
@@ -241,7 +227,7 @@ int st_result_hist_from_json(const cJSON *j, const char *path, st_hist *h, char 
                              size_t err_len)
 {
     if (!cJSON_IsObject(j)) {
-        return fail(err, err_len, "%s: must be an object", path);
+        return st_errf(err, err_len, ST_EINVAL, "%s: must be an object", path);
     }
     uint64_t count, min, max, sum;
     int rc;
@@ -253,7 +239,8 @@ int st_result_hist_from_json(const cJSON *j, const char *path, st_hist *h, char 
     }
     const cJSON *buckets = cJSON_GetObjectItemCaseSensitive(j, "buckets");
     if (!cJSON_IsArray(buckets)) {
-        return fail(err, err_len, "%s.buckets: must be an array of [index, count] pairs", path);
+        return st_errf(err, err_len, ST_EINVAL,
+                       "%s.buckets: must be an array of [index, count] pairs", path);
     }
     uint64_t total = 0;
     long long prev = -1;
@@ -265,21 +252,23 @@ int st_result_hist_from_json(const cJSON *j, const char *path, st_hist *h, char 
         const cJSON *cn = cJSON_GetArrayItem(pair, 1);
         if (!cJSON_IsArray(pair) || cJSON_GetArraySize(pair) != 2 || !cJSON_IsNumber(ix) ||
             !cJSON_IsNumber(cn)) {
-            return fail(err, err_len, "%s.buckets[%d]: must be a pair [index, count]", path, i);
+            return st_errf(err, err_len, ST_EINVAL, "%s.buckets[%d]: must be a pair [index, count]",
+                           path, i);
         }
         double di = ix->valuedouble, dc = cn->valuedouble;
         if (di < 0 || di != floor(di) || di >= (double)st_hist_bucket_count()) {
-            return fail(err, err_len,
-                        "%s.buckets[%d][0]: bucket index must be an integer from 0 "
-                        "to %u",
-                        path, i, st_hist_bucket_count() - 1);
+            return st_errf(err, err_len, ST_EINVAL,
+                           "%s.buckets[%d][0]: bucket index must be an integer from 0 "
+                           "to %u",
+                           path, i, st_hist_bucket_count() - 1);
         }
         if (dc < 1 || dc != floor(dc) || dc > MAX_EXACT) {
-            return fail(err, err_len, "%s.buckets[%d][1]: count must be a positive integer", path,
-                        i);
+            return st_errf(err, err_len, ST_EINVAL,
+                           "%s.buckets[%d][1]: count must be a positive integer", path, i);
         }
         if ((long long)di <= prev) {
-            return fail(err, err_len, "%s.buckets[%d]: bucket indexes must increase", path, i);
+            return st_errf(err, err_len, ST_EINVAL, "%s.buckets[%d]: bucket indexes must increase",
+                           path, i);
         }
         prev = (long long)di;
         total += (uint64_t)dc;
@@ -287,12 +276,12 @@ int st_result_hist_from_json(const cJSON *j, const char *path, st_hist *h, char 
         i++;
     }
     if (total != count) {
-        return fail(err, err_len, "%s.count: %llu, but the buckets hold %llu", path,
-                    (unsigned long long)count, (unsigned long long)total);
+        return st_errf(err, err_len, ST_EINVAL, "%s.count: %llu, but the buckets hold %llu", path,
+                       (unsigned long long)count, (unsigned long long)total);
     }
     if (count > 0 && (min > max || st_hist_set_stats(h, min, max, sum) != 0)) {
-        return fail(err, err_len, "%s: min and max do not fall in the first and last buckets",
-                    path);
+        return st_errf(err, err_len, ST_EINVAL,
+                       "%s: min and max do not fall in the first and last buckets", path);
     }
     return 0;
 }
@@ -325,7 +314,8 @@ static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t 
     }
     const cJSON *counts = cJSON_GetObjectItemCaseSensitive(root, "counts");
     if (!cJSON_IsObject(counts)) {
-        return fail(err, err_len, "$.counts: %s", counts ? "must be an object" : "missing");
+        return st_errf(err, err_len, ST_EINVAL, "$.counts: %s",
+                       counts ? "must be an object" : "missing");
     }
     if (st_stats_init(&m->stats) != 0) {
         return ST_ENOMEM;
@@ -340,14 +330,14 @@ static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t 
     }
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(root, "latency_us");
     if (!lat) {
-        return fail(err, err_len, "$.latency_us: missing");
+        return st_errf(err, err_len, ST_EINVAL, "$.latency_us: missing");
     }
     if ((rc = st_result_hist_from_json(lat, "$.latency_us", m->stats.lat, err, err_len))) {
         return rc;
     }
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(root, "latency_uncorrected_us");
     if (!raw) {
-        return fail(err, err_len, "$.latency_uncorrected_us: missing");
+        return st_errf(err, err_len, ST_EINVAL, "$.latency_uncorrected_us: missing");
     }
     return st_result_hist_from_json(raw, "$.latency_uncorrected_us", m->stats.lat_raw, err,
                                     err_len);
@@ -359,32 +349,36 @@ int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size
     memset(&m, 0, sizeof(m));
     int rc;
     if (!cJSON_IsObject(root)) {
-        return fail(err, err_len, "$: must be a JSON object");
+        return st_errf(err, err_len, ST_EINVAL, "$: must be a JSON object");
     }
     const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "schema");
     if (!cJSON_IsString(schema)) {
-        return fail(err, err_len, "$.schema: %s", schema ? "must be a string" : "missing");
+        return st_errf(err, err_len, ST_EINVAL, "$.schema: %s",
+                       schema ? "must be a string" : "missing");
     }
     if (strcmp(schema->valuestring, ST_RESULT_SCHEMA) != 0) {
-        return fail(err, err_len, "$.schema: \"%.64s\" is not supported (this program reads %s)",
-                    schema->valuestring, ST_RESULT_SCHEMA);
+        return st_errf(err, err_len, ST_EINVAL,
+                       "$.schema: \"%.64s\" is not supported (this program reads %s)",
+                       schema->valuestring, ST_RESULT_SCHEMA);
     }
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (!cJSON_IsString(kind)) {
-        return fail(err, err_len, "$.kind: %s", kind ? "must be a string" : "missing");
+        return st_errf(err, err_len, ST_EINVAL, "$.kind: %s",
+                       kind ? "must be a string" : "missing");
     }
     if (strcmp(kind->valuestring, "second") == 0) {
         m.kind = ST_RESULT_SECOND;
     } else if (strcmp(kind->valuestring, "summary") == 0) {
         m.kind = ST_RESULT_SUMMARY;
     } else {
-        return fail(err, err_len, "$.kind: must be \"second\" or \"summary\"");
+        return st_errf(err, err_len, ST_EINVAL, "$.kind: must be \"second\" or \"summary\"");
     }
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run_id");
     if (!cJSON_IsString(run) || !st_result_run_id_valid(run->valuestring)) {
-        return fail(err, err_len, "$.run_id: %s",
-                    !run ? "missing"
-                         : "must be 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.'");
+        return st_errf(
+            err, err_len, ST_EINVAL, "$.run_id: %s",
+            !run ? "missing"
+                 : "must be 1 to 64 characters of A-Z a-z 0-9 . _ - not starting with '.'");
     }
     snprintf(m.run_id, sizeof(m.run_id), "%s", run->valuestring);
     if (m.kind == ST_RESULT_SECOND) {
@@ -392,7 +386,8 @@ int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size
     } else {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "summary");
         if (!cJSON_IsObject(s)) {
-            rc = fail(err, err_len, "$.summary: %s", s ? "must be an object" : "missing");
+            rc = st_errf(err, err_len, ST_EINVAL, "$.summary: %s",
+                         s ? "must be an object" : "missing");
         } else {
             m.summary = cJSON_Duplicate(s, 1);
             rc = m.summary ? 0 : ST_ENOMEM;
@@ -409,13 +404,13 @@ int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size
 int st_result_decode(const char *text, size_t len, st_result_msg *out, char *err, size_t err_len)
 {
     if (!text) {
-        return fail(err, err_len, "$: empty message");
+        return st_errf(err, err_len, ST_EINVAL, "$: empty message");
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        return fail(err, err_len, "$: not valid JSON (near byte %zu)", at);
+        return st_errf(err, err_len, ST_EINVAL, "$: not valid JSON (near byte %zu)", at);
     }
     int rc = st_result_decode_json(root, out, err, err_len);
     cJSON_Delete(root);

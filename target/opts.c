@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,18 +45,6 @@ static const char usage[] =
 const char *st_target_usage(void)
 {
     return usage;
-}
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t err_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    return ST_EINVAL;
 }
 
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -167,87 +154,91 @@ int st_target_opts_parse(st_target_opts *o, int argc, char **argv, char *err, si
         const char *eq = strchr(arg, '=');
         size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
         if (strncmp(arg, "--", 2) != 0 || name_len >= sizeof(name)) {
-            return fail(err, err_len, "unknown argument '%s' (see --help)", arg);
+            return st_errf(err, err_len, ST_EINVAL, "unknown argument '%s' (see --help)", arg);
         }
         memcpy(name, arg, name_len);
         name[name_len] = '\0';
         if (!takes_value(name)) {
-            return fail(err, err_len, "unknown flag '%s' (see --help)", name);
+            return st_errf(err, err_len, ST_EINVAL, "unknown flag '%s' (see --help)", name);
         }
         if (eq) {
             val = eq + 1;
         } else if (i + 1 < argc) {
             val = argv[++i];
         } else {
-            return fail(err, err_len, "%s needs a value (see --help)", name);
+            return st_errf(err, err_len, ST_EINVAL, "%s needs a value (see --help)", name);
         }
 
         const char *why = NULL;
         uint64_t u;
         if (strcmp(name, "--listen") == 0) {
             if (parse_listen(o, val) != 0) {
-                return fail(err, err_len,
-                            "--listen '%s': expected HOST:PORT with PORT 0..65535, e.g. "
-                            "127.0.0.1:8080 or [::1]:0",
-                            val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--listen '%s': expected HOST:PORT with PORT 0..65535, e.g. "
+                               "127.0.0.1:8080 or [::1]:0",
+                               val);
             }
         } else if (strcmp(name, "--port-file") == 0) {
             if (*val == '\0') {
-                return fail(err, err_len, "--port-file: the path is empty");
+                return st_errf(err, err_len, ST_EINVAL, "--port-file: the path is empty");
             }
             o->port_file = val;
         } else if (strcmp(name, "--latency-ms") == 0) {
             if (st_delay_parse(&o->latency, val, &why) != 0) {
-                return fail(err, err_len, "--latency-ms '%s': %s", val, why);
+                return st_errf(err, err_len, ST_EINVAL, "--latency-ms '%s': %s", val, why);
             }
             o->has_latency = o->latency.max_ms > 0;
         } else if (strcmp(name, "--seed") == 0) {
             if (parse_u64(val, 0, UINT64_MAX, &o->seed) != 0) {
-                return fail(err, err_len, "--seed '%s': expected a non-negative integer", val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--seed '%s': expected a non-negative integer", val);
             }
         } else if (strcmp(name, "--status") == 0) {
             if (st_mix_parse(&o->mix, val, &why) != 0) {
-                return fail(err, err_len, "--status '%s': %s (e.g. 200:95,500:5)", val, why);
+                return st_errf(err, err_len, ST_EINVAL, "--status '%s': %s (e.g. 200:95,500:5)",
+                               val, why);
             }
         } else if (strcmp(name, "--body-bytes") == 0) {
             if (parse_u64(val, 0, ST_TARGET_MAX_BODY_BYTES, &u) != 0) {
-                return fail(err, err_len, "--body-bytes '%s': expected an integer 0..%d", val,
-                            ST_TARGET_MAX_BODY_BYTES);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--body-bytes '%s': expected an integer 0..%d", val,
+                               ST_TARGET_MAX_BODY_BYTES);
             }
             o->body_bytes = (size_t)u;
         } else if (strcmp(name, "--max-body-bytes") == 0) {
             if (parse_u64(val, 0, 1ULL << 40, &u) != 0) {
-                return fail(err, err_len,
-                            "--max-body-bytes '%s': expected an integer 0..1099511627776", val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--max-body-bytes '%s': expected an integer 0..1099511627776", val);
             }
             o->max_body_bytes = (size_t)u;
         } else if (strcmp(name, "--close-every") == 0) {
             if (parse_u64(val, 1, UINT32_MAX, &o->close_every) != 0) {
-                return fail(err, err_len, "--close-every '%s': expected an integer 1..4294967295",
-                            val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--close-every '%s': expected an integer 1..4294967295", val);
             }
         } else if (strcmp(name, "--stall-at") == 0) {
             if (parse_seconds(val, 86400, &o->stall_at_s) != 0) {
-                return fail(err, err_len, "--stall-at '%s': expected seconds 0..86400 (e.g. 2.5)",
-                            val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--stall-at '%s': expected seconds 0..86400 (e.g. 2.5)", val);
             }
             has_stall_at = true;
         } else if (strcmp(name, "--stall-ms") == 0) {
             if (parse_u64(val, 1, (uint64_t)ST_DELAY_MAX_MS, &o->stall_ms) != 0) {
-                return fail(err, err_len, "--stall-ms '%s': expected an integer 1..3600000", val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--stall-ms '%s': expected an integer 1..3600000", val);
             }
             has_stall_ms = true;
         } else if (strcmp(name, "--log-level") == 0) {
             if (st_log_level_parse(val, &o->log_level) != 0) {
-                return fail(err, err_len, "--log-level '%s': expected debug, info, warn or error",
-                            val);
+                return st_errf(err, err_len, ST_EINVAL,
+                               "--log-level '%s': expected debug, info, warn or error", val);
             }
         }
     }
     if (has_stall_at != has_stall_ms) {
-        return fail(err, err_len, "%s needs %s too: a scheduled stall has a start and a length",
-                    has_stall_at ? "--stall-at" : "--stall-ms",
-                    has_stall_at ? "--stall-ms" : "--stall-at");
+        return st_errf(
+            err, err_len, ST_EINVAL, "%s needs %s too: a scheduled stall has a start and a length",
+            has_stall_at ? "--stall-at" : "--stall-ms", has_stall_at ? "--stall-ms" : "--stall-at");
     }
     o->has_stall = has_stall_at;
     st_delay_seed(&o->latency, o->seed);

@@ -1415,35 +1415,35 @@ static void test_engine_fast_applies(void **state)
     for (size_t i = 0; i < 4; i++) {
         unsetenv(proxies[i]);
     }
-    assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 1);
+    assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 1);
 
     p.http2 = 1;
-    assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 0);
+    assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 0);
     assert_non_null(strstr(why, "HTTP/2"));
     p.http2 = 0;
-    assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 1);
+    assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 1);
 
     q[1] = request("GET", "https://127.0.0.1:8080/b");
-    assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 0);
+    assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 0);
     assert_non_null(strstr(why, "requests[1]"));
 
     q[1] = request("GET", "http://127.0.0.1:8081/b");
-    assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 0);
+    assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 0);
     assert_non_null(strstr(why, "origin"));
 
     q[1] = request("GET", "http://LOCALHOST:8080/b");
     q[0] = request("GET", "http://localhost:8080/a");
-    assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 1);
+    assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 1);
 
     for (size_t i = 0; i < 4; i++) {
         setenv(proxies[i], "http://proxy.test:3128", 1);
-        assert_int_equal(st_engine_fast_applies(&p, why, sizeof(why)), 0);
+        assert_int_equal(st_engine_fast.applies(&p, why, sizeof(why)), 0);
         assert_non_null(strstr(why, proxies[i]));
         unsetenv(proxies[i]);
     }
-    assert_int_equal(st_engine_fast_applies(&p, NULL, 0), 1);
+    assert_int_equal(st_engine_fast.applies(&p, NULL, 0), 1);
     p.n_requests = 0;
-    assert_int_equal(st_engine_fast_applies(&p, NULL, 0), 0);
+    assert_int_equal(st_engine_fast.applies(&p, NULL, 0), 0);
 }
 
 int main(void)

@@ -1,0 +1,142 @@
+/*
+ * Tests for choosing an engine through the ops table (agent/engine.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "engine.h"
+#include "error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static st_request request(const char *url)
+{
+    st_request q = {0};
+    q.method = "GET";
+    q.url = (char *)url;
+    q.weight = 1;
+    return q;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *proxies[] = {"http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < 4; i++) {
+        unsetenv(proxies[i]);
+    }
+    return 0;
+}
+
+static void test_engine_every_op_is_set(void **state)
+{
+    (void)state;
+    const st_engine_ops *all[] = {&st_engine_fast, &st_engine_curl};
+    for (size_t i = 0; i < 2; i++) {
+        assert_non_null(all[i]->name);
+        assert_non_null(all[i]->applies);
+        assert_non_null(all[i]->create);
+        assert_non_null(all[i]->free_slots);
+        assert_non_null(all[i]->send);
+        assert_non_null(all[i]->inflight);
+        assert_non_null(all[i]->cancel_all);
+        assert_non_null(all[i]->destroy);
+    }
+}
+
+static void test_engine_curl_applies_to_everything(void **state)
+{
+    (void)state;
+    st_request q[2] = {request("https://127.0.0.1:8443/"), request("http://127.0.0.1:9/")};
+    st_plan p = {0};
+    p.requests = q;
+    p.n_requests = 2;
+    p.http2 = 1;
+    char why[64] = "";
+    assert_int_equal(st_engine_curl.applies(&p, why, sizeof(why)), 1);
+}
+
+static void test_engine_choose_auto(void **state)
+{
+    (void)state;
+    st_request q[1] = {request("http://127.0.0.1:9/")};
+    st_plan p = {0};
+    p.requests = q;
+    p.n_requests = 1;
+    p.http2 = -1;
+    const st_engine_ops *e = NULL;
+    char err[256] = "";
+    assert_int_equal(st_engine_choose("auto", &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_fast);
+    e = NULL;
+    assert_int_equal(st_engine_choose(NULL, &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_fast);
+
+    /* What the fast engine does not speak goes to curl, without an error. */
+    q[0] = request("https://127.0.0.1:9/");
+    assert_int_equal(st_engine_choose("auto", &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_curl);
+    q[0] = request("http://127.0.0.1:9/");
+    p.http2 = 1;
+    e = NULL;
+    assert_int_equal(st_engine_choose("auto", &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_curl);
+    assert_string_equal(err, "");
+}
+
+static void test_engine_choose_forced(void **state)
+{
+    (void)state;
+    st_request q[1] = {request("http://127.0.0.1:9/")};
+    st_plan p = {0};
+    p.requests = q;
+    p.n_requests = 1;
+    p.http2 = -1;
+    const st_engine_ops *e = NULL;
+    char err[256] = "";
+    assert_int_equal(st_engine_choose("curl", &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_curl);
+    assert_int_equal(st_engine_choose("fast", &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_fast);
+
+    q[0] = request("https://127.0.0.1:9/");
+    e = NULL;
+    assert_int_equal(st_engine_choose("fast", &p, &e, err, sizeof(err)), ST_EINVAL);
+    assert_null(e);
+    assert_string_equal(err, "--engine fast: cannot send this plan (requests[0].url is not "
+                             "http://); use --engine curl");
+    assert_int_equal(st_engine_choose("curl", &p, &e, err, sizeof(err)), 0);
+    assert_ptr_equal(e, &st_engine_curl);
+}
+
+static void test_engine_choose_unknown(void **state)
+{
+    (void)state;
+    st_request q[1] = {request("http://127.0.0.1:9/")};
+    st_plan p = {0};
+    p.requests = q;
+    p.n_requests = 1;
+    const st_engine_ops *e = NULL;
+    char err[256] = "";
+    assert_int_equal(st_engine_choose("turbo", &p, &e, err, sizeof(err)), ST_EINVAL);
+    assert_null(e);
+    assert_string_equal(err, "--engine: \"turbo\" is not an engine (auto, curl or fast)");
+    assert_int_equal(st_engine_choose("", &p, &e, err, sizeof(err)), ST_EINVAL);
+    assert_null(e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_engine_every_op_is_set),
+        cmocka_unit_test(test_engine_curl_applies_to_everything),
+        cmocka_unit_test(test_engine_choose_auto),
+        cmocka_unit_test(test_engine_choose_forced),
+        cmocka_unit_test(test_engine_choose_unknown),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
