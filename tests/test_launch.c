@@ -15,7 +15,9 @@
 #include "launch.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -346,17 +348,61 @@ static void test_launch_local_program_not_executable(void **state)
     wait_agents(f, 0);
 }
 
+/* Starts the external launcher with stderr on fd, and returns what start returned. */
+static int external_start_on(int fd, st_launch_cfg *c, st_launcher **l, char *err, size_t len)
+{
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+    int rc = st_launcher_external.start(l, c, err, len);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    return rc;
+}
+
 static void test_launch_external(void **state)
 {
     fx *f = *state;
     st_launch_cfg c = cfg_for(f, 4);
-    c.token_generated = 1;
     st_launcher *l = NULL;
-    char err[64] = "";
+    char err[256] = "";
     assert_int_equal(st_launcher_external.start(&l, &c, err, sizeof(err)), 0);
     assert_non_null(l);
     int exited[4];
     assert_int_equal(st_launcher_external.poll(l, exited, 4), 0);
+    st_launcher_external.finish(l, ST_NS_PER_S);
+    st_launcher_external.free(l);
+}
+
+/* A generated token is a secret: never in a log. On a terminal it is shown (outside the log);
+ * anywhere else the external launcher refuses to start without --token. */
+static void test_launch_external_generated_token(void **state)
+{
+    fx *f = *state;
+    st_launch_cfg c = cfg_for(f, 2);
+    c.token_generated = 1;
+    st_launcher *l = NULL;
+    char err[256] = "";
+    int devnull = open("/dev/null", O_WRONLY);
+    assert_true(devnull >= 0);
+    assert_int_equal(external_start_on(devnull, &c, &l, err, sizeof(err)), ST_EINVAL);
+    close(devnull);
+    assert_null(l);
+    assert_non_null(strstr(err, "--token"));
+
+    int master, slave;
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+    assert_int_equal(external_start_on(slave, &c, &l, err, sizeof(err)), 0);
+    assert_non_null(l);
+    char shown[1024];
+    ssize_t n = read(master, shown, sizeof(shown) - 1);
+    assert_true(n > 0);
+    shown[n] = '\0';
+    assert_non_null(strstr(shown, "--coordinator tcp://127.0.0.1:7777 --token tok-123"));
+    close(slave);
+    close(master);
     st_launcher_external.finish(l, ST_NS_PER_S);
     st_launcher_external.free(l);
 }
@@ -385,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_launch_local_free_ends_agents, setup, teardown),
         cmocka_unit_test_setup_teardown(test_launch_local_missing_program, setup, teardown),
         cmocka_unit_test_setup_teardown(test_launch_local_program_not_executable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_launch_external_generated_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_launch_external, setup, teardown),
         cmocka_unit_test_setup_teardown(test_launch_find, setup, teardown),
     };
