@@ -23,6 +23,10 @@
  * Second k is final when every agent still counted has reported it, or grace_ns after it ended;
  * a record arriving later still counts in the total (and in late_records).
  *
+ * Inside, one module per job, sharing the core's state (core.h): coord.c runs the state machine
+ * and this API; admit.h answers the agents' requests; share.h splits the load and re-splits it;
+ * merge.h takes records into seconds (on the window of common/window.h).
+ *
  * Threading: st_coord_handle may be called from several threads at once; st_coord_tick,
  * st_coord_stop and the accessors from the owner thread. on_second runs on the owner thread
  * inside st_coord_tick, without the core's lock held.
