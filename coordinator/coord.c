@@ -5,7 +5,6 @@
 #include "log.h"
 #include "merge.h"
 #include "share.h"
-#include "summary.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -86,6 +85,7 @@ void st_coord_free(st_coord *c)
         agent_free(c->agents[i]);
     }
     free(c->agents);
+    free(c->series);
     st_merge_fini(&c->merge);
     st_profile_fini(&c->profile);
     pthread_mutex_destroy(&c->mu);
@@ -228,6 +228,22 @@ static void tick_locked(st_coord *c, uint64_t now)
     }
 }
 
+/* Keeps a handed-out second for the report. Owner thread. */
+static void series_append(st_coord *c, const st_report_second *row)
+{
+    if (c->n_series == c->cap_series) {
+        size_t cap = c->cap_series ? c->cap_series * 2 : 64;
+        st_report_second *ns = realloc(c->series, cap * sizeof(*ns));
+        if (!ns) {
+            st_error("out of memory: second %u is missing from the report's series", row->second);
+            return;
+        }
+        c->series = ns;
+        c->cap_series = cap;
+    }
+    c->series[c->n_series++] = *row;
+}
+
 void st_coord_tick(st_coord *c)
 {
     st_merge_second out[16];
@@ -238,9 +254,14 @@ void st_coord_tick(st_coord *c)
         size_t n = st_merge_take_final(c, now, out, 16);
         pthread_mutex_unlock(&c->mu);
         for (size_t i = 0; i < n; i++) {
+            /* Percentiles are read here, off the lock that the agents' requests wait for. */
+            st_report_second row;
+            st_report_second_of(&row, out[i].s.second, out[i].target_rps, &out[i].s,
+                                out[i].agents);
+            series_append(c, &row);
             if (c->cfg.on_second) {
                 st_coord_second sec = {out[i].s.second, out[i].target_rps, &out[i].s,
-                                       out[i].agents};
+                                       out[i].agents, &row};
                 c->cfg.on_second(c->cfg.ctx, &sec);
             }
             st_stats_fini(&out[i].s);
@@ -347,82 +368,4 @@ double st_coord_target_requests(st_coord *c)
         return 0;
     }
     return st_profile_integral(&c->profile, st_coord_duration_s(c));
-}
-
-static const char *state_name(Stampede__AgentState s)
-{
-    switch (s) {
-    case STAMPEDE__AGENT_STATE__AGENT_IDLE: return "idle";
-    case STAMPEDE__AGENT_STATE__AGENT_READY: return "ready";
-    case STAMPEDE__AGENT_STATE__AGENT_RUNNING: return "running";
-    case STAMPEDE__AGENT_STATE__AGENT_DRAINING: return "draining";
-    case STAMPEDE__AGENT_STATE__AGENT_DONE: return "done";
-    case STAMPEDE__AGENT_STATE__AGENT_FAILED: return "failed";
-    default: return "unknown";
-    }
-}
-
-cJSON *st_coord_summary(st_coord *c)
-{
-    pthread_mutex_lock(&c->mu);
-    st_summary s = {
-        .total = st_merge_sum(c),
-        .duration_s = st_coord_duration_s(c),
-        .target_requests = st_coord_target_requests(c),
-        .closed_loop = c->plan->closed_loop,
-    };
-    cJSON *j = st_summary_json(&s);
-    if (!j) {
-        pthread_mutex_unlock(&c->mu);
-        return NULL;
-    }
-    cJSON_AddStringToObject(j, "run_id", c->cfg.run_id);
-    /* The spread of the agents' realised starts, in coordinator time. */
-    uint64_t lo = 0, hi = 0;
-    int n = 0;
-    for (size_t i = 0; i < c->n_agents; i++) {
-        uint64_t v = c->agents[i]->first_send_coord_ns;
-        if (!v) {
-            continue;
-        }
-        lo = n == 0 || v < lo ? v : lo;
-        hi = n == 0 || v > hi ? v : hi;
-        n++;
-    }
-    if (n > 0) {
-        cJSON_AddNumberToObject(j, "start_skew_ms", (double)(hi - lo) / 1e6);
-    } else {
-        cJSON_AddNullToObject(j, "start_skew_ms");
-    }
-    cJSON *arr = cJSON_AddArrayToObject(j, "agents");
-    for (size_t i = 0; arr && i < c->n_agents; i++) {
-        const st_coord_agent *a = c->agents[i];
-        cJSON *o = cJSON_CreateObject();
-        if (!o) {
-            break;
-        }
-        cJSON_AddNumberToObject(o, "id", a->id);
-        cJSON_AddStringToObject(o, "name", a->name);
-        cJSON_AddStringToObject(o, "host", a->host);
-        if (a->task_arn[0]) {
-            cJSON_AddStringToObject(o, "task", a->task_arn);
-        }
-        if (a->az[0]) {
-            cJSON_AddStringToObject(o, "availability_zone", a->az);
-        }
-        cJSON_AddNumberToObject(o, "share_rps", st_share_rps(c, a));
-        cJSON_AddNumberToObject(o, "requests", (double)st_counts_done(&a->totals));
-        cJSON_AddNumberToObject(o, "ok", (double)a->totals.ok);
-        cJSON_AddNumberToObject(o, "failed", (double)st_counts_failed(&a->totals));
-        cJSON_AddBoolToObject(o, "lost", a->lost);
-        cJSON_AddStringToObject(o, "state", state_name(a->state));
-        cJSON_AddNumberToObject(o, "clock_offset_ms", (double)a->offset_ns / 1e6);
-        cJSON_AddNumberToObject(o, "clock_rtt_ms", (double)a->rtt_ns / 1e6);
-        cJSON_AddItemToArray(arr, o);
-    }
-    cJSON_AddNumberToObject(j, "late_records", (double)st_merge_late(c));
-    cJSON_AddNumberToObject(j, "duplicate_records", (double)c->duplicates);
-    cJSON_AddNumberToObject(j, "malformed_messages", (double)c->malformed);
-    pthread_mutex_unlock(&c->mu);
-    return j;
 }

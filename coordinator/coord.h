@@ -25,7 +25,8 @@
  *
  * Inside, one module per job, sharing the core's state (core.h): coord.c runs the state machine
  * and this API; admit.h answers the agents' requests; share.h splits the load and re-splits it;
- * merge.h takes records into seconds (on the window of common/window.h).
+ * merge.h takes records into seconds (on the window of common/window.h); report.h is the typed
+ * report the outputs read (built in report.c).
  *
  * Threading: st_coord_handle may be called from several threads at once; st_coord_tick,
  * st_coord_stop and the accessors from the owner thread. on_second runs on the owner thread
@@ -36,6 +37,7 @@
 
 #include "clock.h"
 #include "plan.h"
+#include "report.h"
 #include "stats.h"
 
 #include <cjson/cJSON.h>
@@ -60,6 +62,7 @@ typedef struct st_coord_second {
     double target_rps;   /* what the profile asked for in this second */
     const st_stats *stats;
     int agents;          /* agents counted in this second (not lost) */
+    const st_report_second *row; /* the same second as the report's series holds it */
 } st_coord_second;
 
 typedef void (*st_coord_second_fn)(void *ctx, const st_coord_second *sec);
@@ -129,9 +132,14 @@ int st_coord_agents_alive(st_coord *c);
  * beyond the run). Re-sent duplicates are not in it: the summary counts them apart. */
 uint64_t st_coord_malformed(st_coord *c);
 
-/* The run's summary (st_summary keys plus run_id, start_skew_ms, agents[], late_records,
- * duplicate_records, malformed_messages). The caller frees it. NULL when out of memory. Owner
+/* The run's typed report as it stands (report.h): at the end, or while running. On 0 *out is a
+ * snapshot the caller releases with st_report_fini; ST_ENOMEM leaves *out untouched. Owner
  * thread. */
+int st_coord_report(st_coord *c, st_report *out);
+
+/* The run's summary: st_report_json of st_coord_report (st_summary keys plus run_id,
+ * start_skew_ms, agents[], late_records, duplicate_records, malformed_messages, and status and
+ * error once the run ended). The caller frees it. NULL when out of memory. Owner thread. */
 cJSON *st_coord_summary(st_coord *c);
 
 /* The merged total of every record taken so far (seconds handed out or still open, and late

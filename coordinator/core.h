@@ -15,6 +15,7 @@
 #include "coord.h"
 #include "merge.h"
 #include "profile.h"
+#include "report.h"
 #include "stampede.pb-c.h"
 
 #include <pthread.h>
@@ -68,6 +69,10 @@ struct st_coord {
     uint64_t stopped_at_ns;
     st_merge merge;
     uint64_t malformed, duplicates;
+    /* The seconds handed out, for the report. The owner thread's alone (st_coord_tick appends,
+     * st_coord_report reads): not guarded by mu. */
+    st_report_second *series;
+    size_t n_series, cap_series;
 };
 
 static inline uint64_t st_core_now(const st_coord *c)
