@@ -63,6 +63,7 @@ typedef struct st_coord_second {
     const st_stats *stats;
     int agents;          /* agents counted in this second (not lost) */
     const st_report_second *row; /* the same second as the report's series holds it */
+    /* stats and row are valid during the on_second call only. */
 } st_coord_second;
 
 typedef void (*st_coord_second_fn)(void *ctx, const st_coord_second *sec);
@@ -143,8 +144,8 @@ int st_coord_report(st_coord *c, st_report *out);
 cJSON *st_coord_summary(st_coord *c);
 
 /* The merged total of every record taken so far (seconds handed out or still open, and late
- * records), built when called. Owner thread; valid until the next call of st_coord_total or
- * st_coord_summary. */
+ * records), built when called. Owner thread; valid until the next call of st_coord_total,
+ * st_coord_report or st_coord_summary. */
 const st_stats *st_coord_total(st_coord *c);
 /* The measured window so far: the profile's duration, or until the stop. */
 double st_coord_duration_s(st_coord *c);

@@ -64,11 +64,11 @@ void st_report_latency_of(st_report_latency *out, const st_hist *h);
 
 /* One finished second of the whole run. */
 typedef struct st_report_second {
-    uint32_t second;   /* from the common start: it covers [second, second + 1) s */
-    double target_rps; /* what the profile asked for in it; 0 in closed loop */
-    int agents;        /* agents alive when it was handed out */
-    st_counts counts;  /* merged over the agents; inflight is their sum when it closed */
-    st_report_latency latency;             /* from the intended send instant */
+    uint32_t second;           /* from the common start: it covers [second, second + 1) s */
+    double target_rps;         /* what the profile asked for in it; 0 in closed loop */
+    int agents;                /* agents alive when it was handed out */
+    st_counts counts;          /* merged over the agents; inflight is their sum when it closed */
+    st_report_latency latency; /* from the intended send instant */
     st_report_latency latency_uncorrected; /* from the actual send */
 } st_report_second;
 
@@ -79,13 +79,13 @@ void st_report_second_of(st_report_second *row, uint32_t second, double target_r
 /* What the run was asked to do. */
 typedef struct st_report_plan {
     bool closed_loop;
-    double duration_s;    /* planned length */
-    double requests;      /* requests the profile asks for over it (live rate changes included);
-                           * 0 in closed loop */
-    double average_rps;   /* requests / duration_s */
-    int expected_agents;  /* the run started when this many registered */
+    double duration_s;     /* planned length */
+    double requests;       /* requests the profile asks for over it (live rate changes included);
+                            * 0 in closed loop */
+    double average_rps;    /* requests / duration_s */
+    int expected_agents;   /* the run started when this many registered */
     int threads_per_agent; /* 0: each agent ran its own capacity */
-    char *engine;         /* auto, curl or fast */
+    char *engine;          /* auto, curl or fast */
 } st_report_plan;
 
 /* One agent that registered, lost or not. */
@@ -95,12 +95,12 @@ typedef struct st_report_agent {
     char *task;              /* its ECS task ARN, "" elsewhere */
     char *availability_zone; /* "" when unknown */
     uint32_t pid, cores, threads;
-    uint32_t weight;   /* its part of the split: the threads it runs */
-    double share_rps;  /* the average rate of its current share; 0 without one (lost) */
-    st_counts counts;  /* what its records added up to: sent, ok and the failure classes */
+    uint32_t weight;  /* its part of the split: the threads it runs */
+    double share_rps; /* the average rate of its current share; 0 without one (lost) */
+    st_counts counts; /* what its records added up to: sent, ok and the failure classes */
     bool lost;
     st_report_agent_state state;
-    char *error;       /* why it failed, "" otherwise */
+    char *error; /* why it failed, "" otherwise */
     double clock_offset_ms, clock_rtt_ms;
     uint64_t first_send_coord_ns; /* its realised start in coordinator time; 0 before it sent */
 } st_report_agent;
@@ -111,14 +111,14 @@ typedef struct st_report {
     char *error; /* why the run failed (ST_REPORT_FAILED), "" otherwise */
     st_report_plan plan;
 
-    double duration_s;      /* the measured window: the profile's length, or until the stop */
-    double target_requests; /* requests the profile asked for in it; 0 in closed loop */
-    st_stats total;         /* every record taken: the seconds, the late records, open seconds */
-    st_report_latency latency;             /* of total.lat */
+    double duration_s;         /* the measured window: the profile's length, or until the stop */
+    double target_requests;    /* requests the profile asked for in it; 0 in closed loop */
+    st_stats total;            /* every record taken: the seconds, the late records, open seconds */
+    st_report_latency latency; /* of total.lat */
     st_report_latency latency_uncorrected; /* of total.lat_raw */
 
-    bool have_start_skew;  /* some agent sent (false: nothing was sent) */
-    double start_skew_ms;  /* the spread of the agents' realised starts, coordinator time */
+    bool have_start_skew; /* some agent sent (false: nothing was sent) */
+    double start_skew_ms; /* the spread of the agents' realised starts, coordinator time */
 
     st_report_agent *agents;
     size_t n_agents;
@@ -127,8 +127,8 @@ typedef struct st_report {
     st_report_second *seconds; /* the seconds handed out so far, in order */
     size_t n_seconds;
 
-    uint64_t late_records;      /* arrived after their second was handed out (in total) */
-    uint64_t duplicate_records; /* re-sent records ignored */
+    uint64_t late_records;       /* arrived after their second was handed out (in total) */
+    uint64_t duplicate_records;  /* re-sent records ignored */
     uint64_t malformed_messages; /* foreign or malformed messages and records dropped */
 } st_report;
 

@@ -20,7 +20,7 @@
  * measurements still join).
  */
 
-#define T0 (50 * ST_NS_PER_S)
+#define T0    (50 * ST_NS_PER_S)
 #define GRACE (1500 * ST_NS_PER_MS)
 
 /* n ok requests of latency_us in `second`. */
