@@ -1,25 +1,18 @@
 #include "collect.h"
 #include "clock.h"
 #include "error.h"
+#include "window.h"
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
-
-typedef struct slot {
-    bool used; /* s is initialised */
-    st_stats s;
-} slot;
 
 struct st_collector {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int n_workers;
     int64_t *closed; /* per worker: highest second submitted (-1 before any), INT64_MAX finished */
-    uint32_t next;   /* the next second the consumer takes */
-    slot *slots;     /* slots[i] holds second next + i; only a few seconds are ever open */
-    size_t n_slots;
+    st_window *win;  /* the seconds not taken yet; only a few are ever open */
 };
 
 int st_collector_new(st_collector **out, int n_workers, uint32_t first_second)
@@ -32,7 +25,8 @@ int st_collector_new(st_collector **out, int n_workers, uint32_t first_second)
         return ST_ENOMEM;
     }
     c->closed = malloc((size_t)n_workers * sizeof(*c->closed));
-    if (!c->closed) {
+    if (!c->closed || st_window_new(&c->win, first_second, 0)) {
+        free(c->closed);
         free(c);
         return ST_ENOMEM;
     }
@@ -40,7 +34,6 @@ int st_collector_new(st_collector **out, int n_workers, uint32_t first_second)
         c->closed[i] = -1;
     }
     c->n_workers = n_workers;
-    c->next = first_second;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -56,39 +49,11 @@ void st_collector_free(st_collector *c)
     if (!c) {
         return;
     }
-    for (size_t i = 0; i < c->n_slots; i++) {
-        st_stats_fini(&c->slots[i].s);
-    }
-    free(c->slots);
+    st_window_free(c->win);
     free(c->closed);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
-}
-
-/* The slot of `second` (>= next), created on first use. Lock held. */
-static slot *slot_for(st_collector *c, uint32_t second)
-{
-    size_t off = second - c->next;
-    if (off >= c->n_slots) {
-        size_t n = off + 1;
-        slot *ns = realloc(c->slots, n * sizeof(*ns));
-        if (!ns) {
-            return NULL;
-        }
-        memset(ns + c->n_slots, 0, (n - c->n_slots) * sizeof(*ns));
-        c->slots = ns;
-        c->n_slots = n;
-    }
-    slot *sl = &c->slots[off];
-    if (!sl->used) {
-        if (st_stats_init(&sl->s) != 0) {
-            return NULL;
-        }
-        sl->s.second = second;
-        sl->used = true;
-    }
-    return sl;
 }
 
 /* Lowest second some unfinished worker may still submit into, minus one. Lock held. */
@@ -105,18 +70,13 @@ static int64_t complete_through(const st_collector *c)
 
 int st_collector_submit(st_collector *c, int worker, uint32_t second, const st_stats *s)
 {
-    int rc = 0;
+    st_stats *dst;
+    bool late;
     pthread_mutex_lock(&c->mu);
-    if (second >= c->next) {
-        slot *sl = slot_for(c, second);
-        if (sl) {
-            st_stats_merge(&sl->s, s);
-        } else {
-            rc = ST_ENOMEM;
-        }
-    } else {
-        /* Only a worker that breaks the submission order gets here. */
-        rc = ST_EINVAL;
+    /* ST_EINVAL (a second already taken) only for a worker that breaks the submission order. */
+    int rc = st_window_at(c->win, second, &dst, &late);
+    if (rc == 0) {
+        st_stats_merge(dst, s);
     }
     if ((int64_t)second > c->closed[worker]) {
         c->closed[worker] = second;
@@ -141,22 +101,12 @@ int st_collector_next(st_collector *c, st_stats *out, uint64_t deadline_ns)
     pthread_mutex_lock(&c->mu);
     for (;;) {
         int64_t through = complete_through(c);
-        if (through == INT64_MAX && c->n_slots == 0) {
+        if (through == INT64_MAX && !st_window_pending(c->win)) {
             rc = ST_ECLOSED;
             break;
         }
-        if ((int64_t)c->next <= through) {
-            st_stats_reset(out);
-            out->second = c->next;
-            if (c->n_slots > 0) {
-                if (c->slots[0].used) {
-                    st_stats_merge(out, &c->slots[0].s);
-                    st_stats_fini(&c->slots[0].s);
-                }
-                memmove(c->slots, c->slots + 1, (c->n_slots - 1) * sizeof(*c->slots));
-                c->n_slots--;
-            }
-            c->next++;
+        if (st_window_final(c->win, through, 0)) {
+            st_window_pop(c->win, out);
             rc = 0;
             break;
         }

@@ -2,8 +2,9 @@
  * collect.h - gathers the worker threads' per-second stats into one record per second.
  *
  * Each worker thread closes second s of its own measurement (in order 0, 1, 2, ...) and submits
- * it; the collector merges it into second s under a lock (a merge touches only the occupied
- * histogram range, microseconds), so workers never share counters while measuring. Second s is
+ * it; the collector merges it into second s of its window (common/window.h) under a lock (a merge
+ * touches only the occupied histogram range, microseconds), so workers never share counters while
+ * measuring. Second s is
  * complete once every worker has submitted it or finished; the consumer (the agent's main thread)
  * takes complete seconds in order with st_collector_next.
  *

@@ -497,18 +497,16 @@ int st_cmd_run(int argc, char **argv)
     }
     st_coord_tick(core); /* hands out the last seconds */
 
-    cJSON *summary = st_coord_summary(core);
+    /* The report's status says failed, stopped (st_coord_stop above) or completed. */
+    st_report report;
     bool failed = st_coord_get_state(core) == ST_COORD_FAILED;
-    if (summary) {
-        cJSON_AddStringToObject(summary, "status",
-                                failed ? "failed" : stopped ? "stopped" : "completed");
-        if (failed) {
-            cJSON_AddStringToObject(summary, "error", st_coord_failure(core));
-        }
+    if (st_coord_report(core, &report) == 0) {
         for (int i = 0; i < ctx.n_outs; i++) {
-            ctx.outs[i].ops->summary(ctx.outs[i].state, summary, core);
+            ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
-        cJSON_Delete(summary);
+        st_report_fini(&report);
+    } else {
+        st_error("out of memory: the run's summary was not written");
     }
     if (failed) {
         int fc = st_coord_failure_code(core);

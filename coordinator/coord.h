@@ -23,6 +23,11 @@
  * Second k is final when every agent still counted has reported it, or grace_ns after it ended;
  * a record arriving later still counts in the total (and in late_records).
  *
+ * Inside, one module per job, sharing the core's state (core.h): coord.c runs the state machine
+ * and this API; admit.h answers the agents' requests; share.h splits the load and re-splits it;
+ * merge.h takes records into seconds (on the window of common/window.h); report.h is the typed
+ * report the outputs read (built in report.c).
+ *
  * Threading: st_coord_handle may be called from several threads at once; st_coord_tick,
  * st_coord_stop and the accessors from the owner thread. on_second runs on the owner thread
  * inside st_coord_tick, without the core's lock held.
@@ -32,6 +37,7 @@
 
 #include "clock.h"
 #include "plan.h"
+#include "report.h"
 #include "stats.h"
 
 #include <cjson/cJSON.h>
@@ -56,6 +62,8 @@ typedef struct st_coord_second {
     double target_rps;   /* what the profile asked for in this second */
     const st_stats *stats;
     int agents;          /* agents counted in this second (not lost) */
+    const st_report_second *row; /* the same second as the report's series holds it */
+    /* stats and row are valid during the on_second call only. */
 } st_coord_second;
 
 typedef void (*st_coord_second_fn)(void *ctx, const st_coord_second *sec);
@@ -125,14 +133,19 @@ int st_coord_agents_alive(st_coord *c);
  * beyond the run). Re-sent duplicates are not in it: the summary counts them apart. */
 uint64_t st_coord_malformed(st_coord *c);
 
-/* The run's summary (st_summary keys plus run_id, start_skew_ms, agents[], late_records,
- * duplicate_records, malformed_messages). The caller frees it. NULL when out of memory. Owner
+/* The run's typed report as it stands (report.h): at the end, or while running. On 0 *out is a
+ * snapshot the caller releases with st_report_fini; ST_ENOMEM leaves *out untouched. Owner
  * thread. */
+int st_coord_report(st_coord *c, st_report *out);
+
+/* The run's summary: st_report_json of st_coord_report (st_summary keys plus run_id,
+ * start_skew_ms, agents[], late_records, duplicate_records, malformed_messages, and status and
+ * error once the run ended). The caller frees it. NULL when out of memory. Owner thread. */
 cJSON *st_coord_summary(st_coord *c);
 
 /* The merged total of every record taken so far (seconds handed out or still open, and late
- * records), built when called. Owner thread; valid until the next call of st_coord_total or
- * st_coord_summary. */
+ * records), built when called. Owner thread; valid until the next call of st_coord_total,
+ * st_coord_report or st_coord_summary. */
 const st_stats *st_coord_total(st_coord *c);
 /* The measured window so far: the profile's duration, or until the stop. */
 double st_coord_duration_s(st_coord *c);

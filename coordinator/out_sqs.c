@@ -41,12 +41,14 @@ static int sqs_second(void *state, const st_coord_second *sec)
     return 0;
 }
 
-static int sqs_summary(void *state, const cJSON *summary, st_coord *core)
+static int sqs_summary(void *state, const st_report *report)
 {
-    (void)core;
     sqs_out *o = state;
     char *json = NULL, id[ST_RESULT_ID_MAX + 1] = "";
-    int rc = st_result_encode_summary(o->run_id, summary, &json, id);
+    /* The message carries the summary object exactly as --summary writes it. */
+    cJSON *summary = st_report_json(report);
+    int rc = summary ? st_result_encode_summary(o->run_id, summary, &json, id) : ST_ENOMEM;
+    cJSON_Delete(summary);
     submit(o, rc, json, id);
     return 0;
 }

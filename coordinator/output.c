@@ -20,41 +20,30 @@ static int progress_second(void *state, const st_coord_second *sec)
     return 0;
 }
 
-static int progress_summary(void *state, const cJSON *summary, st_coord *core)
+static int progress_summary(void *state, const st_report *r)
 {
     FILE *f = state;
-    const char *status = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "status"));
-    const cJSON *t0 = cJSON_GetObjectItemCaseSensitive(summary, "start_skew_ms");
-    if (status && strcmp(status, "failed") == 0 && !cJSON_IsNumber(t0)) {
+    if (r->status == ST_REPORT_FAILED && !r->have_start_skew) {
         /* Nothing was sent: a table of zeros would only hide the reason. */
-        fprintf(f, "\nrun %s failed: %s\n",
-                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "run_id")),
-                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "error")));
+        fprintf(f, "\nrun %s failed: %s\n", r->run_id, r->error);
         fflush(f);
         return 0;
     }
     st_summary s = {
-        .total = st_coord_total(core),
-        .duration_s = st_coord_duration_s(core),
-        .target_requests = st_coord_target_requests(core),
-        .closed_loop = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(summary, "closed_loop")),
+        .total = &r->total,
+        .duration_s = r->duration_s,
+        .target_requests = r->target_requests,
+        .closed_loop = r->plan.closed_loop,
     };
     st_summary_print(f, &s);
-    const cJSON *skew = cJSON_GetObjectItemCaseSensitive(summary, "start_skew_ms");
-    const cJSON *agents = cJSON_GetObjectItemCaseSensitive(summary, "agents");
-    int lost = 0, n = cJSON_GetArraySize(agents);
-    for (int i = 0; i < n; i++) {
-        lost += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(agents, i), "lost"));
+    fprintf(f, "  %-22s %zu", "agents", r->n_agents);
+    if (r->agents_lost) {
+        fprintf(f, " (%d lost)", r->agents_lost);
     }
-    fprintf(f, "  %-22s %d", "agents", n);
-    if (lost) {
-        fprintf(f, " (%d lost)", lost);
+    if (r->have_start_skew) {
+        fprintf(f, ", start skew %.3f ms", r->start_skew_ms);
     }
-    if (cJSON_IsNumber(skew)) {
-        fprintf(f, ", start skew %.3f ms", skew->valuedouble);
-    }
-    fprintf(f, "\n  %-22s %s\n", "run",
-            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(summary, "run_id")));
+    fprintf(f, "\n  %-22s %s\n", "run", r->run_id);
     fflush(f);
     return 0;
 }
@@ -88,17 +77,18 @@ static int jsonl_second(void *state, const st_coord_second *sec)
     if (j->failed) {
         return ST_EIO;
     }
-    const st_counts *c = &sec->stats->c;
-    const st_hist *h = sec->stats->lat;
+    const st_report_second *row = sec->row;
+    const st_counts *c = &row->counts;
+    const st_report_latency *l = &row->latency;
     int n = fprintf(j->f,
                     "{\"t\":%u,\"target_rps\":%.3f,\"achieved_rps\":%llu,\"sent\":%llu,\"ok\":%llu,"
                     "\"failed\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
                     "\"max_ms\":%.3f,\"agents\":%d}\n",
-                    sec->second, sec->target_rps, (unsigned long long)st_counts_done(c),
+                    row->second, row->target_rps, (unsigned long long)st_counts_done(c),
                     (unsigned long long)c->sent, (unsigned long long)c->ok,
-                    (unsigned long long)st_counts_failed(c), st_us_to_ms(st_hist_percentile(h, 50)),
-                    st_us_to_ms(st_hist_percentile(h, 90)), st_us_to_ms(st_hist_percentile(h, 99)),
-                    st_us_to_ms(st_hist_max(h)), sec->agents);
+                    (unsigned long long)st_counts_failed(c), st_us_to_ms(l->p50_us),
+                    st_us_to_ms(l->p90_us), st_us_to_ms(l->p99_us), st_us_to_ms(l->max_us),
+                    row->agents);
     if (n < 0 || fflush(j->f) != 0) {
         st_error("--timeseries %s: %s (the run goes on without it)", j->path, strerror(errno));
         j->failed = true;
@@ -107,11 +97,10 @@ static int jsonl_second(void *state, const st_coord_second *sec)
     return 0;
 }
 
-static int jsonl_summary(void *state, const cJSON *summary, st_coord *core)
+static int jsonl_summary(void *state, const st_report *report)
 {
     (void)state;
-    (void)summary;
-    (void)core;
+    (void)report;
     return 0;
 }
 
@@ -159,11 +148,12 @@ static int sum_second(void *state, const st_coord_second *sec)
     return 0;
 }
 
-static int sum_summary(void *state, const cJSON *summary, st_coord *core)
+static int sum_summary(void *state, const st_report *report)
 {
-    (void)core;
     sumfile *s = state;
-    char *text = cJSON_Print(summary);
+    cJSON *summary = st_report_json(report);
+    char *text = summary ? cJSON_Print(summary) : NULL;
+    cJSON_Delete(summary);
     if (!text) {
         return ST_ENOMEM;
     }

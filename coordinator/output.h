@@ -1,7 +1,8 @@
 /*
  * output.h - where a run's results go: an ops table of outputs fed by the coordinator's run.
  *
- * Each output receives every finished second (in order) and, at the end, the summary. Built in:
+ * Each output receives every finished second (in order) and, at the end, the run's typed report
+ * (report.h); none reads the core or a JSON tree. Built in:
  *   progress    one line per second on the terminal (elapsed, target and achieved rps, ok,
  *               errors, p50/p99, agents), then the readable summary table;
  *   timeseries  JSON Lines, one object per second (--timeseries FILE);
@@ -19,16 +20,17 @@
 
 #include "aws.h"
 #include "coord.h"
+#include "report.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 
 typedef struct st_output_ops {
     const char *name;
     /* A finished second. Returns 0 or an ST_E* code (logged by the output itself). */
     int (*second)(void *state, const st_coord_second *sec);
-    /* The end: the summary (st_coord_summary plus status). Returns 0 or an ST_E* code. */
-    int (*summary)(void *state, const cJSON *summary, st_coord *core);
+    /* The end: the run's report (st_coord_report; valid during the call only). Returns 0 or an
+     * ST_E* code. */
+    int (*summary)(void *state, const st_report *report);
     /* Closes and frees the state. */
     void (*close)(void *state);
 } st_output_ops;

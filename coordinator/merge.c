@@ -1,0 +1,133 @@
+#include "merge.h"
+#include "core.h"
+#include "error.h"
+#include "log.h"
+#include "wire.h"
+
+#include <math.h>
+
+int st_merge_init(st_merge *m)
+{
+    return st_window_new(&m->win, 0, ST_WINDOW_TOTAL);
+}
+
+void st_merge_fini(st_merge *m)
+{
+    st_window_free(m->win);
+    m->win = NULL;
+}
+
+void st_merge_start(st_coord *c)
+{
+    st_window_set_timing(c->merge.win, c->t0, c->cfg.grace_ns);
+}
+
+void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdate *u,
+                      const unsigned char *valid)
+{
+    uint32_t next_final = st_window_next(c->merge.win);
+    for (size_t i = 0; i < u->n_records; i++) {
+        const Stampede__SecondRecord *r = u->records[i];
+        if (!r || r->seq <= a->acked_seq) {
+            c->duplicates++;
+            continue;
+        }
+        if (r->seq != a->acked_seq + 1) {
+            /* A gap: wait for the agent to send the missing one first (it sends oldest first). */
+            break;
+        }
+        a->acked_seq = r->seq;
+        if (!valid[i]) {
+            c->malformed++;
+            st_warn("agent %u sent a malformed record (seq %llu): dropped", a->id,
+                    (unsigned long long)r->seq);
+            continue;
+        }
+        if (r->second >= next_final && r->second - next_final > 100000) {
+            /* No second of this run: dropped before it reaches the total or the agent's counts,
+             * as the malformed count says. */
+            c->malformed++;
+            st_warn("agent %u sent a record for second %u, far beyond the run: dropped", a->id,
+                    r->second);
+            continue;
+        }
+        const Stampede__Counts *k = r->counts;
+        a->totals.sent += k->sent;
+        a->totals.ok += k->ok;
+        a->totals.http_4xx += k->http_4xx;
+        a->totals.http_5xx += k->http_5xx;
+        a->totals.err_connect += k->err_connect;
+        a->totals.err_timeout += k->err_timeout;
+        a->totals.err_other += k->err_other;
+        if ((int64_t)r->second > a->max_second) {
+            a->max_second = r->second;
+        }
+        /* Checked once above, merged once: into its second, which joins the total when it is
+         * handed out, or straight into the total when its second is gone already. */
+        st_stats *dst;
+        bool late;
+        if (st_window_at(c->merge.win, r->second, &dst, &late) == 0) {
+            st_wire_record_apply(r, dst);
+        }
+    }
+}
+
+/* The highest second every agent still waited for has reported: agents with a share that were
+ * told the start and have not completed. INT64_MAX when none is waited for. */
+static int64_t reported_through(const st_coord *c)
+{
+    int64_t through = INT64_MAX;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        const st_coord_agent *a = c->agents[i];
+        if (st_core_active(a) && a->started && !st_core_complete(a) && a->max_second < through) {
+            through = a->max_second;
+        }
+    }
+    return through;
+}
+
+size_t st_merge_take_final(st_coord *c, uint64_t now, st_merge_second *out, size_t max)
+{
+    size_t n = 0;
+    if (!c->t0) {
+        return 0;
+    }
+    st_window *w = c->merge.win;
+    bool ended = c->state == ST_COORD_DONE || c->state == ST_COORD_FAILED;
+    int64_t through = reported_through(c);
+    uint32_t end_k = (uint32_t)ceil(st_coord_duration_s(c) - 1e-9);
+    while (n < max) {
+        uint32_t k = st_window_next(w);
+        if (k >= end_k && !st_window_pending(w)) {
+            break;
+        }
+        if (!ended && !st_window_final(w, through, now)) {
+            break;
+        }
+        if (st_stats_init(&out[n].s)) {
+            break;
+        }
+        st_window_pop(w, &out[n].s);
+        if (k >= end_k && st_counts_done(&out[n].s.c) == 0 && out[n].s.c.sent == 0) {
+            st_stats_fini(&out[n].s);
+            continue;
+        }
+        out[n].target_rps = c->plan->closed_loop
+                                ? 0
+                                : st_profile_integral(&c->profile, k + 1.0) -
+                                      st_profile_integral(&c->profile, (double)k);
+        out[n].agents = st_core_alive(c);
+        n++;
+    }
+    return n;
+}
+
+const st_stats *st_merge_sum(st_coord *c)
+{
+    return st_window_sum(c->merge.win);
+}
+
+uint64_t st_merge_late(const st_coord *c)
+{
+    return st_window_late(c->merge.win);
+}

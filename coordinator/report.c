@@ -1,0 +1,280 @@
+#include "report.h"
+#include "coord.h"
+#include "core.h"
+#include "error.h"
+#include "merge.h"
+#include "share.h"
+#include "summary.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *st_report_status_name(st_report_status s)
+{
+    switch (s) {
+    case ST_REPORT_COMPLETED: return "completed";
+    case ST_REPORT_STOPPED: return "stopped";
+    case ST_REPORT_FAILED: return "failed";
+    default: return "running";
+    }
+}
+
+const char *st_report_agent_state_name(st_report_agent_state s)
+{
+    switch (s) {
+    case ST_REPORT_AGENT_IDLE: return "idle";
+    case ST_REPORT_AGENT_READY: return "ready";
+    case ST_REPORT_AGENT_RUNNING: return "running";
+    case ST_REPORT_AGENT_DRAINING: return "draining";
+    case ST_REPORT_AGENT_DONE: return "done";
+    case ST_REPORT_AGENT_FAILED: return "failed";
+    default: return "unknown";
+    }
+}
+
+void st_report_latency_of(st_report_latency *out, const st_hist *h)
+{
+    out->count = st_hist_count(h);
+    out->min_us = st_hist_min(h);
+    out->p50_us = st_hist_percentile(h, 50);
+    out->p90_us = st_hist_percentile(h, 90);
+    out->p99_us = st_hist_percentile(h, 99);
+    out->p999_us = st_hist_percentile(h, 99.9);
+    out->max_us = st_hist_max(h);
+    out->mean_us = st_hist_mean(h);
+}
+
+void st_report_second_of(st_report_second *row, uint32_t second, double target_rps,
+                         const st_stats *s, int agents)
+{
+    row->second = second;
+    row->target_rps = target_rps;
+    row->agents = agents;
+    row->counts = s->c;
+    st_report_latency_of(&row->latency, s->lat);
+    st_report_latency_of(&row->latency_uncorrected, s->lat_raw);
+}
+
+void st_report_fini(st_report *r)
+{
+    if (!r) {
+        return;
+    }
+    for (size_t i = 0; i < r->n_agents; i++) {
+        st_report_agent *a = &r->agents[i];
+        free(a->name);
+        free(a->host);
+        free(a->version);
+        free(a->task);
+        free(a->availability_zone);
+        free(a->error);
+    }
+    free(r->agents);
+    free(r->seconds);
+    st_stats_fini(&r->total);
+    free(r->plan.engine);
+    free(r->error);
+    free(r->run_id);
+    memset(r, 0, sizeof(*r));
+}
+
+static cJSON *agent_json(const st_report_agent *a)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        return NULL;
+    }
+    cJSON_AddNumberToObject(o, "id", a->id);
+    cJSON_AddStringToObject(o, "name", a->name);
+    cJSON_AddStringToObject(o, "host", a->host);
+    if (a->task[0]) {
+        cJSON_AddStringToObject(o, "task", a->task);
+    }
+    if (a->availability_zone[0]) {
+        cJSON_AddStringToObject(o, "availability_zone", a->availability_zone);
+    }
+    cJSON_AddNumberToObject(o, "share_rps", a->share_rps);
+    cJSON_AddNumberToObject(o, "requests", (double)st_counts_done(&a->counts));
+    cJSON_AddNumberToObject(o, "ok", (double)a->counts.ok);
+    cJSON_AddNumberToObject(o, "failed", (double)st_counts_failed(&a->counts));
+    cJSON_AddBoolToObject(o, "lost", a->lost);
+    cJSON_AddStringToObject(o, "state", st_report_agent_state_name(a->state));
+    cJSON_AddNumberToObject(o, "clock_offset_ms", a->clock_offset_ms);
+    cJSON_AddNumberToObject(o, "clock_rtt_ms", a->clock_rtt_ms);
+    return o;
+}
+
+cJSON *st_report_json(const st_report *r)
+{
+    st_summary s = {
+        .total = &r->total,
+        .duration_s = r->duration_s,
+        .target_requests = r->target_requests,
+        .closed_loop = r->plan.closed_loop,
+    };
+    cJSON *j = st_summary_json(&s);
+    if (!j) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(j, "run_id", r->run_id);
+    if (r->have_start_skew) {
+        cJSON_AddNumberToObject(j, "start_skew_ms", r->start_skew_ms);
+    } else {
+        cJSON_AddNullToObject(j, "start_skew_ms");
+    }
+    cJSON *arr = cJSON_AddArrayToObject(j, "agents");
+    for (size_t i = 0; arr && i < r->n_agents; i++) {
+        cJSON *o = agent_json(&r->agents[i]);
+        if (!o) {
+            break;
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddNumberToObject(j, "late_records", (double)r->late_records);
+    cJSON_AddNumberToObject(j, "duplicate_records", (double)r->duplicate_records);
+    cJSON_AddNumberToObject(j, "malformed_messages", (double)r->malformed_messages);
+    if (r->status != ST_REPORT_RUNNING) {
+        cJSON_AddStringToObject(j, "status", st_report_status_name(r->status));
+        if (r->status == ST_REPORT_FAILED) {
+            cJSON_AddStringToObject(j, "error", r->error);
+        }
+    }
+    return j;
+}
+
+/* ---- the core's report (coord.h) ---------------------------------------------------------- */
+
+static st_report_agent_state agent_state(Stampede__AgentState s)
+{
+    switch (s) {
+    case STAMPEDE__AGENT_STATE__AGENT_IDLE: return ST_REPORT_AGENT_IDLE;
+    case STAMPEDE__AGENT_STATE__AGENT_READY: return ST_REPORT_AGENT_READY;
+    case STAMPEDE__AGENT_STATE__AGENT_RUNNING: return ST_REPORT_AGENT_RUNNING;
+    case STAMPEDE__AGENT_STATE__AGENT_DRAINING: return ST_REPORT_AGENT_DRAINING;
+    case STAMPEDE__AGENT_STATE__AGENT_DONE: return ST_REPORT_AGENT_DONE;
+    case STAMPEDE__AGENT_STATE__AGENT_FAILED: return ST_REPORT_AGENT_FAILED;
+    default: return ST_REPORT_AGENT_UNKNOWN;
+    }
+}
+
+static st_report_status run_status(const st_coord *c)
+{
+    switch (c->state) {
+    case ST_COORD_FAILED: return ST_REPORT_FAILED;
+    case ST_COORD_DONE: return c->stopping ? ST_REPORT_STOPPED : ST_REPORT_COMPLETED;
+    default: return ST_REPORT_RUNNING;
+    }
+}
+
+/* Copies one agent's row; false when out of memory (the strings copied so far are r's). */
+static bool copy_agent(const st_coord *c, const st_coord_agent *a, st_report_agent *o)
+{
+    o->id = a->id;
+    o->pid = a->pid;
+    o->cores = a->cores;
+    o->threads = a->threads;
+    o->weight = a->weight;
+    o->share_rps = st_share_rps(c, a);
+    o->counts = a->totals;
+    o->lost = a->lost;
+    o->state = agent_state(a->state);
+    o->clock_offset_ms = (double)a->offset_ns / 1e6;
+    o->clock_rtt_ms = (double)a->rtt_ns / 1e6;
+    o->first_send_coord_ns = a->first_send_coord_ns;
+    return (o->name = strdup(a->name)) && (o->host = strdup(a->host)) &&
+           (o->version = strdup(a->version)) && (o->task = strdup(a->task_arn)) &&
+           (o->availability_zone = strdup(a->az)) &&
+           (o->error = strdup(a->error ? a->error : ""));
+}
+
+/* Everything but the series. Lock held. */
+static int copy_locked(st_coord *c, st_report *r)
+{
+    r->status = run_status(c);
+    if (!(r->run_id = strdup(c->cfg.run_id)) ||
+        !(r->error = strdup(r->status == ST_REPORT_FAILED ? c->failure : "")) ||
+        !(r->plan.engine = strdup(c->cfg.engine ? c->cfg.engine : "auto"))) {
+        return ST_ENOMEM;
+    }
+    r->plan.closed_loop = c->plan->closed_loop;
+    r->plan.duration_s = st_core_total_s(c);
+    r->plan.requests = c->plan->closed_loop ? 0 : c->profile.total_n;
+    r->plan.average_rps = r->plan.duration_s > 0 ? r->plan.requests / r->plan.duration_s : 0;
+    r->plan.expected_agents = c->cfg.expected_agents;
+    r->plan.threads_per_agent = c->cfg.plan_threads > 0 ? c->cfg.plan_threads : 0;
+
+    r->duration_s = st_coord_duration_s(c);
+    r->target_requests = st_coord_target_requests(c);
+    if (st_stats_init(&r->total)) {
+        return ST_ENOMEM;
+    }
+    st_stats_merge(&r->total, st_merge_sum(c));
+    st_report_latency_of(&r->latency, r->total.lat);
+    st_report_latency_of(&r->latency_uncorrected, r->total.lat_raw);
+
+    /* The spread of the agents' realised starts, in coordinator time. */
+    uint64_t lo = 0, hi = 0;
+    int n = 0;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        uint64_t v = c->agents[i]->first_send_coord_ns;
+        if (!v) {
+            continue;
+        }
+        lo = n == 0 || v < lo ? v : lo;
+        hi = n == 0 || v > hi ? v : hi;
+        n++;
+    }
+    r->have_start_skew = n > 0;
+    r->start_skew_ms = n > 0 ? (double)(hi - lo) / 1e6 : 0;
+
+    if (c->n_agents && !(r->agents = calloc(c->n_agents, sizeof(*r->agents)))) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < c->n_agents; i++) {
+        /* Counted before the copy, so that st_report_fini frees a half-copied row too. */
+        r->n_agents++;
+        if (!copy_agent(c, c->agents[i], &r->agents[i])) {
+            return ST_ENOMEM;
+        }
+        r->agents_lost += c->agents[i]->lost;
+    }
+    r->late_records = st_merge_late(c);
+    r->duplicate_records = c->duplicates;
+    r->malformed_messages = c->malformed;
+    return 0;
+}
+
+int st_coord_report(st_coord *c, st_report *out)
+{
+    st_report r;
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_lock(&c->mu);
+    int rc = copy_locked(c, &r);
+    pthread_mutex_unlock(&c->mu);
+    /* The series is the owner thread's (st_coord_tick appends to it): no lock needed. */
+    if (rc == 0 && c->n_series) {
+        if ((r.seconds = malloc(c->n_series * sizeof(*r.seconds)))) {
+            memcpy(r.seconds, c->series, c->n_series * sizeof(*r.seconds));
+            r.n_seconds = c->n_series;
+        } else {
+            rc = ST_ENOMEM;
+        }
+    }
+    if (rc) {
+        st_report_fini(&r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+cJSON *st_coord_summary(st_coord *c)
+{
+    st_report r;
+    if (st_coord_report(c, &r)) {
+        return NULL;
+    }
+    cJSON *j = st_report_json(&r);
+    st_report_fini(&r);
+    return j;
+}

@@ -1,0 +1,142 @@
+/*
+ * report.h - the typed report of a coordinated run: everything the outputs say about it.
+ *
+ * The coordinator's core builds it (st_coord_report, coord.h) at the end of the run, or at any
+ * moment while it runs; the outputs (output.h: the progress table, the summary JSON, the SQS
+ * summary message; next the terminal UI, JUnit and HTML) read it instead of the core or of a JSON
+ * tree. A report is a snapshot: it owns every string, array and histogram it holds, stays valid
+ * after the core is freed, and is released with st_report_fini.
+ *
+ * st_report_json turns it into the summary object of `stampede run --summary` (README "Outputs",
+ * docs/results-schema.md): the keys of common/summary.h, then run_id, start_skew_ms, agents[],
+ * late_records, duplicate_records, malformed_messages, and, once the run ended, status (and error
+ * when it failed), in that order and format, as the outputs have always written them.
+ *
+ * The per-second rows (st_report_second) are also what the core hands to on_second with each
+ * finished second, so a streaming output and a final one read the same numbers.
+ *
+ * Threading: a report is plain data; one owner at a time. Functions here are reentrant.
+ */
+#ifndef ST_COORD_REPORT_H
+#define ST_COORD_REPORT_H
+
+#include "hist.h"
+#include "stats.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum st_report_status {
+    ST_REPORT_RUNNING = 0, /* not ended yet (a report taken while the run goes on) */
+    ST_REPORT_COMPLETED,   /* the profile ran to its end (lost agents included) */
+    ST_REPORT_STOPPED,     /* stopped after the start (st_coord_stop) */
+    ST_REPORT_FAILED,      /* never started, or abandoned: see error */
+} st_report_status;
+
+/* "running", "completed", "stopped", "failed". */
+const char *st_report_status_name(st_report_status s);
+
+/* An agent's state as it last reported it. */
+typedef enum st_report_agent_state {
+    ST_REPORT_AGENT_UNKNOWN = 0,
+    ST_REPORT_AGENT_IDLE,
+    ST_REPORT_AGENT_READY,
+    ST_REPORT_AGENT_RUNNING,
+    ST_REPORT_AGENT_DRAINING,
+    ST_REPORT_AGENT_DONE,
+    ST_REPORT_AGENT_FAILED,
+} st_report_agent_state;
+
+/* "unknown", "idle", "ready", "running", "draining", "done", "failed". */
+const char *st_report_agent_state_name(st_report_agent_state s);
+
+/* A latency distribution's figures, in microseconds (the JSON carries milliseconds). */
+typedef struct st_report_latency {
+    uint64_t count;
+    uint64_t min_us, p50_us, p90_us, p99_us, p999_us, max_us;
+    double mean_us;
+} st_report_latency;
+
+/* The figures of histogram h (all 0 when it is empty). */
+void st_report_latency_of(st_report_latency *out, const st_hist *h);
+
+/* One finished second of the whole run. */
+typedef struct st_report_second {
+    uint32_t second;           /* from the common start: it covers [second, second + 1) s */
+    double target_rps;         /* what the profile asked for in it; 0 in closed loop */
+    int agents;                /* agents alive when it was handed out */
+    st_counts counts;          /* merged over the agents; inflight is their sum when it closed */
+    st_report_latency latency; /* from the intended send instant */
+    st_report_latency latency_uncorrected; /* from the actual send */
+} st_report_second;
+
+/* Fills row from a second's merged stats. */
+void st_report_second_of(st_report_second *row, uint32_t second, double target_rps,
+                         const st_stats *s, int agents);
+
+/* What the run was asked to do. */
+typedef struct st_report_plan {
+    bool closed_loop;
+    double duration_s;     /* planned length */
+    double requests;       /* requests the profile asks for over it (live rate changes included);
+                            * 0 in closed loop */
+    double average_rps;    /* requests / duration_s */
+    int expected_agents;   /* the run started when this many registered */
+    int threads_per_agent; /* 0: each agent ran its own capacity */
+    char *engine;          /* auto, curl or fast */
+} st_report_plan;
+
+/* One agent that registered, lost or not. */
+typedef struct st_report_agent {
+    uint32_t id; /* 1-based, in registration order */
+    char *name, *host, *version;
+    char *task;              /* its ECS task ARN, "" elsewhere */
+    char *availability_zone; /* "" when unknown */
+    uint32_t pid, cores, threads;
+    uint32_t weight;  /* its part of the split: the threads it runs */
+    double share_rps; /* the average rate of its current share; 0 without one (lost) */
+    st_counts counts; /* what its records added up to: sent, ok and the failure classes */
+    bool lost;
+    st_report_agent_state state;
+    char *error; /* why it failed, "" otherwise */
+    double clock_offset_ms, clock_rtt_ms;
+    uint64_t first_send_coord_ns; /* its realised start in coordinator time; 0 before it sent */
+} st_report_agent;
+
+typedef struct st_report {
+    char *run_id;
+    st_report_status status;
+    char *error; /* why the run failed (ST_REPORT_FAILED), "" otherwise */
+    st_report_plan plan;
+
+    double duration_s;         /* the measured window: the profile's length, or until the stop */
+    double target_requests;    /* requests the profile asked for in it; 0 in closed loop */
+    st_stats total;            /* every record taken: the seconds, the late records, open seconds */
+    st_report_latency latency; /* of total.lat */
+    st_report_latency latency_uncorrected; /* of total.lat_raw */
+
+    bool have_start_skew; /* some agent sent (false: nothing was sent) */
+    double start_skew_ms; /* the spread of the agents' realised starts, coordinator time */
+
+    st_report_agent *agents;
+    size_t n_agents;
+    int agents_lost;
+
+    st_report_second *seconds; /* the seconds handed out so far, in order */
+    size_t n_seconds;
+
+    uint64_t late_records;       /* arrived after their second was handed out (in total) */
+    uint64_t duplicate_records;  /* re-sent records ignored */
+    uint64_t malformed_messages; /* foreign or malformed messages and records dropped */
+} st_report;
+
+/* Releases what r owns and zeroes it; a zeroed report is a no-op. */
+void st_report_fini(st_report *r);
+
+/* The summary object described above; the caller frees it with cJSON_Delete. NULL when out of
+ * memory. */
+cJSON *st_report_json(const st_report *r);
+
+#endif

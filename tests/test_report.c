@@ -1,0 +1,418 @@
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "clock.h"
+#include "coord.h"
+#include "error.h"
+#include "hist.h"
+#include "log.h"
+#include "plan.h"
+#include "report.h"
+#include "stats.h"
+
+/*
+ * The typed report and its summary JSON: the object --summary writes and SQS carries must keep
+ * its keys, their order and their number format (docs/results-schema.md, README "Outputs").
+ */
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    assert_non_null(d);
+    return d;
+}
+
+static void agent_row(st_report_agent *a, uint32_t id, const char *name, const char *task,
+                      const char *az, bool lost)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = id;
+    a->name = xstrdup(name);
+    a->host = xstrdup("host-a");
+    a->version = xstrdup("0.1.0");
+    a->task = xstrdup(task);
+    a->availability_zone = xstrdup(az);
+    a->error = xstrdup("");
+    a->threads = 2;
+    a->weight = 2;
+    a->share_rps = lost ? 0 : 333.3333333333333;
+    a->counts.sent = 1000 + id;
+    a->counts.ok = 990;
+    a->counts.http_5xx = 3;
+    a->counts.err_timeout = 1;
+    a->lost = lost;
+    a->state = lost ? ST_REPORT_AGENT_RUNNING : ST_REPORT_AGENT_DONE;
+    a->clock_offset_ms = -0.123456;
+    a->clock_rtt_ms = 0.0421;
+}
+
+/* A report as the end of a 10 s, 1000 rps run over two agents (one lost) would give. */
+static void sample(st_report *r, st_report_status status)
+{
+    memset(r, 0, sizeof(*r));
+    r->run_id = xstrdup("r-20240101-abc");
+    r->status = status;
+    r->error = xstrdup(status == ST_REPORT_FAILED ? "agent 2 \"b\" cannot run the plan: x" : "");
+    r->plan.engine = xstrdup("fast");
+    r->plan.duration_s = 10;
+    r->plan.requests = 10000;
+    r->plan.average_rps = 1000;
+    r->plan.expected_agents = 2;
+    r->duration_s = 9.75;
+    r->target_requests = 9750;
+    assert_int_equal(st_stats_init(&r->total), 0);
+    r->total.c.sent = 9800;
+    r->total.c.ok = 9700;
+    r->total.c.http_4xx = 7;
+    r->total.c.http_5xx = 5;
+    r->total.c.err_connect = 2;
+    r->total.c.err_timeout = 1;
+    r->total.c.err_other = 4;
+    r->total.c.late = 12;
+    r->total.c.dropped = 3;
+    r->total.c.bytes_in = 123456789;
+    r->total.c.bytes_out = 9876543;
+    for (uint64_t v = 100; v < 9800; v += 7) {
+        st_hist_record(r->total.lat, v + v / 3);
+        st_hist_record(r->total.lat_raw, v);
+    }
+    st_report_latency_of(&r->latency, r->total.lat);
+    st_report_latency_of(&r->latency_uncorrected, r->total.lat_raw);
+    r->have_start_skew = true;
+    r->start_skew_ms = 0.078125;
+    r->agents = calloc(2, sizeof(*r->agents));
+    assert_non_null(r->agents);
+    agent_row(&r->agents[0], 1, "a", "arn:aws:ecs:eu-west-1:1:task/c/1", "eu-west-1a", false);
+    agent_row(&r->agents[1], 2, "b", "", "", true);
+    r->n_agents = 2;
+    r->agents_lost = 1;
+    r->late_records = 2;
+    r->duplicate_records = 5;
+    r->malformed_messages = 1;
+}
+
+/* The summary of sample() as the coordinator wrote it before the report existed (its
+ * st_summary_json, then the core's keys, then the status cmd_run added), unformatted. */
+#define SAMPLE_HEAD                                                                                \
+    "{\"requests\":{\"total\":9719,\"ok\":9700,\"failed\":19,\"sent\":9800,\"late\":12,"           \
+    "\"dropped\":3},\"rate\":{\"target_rps\":1000,\"achieved_rps\":996.82051282051282},"           \
+    "\"errors\":{\"http_4xx\":7,\"http_5xx\":5,\"connect\":2,\"timeout\":1,\"other\":4},"          \
+    "\"bytes\":{\"in\":123456789,\"out\":9876543},\"duration_s\":9.75,\"closed_loop\":false,"      \
+    "\"latency_ms\":{\"min\":0.133,\"mean\":6.596,\"p50\":6.595,\"p90\":11.775,\"p99\":12.943,"    \
+    "\"p999\":13.055,\"max\":13.06},\"latency_uncorrected_ms\":{\"min\":0.1,\"mean\":4.948,"       \
+    "\"p50\":4.947,\"p90\":8.831,\"p99\":9.711,\"p999\":9.791,\"max\":9.795},"                     \
+    "\"run_id\":\"r-20240101-abc\","
+#define SAMPLE_AGENTS                                                                              \
+    "\"agents\":[{\"id\":1,\"name\":\"a\",\"host\":\"host-a\","                                    \
+    "\"task\":\"arn:aws:ecs:eu-west-1:1:task/c/1\",\"availability_zone\":\"eu-west-1a\","          \
+    "\"share_rps\":333.33333333333331,\"requests\":994,\"ok\":990,\"failed\":4,\"lost\":false,"    \
+    "\"state\":\"done\",\"clock_offset_ms\":-0.123456,\"clock_rtt_ms\":0.0421},"                   \
+    "{\"id\":2,\"name\":\"b\",\"host\":\"host-a\",\"share_rps\":0,\"requests\":994,\"ok\":990,"    \
+    "\"failed\":4,\"lost\":true,\"state\":\"running\",\"clock_offset_ms\":-0.123456,"              \
+    "\"clock_rtt_ms\":0.0421}],\"late_records\":2,\"duplicate_records\":5,\"malformed_messages\":" \
+    "1"
+
+static void assert_json_text(const cJSON *j, const char *want)
+{
+    char *got = cJSON_PrintUnformatted(j);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void assert_prints_same(const cJSON *got, const cJSON *want)
+{
+    char *g = cJSON_Print(got), *w = cJSON_Print(want);
+    assert_non_null(g);
+    assert_non_null(w);
+    assert_string_equal(g, w);
+    free(g);
+    free(w);
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+    assert_non_null(v);
+    return v;
+}
+
+static void test_report_json_keeps_the_summary_layout(void **state)
+{
+    (void)state;
+    static const st_report_status statuses[] = {ST_REPORT_COMPLETED, ST_REPORT_STOPPED,
+                                                ST_REPORT_FAILED};
+    static const char *tails[] = {
+        ",\"status\":\"completed\"}",
+        ",\"status\":\"stopped\"}",
+        ",\"status\":\"failed\",\"error\":\"agent 2 \\\"b\\\" cannot run the plan: x\"}",
+    };
+    for (size_t k = 0; k < 3; k++) {
+        st_report r;
+        sample(&r, statuses[k]);
+        cJSON *got = st_report_json(&r);
+        assert_non_null(got);
+        char want[4096];
+        snprintf(want, sizeof(want), "%s%s%s%s", SAMPLE_HEAD, "\"start_skew_ms\":0.078125,",
+                 SAMPLE_AGENTS, tails[k]);
+        assert_json_text(got, want);
+        cJSON_Delete(got);
+        st_report_fini(&r);
+    }
+}
+
+/* The top-level keys in the order the file has always had them. */
+static void test_report_json_key_order(void **state)
+{
+    (void)state;
+    static const char *keys[] = {
+        "requests",
+        "rate",
+        "errors",
+        "bytes",
+        "duration_s",
+        "closed_loop",
+        "latency_ms",
+        "latency_uncorrected_ms",
+        "run_id",
+        "start_skew_ms",
+        "agents",
+        "late_records",
+        "duplicate_records",
+        "malformed_messages",
+        "status",
+        "error",
+    };
+    st_report r;
+    sample(&r, ST_REPORT_FAILED);
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    size_t n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j)
+    {
+        assert_true(n < sizeof(keys) / sizeof(keys[0]));
+        assert_string_equal(it->string, keys[n]);
+        n++;
+    }
+    assert_int_equal(n, sizeof(keys) / sizeof(keys[0]));
+    cJSON_Delete(j);
+    st_report_fini(&r);
+}
+
+/* The numbers come from the typed fields: totals, rates, latency in ms, agents' rows. */
+static void test_report_json_values(void **state)
+{
+    (void)state;
+    st_report r;
+    sample(&r, ST_REPORT_COMPLETED);
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "requests");
+    assert_true(num(req, "total") == 9700 + 7 + 5 + 2 + 1 + 4);
+    assert_true(num(req, "failed") == 19);
+    assert_true(num(req, "late") == 12);
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(j, "rate");
+    assert_true(fabs(num(rate, "target_rps") - 1000) < 1e-9);
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
+    assert_true(num(lat, "p99") == (double)r.latency.p99_us / 1000.0);
+    assert_true(num(lat, "max") == (double)r.latency.max_us / 1000.0);
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(j, "latency_uncorrected_ms");
+    assert_true(num(raw, "p50") == (double)r.latency_uncorrected.p50_us / 1000.0);
+    assert_true(num(j, "start_skew_ms") == 0.078125);
+    const cJSON *agents = cJSON_GetObjectItemCaseSensitive(j, "agents");
+    assert_int_equal(cJSON_GetArraySize(agents), 2);
+    const cJSON *a0 = cJSON_GetArrayItem(agents, 0), *a1 = cJSON_GetArrayItem(agents, 1);
+    assert_string_equal(str(a0, "task"), "arn:aws:ecs:eu-west-1:1:task/c/1");
+    assert_string_equal(str(a0, "availability_zone"), "eu-west-1a");
+    assert_null(cJSON_GetObjectItemCaseSensitive(a1, "task"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(a1, "availability_zone"));
+    assert_true(num(a0, "requests") == 994);
+    assert_true(num(a0, "failed") == 4);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a1, "lost")));
+    assert_string_equal(str(a1, "state"), "running");
+    assert_string_equal(str(a0, "state"), "done");
+    assert_true(num(a1, "share_rps") == 0);
+    assert_true(num(j, "duplicate_records") == 5);
+    assert_string_equal(str(j, "status"), "completed");
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
+    cJSON_Delete(j);
+    st_report_fini(&r);
+}
+
+/* A report taken while running has no status; one of a run that never started has a null skew
+ * and the reason. */
+static void test_report_json_running_and_failed_before_start(void **state)
+{
+    static const char tails_failed[] =
+        ",\"status\":\"failed\",\"error\":\"agent 2 \\\"b\\\" cannot run the plan: x\"}";
+    (void)state;
+    st_report r;
+    sample(&r, ST_REPORT_RUNNING);
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "status"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
+    cJSON_Delete(j);
+    st_report_fini(&r);
+
+    sample(&r, ST_REPORT_FAILED);
+    r.have_start_skew = false;
+    j = st_report_json(&r);
+    assert_non_null(j);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "start_skew_ms")));
+    assert_string_equal(str(j, "status"), "failed");
+    assert_string_equal(str(j, "error"), "agent 2 \"b\" cannot run the plan: x");
+    char want[4096];
+    snprintf(want, sizeof(want), "%s%s%s%s", SAMPLE_HEAD, "\"start_skew_ms\":null,", SAMPLE_AGENTS,
+             tails_failed);
+    assert_json_text(j, want);
+    cJSON_Delete(j);
+    st_report_fini(&r);
+    st_report_fini(&r); /* zeroed: a no-op */
+    st_report_fini(NULL);
+}
+
+static void test_report_second_of(void **state)
+{
+    (void)state;
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    s.c.sent = 10;
+    s.c.ok = 8;
+    s.c.http_4xx = 2;
+    s.c.inflight = 3;
+    for (uint64_t v = 1; v <= 100; v++) {
+        st_hist_record(s.lat, 1000 * v);
+        st_hist_record(s.lat_raw, 10 * v);
+    }
+    st_report_second row;
+    st_report_second_of(&row, 7, 99.5, &s, 3);
+    assert_int_equal(row.second, 7);
+    assert_true(row.target_rps == 99.5);
+    assert_int_equal(row.agents, 3);
+    assert_memory_equal(&row.counts, &s.c, sizeof(s.c));
+    assert_int_equal(row.latency.count, 100);
+    assert_int_equal(row.latency.p50_us, st_hist_percentile(s.lat, 50));
+    assert_int_equal(row.latency.p90_us, st_hist_percentile(s.lat, 90));
+    assert_int_equal(row.latency.p99_us, st_hist_percentile(s.lat, 99));
+    assert_int_equal(row.latency.p999_us, st_hist_percentile(s.lat, 99.9));
+    assert_int_equal(row.latency.min_us, 1000);
+    assert_int_equal(row.latency.max_us, 100000);
+    assert_true(row.latency.mean_us == st_hist_mean(s.lat));
+    assert_int_equal(row.latency_uncorrected.max_us, 1000);
+    assert_int_equal(row.latency_uncorrected.min_us, 10);
+    st_stats_fini(&s);
+
+    st_report_latency empty;
+    st_hist *h;
+    assert_int_equal(st_hist_new(&h), 0);
+    st_report_latency_of(&empty, h);
+    assert_int_equal(empty.count, 0);
+    assert_int_equal(empty.p99_us, 0);
+    assert_int_equal(empty.max_us, 0);
+    st_hist_free(h);
+}
+
+static void test_report_names(void **state)
+{
+    (void)state;
+    assert_string_equal(st_report_status_name(ST_REPORT_RUNNING), "running");
+    assert_string_equal(st_report_status_name(ST_REPORT_COMPLETED), "completed");
+    assert_string_equal(st_report_status_name(ST_REPORT_STOPPED), "stopped");
+    assert_string_equal(st_report_status_name(ST_REPORT_FAILED), "failed");
+    assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_IDLE), "idle");
+    assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_READY), "ready");
+    assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_DRAINING), "draining");
+    assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_FAILED), "failed");
+    assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_UNKNOWN), "unknown");
+}
+
+/* The core's report of a run that never got its agents: the plan, no agents, then the stop. */
+static void test_report_from_core_before_start(void **state)
+{
+    (void)state;
+    uint64_t now = 1000 * ST_NS_PER_S;
+    st_clock clock = {st_clock_fake_now, &now};
+    st_plan plan;
+    st_plan_init(&plan);
+    const char *json = "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 40, \"duration\": 5}";
+    char err[256] = "";
+    assert_int_equal(st_plan_parse(&plan, json, strlen(json), "plan", err, sizeof(err)), 0);
+    assert_int_equal(st_plan_finish(&plan, 1, err, sizeof(err)), 0);
+    st_coord_cfg cfg;
+    st_coord_cfg_defaults(&cfg);
+    cfg.plan = &plan;
+    cfg.run_id = "run-r";
+    cfg.token = "t";
+    cfg.expected_agents = 3;
+    cfg.plan_threads = 2;
+    cfg.clock = &clock;
+    st_coord *c;
+    assert_int_equal(st_coord_new(&c, &cfg), 0);
+
+    st_report r;
+    assert_int_equal(st_coord_report(c, &r), 0);
+    assert_string_equal(r.run_id, "run-r");
+    assert_int_equal(r.status, ST_REPORT_RUNNING);
+    assert_string_equal(r.error, "");
+    assert_string_equal(r.plan.engine, "auto");
+    assert_false(r.plan.closed_loop);
+    assert_true(fabs(r.plan.duration_s - 5) < 1e-9);
+    assert_true(fabs(r.plan.requests - 200) < 1e-6);
+    assert_true(fabs(r.plan.average_rps - 40) < 1e-6);
+    assert_int_equal(r.plan.expected_agents, 3);
+    assert_int_equal(r.plan.threads_per_agent, 2);
+    assert_int_equal(r.n_agents, 0);
+    assert_int_equal(r.n_seconds, 0);
+    assert_false(r.have_start_skew);
+    assert_int_equal(st_counts_done(&r.total.c), 0);
+    st_report_fini(&r);
+
+    st_coord_stop(c);
+    assert_int_equal(st_coord_report(c, &r), 0);
+    assert_int_equal(r.status, ST_REPORT_FAILED);
+    assert_string_equal(r.error, st_coord_failure(c));
+    assert_true(strlen(r.error) > 0);
+    cJSON *j = st_report_json(&r);
+    cJSON *s = st_coord_summary(c);
+    assert_non_null(j);
+    assert_non_null(s);
+    assert_prints_same(s, j);
+    assert_string_equal(str(j, "status"), "failed");
+    cJSON_Delete(j);
+    cJSON_Delete(s);
+    st_report_fini(&r);
+    st_coord_free(c);
+    st_plan_fini(&plan);
+}
+
+int main(void)
+{
+    st_log_init("test_report", ST_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_json_keeps_the_summary_layout),
+        cmocka_unit_test(test_report_json_key_order),
+        cmocka_unit_test(test_report_json_values),
+        cmocka_unit_test(test_report_json_running_and_failed_before_start),
+        cmocka_unit_test(test_report_second_of),
+        cmocka_unit_test(test_report_names),
+        cmocka_unit_test(test_report_from_core_before_start),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
