@@ -44,7 +44,8 @@ static int perr(pctx *c, const char *path, const char *fmt, ...)
 
 /* Every plan setting, once. Rows with a field are read, defaulted and overridden generically;
  * the others (name, url, requests, stages, start_rate) are read here by hand, by key. */
-#define AT(field)        .offset = offsetof(st_plan, field), .flag_offset = offsetof(st_plan_flags, field)
+#define AT(field)                                                                                  \
+    .offset = offsetof(st_plan, field), .flag_offset = offsetof(st_plan_flags, field)
 #define FILE_ONLY(field) .offset = offsetof(st_plan, field), .flag_offset = ST_SETTING_NO_FIELD
 #define BY_HAND          .offset = ST_SETTING_NO_FIELD, .flag_offset = ST_SETTING_NO_FIELD
 #define FLAGS            (ST_SETTING_FILE | ST_SETTING_AGENT | ST_SETTING_RUN)

@@ -102,7 +102,8 @@ int st_settings_check(const st_setting *rows, size_t n, char *err, size_t err_le
         }
         if (s->flag && (s->type == ST_SETTING_BOOL) != !s->arg) {
             snprintf(err, err_len, "%s: %s", name,
-                     s->arg ? "a switch takes no value name" : "a flag with a value needs its name");
+                     s->arg ? "a switch takes no value name"
+                            : "a flag with a value needs its name");
             return ST_EINVAL;
         }
         if (s->flag && (!s->help || !s->help[0])) {
@@ -422,7 +423,8 @@ int st_settings_check_only(const st_settings_group *groups, size_t n_groups, uns
             if (!s->flag || !(s->where & mask)) {
                 continue;
             }
-            bool self = because && strncmp(because, "--", 2) == 0 && strcmp(because + 2, s->flag) == 0;
+            bool self = because && strncmp(because, "--", 2) == 0 &&
+                        strcmp(because + 2, s->flag) == 0;
             if ((s->where & allowed) && !(s->where & ST_SETTING_STOP) && !self &&
                 k < ST_SETTINGS_MAX_ROWS) {
                 names[k++] = s->flag;

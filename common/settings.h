@@ -14,9 +14,10 @@
  * program's own flags use the same struct for both (ST_SETTING_AT).
  *
  * Value types in those structs: INT, BOOL and ENUM are `int`; UINT is `unsigned long long`; DOUBLE
- * and DURATION are `double` (a duration in seconds); STRING is `const char *`, borrowed from argv or
- * from the cJSON value, never copied. CUSTOM rows only declare a key or flag that their owner parses
- * (e.g. a plan's "requests"), so that lookups, unknown-key messages and the usage text know them.
+ * and DURATION are `double` (a duration in seconds); STRING is `const char *`, borrowed from argv
+ * or from the cJSON value, never copied. CUSTOM rows only declare a key or flag that their owner
+ * parses (e.g. a plan's "requests"), so that lookups, unknown-key messages and the usage text know
+ * them.
  *
  * Errors: ST_EINVAL with a message that names the flag ("--rate: ...") or, for JSON values, says
  * what the value must be (the caller prefixes the JSON path). Tables are static and read-only;
@@ -75,7 +76,8 @@ typedef struct st_setting {
 } st_setting;
 
 /* Both offsets of a field of a program's own options struct. */
-#define ST_SETTING_AT(type, field) .offset = offsetof(type, field), .flag_offset = offsetof(type, field)
+#define ST_SETTING_AT(type, field)                                                                 \
+    .offset = offsetof(type, field), .flag_offset = offsetof(type, field)
 
 /* A table and the structs its values go to, for the command line and the usage text. */
 typedef struct st_settings_group {
@@ -90,7 +92,8 @@ typedef struct st_settings_group {
  * ST_EINVAL with the offending row named in err. Programs' tests call it on their tables. */
 int st_settings_check(const st_setting *rows, size_t n, char *err, size_t err_len);
 
-/* The row with this JSON key / flag name (no dashes) whose `where` has a bit of mask; NULL if none. */
+/* The row with this JSON key, or with this flag name (no dashes) and a bit of mask in its
+ * `where`; NULL if none. */
 const st_setting *st_settings_find_key(const st_setting *rows, size_t n, const char *key);
 const st_setting *st_settings_find_flag(const st_setting *rows, size_t n, const char *flag,
                                         unsigned mask);

@@ -30,7 +30,8 @@ static const char *const levels[] = {"low", "mid", "high", NULL};
 
 static const st_setting rows[] = {
     {.key = "count", .flag = "count", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "N",
-     .min = 1, .max = 10, .has_def = true, .def = 3, .help = "how many", ST_SETTING_AT(opts, count)},
+     .min = 1, .max = 10, .has_def = true, .def = 3, .help = "how many",
+     ST_SETTING_AT(opts, count)},
     {.key = "seed", .flag = "seed", .type = ST_SETTING_UINT, .where = ST_SETTING_OWN, .arg = "N",
      .min = 0, .max = 4294967296.0, .has_def = true, .def = 1, .help = "seed",
      ST_SETTING_AT(opts, seed)},
@@ -192,7 +193,8 @@ static void test_settings_uint_bounds(void **state)
     assert_true(v == 4294967296ULL);
     assert_int_equal(st_setting_from_text(row("seed"), "0", &v, err, sizeof(err)), 0);
     assert_true(v == 0);
-    text_refused("seed", "4294967297", "--seed: \"4294967297\" is not a whole number from 0 to 4294967296");
+    text_refused("seed", "4294967297",
+                 "--seed: \"4294967297\" is not a whole number from 0 to 4294967296");
     text_refused("seed", "-1", "--seed");
     text_refused("seed", "+1", "--seed");
     json_ok("seed", "4294967296", &v);
