@@ -39,8 +39,6 @@ typedef struct opts {
     uint64_t seen; /* bit i: the flag of agent_settings[i] was given */
 } opts;
 
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-
 /* The agent's own flags; the plan's come from st_plan_settings(). */
 static const st_setting agent_settings[] = {
     {.flag = "plan", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
@@ -63,7 +61,7 @@ static const st_setting agent_settings[] = {
      .arg = "NAME", .help = "this agent's name in reports (default HOST-PID)",
      ST_SETTING_AT(opts, name)},
     {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
-     .arg = "LEVEL", .choices = log_levels, .has_def = true, .def = ST_LOG_INFO,
+     .arg = "LEVEL", .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
      .help = "debug, info, warn or error", ST_SETTING_AT(opts, log_level)},
     {.flag = "version", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
      .help = "print the version and exit", ST_SETTING_AT(opts, version)},

@@ -63,8 +63,6 @@ typedef struct run_opts {
     int help;
 } run_opts;
 
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-
 /* stampede run's own flags; the plan's come from st_plan_settings(). */
 static const st_setting run_settings[] = {
     {.flag = "launcher", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
@@ -112,7 +110,7 @@ static const st_setting run_settings[] = {
     {.flag = "dry-run", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
      .help = "check the plan, print what it would do, and exit", ST_SETTING_AT(run_opts, dry_run)},
     {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN, .arg = "LEVEL",
-     .choices = log_levels, .has_def = true, .def = ST_LOG_INFO,
+     .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
      .help = "debug, info, warn, error", ST_SETTING_AT(run_opts, log_level)},
     {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
      .help = "print this help and exit", ST_SETTING_AT(run_opts, help)},
