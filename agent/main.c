@@ -6,63 +6,24 @@
 #include "clock.h"
 #include "engine.h"
 #include "error.h"
+#include "exit_code.h"
 #include "log.h"
 #include "plan.h"
 #include "remote.h"
 #include "run.h"
+#include "settings.h"
 #include "summary.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE   2
 
 static volatile sig_atomic_t g_stop_signal = 0;
 
 static void on_signal(int sig)
 {
     g_stop_signal = sig;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
-            "       stampede-agent --plan FILE [options]\n"
-            "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
-            "\n"
-            "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
-            "integral reaches k, and latency counts from that instant (coordinated omission\n"
-            "corrected); the uncorrected latency is reported beside it.\n"
-            "\n"
-            "  --url URL           request URL (GET); replaces the plan's requests\n"
-            "  --rate RPS          requests per second in all (0 = closed loop, as fast as the\n"
-            "                      connections allow)\n"
-            "  --duration TIME     seconds, or 500ms / 30s / 2m / 1h\n"
-            "  --ramp-up TIME      ramp from 0 to --rate first (part of --duration)\n"
-            "  --plan FILE         JSON plan: weighted requests, stages, settings (see README)\n"
-            "  --connections N     connection cap over all threads (default 64)\n"
-            "  --threads N         worker threads (default: the CPUs this process may use)\n"
-            "  --timeout MS        per-request timeout in milliseconds (default 10000)\n"
-            "  --late-ms MS        a send this late after its instant counts as late (default 10)\n"
-            "  --engine NAME       auto (default), curl, or fast (plain http:// to one origin)\n"
-            "  --http2             HTTP/2 over TLS (curl engine)\n"
-            "  --insecure          do not verify TLS certificates\n"
-            "  --json              print the summary as JSON on stdout\n"
-            "  --coordinator URL   join a distributed run: the coordinator (tcp://HOST:PORT) sends\n"
-            "                      the plan and this agent's share\n"
-            "  --token TOKEN       the run's token (or the STAMPEDE_TOKEN environment variable)\n"
-            "  --name NAME         this agent's name in reports (default HOST-PID)\n"
-            "  --log-level LEVEL   debug, info, warn or error (default info)\n"
-            "  --version, --help\n"
-            "\n"
-            "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-            "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-            "coordinator could not be reached or went silent (the load stops within 3 s).\n");
 }
 
 typedef struct opts {
@@ -73,72 +34,96 @@ typedef struct opts {
     const char *name;
     st_plan_flags f;
     int json;
-    st_log_level log_level;
+    int log_level; /* an st_log_level */
+    int version, help;
+    uint64_t seen; /* bit i: the flag of agent_settings[i] was given */
 } opts;
 
+/* The agent's own flags; the plan's come from st_plan_settings(). */
+static const st_setting agent_settings[] = {
+    {.flag = "plan", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "JSON plan: weighted requests, stages, settings (see README)",
+     ST_SETTING_AT(opts, plan_file)},
+    {.flag = "engine", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
+     .arg = "NAME", .help = "auto (the default), curl, or fast (plain http:// to one origin)",
+     ST_SETTING_AT(opts, engine)},
+    {.flag = "json", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+     .help = "print the summary as JSON on stdout", ST_SETTING_AT(opts, json)},
+    {.flag = "coordinator", .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN | ST_SETTING_REMOTE, .arg = "URL",
+     .help = "join a distributed run: the coordinator (tcp://HOST:PORT) sends the plan and this "
+             "agent's share",
+     ST_SETTING_AT(opts, coordinator)},
+    {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
+     .arg = "TOKEN", .help = "the run's token (or the STAMPEDE_TOKEN environment variable)",
+     ST_SETTING_AT(opts, token)},
+    {.flag = "name", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
+     .arg = "NAME", .help = "this agent's name in reports (default HOST-PID)",
+     ST_SETTING_AT(opts, name)},
+    {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
+     .arg = "LEVEL", .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
+     .help = "debug, info, warn or error", ST_SETTING_AT(opts, log_level)},
+    {.flag = "version", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
+     .help = "print the version and exit", ST_SETTING_AT(opts, version)},
+    {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
+     .help = "print this help and exit", ST_SETTING_AT(opts, help)},
+};
+
+#define FLAGS_MASK (ST_SETTING_AGENT | ST_SETTING_OWN)
+
+static void groups_of(opts *o, st_settings_group g[2])
+{
+    g[0] = st_plan_flags_group(&o->f);
+    g[1] = (st_settings_group){agent_settings, sizeof(agent_settings) / sizeof(agent_settings[0]),
+                               o, &o->seen};
+}
+
+static void usage(FILE *f)
+{
+    opts o;
+    st_settings_group g[2];
+    memset(&o, 0, sizeof(o));
+    st_plan_flags_init(&o.f);
+    groups_of(&o, g);
+    fprintf(f,
+            "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
+            "       stampede-agent --plan FILE [options]\n"
+            "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
+            "\n"
+            "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
+            "integral reaches k, and latency counts from that instant (coordinated omission\n"
+            "corrected); the uncorrected latency is reported beside it.\n"
+            "\n");
+    st_settings_usage(f, g, 2, FLAGS_MASK, 22, 92);
+    fprintf(f,
+            "\n"
+            "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
+            "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
+            "coordinator could not be reached or went silent (the load stops within 3 s).\n");
+}
+
+/* Returns 0, 1 when --help or --version was given (o->help / o->version say which), or
+ * ST_EINVAL / ST_ENOMEM (message in err). */
 static int parse_args(int argc, char **argv, opts *o, char *err, size_t err_len)
 {
-    /* O_PLAN_FLAG: the flags that shape the plan, handled by st_plan_flags_option. */
-    enum { O_PLAN_FLAG = 256, O_PLAN, O_ENGINE, O_JSON, O_LOG, O_VERSION, O_HELP, O_COORD, O_TOKEN,
-           O_NAME };
-    static const struct option longopts[] = {
-        {"url", required_argument, 0, O_PLAN_FLAG},
-        {"rate", required_argument, 0, O_PLAN_FLAG},
-        {"duration", required_argument, 0, O_PLAN_FLAG},
-        {"ramp-up", required_argument, 0, O_PLAN_FLAG},
-        {"connections", required_argument, 0, O_PLAN_FLAG},
-        {"threads", required_argument, 0, O_PLAN_FLAG},
-        {"timeout", required_argument, 0, O_PLAN_FLAG},
-        {"late-ms", required_argument, 0, O_PLAN_FLAG},
-        {"http2", no_argument, 0, O_PLAN_FLAG},
-        {"insecure", no_argument, 0, O_PLAN_FLAG},
-        {"plan", required_argument, 0, O_PLAN},
-        {"engine", required_argument, 0, O_ENGINE},
-        {"json", no_argument, 0, O_JSON},
-        {"log-level", required_argument, 0, O_LOG},
-        {"coordinator", required_argument, 0, O_COORD},
-        {"token", required_argument, 0, O_TOKEN},
-        {"name", required_argument, 0, O_NAME},
-        {"version", no_argument, 0, O_VERSION},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0},
-    };
+    st_settings_group g[2];
     memset(o, 0, sizeof(*o));
     st_plan_flags_init(&o->f);
-    o->log_level = ST_LOG_INFO;
-    opterr = 0;
-    int c, idx = 0, rc = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
-        switch (c) {
-        case O_PLAN_FLAG: rc = st_plan_flags_option(&o->f, longopts[idx].name, optarg, err, err_len); break;
-        case O_PLAN: o->plan_file = optarg; break;
-        case O_ENGINE: o->engine = optarg; break;
-        case O_COORD: o->coordinator = optarg; break;
-        case O_TOKEN: o->token = optarg; break;
-        case O_NAME: o->name = optarg; break;
-        case O_JSON: o->json = 1; break;
-        case O_LOG: rc = st_cli_log_level("--log-level", optarg, &o->log_level, err, err_len); break;
-        case O_VERSION: printf("stampede-agent %s\n", ST_VERSION); exit(0);
-        case O_HELP: usage(stdout); exit(0);
-        default:
-            snprintf(err, err_len, "%s: unknown flag or missing value (see --help)",
-                     argv[optind - 1]);
-            rc = ST_EINVAL;
-        }
-        if (rc) {
-            return rc;
-        }
+    groups_of(o, g);
+    st_settings_defaults(g[1].rows, g[1].n, o, false);
+    int first = argc;
+    int rc = st_settings_parse_args(argc, argv, g, 2, FLAGS_MASK, "--help", &first, err, err_len);
+    if (rc) {
+        return rc;
     }
-    if (optind < argc) {
-        snprintf(err, err_len, "unexpected argument \"%s\" (see --help)", argv[optind]);
+    if (first < argc) {
+        snprintf(err, err_len, "unexpected argument \"%s\" (see --help)", argv[first]);
         return ST_EINVAL;
     }
     if (o->coordinator) {
-        if (o->f.url || o->plan_file || o->f.rate_rps >= 0 || o->f.duration_s >= 0 ||
-            o->f.ramp_up_s >= 0 || o->f.connections > 0 || o->f.timeout_ms > 0 || o->json) {
-            snprintf(err, err_len, "--coordinator: the plan comes from the coordinator; only "
-                                   "--token, --name, --threads, --engine and --log-level go with it");
-            return ST_EINVAL;
+        if ((rc = st_settings_check_only(g, 2, FLAGS_MASK, ST_SETTING_REMOTE, "--coordinator",
+                                         "the plan comes from the coordinator", err, err_len))) {
+            return rc;
         }
         if (!o->token) {
             o->token = getenv("STAMPEDE_TOKEN");
@@ -174,7 +159,7 @@ static int run_standalone(const st_plan *plan, const st_engine_ops *engine, int 
     st_stats sec = {0}, total = {0};
     if (st_stats_init(&sec) || st_stats_init(&total)) {
         st_error("out of memory");
-        exit_code = EXIT_RUNTIME;
+        exit_code = ST_EXIT_FAILURE;
         goto out;
     }
     if (plan->closed_loop) {
@@ -192,7 +177,7 @@ static int run_standalone(const st_plan *plan, const st_engine_ops *engine, int 
     st_run_cfg cfg = {.plan = plan, .engine = engine, .slice = NULL, .t0_ns = t0};
     if ((rc = st_run_start(&run, &cfg, err, sizeof(err)))) {
         st_error("%s", err[0] ? err : st_strerror(rc));
-        exit_code = rc == ST_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+        exit_code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
         goto out;
     }
     uint64_t stopped_at = 0;
@@ -245,7 +230,7 @@ static int run_standalone(const st_plan *plan, const st_engine_ops *engine, int 
         char *text = j ? cJSON_Print(j) : NULL;
         if (!text) {
             st_error("out of memory");
-            exit_code = EXIT_RUNTIME;
+            exit_code = ST_EXIT_FAILURE;
         } else {
             printf("%s\n", text);
         }
@@ -264,11 +249,20 @@ int main(int argc, char **argv)
     opts o;
     char err[512] = "";
     st_log_init("stampede-agent", ST_LOG_INFO);
-    if (parse_args(argc, argv, &o, err, sizeof(err))) {
-        fprintf(stderr, "stampede-agent: %s\n", err);
-        return EXIT_USAGE;
+    int rc = parse_args(argc, argv, &o, err, sizeof(err));
+    if (rc == 1 && o.version) {
+        printf("stampede-agent %s\n", ST_VERSION);
+        return ST_EXIT_OK;
     }
-    st_log_init("stampede-agent", o.log_level);
+    if (rc == 1) {
+        usage(stdout);
+        return ST_EXIT_OK;
+    }
+    if (rc) {
+        fprintf(stderr, "stampede-agent: %s\n", err);
+        return rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+    }
+    st_log_init("stampede-agent", (st_log_level)o.log_level);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -289,13 +283,13 @@ int main(int argc, char **argv)
     if (build_plan(&o, &plan, err, sizeof(err))) {
         fprintf(stderr, "stampede-agent: %s\n", err[0] ? err : "invalid plan");
         st_plan_fini(&plan);
-        return EXIT_USAGE;
+        return ST_EXIT_USAGE;
     }
     const st_engine_ops *engine;
     if (st_engine_choose(o.engine, &plan, &engine, err, sizeof(err))) {
         fprintf(stderr, "stampede-agent: %s\n", err);
         st_plan_fini(&plan);
-        return EXIT_USAGE;
+        return ST_EXIT_USAGE;
     }
     int code = run_standalone(&plan, engine, o.json);
     st_plan_fini(&plan);

@@ -34,12 +34,12 @@
 #include "hist.h"
 #include "log.h"
 #include "profile.h"
+#include "settings.h"
 #include "stats.h"
 #include "summary.h"
 #include "wire.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -76,6 +76,7 @@ typedef struct sim_opts {
     double spread_s;
     const char *expect;
     unsigned long long seed;
+    int help;
 } sim_opts;
 
 /* ---- the record pool ---------------------------------------------------------------------- */
@@ -1321,6 +1322,50 @@ static void sim_close(sim *s)
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+static const st_setting sim_settings[] = {
+    {.flag = "coordinator", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+     .help = "the coordinator (tcp://HOST:PORT)", ST_SETTING_AT(sim_opts, url)},
+    {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "TOKEN",
+     .help = "the run's token", ST_SETTING_AT(sim_opts, token)},
+    {.flag = "agents", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "N", .min = 1,
+     .max = 100000, .help = "agents to simulate (1 to 100000)", ST_SETTING_AT(sim_opts, agents)},
+    {.flag = "sockets", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "K", .min = 1,
+     .max = 100000,
+     .help = "REQ sockets (TCP connections) the agents share (default: one per 500 agents; K = N "
+             "gives every agent its own connection)",
+     ST_SETTING_AT(sim_opts, sockets)},
+    {.flag = "agent-rps", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "R", .min = 1,
+     .max = 1000000, .has_def = true, .def = 400,
+     .help = "requests per second each record stands for; 400 gives about 350 non-zero buckets "
+             "per histogram",
+     ST_SETTING_AT(sim_opts, agent_rps)},
+    {.flag = "threads", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "N", .min = 1,
+     .max = 1024, .has_def = true, .def = 1,
+     .help = "threads each agent registers with: its weight", ST_SETTING_AT(sim_opts, threads)},
+    {.flag = "variants", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "V", .min = 1,
+     .max = 4096, .has_def = true, .def = 64, .help = "distinct records drawn at start-up",
+     ST_SETTING_AT(sim_opts, variants)},
+    {.flag = "clock-pings", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "N", .min = 0,
+     .max = CLOCK_WINDOW, .has_def = true, .def = 8,
+     .help = "clock pings before registering, as the agent sends",
+     ST_SETTING_AT(sim_opts, clock_pings)},
+    {.flag = "spread", .type = ST_SETTING_DURATION, .where = ST_SETTING_OWN, .arg = "TIME",
+     .max = ST_PROFILE_MAX_S, .has_def = true, .def = 1,
+     .help = "start the agents over this long", ST_SETTING_AT(sim_opts, spread_s)},
+    {.flag = "expect", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "write the totals of every record sent, as summary JSON",
+     ST_SETTING_AT(sim_opts, expect)},
+    {.flag = "seed", .type = ST_SETTING_UINT, .where = ST_SETTING_OWN, .arg = "N", .min = 0,
+     .max = 2147483647, .has_def = true, .def = 1, .help = "seed of the draws",
+     ST_SETTING_AT(sim_opts, seed)},
+    {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
+     .help = "print this help and exit", ST_SETTING_AT(sim_opts, help)},
+};
+
+static const st_settings_group sim_group = {sim_settings,
+                                            sizeof(sim_settings) / sizeof(sim_settings[0]), NULL,
+                                            NULL};
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -1329,20 +1374,9 @@ static void usage(FILE *f)
             "Simulates N agents against a coordinator (stampede run --launcher external): they\n"
             "register, heartbeat, report READY, and send one realistic record per second of the\n"
             "run, as real agents would, without sending any HTTP. Exits when every agent is done.\n"
-            "\n"
-            "  --coordinator URL   the coordinator (tcp://HOST:PORT)\n"
-            "  --token TOKEN       the run's token\n"
-            "  --agents N          agents to simulate (1 to 100000)\n"
-            "  --sockets K         REQ sockets (TCP connections) the agents share (default: one\n"
-            "                      per 500 agents; K = N gives every agent its own connection)\n"
-            "  --agent-rps R       requests per second each record stands for (default 400:\n"
-            "                      about 350 non-zero buckets per histogram)\n"
-            "  --threads N         threads each agent registers with: its weight (default 1)\n"
-            "  --variants V        distinct records drawn at start-up (default 64)\n"
-            "  --clock-pings N     clock pings before registering (default 8, as the agent)\n"
-            "  --spread TIME       start the agents over this long (default 1s)\n"
-            "  --expect FILE       write the totals of every record sent, as summary JSON\n"
-            "  --seed N            seed of the draws (default 1)\n"
+            "\n");
+    st_settings_usage(f, &sim_group, 1, ST_SETTING_OWN, 22, 92);
+    fprintf(f,
             "\n"
             "Exit codes: 0 every agent was told it is done, 1 some were refused or gave up,\n"
             "2 bad flags.\n");
@@ -1350,60 +1384,22 @@ static void usage(FILE *f)
 
 static int parse(int argc, char **argv, sim_opts *o, char *err, size_t err_len)
 {
-    enum { O_COORD = 256, O_TOKEN, O_AGENTS, O_SOCKETS, O_RPS, O_THREADS, O_VARIANTS, O_PINGS,
-           O_SPREAD, O_EXPECT, O_SEED, O_HELP };
-    static const struct option longopts[] = {
-        {"coordinator", required_argument, 0, O_COORD},
-        {"token", required_argument, 0, O_TOKEN},
-        {"agents", required_argument, 0, O_AGENTS},
-        {"sockets", required_argument, 0, O_SOCKETS},
-        {"agent-rps", required_argument, 0, O_RPS},
-        {"threads", required_argument, 0, O_THREADS},
-        {"variants", required_argument, 0, O_VARIANTS},
-        {"clock-pings", required_argument, 0, O_PINGS},
-        {"spread", required_argument, 0, O_SPREAD},
-        {"expect", required_argument, 0, O_EXPECT},
-        {"seed", required_argument, 0, O_SEED},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0},
-    };
+    st_settings_group g = sim_group;
+    g.flags = o;
     memset(o, 0, sizeof(*o));
-    o->agent_rps = 400;
-    o->threads = 1;
-    o->variants = 64;
-    o->clock_pings = 8;
-    o->spread_s = 1.0;
-    o->seed = 1;
-    optind = 1;
-    opterr = 0;
-    int c, rc = 0, seed = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_COORD: o->url = optarg; break;
-        case O_TOKEN: o->token = optarg; break;
-        case O_AGENTS: rc = st_cli_int("--agents", optarg, 1, 100000, &o->agents, err, err_len); break;
-        case O_SOCKETS: rc = st_cli_int("--sockets", optarg, 1, 100000, &o->sockets, err, err_len); break;
-        case O_RPS: rc = st_cli_int("--agent-rps", optarg, 1, 1000000, &o->agent_rps, err, err_len); break;
-        case O_THREADS: rc = st_cli_int("--threads", optarg, 1, 1024, &o->threads, err, err_len); break;
-        case O_VARIANTS: rc = st_cli_int("--variants", optarg, 1, 4096, &o->variants, err, err_len); break;
-        case O_PINGS: rc = st_cli_int("--clock-pings", optarg, 0, CLOCK_WINDOW, &o->clock_pings, err, err_len); break;
-        case O_SPREAD: rc = st_cli_duration("--spread", optarg, &o->spread_s, err, err_len); break;
-        case O_EXPECT: o->expect = optarg; break;
-        case O_SEED:
-            rc = st_cli_int("--seed", optarg, 0, 2147483647, &seed, err, err_len);
-            o->seed = (unsigned long long)seed;
-            break;
-        case O_HELP: usage(stdout); return 1;
-        default:
-            snprintf(err, err_len, "%s: unknown flag or missing value (see --help)", argv[optind - 1]);
-            rc = ST_EINVAL;
-        }
-        if (rc) {
-            return rc;
-        }
+    st_settings_defaults(g.rows, g.n, o, false);
+    int first = argc;
+    int rc = st_settings_parse_args(argc, argv, &g, 1, ST_SETTING_OWN, "--help", &first, err,
+                                    err_len);
+    if (rc == 1) {
+        usage(stdout);
+        return 1;
     }
-    if (optind < argc) {
-        snprintf(err, err_len, "unexpected argument \"%s\"", argv[optind]);
+    if (rc) {
+        return rc;
+    }
+    if (first < argc) {
+        snprintf(err, err_len, "unexpected argument \"%s\"", argv[first]);
         return ST_EINVAL;
     }
     if (!o->url || !o->token || !o->agents) {

@@ -1,13 +1,14 @@
 #include "cli.h"
 #include "error.h"
-#include "plan.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int st_cli_double(const char *flag, const char *text, double min, double max, double *out,
                   char *err, size_t err_len)
@@ -39,13 +40,84 @@ int st_cli_int(const char *flag, const char *text, long min, long max, int *out,
     return 0;
 }
 
-int st_cli_duration(const char *flag, const char *text, double *out_s, char *err, size_t err_len)
+int st_cli_uint(const char *flag, const char *text, unsigned long long min, unsigned long long max,
+                unsigned long long *out, char *err, size_t err_len)
 {
-    if (st_parse_duration(text, out_s) != 0) {
-        snprintf(err, err_len, "%s: \"%s\" is not a duration (seconds, or e.g. 500ms, 30s, 2m, 1h)",
-                 flag, text ? text : "");
+    char *end;
+    errno = 0;
+    /* strtoull accepts "-1" as a huge number: only digits are a whole number without a sign. */
+    bool digits = text && *text >= '0' && *text <= '9';
+    unsigned long long v = digits ? strtoull(text, &end, 10) : 0;
+    if (!digits || *end || errno || v < min || v > max) {
+        snprintf(err, err_len, "%s: \"%s\" is not a whole number from %llu to %llu", flag,
+                 text ? text : "", min, max);
         return ST_EINVAL;
     }
+    *out = v;
+    return 0;
+}
+
+int st_cli_parse_duration(const char *text, double *out_s)
+{
+    if (!text || !*text) {
+        return ST_EINVAL;
+    }
+    errno = 0;
+    char *end;
+    double v = strtod(text, &end);
+    if (end == text || errno || !isfinite(v)) {
+        return ST_EINVAL;
+    }
+    double scale;
+    if (*end == 0 || strcmp(end, "s") == 0) {
+        scale = 1;
+    } else if (strcmp(end, "ms") == 0) {
+        scale = 1e-3;
+    } else if (strcmp(end, "m") == 0) {
+        scale = 60;
+    } else if (strcmp(end, "h") == 0) {
+        scale = 3600;
+    } else {
+        return ST_EINVAL;
+    }
+    v *= scale;
+    if (!(v > 0) || !isfinite(v)) {
+        return ST_EINVAL;
+    }
+    *out_s = v;
+    return 0;
+}
+
+void st_cli_format_duration(double s, char *out, size_t len)
+{
+    static const struct {
+        double unit;
+        const char *one, *many;
+    } units[] = {{86400, " day", " days"}, {3600, " hour", " hours"}, {60, " minute", " minutes"}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        double n = s / units[i].unit;
+        if (n >= 1 && n == floor(n)) {
+            snprintf(out, len, "%g%s", n, n == 1 ? units[i].one : units[i].many);
+            return;
+        }
+    }
+    snprintf(out, len, "%gs", s);
+}
+
+int st_cli_duration(const char *flag, const char *text, double min_s, double max_s, double *out_s,
+                    char *err, size_t err_len)
+{
+    double v;
+    if (st_cli_parse_duration(text, &v) != 0 || v < min_s || v > max_s) {
+        char most[32];
+        st_cli_format_duration(max_s, most, sizeof(most));
+        snprintf(err, err_len,
+                 "%s: \"%s\" is not a duration of at most %s (seconds, or e.g. 500ms, 30s, 2m, "
+                 "1h)",
+                 flag, text ? text : "", most);
+        return ST_EINVAL;
+    }
+    *out_s = v;
     return 0;
 }
 

@@ -17,8 +17,19 @@ int st_cli_double(const char *flag, const char *text, double min, double max, do
                   char *err, size_t err_len);
 int st_cli_int(const char *flag, const char *text, long min, long max, int *out, char *err,
                size_t err_len);
-/* A duration: seconds, or a number with ms/s/m/h (see st_parse_duration). */
-int st_cli_duration(const char *flag, const char *text, double *out_s, char *err, size_t err_len);
+/* A whole number without a sign, from min to max. */
+int st_cli_uint(const char *flag, const char *text, unsigned long long min, unsigned long long max,
+                unsigned long long *out, char *err, size_t err_len);
+/* A duration (see st_cli_parse_duration) from min_s to max_s. */
+int st_cli_duration(const char *flag, const char *text, double min_s, double max_s, double *out_s,
+                    char *err, size_t err_len);
+
+/* Parses a duration: a number of seconds ("30", "1.5") or a number with a unit ("500ms", "30s",
+ * "2m", "1h"). Returns 0 and writes *out_s (finite, > 0), or ST_EINVAL (nothing written). */
+int st_cli_parse_duration(const char *text, double *out_s);
+
+/* Writes a duration for people: "30 days", "2 hours", "1 minute", else seconds ("1.5s"). */
+void st_cli_format_duration(double s, char *out, size_t len);
 
 /* --log-level: "debug", "info", "warn" or "error". */
 int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char *err,

@@ -15,11 +15,12 @@ void st_log_init(const char *program, st_log_level min_level)
     g_min_level = min_level;
 }
 
+const char *const st_log_level_names[] = {"debug", "info", "warn", "error", NULL};
+
 int st_log_level_parse(const char *name, st_log_level *out)
 {
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++) {
-        if (name && strcmp(name, names[i]) == 0) {
+    for (int i = 0; st_log_level_names[i]; i++) {
+        if (name && strcmp(name, st_log_level_names[i]) == 0) {
             *out = (st_log_level)i;
             return 0;
         }

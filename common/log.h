@@ -19,6 +19,9 @@ typedef enum { ST_LOG_DEBUG = 0, ST_LOG_INFO = 1, ST_LOG_WARN = 2, ST_LOG_ERROR 
  * bytes) and the lowest level that is printed. Call before starting threads. */
 void st_log_init(const char *program, st_log_level min_level);
 
+/* The levels' names, indexed by st_log_level, NULL-terminated (a settings row's choices). */
+extern const char *const st_log_level_names[];
+
 /* Parses "debug", "info", "warn" or "error". Returns 0 and writes *out, or ST_EINVAL. */
 int st_log_level_parse(const char *name, st_log_level *out);
 

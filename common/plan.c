@@ -1,6 +1,6 @@
 #include "plan.h"
-#include "cli.h"
 #include "error.h"
+#include "settings.h"
 #include "split.h"
 #include "url.h"
 
@@ -42,20 +42,136 @@ static int perr(pctx *c, const char *path, const char *fmt, ...)
     return ST_EINVAL;
 }
 
+/* Every plan setting, once. Rows with a field are read, defaulted and overridden generically;
+ * the others (name, url, requests, stages, start_rate) are read here by hand, by key. */
+#define AT(field)                                                                                  \
+    .offset = offsetof(st_plan, field), .flag_offset = offsetof(st_plan_flags, field)
+#define FILE_ONLY(field) .offset = offsetof(st_plan, field), .flag_offset = ST_SETTING_NO_FIELD
+#define BY_HAND          .offset = ST_SETTING_NO_FIELD, .flag_offset = ST_SETTING_NO_FIELD
+#define FLAGS            (ST_SETTING_FILE | ST_SETTING_AGENT | ST_SETTING_RUN)
+
+static const st_setting plan_settings[] = {
+    {.key = "name", .type = ST_SETTING_STRING, .where = ST_SETTING_FILE,
+     .help = "the plan's name, shown in reports", BY_HAND},
+    {.key = "url", .flag = "url", .type = ST_SETTING_STRING, .where = FLAGS, .arg = "URL",
+     .help = "request URL (GET); replaces the plan's requests",
+     .offset = ST_SETTING_NO_FIELD, .flag_offset = offsetof(st_plan_flags, url)},
+    {.key = "requests", .type = ST_SETTING_CUSTOM, .where = ST_SETTING_FILE,
+     .help = "weighted requests: url, method, headers, body, body_file, weight, name", BY_HAND},
+    {.key = "rate", .flag = "rate", .type = ST_SETTING_DOUBLE, .where = FLAGS, .arg = "RPS",
+     .min = 0, .max = ST_PROFILE_MAX_RPS,
+     .help = "requests per second in all (all agents together; 0 = closed loop, as fast as the "
+             "connections allow)",
+     AT(rate_rps)},
+    {.key = "duration", .flag = "duration", .type = ST_SETTING_DURATION, .where = FLAGS,
+     .arg = "TIME", .max = ST_PROFILE_MAX_S,
+     .help = "how long the load lasts: seconds, or 500ms / 30s / 2m / 1h", AT(duration_s)},
+    {.key = "ramp_up", .flag = "ramp-up", .type = ST_SETTING_DURATION, .where = FLAGS,
+     .arg = "TIME", .max = ST_PROFILE_MAX_S,
+     .help = "ramp from 0 to --rate first (part of --duration)", AT(ramp_up_s)},
+    {.key = "ramp_down", .type = ST_SETTING_DURATION, .where = ST_SETTING_FILE,
+     .max = ST_PROFILE_MAX_S, .help = "ramp from the rate to 0 last (part of the duration)",
+     FILE_ONLY(ramp_down_s)},
+    {.key = "stages", .type = ST_SETTING_CUSTOM, .where = ST_SETTING_FILE,
+     .help = "instead of rate and duration: [{\"duration\", \"target\" or \"rate\"}]", BY_HAND},
+    {.key = "start_rate", .type = ST_SETTING_DOUBLE, .where = ST_SETTING_FILE, .min = 0,
+     .max = ST_PROFILE_MAX_RPS, .has_def = true, .def = 0,
+     .help = "the rate the first stage ramps from", BY_HAND},
+    {.key = "connections", .flag = "connections", .type = ST_SETTING_INT, .where = FLAGS,
+     .arg = "N", .min = 1, .max = 1000000, .has_def = true, .def = 64,
+     .help = "connection cap per agent, over all its threads", AT(connections)},
+    {.key = "threads", .flag = "threads", .type = ST_SETTING_INT,
+     .where = FLAGS | ST_SETTING_REMOTE, .arg = "N", .min = 1, .max = 1024,
+     .help = "worker threads per agent (default: the CPUs it may use; the local agents of "
+             "stampede run share this machine's)",
+     AT(threads)},
+    {.key = "timeout_ms", .flag = "timeout", .type = ST_SETTING_INT, .where = FLAGS, .arg = "MS",
+     .min = 1, .max = 3600000, .has_def = true, .def = 10000,
+     .help = "per-request timeout in milliseconds, from the send", AT(timeout_ms)},
+    {.key = "late_ms", .flag = "late-ms", .type = ST_SETTING_INT, .where = FLAGS, .arg = "MS",
+     .min = 1, .max = 3600000, .has_def = true, .def = 10,
+     .help = "a send this late after its instant counts as late", AT(late_ms)},
+    {.key = "http2", .flag = "http2", .type = ST_SETTING_BOOL, .where = FLAGS, .has_def = true,
+     .def = 0, .help = "HTTP/2 over TLS (curl engine)", AT(http2)},
+    {.key = "insecure", .flag = "insecure", .type = ST_SETTING_BOOL, .where = FLAGS,
+     .has_def = true, .def = 0, .help = "do not verify TLS certificates", AT(insecure)},
+    {.key = "agents", .flag = "agents", .type = ST_SETTING_INT,
+     .where = ST_SETTING_FILE | ST_SETTING_RUN, .arg = "N", .min = 1, .max = 10000,
+     .has_def = true, .def = 1, .help = "how many agents; overrides the plan's", AT(agents)},
+};
+
+#undef AT
+#undef FILE_ONLY
+#undef BY_HAND
+#undef FLAGS
+
+#define N_SETTINGS (sizeof(plan_settings) / sizeof(plan_settings[0]))
+_Static_assert(N_SETTINGS <= ST_SETTINGS_MAX_ROWS, "st_plan_flags.given holds one bit per row");
+
+const st_setting *st_plan_settings(size_t *n)
+{
+    *n = N_SETTINGS;
+    return plan_settings;
+}
+
+static const st_setting *setting(const char *key)
+{
+    return st_settings_find_key(plan_settings, N_SETTINGS, key);
+}
+
+/* Request-level and launcher-payload values, checked like settings. */
+static const st_setting weight_row = {.type = ST_SETTING_INT, .min = 1, .max = ST_PLAN_MAX_WEIGHT};
+static const st_setting vus_row = {.type = ST_SETTING_INT, .min = 1, .max = 100000};
+static const st_setting text_row = {.type = ST_SETTING_STRING};
+
+/* Reads v into dst as row s says, or refuses it naming path. */
+static int get_value(pctx *c, const st_setting *s, const cJSON *v, const char *path, void *dst)
+{
+    char why[200];
+    if (st_setting_from_json(s, v, dst, why, sizeof(why))) {
+        return perr(c, path, "%s", why);
+    }
+    return 0;
+}
+
+static int get_string(pctx *c, const cJSON *v, const char *path, const char **out)
+{
+    return get_value(c, &text_row, v, path, out);
+}
+
+/* Marks every field of the table unset in a plan (flags == false) or in st_plan_flags: a negative
+ * number; a switch in st_plan_flags is 0 instead (it can only turn a setting on). */
+static void unset_all(void *base, bool flags)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const st_setting *s = &plan_settings[i];
+        size_t off = flags ? s->flag_offset : s->offset;
+        if (off == ST_SETTING_NO_FIELD) {
+            continue;
+        }
+        char *at = (char *)base + off;
+        switch (s->type) {
+        case ST_SETTING_INT:
+        case ST_SETTING_ENUM:
+            *(int *)at = -1;
+            break;
+        case ST_SETTING_BOOL:
+            *(int *)at = flags ? 0 : -1;
+            break;
+        case ST_SETTING_DOUBLE:
+        case ST_SETTING_DURATION:
+            *(double *)at = -1;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
 void st_plan_init(st_plan *p)
 {
     memset(p, 0, sizeof(*p));
-    p->rate_rps = -1;
-    p->duration_s = -1;
-    p->ramp_up_s = -1;
-    p->ramp_down_s = -1;
-    p->connections = -1;
-    p->threads = -1;
-    p->timeout_ms = -1;
-    p->late_ms = -1;
-    p->http2 = -1;
-    p->insecure = -1;
-    p->agents = -1;
+    unset_all(p, false);
 }
 
 static void request_fini(st_request *r)
@@ -92,94 +208,6 @@ void st_plan_fini(st_plan *p)
     st_profile_fini(&p->profile);
     free(p->mix);
     st_plan_init(p);
-}
-
-int st_parse_duration(const char *text, double *out_s)
-{
-    if (!text || !*text) {
-        return ST_EINVAL;
-    }
-    errno = 0;
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || errno || !isfinite(v)) {
-        return ST_EINVAL;
-    }
-    double scale;
-    if (*end == 0 || strcmp(end, "s") == 0) {
-        scale = 1;
-    } else if (strcmp(end, "ms") == 0) {
-        scale = 1e-3;
-    } else if (strcmp(end, "m") == 0) {
-        scale = 60;
-    } else if (strcmp(end, "h") == 0) {
-        scale = 3600;
-    } else {
-        return ST_EINVAL;
-    }
-    v *= scale;
-    if (!(v > 0) || v > ST_PROFILE_MAX_S) {
-        return ST_EINVAL;
-    }
-    *out_s = v;
-    return 0;
-}
-
-/* A duration given as a JSON number (seconds) or string ("30s"). */
-static int get_duration(pctx *c, const cJSON *v, const char *path, double *out)
-{
-    if (cJSON_IsNumber(v)) {
-        if (!(v->valuedouble > 0) || v->valuedouble > ST_PROFILE_MAX_S) {
-            return perr(c, path, "must be a duration above 0 and at most 30 days (got %g)",
-                        v->valuedouble);
-        }
-        *out = v->valuedouble;
-        return 0;
-    }
-    if (cJSON_IsString(v) && st_parse_duration(v->valuestring, out) == 0) {
-        return 0;
-    }
-    return perr(c, path, "must be a duration: seconds as a number, or a string like \"500ms\", "
-                         "\"30s\", \"2m\", \"1h\"");
-}
-
-static int get_rate(pctx *c, const cJSON *v, const char *path, double *out)
-{
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < 0 ||
-        v->valuedouble > ST_PROFILE_MAX_RPS) {
-        return perr(c, path, "must be a number of requests per second from 0 to %g",
-                    ST_PROFILE_MAX_RPS);
-    }
-    *out = v->valuedouble;
-    return 0;
-}
-
-static int get_int(pctx *c, const cJSON *v, const char *path, long lo, long hi, int *out)
-{
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
-        v->valuedouble > hi) {
-        return perr(c, path, "must be an integer from %ld to %ld", lo, hi);
-    }
-    *out = (int)v->valuedouble;
-    return 0;
-}
-
-static int get_bool(pctx *c, const cJSON *v, const char *path, int *out)
-{
-    if (!cJSON_IsBool(v)) {
-        return perr(c, path, "must be true or false");
-    }
-    *out = cJSON_IsTrue(v) ? 1 : 0;
-    return 0;
-}
-
-static int get_string(pctx *c, const cJSON *v, const char *path, const char **out)
-{
-    if (!cJSON_IsString(v)) {
-        return perr(c, path, "must be a string");
-    }
-    *out = v->valuestring;
-    return 0;
 }
 
 static int check_url(pctx *c, const char *url, const char *path)
@@ -338,7 +366,7 @@ static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request
             }
         } else if (strcmp(it->string, "weight") == 0) {
             int w = 0;
-            if ((rc = get_int(c, it, sub, 1, ST_PLAN_MAX_WEIGHT, &w))) {
+            if ((rc = get_value(c, &weight_row, it, sub, &w))) {
                 return rc;
             }
             r->weight = (uint32_t)w;
@@ -513,12 +541,12 @@ static int parse_stages(pctx *c, st_plan *p, const cJSON *arr, double start_rps)
             goto out;
         }
         snprintf(sub, sizeof(sub), "%s.duration", path);
-        if ((rc = get_duration(c, dur, sub, &st[i].duration_s))) {
+        if ((rc = get_value(c, setting("duration"), dur, sub, &st[i].duration_s))) {
             goto out;
         }
         double to = 0;
         snprintf(sub, sizeof(sub), "%s.%s", path, target ? "target" : "rate");
-        if ((rc = get_rate(c, target ? target : rate, sub, &to))) {
+        if ((rc = get_value(c, setting("rate"), target ? target : rate, sub, &to))) {
             goto out;
         }
         st[i].from_rps = target ? prev : to;
@@ -567,18 +595,18 @@ static int parse_seed(pctx *c, st_plan *p, const cJSON *root)
         char path[96];
         snprintf(path, sizeof(path), "$.%s", it->string);
         if (strcmp(it->string, "taskCount") == 0) {
-            rc = get_int(c, it, path, 1, 10000, &tasks);
+            rc = get_value(c, setting("agents"), it, path, &tasks);
         } else if (strcmp(it->string, "targetUrl") == 0) {
             rc = get_string(c, it, path, &url);
             if (!rc) {
                 rc = check_url(c, url, path);
             }
         } else if (strcmp(it->string, "vus") == 0) {
-            rc = get_int(c, it, path, 1, 100000, &vus);
+            rc = get_value(c, &vus_row, it, path, &vus);
         } else if (strcmp(it->string, "rate") == 0) {
-            rc = get_rate(c, it, path, &per_vu);
+            rc = get_value(c, setting("rate"), it, path, &per_vu);
         } else if (strcmp(it->string, "duration") == 0) {
-            rc = get_duration(c, it, path, &duration);
+            rc = get_value(c, setting("duration"), it, path, &duration);
         } else {
             rc = perr(c, path, "unknown key in a launcher payload (it takes taskCount, targetUrl, "
                                "vus, rate, duration)");
@@ -614,53 +642,36 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
         return parse_seed(c, p, root);
     }
     const cJSON *url = NULL, *requests = NULL, *stages = NULL;
-    double start_rps = 0;
+    double start_rps = setting("start_rate")->def;
     int rc = 0;
     for (const cJSON *it = root->child; it; it = it->next) {
         char path[96];
         snprintf(path, sizeof(path), "$.%s", it->string);
         const char *k = it->string;
-        if (strcmp(k, "name") == 0) {
-            const char *s = NULL;
-            if (!(rc = get_string(c, it, path, &s))) {
+        const st_setting *s = setting(k);
+        if (!s || !(s->where & ST_SETTING_FILE)) {
+            char keys[512];
+            st_settings_list_keys(plan_settings, N_SETTINGS, ST_SETTING_FILE, false, keys,
+                                  sizeof(keys));
+            return perr(c, path, "unknown key (a plan takes %s; or a launcher payload with "
+                                 "targetUrl)", keys);
+        }
+        if (s->offset != ST_SETTING_NO_FIELD) {
+            rc = get_value(c, s, it, path, (char *)p + s->offset);
+        } else if (strcmp(k, "name") == 0) {
+            const char *name = NULL;
+            if (!(rc = get_string(c, it, path, &name))) {
                 free(p->name);
-                rc = (p->name = strdup(s)) ? 0 : ST_ENOMEM;
+                rc = (p->name = strdup(name)) ? 0 : ST_ENOMEM;
             }
+        } else if (strcmp(k, "start_rate") == 0) {
+            rc = get_value(c, s, it, path, &start_rps);
         } else if (strcmp(k, "url") == 0) {
             url = it;
         } else if (strcmp(k, "requests") == 0) {
             requests = it;
         } else if (strcmp(k, "stages") == 0) {
             stages = it;
-        } else if (strcmp(k, "start_rate") == 0) {
-            rc = get_rate(c, it, path, &start_rps);
-        } else if (strcmp(k, "rate") == 0) {
-            rc = get_rate(c, it, path, &p->rate_rps);
-        } else if (strcmp(k, "duration") == 0) {
-            rc = get_duration(c, it, path, &p->duration_s);
-        } else if (strcmp(k, "ramp_up") == 0) {
-            rc = get_duration(c, it, path, &p->ramp_up_s);
-        } else if (strcmp(k, "ramp_down") == 0) {
-            rc = get_duration(c, it, path, &p->ramp_down_s);
-        } else if (strcmp(k, "connections") == 0) {
-            rc = get_int(c, it, path, 1, 1000000, &p->connections);
-        } else if (strcmp(k, "threads") == 0) {
-            rc = get_int(c, it, path, 1, 1024, &p->threads);
-        } else if (strcmp(k, "timeout_ms") == 0) {
-            rc = get_int(c, it, path, 1, 3600000, &p->timeout_ms);
-        } else if (strcmp(k, "late_ms") == 0) {
-            rc = get_int(c, it, path, 1, 3600000, &p->late_ms);
-        } else if (strcmp(k, "http2") == 0) {
-            rc = get_bool(c, it, path, &p->http2);
-        } else if (strcmp(k, "insecure") == 0) {
-            rc = get_bool(c, it, path, &p->insecure);
-        } else if (strcmp(k, "agents") == 0) {
-            rc = get_int(c, it, path, 1, 10000, &p->agents);
-        } else {
-            rc = perr(c, path, "unknown key (a plan takes name, url, requests, rate, duration, "
-                               "ramp_up, ramp_down, stages, start_rate, connections, threads, "
-                               "timeout_ms, late_ms, http2, insecure, agents; or a launcher "
-                               "payload with targetUrl)");
         }
         if (rc) {
             return rc;
@@ -766,94 +777,50 @@ int st_plan_set_url(st_plan *p, const char *url, char *err, size_t err_len)
 void st_plan_flags_init(st_plan_flags *f)
 {
     memset(f, 0, sizeof(*f));
-    f->rate_rps = f->duration_s = f->ramp_up_s = -1;
-    f->connections = f->threads = f->timeout_ms = f->late_ms = f->agents = -1;
+    unset_all(f, true);
+}
+
+st_settings_group st_plan_flags_group(st_plan_flags *f)
+{
+    return (st_settings_group){plan_settings, N_SETTINGS, f, &f->given};
 }
 
 int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, char *err,
                          size_t err_len)
 {
-    char flag[48];
-    snprintf(flag, sizeof(flag), "--%s", name);
-    if (strcmp(name, "url") == 0) {
-        f->url = value;
-        return 0;
+    const st_setting *s = st_settings_find_flag(plan_settings, N_SETTINGS, name,
+                                                ST_SETTING_AGENT | ST_SETTING_RUN);
+    if (!s) {
+        return ST_ENOTFOUND;
     }
-    if (strcmp(name, "rate") == 0) {
-        return st_cli_double(flag, value, 0, ST_PROFILE_MAX_RPS, &f->rate_rps, err, err_len);
+    int rc = st_setting_from_text(s, value, (char *)f + s->flag_offset, err, err_len);
+    if (rc == 0) {
+        f->given |= (uint64_t)1 << (s - plan_settings);
     }
-    if (strcmp(name, "duration") == 0) {
-        return st_cli_duration(flag, value, &f->duration_s, err, err_len);
-    }
-    if (strcmp(name, "ramp-up") == 0) {
-        return st_cli_duration(flag, value, &f->ramp_up_s, err, err_len);
-    }
-    if (strcmp(name, "connections") == 0) {
-        return st_cli_int(flag, value, 1, 1000000, &f->connections, err, err_len);
-    }
-    if (strcmp(name, "threads") == 0) {
-        return st_cli_int(flag, value, 1, 1024, &f->threads, err, err_len);
-    }
-    if (strcmp(name, "timeout") == 0) {
-        return st_cli_int(flag, value, 1, 3600000, &f->timeout_ms, err, err_len);
-    }
-    if (strcmp(name, "late-ms") == 0) {
-        return st_cli_int(flag, value, 1, 3600000, &f->late_ms, err, err_len);
-    }
-    if (strcmp(name, "agents") == 0) {
-        return st_cli_int(flag, value, 1, 10000, &f->agents, err, err_len);
-    }
-    if (strcmp(name, "http2") == 0) {
-        f->http2 = 1;
-        return 0;
-    }
-    if (strcmp(name, "insecure") == 0) {
-        f->insecure = 1;
-        return 0;
-    }
-    return ST_ENOTFOUND;
+    return rc;
+}
+
+static bool given(const st_plan_flags *f, const char *key)
+{
+    return f->given & ((uint64_t)1 << (setting(key) - plan_settings));
 }
 
 int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len)
 {
     int rc;
-    if (f->url && (rc = st_plan_set_url(p, f->url, err, err_len))) {
+    if (given(f, "url") && (rc = st_plan_set_url(p, f->url, err, err_len))) {
         return rc;
     }
-    if (f->rate_rps >= 0 || f->duration_s >= 0 || f->ramp_up_s >= 0) {
+    /* The rate/duration shape given on the command line replaces the plan's stages. */
+    if (given(f, "rate") || given(f, "duration") || given(f, "ramp_up")) {
         free(p->stages);
         p->stages = NULL;
         p->n_stages = 0;
     }
-    if (f->rate_rps >= 0) {
-        p->rate_rps = f->rate_rps;
-    }
-    if (f->duration_s >= 0) {
-        p->duration_s = f->duration_s;
-    }
-    if (f->ramp_up_s >= 0) {
-        p->ramp_up_s = f->ramp_up_s;
-    }
-    if (f->connections > 0) {
-        p->connections = f->connections;
-    }
-    if (f->threads > 0) {
-        p->threads = f->threads;
-    }
-    if (f->timeout_ms > 0) {
-        p->timeout_ms = f->timeout_ms;
-    }
-    if (f->late_ms > 0) {
-        p->late_ms = f->late_ms;
-    }
-    if (f->agents > 0) {
-        p->agents = f->agents;
-    }
-    if (f->http2 > 0) {
-        p->http2 = 1;
-    }
-    if (f->insecure > 0) {
-        p->insecure = 1;
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (f->given & ((uint64_t)1 << i)) {
+            st_setting_copy(&plan_settings[i], p, f);
+        }
     }
     return 0;
 }
@@ -934,26 +901,12 @@ int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len)
         }
         p->duration_s = p->profile.total_s;
     }
-    if (p->connections < 0) {
-        p->connections = 64;
-    }
+    st_settings_defaults(plan_settings, N_SETTINGS, p, true);
     if (p->threads < 0) {
         p->threads = default_threads > 0 ? default_threads : 1;
     }
     if (p->threads > p->connections) {
         p->threads = p->connections;
-    }
-    if (p->timeout_ms < 0) {
-        p->timeout_ms = 10000;
-    }
-    if (p->late_ms < 0) {
-        p->late_ms = 10;
-    }
-    if (p->http2 < 0) {
-        p->http2 = 0;
-    }
-    if (p->insecure < 0) {
-        p->insecure = 0;
     }
     uint64_t wsum = 0;
     uint32_t *weights = malloc(p->n_requests * sizeof(*weights));

@@ -18,6 +18,7 @@
 #define ST_PLAN_H
 
 #include "profile.h"
+#include "settings.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -89,21 +90,31 @@ int st_plan_load_file(st_plan *p, const char *path, char *err, size_t err_len);
  * the flag) or ST_ENOMEM. */
 int st_plan_set_url(st_plan *p, const char *url, char *err, size_t err_len);
 
+/* The plan's settings, one row each (see settings.h): every key of a plan file and every flag
+ * that shapes a plan, with its bounds, default, help line and where it applies. Rows with a flag
+ * store it in st_plan_flags at flag_offset; *n gets the number of rows. */
+const st_setting *st_plan_settings(size_t *n);
+
 /* Command-line values that override a plan file; negative / NULL / 0 means not given. */
 typedef struct st_plan_flags {
     const char *url;
     double rate_rps, duration_s, ramp_up_s;
     int connections, threads, timeout_ms, late_ms, agents;
     int http2, insecure; /* 1: given */
+    uint64_t given;      /* bit i: the flag of st_plan_settings()[i] was given */
 } st_plan_flags;
 
 /* Sets every field of f to "not given". */
 void st_plan_flags_init(st_plan_flags *f);
 
+/* The plan's flags with the bit mask (ST_SETTING_AGENT or ST_SETTING_RUN), parsed into f, as a
+ * group for st_settings_parse_args and st_settings_usage. f must stay alive while it is used. */
+st_settings_group st_plan_flags_group(st_plan_flags *f);
+
 /* Takes one command-line flag by its long name without the dashes ("rate", "ramp-up", ...) and
- * its value (NULL for the switches http2 and insecure): url, rate, duration, ramp-up, connections,
- * threads, timeout, late-ms, agents, http2, insecure. Returns 0, ST_EINVAL for a bad value (the
- * message names the flag), or ST_ENOTFOUND when name is not one of them (nothing written). */
+ * its value (NULL for the switches http2 and insecure): any flag of st_plan_settings(). Returns
+ * 0, ST_EINVAL for a bad value (the message names the flag), or ST_ENOTFOUND when name is not
+ * one of them (nothing written). */
 int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, char *err,
                          size_t err_len);
 
@@ -112,12 +123,8 @@ int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, 
  * ST_EINVAL (message names the flag) or ST_ENOMEM. */
 int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len);
 
-/* Fills defaults (threads from default_threads), checks the plan as a whole, and builds the profile
+/* Fills defaults (the table's; threads from default_threads), checks the plan as a whole, and builds the profile
  * and the request mix. Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. */
 int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len);
-
-/* Parses a duration: a number of seconds ("30", "1.5") or a number with a unit ("500ms", "30s",
- * "2m", "1h"). Returns 0 and writes *out_s (> 0), or ST_EINVAL. */
-int st_parse_duration(const char *text, double *out_s);
 
 #endif

@@ -13,8 +13,8 @@
 #include "output.h"
 #include "plan.h"
 #include "server.h"
+#include "settings.h"
 
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,52 +43,6 @@ static void on_signal(int sig)
     g_signals++;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
-            "\n"
-            "Splits the load across agents, starts them at one instant, merges what they measure\n"
-            "every second, and writes the results. Flags override the plan.\n"
-            "\n"
-            "  --url URL              request URL (GET); replaces the plan's requests\n"
-            "  --rate RPS             requests per second in all agents together (0 = closed loop)\n"
-            "  --duration TIME        seconds, or 500ms / 30s / 2m / 1h\n"
-            "  --ramp-up TIME         ramp from 0 to --rate first (part of --duration)\n"
-            "  --agents N             how many agents (default: the plan's, else 1)\n"
-            "  --launcher NAME        local (default: agents on this machine) or external (wait for\n"
-            "                         agents started elsewhere with stampede-agent --coordinator)\n"
-            "  --listen URL           where agents reach the coordinator (default tcp://127.0.0.1:0\n"
-            "                         for local agents, tcp://0.0.0.0:7400 for external ones)\n"
-            "  --token TOKEN          the run token agents must present (default: a random one)\n"
-            "  --register-timeout T   how long to wait for the agents to register (default 30s)\n"
-            "  --connections N        connections per agent (default 64)\n"
-            "  --threads N            threads per agent (default: local agents share the CPUs,\n"
-            "                         external agents use theirs)\n"
-            "  --timeout MS           per-request timeout (default 10000)\n"
-            "  --late-ms MS           a send this late after its instant counts as late (default 10)\n"
-            "  --http2, --insecure    HTTP/2 (over TLS), no TLS certificate checks\n"
-            "  --engine NAME          the agents' engine: auto, curl, fast\n"
-            "  --summary FILE         write the summary as JSON\n"
-            "  --sqs-queue-url URL    send every second and the summary to this SQS queue (see\n"
-            "                         docs/aws.md); messages SQS cannot take wait in the spool\n"
-            "  --spool DIR            the spool (default $XDG_STATE_HOME/stampede/spool, else\n"
-            "                         ~/.local/state/stampede/spool)\n"
-            "  --region R             AWS region (default AWS_REGION / AWS_DEFAULT_REGION, or the\n"
-            "                         queue URL's)\n"
-            "  --endpoint-url URL     SQS endpoint (default AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL)\n"
-            "  --timeseries FILE      write one JSON line per second\n"
-            "  --headless             progress lines instead of the terminal UI (the default when\n"
-            "                         stdout is not a terminal)\n"
-            "  --dry-run              check the plan, print what it would do, and exit\n"
-            "  --log-level LEVEL      debug, info, warn, error (default info)\n"
-            "\n"
-            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 3 AWS credentials\n"
-            "missing or expired (nothing was started), 4 completed but results wait in the spool,\n"
-            "6 the agents did not all register in time, 8 stopped early by a signal (the summary\n"
-            "is still written).\n");
-}
-
 typedef struct run_opts {
     const char *plan_file;
     st_plan_flags f;
@@ -103,88 +57,130 @@ typedef struct run_opts {
     const char *region;
     const char *endpoint_url;
     double register_timeout_s;
-    bool dry_run;
-    st_log_level log_level;
-    bool log_level_set;
+    int headless;
+    int dry_run;
+    int log_level; /* an st_log_level */
+    int help;
 } run_opts;
 
-static int parse(int argc, char **argv, run_opts *o, char *err, size_t err_len)
+/* stampede run's own flags; the plan's come from st_plan_settings(). */
+static const st_setting run_settings[] = {
+    {.flag = "launcher", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
+     .has_def = true, .def_text = "local",
+     .help = "where the agents run: local, on this machine, or external: the run waits for "
+             "agents started elsewhere with stampede-agent --coordinator",
+     ST_SETTING_AT(run_opts, launcher)},
+    {.flag = "listen", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+     .help = "where agents reach the coordinator (default tcp://127.0.0.1:0 for local agents, "
+             "tcp://0.0.0.0:7400 for external ones)",
+     ST_SETTING_AT(run_opts, listen)},
+    {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "TOKEN",
+     .help = "the run token agents must present (default: a random one)",
+     ST_SETTING_AT(run_opts, token)},
+    {.flag = "register-timeout", .type = ST_SETTING_DURATION, .where = ST_SETTING_OWN,
+     .arg = "T", .max = ST_PROFILE_MAX_S, .has_def = true, .def = 30,
+     .help = "how long to wait for the agents to register",
+     ST_SETTING_AT(run_opts, register_timeout_s)},
+    {.flag = "engine", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
+     .help = "the agents' engine: auto, curl, fast", ST_SETTING_AT(run_opts, engine)},
+    {.flag = "summary", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "write the summary as JSON", ST_SETTING_AT(run_opts, summary)},
+    {.flag = "sqs-queue-url", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+     .help = "send every second and the summary to this SQS queue (see docs/aws.md); messages "
+             "SQS cannot take wait in the spool",
+     ST_SETTING_AT(run_opts, sqs_queue_url)},
+    {.flag = "spool", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "DIR",
+     .help = "the spool (default $XDG_STATE_HOME/stampede/spool, else "
+             "~/.local/state/stampede/spool)",
+     ST_SETTING_AT(run_opts, spool)},
+    {.flag = "region", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "R",
+     .help = "AWS region (default AWS_REGION / AWS_DEFAULT_REGION, or the queue URL's)",
+     ST_SETTING_AT(run_opts, region)},
+    {.flag = "endpoint-url", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+     .help = "SQS endpoint (default AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL)",
+     ST_SETTING_AT(run_opts, endpoint_url)},
+    {.flag = "timeseries", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "write one JSON line per second", ST_SETTING_AT(run_opts, timeseries)},
+    /* Progress lines are the only terminal view so far: --headless is accepted and changes
+     * nothing yet. */
+    {.flag = "headless", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+     .help = "progress lines instead of the terminal UI (the default when stdout is not a "
+             "terminal)",
+     ST_SETTING_AT(run_opts, headless)},
+    {.flag = "dry-run", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+     .help = "check the plan, print what it would do, and exit", ST_SETTING_AT(run_opts, dry_run)},
+    {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN, .arg = "LEVEL",
+     .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
+     .help = "debug, info, warn, error", ST_SETTING_AT(run_opts, log_level)},
+    {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
+     .help = "print this help and exit", ST_SETTING_AT(run_opts, help)},
+};
+
+#define N_RUN_SETTINGS (sizeof(run_settings) / sizeof(run_settings[0]))
+#define FLAGS_MASK     (ST_SETTING_RUN | ST_SETTING_OWN)
+
+/* The groups of o's flags; seen[1] records which of run_settings were given. */
+static void groups_of(run_opts *o, uint64_t *seen, st_settings_group g[2])
 {
-    /* O_PLAN_FLAG: the flags that shape the plan, handled by st_plan_flags_option. */
-    enum { O_PLAN_FLAG = 256, O_LAUNCHER, O_LISTEN, O_TOKEN, O_SUMMARY, O_TIMESERIES, O_HEADLESS,
-           O_ENGINE, O_LOG, O_REGTIMEOUT, O_DRYRUN, O_SQS, O_SPOOL, O_REGION, O_ENDPOINT, O_HELP };
-    static const struct option longopts[] = {
-        {"url", required_argument, 0, O_PLAN_FLAG},
-        {"rate", required_argument, 0, O_PLAN_FLAG},
-        {"duration", required_argument, 0, O_PLAN_FLAG},
-        {"ramp-up", required_argument, 0, O_PLAN_FLAG},
-        {"agents", required_argument, 0, O_PLAN_FLAG},
-        {"connections", required_argument, 0, O_PLAN_FLAG},
-        {"threads", required_argument, 0, O_PLAN_FLAG},
-        {"timeout", required_argument, 0, O_PLAN_FLAG},
-        {"late-ms", required_argument, 0, O_PLAN_FLAG},
-        {"http2", no_argument, 0, O_PLAN_FLAG},
-        {"insecure", no_argument, 0, O_PLAN_FLAG},
-        {"launcher", required_argument, 0, O_LAUNCHER},
-        {"listen", required_argument, 0, O_LISTEN},
-        {"token", required_argument, 0, O_TOKEN},
-        {"summary", required_argument, 0, O_SUMMARY},
-        {"timeseries", required_argument, 0, O_TIMESERIES},
-        {"headless", no_argument, 0, O_HEADLESS},
-        {"engine", required_argument, 0, O_ENGINE},
-        {"log-level", required_argument, 0, O_LOG},
-        {"register-timeout", required_argument, 0, O_REGTIMEOUT},
-        {"dry-run", no_argument, 0, O_DRYRUN},
-        {"sqs-queue-url", required_argument, 0, O_SQS},
-        {"spool", required_argument, 0, O_SPOOL},
-        {"region", required_argument, 0, O_REGION},
-        {"endpoint-url", required_argument, 0, O_ENDPOINT},
-        {"help", no_argument, 0, O_HELP},
-        {0, 0, 0, 0},
-    };
+    g[0] = st_plan_flags_group(&o->f);
+    g[1] = (st_settings_group){run_settings, N_RUN_SETTINGS, o, seen};
+}
+
+/* Whether the flag of run_settings was on the command line. */
+static bool given(uint64_t seen, const char *flag)
+{
+    const st_setting *s = st_settings_find_flag(run_settings, N_RUN_SETTINGS, flag, ST_SETTING_OWN);
+    return s && (seen & ((uint64_t)1 << (s - run_settings)));
+}
+
+static void usage(FILE *f)
+{
+    run_opts o;
+    uint64_t seen = 0;
+    st_settings_group g[2];
+    memset(&o, 0, sizeof(o));
+    st_plan_flags_init(&o.f);
+    groups_of(&o, &seen, g);
+    fprintf(f,
+            "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
+            "\n"
+            "Splits the load across agents, starts them at one instant, merges what they measure\n"
+            "every second, and writes the results. Flags override the plan.\n"
+            "\n");
+    st_settings_usage(f, g, 2, FLAGS_MASK, 25, 92);
+    fprintf(f,
+            "\n"
+            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 3 AWS credentials\n"
+            "missing or expired (nothing was started), 4 completed but results wait in the spool,\n"
+            "6 the agents did not all register in time, 8 stopped early by a signal (the summary\n"
+            "is still written).\n");
+}
+
+/* Returns 0, 1 after printing the help, or ST_EINVAL / ST_ENOMEM (message in err). */
+static int parse(int argc, char **argv, run_opts *o, uint64_t *seen, char *err, size_t err_len)
+{
+    st_settings_group g[2];
     memset(o, 0, sizeof(*o));
     st_plan_flags_init(&o->f);
-    o->launcher = "local";
-    o->register_timeout_s = 30;
-    o->log_level = ST_LOG_INFO;
-    optind = 1;
-    opterr = 0;
-    int c, idx = 0, rc = 0;
-    while ((c = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
-        switch (c) {
-        case O_PLAN_FLAG: rc = st_plan_flags_option(&o->f, longopts[idx].name, optarg, err, err_len); break;
-        case O_LAUNCHER: o->launcher = optarg; break;
-        case O_LISTEN: o->listen = optarg; break;
-        case O_TOKEN: o->token = optarg; break;
-        case O_SUMMARY: o->summary = optarg; break;
-        case O_TIMESERIES: o->timeseries = optarg; break;
-        case O_HEADLESS: break; /* progress lines are the only terminal view so far */
-        case O_DRYRUN: o->dry_run = true; break;
-        case O_SQS: o->sqs_queue_url = optarg; break;
-        case O_SPOOL: o->spool = optarg; break;
-        case O_REGION: o->region = optarg; break;
-        case O_ENDPOINT: o->endpoint_url = optarg; break;
-        case O_ENGINE: o->engine = optarg; break;
-        case O_REGTIMEOUT: rc = st_cli_duration("--register-timeout", optarg, &o->register_timeout_s, err, err_len); break;
-        case O_LOG:
-            rc = st_cli_log_level("--log-level", optarg, &o->log_level, err, err_len);
-            o->log_level_set = true;
-            break;
-        case O_HELP: usage(stdout); return 1;
-        default:
-            snprintf(err, err_len, "%s: unknown flag or missing value (see stampede run --help)",
-                     argv[optind - 1]);
-            rc = ST_EINVAL;
-        }
-        if (rc) {
-            return rc;
-        }
+    *seen = 0;
+    groups_of(o, seen, g);
+    st_settings_defaults(g[1].rows, g[1].n, o, false);
+    int optind_first = argc;
+    int rc = st_settings_parse_args(argc, argv, g, 2, FLAGS_MASK, "stampede run --help",
+                                    &optind_first, err, err_len);
+    if (rc == 1) {
+        usage(stdout);
+        return 1;
     }
-    if (optind < argc) {
-        o->plan_file = argv[optind++];
+    if (rc) {
+        return rc;
     }
-    if (optind < argc) {
-        snprintf(err, err_len, "unexpected argument \"%s\" (one plan file at most)", argv[optind]);
+    if (optind_first < argc) {
+        o->plan_file = argv[optind_first++];
+    }
+    if (optind_first < argc) {
+        snprintf(err, err_len, "unexpected argument \"%s\" (one plan file at most)",
+                 argv[optind_first]);
         return ST_EINVAL;
     }
     if (!st_launcher_find(o->launcher)) {
@@ -330,8 +326,9 @@ static void on_second(void *arg, const st_coord_second *sec)
 int st_cmd_run(int argc, char **argv)
 {
     run_opts o;
+    uint64_t seen;
     char err[1024] = "";
-    int rc = parse(argc, argv, &o, err, sizeof(err));
+    int rc = parse(argc, argv, &o, &seen, err, sizeof(err));
     if (rc == 1) {
         return ST_EXIT_OK;
     }
@@ -339,8 +336,8 @@ int st_cmd_run(int argc, char **argv)
         fprintf(stderr, "stampede run: %s\n", err);
         return ST_EXIT_USAGE;
     }
-    if (o.log_level_set) {
-        st_log_init("stampede", o.log_level);
+    if (given(seen, "log-level")) {
+        st_log_init("stampede", (st_log_level)o.log_level);
     }
     bool local = strcmp(o.launcher, "local") == 0;
     st_plan plan;

@@ -1,5 +1,6 @@
 /* stampede-sink: moves result messages from SQS into DynamoDB, as a service or a Lambda runtime. */
 #include "aws.h"
+#include "cli.h"
 #include "error.h"
 #include "exit_code.h"
 #include "lambda.h"
@@ -49,17 +50,6 @@ typedef struct sink_opts {
     st_aws_config aws;
 } sink_opts;
 
-static int parse_int(const char *text, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < lo || v > hi) {
-        return ST_EINVAL;
-    }
-    *out = (int)v;
-    return 0;
-}
-
 static int parse_flags(int argc, char **argv, sink_opts *o)
 {
     static const struct option opts[] = {
@@ -76,6 +66,7 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
     };
     int c;
     st_log_level level;
+    char err[256];
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'q':
@@ -94,20 +85,20 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
             o->exit_when_empty = 1;
             break;
         case 'd':
-            if (parse_int(optarg, 1, 3650, &o->ttl_days)) {
+            if (st_cli_int("--ttl-days", optarg, 1, 3650, &o->ttl_days, err, sizeof(err))) {
                 st_error("--ttl-days must be a whole number of days from 1 to 3650");
                 return ST_EINVAL;
             }
             break;
         case 'w':
-            if (parse_int(optarg, 0, 20, &o->wait_s)) {
+            if (st_cli_int("--wait-seconds", optarg, 0, 20, &o->wait_s, err, sizeof(err))) {
                 st_error("--wait-seconds must be from 0 to 20 (SQS's long-poll limit)");
                 return ST_EINVAL;
             }
             break;
         case 'l':
-            if (st_log_level_parse(optarg, &level)) {
-                st_error("--log-level must be debug, info, warn or error");
+            if (st_cli_log_level("--log-level", optarg, &level, err, sizeof(err))) {
+                st_error("%s", err);
                 return ST_EINVAL;
             }
             st_log_init("stampede-sink", level);

@@ -255,25 +255,6 @@ static void test_plan_flags_option(void **state)
     assert_int_equal(st_plan_flags_option(&f, "summary", "x.json", err, sizeof(err)), ST_ENOTFOUND);
 }
 
-static void test_plan_parse_duration(void **state)
-{
-    (void)state;
-    double s;
-    assert_int_equal(st_parse_duration("30", &s), 0);
-    assert_true(s == 30);
-    assert_int_equal(st_parse_duration("500ms", &s), 0);
-    assert_true(s == 0.5);
-    assert_int_equal(st_parse_duration("2m", &s), 0);
-    assert_true(s == 120);
-    assert_int_equal(st_parse_duration("1.5h", &s), 0);
-    assert_true(s == 5400);
-    assert_int_equal(st_parse_duration("0", &s), ST_EINVAL);
-    assert_int_equal(st_parse_duration("-3s", &s), ST_EINVAL);
-    assert_int_equal(st_parse_duration("3 s", &s), ST_EINVAL);
-    assert_int_equal(st_parse_duration("nan", &s), ST_EINVAL);
-    assert_int_equal(st_parse_duration("", &s), ST_EINVAL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,7 +265,6 @@ int main(void)
         cmocka_unit_test(test_plan_body_file_relative_to_plan),
         cmocka_unit_test(test_plan_flags_override),
         cmocka_unit_test(test_plan_flags_option),
-        cmocka_unit_test(test_plan_parse_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,91 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cli.h"
+#include "error.h"
+
+/* Moved from test_plan.c with the duration parser, assertions unchanged. */
+static void test_cli_parse_duration(void **state)
+{
+    (void)state;
+    double s;
+    assert_int_equal(st_cli_parse_duration("30", &s), 0);
+    assert_true(s == 30);
+    assert_int_equal(st_cli_parse_duration("500ms", &s), 0);
+    assert_true(s == 0.5);
+    assert_int_equal(st_cli_parse_duration("2m", &s), 0);
+    assert_true(s == 120);
+    assert_int_equal(st_cli_parse_duration("1.5h", &s), 0);
+    assert_true(s == 5400);
+    assert_int_equal(st_cli_parse_duration("0", &s), ST_EINVAL);
+    assert_int_equal(st_cli_parse_duration("-3s", &s), ST_EINVAL);
+    assert_int_equal(st_cli_parse_duration("3 s", &s), ST_EINVAL);
+    assert_int_equal(st_cli_parse_duration("nan", &s), ST_EINVAL);
+    assert_int_equal(st_cli_parse_duration("", &s), ST_EINVAL);
+}
+
+static void test_cli_duration_bounds(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    double s = -1;
+    assert_int_equal(st_cli_duration("--spread", "1h", 0, 3600, &s, err, sizeof(err)), 0);
+    assert_true(s == 3600);
+    s = -1;
+    assert_int_equal(st_cli_duration("--spread", "61m", 0, 3600, &s, err, sizeof(err)), ST_EINVAL);
+    assert_true(s == -1);
+    assert_non_null(strstr(err, "--spread: \"61m\""));
+    assert_non_null(strstr(err, "at most 1 hour"));
+}
+
+static void test_cli_uint(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    unsigned long long v = 7;
+    assert_int_equal(st_cli_uint("--seed", "0", 0, 10, &v, err, sizeof(err)), 0);
+    assert_true(v == 0);
+    assert_int_equal(st_cli_uint("--seed", "10", 0, 10, &v, err, sizeof(err)), 0);
+    assert_true(v == 10);
+    assert_int_equal(st_cli_uint("--seed", "11", 0, 10, &v, err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--seed: \"11\" is not a whole number from 0 to 10"));
+    /* strtoull would take "-1" as the largest number. */
+    assert_int_equal(st_cli_uint("--seed", "-1", 0, ~0ULL, &v, err, sizeof(err)), ST_EINVAL);
+    assert_int_equal(st_cli_uint("--seed", " 1", 0, 10, &v, err, sizeof(err)), ST_EINVAL);
+    assert_int_equal(st_cli_uint("--seed", "", 0, 10, &v, err, sizeof(err)), ST_EINVAL);
+    assert_int_equal(st_cli_uint("--seed", "99999999999999999999999", 0, ~0ULL, &v, err,
+                                 sizeof(err)),
+                     ST_EINVAL);
+    assert_true(v == 10);
+}
+
+static void test_cli_format_duration(void **state)
+{
+    (void)state;
+    char out[32];
+    st_cli_format_duration(30.0 * 24 * 3600, out, sizeof(out));
+    assert_string_equal(out, "30 days");
+    st_cli_format_duration(3600, out, sizeof(out));
+    assert_string_equal(out, "1 hour");
+    st_cli_format_duration(120, out, sizeof(out));
+    assert_string_equal(out, "2 minutes");
+    st_cli_format_duration(30, out, sizeof(out));
+    assert_string_equal(out, "30s");
+    st_cli_format_duration(0.5, out, sizeof(out));
+    assert_string_equal(out, "0.5s");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cli_parse_duration),
+        cmocka_unit_test(test_cli_duration_bounds),
+        cmocka_unit_test(test_cli_uint),
+        cmocka_unit_test(test_cli_format_duration),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
