@@ -1,6 +1,7 @@
 #include "coord.h"
 #include "error.h"
 #include "log.h"
+#include "protocol.h"
 #include "split.h"
 #include "summary.h"
 #include "wire.h"
@@ -90,22 +91,24 @@ void st_coord_cfg_defaults(st_coord_cfg *cfg)
     cfg->engine = "auto";
     cfg->register_timeout_ns = 30 * ST_NS_PER_S;
     cfg->prepare_timeout_ns = 10 * ST_NS_PER_S;
-    cfg->start_lead_ns = 500 * ST_NS_PER_MS;
-    cfg->silence_ns = 2500 * ST_NS_PER_MS;
-    cfg->grace_ns = 1500 * ST_NS_PER_MS;
+    cfg->start_lead_ns = ST_PROTO_START_LEAD_MS * ST_NS_PER_MS;
+    cfg->silence_ns = ST_PROTO_COORD_SILENCE_MS * ST_NS_PER_MS;
+    cfg->grace_ns = ST_PROTO_GRACE_MS * ST_NS_PER_MS;
     cfg->end_timeout_ns = 10 * ST_NS_PER_S;
-    cfg->heartbeat_ms = 500;
+    cfg->heartbeat_ms = ST_PROTO_HEARTBEAT_MS;
     /* While running, each agent's update carries its new second once a second: a heartbeat as
      * slow as that halves the coordinator's work, and the silence limit still notices a lost
      * agent within 3 s. */
-    cfg->run_heartbeat_ms = 1000;
+    cfg->run_heartbeat_ms = ST_PROTO_RUN_HEARTBEAT_MS;
 }
 
 int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
 {
     if (!cfg->plan || !cfg->plan->finished || !cfg->run_id || !cfg->token ||
-        cfg->expected_agents < 1 || cfg->heartbeat_ms < 50 || cfg->run_heartbeat_ms < 50 ||
-        cfg->heartbeat_ms > 2000 || cfg->run_heartbeat_ms > 2000) {
+        cfg->expected_agents < 1 || cfg->heartbeat_ms < ST_PROTO_HEARTBEAT_MIN_MS ||
+        cfg->run_heartbeat_ms < ST_PROTO_HEARTBEAT_MIN_MS ||
+        cfg->heartbeat_ms > ST_PROTO_HEARTBEAT_MAX_MS ||
+        cfg->run_heartbeat_ms > ST_PROTO_HEARTBEAT_MAX_MS) {
         return ST_EINVAL;
     }
     st_coord *c = calloc(1, sizeof(*c));
@@ -261,7 +264,7 @@ static uint64_t first_q_at(const st_coord *c, uint64_t at_ns)
 /* How far ahead a new split applies: every agent hears of it with its next update. */
 static uint64_t replan_lead_ns(const st_coord *c)
 {
-    return (uint64_t)c->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    return ((uint64_t)c->cfg.run_heartbeat_ms + ST_PROTO_REPLAN_MARGIN_MS) * ST_NS_PER_MS;
 }
 
 /* A new split a little ahead, while running (an agent lost or joined, or a rate change). */
@@ -449,7 +452,7 @@ static void take_records(st_coord *c, agent *a, const Stampede__AgentUpdate *u,
                     (unsigned long long)r->seq);
             continue;
         }
-        if (r->second >= c->next_final && r->second - c->next_final > 100000) {
+        if (r->second >= c->next_final && r->second - c->next_final > ST_PROTO_SECOND_HORIZON) {
             /* No second of this run: dropped before it reaches the total or the agent's counts,
              * as the malformed count says. */
             c->malformed++;
@@ -795,7 +798,8 @@ static void tick_locked(st_coord *c, uint64_t now)
             }
             if (now >= c->end_ns || c->stopping) {
                 c->state = ST_COORD_DRAINING;
-                c->deadline_ns = (c->stopping ? now : c->end_ns) + 5 * ST_NS_PER_S +
+                c->deadline_ns = (c->stopping ? now : c->end_ns) +
+                                 ST_PROTO_DRAIN_MAX_MS * ST_NS_PER_MS +
                                  c->cfg.end_timeout_ns;
             }
             break;
