@@ -91,8 +91,7 @@ int st_session_new(st_session **out, const st_session_cfg *cfg)
     s->version = dup_or_empty(cfg->version);
     s->task_arn = dup_or_empty(cfg->task_arn);
     s->availability_zone = dup_or_empty(cfg->availability_zone);
-    if (!s->token || !s->name || !s->host || !s->version || !s->task_arn ||
-        !s->availability_zone) {
+    if (!s->token || !s->name || !s->host || !s->version || !s->task_arn || !s->availability_zone) {
         st_session_free(s);
         return ST_ENOMEM;
     }

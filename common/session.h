@@ -50,7 +50,7 @@ typedef struct st_session_cfg {
     const char *version;
     const char *task_arn;
     const char *availability_zone;
-    int clock_pings;          /* pings before registering, 0 .. ST_PROTO_CLOCK_WINDOW */
+    int clock_pings;              /* pings before registering, 0 .. ST_PROTO_CLOCK_WINDOW */
     uint32_t connect_deadline_ms; /* to be registered by, from st_session_new; 0: none */
 } st_session_cfg;
 

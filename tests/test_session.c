@@ -127,8 +127,7 @@ static void pong(fx *f, int64_t offset_ns, uint64_t up_ns, uint64_t down_ns)
 /* Takes the Register and accepts it as agent `id`. */
 static void accept_register(fx *f, uint32_t id)
 {
-    Stampede__Envelope *req =
-        take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
     assert_int_equal(req->body_case, STAMPEDE__ENVELOPE__BODY_REGISTER);
     stampede__envelope__free_unpacked(req, NULL);
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
@@ -301,8 +300,7 @@ static void test_session_register_refused(void **state)
 {
     (void)state;
     fx *f = fx_new(0);
-    Stampede__Envelope *req =
-        take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
     stampede__envelope__free_unpacked(req, NULL);
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__Refused no = STAMPEDE__REFUSED__INIT;
