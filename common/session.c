@@ -331,7 +331,8 @@ static void on_registered(st_session *s, const Stampede__Envelope *e, uint64_t n
     snprintf(s->run_id, sizeof(s->run_id), "%s", e->run_id);
     s->agent_id = e->register_reply->agent_id;
     s->phase = ST_SESSION_REGISTERED;
-    s->next_update_ns = now; /* the first update goes at once */
+    s->next_update_ns = now;
+    s->urgent = true; /* the first update goes at once */
 }
 
 static void on_coord_reply(st_session *s, const Stampede__CoordReply *cr, uint64_t now,
@@ -425,10 +426,10 @@ int st_session_reply(st_session *s, const uint8_t *buf, size_t len, st_session_c
 
 uint64_t st_session_next_due(const st_session *s)
 {
-    if (s->phase != ST_SESSION_REGISTERED) {
-        return now_ns(s);
+    if (s->phase != ST_SESSION_REGISTERED || s->urgent) {
+        return 0; /* not "now": a caller comparing it with its own now must find it due */
     }
-    return s->urgent ? now_ns(s) : s->next_update_ns;
+    return s->next_update_ns;
 }
 
 int st_session_expired(const st_session *s)

@@ -226,7 +226,7 @@ static void test_session_clock_samples_then_register(void **state)
     (void)state;
     fx *f = fx_new(3);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_PINGING);
-    assert_int_equal(st_session_next_due(f->s), f->now);
+    assert_int_equal(st_session_next_due(f->s), 0);
     /* Offset 7 ms; the second sample has the shortest round trip and the least asymmetry. */
     pong(f, 7 * ST_NS_PER_MS, 900 * ST_NS_PER_US, 100 * ST_NS_PER_US);
     assert_int_equal(st_session_offset_ns(f->s), 7 * ST_NS_PER_MS - 400 * ST_NS_PER_US);
@@ -283,7 +283,7 @@ static void test_session_clock_samples_then_register(void **state)
     assert_int_equal(st_session_agent_id(f->s), 9);
     assert_string_equal(st_session_run_id(f->s), RUN_ID);
     /* The first update goes at once, with the run id and the agent's identity. */
-    assert_int_equal(st_session_next_due(f->s), f->now);
+    assert_int_equal(st_session_next_due(f->s), 0);
     req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
     assert_string_equal(req->run_id, RUN_ID);
     Stampede__AgentUpdate *u = update_of(req);
@@ -514,7 +514,7 @@ static void test_session_heartbeat_pacing(void **state)
     assert_int_equal(st_session_next_due(f->s), last + ST_PROTO_HEARTBEAT_MAX_MS * ST_NS_PER_MS);
     /* A new record makes the update due at once; so does the end of the load. */
     push_second(f, 3, 4);
-    assert_int_equal(st_session_next_due(f->s), f->now);
+    assert_int_equal(st_session_next_due(f->s), 0);
     f->now += 5 * ST_NS_PER_MS;
     /* A lost exchange: the next one a heartbeat after the loss, records kept. */
     Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
@@ -524,7 +524,7 @@ static void test_session_heartbeat_pacing(void **state)
     assert_int_equal(st_session_next_due(f->s), f->now + ST_PROTO_HEARTBEAT_MAX_MS * ST_NS_PER_MS);
     assert_int_equal(st_session_unacked(f->s), 1);
     st_session_end(f->s);
-    assert_int_equal(st_session_next_due(f->s), f->now);
+    assert_int_equal(st_session_next_due(f->s), 0);
     fx_free(f);
 }
 
@@ -813,6 +813,36 @@ static void test_session_update_is_a_clock_sample(void **state)
     fx_free(f);
 }
 
+/* A clock that moves on every read, as a real one does between two calls. */
+static uint64_t ticking_now(void *ctx)
+{
+    uint64_t *t = ctx;
+    return *t += 7;
+}
+
+/* "Due at once" must hold for a caller that read its own now before asking. */
+static void test_session_due_at_once_on_a_moving_clock(void **state)
+{
+    (void)state;
+    uint64_t t = T0;
+    st_clock clock = {ticking_now, &t};
+    st_session_cfg cfg;
+    st_session_cfg_defaults(&cfg);
+    cfg.clock = &clock;
+    cfg.clock_pings = 0;
+    st_session *s;
+    assert_int_equal(st_session_new(&s, &cfg), 0);
+    uint64_t now = st_clock_now(&clock);
+    assert_true(now >= st_session_next_due(s)); /* registering */
+    st_stats sec;
+    assert_int_equal(st_stats_init(&sec), 0);
+    assert_int_equal(st_session_push(s, &sec, NULL), 0);
+    now = st_clock_now(&clock);
+    assert_true(now >= st_session_next_due(s)); /* a fresh record */
+    st_stats_fini(&sec);
+    st_session_free(s);
+}
+
 int main(void)
 {
     st_log_init("test_session", ST_LOG_ERROR);
@@ -829,6 +859,7 @@ int main(void)
         cmocka_unit_test(test_session_bad_replies),
         cmocka_unit_test(test_session_commands),
         cmocka_unit_test(test_session_update_is_a_clock_sample),
+        cmocka_unit_test(test_session_due_at_once_on_a_moving_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
