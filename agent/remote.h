@@ -1,18 +1,15 @@
 /*
  * remote.h - the agent under a coordinator: registration, clock sync, commands, and records.
  *
- * The agent dials the coordinator's nng REP socket with a REQ socket and drives every exchange:
- * clock pings (NTP-style; the minimum-RTT sample of a sliding window gives the offset), its
- * registration (token, identity, capacity), then an update at least every heartbeat (the
- * coordinator's reply sets it: 500 ms before the start, 1 s while running) and whenever a second
- * of stats is ready. Updates carry every record the coordinator has
- * not acknowledged yet, so records survive a dropped connection and are re-sent after it comes
- * back; the coordinator ignores duplicates by sequence number. Replies carry the commands:
- * prepare (the plan and this agent's share), start (the common instant in coordinator time),
+ * The agent dials the coordinator's nng REP socket with a REQ socket. The protocol itself (clock
+ * pings, registration, updates carrying every unacknowledged record, the commands on the replies)
+ * is common/session.h; this module does its I/O and runs the load the commands ask for: prepare
+ * (the plan and this agent's share), start (the common instant in coordinator time),
  * re-assignments (a new share from a global request on), and stop.
  *
- * Safety: an agent that hears nothing from its coordinator for ST_REMOTE_SILENCE_MS stops its load
- * and exits; it never runs past the plan's end plus the drain bound either.
+ * Safety: an agent that hears nothing from its coordinator for ST_PROTO_AGENT_SILENCE_MS
+ * (common/protocol.h) stops its load and exits; it never runs past the plan's end plus the drain
+ * bound either.
  *
  * Threading: st_remote_run runs on the main thread and returns when the agent is done.
  */
@@ -20,8 +17,6 @@
 #define ST_REMOTE_H
 
 #include <signal.h>
-
-#define ST_REMOTE_SILENCE_MS 3000
 
 typedef struct st_remote_opts {
     const char *url;    /* coordinator, e.g. tcp://10.0.0.5:7400 */

@@ -2,6 +2,7 @@
 #include "collect.h"
 #include "error.h"
 #include "clock.h"
+#include "protocol.h"
 #include "worker.h"
 
 #include <stdio.h>
@@ -13,11 +14,13 @@ struct st_run {
     int n_workers;
 };
 
-/* How long in-flight requests may still complete after the end of the profile. */
+/* How long in-flight requests may still complete after the end of the profile: the plan's
+ * request timeout, within the protocol's drain bound (the coordinator waits that long). */
 static uint64_t drain_ns(const st_plan *plan)
 {
-    uint64_t ms = plan->timeout_ms < 5000 ? (uint64_t)plan->timeout_ms : 5000;
-    return ms * 1000000ULL;
+    uint64_t ms = plan->timeout_ms < ST_PROTO_DRAIN_MAX_MS ? (uint64_t)plan->timeout_ms
+                                                           : ST_PROTO_DRAIN_MAX_MS;
+    return ms * ST_NS_PER_MS;
 }
 
 int st_run_start(st_run **out, const st_run_cfg *cfg, char *err, size_t err_len)

@@ -403,6 +403,125 @@ int st_wire_profile_load(Stampede__Stage *const *stages, size_t n, st_profile *o
     return rc;
 }
 
+int st_wire_record_body_pack(const Stampede__SecondRecord *r, uint8_t **body, size_t *len)
+{
+    Stampede__SecondRecord bare = *r;
+    bare.seq = 0;
+    bare.second = 0;
+    size_t n = stampede__second_record__get_packed_size(&bare);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b) {
+        return ST_ENOMEM;
+    }
+    *len = stampede__second_record__pack(&bare, b);
+    *body = b;
+    return 0;
+}
+
+int st_wire_record_body_build(const st_stats *s, uint8_t **body, size_t *len)
+{
+    st_arena a = {0};
+    Stampede__SecondRecord *r;
+    int rc = st_wire_record_build(&a, s, 0, &r);
+    if (rc == 0) {
+        rc = st_wire_record_body_pack(r, body, len);
+    }
+    st_arena_fini(&a);
+    return rc;
+}
+
+/* The tags of the fields st_wire_update_pack writes itself (field number << 3 | wire type). */
+#define TAG_RECORD_SEQ      0x08 /* SecondRecord.seq = 1, varint */
+#define TAG_RECORD_SECOND   0x10 /* SecondRecord.second = 2, varint */
+#define TAG_UPDATE_RECORD   0x2a /* AgentUpdate.records = 5, length-delimited */
+#define TAG_ENVELOPE_UPDATE 0x72 /* Envelope.update = 14, length-delimited */
+
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *varint_put(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+static size_t packed_record_len(const st_wire_packed_record *r)
+{
+    size_t n = 1 + varint_len(r->seq) + r->len;
+    if (r->second) {
+        n += 1 + varint_len(r->second); /* proto3 leaves a zero out */
+    }
+    return n;
+}
+
+/* protobuf-c writes the fields in number order and leaves zero scalars out: the update is its
+ * fields 1-4, then the records (5), then fields 6-11, and the envelope is its version and run id,
+ * then the update (14), its only body. Each part that has no records is packed by protobuf-c. */
+int st_wire_update_pack(const char *run_id, const Stampede__AgentUpdate *up,
+                        const st_wire_packed_record *recs, size_t n, uint8_t **buf, size_t *len)
+{
+    if (up->n_records) {
+        return ST_EINVAL;
+    }
+    Stampede__AgentUpdate head = STAMPEDE__AGENT_UPDATE__INIT;
+    Stampede__AgentUpdate tail = *up;
+    head.agent_id = up->agent_id;
+    head.instance_id = up->instance_id;
+    head.epoch = up->epoch;
+    head.state = up->state;
+    tail.agent_id = 0;
+    tail.instance_id = 0;
+    tail.epoch = 0;
+    tail.state = 0;
+    size_t body = stampede__agent_update__get_packed_size(&head) +
+                  stampede__agent_update__get_packed_size(&tail);
+    for (size_t i = 0; i < n; i++) {
+        size_t rl = packed_record_len(&recs[i]);
+        body += 1 + varint_len(rl) + rl;
+    }
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    env.version = ST_PROTOCOL_VERSION;
+    env.run_id = (char *)(run_id ? run_id : "");
+    size_t total = stampede__envelope__get_packed_size(&env) + 1 + varint_len(body) + body;
+    uint8_t *start = malloc(total);
+    if (!start) {
+        return ST_ENOMEM;
+    }
+    uint8_t *p = start;
+    p += stampede__envelope__pack(&env, p);
+    *p++ = TAG_ENVELOPE_UPDATE;
+    p = varint_put(p, body);
+    p += stampede__agent_update__pack(&head, p);
+    for (size_t i = 0; i < n; i++) {
+        const st_wire_packed_record *r = &recs[i];
+        *p++ = TAG_UPDATE_RECORD;
+        p = varint_put(p, packed_record_len(r));
+        *p++ = TAG_RECORD_SEQ;
+        p = varint_put(p, r->seq);
+        if (r->second) {
+            *p++ = TAG_RECORD_SECOND;
+            p = varint_put(p, r->second);
+        }
+        memcpy(p, r->body, r->len);
+        p += r->len;
+    }
+    p += stampede__agent_update__pack(&tail, p);
+    *buf = start;
+    *len = (size_t)(p - start);
+    return 0;
+}
+
 int st_wire_pack(const Stampede__Envelope *env, uint8_t **buf, size_t *len)
 {
     size_t n = stampede__envelope__get_packed_size(env);

@@ -66,6 +66,35 @@ int st_wire_stages_build(st_arena *a, const st_profile *p, Stampede__Stage ***ou
 /* Builds a profile from received stages. Returns 0, ST_EINVAL or ST_ENOMEM. */
 int st_wire_profile_load(Stampede__Stage *const *stages, size_t n, st_profile *out);
 
+/* ---- updates from records packed once --------------------------------------------------------
+ *
+ * An agent keeps every record until it is acknowledged and may send it several times, and a
+ * simulator sends thousands a second: both pack each record once, as its "body" (the record with
+ * seq and second left out), and an update is assembled from the bodies. The bytes are exactly
+ * those stampede__envelope__pack gives for the same envelope with the records as structs, so the
+ * coordinator cannot tell the two apart. */
+
+/* Packs r without its seq and second (as if both were 0) into a malloc'ed buffer (caller frees;
+ * r is not changed). Returns 0 or ST_ENOMEM. */
+int st_wire_record_body_pack(const Stampede__SecondRecord *r, uint8_t **body, size_t *len);
+
+/* st_wire_record_build and st_wire_record_body_pack in one step. Returns 0 or ST_ENOMEM. */
+int st_wire_record_body_build(const st_stats *s, uint8_t **body, size_t *len);
+
+/* A record as an update carries it: its sequence number and second, and its body. */
+typedef struct st_wire_packed_record {
+    uint64_t seq;
+    uint32_t second;
+    const uint8_t *body; /* from st_wire_record_body_pack; borrowed */
+    size_t len;
+} st_wire_packed_record;
+
+/* Packs Envelope{version ST_PROTOCOL_VERSION, run_id, update} into a malloc'ed buffer (caller
+ * frees), where update is *up (whose own records must be empty) with recs[0..n) as its records.
+ * run_id NULL is "". Returns 0, ST_EINVAL (up has records of its own) or ST_ENOMEM. */
+int st_wire_update_pack(const char *run_id, const Stampede__AgentUpdate *up,
+                        const st_wire_packed_record *recs, size_t n, uint8_t **buf, size_t *len);
+
 /* Packs an envelope into a malloc'ed buffer (caller frees). Returns 0 or ST_ENOMEM. */
 int st_wire_pack(const Stampede__Envelope *env, uint8_t **buf, size_t *len);
 

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "merge.h"
 #include "share.h"
+#include "protocol.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,22 +20,24 @@ void st_coord_cfg_defaults(st_coord_cfg *cfg)
     cfg->engine = "auto";
     cfg->register_timeout_ns = 30 * ST_NS_PER_S;
     cfg->prepare_timeout_ns = 10 * ST_NS_PER_S;
-    cfg->start_lead_ns = 500 * ST_NS_PER_MS;
-    cfg->silence_ns = 2500 * ST_NS_PER_MS;
-    cfg->grace_ns = 1500 * ST_NS_PER_MS;
+    cfg->start_lead_ns = ST_PROTO_START_LEAD_MS * ST_NS_PER_MS;
+    cfg->silence_ns = ST_PROTO_COORD_SILENCE_MS * ST_NS_PER_MS;
+    cfg->grace_ns = ST_PROTO_GRACE_MS * ST_NS_PER_MS;
     cfg->end_timeout_ns = 10 * ST_NS_PER_S;
-    cfg->heartbeat_ms = 500;
+    cfg->heartbeat_ms = ST_PROTO_HEARTBEAT_MS;
     /* While running, each agent's update carries its new second once a second: a heartbeat as
      * slow as that halves the coordinator's work, and the silence limit still notices a lost
      * agent within 3 s. */
-    cfg->run_heartbeat_ms = 1000;
+    cfg->run_heartbeat_ms = ST_PROTO_RUN_HEARTBEAT_MS;
 }
 
 int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
 {
     if (!cfg->plan || !cfg->plan->finished || !cfg->run_id || !cfg->token ||
-        cfg->expected_agents < 1 || cfg->heartbeat_ms < 50 || cfg->run_heartbeat_ms < 50 ||
-        cfg->heartbeat_ms > 2000 || cfg->run_heartbeat_ms > 2000) {
+        cfg->expected_agents < 1 || cfg->heartbeat_ms < ST_PROTO_HEARTBEAT_MIN_MS ||
+        cfg->run_heartbeat_ms < ST_PROTO_HEARTBEAT_MIN_MS ||
+        cfg->heartbeat_ms > ST_PROTO_HEARTBEAT_MAX_MS ||
+        cfg->run_heartbeat_ms > ST_PROTO_HEARTBEAT_MAX_MS) {
         return ST_EINVAL;
     }
     st_coord *c = calloc(1, sizeof(*c));
@@ -200,7 +203,8 @@ static void tick_locked(st_coord *c, uint64_t now)
             }
             if (now >= c->end_ns || c->stopping) {
                 c->state = ST_COORD_DRAINING;
-                c->deadline_ns = (c->stopping ? now : c->end_ns) + 5 * ST_NS_PER_S +
+                c->deadline_ns = (c->stopping ? now : c->end_ns) +
+                                 ST_PROTO_DRAIN_MAX_MS * ST_NS_PER_MS +
                                  c->cfg.end_timeout_ns;
             }
             break;

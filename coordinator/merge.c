@@ -2,6 +2,7 @@
 #include "core.h"
 #include "error.h"
 #include "log.h"
+#include "protocol.h"
 #include "wire.h"
 
 #include <math.h>
@@ -43,7 +44,7 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
                     (unsigned long long)r->seq);
             continue;
         }
-        if (r->second >= next_final && r->second - next_final > 100000) {
+        if (r->second >= next_final && r->second - next_final > ST_PROTO_SECOND_HORIZON) {
             /* No second of this run: dropped before it reaches the total or the agent's counts,
              * as the malformed count says. */
             c->malformed++;

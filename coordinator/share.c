@@ -2,6 +2,7 @@
 #include "core.h"
 #include "error.h"
 #include "log.h"
+#include "protocol.h"
 #include "split.h"
 
 #include <math.h>
@@ -72,7 +73,7 @@ static uint64_t first_q_at(const st_coord *c, uint64_t at_ns)
 /* Every agent hears of a new split with its next update. */
 uint64_t st_share_lead_ns(const st_coord *c)
 {
-    return (uint64_t)c->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    return ((uint64_t)c->cfg.run_heartbeat_ms + ST_PROTO_REPLAN_MARGIN_MS) * ST_NS_PER_MS;
 }
 
 void st_share_replan_ahead(st_coord *c, const char *why)

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pty.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -396,11 +397,23 @@ static void test_launch_external_generated_token(void **state)
     assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
     assert_int_equal(external_start_on(slave, &c, &l, err, sizeof(err)), 0);
     assert_non_null(l);
-    char shown[1024];
-    ssize_t n = read(master, shown, sizeof(shown) - 1);
-    assert_true(n > 0);
-    shown[n] = '\0';
-    assert_non_null(strstr(shown, "--coordinator tcp://127.0.0.1:7777 --token tok-123"));
+    /* The log line and the command line are two writes: read until the command shows. */
+    char shown[2048];
+    size_t have = 0;
+    const char *want = "--coordinator tcp://127.0.0.1:7777 --token tok-123";
+    shown[0] = '\0';
+    for (int i = 0; i < 20 && !strstr(shown, want) && have < sizeof(shown) - 1; i++) {
+        struct pollfd p = {.fd = master, .events = POLLIN};
+        if (poll(&p, 1, 100) == 1) {
+            ssize_t n = read(master, shown + have, sizeof(shown) - 1 - have);
+            if (n <= 0) {
+                break;
+            }
+            have += (size_t)n;
+            shown[have] = '\0';
+        }
+    }
+    assert_non_null(strstr(shown, want));
     close(slave);
     close(master);
     st_launcher_external.finish(l, ST_NS_PER_S);

@@ -345,6 +345,110 @@ static void test_wire_record_check_refuses_missing_parts(void **state)
     st_arena_fini(&a);
 }
 
+/* ---- updates from records packed once ------------------------------------------------------ */
+
+/* st_wire_update_pack gives protobuf-c's bytes for the same update with struct records: with no
+ * record, with one of second 0 (proto3 leaves it out), and with several whose seq and second take
+ * multi-byte varints, an update with every scalar field set, and one with all of them zero. */
+static void test_wire_update_pack_equals_protobuf_c(void **state)
+{
+    (void)state;
+    st_stats s[3];
+    st_arena a = {0};
+    Stampede__SecondRecord *r[3];
+    uint8_t *body[3];
+    size_t body_len[3];
+    const uint64_t seqs[3] = {1, 200, 0x123456789ULL};
+    const uint32_t seconds[3] = {0, 1, 299};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(st_stats_init(&s[i]), 0);
+        fill_stats(&s[i], 100 + (uint64_t)i, 50 * (i + 1));
+        s[i].second = seconds[i];
+        assert_int_equal(st_wire_record_build(&a, &s[i], seqs[i], &r[i]), 0);
+        assert_int_equal(st_wire_record_body_pack(r[i], &body[i], &body_len[i]), 0);
+        /* The record itself is left as it was. */
+        assert_int_equal(r[i]->seq, seqs[i]);
+        assert_int_equal(r[i]->second, seconds[i]);
+    }
+    /* The body of a record built from stats is the same by either way. */
+    uint8_t *direct;
+    size_t direct_len;
+    assert_int_equal(st_wire_record_body_build(&s[2], &direct, &direct_len), 0);
+    assert_int_equal(direct_len, body_len[2]);
+    assert_memory_equal(direct, body[2], direct_len);
+    free(direct);
+
+    for (int round = 0; round < 4; round++) {
+        Stampede__AgentUpdate up = STAMPEDE__AGENT_UPDATE__INIT;
+        if (round > 0) {
+            up.agent_id = 7;
+            up.instance_id = 0xfedcba9876543210ULL;
+            up.epoch = (uint32_t)round;
+            up.state = STAMPEDE__AGENT_STATE__AGENT_DONE;
+            up.clock_offset_ns = -12345;
+            up.clock_rtt_ns = 67890;
+            up.first_send_coord_ns = 123456789;
+            up.error = "an error";
+            up.sent_agent_ns = 1000 + (uint64_t)round;
+            up.last_seq = 300;
+        }
+        size_t n = round < 2 ? 0 : round == 2 ? 1 : 3;
+        st_wire_packed_record recs[3];
+        for (size_t i = 0; i < n; i++) {
+            recs[i] = (st_wire_packed_record){seqs[i], seconds[i], body[i], body_len[i]};
+        }
+        const char *run_id = round == 1 ? NULL : "20261121T000000Z-5e1fc4ec";
+        uint8_t *fast, *ref;
+        size_t fast_len, ref_len;
+        assert_int_equal(st_wire_update_pack(run_id, &up, recs, n, &fast, &fast_len), 0);
+
+        Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+        env.version = ST_PROTOCOL_VERSION;
+        env.run_id = (char *)(run_id ? run_id : "");
+        env.body_case = STAMPEDE__ENVELOPE__BODY_UPDATE;
+        env.update = &up;
+        up.records = n ? r : NULL;
+        up.n_records = n;
+        assert_int_equal(st_wire_pack(&env, &ref, &ref_len), 0);
+        assert_int_equal(fast_len, ref_len);
+        assert_memory_equal(fast, ref, ref_len);
+
+        /* And it decodes to the records it was given. */
+        int err = 1;
+        Stampede__Envelope *e = st_wire_unpack(fast, fast_len, run_id, &err);
+        assert_non_null(e);
+        assert_int_equal(err, 0);
+        assert_int_equal(e->update->n_records, n);
+        for (size_t i = 0; i < n; i++) {
+            assert_int_equal(e->update->records[i]->seq, seqs[i]);
+            assert_int_equal(e->update->records[i]->second, seconds[i]);
+            st_stats got;
+            assert_int_equal(st_stats_init(&got), 0);
+            assert_int_equal(st_wire_record_merge(e->update->records[i], &got), 0);
+            got.second = seconds[i];
+            assert_stats_equal(&got, &s[i]);
+            st_stats_fini(&got);
+        }
+        stampede__envelope__free_unpacked(e, NULL);
+        free(fast);
+        free(ref);
+
+        /* An update that holds records of its own is refused. */
+        if (n) {
+            uint8_t *none = NULL;
+            size_t none_len = 0;
+            assert_int_equal(st_wire_update_pack(run_id, &up, recs, n, &none, &none_len),
+                             ST_EINVAL);
+            assert_null(none);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        free(body[i]);
+        st_stats_fini(&s[i]);
+    }
+    st_arena_fini(&a);
+}
+
 /* ---- plans --------------------------------------------------------------------------------- */
 
 static const char binary_body[] = {'a', 0, 'b', 0, 0, '\xff', 'c'};
@@ -705,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_wire_record_check_refuses_totals_not_matching_counts),
         cmocka_unit_test(test_wire_record_check_refuses_counts_that_wrap),
         cmocka_unit_test(test_wire_record_check_refuses_missing_parts),
+        cmocka_unit_test(test_wire_update_pack_equals_protobuf_c),
         cmocka_unit_test(test_wire_plan_round_trip),
         cmocka_unit_test(test_wire_plan_round_trip_closed_loop),
         cmocka_unit_test(test_wire_plan_load_refusals),
