@@ -376,8 +376,8 @@ static void test_aws_creds_container_refused_is_auth(void **state)
     } cases[] = {
         {"/creds/401", 401, ST_EAUTH},
         {"/creds/403", 403, ST_EAUTH},
-        {"/creds/500", 500,
-         ST_EREMOTE}, /* refused for another reason: not the credentials' fault */
+        /* Refused for another reason: not the credentials' fault. */
+        {"/creds/500", 500, ST_EREMOTE},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", srv->port, cases[i].path);
