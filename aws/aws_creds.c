@@ -222,9 +222,11 @@ static int fetch_text(st_aws_creds_provider *p, const char *method, const char *
         return st_errf(err, err_len, rc, "%s at %s: %s", what, url, st_strerror(rc));
     }
     if (resp->status != 200) {
-        st_errf(err, err_len, ST_EREMOTE, "%s at %s answered HTTP %ld", what, url, resp->status);
+        /* Read the status before fini: it zeroes the response. */
+        long status = resp->status;
+        int code = status == 401 || status == 403 ? ST_EAUTH : ST_EREMOTE;
         st_fetch_resp_fini(resp);
-        return resp->status == 401 || resp->status == 403 ? ST_EAUTH : ST_EREMOTE;
+        return st_errf(err, err_len, code, "%s at %s answered HTTP %ld", what, url, status);
     }
     return 0;
 }

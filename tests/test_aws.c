@@ -7,7 +7,13 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "aws.h"
 #include "aws_creds.h"
@@ -196,6 +202,216 @@ static void test_aws_creds_imds_last(void **state)
     assert_int_equal(get(&off, &c, err, sizeof(err)), ST_EAUTH);
     assert_int_equal(off.n_urls, 0);
     get(NULL, NULL, NULL, 0);
+}
+
+/* ---- a real HTTP server on 127.0.0.1 for the credential endpoints, one thread, scripted ---- */
+
+typedef struct http_route {
+    const char *method;
+    const char *path;
+    int status;
+    const char *body;
+} http_route;
+
+typedef struct http_server {
+    int fd;
+    int port;
+    atomic_int stop;
+    pthread_t thread;
+    const http_route *routes; /* ends with a NULL method; unmatched requests get 404 */
+    atomic_int n_requests;
+} http_server;
+
+static void http_answer(http_server *s, int c)
+{
+    char req[8192];
+    size_t len = 0;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (len < sizeof(req) - 1) {
+        ssize_t n = recv(c, req + len, sizeof(req) - 1 - len, 0);
+        if (n <= 0) {
+            return;
+        }
+        len += (size_t)n;
+        req[len] = '\0';
+        if (strstr(req, "\r\n\r\n")) {
+            break;
+        }
+    }
+    char method[16] = "", path[1024] = "";
+    if (sscanf(req, "%15s %1023s", method, path) != 2) {
+        return;
+    }
+    atomic_fetch_add(&s->n_requests, 1);
+    int status = 404;
+    const char *body = "";
+    for (const http_route *r = s->routes; r->method; r++) {
+        if (strcmp(r->method, method) == 0 && strcmp(r->path, path) == 0) {
+            status = r->status;
+            body = r->body;
+            break;
+        }
+    }
+    char head[256];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 %d Scripted\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      status, strlen(body));
+    if (send(c, head, (size_t)hn, MSG_NOSIGNAL) == hn) {
+        (void)send(c, body, strlen(body), MSG_NOSIGNAL);
+    }
+}
+
+static void *http_serve(void *arg)
+{
+    http_server *s = arg;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 50) <= 0) {
+            continue;
+        }
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0) {
+            continue;
+        }
+        http_answer(s, c);
+        close(c);
+    }
+    return NULL;
+}
+
+static void http_start(http_server *s, const http_route *routes)
+{
+    memset(s, 0, sizeof(*s));
+    s->routes = routes;
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->fd, 16), 0);
+    socklen_t alen = sizeof(a);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &alen), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->thread, NULL, http_serve, s), 0);
+}
+
+static void http_stop(http_server *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    close(s->fd);
+}
+
+/* Clears every AWS_ variable the chain reads, so that only what a test sets is seen. */
+static void clear_aws_env(void)
+{
+    static const char *const names[] = {"AWS_ACCESS_KEY_ID",
+                                        "AWS_SECRET_ACCESS_KEY",
+                                        "AWS_SESSION_TOKEN",
+                                        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                                        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                                        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                                        "AWS_EC2_METADATA_DISABLED",
+                                        "AWS_EC2_METADATA_SERVICE_ENDPOINT"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        unsetenv(names[i]);
+    }
+}
+
+/* The real chain (real environment, libcurl, clock) against the loopback server. */
+static int get_real(const st_aws_creds **c, char *err, size_t len)
+{
+    static st_aws_creds_provider *p;
+    st_aws_creds_provider_free(p);
+    p = NULL;
+    if (!c) {
+        return 0;
+    }
+    assert_int_equal(st_aws_creds_provider_new(&p, NULL), 0);
+    return st_aws_creds_get(p, c, err, len);
+}
+
+/* Both credential endpoints on one server: the container paths and the IMDSv2 ones. */
+static const http_route cred_routes[] = {
+    {"GET", "/creds/401", 401, "{\"message\":\"no\"}"},
+    {"GET", "/creds/403", 403, "{\"message\":\"no\"}"},
+    {"GET", "/creds/500", 500, "{\"message\":\"down\"}"},
+    {"GET", "/creds/ok", 200, CONTAINER_OK},
+    {"PUT", "/latest/api/token", 200, "imds-token"},
+    {"GET", "/latest/meta-data/iam/security-credentials/", 200, "role-a\n"},
+    {"GET", "/latest/meta-data/iam/security-credentials/role-a", 403, "Forbidden"},
+    {NULL, NULL, 0, NULL},
+};
+
+static int cred_server_setup(void **state)
+{
+    static http_server srv;
+    http_start(&srv, cred_routes);
+    clear_aws_env();
+    *state = &srv;
+    return 0;
+}
+
+/* Runs after a failed assertion too: nothing outlives the test. */
+static int cred_server_teardown(void **state)
+{
+    get_real(NULL, NULL, 0);
+    clear_aws_env();
+    http_stop(*state);
+    return 0;
+}
+
+static void test_aws_creds_container_refused_is_auth(void **state)
+{
+    http_server *srv = *state;
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer wrong", 1);
+    const st_aws_creds *c;
+    char url[128], err[512], want[32];
+    static const struct {
+        const char *path;
+        int status;
+        int code;
+    } cases[] = {
+        {"/creds/401", 401, ST_EAUTH},
+        {"/creds/403", 403, ST_EAUTH},
+        /* Refused for another reason: not the credentials' fault. */
+        {"/creds/500", 500, ST_EREMOTE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", srv->port, cases[i].path);
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+        err[0] = '\0';
+        int rc = get_real(&c, err, sizeof(err));
+        print_message("%s -> %s: %s\n", cases[i].path, st_strerror(rc), err);
+        assert_int_equal(rc, cases[i].code);
+        snprintf(want, sizeof(want), "answered HTTP %d", cases[i].status);
+        assert_non_null(strstr(err, want));
+        assert_non_null(strstr(err, "container credentials endpoint"));
+        assert_null(strstr(err, "Bearer wrong"));
+    }
+    /* The same server and chain hand out credentials when the endpoint agrees. */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/creds/ok", srv->port);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
+    assert_int_equal(get_real(&c, err, sizeof(err)), 0);
+    assert_string_equal(c->access_key_id, "ASIACONT");
+    assert_int_equal(atomic_load(&srv->n_requests), 4);
+}
+
+static void test_aws_creds_imds_refused_is_auth(void **state)
+{
+    http_server *srv = *state;
+    char base[64], err[512];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", srv->port);
+    setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", base, 1);
+    const st_aws_creds *c;
+    int rc = get_real(&c, err, sizeof(err));
+    print_message("IMDS role credentials 403 -> %s: %s\n", st_strerror(rc), err);
+    assert_int_equal(rc, ST_EAUTH);
+    assert_non_null(strstr(err, "instance metadata service"));
+    assert_non_null(strstr(err, "answered HTTP 403"));
+    assert_int_equal(atomic_load(&srv->n_requests), 3); /* token, role name, role credentials */
 }
 
 static void test_aws_creds_missing_and_half_set(void **state)
@@ -418,6 +634,10 @@ int main(void)
         cmocka_unit_test(test_aws_creds_container_relative_before_full),
         cmocka_unit_test(test_aws_creds_container_full_uri_with_token),
         cmocka_unit_test(test_aws_creds_imds_last),
+        cmocka_unit_test_setup_teardown(test_aws_creds_container_refused_is_auth, cred_server_setup,
+                                        cred_server_teardown),
+        cmocka_unit_test_setup_teardown(test_aws_creds_imds_refused_is_auth, cred_server_setup,
+                                        cred_server_teardown),
         cmocka_unit_test(test_aws_creds_missing_and_half_set),
         cmocka_unit_test(test_aws_creds_expired_and_refresh),
         cmocka_unit_test(test_aws_iso8601),
