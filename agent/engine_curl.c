@@ -8,12 +8,15 @@
 #include "engine.h"
 #include "error.h"
 #include "log.h"
+#include "url.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct slot {
     CURL *easy;
@@ -47,6 +50,7 @@ struct st_engine {
     int n_free;
     int inflight;
     struct curl_slist **headers; /* per request */
+    char **urls;                 /* per request: the URL with its request target encoded */
     sock *socks;                 /* every watched socket, to leave nothing on the loop */
     unsigned char seen[CURL_LAST]; /* failure codes already explained in the log */
 };
@@ -57,6 +61,13 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     slot *s = userdata;
     s->body_bytes += size * nmemb;
     return size * nmemb;
+}
+
+/* True when the header line in ptr[0..n) is named name. */
+static bool header_named(const char *ptr, size_t n, const char *name)
+{
+    size_t nl = strlen(name);
+    return n > nl && ptr[nl] == ':' && strncasecmp(ptr, name, nl) == 0;
 }
 
 static st_res_kind classify(CURLcode rc)
@@ -239,7 +250,7 @@ static void configure(st_engine *e, slot *s, size_t req_index)
 {
     const st_request *rq = &e->cfg.requests[req_index];
     CURL *c = s->easy;
-    curl_easy_setopt(c, CURLOPT_URL, rq->url);
+    curl_easy_setopt(c, CURLOPT_URL, e->urls[req_index]);
     bool standard = false;
     if (strcmp(rq->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -272,6 +283,9 @@ static int setup_easy(st_engine *e, slot *s)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    /* The request target as the plan wrote it (encoded by st_url_parse): "/a/../b" is not
+     * resolved, as the fast engine does not resolve it. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)e->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "stampede/" ST_VERSION);
@@ -294,6 +308,80 @@ static int setup_easy(st_engine *e, slot *s)
 }
 
 static void curl_destroy(st_engine *e);
+
+static bool has_header(const st_request *rq, const char *name)
+{
+    for (size_t h = 0; h < rq->n_headers; h++) {
+        if (header_named(rq->headers[h], strlen(rq->headers[h]), name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool list_add(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(*l, line);
+    if (!n) {
+        return false;
+    }
+    *l = n;
+    return true;
+}
+
+/* The plan's headers as libcurl must be given them for the canonical request of engine.h. libcurl
+ * itself writes Host (the plan's own in its place, first), User-Agent (unless the plan has one)
+ * and, for a body, Content-Length; a line "Name:" with no value stops one of its own headers, so
+ * Accept, the form Content-Type and "Expect: 100-continue" (a round trip before every body) are
+ * stopped unless the plan asks for them. The plan's Content-Length and Transfer-Encoding are
+ * dropped; a plan header with a blank value is passed as "Name;", which libcurl sends as "Name:".
+ * Returns NULL when out of memory. */
+static struct curl_slist *header_list(const st_request *rq)
+{
+    struct curl_slist *l = NULL;
+    char *blank = NULL;
+    bool ok = true;
+    for (size_t h = 0; h < rq->n_headers && ok; h++) {
+        const char *line = rq->headers[h];
+        const char *colon = strchr(line, ':');
+        size_t n = strlen(line);
+        if (!colon || header_named(line, n, "Content-Length") ||
+            header_named(line, n, "Transfer-Encoding")) {
+            continue;
+        }
+        const char *v = colon + 1;
+        while (*v && isspace((unsigned char)*v)) {
+            v++;
+        }
+        if (*v) {
+            ok = list_add(&l, line);
+            continue;
+        }
+        size_t nl = (size_t)(colon - line);
+        free(blank);
+        ok = (blank = malloc(nl + 2)) != NULL;
+        if (ok) {
+            memcpy(blank, line, nl);
+            memcpy(blank + nl, ";", 2);
+            ok = list_add(&l, blank);
+        }
+    }
+    free(blank);
+    static const char *const stopped[] = {"Accept", "Content-Type", "Expect"};
+    for (size_t i = 0; i < sizeof(stopped) / sizeof(stopped[0]) && ok; i++) {
+        if (!has_header(rq, stopped[i])) {
+            char line[32];
+            snprintf(line, sizeof(line), "%s:", stopped[i]);
+            ok = list_add(&l, line);
+        }
+    }
+    if (!ok || !l) {
+        /* An empty list is never the answer: Accept is always either the plan's or stopped. */
+        curl_slist_free_all(l);
+        return NULL;
+    }
+    return l;
+}
 
 static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg *cfg,
                        st_engine_done_fn done, void *worker, char *err, size_t err_len)
@@ -335,8 +423,9 @@ static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     e->slots = calloc((size_t)e->n_slots, sizeof(*e->slots));
     e->free_stack = malloc((size_t)e->n_slots * sizeof(int));
     e->headers = calloc(cfg->n_requests, sizeof(*e->headers));
+    e->urls = calloc(cfg->n_requests, sizeof(*e->urls));
     e->multi = curl_multi_init();
-    if (!e->slots || !e->free_stack || !e->headers || !e->multi) {
+    if (!e->slots || !e->free_stack || !e->headers || !e->urls || !e->multi) {
         goto fail;
     }
     ev_timer_init(&e->timer, on_timer, 0, 0);
@@ -350,26 +439,22 @@ static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cfg->connections);
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)cfg->connections);
     for (size_t i = 0; i < cfg->n_requests; i++) {
-        const st_request *rq = &cfg->requests[i];
-        struct curl_slist *l = NULL;
-        for (size_t h = 0; h < rq->n_headers; h++) {
-            struct curl_slist *n = curl_slist_append(l, rq->headers[h]);
-            if (!n) {
-                curl_slist_free_all(l);
-                goto fail;
+        st_url u;
+        const char *why = NULL;
+        int urc = st_url_parse(cfg->requests[i].url, &u, &why);
+        if (urc != 0) {
+            if (urc == ST_EINVAL) {
+                snprintf(err, err_len, "requests[%zu].url: %s", i, why ? why : "invalid");
+                rc = ST_EINVAL;
             }
-            l = n;
+            goto fail;
         }
-        if (rq->body) {
-            /* No "Expect: 100-continue" round trip before bodies: it would add to every latency. */
-            struct curl_slist *n = curl_slist_append(l, "Expect:");
-            if (!n) {
-                curl_slist_free_all(l);
-                goto fail;
-            }
-            l = n;
+        e->urls[i] = u.request_url;
+        u.request_url = NULL;
+        st_url_fini(&u);
+        if (!(e->headers[i] = header_list(&cfg->requests[i]))) {
+            goto fail;
         }
-        e->headers[i] = l;
     }
     for (int i = 0; i < e->n_slots; i++) {
         if ((rc = setup_easy(e, &e->slots[i]))) {
@@ -471,6 +556,12 @@ static void curl_destroy(st_engine *e)
             curl_slist_free_all(e->headers[i]);
         }
     }
+    if (e->urls) {
+        for (size_t i = 0; i < e->cfg.n_requests; i++) {
+            free(e->urls[i]);
+        }
+    }
+    free(e->urls);
     free(e->headers);
     free(e->slots);
     free(e->free_stack);
