@@ -37,6 +37,10 @@
  *     is sent without one (its response has no body either).
  *   - Nothing the plan did not ask for: no Accept, no Content-Type, no "Expect: 100-continue"
  *     (libcurl's defaults are stopped), no Connection header.
+ *
+ * A request written on a reused connection that breaks before any byte of the answer came back
+ * (the server closed the idle connection as the request went out: it never saw it) is sent once
+ * more on a new connection, within the same timeout, and reported once.
  */
 #ifndef ST_ENGINE_H
 #define ST_ENGINE_H

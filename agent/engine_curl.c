@@ -27,6 +27,8 @@ typedef struct slot {
     uint64_t tag;
     uint64_t sent_ns;
     uint64_t body_bytes;
+    uint64_t retry_out; /* bytes sent by an attempt that was retried */
+    bool retried;       /* resent after a silent close: FRESH_CONNECT and TIMEOUT_MS are changed */
 } slot;
 
 typedef struct sock {
@@ -92,10 +94,52 @@ static void release(st_engine *e, slot *s)
     e->free_stack[e->n_free++] = (int)(s - e->slots);
 }
 
+/* A request written on a reused connection that died before any byte of the answer came back is
+ * sent once more, on a new connection: the server most likely closed the idle connection while
+ * the request was on its way, and has not seen it. libcurl retries such requests itself, but
+ * counts its retries on the handle over the handle's whole life and gives up after five
+ * (CURLE_SEND_ERROR), so on a long run every sixth silent close would fail. Returns true when the
+ * request is on its way again. */
+static bool retry_silent_close(st_engine *e, slot *s, CURL *easy, CURLcode code)
+{
+    if ((code != CURLE_SEND_ERROR && code != CURLE_RECV_ERROR && code != CURLE_GOT_NOTHING) ||
+        s->retried) {
+        return false;
+    }
+    long header_size = 0, new_conns = 0, request_size = 0;
+    curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &header_size);
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_conns);
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
+    uint64_t spent_ms = (st_clock_mono_ns() - s->sent_ns) / ST_NS_PER_MS;
+    if (header_size != 0 || s->body_bytes != 0 || new_conns != 0 ||
+        spent_ms + 1 >= (uint64_t)e->cfg.timeout_ms) {
+        return false;
+    }
+    curl_off_t up = 0;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_multi_remove_handle(e->multi, easy);
+    s->retried = true;
+    s->retry_out = (uint64_t)request_size + (uint64_t)up;
+    /* The timeout still counts from the first send. */
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)((uint64_t)e->cfg.timeout_ms - spent_ms));
+    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+    if (curl_multi_add_handle(e->multi, easy) != CURLM_OK) {
+        s->failed_early = true; /* reported as other from the loop */
+        if (!ev_is_active(&e->defer)) {
+            ev_timer_set(&e->defer, 0, 0);
+            ev_timer_start(e->loop, &e->defer);
+        }
+    }
+    return true;
+}
+
 static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
 {
     slot *s = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+    if (retry_silent_close(e, s, easy, code)) {
+        return;
+    }
     st_result r = {0};
     r.kind = classify(code);
     r.sent_ns = s->sent_ns;
@@ -118,7 +162,7 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
         }
     }
     r.bytes_in = (uint64_t)header_size + s->body_bytes;
-    r.bytes_out = (uint64_t)request_size + (uint64_t)up;
+    r.bytes_out = s->retry_out + (uint64_t)request_size + (uint64_t)up;
     if (code != CURLE_OK && code < CURL_LAST && !e->seen[code]) {
         /* Say once what a failure class means: the counts alone do not tell why. */
         e->seen[code] = 1;
@@ -491,9 +535,15 @@ static int curl_send(st_engine *e, size_t req_index, uint64_t tag)
     if (s->req != req_index) {
         configure(e, s, req_index);
     }
+    if (s->retried) {
+        curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)e->cfg.timeout_ms);
+        curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
+        s->retried = false;
+    }
     s->busy = true;
     s->tag = tag;
     s->body_bytes = 0;
+    s->retry_out = 0;
     s->sent_ns = st_clock_mono_ns();
     e->inflight++;
     if (curl_multi_add_handle(e->multi, s->easy) != CURLM_OK) {

@@ -33,7 +33,8 @@ static const st_engine_ops *const ENGINES[] = {&st_engine_fast, &st_engine_curl}
 /* ---- the server ---- */
 
 typedef enum {
-    SRV_CAPTURE, /* answers each request and keeps every byte the connection carried */
+    SRV_CAPTURE,    /* answers each request and keeps every byte the connection carried */
+    SRV_IDLE_CLOSE, /* answers one request per connection, waits, closes without reading more */
 } srv_mode;
 
 #define SRV_MAX_CONNS 64
@@ -54,6 +55,7 @@ typedef struct capture {
 
 struct srv {
     srv_mode mode;
+    int pause_ms; /* SRV_IDLE_CLOSE: between the answer and the close */
     int lfd;
     int port;
     pthread_t accept_thread;
@@ -116,6 +118,14 @@ static void *srv_conn_main(void *arg)
                 static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
                 srv_write(sc->fd, r, sizeof(r) - 1);
                 continue;
+            }
+            if (s->mode == SRV_IDLE_CLOSE) {
+                static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                srv_write(sc->fd, r, sizeof(r) - 1);
+                /* Keep-alive by every header, then gone without a word: a request that arrived
+                 * meanwhile is never read (the kernel answers it with a reset). */
+                usleep((useconds_t)s->pause_ms * 1000);
+                break;
             }
         }
         if (have == SRV_BUF) {
@@ -298,6 +308,17 @@ static void run_until(run *r, int target, double max_s)
     if (r->guard_fired) {
         fail_msg("%s: %d of %d results after %.1f s", r->ops->name, r->n_done, target, max_s);
     }
+}
+
+/* Runs the loop for a while, whatever happens. */
+static void run_for(run *r, double s)
+{
+    r->target = 0;
+    ev_timer_set(&r->guard, s, 0.);
+    ev_timer_start(r->loop, &r->guard);
+    ev_run(r->loop, 0);
+    ev_timer_stop(r->loop, &r->guard);
+    r->guard_fired = false;
 }
 
 static void run_send(run *r, size_t req)
@@ -505,10 +526,50 @@ static void test_engines_same_bytes(void **state)
     srv_stop(s);
 }
 
+/* ---- silent keep-alive close ---- */
+
+static void test_engines_silent_keepalive_close(void **state)
+{
+    (void)state;
+    const int rounds = 8;
+    for (size_t k = 0; k < N_ENGINES; k++) {
+        srv *s = srv_start(SRV_IDLE_CLOSE);
+        s->pause_ms = 150;
+        char url[64];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
+        st_request q = {.method = "GET", .url = url, .weight = 1};
+        run *r = run_new(ENGINES[k], &q, 1, 3000);
+        run_send(r, 0);
+        run_until(r, 1, 5);
+        /* Each round's request goes out on the kept connection while the server waits to close
+         * it, unread, and the last one after the close. Each must reach the server once and
+         * succeed, however many times it happens over the engine's life. */
+        for (int i = 1; i <= rounds; i++) {
+            run_for(r, i < rounds ? 0.05 : 0.3);
+            run_send(r, 0);
+            run_until(r, 1 + i, 5);
+        }
+        run_for(r, 0.05);
+        for (int i = 0; i <= rounds; i++) {
+            if (r->res[i].kind != ST_RES_HTTP || r->res[i].status != 200) {
+                fail_msg("%s: request %d ended as kind %d status %d", ENGINES[k]->name, i + 1,
+                         (int)r->res[i].kind, r->res[i].status);
+            }
+        }
+        assert_int_equal(r->n_done, 1 + rounds);
+        assert_int_equal(srv_get(s, &s->n_reqs), 1 + rounds);
+        assert_int_equal(r->ops->inflight(r->e), 0);
+        assert_int_equal(r->ops->free_slots(r->e), 1);
+        run_free(r);
+        srv_stop(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_engines_same_bytes),
+        cmocka_unit_test(test_engines_silent_keepalive_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
