@@ -40,7 +40,9 @@
  *
  * A request written on a reused connection that breaks before any byte of the answer came back
  * (the server closed the idle connection as the request went out: it never saw it) is sent once
- * more on a new connection, within the same timeout, and reported once.
+ * more on a new connection, within the same timeout, and reported once. A response whose length
+ * is ambiguous (more than one Content-Length, even equal ones; one that is not a number; one
+ * beside Transfer-Encoding) is malformed: ST_RES_OTHER as soon as its headers arrive.
  */
 #ifndef ST_ENGINE_H
 #define ST_ENGINE_H

@@ -29,6 +29,9 @@ typedef struct slot {
     uint64_t body_bytes;
     uint64_t retry_out; /* bytes sent by an attempt that was retried */
     bool retried;       /* resent after a silent close: FRESH_CONNECT and TIMEOUT_MS are changed */
+    bool malformed;     /* on_header refused the response's framing */
+    bool te_seen;       /* the response being read has Transfer-Encoding */
+    int cl_seen;        /* and this many Content-Length lines */
 } slot;
 
 typedef struct sock {
@@ -55,6 +58,7 @@ struct st_engine {
     char **urls;                 /* per request: the URL with its request target encoded */
     sock *socks;                 /* every watched socket, to leave nothing on the loop */
     unsigned char seen[CURL_LAST]; /* failure codes already explained in the log */
+    bool seen_malformed;
 };
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -70,6 +74,54 @@ static bool header_named(const char *ptr, size_t n, const char *name)
 {
     size_t nl = strlen(name);
     return n > nl && ptr[nl] == ':' && strncasecmp(ptr, name, nl) == 0;
+}
+
+/* True when the value of a Content-Length line is one decimal number (whitespace around it). */
+static bool length_value_ok(const char *v, const char *end)
+{
+    while (v < end && isspace((unsigned char)*v)) {
+        v++;
+    }
+    while (end > v && isspace((unsigned char)end[-1])) {
+        end--;
+    }
+    if (v == end) {
+        return false;
+    }
+    for (; v < end; v++) {
+        if (!isdigit((unsigned char)*v)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The framing the fast engine's parser refuses is refused here too, so that both engines report a
+ * malformed response as ST_RES_OTHER at once: more than one Content-Length (libcurl would take one
+ * and wait for a body that is not coming), a Content-Length that is not one number, or one beside
+ * Transfer-Encoding (RFC 9112 section 6.3: a sign of response splitting). Returning a short count
+ * makes libcurl end the transfer with CURLE_WRITE_ERROR. */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    slot *s = userdata;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        /* A status line: a new response begins (after a 1xx, the real one). */
+        s->cl_seen = 0;
+        s->te_seen = false;
+    } else if (header_named(ptr, n, "Content-Length")) {
+        if (++s->cl_seen > 1 || s->te_seen || !length_value_ok(ptr + 15, ptr + n)) {
+            s->malformed = true;
+            return 0;
+        }
+    } else if (header_named(ptr, n, "Transfer-Encoding")) {
+        s->te_seen = true;
+        if (s->cl_seen > 0) {
+            s->malformed = true;
+            return 0;
+        }
+    }
+    return n;
 }
 
 static st_res_kind classify(CURLcode rc)
@@ -103,7 +155,7 @@ static void release(st_engine *e, slot *s)
 static bool retry_silent_close(st_engine *e, slot *s, CURL *easy, CURLcode code)
 {
     if ((code != CURLE_SEND_ERROR && code != CURLE_RECV_ERROR && code != CURLE_GOT_NOTHING) ||
-        s->retried) {
+        s->retried || s->malformed) {
         return false;
     }
     long header_size = 0, new_conns = 0, request_size = 0;
@@ -163,7 +215,13 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
     }
     r.bytes_in = (uint64_t)header_size + s->body_bytes;
     r.bytes_out = s->retry_out + (uint64_t)request_size + (uint64_t)up;
-    if (code != CURLE_OK && code < CURL_LAST && !e->seen[code]) {
+    if (s->malformed) {
+        if (!e->seen_malformed) {
+            e->seen_malformed = true;
+            st_info("curl: a response with more than one Content-Length, an invalid one, or one "
+                    "beside Transfer-Encoding (first seen; counted as other)");
+        }
+    } else if (code != CURLE_OK && code < CURL_LAST && !e->seen[code]) {
         /* Say once what a failure class means: the counts alone do not tell why. */
         e->seen[code] = 1;
         st_info("curl: %s (error %d, first seen; counted as %s)", curl_easy_strerror(code),
@@ -327,6 +385,8 @@ static int setup_easy(st_engine *e, slot *s)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
     /* The request target as the plan wrote it (encoded by st_url_parse): "/a/../b" is not
      * resolved, as the fast engine does not resolve it. */
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
@@ -544,6 +604,9 @@ static int curl_send(st_engine *e, size_t req_index, uint64_t tag)
     s->tag = tag;
     s->body_bytes = 0;
     s->retry_out = 0;
+    s->malformed = false;
+    s->te_seen = false;
+    s->cl_seen = 0;
     s->sent_ns = st_clock_mono_ns();
     e->inflight++;
     if (curl_multi_add_handle(e->multi, s->easy) != CURLM_OK) {
