@@ -16,6 +16,33 @@
  * requests in flight (one request per connection at a time, no pipelining; with HTTP/2 the curl
  * engine may multiplex them over fewer connections). Connections are opened lazily on first use and
  * kept alive; a connection the server closed is reopened on the next send.
+ *
+ * The request on the wire: for one plan both engines send the same bytes over HTTP/1.1 (only how
+ * connections are opened, reused and closed differs; HTTP/2 frames them its own way):
+ *     METHOD SP target SP "HTTP/1.1" CRLF
+ *     "Host: " host[":" port]           (port only when it is not the scheme's default), or the
+ *                                       plan's first Host header, here, as "Host:" + its value
+ *     "User-Agent: stampede/" ST_VERSION (unless the plan sets one)
+ *     the plan's other headers, in the plan's order, each line as written; one with an empty or
+ *                                       blank value is sent as "Name:"
+ *     "Content-Length: " body length    (when there is a body)
+ *     CRLF body
+ *   - target is the URL's path and query as st_url_parse gives them (url.h): bytes that cannot
+ *     appear in a URI (non-ASCII, " < > \ ^ ` { | }) percent-encoded with upper-case hex, the rest
+ *     as written: '%' escapes, reserved characters and dot segments ("/a/../b") are not touched.
+ *   - The body frames the request. A Content-Length or Transfer-Encoding header in the plan is
+ *     never sent: the engine writes the length of the plan's body instead (none without a body),
+ *     since a wrong framing header would desynchronise the connection.
+ *   - A request with a body (even an empty one) carries it whatever the method, except HEAD, which
+ *     is sent without one (its response has no body either).
+ *   - Nothing the plan did not ask for: no Accept, no Content-Type, no "Expect: 100-continue"
+ *     (libcurl's defaults are stopped), no Connection header.
+ *
+ * A request written on a reused connection that breaks before any byte of the answer came back
+ * (the server closed the idle connection as the request went out: it never saw it) is sent once
+ * more on a new connection, within the same timeout, and reported once. A response whose length
+ * is ambiguous (more than one Content-Length, even equal ones; one that is not a number; one
+ * beside Transfer-Encoding) is malformed: ST_RES_OTHER as soon as its headers arrive.
  */
 #ifndef ST_ENGINE_H
 #define ST_ENGINE_H

@@ -8,12 +8,15 @@
 #include "engine.h"
 #include "error.h"
 #include "log.h"
+#include "url.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct slot {
     CURL *easy;
@@ -24,6 +27,11 @@ typedef struct slot {
     uint64_t tag;
     uint64_t sent_ns;
     uint64_t body_bytes;
+    uint64_t retry_out; /* bytes sent by an attempt that was retried */
+    bool retried;       /* resent after a silent close: FRESH_CONNECT and TIMEOUT_MS are changed */
+    bool malformed;     /* on_header refused the response's framing */
+    bool te_seen;       /* the response being read has Transfer-Encoding */
+    int cl_seen;        /* and this many Content-Length lines */
 } slot;
 
 typedef struct sock {
@@ -47,8 +55,10 @@ struct st_engine {
     int n_free;
     int inflight;
     struct curl_slist **headers; /* per request */
+    char **urls;                 /* per request: the URL with its request target encoded */
     sock *socks;                 /* every watched socket, to leave nothing on the loop */
     unsigned char seen[CURL_LAST]; /* failure codes already explained in the log */
+    bool seen_malformed;
 };
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -57,6 +67,61 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     slot *s = userdata;
     s->body_bytes += size * nmemb;
     return size * nmemb;
+}
+
+/* True when the header line in ptr[0..n) is named name. */
+static bool header_named(const char *ptr, size_t n, const char *name)
+{
+    size_t nl = strlen(name);
+    return n > nl && ptr[nl] == ':' && strncasecmp(ptr, name, nl) == 0;
+}
+
+/* True when the value of a Content-Length line is one decimal number (whitespace around it). */
+static bool length_value_ok(const char *v, const char *end)
+{
+    while (v < end && isspace((unsigned char)*v)) {
+        v++;
+    }
+    while (end > v && isspace((unsigned char)end[-1])) {
+        end--;
+    }
+    if (v == end) {
+        return false;
+    }
+    for (; v < end; v++) {
+        if (!isdigit((unsigned char)*v)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The framing the fast engine's parser refuses is refused here too, so that both engines report a
+ * malformed response as ST_RES_OTHER at once: more than one Content-Length (libcurl would take one
+ * and wait for a body that is not coming), a Content-Length that is not one number, or one beside
+ * Transfer-Encoding (RFC 9112 section 6.3: a sign of response splitting). Returning a short count
+ * makes libcurl end the transfer with CURLE_WRITE_ERROR. */
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    slot *s = userdata;
+    size_t n = size * nmemb;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        /* A status line: a new response begins (after a 1xx, the real one). */
+        s->cl_seen = 0;
+        s->te_seen = false;
+    } else if (header_named(ptr, n, "Content-Length")) {
+        if (++s->cl_seen > 1 || s->te_seen || !length_value_ok(ptr + 15, ptr + n)) {
+            s->malformed = true;
+            return 0;
+        }
+    } else if (header_named(ptr, n, "Transfer-Encoding")) {
+        s->te_seen = true;
+        if (s->cl_seen > 0) {
+            s->malformed = true;
+            return 0;
+        }
+    }
+    return n;
 }
 
 static st_res_kind classify(CURLcode rc)
@@ -81,10 +146,52 @@ static void release(st_engine *e, slot *s)
     e->free_stack[e->n_free++] = (int)(s - e->slots);
 }
 
+/* A request written on a reused connection that died before any byte of the answer came back is
+ * sent once more, on a new connection: the server most likely closed the idle connection while
+ * the request was on its way, and has not seen it. libcurl retries such requests itself, but
+ * counts its retries on the handle over the handle's whole life and gives up after five
+ * (CURLE_SEND_ERROR), so on a long run every sixth silent close would fail. Returns true when the
+ * request is on its way again. */
+static bool retry_silent_close(st_engine *e, slot *s, CURL *easy, CURLcode code)
+{
+    if ((code != CURLE_SEND_ERROR && code != CURLE_RECV_ERROR && code != CURLE_GOT_NOTHING) ||
+        s->retried || s->malformed) {
+        return false;
+    }
+    long header_size = 0, new_conns = 0, request_size = 0;
+    curl_easy_getinfo(easy, CURLINFO_HEADER_SIZE, &header_size);
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &new_conns);
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &request_size);
+    uint64_t spent_ms = (st_clock_mono_ns() - s->sent_ns) / ST_NS_PER_MS;
+    if (header_size != 0 || s->body_bytes != 0 || new_conns != 0 ||
+        spent_ms + 1 >= (uint64_t)e->cfg.timeout_ms) {
+        return false;
+    }
+    curl_off_t up = 0;
+    curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_multi_remove_handle(e->multi, easy);
+    s->retried = true;
+    s->retry_out = (uint64_t)request_size + (uint64_t)up;
+    /* The timeout still counts from the first send. */
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)((uint64_t)e->cfg.timeout_ms - spent_ms));
+    curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+    if (curl_multi_add_handle(e->multi, easy) != CURLM_OK) {
+        s->failed_early = true; /* reported as other from the loop */
+        if (!ev_is_active(&e->defer)) {
+            ev_timer_set(&e->defer, 0, 0);
+            ev_timer_start(e->loop, &e->defer);
+        }
+    }
+    return true;
+}
+
 static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
 {
     slot *s = NULL;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+    if (retry_silent_close(e, s, easy, code)) {
+        return;
+    }
     st_result r = {0};
     r.kind = classify(code);
     r.sent_ns = s->sent_ns;
@@ -107,8 +214,14 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
         }
     }
     r.bytes_in = (uint64_t)header_size + s->body_bytes;
-    r.bytes_out = (uint64_t)request_size + (uint64_t)up;
-    if (code != CURLE_OK && code < CURL_LAST && !e->seen[code]) {
+    r.bytes_out = s->retry_out + (uint64_t)request_size + (uint64_t)up;
+    if (s->malformed) {
+        if (!e->seen_malformed) {
+            e->seen_malformed = true;
+            st_info("curl: a response with more than one Content-Length, an invalid one, or one "
+                    "beside Transfer-Encoding (first seen; counted as other)");
+        }
+    } else if (code != CURLE_OK && code < CURL_LAST && !e->seen[code]) {
         /* Say once what a failure class means: the counts alone do not tell why. */
         e->seen[code] = 1;
         st_info("curl: %s (error %d, first seen; counted as %s)", curl_easy_strerror(code),
@@ -239,7 +352,7 @@ static void configure(st_engine *e, slot *s, size_t req_index)
 {
     const st_request *rq = &e->cfg.requests[req_index];
     CURL *c = s->easy;
-    curl_easy_setopt(c, CURLOPT_URL, rq->url);
+    curl_easy_setopt(c, CURLOPT_URL, e->urls[req_index]);
     bool standard = false;
     if (strcmp(rq->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
@@ -272,6 +385,11 @@ static int setup_easy(st_engine *e, slot *s)
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
+    /* The request target as the plan wrote it (encoded by st_url_parse): "/a/../b" is not
+     * resolved, as the fast engine does not resolve it. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)e->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)e->cfg.timeout_ms);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "stampede/" ST_VERSION);
@@ -294,6 +412,80 @@ static int setup_easy(st_engine *e, slot *s)
 }
 
 static void curl_destroy(st_engine *e);
+
+static bool has_header(const st_request *rq, const char *name)
+{
+    for (size_t h = 0; h < rq->n_headers; h++) {
+        if (header_named(rq->headers[h], strlen(rq->headers[h]), name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool list_add(struct curl_slist **l, const char *line)
+{
+    struct curl_slist *n = curl_slist_append(*l, line);
+    if (!n) {
+        return false;
+    }
+    *l = n;
+    return true;
+}
+
+/* The plan's headers as libcurl must be given them for the canonical request of engine.h. libcurl
+ * itself writes Host (the plan's own in its place, first), User-Agent (unless the plan has one)
+ * and, for a body, Content-Length; a line "Name:" with no value stops one of its own headers, so
+ * Accept, the form Content-Type and "Expect: 100-continue" (a round trip before every body) are
+ * stopped unless the plan asks for them. The plan's Content-Length and Transfer-Encoding are
+ * dropped; a plan header with a blank value is passed as "Name;", which libcurl sends as "Name:".
+ * Returns NULL when out of memory. */
+static struct curl_slist *header_list(const st_request *rq)
+{
+    struct curl_slist *l = NULL;
+    char *blank = NULL;
+    bool ok = true;
+    for (size_t h = 0; h < rq->n_headers && ok; h++) {
+        const char *line = rq->headers[h];
+        const char *colon = strchr(line, ':');
+        size_t n = strlen(line);
+        if (!colon || header_named(line, n, "Content-Length") ||
+            header_named(line, n, "Transfer-Encoding")) {
+            continue;
+        }
+        const char *v = colon + 1;
+        while (*v && isspace((unsigned char)*v)) {
+            v++;
+        }
+        if (*v) {
+            ok = list_add(&l, line);
+            continue;
+        }
+        size_t nl = (size_t)(colon - line);
+        free(blank);
+        ok = (blank = malloc(nl + 2)) != NULL;
+        if (ok) {
+            memcpy(blank, line, nl);
+            memcpy(blank + nl, ";", 2);
+            ok = list_add(&l, blank);
+        }
+    }
+    free(blank);
+    static const char *const stopped[] = {"Accept", "Content-Type", "Expect"};
+    for (size_t i = 0; i < sizeof(stopped) / sizeof(stopped[0]) && ok; i++) {
+        if (!has_header(rq, stopped[i])) {
+            char line[32];
+            snprintf(line, sizeof(line), "%s:", stopped[i]);
+            ok = list_add(&l, line);
+        }
+    }
+    if (!ok || !l) {
+        /* An empty list is never the answer: Accept is always either the plan's or stopped. */
+        curl_slist_free_all(l);
+        return NULL;
+    }
+    return l;
+}
 
 static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg *cfg,
                        st_engine_done_fn done, void *worker, char *err, size_t err_len)
@@ -335,8 +527,9 @@ static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     e->slots = calloc((size_t)e->n_slots, sizeof(*e->slots));
     e->free_stack = malloc((size_t)e->n_slots * sizeof(int));
     e->headers = calloc(cfg->n_requests, sizeof(*e->headers));
+    e->urls = calloc(cfg->n_requests, sizeof(*e->urls));
     e->multi = curl_multi_init();
-    if (!e->slots || !e->free_stack || !e->headers || !e->multi) {
+    if (!e->slots || !e->free_stack || !e->headers || !e->urls || !e->multi) {
         goto fail;
     }
     ev_timer_init(&e->timer, on_timer, 0, 0);
@@ -350,26 +543,22 @@ static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     curl_multi_setopt(e->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cfg->connections);
     curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, (long)cfg->connections);
     for (size_t i = 0; i < cfg->n_requests; i++) {
-        const st_request *rq = &cfg->requests[i];
-        struct curl_slist *l = NULL;
-        for (size_t h = 0; h < rq->n_headers; h++) {
-            struct curl_slist *n = curl_slist_append(l, rq->headers[h]);
-            if (!n) {
-                curl_slist_free_all(l);
-                goto fail;
+        st_url u;
+        const char *why = NULL;
+        int urc = st_url_parse(cfg->requests[i].url, &u, &why);
+        if (urc != 0) {
+            if (urc == ST_EINVAL) {
+                snprintf(err, err_len, "requests[%zu].url: %s", i, why ? why : "invalid");
+                rc = ST_EINVAL;
             }
-            l = n;
+            goto fail;
         }
-        if (rq->body) {
-            /* No "Expect: 100-continue" round trip before bodies: it would add to every latency. */
-            struct curl_slist *n = curl_slist_append(l, "Expect:");
-            if (!n) {
-                curl_slist_free_all(l);
-                goto fail;
-            }
-            l = n;
+        e->urls[i] = u.request_url;
+        u.request_url = NULL;
+        st_url_fini(&u);
+        if (!(e->headers[i] = header_list(&cfg->requests[i]))) {
+            goto fail;
         }
-        e->headers[i] = l;
     }
     for (int i = 0; i < e->n_slots; i++) {
         if ((rc = setup_easy(e, &e->slots[i]))) {
@@ -406,9 +595,18 @@ static int curl_send(st_engine *e, size_t req_index, uint64_t tag)
     if (s->req != req_index) {
         configure(e, s, req_index);
     }
+    if (s->retried) {
+        curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)e->cfg.timeout_ms);
+        curl_easy_setopt(s->easy, CURLOPT_FRESH_CONNECT, 0L);
+        s->retried = false;
+    }
     s->busy = true;
     s->tag = tag;
     s->body_bytes = 0;
+    s->retry_out = 0;
+    s->malformed = false;
+    s->te_seen = false;
+    s->cl_seen = 0;
     s->sent_ns = st_clock_mono_ns();
     e->inflight++;
     if (curl_multi_add_handle(e->multi, s->easy) != CURLM_OK) {
@@ -471,6 +669,12 @@ static void curl_destroy(st_engine *e)
             curl_slist_free_all(e->headers[i]);
         }
     }
+    if (e->urls) {
+        for (size_t i = 0; i < e->cfg.n_requests; i++) {
+            free(e->urls[i]);
+        }
+    }
+    free(e->urls);
     free(e->headers);
     free(e->slots);
     free(e->free_stack);

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "url.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <http_parser.h>
@@ -30,7 +31,7 @@
 #define FAST_RBUF_SIZE  (64 * 1024)
 #define FAST_MAX_READS  4 /* per readiness event */
 #define FAST_MAX_ADDRS  8
-#define FAST_USER_AGENT "stampede/0.1"
+#define FAST_USER_AGENT "stampede/" ST_VERSION
 
 typedef enum {
     CONN_CLOSED = 0,
@@ -564,9 +565,21 @@ static bool method_ok(const char *m)
     return true;
 }
 
-/* Builds the bytes of one request. The plan's own Host and User-Agent replace ours; its
- * Content-Length and Transfer-Encoding are dropped: the body alone frames the request (as a
- * Content-Length), and a wrong framing header would desynchronise the connection. */
+/* True when the value of the header line (after the colon at line[name_len]) is empty or blank. */
+static bool header_blank(const char *line, size_t name_len)
+{
+    for (const char *p = line + name_len + 1; *p; p++) {
+        if (!isspace((unsigned char)*p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Builds the bytes of one request in the canonical form of engine.h: the plan's first Host goes
+ * first in place of ours, its User-Agent replaces ours, its Content-Length and Transfer-Encoding
+ * are dropped (the body alone frames the request, and a wrong framing header would desynchronise
+ * the connection), and a header with a blank value is written "Name:". */
 static int build_request(const st_request *r, const st_url *u, fast_req *out, char *err,
                          size_t err_len, size_t index)
 {
@@ -574,7 +587,9 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
         snprintf(err, err_len, "requests[%zu]: method is not a valid HTTP token", index);
         return ST_EINVAL;
     }
-    bool own_host = false, own_ua = false;
+    bool head = strcmp(r->method, "HEAD") == 0;
+    const char *own_host = NULL; /* the plan's first Host line */
+    bool own_ua = false;
     size_t len = strlen(r->method) + 1 + strlen(u->path) + sizeof(" HTTP/1.1\r\n");
     for (size_t h = 0; h < r->n_headers; h++) {
         const char *line = r->headers[h];
@@ -584,17 +599,18 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
                      h);
             return ST_EINVAL;
         }
-        own_host |= header_is(line, nl, "Host");
+        if (header_is(line, nl, "Host") && !own_host) {
+            own_host = line;
+        }
         own_ua |= header_is(line, nl, "User-Agent");
         len += strlen(line) + 2;
     }
-    if (!own_host) {
-        len += sizeof("Host: \r\n") + strlen(u->host_header);
-    }
+    len += sizeof("Host: \r\n") + strlen(u->host_header);
     if (!own_ua) {
         len += sizeof("User-Agent: " FAST_USER_AGENT "\r\n");
     }
-    bool has_body = r->body != NULL;
+    /* A response to HEAD has no body, and libcurl sends none with HEAD either. */
+    bool has_body = r->body != NULL && !head;
     if (has_body) {
         len += sizeof("Content-Length: 18446744073709551615\r\n");
     }
@@ -607,19 +623,27 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     size_t at = 0;
 #define PUT(...) (at += (size_t)snprintf(buf + at, len - at, __VA_ARGS__))
     PUT("%s %s HTTP/1.1\r\n", r->method, u->path);
-    if (!own_host) {
+    if (own_host) {
+        /* The name as libcurl spells it, the value as the plan wrote it. */
+        PUT("Host:%s\r\n", header_blank(own_host, 4) ? "" : own_host + 5);
+    } else {
         PUT("Host: %s\r\n", u->host_header);
     }
     if (!own_ua) {
         PUT("User-Agent: " FAST_USER_AGENT "\r\n");
     }
     for (size_t h = 0; h < r->n_headers; h++) {
-        size_t nl = header_name_len(r->headers[h]);
-        if (header_is(r->headers[h], nl, "Content-Length") ||
-            header_is(r->headers[h], nl, "Transfer-Encoding")) {
+        const char *line = r->headers[h];
+        size_t nl = header_name_len(line);
+        if (header_is(line, nl, "Host") || header_is(line, nl, "Content-Length") ||
+            header_is(line, nl, "Transfer-Encoding")) {
             continue;
         }
-        PUT("%s\r\n", r->headers[h]);
+        if (header_blank(line, nl)) {
+            PUT("%.*s:\r\n", (int)nl, line);
+        } else {
+            PUT("%s\r\n", line);
+        }
     }
     if (has_body) {
         PUT("Content-Length: %zu\r\n", r->body_len);
@@ -632,7 +656,7 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     }
     out->bytes = buf;
     out->len = at;
-    out->head = strcmp(r->method, "HEAD") == 0;
+    out->head = head;
     return 0;
 }
 

@@ -16,6 +16,44 @@ static int fail(st_url *u, const char **why, const char *reason)
     return ST_EINVAL;
 }
 
+/* Bytes that cannot appear in a URI, whatever the component (RFC 3986 section 2): non-ASCII and
+ * the printable ASCII characters that are neither reserved nor unreserved. Spaces and controls are
+ * refused before this is asked. */
+static bool must_encode(unsigned char ch)
+{
+    return ch >= 0x80 || (ch && strchr("\"<>\\^`{|}", ch));
+}
+
+/* The request target for rest (what follows the authority): percent-encoded, '/' first. */
+static char *encode_target(const char *rest)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 2;
+    for (const char *c = rest; *c; c++) {
+        n += must_encode((unsigned char)*c) ? 3 : 1;
+    }
+    char *out = malloc(n);
+    if (!out) {
+        return NULL;
+    }
+    char *o = out;
+    if (*rest != '/') {
+        *o++ = '/'; /* "http://h?x" has an empty path: the request line needs "/?x". */
+    }
+    for (const char *c = rest; *c; c++) {
+        unsigned char ch = (unsigned char)*c;
+        if (must_encode(ch)) {
+            *o++ = '%';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
 int st_url_parse(const char *url, st_url *u, const char **why)
 {
     memset(u, 0, sizeof(*u));
@@ -95,26 +133,27 @@ int st_url_parse(const char *url, st_url *u, const char **why)
     const char *rest = auth + auth_len;
     u->scheme = strndup(url, skip - 3);
     u->host = strndup(host, (size_t)(host_end - host));
-    if (*rest == '/') {
-        u->path = strdup(rest);
-    } else {
-        /* "http://h?x" has an empty path: the request line needs "/?x". */
-        u->path = malloc(strlen(rest) + 2);
-        if (u->path) {
-            u->path[0] = '/';
-            strcpy(u->path + 1, rest);
+    u->path = encode_target(rest);
+    if (u->path) {
+        size_t auth_end = (size_t)(rest - url);
+        u->request_url = malloc(auth_end + strlen(u->path) + 1);
+        if (u->request_url) {
+            memcpy(u->request_url, url, auth_end);
+            strcpy(u->request_url + auth_end, u->path);
         }
     }
     size_t hh_len = strlen(u->host ? u->host : "") + 16;
     u->host_header = malloc(hh_len);
-    if (!u->scheme || !u->host || !u->path || !u->host_header) {
+    if (!u->scheme || !u->host || !u->path || !u->request_url || !u->host_header) {
         st_url_fini(u);
         return ST_ENOMEM;
     }
     for (char *c = u->scheme; *c; c++) {
         *c = (char)tolower((unsigned char)*c);
     }
-    if (explicit_port) {
+    /* As libcurl writes it: "http://h:80/" and "http://h/" are the same origin and get the same
+     * Host header. */
+    if (explicit_port && port != default_port) {
         snprintf(u->host_header, hh_len, v6 ? "[%s]:%d" : "%s:%d", u->host, port);
     } else {
         snprintf(u->host_header, hh_len, v6 ? "[%s]" : "%s", u->host);
@@ -133,6 +172,7 @@ void st_url_fini(st_url *u)
     free(u->host);
     free(u->path);
     free(u->host_header);
+    free(u->request_url);
     memset(u, 0, sizeof(*u));
 }
 

@@ -605,7 +605,8 @@ static void test_engine_fast_keepalive_many(void **state)
     run_until(r, total, 20);
     char expect_req[256];
     snprintf(expect_req, sizeof(expect_req),
-             "GET /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: stampede/0.1\r\n\r\n", s->port);
+             "GET /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: stampede/" ST_VERSION "\r\n\r\n",
+             s->port);
     for (int i = 0; i < total; i++) {
         expect_ok(&r->res[i], 200, sizeof(OK_RESPONSE) - 1);
         assert_int_equal(r->res[i].bytes_out, strlen(expect_req));
@@ -970,9 +971,9 @@ static void test_engine_fast_post_body(void **state)
     assert_int_equal(run_send(r, 0, 1), 0);
     run_until(r, 1, 5);
     expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
-    static const char want[] = "POST /submit?a=1 HTTP/1.1\r\nUser-Agent: stampede/0.1\r\n"
-                               "Host: example.test\r\nX-Test: yes\r\nContent-Length: 17\r\n\r\n"
-                               "name=stampede&x=1";
+    static const char want[] = "POST /submit?a=1 HTTP/1.1\r\nHost: example.test\r\n"
+                               "User-Agent: stampede/" ST_VERSION "\r\nX-Test: yes\r\n"
+                               "Content-Length: 17\r\n\r\nname=stampede&x=1";
     assert_string_equal(s->last_req, want);
     assert_int_equal(r->res[0].bytes_out, sizeof(want) - 1);
     run_free(r);
@@ -1327,7 +1328,8 @@ static void test_engine_fast_ipv6(void **state)
     expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
     char want[128];
     snprintf(want, sizeof(want),
-             "GET /six HTTP/1.1\r\nHost: [::1]:%d\r\nUser-Agent: stampede/0.1\r\n\r\n", s->port);
+             "GET /six HTTP/1.1\r\nHost: [::1]:%d\r\nUser-Agent: stampede/" ST_VERSION "\r\n\r\n",
+             s->port);
     assert_string_equal(s->last_req, want);
     run_free(r);
     srv_stop(s);
