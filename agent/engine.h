@@ -60,6 +60,8 @@ typedef enum {
     ST_RES_TIMEOUT = 2, /* no complete response within cfg->timeout_ms of the send */
     ST_RES_OTHER = 3,   /* reset, malformed response, or any other failure */
     ST_RES_ABORTED = 4, /* cancelled by st_engine_ops.cancel_all (the run stopped) */
+    ST_RES_LOCAL = 5,   /* never left this machine: no file descriptor for a socket (EMFILE,
+                           ENFILE); the worker counts it as err_local, not as sent */
 } st_res_kind;
 
 typedef struct st_result {

@@ -11,6 +11,7 @@
 #include "url.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@ typedef struct slot {
     bool malformed;     /* on_header refused the response's framing */
     bool te_seen;       /* the response being read has Transfer-Encoding */
     int cl_seen;        /* and this many Content-Length lines */
+    bool no_fd;         /* on_open_socket found no file descriptor (EMFILE, ENFILE) */
 } slot;
 
 typedef struct sock {
@@ -124,6 +126,19 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Opens libcurl's sockets, to tell a machine out of file descriptors from a target that refuses:
+ * libcurl reports both as CURLE_COULDNT_CONNECT. */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    slot *s = clientp;
+    (void)purpose;
+    curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+    if (fd == CURL_SOCKET_BAD && (errno == EMFILE || errno == ENFILE)) {
+        s->no_fd = true;
+    }
+    return fd;
+}
+
 static st_res_kind classify(CURLcode rc)
 {
     switch (rc) {
@@ -210,7 +225,7 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
         curl_off_t pretransfer_us = 0;
         curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
         if (pretransfer_us == 0) {
-            r.kind = ST_RES_CONNECT;
+            r.kind = s->no_fd ? ST_RES_LOCAL : ST_RES_CONNECT;
         }
     }
     r.bytes_in = (uint64_t)header_size + s->body_bytes;
@@ -226,7 +241,10 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
         e->seen[code] = 1;
         st_info("curl: %s (error %d, first seen; counted as %s)", curl_easy_strerror(code),
                 (int)code,
-                r.kind == ST_RES_CONNECT ? "connect" : r.kind == ST_RES_TIMEOUT ? "timeout" : "other");
+                r.kind == ST_RES_LOCAL     ? "local (no file descriptor)"
+                : r.kind == ST_RES_CONNECT ? "connect"
+                : r.kind == ST_RES_TIMEOUT ? "timeout"
+                                           : "other");
     }
     uint64_t tag = s->tag;
     curl_multi_remove_handle(e->multi, easy);
@@ -383,6 +401,8 @@ static int setup_easy(st_engine *e, slot *s)
     s->req = SIZE_MAX;
     curl_easy_setopt(c, CURLOPT_PRIVATE, s);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, s);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -607,6 +627,7 @@ static int curl_send(st_engine *e, size_t req_index, uint64_t tag)
     s->malformed = false;
     s->te_seen = false;
     s->cl_seen = 0;
+    s->no_fd = false;
     s->sent_ns = st_clock_mono_ns();
     e->inflight++;
     if (curl_multi_add_handle(e->multi, s->easy) != CURLM_OK) {

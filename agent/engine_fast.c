@@ -321,7 +321,10 @@ static void conn_open(fast_conn *c)
         c->addr = i;
         int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            break; /* out of descriptors or buffers: no other address will do better */
+            /* Out of descriptors or buffers: no other address will do better, and it is this
+             * machine's shortage, not the target's refusal. */
+            conn_fail(c, errno == EMFILE || errno == ENFILE ? ST_RES_LOCAL : ST_RES_CONNECT);
+            return;
         }
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -117,6 +117,11 @@ static void apply_prepare(remote *r, const Stampede__Prepare *p)
         fail_plan(r, "%s", err);
         return;
     }
+    /* Before READY: an agent that cannot open its connections says so now, not at t0. */
+    if (st_run_reserve_fds(&r->plan, err, sizeof(err))) {
+        fail_plan(r, "%s", err);
+        return;
+    }
     if (!r->plan.closed_loop) {
         if (assignment_slice(p->assignment, &r->slice, &r->has_slice) || !r->has_slice) {
             fail_plan(r, "the coordinator's assignment is invalid%s", "");

@@ -5,8 +5,11 @@
 #include "protocol.h"
 #include "worker.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 
 struct st_run {
     st_collector *col;
@@ -23,6 +26,34 @@ static uint64_t drain_ns(const st_plan *plan)
     return ms * ST_NS_PER_MS;
 }
 
+int st_run_reserve_fds(const st_plan *plan, char *err, size_t err_len)
+{
+    uint64_t need = (uint64_t)(plan->connections > 0 ? plan->connections : 0) +
+                    (uint64_t)(plan->threads > 0 ? plan->threads : 1) * ST_RUN_FDS_PER_THREAD +
+                    ST_RUN_FDS_BASE;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return st_errf(err, err_len, ST_ESYSTEM, "cannot read the open-files limit: %s",
+                       strerror(errno));
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) {
+        return 0;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        return st_errf(err, err_len, ST_EINVAL,
+                       "--connections %d needs about %llu open files, and this process may open "
+                       "at most %llu (ulimit -Hn): lower --connections or raise the hard limit",
+                       plan->connections, (unsigned long long)need,
+                       (unsigned long long)rl.rlim_max);
+    }
+    rl.rlim_cur = need;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return st_errf(err, err_len, ST_ESYSTEM, "cannot raise the open-files limit to %llu: %s",
+                       (unsigned long long)need, strerror(errno));
+    }
+    return 0;
+}
+
 int st_run_start(st_run **out, const st_run_cfg *cfg, char *err, size_t err_len)
 {
     const st_plan *plan = cfg->plan;
@@ -31,6 +62,10 @@ int st_run_start(st_run **out, const st_run_cfg *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "threads (%d) must be from 1 to the number of connections (%d)", n,
                  plan->connections);
         return ST_EINVAL;
+    }
+    int frc = st_run_reserve_fds(plan, err, err_len);
+    if (frc) {
+        return frc;
     }
     st_run *r = calloc(1, sizeof(*r));
     if (!r) {

@@ -31,8 +31,18 @@ typedef struct st_run_cfg {
     uint64_t t0_ns;              /* monotonic start instant (may be past for a late joiner) */
 } st_run_cfg;
 
-/* Creates and starts the workers. Returns 0, ST_EINVAL (message in err), ST_ENOMEM or
- * ST_ESYSTEM; on error nothing is left running. */
+/* Makes sure this process may open the file descriptors the plan's connections need: each
+ * connection one, plus ST_RUN_FDS_PER_THREAD per worker thread and ST_RUN_FDS_BASE for the
+ * process (stdio, logs, the coordinator's socket, libcurl's resolver). Raises the soft
+ * RLIMIT_NOFILE up to the hard limit when it is lower. Returns 0, or ST_EINVAL when even the
+ * hard limit is too low (err names --connections, the need and the limit: lower the connections
+ * or raise `ulimit -Hn`). Call from the owner thread before the workers start. */
+#define ST_RUN_FDS_PER_THREAD 8
+#define ST_RUN_FDS_BASE       64
+int st_run_reserve_fds(const st_plan *plan, char *err, size_t err_len);
+
+/* Creates and starts the workers (after st_run_reserve_fds, which it calls). Returns 0,
+ * ST_EINVAL (message in err), ST_ENOMEM or ST_ESYSTEM; on error nothing is left running. */
 int st_run_start(st_run **out, const st_run_cfg *cfg, char *err, size_t err_len);
 
 /* The next second's stats, merged over the threads (see st_collector_next). Returns 0,

@@ -82,6 +82,7 @@ struct st_worker {
     bool sched_done;
     /* Closed loop: requests started, to walk the mix. */
     uint64_t cl_sent;
+    uint64_t unsent; /* local failures of sends counted in a second already closed */
 
     pending *backlog; /* ring */
     size_t bl_head, bl_len, bl_cap;
@@ -225,7 +226,11 @@ static void do_send(st_worker *w, uint32_t req, uint64_t due_ns, uint64_t now)
         w->cur.c.dropped++;
         return;
     }
-    w->cur.c.sent++;
+    if (w->unsent > 0) {
+        w->unsent--;
+    } else {
+        w->cur.c.sent++;
+    }
     if (due_ns && atomic_load_explicit(&w->first_late_ns_plus1, memory_order_relaxed) == 0) {
         atomic_store(&w->first_late_ns_plus1, (now > due_ns ? now - due_ns : 0) + 1);
     }
@@ -324,6 +329,16 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
     case ST_RES_OTHER:
     case ST_RES_ABORTED:
         c->err_other++;
+        break;
+    case ST_RES_LOCAL:
+        /* It never left this machine: not a send, and not the target's doing. The send was
+         * counted when the engine took it, almost always in this same second. */
+        c->err_local++;
+        if (c->sent > 0) {
+            c->sent--;
+        } else {
+            w->unsent++; /* its second closed already: taken off the next send's count */
+        }
         break;
     }
     c->bytes_in += r->bytes_in;

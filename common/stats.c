@@ -3,11 +3,12 @@
 
 #include <string.h>
 
-#define FIELD(n) {#n, offsetof(st_counts, n)}
+#define FIELD(n) {#n, offsetof(st_counts, n), 0}
 const st_counts_field st_counts_fields[ST_COUNTS_N_FIELDS] = {
     FIELD(sent),      FIELD(ok),       FIELD(http_4xx),  FIELD(http_5xx),
     FIELD(err_connect), FIELD(err_timeout), FIELD(err_other), FIELD(bytes_in),
     FIELD(bytes_out), FIELD(late),     FIELD(dropped),   FIELD(inflight),
+    {"err_local", offsetof(st_counts, err_local), 1},
 };
 #undef FIELD
 
@@ -29,6 +30,7 @@ void st_counts_add(st_counts *dst, const st_counts *src)
     dst->late += src->late;
     dst->dropped += src->dropped;
     dst->inflight += src->inflight;
+    dst->err_local += src->err_local;
 }
 
 uint64_t st_counts_failed(const st_counts *c)

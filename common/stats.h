@@ -34,6 +34,8 @@ typedef struct st_counts {
     uint64_t late;     /* sent more than the late threshold after their intended instant */
     uint64_t dropped;  /* due but never sent */
     uint64_t inflight; /* gauge: summed across threads and agents, not over time */
+    uint64_t err_local; /* due, but this agent could not send it: out of file descriptors
+                           (EMFILE/ENFILE). Never a target error and never in `sent`. */
 } st_counts;
 
 /* Every counter by name, in declaration order, for encoders that walk them all (result messages,
@@ -41,10 +43,12 @@ typedef struct st_counts {
 typedef struct st_counts_field {
     const char *name;
     size_t offset;
+    int optional; /* added after schema version 1 first shipped: a message or item without it
+                     reads as 0 */
 } st_counts_field;
 
 extern const st_counts_field st_counts_fields[];
-#define ST_COUNTS_N_FIELDS 12
+#define ST_COUNTS_N_FIELDS 13
 
 /* dst += src, field by field (inflight included: callers merging seconds over time overwrite it). */
 void st_counts_add(st_counts *dst, const st_counts *src);

@@ -59,6 +59,8 @@ cJSON *st_summary_json(const st_summary *s)
     cJSON_AddNumberToObject(err, "connect", (double)c->err_connect);
     cJSON_AddNumberToObject(err, "timeout", (double)c->err_timeout);
     cJSON_AddNumberToObject(err, "other", (double)c->err_other);
+    /* Due but never sent: this machine had no file descriptor for it (not the target's doing). */
+    cJSON_AddNumberToObject(err, "local", (double)c->err_local);
     cJSON_AddNumberToObject(bytes, "in", (double)c->bytes_in);
     cJSON_AddNumberToObject(bytes, "out", (double)c->bytes_out);
     return root;
@@ -91,9 +93,10 @@ void st_summary_print(FILE *f, const st_summary *s)
             (unsigned long long)c->http_4xx, (unsigned long long)c->http_5xx,
             (unsigned long long)c->err_connect, (unsigned long long)c->err_timeout,
             (unsigned long long)c->err_other);
-    fprintf(f, "  %-22s sent %llu, late %llu, dropped %llu\n", "sends",
-            (unsigned long long)c->sent, (unsigned long long)c->late,
-            (unsigned long long)c->dropped);
+    fprintf(f, "  %-22s sent %llu, late %llu, dropped %llu, not sent for lack of file descriptors "
+               "%llu\n",
+            "sends", (unsigned long long)c->sent, (unsigned long long)c->late,
+            (unsigned long long)c->dropped, (unsigned long long)c->err_local);
     print_latency(f, "latency (corrected)", s->total->lat);
     print_latency(f, "latency (uncorrected)", s->total->lat_raw);
     fprintf(f, "  %-22s in %.2f MB, out %.2f MB\n", "traffic", (double)c->bytes_in / 1e6,

@@ -113,6 +113,7 @@ int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
     c->late = s->c.late;
     c->dropped = s->c.dropped;
     c->inflight = s->c.inflight;
+    c->err_local = s->c.err_local;
     r->seq = seq;
     r->second = s->second;
     r->counts = c;
@@ -198,6 +199,7 @@ void st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst)
         .late = c->late,
         .dropped = c->dropped,
         .inflight = c->inflight,
+        .err_local = c->err_local,
     };
     st_counts_add(&dst->c, &add);
     hist_apply(r->latency, dst->lat);

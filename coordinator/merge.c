@@ -60,6 +60,7 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         a->totals.err_connect += k->err_connect;
         a->totals.err_timeout += k->err_timeout;
         a->totals.err_other += k->err_other;
+        a->totals.err_local += k->err_local;
         if ((int64_t)r->second > a->max_second) {
             a->max_second = r->second;
         }

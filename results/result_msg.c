@@ -323,6 +323,11 @@ static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t 
     m->stats.second = m->second;
     for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
         uint64_t *dst = (uint64_t *)((char *)&m->stats.c + st_counts_fields[i].offset);
+        if (st_counts_fields[i].optional &&
+            !cJSON_GetObjectItemCaseSensitive(counts, st_counts_fields[i].name)) {
+            *dst = 0;
+            continue;
+        }
         if ((rc = get_uint(counts, st_counts_fields[i].name, "$.counts", UINT64_MAX, dst, err,
                            err_len))) {
             return rc;

@@ -1256,8 +1256,9 @@ static void test_engine_fast_failure_in_send_is_deferred(void **state)
     assert_int_equal(inflight, 1);
     assert_int_equal(free_now, 1);
     assert_false(r->done_inside_send);
+    /* Out of descriptors is this machine's shortage, never the target refusing. */
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(r->res[i].kind, ST_RES_CONNECT);
+        assert_int_equal(r->res[i].kind, ST_RES_LOCAL);
     }
     assert_int_equal(r->tags[0], 3);
     assert_int_equal(st_engine_fast.inflight(r->e), 0);

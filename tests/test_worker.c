@@ -51,6 +51,7 @@ typedef struct fake {
     const uint64_t *now;
     uint64_t latency_ns; /* NEVER: requests never complete by themselves */
     bool refuse;         /* send() says ST_EAGAIN although a slot is free */
+    bool no_fd;          /* requests end as ST_RES_LOCAL (no file descriptor) instead of HTTP */
     /* Filled by create. */
     struct ev_loop *loop;
     st_engine_done_fn done;
@@ -181,7 +182,7 @@ static void fake_complete_due(fake *f)
         if (best < 0) {
             return;
         }
-        fake_finish(f, best, ST_RES_HTTP, f->fly[best].done_ns);
+        fake_finish(f, best, f->no_fd ? ST_RES_LOCAL : ST_RES_HTTP, f->fly[best].done_ns);
     }
 }
 
@@ -510,6 +511,28 @@ static void test_worker_backlog_oldest_first_late_and_dropped(void **state)
     fx_free(f);
 }
 
+/* A request the engine could not send for lack of a file descriptor is err_local: never a
+ * send, never a target error, and no latency sample. */
+static void test_worker_no_fd_is_local_not_sent(void **state)
+{
+    (void)state;
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}");
+    f->fk[0].latency_ns = ST_NS_PER_MS;
+    f->fk[0].no_fd = true;
+    fx_open(f, 1, 4, ST_NS_PER_S);
+    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    assert_int_equal(f->fk[0].n_sent, 20);
+    assert_int_equal(f->sec[0].err_local, 10);
+    assert_int_equal(f->sec[0].sent, 0);
+    assert_int_equal(f->sec[1].err_local, 10);
+    assert_int_equal(f->sec[1].sent, 0);
+    assert_int_equal(f->total.err_local, 20);
+    assert_int_equal(f->total.sent, 0);
+    assert_int_equal(f->total.dropped, 0);
+    assert_int_equal(f->total.err_connect + f->total.err_other + f->total.ok, 0);
+    fx_free(f);
+}
+
 static void test_worker_latency_from_intended_instant(void **state)
 {
     (void)state;
@@ -669,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_worker_stages_due_times),
         cmocka_unit_test(test_worker_threads_interleave),
         cmocka_unit_test(test_worker_backlog_oldest_first_late_and_dropped),
+        cmocka_unit_test(test_worker_no_fd_is_local_not_sent),
         cmocka_unit_test(test_worker_latency_from_intended_instant),
         cmocka_unit_test(test_worker_engine_refusing_counts_dropped),
         cmocka_unit_test(test_worker_stop_drops_backlog_and_aborts_after_drain),

@@ -185,6 +185,37 @@ class CurlOnly(AgentCase):
         self.assertEqual(s["requests"]["total"] + s["requests"]["dropped"], 20)
 
 
+class FileDescriptors(AgentCase):
+    """Connections need file descriptors: the agent raises its soft limit to what they need, and
+    refuses a plan the hard limit cannot hold; running out is never the target's fault."""
+
+    def limited(self, soft, hard, *args):
+        script = 'ulimit -Sn %d && ulimit -Hn %d && exec "$@"' % (soft, hard)
+        cmd = ["sh", "-c", script, "sh", harness.binary("stampede-agent"), "--json"]
+        code, out, err = self.run_to_end(cmd + [str(a) for a in args], timeout=60)
+        return code, (json.loads(out) if code == 0 and out.strip() else None), err
+
+    def test_hard_limit_too_low_is_refused(self):
+        for engine in ("fast", "curl"):
+            code, _, err = self.limited(256, 256, "--url", "http://127.0.0.1:1/", "--rate", 0,
+                                        "--duration", 1, "--connections", 1000000,
+                                        "--engine", engine)
+            self.assertEqual(code, 2, err)
+            self.assertIn("--connections", err)
+            self.assertIn("ulimit", err)
+
+    def test_soft_limit_is_raised_to_what_connections_need(self):
+        _, url = targets.start_target(self)
+        for engine in ("fast", "curl"):
+            code, s, err = self.limited(256, 4096, "--url", url + "/", "--rate", 0,
+                                        "--duration", 1, "--connections", 600,
+                                        "--engine", engine)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(s["errors"]["local"], 0, s)
+            self.assertEqual(s["errors"]["connect"], 0, s)
+            self.assertGreater(s["requests"]["total"], 0)
+
+
 class Cli(AgentCase):
     def expect_usage_error(self, args, needle):
         code, _, err = self.agent(*args, timeout=10)
