@@ -2,6 +2,7 @@
  * stampede-agent: the load generator. Standalone, it runs a plan by itself and prints what it
  * measured; under a coordinator it registers and runs its share of a distributed run.
  */
+#include "agent_flags.h"
 #include "cli.h"
 #include "clock.h"
 #include "engine.h"
@@ -24,131 +25,6 @@ static volatile sig_atomic_t g_stop_signal = 0;
 static void on_signal(int sig)
 {
     g_stop_signal = sig;
-}
-
-typedef struct opts {
-    const char *plan_file;
-    const char *engine;
-    const char *coordinator;
-    const char *token;
-    const char *name;
-    st_plan_flags f;
-    int json;
-    int log_level; /* an st_log_level */
-    int version, help;
-    uint64_t seen; /* bit i: the flag of agent_settings[i] was given */
-} opts;
-
-/* The agent's own flags; the plan's come from st_plan_settings(). */
-static const st_setting agent_settings[] = {
-    {.flag = "plan", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
-     .help = "JSON plan: weighted requests, stages, settings (see README)",
-     ST_SETTING_AT(opts, plan_file)},
-    {.flag = "engine", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
-     .arg = "NAME", .help = "auto (the default), curl, or fast (plain http:// to one origin)",
-     ST_SETTING_AT(opts, engine)},
-    {.flag = "json", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
-     .help = "print the summary as JSON on stdout", ST_SETTING_AT(opts, json)},
-    {.flag = "coordinator", .type = ST_SETTING_STRING,
-     .where = ST_SETTING_OWN | ST_SETTING_REMOTE, .arg = "URL",
-     .help = "join a distributed run: the coordinator (tcp://HOST:PORT) sends the plan and this "
-             "agent's share",
-     ST_SETTING_AT(opts, coordinator)},
-    {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
-     .arg = "TOKEN", .help = "the run's token (or the STAMPEDE_TOKEN environment variable)",
-     ST_SETTING_AT(opts, token)},
-    {.flag = "name", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
-     .arg = "NAME", .help = "this agent's name in reports (default HOST-PID)",
-     ST_SETTING_AT(opts, name)},
-    {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
-     .arg = "LEVEL", .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
-     .help = "debug, info, warn or error", ST_SETTING_AT(opts, log_level)},
-    {.flag = "version", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
-     .help = "print the version and exit", ST_SETTING_AT(opts, version)},
-    {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
-     .help = "print this help and exit", ST_SETTING_AT(opts, help)},
-};
-
-#define FLAGS_MASK (ST_SETTING_AGENT | ST_SETTING_OWN)
-
-static void groups_of(opts *o, st_settings_group g[2])
-{
-    g[0] = st_plan_flags_group(&o->f);
-    g[1] = (st_settings_group){agent_settings, sizeof(agent_settings) / sizeof(agent_settings[0]),
-                               o, &o->seen};
-}
-
-static void usage(FILE *f)
-{
-    opts o;
-    st_settings_group g[2];
-    memset(&o, 0, sizeof(o));
-    st_plan_flags_init(&o.f);
-    groups_of(&o, g);
-    fprintf(f,
-            "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
-            "       stampede-agent --plan FILE [options]\n"
-            "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
-            "\n"
-            "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
-            "integral reaches k, and latency counts from that instant (coordinated omission\n"
-            "corrected); the uncorrected latency is reported beside it.\n"
-            "\n");
-    st_settings_usage(f, g, 2, FLAGS_MASK, 22, 92);
-    fprintf(f,
-            "\n"
-            "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-            "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-            "coordinator could not be reached or went silent (the load stops within 3 s).\n");
-}
-
-/* Returns 0, 1 when --help or --version was given (o->help / o->version say which), or
- * ST_EINVAL / ST_ENOMEM (message in err). */
-static int parse_args(int argc, char **argv, opts *o, char *err, size_t err_len)
-{
-    st_settings_group g[2];
-    memset(o, 0, sizeof(*o));
-    st_plan_flags_init(&o->f);
-    groups_of(o, g);
-    st_settings_defaults(g[1].rows, g[1].n, o, false);
-    int first = argc;
-    int rc = st_settings_parse_args(argc, argv, g, 2, FLAGS_MASK, "--help", &first, err, err_len);
-    if (rc) {
-        return rc;
-    }
-    if (first < argc) {
-        snprintf(err, err_len, "unexpected argument \"%s\" (see --help)", argv[first]);
-        return ST_EINVAL;
-    }
-    if (o->coordinator) {
-        if ((rc = st_settings_check_only(g, 2, FLAGS_MASK, ST_SETTING_REMOTE, "--coordinator",
-                                         "the plan comes from the coordinator", err, err_len))) {
-            return rc;
-        }
-        if (!o->token) {
-            o->token = getenv("STAMPEDE_TOKEN");
-        }
-        if (!o->token || !o->token[0]) {
-            snprintf(err, err_len, "--token: a distributed run needs the run's token (--token or "
-                                   "STAMPEDE_TOKEN)");
-            return ST_EINVAL;
-        }
-    }
-    return 0;
-}
-
-/* Plan file first, then flags over it. */
-static int build_plan(const opts *o, st_plan *plan, char *err, size_t err_len)
-{
-    int rc;
-    st_plan_init(plan);
-    if (o->plan_file && (rc = st_plan_load_file(plan, o->plan_file, err, err_len))) {
-        return rc;
-    }
-    if ((rc = st_plan_apply_flags(plan, &o->f, err, err_len))) {
-        return rc;
-    }
-    return st_plan_finish(plan, st_cli_cpus(), err, err_len);
 }
 
 static int run_standalone(const st_plan *plan, const st_engine_ops *engine, int json)
@@ -246,16 +122,16 @@ out:
 
 int main(int argc, char **argv)
 {
-    opts o;
+    st_agent_opts o;
     char err[512] = "";
     st_log_init("stampede-agent", ST_LOG_INFO);
-    int rc = parse_args(argc, argv, &o, err, sizeof(err));
+    int rc = st_agent_flags_parse(argc, argv, &o, err, sizeof(err));
     if (rc == 1 && o.version) {
         printf("stampede-agent %s\n", ST_VERSION);
         return ST_EXIT_OK;
     }
     if (rc == 1) {
-        usage(stdout);
+        st_agent_flags_usage(stdout);
         return ST_EXIT_OK;
     }
     if (rc) {
@@ -280,16 +156,11 @@ int main(int argc, char **argv)
         return st_remote_run(&ro, &g_stop_signal);
     }
     st_plan plan;
-    if (build_plan(&o, &plan, err, sizeof(err))) {
+    const st_engine_ops *engine = NULL;
+    if ((rc = st_agent_flags_plan(&o, &plan, &engine, err, sizeof(err)))) {
         fprintf(stderr, "stampede-agent: %s\n", err[0] ? err : "invalid plan");
         st_plan_fini(&plan);
-        return ST_EXIT_USAGE;
-    }
-    const st_engine_ops *engine;
-    if (st_engine_choose(o.engine, &plan, &engine, err, sizeof(err))) {
-        fprintf(stderr, "stampede-agent: %s\n", err);
-        st_plan_fini(&plan);
-        return ST_EXIT_USAGE;
+        return rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
     }
     int code = run_standalone(&plan, engine, o.json);
     st_plan_fini(&plan);

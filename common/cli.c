@@ -1,6 +1,7 @@
 #include "cli.h"
 #include "error.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -10,13 +11,53 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The length of the plain decimal number text starts with, or 0 if it does not start with one:
+ * digits, then ".digits" when fraction, and one '-' in front only when minus_ok. strtod and
+ * strtol take much more ("0x10", "inf", "+5", " 5", "1e3"), which a flag must not mean; "-0" is
+ * refused, since it would read as a negative number and be none. */
+static size_t decimal_len(const char *t, bool minus_ok, bool fraction)
+{
+    size_t i = 0;
+    if (minus_ok && t[0] == '-') {
+        i = 1;
+    }
+    size_t digits = i;
+    while (isdigit((unsigned char)t[i])) {
+        i++;
+    }
+    if (i == digits) {
+        return 0;
+    }
+    if (fraction && t[i] == '.') {
+        size_t f = ++i;
+        while (isdigit((unsigned char)t[i])) {
+            i++;
+        }
+        if (i == f) {
+            return 0;
+        }
+    }
+    if (t[0] == '-' && strspn(t + 1, "0.") >= i - 1) {
+        return 0;
+    }
+    return i;
+}
+
+/* Whether all of text is one plain decimal number (see decimal_len). */
+static bool is_plain(const char *text, bool minus_ok, bool fraction)
+{
+    size_t n = text ? decimal_len(text, minus_ok, fraction) : 0;
+    return n > 0 && text[n] == 0;
+}
+
 int st_cli_double(const char *flag, const char *text, double min, double max, double *out,
                   char *err, size_t err_len)
 {
     char *end;
     errno = 0;
-    double v = text && *text ? strtod(text, &end) : NAN;
-    if (!text || !*text || *end || errno || !isfinite(v) || v < min || v > max) {
+    bool plain = is_plain(text, min < 0, true);
+    double v = plain ? strtod(text, &end) : NAN;
+    if (!plain || *end || errno || !isfinite(v) || v < min || v > max) {
         snprintf(err, err_len, "%s: \"%s\" is not a number from %g to %g", flag,
                  text ? text : "", min, max);
         return ST_EINVAL;
@@ -30,8 +71,9 @@ int st_cli_int(const char *flag, const char *text, long min, long max, int *out,
 {
     char *end;
     errno = 0;
-    long v = text && *text ? strtol(text, &end, 10) : 0;
-    if (!text || !*text || *end || errno || v < min || v > max || v > INT_MAX || v < INT_MIN) {
+    bool plain = is_plain(text, min < 0, false);
+    long v = plain ? strtol(text, &end, 10) : 0;
+    if (!plain || *end || errno || v < min || v > max || v > INT_MAX || v < INT_MIN) {
         snprintf(err, err_len, "%s: \"%s\" is not a whole number from %ld to %ld", flag,
                  text ? text : "", min, max);
         return ST_EINVAL;
@@ -46,7 +88,7 @@ int st_cli_uint(const char *flag, const char *text, unsigned long long min, unsi
     char *end;
     errno = 0;
     /* strtoull accepts "-1" as a huge number: only digits are a whole number without a sign. */
-    bool digits = text && *text >= '0' && *text <= '9';
+    bool digits = is_plain(text, false, false);
     unsigned long long v = digits ? strtoull(text, &end, 10) : 0;
     if (!digits || *end || errno || v < min || v > max) {
         snprintf(err, err_len, "%s: \"%s\" is not a whole number from %llu to %llu", flag,
@@ -59,13 +101,14 @@ int st_cli_uint(const char *flag, const char *text, unsigned long long min, unsi
 
 int st_cli_parse_duration(const char *text, double *out_s)
 {
-    if (!text || !*text) {
+    size_t n = text ? decimal_len(text, false, true) : 0;
+    if (n == 0) {
         return ST_EINVAL;
     }
     errno = 0;
     char *end;
     double v = strtod(text, &end);
-    if (end == text || errno || !isfinite(v)) {
+    if (end != text + n || errno || !isfinite(v)) {
         return ST_EINVAL;
     }
     double scale;

@@ -3,7 +3,9 @@
  *
  * Each parser takes the flag's name (for the message), the text, and the accepted range; on a bad
  * value it returns ST_EINVAL and writes "--flag: "text" is not ..." into err. Nothing is ever
- * silently defaulted or truncated: "10x", "", "nan" and out-of-range values are errors.
+ * silently defaulted or truncated: "10x", "", "nan" and out-of-range values are errors. Numbers
+ * are plain decimal only: digits, a fraction where the value may have one ("1.5"), and a '-' only
+ * where negative values are in range; "0x10", "1e3", "inf", "+5", " 5" and "-0" are refused.
  * Thread-safe.
  */
 #ifndef ST_CLI_H

@@ -1,5 +1,6 @@
 #include "plan.h"
 #include "error.h"
+#include "json_strict.h"
 #include "settings.h"
 #include "split.h"
 #include "url.h"
@@ -14,8 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_BODY_BYTES (64u << 20)
+#define MAX_PLAN_BYTES (16u << 20)
 
 /* Parsing context: where we are (for messages) and where messages go. */
 typedef struct pctx {
@@ -278,44 +283,92 @@ static int has_header(const st_request *r, const char *name)
     return 0;
 }
 
-static int read_whole_file(const char *path, char **out, size_t *len, size_t max)
+/* Reads a whole regular file, at most max bytes, into *out (NUL-terminated; *len bytes). Only a
+ * regular file is a file's contents: a FIFO would block until a writer comes (opened with
+ * O_NONBLOCK, it never does), a device such as /dev/zero never ends, and a directory has no
+ * bytes. Files that report size 0 (/proc, /sys) are read to their end all the same. Returns 0,
+ * or an error with what is wrong, for "<path> <why>", in why: ST_ENOTFOUND, ST_EINVAL (not a
+ * regular file, or larger than max), ST_EIO (cannot be read), ST_ENOMEM. */
+static int read_regular_file(const char *path, size_t max, char **out, size_t *len, char *why,
+                             size_t why_len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return errno == ENOENT ? ST_ENOTFOUND : ST_EIO;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) {
+            snprintf(why, why_len, "does not exist");
+            return ST_ENOTFOUND;
+        }
+        snprintf(why, why_len, "cannot be read: %s", strerror(e));
+        return ST_EIO;
     }
     int rc = 0;
     char *buf = NULL;
-    if (fseek(f, 0, SEEK_END) != 0) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, why_len, "cannot be read: %s", strerror(errno));
         rc = ST_EIO;
         goto out;
     }
-    long size = ftell(f);
-    if (size < 0) {
-        rc = ST_EIO;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, why_len, "is %s, not a regular file",
+                 S_ISDIR(st.st_mode)                          ? "a directory"
+                 : S_ISFIFO(st.st_mode)                       ? "a FIFO (named pipe)"
+                 : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                 : S_ISSOCK(st.st_mode)                       ? "a socket"
+                                                              : "not a file");
+        rc = ST_EINVAL;
         goto out;
     }
-    if ((size_t)size > max) {
-        rc = ST_ERANGE;
+    if ((unsigned long long)st.st_size > max) {
+        snprintf(why, why_len, "is larger than %zu MiB", max >> 20);
+        rc = ST_EINVAL;
         goto out;
     }
-    rewind(f);
-    buf = malloc((size_t)size + 1);
-    if (!buf) {
+    /* One byte more than the size, so that a file that grew, or says 0 and is not, is seen. */
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    if (!(buf = malloc(cap + 1))) {
         rc = ST_ENOMEM;
         goto out;
     }
-    if (size > 0 && fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        rc = ST_EIO;
-        goto out;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                snprintf(why, why_len, "is larger than %zu MiB", max >> 20);
+                rc = ST_EINVAL;
+                goto out;
+            }
+            size_t ncap = cap < 4096 ? 4096 : cap * 2;
+            ncap = ncap > max + 1 ? max + 1 : ncap;
+            char *nb = realloc(buf, ncap + 1);
+            if (!nb) {
+                rc = ST_ENOMEM;
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            snprintf(why, why_len, "cannot be read: %s", strerror(errno));
+            rc = ST_EIO;
+            goto out;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
     }
-    buf[size] = 0;
+    buf[n] = 0;
     *out = buf;
-    *len = (size_t)size;
+    *len = n;
     buf = NULL;
 out:
     free(buf);
-    fclose(f);
+    close(fd);
     return rc;
 }
 
@@ -335,6 +388,7 @@ static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request
             if ((rc = get_string(c, it, sub, &s)) || (rc = check_url(c, s, sub))) {
                 return rc;
             }
+            free(r->url);
             if (!(r->url = strdup(s))) {
                 return ST_ENOMEM;
             }
@@ -351,6 +405,7 @@ static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request
                     return perr(c, sub, "must be an HTTP method such as \"GET\" or \"POST\"");
                 }
             }
+            free(r->method);
             if (!(r->method = strdup(s))) {
                 return ST_ENOMEM;
             }
@@ -361,6 +416,7 @@ static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request
             if ((rc = get_string(c, it, sub, &s))) {
                 return rc;
             }
+            free(r->name);
             if (!(r->name = strdup(s))) {
                 return ST_ENOMEM;
             }
@@ -442,15 +498,14 @@ static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request
         } else {
             snprintf(full, sizeof(full), "%s/%s", c->base_dir, s);
         }
-        rc = read_whole_file(full, &r->body, &r->body_len, MAX_BODY_BYTES);
-        if (rc == ST_ENOTFOUND) {
-            return perr(c, sub, "file %s does not exist", full);
-        } else if (rc == ST_ERANGE) {
-            return perr(c, sub, "file %s is larger than %u MiB", full, MAX_BODY_BYTES >> 20);
-        } else if (rc == ST_EIO) {
-            return perr(c, sub, "file %s cannot be read: %s", full, strerror(errno));
-        } else if (rc) {
+        char why[200];
+        free(r->body);
+        r->body = NULL;
+        rc = read_regular_file(full, MAX_BODY_BYTES, &r->body, &r->body_len, why, sizeof(why));
+        if (rc == ST_ENOMEM) {
             return rc;
+        } else if (rc) {
+            return perr(c, sub, "file %s %s", full, why);
         }
     }
     if (!r->method && !(r->method = strdup(r->body ? "POST" : "GET"))) {
@@ -641,7 +696,7 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
         cJSON_GetObjectItemCaseSensitive(root, "taskCount")) {
         return parse_seed(c, p, root);
     }
-    const cJSON *url = NULL, *requests = NULL, *stages = NULL;
+    const cJSON *url = NULL, *requests = NULL, *stages = NULL, *start_rate = NULL;
     double start_rps = setting("start_rate")->def;
     int rc = 0;
     for (const cJSON *it = root->child; it; it = it->next) {
@@ -666,6 +721,7 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
             }
         } else if (strcmp(k, "start_rate") == 0) {
             rc = get_value(c, s, it, path, &start_rps);
+            start_rate = it;
         } else if (strcmp(k, "url") == 0) {
             url = it;
         } else if (strcmp(k, "requests") == 0) {
@@ -691,6 +747,12 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
     }
     if (requests && (rc = parse_requests(c, p, requests))) {
         return rc;
+    }
+    if (start_rate && !stages) {
+        /* Only a first stage that ramps starts from somewhere; ramp_up always starts from 0. */
+        return perr(c, "$.start_rate", "goes with \"stages\" (where the first ramp starts); "
+                                       "without stages, ramp_up starts from 0: remove it or "
+                                       "give stages");
     }
     if (stages) {
         if (p->rate_rps >= 0 || p->duration_s >= 0 || p->ramp_up_s >= 0 || p->ramp_down_s >= 0) {
@@ -724,7 +786,14 @@ static int parse_text(pctx *c, st_plan *p, const char *text, size_t len)
         snprintf(where, sizeof(where), "line %d, column %d", line, col);
         return perr(c, where, "not valid JSON");
     }
-    int rc = parse_root(c, p, root);
+    /* What cJSON lets through would change the plan's meaning unseen: refuse it first. */
+    char where[300], why[300];
+    int rc = st_json_strict_check(text, len, end, root, where, sizeof(where), why, sizeof(why));
+    if (rc == ST_EINVAL) {
+        rc = perr(c, where, "%s", why);
+    } else if (rc == 0) {
+        rc = parse_root(c, p, root);
+    }
     cJSON_Delete(root);
     return rc;
 }
@@ -738,17 +807,16 @@ int st_plan_parse(st_plan *p, const char *text, size_t len, const char *origin, 
 
 int st_plan_load_file(st_plan *p, const char *path, char *err, size_t err_len)
 {
-    char *text = NULL;
+    char *text = NULL, why[200];
     size_t len = 0;
-    int rc = read_whole_file(path, &text, &len, 16u << 20);
+    int rc = read_regular_file(path, MAX_PLAN_BYTES, &text, &len, why, sizeof(why));
     if (rc) {
         if (err && err_len) {
-            snprintf(err, err_len, "%s: %s", path,
-                     rc == ST_ENOTFOUND  ? "no such plan file"
-                     : rc == ST_ERANGE ? "plan file larger than 16 MiB"
-                                       : strerror(errno));
+            snprintf(err, err_len, "%s: %s%s", path,
+                     rc == ST_ENOTFOUND ? "no such plan file" : "the plan file ",
+                     rc == ST_ENOTFOUND ? "" : why);
         }
-        return rc == ST_ERANGE ? ST_EINVAL : rc;
+        return rc;
     }
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", path);

@@ -83,7 +83,9 @@ int st_plan_parse(st_plan *p, const char *text, size_t len, const char *origin, 
                   size_t err_len);
 
 /* Reads and parses a file. Returns as st_plan_parse, or ST_EIO / ST_ENOTFOUND when the file cannot
- * be read (message in err). Relative body_file paths are resolved against the plan's folder. */
+ * be read (message in err). Only regular files are read, the plan and its body_file alike: a
+ * directory, a FIFO (never waited on), a device or a socket is ST_EINVAL, with a message that
+ * says which. Relative body_file paths are resolved against the plan's folder. */
 int st_plan_load_file(st_plan *p, const char *path, char *err, size_t err_len);
 
 /* Replaces the requests by a single GET of url (a --url flag). Returns 0, ST_EINVAL (message names

@@ -166,6 +166,10 @@ int st_setting_from_json(const st_setting *s, const cJSON *v, void *dst, char *w
                          size_t why_len)
 {
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    /* -0 is a sign on a value that cannot be negative: refused as "-0" is on the command line. */
+    if (d == 0 && signbit(d) && s->min >= 0) {
+        d = NAN;
+    }
     switch (s->type) {
     case ST_SETTING_INT:
     case ST_SETTING_UINT:
@@ -350,8 +354,9 @@ int st_settings_parse_args(int argc, char **argv, const st_settings_group *group
     }
     struct option *longopts = calloc(n + 1, sizeof(*longopts));
     opt_ref *refs = calloc(n + 1, sizeof(*refs));
+    bool *had = calloc(n + 1, sizeof(*had));
     int rc = 0;
-    if (!longopts || !refs) {
+    if (!longopts || !refs || !had) {
         rc = ST_ENOMEM;
         goto out;
     }
@@ -387,6 +392,13 @@ int st_settings_parse_args(int argc, char **argv, const st_settings_group *group
             rc = ST_EINVAL;
             goto out;
         }
+        /* A flag given twice is a mistake in one of them, and "the last one wins" would hide it. */
+        if (had[c - 256]) {
+            snprintf(err, err_len, "--%s: given twice; give it once", longopts[c - 256].name);
+            rc = ST_EINVAL;
+            goto out;
+        }
+        had[c - 256] = true;
         const opt_ref *r = &refs[c - 256];
         const st_settings_group *grp = &groups[r->group];
         const st_setting *s = &grp->rows[r->row];
@@ -407,6 +419,7 @@ int st_settings_parse_args(int argc, char **argv, const st_settings_group *group
 out:
     free(longopts);
     free(refs);
+    free(had);
     return rc;
 }
 

@@ -125,7 +125,7 @@ void st_setting_copy(const st_setting *s, void *base, const void *flags);
  * flag of a row with a bit of mask, from every group. Operands are moved to the end; *first_operand
  * gets the index of the first. Returns 0; 1 when a ST_SETTING_STOP switch was given (its value is
  * set; nothing after it is read); ST_EINVAL with a message naming the flag (unknown flags end with
- * "(see <help_hint>)"); ST_ENOMEM. Not thread-safe: uses getopt's globals. */
+ * "(see <help_hint>)"; a flag given twice, also abbreviated, is refused); ST_ENOMEM. Not thread-safe: uses getopt's globals. */
 int st_settings_parse_args(int argc, char **argv, const st_settings_group *groups,
                            size_t n_groups, unsigned mask, const char *help_hint,
                            int *first_operand, char *err, size_t err_len);

@@ -69,6 +69,35 @@ static bool token_ok(const char *want, const char *got)
     return diff == 0;
 }
 
+static bool name_taken(const st_coord *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_agents; i++) {
+        if (c->agents[i]->name && strcmp(c->agents[i]->name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The agent's name, or, when another agent has it already, "name#2" (#3, ...: the first free
+ * one), so that every agent of a report can be told apart. NULL when out of memory. */
+static char *unique_name(const st_coord *c, const char *want)
+{
+    want = want ? want : "";
+    if (!name_taken(c, want)) {
+        return strdup(want);
+    }
+    size_t len = strlen(want) + 24;
+    char *name = malloc(len);
+    for (unsigned k = 2; name; k++) {
+        snprintf(name, len, "%s#%u", want, k);
+        if (!name_taken(c, name)) {
+            break;
+        }
+    }
+    return name;
+}
+
 static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **out, size_t *len)
 {
     if (!token_ok(c->cfg.token, r->token)) {
@@ -104,7 +133,16 @@ static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **o
         }
         a->id = (uint32_t)c->n_agents + 1;
         a->instance_id = r->instance_id;
-        a->name = dup_or_empty(r->name);
+        a->name = unique_name(c, r->name);
+        if (!a->name) {
+            free(a);
+            return ST_ENOMEM;
+        }
+        if (strcmp(a->name, r->name ? r->name : "") != 0) {
+            st_warn("agent \"%s\" from %s: another agent has that name; this one is \"%s\" "
+                    "in reports (give each agent its own --name)",
+                    r->name ? r->name : "", r->host ? r->host : "?", a->name);
+        }
         a->host = dup_or_empty(r->host);
         a->task_arn = dup_or_empty(r->task_arn);
         a->az = dup_or_empty(r->availability_zone);

@@ -64,6 +64,35 @@ static void on_aio(void *arg)
     }
 }
 
+int st_server_check_url(const char *url, char *err, size_t err_len)
+{
+    static const char *const schemes[] = {"tcp://", "tcp4://", "tcp6://"};
+    const char *rest = NULL;
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]) && !rest; i++) {
+        if (strncmp(url, schemes[i], strlen(schemes[i])) == 0) {
+            rest = url + strlen(schemes[i]);
+        }
+    }
+    const char *port = NULL;
+    if (rest && rest[0] == '[') {
+        const char *close = strchr(rest, ']');
+        port = close && close > rest + 1 && close[1] == ':' ? close + 2 : NULL;
+    } else if (rest) {
+        const char *colon = strrchr(rest, ':');
+        port = colon && !memchr(rest, ':', (size_t)(colon - rest)) &&
+                       !memchr(rest, '/', (size_t)(colon - rest))
+                   ? colon + 1
+                   : NULL;
+    }
+    size_t digits = port ? strspn(port, "0123456789") : 0;
+    if (!port || digits == 0 || digits > 5 || port[digits] != 0 || atoi(port) > 65535) {
+        snprintf(err, err_len, "--listen: \"%s\" is not tcp://HOST:PORT (e.g. tcp://0.0.0.0:7400; "
+                 "port 0 picks a free one)", url);
+        return ST_EINVAL;
+    }
+    return 0;
+}
+
 int st_server_start(st_server **out, const char *url, st_coord *core, char *err, size_t err_len)
 {
     st_server *s = calloc(1, sizeof(*s));

@@ -18,6 +18,11 @@ typedef struct st_server st_server;
  * message in err), ST_EIO (cannot listen: in use, no such address; message in err) or ST_ENOMEM. */
 int st_server_start(st_server **out, const char *url, st_coord *core, char *err, size_t err_len);
 
+/* Checks the form of a --listen URL without listening: tcp://HOST:PORT (also tcp4:// and
+ * tcp6://; HOST may be empty for every address, or [v6] in brackets; PORT a plain decimal from 0
+ * to 65535). Returns 0, or ST_EINVAL with a message naming --listen in err. */
+int st_server_check_url(const char *url, char *err, size_t err_len);
+
 /* The TCP port listened on. */
 int st_server_port(const st_server *s);
 

@@ -63,6 +63,45 @@ static void test_cli_uint(void **state)
     assert_true(v == 10);
 }
 
+/* Plain decimal only: what strtod and strtol would also take is refused. */
+static void test_cli_plain_decimal(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    double d = 7;
+    int i = 7;
+    unsigned long long u = 7;
+    static const char *const refused[] = {"0x10", "-0", "-0.0", "+5", " 5", "5 ", "1e3", "inf",
+                                          "infinity", "nan", ".5", "5.", "0x1p4", "1,5", "--5"};
+    for (size_t k = 0; k < sizeof(refused) / sizeof(refused[0]); k++) {
+        const char *t = refused[k];
+        if (st_cli_double("--rate", t, 0, 1e6, &d, err, sizeof(err)) != ST_EINVAL ||
+            st_cli_double("--ratio", t, -10, 1e6, &d, err, sizeof(err)) != ST_EINVAL ||
+            st_cli_int("--n", t, 0, 100, &i, err, sizeof(err)) != ST_EINVAL ||
+            st_cli_uint("--n", t, 0, 100, &u, err, sizeof(err)) != ST_EINVAL ||
+            st_cli_duration("--t", t, 0, 1e6, &d, err, sizeof(err)) != ST_EINVAL) {
+            fail_msg("\"%s\" was taken as a number", t);
+        }
+    }
+    assert_true(d == 7 && i == 7 && u == 7);
+    assert_int_equal(st_cli_double("--rate", "0x10", 0, 1e6, &d, err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--rate: \"0x10\" is not a number"));
+    assert_int_equal(st_cli_duration("--t", "0x10s", 0, 1e6, &d, err, sizeof(err)), ST_EINVAL);
+    assert_int_equal(st_cli_duration("--t", "1e1s", 0, 1e6, &d, err, sizeof(err)), ST_EINVAL);
+    /* A sign where negative values are in range, and plain decimals everywhere. */
+    assert_int_equal(st_cli_double("--ratio", "-0.5", -1, 1, &d, err, sizeof(err)), 0);
+    assert_true(d == -0.5);
+    assert_int_equal(st_cli_int("--n", "-3", -5, 5, &i, err, sizeof(err)), 0);
+    assert_int_equal(i, -3);
+    assert_int_equal(st_cli_int("--n", "-3", 0, 5, &i, err, sizeof(err)), ST_EINVAL);
+    assert_int_equal(st_cli_double("--rate", "0", 0, 1e6, &d, err, sizeof(err)), 0);
+    assert_true(d == 0);
+    assert_int_equal(st_cli_double("--rate", "007.250", 0, 1e6, &d, err, sizeof(err)), 0);
+    assert_true(d == 7.25);
+    assert_int_equal(st_cli_duration("--t", "1.5m", 0, 1e6, &d, err, sizeof(err)), 0);
+    assert_true(d == 90);
+}
+
 static void test_cli_format_duration(void **state)
 {
     (void)state;
@@ -85,6 +124,7 @@ int main(void)
         cmocka_unit_test(test_cli_parse_duration),
         cmocka_unit_test(test_cli_duration_bounds),
         cmocka_unit_test(test_cli_uint),
+        cmocka_unit_test(test_cli_plain_decimal),
         cmocka_unit_test(test_cli_format_duration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -209,6 +210,223 @@ static void test_plan_body_file_relative_to_plan(void **state)
     rmdir(dir);
 }
 
+/* Parses len bytes (which may hold NUL) and expects a refusal naming frag1 and frag2. */
+static void expect_error_n(const char *json, size_t len, const char *frag1, const char *frag2)
+{
+    st_plan p;
+    char err[512] = "";
+    st_plan_init(&p);
+    int rc = st_plan_parse(&p, json, len, "plan.json", err, sizeof(err));
+    if (rc == 0) {
+        rc = st_plan_finish(&p, 2, err, sizeof(err));
+    }
+    assert_int_equal(rc, ST_EINVAL);
+    if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2))) {
+        fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", err, frag1, frag2 ? frag2 : "");
+    }
+    st_plan_fini(&p);
+}
+
+/* A NUL in any string would cut it short in C: refused with its JSON path, escaped or raw. */
+static void test_plan_refuses_nul_in_strings(void **state)
+{
+    (void)state;
+    expect_error("{\"url\": \"http://h/a\\u0000b\", \"rate\": 1, \"duration\": 1}",
+                 "plan.json: $.url:", "NUL");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\"}, {\"url\": \"http://h/\", \"headers\": "
+                 "{\"X-A\": \"v\\u0000w\"}}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[1].headers.X-A:", "NUL");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"headers\": [\"X-A: 1\", "
+                 "\"X-B: \\u0000\"]}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].headers[1]:", "NUL");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"headers\": "
+                 "{\"X\\u0000Y\": \"v\"}}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].headers: key \"X\\u0000Y\"", "NUL");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"body\": \"a\\u0000\"}], "
+                 "\"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].body:", "NUL");
+    expect_error("{\"name\": \"\\u0000\", \"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}",
+                 "$.name:", "NUL");
+    /* A raw 0 byte inside a string, and an escaped backslash that only looks like \u0000. */
+    static const char raw[] = "{\"url\": \"http://h/a\0b\", \"rate\": 1, \"duration\": 1}";
+    expect_error_n(raw, sizeof(raw) - 1, "$.url:", "NUL");
+    st_plan p;
+    char err[256] = "";
+    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"name\": \"a\\\\u0000\", \"rate\": 1, "
+                               "\"duration\": 1}",
+                           err, sizeof(err)),
+                     0);
+    assert_string_equal(p.name, "a\\u0000");
+    st_plan_fini(&p);
+}
+
+/* A key twice in any object is refused with the path of the second; the last "rate" never wins. */
+static void test_plan_refuses_duplicate_keys(void **state)
+{
+    (void)state;
+    expect_error("{\"url\": \"http://h/\", \"rate\": 1, \"rate\": 5, \"duration\": 1}",
+                 "plan.json: $.rate:", "twice");
+    /* The input fuzz_plan found leaking the first URL. */
+    expect_error("{\"requests\": [{\"url\": \"http://127.0.0.1/a\", \"url\": "
+                 "\"http://127.0.0.1/b\"}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].url:", "twice");
+    expect_error("{\"url\": \"http://h/\", \"stages\": [{\"duration\": 1, \"rate\": 1}, "
+                 "{\"duration\": 1, \"rate\": 2, \"duration\": 3}]}",
+                 "$.stages[1].duration:", "twice");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"headers\": {\"X-A\": \"1\", "
+                 "\"X-A\": \"2\"}}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].headers.X-A:", "twice");
+    expect_error("{\"requests\": [{\"url\": \"http://h/\", \"body\": {\"a\": {\"b\": 1, \"b\": "
+                 "2}}}], \"rate\": 1, \"duration\": 1}",
+                 "$.requests[0].body.a.b:", "twice");
+    /* The same key once escaped is the same key; the first repeated key in the text is named. */
+    expect_error("{\"url\": \"http://h/\", \"duration\": 1, \"rate\": 1, \"r\\u0061te\": 2, "
+                 "\"duration\": 2}",
+                 "$.rate:", "twice");
+    expect_error("{\"taskCount\": 1, \"targetUrl\": \"http://h/\", \"vus\": 1, \"vus\": 2, "
+                 "\"rate\": 1, \"duration\": 1}",
+                 "$.vus:", "twice");
+    /* The same key in different objects is fine, and headers repeat in the array form. */
+    st_plan p;
+    char err[256] = "";
+    assert_int_equal(parse(&p, "{\"requests\": [{\"url\": \"http://h/a\"}, {\"url\": "
+                               "\"http://h/b\", \"headers\": [\"X-A: 1\", \"X-A: 2\"]}], "
+                               "\"rate\": 1, \"duration\": 1}",
+                           err, sizeof(err)),
+                     0);
+    assert_int_equal(p.requests[1].n_headers, 2);
+    st_plan_fini(&p);
+}
+
+static void test_plan_refuses_trailing_bytes(void **state)
+{
+    (void)state;
+    expect_error("{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}\n  x",
+                 "plan.json: line 2, column 3:", "after the end");
+    expect_error("{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}{\"rate\": 5}",
+                 "line 1, column 47:", "after the end");
+    static const char nul_after[] = "{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}\0";
+    expect_error_n(nul_after, sizeof(nul_after) - 1, "line 1, column 47", "after the end");
+    st_plan p;
+    char err[256] = "";
+    assert_int_equal(parse(&p, "\n {\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1} \r\n\t",
+                           err, sizeof(err)),
+                     0);
+    st_plan_fini(&p);
+}
+
+/* start_rate is where the first ramp of "stages" starts: without stages it would do nothing. */
+static void test_plan_start_rate_needs_stages(void **state)
+{
+    (void)state;
+    expect_error("{\"url\": \"http://h/\", \"start_rate\": 5, \"rate\": 10, \"duration\": 2}",
+                 "plan.json: $.start_rate:", "goes with \"stages\"");
+    st_plan p;
+    char err[256] = "";
+    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"start_rate\": 5, \"stages\": "
+                               "[{\"duration\": 2, \"target\": 10}]}",
+                           err, sizeof(err)),
+                     0);
+    assert_true(p.profile.stages[0].from_rps == 5);
+    st_plan_fini(&p);
+}
+
+/* Loads a plan whose body_file is body; expects a refusal that names the path and says why. */
+static void expect_body_file_error(const char *body, const char *frag)
+{
+    char plan[512];
+    snprintf(plan, sizeof(plan),
+             "{\"requests\": [{\"url\": \"http://h/\", \"body_file\": \"%s\"}], \"rate\": 1, "
+             "\"duration\": 1}",
+             body);
+    st_plan p;
+    char err[512] = "";
+    st_plan_init(&p);
+    assert_int_equal(st_plan_parse(&p, plan, strlen(plan), "plan.json", err, sizeof(err)),
+                     ST_EINVAL);
+    if (!strstr(err, "$.requests[0].body_file: file ") || !strstr(err, body) ||
+        !strstr(err, frag)) {
+        fail_msg("message \"%s\" lacks the path %s or \"%s\"", err, body, frag);
+    }
+    st_plan_fini(&p);
+}
+
+/* Only a regular file is a body or a plan: each other kind is named, and a FIFO never blocks. */
+static void test_plan_files_must_be_regular(void **state)
+{
+    (void)state;
+    alarm(20); /* a FIFO that blocks the read fails the test instead of hanging it */
+    char dir[] = "/tmp/st-plan-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[256], big[256], plan_path[256];
+    snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    snprintf(big, sizeof(big), "%s/big", dir);
+    snprintf(plan_path, sizeof(plan_path), "%s/plan.json", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    FILE *f = fopen(big, "wb");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), (64 << 20) + 1), 0); /* sparse: costs no disk */
+    fclose(f);
+
+    expect_body_file_error(dir, "is a directory, not a regular file");
+    expect_body_file_error(fifo, "is a FIFO (named pipe), not a regular file");
+    expect_body_file_error("/dev/zero", "is a device, not a regular file");
+    expect_body_file_error("/dev/null", "is a device");
+    expect_body_file_error(big, "is larger than 64 MiB");
+    expect_body_file_error("/nonexistent/body", "does not exist");
+    expect_body_file_error("/etc/hostname/x", "cannot be read: Not a directory");
+
+    /* A /proc file says its size is 0 and is not empty: its bytes are the body. */
+    st_plan p;
+    char err[512] = "";
+    const char *proc = "{\"requests\": [{\"url\": \"http://h/\", \"body_file\": "
+                       "\"/proc/self/status\"}], \"rate\": 1, \"duration\": 1}";
+    st_plan_init(&p);
+    assert_int_equal(st_plan_parse(&p, proc, strlen(proc), "plan.json", err, sizeof(err)), 0);
+    assert_true(p.requests[0].body_len > 0);
+    assert_non_null(strstr(p.requests[0].body, "Pid:"));
+    st_plan_fini(&p);
+
+    /* The plan file itself. */
+    struct {
+        const char *path, *frag;
+        int rc;
+    } plans[] = {
+        {dir, "the plan file is a directory, not a regular file", ST_EINVAL},
+        {fifo, "the plan file is a FIFO (named pipe)", ST_EINVAL},
+        {"/dev/zero", "the plan file is a device", ST_EINVAL},
+        {big, "the plan file is larger than 16 MiB", ST_EINVAL},
+        {"/etc/hostname/x", "cannot be read", ST_EIO},
+    };
+    for (size_t i = 0; i < sizeof(plans) / sizeof(plans[0]); i++) {
+        st_plan_init(&p);
+        assert_int_equal(st_plan_load_file(&p, plans[i].path, err, sizeof(err)), plans[i].rc);
+        if (strncmp(err, plans[i].path, strlen(plans[i].path)) != 0 ||
+            !strstr(err, plans[i].frag)) {
+            fail_msg("message \"%s\" lacks the path %s or \"%s\"", err, plans[i].path,
+                     plans[i].frag);
+        }
+        st_plan_fini(&p);
+    }
+    /* Unreadable: only without root, which reads whatever the mode says. */
+    f = fopen(plan_path, "w");
+    assert_non_null(f);
+    fputs("{}", f);
+    fclose(f);
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(plan_path, 0), 0);
+        st_plan_init(&p);
+        assert_int_equal(st_plan_load_file(&p, plan_path, err, sizeof(err)), ST_EIO);
+        assert_non_null(strstr(err, "cannot be read: Permission denied"));
+        st_plan_fini(&p);
+    }
+    unlink(plan_path);
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
+    alarm(0);
+}
+
 static void test_plan_flags_override(void **state)
 {
     (void)state;
@@ -263,6 +481,11 @@ int main(void)
         cmocka_unit_test(test_plan_ramp_and_stages),
         cmocka_unit_test(test_plan_mix_follows_weights),
         cmocka_unit_test(test_plan_body_file_relative_to_plan),
+        cmocka_unit_test(test_plan_refuses_nul_in_strings),
+        cmocka_unit_test(test_plan_refuses_duplicate_keys),
+        cmocka_unit_test(test_plan_refuses_trailing_bytes),
+        cmocka_unit_test(test_plan_start_rate_needs_stages),
+        cmocka_unit_test(test_plan_files_must_be_regular),
         cmocka_unit_test(test_plan_flags_override),
         cmocka_unit_test(test_plan_flags_option),
     };

@@ -347,6 +347,44 @@ static void test_settings_parse_args(void **state)
     assert_int_equal(o.count, 2);
 }
 
+/* A flag given twice is refused, whatever its type and however it is spelled. */
+static void test_settings_parse_args_refuses_a_repeated_flag(void **state)
+{
+    (void)state;
+    opts o;
+    char err[256] = "";
+    int first = -1;
+    char *twice[] = {"prog", "--count", "4", "--count", "5", NULL};
+    assert_int_equal(parse(&o, 5, twice, &first, err, sizeof(err)), ST_EINVAL);
+    assert_string_equal(err, "--count: given twice; give it once");
+    char *abbreviated[] = {"prog", "--count=4", "--cou", "4", NULL};
+    assert_int_equal(parse(&o, 4, abbreviated, &first, err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--count: given twice"));
+    char *switches[] = {"prog", "--verbose", "in.json", "--verbose", NULL};
+    assert_int_equal(parse(&o, 4, switches, &first, err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--verbose: given twice"));
+    char *strings[] = {"prog", "--out", "a", "--out", "a", NULL};
+    assert_int_equal(parse(&o, 5, strings, &first, err, sizeof(err)), ST_EINVAL);
+    /* Each flag once is fine, also after an earlier parse refused a repeat. */
+    char *once[] = {"prog", "--count", "4", "--out", "a", NULL};
+    assert_int_equal(parse(&o, 5, once, &first, err, sizeof(err)), 0);
+    assert_int_equal(o.count, 4);
+}
+
+/* "-0" in a plan file is a sign on a value that cannot be negative, as on the command line. */
+static void test_settings_json_negative_zero(void **state)
+{
+    (void)state;
+    unsigned long long u = 0;
+    double d = 0;
+    json_refused("seed", "-0", "must be an integer from 0");
+    json_refused("wait", "-0", "must be a duration");
+    json_refused("wait", "\"-0s\"", "must be a duration");
+    json_ok("seed", "0", &u);
+    json_ok("ratio", "-0", &d); /* a ratio may be negative: -0 is 0 there */
+    assert_true(d == 0);
+}
+
 static void test_settings_parse_args_groups_and_masks(void **state)
 {
     (void)state;
@@ -642,6 +680,8 @@ int main(void)
         cmocka_unit_test(test_settings_bool_string_enum),
         cmocka_unit_test(test_settings_defaults),
         cmocka_unit_test(test_settings_parse_args),
+        cmocka_unit_test(test_settings_parse_args_refuses_a_repeated_flag),
+        cmocka_unit_test(test_settings_json_negative_zero),
         cmocka_unit_test(test_settings_parse_args_groups_and_masks),
         cmocka_unit_test(test_settings_check_only),
         cmocka_unit_test(test_settings_usage_names_every_flag),

@@ -217,8 +217,8 @@ class FileDescriptors(AgentCase):
 
 
 class Cli(AgentCase):
-    def expect_usage_error(self, args, needle):
-        code, _, err = self.agent(*args, timeout=10)
+    def expect_usage_error(self, args, needle, engine=None):
+        code, _, err = self.agent(*args, timeout=10, engine=engine)
         self.assertEqual(code, 2, err)
         self.assertIn(needle, err)
 
@@ -232,8 +232,9 @@ class Cli(AgentCase):
         self.expect_usage_error(["--url", "localhost", "--rate", 5, "--duration", 1], "--url")
         self.expect_usage_error(["--url", "http://127.0.0.1:1/", "--duration", 1], "rate")
         self.expect_usage_error(["--bogus"], "--bogus")
-        self.expect_usage_error(["--url", "https://127.0.0.1:1/", "--rate", 5, "--duration", 1,
-                                 "--engine", "fast"], "--engine fast")
+        # (--engine through the helper, which gives it once: a flag given twice is refused)
+        self.expect_usage_error(["--url", "https://127.0.0.1:1/", "--rate", 5, "--duration", 1],
+                                "--engine fast", engine="fast")
 
     def test_bad_plan_exit_2_naming_the_json_path(self):
         d = tempfile.mkdtemp(prefix="st-plan-")
@@ -243,6 +244,25 @@ class Cli(AgentCase):
                        "rate": 5, "duration": 1}, f)
         self.expect_usage_error(["--plan", path], "$.requests[0].weight")
         self.expect_usage_error(["--plan", os.path.join(d, "missing.json")], "missing.json")
+
+    def test_values_are_plain_decimal_and_given_once(self):
+        base = ["--url", "http://127.0.0.1:1/", "--duration", 1]
+        self.expect_usage_error(base + ["--rate", "-0"], '--rate: "-0"')
+        self.expect_usage_error(base + ["--rate", "0x10"], '--rate: "0x10"')
+        self.expect_usage_error(base + ["--rate", 10, "--rate", 20], "--rate: given twice")
+
+    def test_fifo_plan_or_body_is_refused_at_once(self):
+        d = tempfile.mkdtemp(prefix="st-plan-")
+        fifo = os.path.join(d, "fifo")
+        os.mkfifo(fifo)
+        path = os.path.join(d, "plan.json")
+        with open(path, "w") as f:
+            json.dump({"requests": [{"url": "http://127.0.0.1:1/", "body_file": "fifo"}],
+                       "rate": 5, "duration": 1}, f)
+        # Before, both blocked on the FIFO for good; the agent's timeout fails the test then.
+        self.expect_usage_error(["--plan", path], "is a FIFO (named pipe)")
+        self.expect_usage_error(["--plan", fifo], "the plan file is a FIFO")
+        self.expect_usage_error(["--plan", d], "the plan file is a directory")
 
     def test_plan_with_weighted_requests_runs(self):
         _, url = targets.start_target(self)

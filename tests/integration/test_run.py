@@ -196,6 +196,72 @@ class LocalRuns(RunCase):
         self.assertIn("--launcher", p.stderr())
 
 
+    def write_plan(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def expect_dry_run_refused(self, args, needle):
+        code, p = self.run_stampede(*args, "--dry-run", timeout=10)
+        self.assertEqual(code, 2, (args, p.stdout(), p.stderr()))
+        self.assertIn(needle, p.stderr(), args)
+
+    def test_dry_run_refuses_what_the_run_would_fail_on(self):
+        load = ["--url", "http://127.0.0.1:1/", "--rate", 5, "--duration", 1]
+        self.expect_dry_run_refused(["--url", "https://127.0.0.1:1/", "--rate", 5,
+                                     "--duration", 1, "--engine", "fast"], "--engine fast")
+        self.expect_dry_run_refused(load + ["--listen", "foo"], "--listen")
+        # A run (not a dry one) is refused the same way, before any agent starts.
+        code, p = self.run_stampede(*load, "--listen", "foo", timeout=10)
+        self.assertEqual(code, 2, p.stderr())
+        code, p = self.run_stampede(*load, "--listen", "tcp://127.0.0.1:0", "--dry-run",
+                                    timeout=10)
+        self.assertEqual(code, 0, p.stderr())
+
+    def test_values_are_plain_decimal_and_given_once(self):
+        base = ["--url", "http://127.0.0.1:1/", "--duration", 1]
+        self.expect_dry_run_refused(base + ["--rate", "-0"], '--rate: "-0"')
+        self.expect_dry_run_refused(base + ["--rate", "0x10"], '--rate: "0x10"')
+        self.expect_dry_run_refused(base + ["--rate", 10, "--rate", 20], "--rate: given twice")
+        self.expect_dry_run_refused(["--url", "http://127.0.0.1:1/", "--rate", 5,
+                                     "--duration", "0x10s"], "--duration")
+
+    def test_plans_are_refused_not_bent(self):
+        cases = [
+            ('{"url": "http://127.0.0.1:1/a\\u0000b", "rate": 1, "duration": 1}',
+             "$.url: holds a NUL"),
+            ('{"requests": [{"url": "http://127.0.0.1:1/", "headers": {"X-A": "\\u0000"}}], '
+             '"rate": 1, "duration": 1}', "$.requests[0].headers.X-A: holds a NUL"),
+            ('{"url": "http://127.0.0.1:1/", "rate": 1, "rate": 5, "duration": 1}',
+             "$.rate: is given twice"),
+            ('{"url": "http://127.0.0.1:1/", "rate": 1, "duration": 1}\n}', "line 2, column 1"),
+            ('{"url": "http://127.0.0.1:1/", "start_rate": 2, "rate": 1, "duration": 1}',
+             "$.start_rate"),
+        ]
+        for i, (text, needle) in enumerate(cases):
+            self.expect_dry_run_refused([self.write_plan("p%d.json" % i, text)], needle)
+
+    def test_only_regular_files_and_a_fifo_never_hangs(self):
+        fifo = os.path.join(self.dir, "fifo")
+        os.mkfifo(fifo)
+        body = self.write_plan("body.json", json.dumps(
+            {"requests": [{"url": "http://127.0.0.1:1/", "body_file": "fifo"}],
+             "rate": 1, "duration": 1}))
+        # Each would hang or mislead before: run_stampede's timeout fails the test on a hang.
+        self.expect_dry_run_refused([body], "body_file: file %s is a FIFO" % fifo)
+        self.expect_dry_run_refused([fifo], "the plan file is a FIFO")
+        self.expect_dry_run_refused([self.dir], "the plan file is a directory")
+        dev = self.write_plan("dev.json", json.dumps(
+            {"requests": [{"url": "http://127.0.0.1:1/", "body_file": "/dev/zero"}],
+             "rate": 1, "duration": 1}))
+        self.expect_dry_run_refused([dev], "/dev/zero is a device")
+        d = self.write_plan("dir.json", json.dumps(
+            {"requests": [{"url": "http://127.0.0.1:1/", "body_file": "."}],
+             "rate": 1, "duration": 1}))
+        self.expect_dry_run_refused([d], "is a directory")
+
+
 class ExternalRuns(RunCase):
     TOKEN = "integration-token-1"
 
@@ -266,6 +332,16 @@ class ExternalRuns(RunCase):
         self.assertIn("refused", agent.stderr())
         self.assertEqual(p.wait(20), 6)
         self.assertIn("wrong token", p.stderr())
+
+    def test_agents_with_one_name_are_told_apart(self):
+        _, url = targets.start_target(self)
+        p, coord = self.start_external(url, 2, rate=100, duration=2)
+        self.start_agent(coord, self.TOKEN, "twin")
+        self.start_agent(coord, self.TOKEN, "twin")
+        self.assertEqual(p.wait(40), 0, p.stderr())
+        names = sorted(a["name"] for a in self.summary()["agents"])
+        self.assertEqual(names, ["twin", "twin#2"])
+        self.assertIn('another agent has that name; this one is "twin#2"', p.stderr())
 
     def test_agent_joining_late_gets_a_share(self):
         _, url = targets.start_target(self)

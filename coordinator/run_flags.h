@@ -1,0 +1,67 @@
+/*
+ * run_flags.h - stampede run's command line: its own flags (one table, see settings.h), the
+ * plan's flags, and the checked plan they make.
+ *
+ * coordinator/cmd_run.c calls these; so do the fuzzer of the flag parsers
+ * (fuzz/fuzz_plan_flags.c) and the tests. Everything a --dry-run can know is checked here, so
+ * that a run which passes --dry-run does not then fail for its flags or plan: the flags' values,
+ * the --listen URL's form, the plan, and whether the agents' --engine can send it.
+ *
+ * Threading: st_run_flags_parse uses getopt's globals (one thread at a time); the rest is
+ * thread-safe. Strings in st_run_opts are borrowed from argv.
+ */
+#ifndef ST_RUN_FLAGS_H
+#define ST_RUN_FLAGS_H
+
+#include "plan.h"
+#include "settings.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct st_run_opts {
+    const char *plan_file;
+    st_plan_flags f;
+    const char *launcher;
+    const char *listen;
+    const char *token;
+    const char *summary;
+    const char *timeseries;
+    const char *engine;
+    const char *sqs_queue_url;
+    const char *spool;
+    const char *region;
+    const char *endpoint_url;
+    double register_timeout_s;
+    int headless;
+    int dry_run;
+    int log_level; /* an st_log_level */
+    int help;
+    uint64_t seen; /* bit i: the flag of st_run_settings()[i] was given */
+} st_run_opts;
+
+
+/* stampede run's own flags (the plan's are st_plan_settings()); *n gets the number of rows. */
+const st_setting *st_run_settings(size_t *n);
+
+/* Parses argv into *o (zeroed first, defaults filled); the one operand is the plan file. Returns
+ * 0; 1 when --help was given (nothing after it is read; the caller prints the usage); ST_EINVAL
+ * (message naming the flag in err) or ST_ENOMEM. */
+int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t err_len);
+
+/* Whether the flag (no dashes) of st_run_settings() was on the command line. */
+bool st_run_flags_given(const st_run_opts *o, const char *flag);
+
+/* The usage text, flags from the tables. */
+void st_run_flags_usage(FILE *f);
+
+/* The run's plan: o->plan_file first (if any), the flags over it, finished with the threads the
+ * launcher implies, and checked against the agents' --engine. Initialises *plan; the caller finis
+ * it, also on error. On 0 *agents gets the number of agents and *plan_threads the threads each
+ * agent is told to use (0: each its own CPUs). Returns 0, ST_EINVAL (message names the flag, file
+ * or JSON path), ST_ENOTFOUND / ST_EIO (the plan file cannot be read) or ST_ENOMEM. */
+int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *plan_threads,
+                      char *err, size_t err_len);
+
+#endif
