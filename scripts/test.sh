@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds stampede twice (optimised, and with ASan+UBSan) and runs the whole test suite on both.
+# Builds stampede twice (optimised, and with ASan+UBSan) and runs the whole test suite on both,
+# then runs every libFuzzer target briefly over its seed corpus (scripts/fuzz.sh).
 # Installs what it needs on Debian 12 first. Exit code: 0 when every test passed.
 set -euo pipefail
 ST_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,4 +22,6 @@ echo "== tests under ASan + UBSan ==" >&2
 (cd "$ST_ROOT/build-asan" && \
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j"$jobs")
+echo "== fuzzing (every decoder of outside input, 15 s each) ==" >&2
+bash "$ST_ROOT/scripts/fuzz.sh" --seconds "${ST_FUZZ_SECONDS:-15}"
 echo "stampede: all tests passed" >&2
