@@ -12,6 +12,7 @@
 #include "log.h"
 #include "output.h"
 #include "plan.h"
+#include "run_exit.h"
 #include "server.h"
 #include "settings.h"
 
@@ -148,12 +149,12 @@ static void usage(FILE *f)
             "every second, and writes the results. Flags override the plan.\n"
             "\n");
     st_settings_usage(f, g, 2, FLAGS_MASK, 25, 92);
-    fprintf(f,
-            "\n"
-            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 3 AWS credentials\n"
-            "missing or expired (nothing was started), 4 completed but results wait in the spool,\n"
-            "6 the agents did not all register in time, 8 stopped early by a signal (the summary\n"
-            "is still written).\n");
+    fprintf(f, "\n"
+               "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
+               "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
+               "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
+               "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
+               "still written), 10 result messages lost (neither sent to SQS nor spooled).\n");
 }
 
 /* Returns 0, 1 after printing the help, or ST_EINVAL / ST_ENOMEM (message in err). */
@@ -313,6 +314,7 @@ static void default_spool(char *out, size_t len)
 typedef struct run_ctx {
     st_output outs[MAX_OUTPUTS];
     int n_outs;
+    int sqs; /* the index of the sqs output, -1 without one */
 } run_ctx;
 
 static void on_second(void *arg, const st_coord_second *sec)
@@ -346,8 +348,9 @@ int st_cmd_run(int argc, char **argv)
     st_server *server = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
-    run_ctx ctx = {0};
+    run_ctx ctx = {.sqs = -1};
     int code = ST_EXIT_FAILURE;
+    st_run_outcome outcome = {0};
 
     if ((o.plan_file && (rc = st_plan_load_file(&plan, o.plan_file, err, sizeof(err)))) ||
         (rc = st_plan_apply_flags(&plan, &o.f, err, sizeof(err)))) {
@@ -398,7 +401,7 @@ int st_cmd_run(int argc, char **argv)
         }
         ctx.n_outs++;
     }
-    uint64_t spooled = 0;
+    st_forward_report delivery = {0};
     if (o.sqs_queue_url) {
         char spool[1024];
         if (o.spool) {
@@ -410,13 +413,13 @@ int st_cmd_run(int argc, char **argv)
         st_aws_config_init(&aws);
         aws.region = o.region;
         aws.service_endpoint_url[ST_AWS_SQS] = o.endpoint_url;
-        if ((rc = st_output_sqs(&ctx.outs[ctx.n_outs], run_id, o.sqs_queue_url, spool, &aws,
-                                10000, &spooled, err, sizeof(err)))) {
+        if ((rc = st_output_sqs(&ctx.outs[ctx.n_outs], run_id, o.sqs_queue_url, spool, &aws, 10000,
+                                &delivery, err, sizeof(err)))) {
             fprintf(stderr, "stampede run: %s\n", err);
             code = rc == ST_EAUTH ? ST_EXIT_AUTH : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
             goto out;
         }
-        ctx.n_outs++;
+        ctx.sqs = ctx.n_outs++;
     }
 
     st_coord_cfg cfg;
@@ -504,13 +507,11 @@ int st_cmd_run(int argc, char **argv)
         st_report_fini(&report);
     } else {
         st_error("out of memory: the run's summary was not written");
+        outcome.outputs_failed = o.summary || o.timeseries;
     }
-    if (failed) {
-        int fc = st_coord_failure_code(core);
-        code = fc == 3 ? ST_EXIT_AGENTS : fc == 5 ? ST_EXIT_INTERRUPTED : ST_EXIT_FAILURE;
-    } else {
-        code = stopped ? ST_EXIT_INTERRUPTED : ST_EXIT_OK;
-    }
+    outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
+    outcome.stopped = stopped;
+    code = st_run_exit_code(&outcome);
     /* Agents learn they are done from their next update: keep answering while they leave. */
     uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;
     lops->finish(launcher, local ? 10 * ST_NS_PER_S : 0);
@@ -518,13 +519,22 @@ int st_cmd_run(int argc, char **argv)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    /* Outputs close now (the SQS forwarder flushes), so the exit code can tell about the spool. */
+    /* Outputs close now (the SQS forwarder flushes), so the exit code can tell about the files
+     * and the spool. */
     for (int i = 0; i < ctx.n_outs; i++) {
-        ctx.outs[i].ops->close(ctx.outs[i].state);
+        if (ctx.outs[i].ops->close(ctx.outs[i].state) != 0 && i != ctx.sqs) {
+            outcome.outputs_failed = true;
+        }
     }
     ctx.n_outs = 0;
-    if (code == ST_EXIT_OK && spooled > 0) {
-        code = ST_EXIT_PENDING;
+    outcome.results_lost = delivery.lost;
+    outcome.results_spooled = delivery.spooled;
+    code = st_run_exit_code(&outcome);
+    if (outcome.outputs_failed && !outcome.failure) {
+        st_error("the run's results were not all written (see above): exit %d", code);
+    } else if (outcome.results_lost && !outcome.failure) {
+        st_error("%llu result message(s) lost: they are neither in SQS nor in the spool: exit %d",
+                 (unsigned long long)outcome.results_lost, code);
     }
 out:
     if (launcher) {

@@ -857,7 +857,7 @@ static void test_coord_prepare_deadline_fails(void **state)
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
     assert_non_null(strstr(st_coord_failure(f->c), "1 of 2 agents acknowledged"));
     assert_non_null(strstr(st_coord_failure(f->c), "nothing was started"));
-    assert_int_equal(st_coord_failure_code(f->c), 1);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_RUNTIME);
     /* Nothing started, and the agents are told they are done. */
     f->now += ST_NS_PER_MS;
     fx_round(f, ag, 2);
@@ -870,7 +870,7 @@ static void test_coord_prepare_deadline_fails(void **state)
     fx_free(f);
 }
 
-static void test_coord_register_deadline_fails_with_code_3(void **state)
+static void test_coord_register_deadline_fails_as_registration(void **state)
 {
     (void)state;
     fx *f = fx_new(PLAN_10RPS, 3);
@@ -883,13 +883,14 @@ static void test_coord_register_deadline_fails_with_code_3(void **state)
     sim_register(f, &ag[1]);
     fx_advance(f, ag, 2, START_NS + 5 * ST_NS_PER_S - 1, 400 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_NONE);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ag[i].n_prepares, 0);
     }
     f->now = START_NS + 5 * ST_NS_PER_S;
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
-    assert_int_equal(st_coord_failure_code(f->c), 3);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_REGISTRATION);
     assert_non_null(strstr(st_coord_failure(f->c), "2 of 3 agents"));
     /* Nobody may join a failed run. */
     sim late;
@@ -921,7 +922,7 @@ static void test_coord_agent_failing_to_prepare_fails_run(void **state)
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
     assert_non_null(strstr(st_coord_failure(f->c), "the engine cannot do HTTP/2"));
-    assert_int_equal(st_coord_failure_code(f->c), 1);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_RUNTIME);
     sim_update(f, &ag[0]);
     assert_int_equal(ag[0].n_starts, 0);
     sim_fini(&ag[0]);
@@ -1727,7 +1728,7 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
         }
         st_coord_stop(f->c);
         assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
-        assert_int_equal(st_coord_failure_code(f->c), 5);
+        assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_STOPPED);
         assert_non_null(strstr(st_coord_failure(f->c), "stopped before the start"));
         f->now += ST_NS_PER_MS;
         st_coord_tick(f->c);
@@ -1736,7 +1737,7 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
         assert_int_equal(ag[0].n_starts, 0);
         /* A second stop changes nothing. */
         st_coord_stop(f->c);
-        assert_int_equal(st_coord_failure_code(f->c), 5);
+        assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_STOPPED);
         assert_int_equal(f->n_handed, 0);
         sim_fini(&ag[0]);
         sim_fini(&ag[1]);
@@ -1988,7 +1989,7 @@ int main(void)
         cmocka_unit_test(test_coord_clock_ping_answered),
         cmocka_unit_test(test_coord_no_start_before_all_ready),
         cmocka_unit_test(test_coord_prepare_deadline_fails),
-        cmocka_unit_test(test_coord_register_deadline_fails_with_code_3),
+        cmocka_unit_test(test_coord_register_deadline_fails_as_registration),
         cmocka_unit_test(test_coord_agent_failing_to_prepare_fails_run),
         cmocka_unit_test(test_coord_silent_before_start_fails_run),
         cmocka_unit_test(test_coord_split_residues_follow_weights),
