@@ -265,6 +265,11 @@ void st_coord_tick(st_coord *c)
             st_report_second row;
             st_report_second_of(&row, out[i].s.second, out[i].target_rps, &out[i].s,
                                 out[i].agents);
+            if (st_report_latency_with_timeouts(&row.latency_with_timeouts, out[i].s.lat,
+                                                out[i].s.c.err_timeout,
+                                                (uint32_t)c->plan->timeout_ms)) {
+                st_error("out of memory: second %u has no latency with timeouts", row.second);
+            }
             series_append(c, &row);
             if (c->cfg.on_second) {
                 st_coord_second sec = {out[i].s.second, out[i].target_rps, &out[i].s,

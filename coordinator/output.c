@@ -15,7 +15,16 @@ static int progress_second(void *state, const st_coord_second *sec)
     FILE *f = state;
     char line[320];
     st_progress_format(line, sizeof(line), sec->second, sec->target_rps, sec->stats, sec->agents);
-    fprintf(f, "%s\n", line);
+    const st_report_second *row = sec->row;
+    if (row->counts.err_timeout > 0) {
+        /* Timed-out requests have no latency of their own: counted at the timeout, they keep a
+         * stalled second from reading as a fast one. */
+        fprintf(f, "%s  timeouts %llu: p99 >= %.3f ms\n", line,
+                (unsigned long long)row->counts.err_timeout,
+                st_us_to_ms(row->latency_with_timeouts.p99_us));
+    } else {
+        fprintf(f, "%s\n", line);
+    }
     fflush(f);
     return 0;
 }
@@ -34,6 +43,7 @@ static int progress_summary(void *state, const st_report *r)
         .duration_s = r->duration_s,
         .target_requests = r->target_requests,
         .closed_loop = r->plan.closed_loop,
+        .timeout_ms = r->plan.timeout_ms,
     };
     st_summary_print(f, &s);
     fprintf(f, "  %-22s %zu", "agents", r->n_agents);
@@ -81,6 +91,16 @@ static void jsonl_fail(jsonl *j, int errnum)
     j->failed = true;
 }
 
+/* A latency figure in ms, or null when the distribution is empty (no responses). */
+static void ms_or_null(char *out, size_t len, const st_report_latency *l, uint64_t us)
+{
+    if (l->count == 0) {
+        snprintf(out, len, "null");
+    } else {
+        snprintf(out, len, "%.3f", st_us_to_ms(us));
+    }
+}
+
 static int jsonl_second(void *state, const st_coord_second *sec)
 {
     jsonl *j = state;
@@ -89,16 +109,23 @@ static int jsonl_second(void *state, const st_coord_second *sec)
     }
     const st_report_second *row = sec->row;
     const st_counts *c = &row->counts;
-    const st_report_latency *l = &row->latency;
-    int e = st_outfile_printf(j->f,
-                              "{\"t\":%u,\"target_rps\":%.3f,\"achieved_rps\":%llu,\"sent\":%llu,"
-                              "\"ok\":%llu,\"failed\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
-                              "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"agents\":%d}\n",
-                              row->second, row->target_rps, (unsigned long long)st_counts_done(c),
-                              (unsigned long long)c->sent, (unsigned long long)c->ok,
-                              (unsigned long long)st_counts_failed(c), st_us_to_ms(l->p50_us),
-                              st_us_to_ms(l->p90_us), st_us_to_ms(l->p99_us),
-                              st_us_to_ms(l->max_us), row->agents);
+    const st_report_latency *l = &row->latency, *t = &row->latency_with_timeouts;
+    char p50[32], p90[32], p99[32], max[32], p50t[32], p99t[32];
+    ms_or_null(p50, sizeof(p50), l, l->p50_us);
+    ms_or_null(p90, sizeof(p90), l, l->p90_us);
+    ms_or_null(p99, sizeof(p99), l, l->p99_us);
+    ms_or_null(max, sizeof(max), l, l->max_us);
+    ms_or_null(p50t, sizeof(p50t), t, t->p50_us);
+    ms_or_null(p99t, sizeof(p99t), t, t->p99_us);
+    int e = st_outfile_printf(
+        j->f,
+        "{\"t\":%u,\"target_rps\":%.3f,\"achieved_rps\":%llu,\"sent\":%llu,\"ok\":%llu,"
+        "\"failed\":%llu,\"p50_ms\":%s,\"p90_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s,\"agents\":%d,"
+        "\"timeouts\":%llu,\"p50_with_timeouts_ms\":%s,\"p99_with_timeouts_ms\":%s}\n",
+        row->second, row->target_rps, (unsigned long long)st_counts_done(c),
+        (unsigned long long)c->sent, (unsigned long long)c->ok,
+        (unsigned long long)st_counts_failed(c), p50, p90, p99, max, row->agents,
+        (unsigned long long)c->err_timeout, p50t, p99t);
     /* Flushed every second: a full disk is found out now, not at the end. */
     if (!e) {
         e = st_outfile_flush(j->f);

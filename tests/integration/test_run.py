@@ -275,6 +275,35 @@ class OutputFiles(RunCase):
         self.assertEqual(os.listdir(self.dir), [])
 
 
+class FailureLatency(RunCase):
+    def test_a_stall_is_no_responses_and_slow_with_timeouts(self):
+        # Every answer takes 2 s, the timeout is 500 ms: no request gets a response.
+        _, url = targets.start_target(self, "--latency-ms", "2000")
+        code, p = self.run_stampede("--url", url + "/", "--rate", 20, "--duration", 3,
+                                    "--agents", 1, "--timeout", 500)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        self.assertEqual(s["errors"]["timeout"], 60)
+        for block in ("latency_ms", "latency_uncorrected_ms"):
+            self.assertEqual(set(s[block].values()), {None}, s[block])
+        # Counted at the timeout, the stall reads as at least 500 ms, not as 0 ms.
+        self.assertEqual(s["latency_with_timeouts_ms"]["p50"], 500)
+        self.assertEqual(s["latency_with_timeouts_ms"]["p99"], 500)
+        with open(self.ts_path) as f:
+            ts = [json.loads(line) for line in f if line.strip()]
+        self.assertEqual(sum(r["timeouts"] for r in ts), 60)
+        for r in ts:
+            self.assertEqual((r["p50_ms"], r["p99_ms"], r["max_ms"]), (None, None, None), r)
+            if r["timeouts"]:
+                self.assertEqual(r["p99_with_timeouts_ms"], 500, r)
+        out = p.stdout()
+        self.assertNotIn("p50    0.000 ms", out)
+        self.assertIn("no responses", out)
+        self.assertIn("p99 >= 500.000 ms", out)
+        self.assertIn("latency (corrected)    no responses", out)
+        self.assertRegex(out, r"latency \(w/ timeouts\)  p50   500\.000")
+
+
 class ExternalRuns(RunCase):
     TOKEN = "integration-token-1"
 
