@@ -504,6 +504,7 @@ int st_cmd_run(int argc, char **argv)
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
+        outcome.unmerged_records = report.unmerged_records;
         st_report_fini(&report);
     } else {
         st_error("out of memory: the run's summary was not written");
@@ -530,7 +531,11 @@ int st_cmd_run(int argc, char **argv)
     outcome.results_lost = delivery.lost;
     outcome.results_spooled = delivery.spooled;
     code = st_run_exit_code(&outcome);
-    if (outcome.outputs_failed && !outcome.failure) {
+    if (outcome.unmerged_records && !outcome.failure) {
+        st_error("out of memory: %llu record(s) count in the total but are missing from their "
+                 "seconds: exit %d",
+                 (unsigned long long)outcome.unmerged_records, code);
+    } else if (outcome.outputs_failed && !outcome.failure) {
         st_error("the run's results were not all written (see above): exit %d", code);
     } else if (outcome.results_lost && !outcome.failure) {
         st_error("%llu result message(s) lost: they are neither in SQS nor in the spool: exit %d",

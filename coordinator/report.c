@@ -148,6 +148,9 @@ cJSON *st_report_json(const st_report *r)
     cJSON_AddNumberToObject(j, "late_records", (double)r->late_records);
     cJSON_AddNumberToObject(j, "duplicate_records", (double)r->duplicate_records);
     cJSON_AddNumberToObject(j, "malformed_messages", (double)r->malformed_messages);
+    if (r->unmerged_records) {
+        cJSON_AddNumberToObject(j, "out_of_memory_records", (double)r->unmerged_records);
+    }
     if (r->status != ST_REPORT_RUNNING) {
         cJSON_AddStringToObject(j, "status", st_report_status_name(r->status));
         if (r->status == ST_REPORT_FAILED) {
@@ -259,6 +262,7 @@ static int copy_locked(st_coord *c, st_report *r)
         r->agents_lost += c->agents[i]->lost;
     }
     r->late_records = st_merge_late(c);
+    r->unmerged_records = st_merge_unstored(c);
     r->duplicate_records = c->duplicates;
     r->malformed_messages = c->malformed;
     return 0;

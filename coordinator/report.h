@@ -10,7 +10,8 @@
  * st_report_json turns it into the summary object of `stampede run --summary` (README "Outputs",
  * docs/results-schema.md): the keys of common/summary.h (latency_with_timeouts_ms among them when
  * plan.timeout_ms is set), then run_id, start_skew_ms, agents[],
- * late_records, duplicate_records, malformed_messages, and, once the run ended, status (and error
+ * late_records, duplicate_records, malformed_messages (out_of_memory_records after them when
+ * some were), and, once the run ended, status (and error
  * when it failed), in that order and format, as the outputs have always written them.
  *
  * The per-second rows (st_report_second) are also what the core hands to on_second with each
@@ -142,6 +143,8 @@ typedef struct st_report {
     size_t n_seconds;
 
     uint64_t late_records;       /* arrived after their second was handed out (in total) */
+    uint64_t unmerged_records;   /* out of memory: in total, missing from their second; the JSON
+                                  * has "out_of_memory_records" only when it is not 0 */
     uint64_t duplicate_records;  /* re-sent records ignored */
     uint64_t malformed_messages; /* foreign or malformed messages and records dropped */
 } st_report;

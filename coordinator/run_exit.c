@@ -16,7 +16,7 @@ int st_run_exit_code(const st_run_outcome *o)
     }
     /* Results that exist nowhere outrank a stop: the stop still wrote what it measured, a lost
      * result did not. */
-    if (o->outputs_failed) {
+    if (o->outputs_failed || o->unmerged_records) {
         return ST_EXIT_FAILURE;
     }
     if (o->results_lost) {

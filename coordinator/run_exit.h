@@ -19,6 +19,8 @@ typedef struct st_run_outcome {
     st_coord_failure_reason failure; /* ST_COORD_FAILURE_NONE unless the run failed */
     bool stopped;                    /* a signal stopped the run after its start */
     bool outputs_failed;             /* a result file (--summary, --timeseries) was not written */
+    uint64_t unmerged_records;       /* records the merge could not put in their second (out of
+                                      * memory): the series is wrong */
     uint64_t results_lost;           /* result messages neither delivered to SQS nor spooled */
     uint64_t results_spooled;        /* result messages waiting in the spool (stampede forward) */
 } st_run_outcome;
@@ -26,7 +28,7 @@ typedef struct st_run_outcome {
 /* The first that applies:
  *   the run failed: ST_EXIT_AGENTS (registration), ST_EXIT_INTERRUPTED (stopped before the
  *     start), ST_EXIT_FAILURE (any other reason);
- *   a result file was not written: ST_EXIT_FAILURE;
+ *   a result file was not written, or records are missing from their seconds: ST_EXIT_FAILURE;
  *   result messages were lost: ST_EXIT_RESULTS_LOST;
  *   a signal stopped the run: ST_EXIT_INTERRUPTED;
  *   result messages wait in the spool: ST_EXIT_PENDING;

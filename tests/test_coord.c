@@ -18,6 +18,7 @@
 #include "hist.h"
 #include "log.h"
 #include "plan.h"
+#include "report.h"
 #include "session.h"
 #include "stats.h"
 #include "wire.h"
@@ -70,6 +71,15 @@ static void on_second(void *ctx, const st_coord_second *sec)
 }
 
 /* A fixture with a finished plan and the configuration filled; fx_open creates the core. */
+/* While set, realloc fails (the test is linked with --wrap=realloc): the merge out of memory. */
+static bool g_fail_realloc;
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n)
+{
+    return g_fail_realloc ? NULL : __real_realloc(p, n);
+}
+
 static fx *fx_new(const char *plan_json, int expected_agents)
 {
     fx *f = calloc(1, sizeof(*f));
@@ -1577,6 +1587,44 @@ static void test_coord_second_final_after_grace(void **state)
     fx_free(f);
 }
 
+/* A record whose second cannot be stored for want of memory still counts in the total, and is
+ * counted as what it is: not a late record. */
+static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim ag[1];
+    sim_init(&ag[0], 1, 1);
+    uint64_t t0 = fx_start_run(f, ag, 1);
+    st_stats a0;
+    make_second(&a0, 0, 7, 25);
+    fx_advance(f, ag, 1, t0 + 1050 * ST_NS_PER_MS, 50 * ST_NS_PER_MS);
+    sim_push(&ag[0], &a0);
+    g_fail_realloc = true; /* the window cannot grow to hold second 0 */
+    sim_update(f, &ag[0]);
+    g_fail_realloc = false;
+    assert_int_equal(ag[0].acked, 1);
+    assert_stats_equal(st_coord_total(f->c), &a0);
+    st_report r;
+    assert_int_equal(st_coord_report(f->c, &r), 0);
+    assert_int_equal(r.late_records, 0);
+    assert_int_equal(r.unmerged_records, 1);
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    assert_true(num(j, "late_records") == 0);
+    assert_true(num(j, "out_of_memory_records") == 1);
+    cJSON_Delete(j);
+    st_report_fini(&r);
+    /* A run without the failure has no such key. */
+    j = st_coord_summary(f->c);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    st_stats_fini(&a0);
+    sim_fini(&ag[0]);
+    fx_free(f);
+}
+
 /* ---- the end ------------------------------------------------------------------------------- */
 
 static void test_coord_done_after_every_last_record(void **state)
@@ -2007,6 +2055,7 @@ int main(void)
         cmocka_unit_test(test_coord_record_far_beyond_the_run_dropped),
         cmocka_unit_test(test_coord_second_final_when_all_reported),
         cmocka_unit_test(test_coord_second_final_after_grace),
+        cmocka_unit_test(test_coord_out_of_memory_in_the_merge_is_not_late),
         cmocka_unit_test(test_coord_done_after_every_last_record),
         cmocka_unit_test(test_coord_missing_last_records_end_by_deadline),
         cmocka_unit_test(test_coord_stop_before_start_fails_with_code_5),

@@ -55,6 +55,9 @@ static void test_run_exit_unwritten_files_fail(void **state)
     o.results_lost = 3;
     o.results_spooled = 2;
     assert_int_equal(st_run_exit_code(&o), ST_EXIT_FAILURE);
+    /* Records the merge had no memory for: the series is wrong, the run is a failure. */
+    st_run_outcome oom = {.unmerged_records = 1, .results_spooled = 1};
+    assert_int_equal(st_run_exit_code(&oom), ST_EXIT_FAILURE);
     /* A run that failed keeps its own reason. */
     o.failure = ST_COORD_FAILURE_REGISTRATION;
     assert_int_equal(st_run_exit_code(&o), ST_EXIT_AGENTS);
