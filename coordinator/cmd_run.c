@@ -512,7 +512,6 @@ int st_cmd_run(int argc, char **argv)
     }
     outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
     outcome.stopped = stopped;
-    code = st_run_exit_code(&outcome);
     /* Agents learn they are done from their next update: keep answering while they leave. */
     uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;
     lops->finish(launcher, local ? 10 * ST_NS_PER_S : 0);
