@@ -1,7 +1,7 @@
 /*
  * exit_code.h - the exit codes of every stampede program, and how error codes map onto them.
  *
- * Documented for users in docs/aws.md. main() functions are the only callers of
+ * Documented for users in the README and docs/aws.md. main() functions are the only callers of
  * st_exit_code(); nothing below main exits.
  */
 #ifndef ST_EXIT_CODE_H
@@ -19,6 +19,7 @@ enum {
     ST_EXIT_AGENTS = 6,   /* the agents did not all register in time: nothing was started */
     ST_EXIT_UNREACHABLE = 7, /* an agent's coordinator could not be reached or went silent */
     ST_EXIT_INTERRUPTED = 8, /* stopped early by a signal (the summary is still written) */
+    ST_EXIT_RESULTS_LOST = 10, /* result messages were lost: neither delivered nor in the spool */
 };
 
 /* The exit code for a failure with error code err (0 gives ST_EXIT_OK). */

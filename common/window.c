@@ -20,6 +20,7 @@ struct st_window {
     st_stats total; /* the seconds handed out, and the late measurements */
     st_stats sum;   /* total plus the open seconds, built when asked for */
     uint64_t late;
+    uint64_t unstored; /* measurements whose open second could not be stored (out of memory) */
 };
 
 int st_window_new(st_window **out, uint32_t first_second, unsigned flags)
@@ -99,7 +100,12 @@ int st_window_at(st_window *w, uint32_t second, st_stats **dst, bool *late)
     if (!w->keep_total) {
         return second < w->next ? ST_EINVAL : ST_ENOMEM;
     }
-    w->late++;
+    /* Both go to the total; only one of them is late. */
+    if (second < w->next) {
+        w->late++;
+    } else {
+        w->unstored++;
+    }
     *dst = &w->total;
     *late = true;
     return 0;
@@ -175,4 +181,9 @@ const st_stats *st_window_sum(st_window *w)
 uint64_t st_window_late(const st_window *w)
 {
     return w->late;
+}
+
+uint64_t st_window_unstored(const st_window *w)
+{
+    return w->unstored;
 }

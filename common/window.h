@@ -15,9 +15,9 @@
  *     every source reported it, or grace_ns after its end whatever was reported.
  *
  * With ST_WINDOW_TOTAL the window also keeps the total of the measurement: the seconds handed
- * out, plus late measurements (for a second already handed out, or whose second could not be
- * stored), which still count in the total and in st_window_late. Without it, a measurement for a
- * second already handed out is refused (ST_EINVAL).
+ * out, plus late measurements (for a second already handed out: st_window_late) and those whose
+ * second could not be stored (out of memory: st_window_unstored), which still count in the total.
+ * Without it, a measurement for a second already handed out is refused (ST_EINVAL).
  *
  * Threading: not thread-safe; the caller locks. Ownership: the window owns its seconds and its
  * total; st_window_pop swaps a second's stats into the caller's.
@@ -48,8 +48,10 @@ void st_window_set_timing(st_window *w, uint64_t t0_ns, uint64_t grace_ns);
 /* The stats that take a measurement of `second` (the caller merges into *dst before it calls the
  * window again). Returns 0 with *late false: *dst is that open second (created on first use);
  * 0 with *late true (ST_WINDOW_TOTAL only): *dst is the total, because the second was handed out
- * already or could not be stored (counted in st_window_late); ST_EINVAL: the second was handed
- * out and there is no total; ST_ENOMEM: the second could not be stored and there is no total. */
+ * already (counted in st_window_late) or could not be stored for want of memory (counted in
+ * st_window_unstored: second >= st_window_next tells the two apart); ST_EINVAL: the second was
+ * handed out and there is no total; ST_ENOMEM: the second could not be stored and there is no
+ * total. */
 int st_window_at(st_window *w, uint32_t second, st_stats **dst, bool *late);
 
 /* The oldest second still open (the next handed out). */
@@ -77,5 +79,9 @@ const st_stats *st_window_sum(st_window *w);
 
 /* Measurements that went to the total after their second (see st_window_at). */
 uint64_t st_window_late(const st_window *w);
+
+/* Measurements that went to the total only because their open second could not be stored (out
+ * of memory): the total has them, their second does not. */
+uint64_t st_window_unstored(const st_window *w);
 
 #endif

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "output.h"
 #include "plan.h"
+#include "run_exit.h"
 #include "server.h"
 #include "run_flags.h"
 #include "settings.h"
@@ -154,6 +155,7 @@ static void default_spool(char *out, size_t len)
 typedef struct run_ctx {
     st_output outs[MAX_OUTPUTS];
     int n_outs;
+    int sqs; /* the index of the sqs output, -1 without one */
 } run_ctx;
 
 static void on_second(void *arg, const st_coord_second *sec)
@@ -187,8 +189,9 @@ int st_cmd_run(int argc, char **argv)
     st_server *server = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
-    run_ctx ctx = {0};
+    run_ctx ctx = {.sqs = -1};
     int code = ST_EXIT_FAILURE;
+    st_run_outcome outcome = {0};
 
     int agents = 1, plan_threads = 0;
     if ((rc = st_run_flags_plan(&o, &plan, &agents, &plan_threads, err, sizeof(err)))) {
@@ -230,7 +233,7 @@ int st_cmd_run(int argc, char **argv)
         }
         ctx.n_outs++;
     }
-    uint64_t spooled = 0;
+    st_forward_report delivery = {0};
     if (o.sqs_queue_url) {
         char spool[1024];
         if (o.spool) {
@@ -242,13 +245,13 @@ int st_cmd_run(int argc, char **argv)
         st_aws_config_init(&aws);
         aws.region = o.region;
         aws.service_endpoint_url[ST_AWS_SQS] = o.endpoint_url;
-        if ((rc = st_output_sqs(&ctx.outs[ctx.n_outs], run_id, o.sqs_queue_url, spool, &aws,
-                                10000, &spooled, err, sizeof(err)))) {
+        if ((rc = st_output_sqs(&ctx.outs[ctx.n_outs], run_id, o.sqs_queue_url, spool, &aws, 10000,
+                                &delivery, err, sizeof(err)))) {
             fprintf(stderr, "stampede run: %s\n", err);
             code = rc == ST_EAUTH ? ST_EXIT_AUTH : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
             goto out;
         }
-        ctx.n_outs++;
+        ctx.sqs = ctx.n_outs++;
     }
 
     st_coord_cfg cfg;
@@ -333,16 +336,14 @@ int st_cmd_run(int argc, char **argv)
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
+        outcome.unmerged_records = report.unmerged_records;
         st_report_fini(&report);
     } else {
         st_error("out of memory: the run's summary was not written");
+        outcome.outputs_failed = o.summary || o.timeseries;
     }
-    if (failed) {
-        int fc = st_coord_failure_code(core);
-        code = fc == 3 ? ST_EXIT_AGENTS : fc == 5 ? ST_EXIT_INTERRUPTED : ST_EXIT_FAILURE;
-    } else {
-        code = stopped ? ST_EXIT_INTERRUPTED : ST_EXIT_OK;
-    }
+    outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
+    outcome.stopped = stopped;
     /* Agents learn they are done from their next update: keep answering while they leave. */
     uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;
     lops->finish(launcher, local ? 10 * ST_NS_PER_S : 0);
@@ -350,13 +351,26 @@ int st_cmd_run(int argc, char **argv)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    /* Outputs close now (the SQS forwarder flushes), so the exit code can tell about the spool. */
+    /* Outputs close now (the SQS forwarder flushes), so the exit code can tell about the files
+     * and the spool. */
     for (int i = 0; i < ctx.n_outs; i++) {
-        ctx.outs[i].ops->close(ctx.outs[i].state);
+        if (ctx.outs[i].ops->close(ctx.outs[i].state) != 0 && i != ctx.sqs) {
+            outcome.outputs_failed = true;
+        }
     }
     ctx.n_outs = 0;
-    if (code == ST_EXIT_OK && spooled > 0) {
-        code = ST_EXIT_PENDING;
+    outcome.results_lost = delivery.lost;
+    outcome.results_spooled = delivery.spooled;
+    code = st_run_exit_code(&outcome);
+    if (outcome.unmerged_records && !outcome.failure) {
+        st_error("out of memory: %llu record(s) count in the total but are missing from their "
+                 "seconds: exit %d",
+                 (unsigned long long)outcome.unmerged_records, code);
+    } else if (outcome.outputs_failed && !outcome.failure) {
+        st_error("the run's results were not all written (see above): exit %d", code);
+    } else if (outcome.results_lost && !outcome.failure) {
+        st_error("%llu result message(s) lost: they are neither in SQS nor in the spool: exit %d",
+                 (unsigned long long)outcome.results_lost, code);
     }
 out:
     if (launcher) {

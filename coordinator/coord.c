@@ -95,15 +95,16 @@ void st_coord_free(st_coord *c)
     free(c);
 }
 
-static void fail(st_coord *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(st_coord *c, st_coord_failure_reason why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static void fail(st_coord *c, int code, const char *fmt, ...)
+static void fail(st_coord *c, st_coord_failure_reason why, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->failure, sizeof(c->failure), fmt, ap);
     va_end(ap);
-    c->failure_code = code;
+    c->failure_reason = why;
     c->state = ST_COORD_FAILED;
     st_error("%s", c->failure);
 }
@@ -133,15 +134,15 @@ static void tick_locked(st_coord *c, uint64_t now)
                 c->agents[i]->counted = true;
             }
             if (st_share_split(c, 0)) {
-                fail(c, 1, "out of memory while splitting the load");
+                fail(c, ST_COORD_FAILURE_RUNTIME, "out of memory while splitting the load");
                 return;
             }
             c->state = ST_COORD_PREPARING;
             c->deadline_ns = now + c->cfg.prepare_timeout_ns;
             st_info("%zu agents registered: preparing (epoch %u)", c->n_agents, c->epoch);
         } else if (now >= c->deadline_ns) {
-            fail(c, 3, "only %zu of %d agents registered within %.0f s", c->n_agents,
-                 c->cfg.expected_agents, (double)c->cfg.register_timeout_ns / 1e9);
+            fail(c, ST_COORD_FAILURE_REGISTRATION, "only %zu of %d agents registered within %.0f s",
+                 c->n_agents, c->cfg.expected_agents, (double)c->cfg.register_timeout_ns / 1e9);
         }
         break;
     case ST_COORD_PREPARING: {
@@ -149,13 +150,14 @@ static void tick_locked(st_coord *c, uint64_t now)
         for (size_t i = 0; i < c->n_agents; i++) {
             st_coord_agent *a = c->agents[i];
             if (a->state == STAMPEDE__AGENT_STATE__AGENT_FAILED) {
-                fail(c, 1, "agent %u \"%s\" cannot run the plan: %s", a->id, a->name,
-                     a->error ? a->error : "no reason given");
+                fail(c, ST_COORD_FAILURE_RUNTIME, "agent %u \"%s\" cannot run the plan: %s", a->id,
+                     a->name, a->error ? a->error : "no reason given");
                 return;
             }
             if (now - a->last_seen_ns > c->cfg.silence_ns) {
-                fail(c, 1, "agent %u \"%s\" went silent before the start: nothing was started",
-                     a->id, a->name);
+                fail(c, ST_COORD_FAILURE_RUNTIME,
+                     "agent %u \"%s\" went silent before the start: nothing was started", a->id,
+                     a->name);
                 return;
             }
             ready += a->state == STAMPEDE__AGENT_STATE__AGENT_READY && a->epoch == c->epoch;
@@ -168,7 +170,8 @@ static void tick_locked(st_coord *c, uint64_t now)
             st_info("every agent is ready: the run starts in %.0f ms",
                     (double)c->cfg.start_lead_ns / 1e6);
         } else if (now >= c->deadline_ns) {
-            fail(c, 1, "%zu of %zu agents acknowledged the plan within %.0f s: nothing was started",
+            fail(c, ST_COORD_FAILURE_RUNTIME,
+                 "%zu of %zu agents acknowledged the plan within %.0f s: nothing was started",
                  ready, c->n_agents, (double)c->cfg.prepare_timeout_ns / 1e9);
         }
         break;
@@ -262,6 +265,11 @@ void st_coord_tick(st_coord *c)
             st_report_second row;
             st_report_second_of(&row, out[i].s.second, out[i].target_rps, &out[i].s,
                                 out[i].agents);
+            if (st_report_latency_with_timeouts(&row.latency_with_timeouts, out[i].s.lat,
+                                                out[i].s.c.err_timeout,
+                                                (uint32_t)c->plan->timeout_ms)) {
+                st_error("out of memory: second %u has no latency with timeouts", row.second);
+            }
             series_append(c, &row);
             if (c->cfg.on_second) {
                 st_coord_second sec = {out[i].s.second, out[i].target_rps, &out[i].s,
@@ -298,7 +306,7 @@ void st_coord_stop(st_coord *c)
         c->stopping = true;
         c->stopped_at_ns = st_core_now(c);
         if (c->state == ST_COORD_WAITING || c->state == ST_COORD_PREPARING) {
-            fail(c, 5, "stopped before the start: nothing was sent");
+            fail(c, ST_COORD_FAILURE_STOPPED, "stopped before the start: nothing was sent");
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -325,9 +333,28 @@ const char *st_coord_failure(st_coord *c)
     return c->failure;
 }
 
-int st_coord_failure_code(st_coord *c)
+const char *st_coord_failure_reason_name(st_coord_failure_reason r)
 {
-    return c->failure_code ? c->failure_code : 1;
+    switch (r) {
+    case ST_COORD_FAILURE_NONE:
+        return "none";
+    case ST_COORD_FAILURE_REGISTRATION:
+        return "registration";
+    case ST_COORD_FAILURE_STOPPED:
+        return "stopped";
+    default:
+        return "runtime";
+    }
+}
+
+st_coord_failure_reason st_coord_failure_reason_of(st_coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    st_coord_failure_reason r = c->state != ST_COORD_FAILED ? ST_COORD_FAILURE_NONE
+                                : c->failure_reason         ? c->failure_reason
+                                                            : ST_COORD_FAILURE_RUNTIME;
+    pthread_mutex_unlock(&c->mu);
+    return r;
 }
 
 int st_coord_agents_alive(st_coord *c)

@@ -122,9 +122,20 @@ int st_coord_change_rate(st_coord *c, double rate_rps);
 st_coord_state st_coord_get_state(st_coord *c);
 /* Why the run failed (ST_COORD_FAILED), or "". */
 const char *st_coord_failure(st_coord *c);
-/* The exit-code class of a failure: 3 when agents did not all register in time, 5 when the run
- * was stopped before the start, else 1. */
-int st_coord_failure_code(st_coord *c);
+/* Why a run failed, as the program maps it to an exit code (cmd_run.c does, in one place). */
+typedef enum st_coord_failure_reason {
+    ST_COORD_FAILURE_NONE = 0,     /* the run did not fail */
+    ST_COORD_FAILURE_RUNTIME,      /* an agent could not run the plan or went silent before the
+                                    * start, the plan was not acknowledged in time, out of memory */
+    ST_COORD_FAILURE_REGISTRATION, /* the agents did not all register in time */
+    ST_COORD_FAILURE_STOPPED,      /* stopped (st_coord_stop) before the start */
+} st_coord_failure_reason;
+
+/* "none", "runtime", "registration", "stopped". */
+const char *st_coord_failure_reason_name(st_coord_failure_reason r);
+
+/* Why the run failed: ST_COORD_FAILURE_NONE unless the state is ST_COORD_FAILED. Owner thread. */
+st_coord_failure_reason st_coord_failure_reason_of(st_coord *c);
 
 /* Agents registered and not lost. */
 int st_coord_agents_alive(st_coord *c);

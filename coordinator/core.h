@@ -56,7 +56,7 @@ struct st_coord {
     st_profile profile; /* the plan's, changed by live rate changes */
     st_coord_state state;
     char failure[512];
-    int failure_code;
+    st_coord_failure_reason failure_reason;
     st_coord_agent **agents;
     size_t n_agents, cap_agents;
     uint32_t epoch;  /* the current split (share.c) */

@@ -70,6 +70,13 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         bool late;
         if (st_window_at(c->merge.win, r->second, &dst, &late) == 0) {
             st_wire_record_apply(r, dst);
+            if (late && r->second >= st_window_next(c->merge.win)) {
+                /* Not late: its second could not be stored. It is in the total, not in its
+                 * second, and the run must say so (st_merge_unstored, the report, the exit). */
+                st_error("out of memory: agent %u's record for second %u counts in the run's total "
+                         "but is missing from its second",
+                         a->id, r->second);
+            }
         }
     }
 }
@@ -132,4 +139,9 @@ const st_stats *st_merge_sum(st_coord *c)
 uint64_t st_merge_late(const st_coord *c)
 {
     return st_window_late(c->merge.win);
+}
+
+uint64_t st_merge_unstored(const st_coord *c)
+{
+    return st_window_unstored(c->merge.win);
 }

@@ -62,4 +62,8 @@ const st_stats *st_merge_sum(st_coord *c);
 /* Records that arrived after their second was handed out. */
 uint64_t st_merge_late(const st_coord *c);
 
+/* Records whose second could not be stored for want of memory: in the total, missing from their
+ * second (never counted as late). */
+uint64_t st_merge_unstored(const st_coord *c);
+
 #endif

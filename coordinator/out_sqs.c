@@ -14,8 +14,11 @@ typedef struct sqs_out {
     st_forwarder *f;
     char run_id[ST_RESULT_RUN_ID_MAX + 1];
     uint32_t flush_timeout_ms;
-    uint64_t *spooled;
-    uint64_t rejected; /* messages the forwarder would not take */
+    char *spool_dir;
+    st_forward_report *delivery;
+    uint64_t submitted; /* messages the forwarder took */
+    uint64_t rejected;  /* messages that could not be built or that the forwarder would not take:
+                         * lost, since they reach neither SQS nor the spool */
 } sqs_out;
 
 static void submit(sqs_out *o, int rc, char *json, const char *id)
@@ -25,7 +28,10 @@ static void submit(sqs_out *o, int rc, char *json, const char *id)
     }
     if (rc) {
         o->rejected++;
-        st_error("sqs: result %s not queued: %s", id[0] ? id : "(unnamed)", st_strerror(rc));
+        st_error("sqs: result %s is lost: not queued: %s", id[0] ? id : "(unnamed)",
+                 st_strerror(rc));
+    } else {
+        o->submitted++;
     }
     free(json);
 }
@@ -53,32 +59,40 @@ static int sqs_summary(void *state, const st_report *report)
     return 0;
 }
 
-static void sqs_close(void *state)
+static int sqs_close(void *state)
 {
     sqs_out *o = state;
     st_forward_report rep = {0};
     int rc = st_forwarder_flush_and_close(o->f, o->flush_timeout_ms, &rep);
-    if (rc == 0) {
+    /* Three outcomes, never folded into one another: a lost message is not in the spool, and
+     * `stampede forward` cannot bring it back. */
+    rep.lost += o->rejected;
+    if (rep.lost == 0 && rc == 0) {
         st_info("sqs: %llu result messages delivered", (unsigned long long)rep.sent);
-    } else if (rc == ST_EAGAIN) {
+    } else if (rep.lost == 0 && rc == ST_EAGAIN) {
         st_warn("sqs: %llu result messages delivered, %llu wait in the spool: deliver them with "
                 "stampede forward",
                 (unsigned long long)rep.sent, (unsigned long long)rep.spooled);
     } else {
-        st_error("sqs: %llu delivered, %llu spooled, %llu lost (%s)", (unsigned long long)rep.sent,
-                 (unsigned long long)rep.spooled, (unsigned long long)rep.lost, st_strerror(rc));
+        st_error("sqs: %llu of the run's %llu result messages are lost (neither delivered nor "
+                 "spooled); %llu delivered, %llu wait in the spool %s",
+                 (unsigned long long)rep.lost, (unsigned long long)(o->submitted + o->rejected),
+                 (unsigned long long)rep.sent, (unsigned long long)rep.spooled, o->spool_dir);
+        rc = ST_EIO;
     }
-    if (o->spooled) {
-        *o->spooled = rep.spooled + rep.lost + o->rejected;
+    if (o->delivery) {
+        *o->delivery = rep;
     }
     st_forwarder_free(o->f);
+    free(o->spool_dir);
     free(o);
+    return rc;
 }
 
 static const st_output_ops sqs_ops = {"sqs", sqs_second, sqs_summary, sqs_close};
 
 int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, const char *spool_dir,
-                  const st_aws_config *aws, uint32_t flush_timeout_ms, uint64_t *spooled,
+                  const st_aws_config *aws, uint32_t flush_timeout_ms, st_forward_report *delivery,
                   char *err, size_t err_len)
 {
     if (!st_result_run_id_valid(run_id)) {
@@ -104,7 +118,11 @@ int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, con
     }
     snprintf(o->run_id, sizeof(o->run_id), "%s", run_id);
     o->flush_timeout_ms = flush_timeout_ms;
-    o->spooled = spooled;
+    o->delivery = delivery;
+    if (!(o->spool_dir = strdup(spool_dir))) {
+        free(o);
+        return ST_ENOMEM;
+    }
     st_forwarder_config cfg;
     st_forwarder_config_init(&cfg);
     cfg.queue_url = queue_url;
@@ -112,6 +130,7 @@ int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, con
     cfg.aws = *aws;
     cfg.aws.sqs_queue_url = queue_url;
     if ((rc = st_forwarder_new(&o->f, &cfg, err, err_len))) {
+        free(o->spool_dir);
         free(o);
         return rc;
     }

@@ -1,12 +1,12 @@
 #include "output.h"
 #include "error.h"
 #include "log.h"
+#include "outfile.h"
 #include "summary.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* ---- progress ---- */
 
@@ -15,7 +15,16 @@ static int progress_second(void *state, const st_coord_second *sec)
     FILE *f = state;
     char line[320];
     st_progress_format(line, sizeof(line), sec->second, sec->target_rps, sec->stats, sec->agents);
-    fprintf(f, "%s\n", line);
+    const st_report_second *row = sec->row;
+    if (row->counts.err_timeout > 0) {
+        /* Timed-out requests have no latency of their own: counted at the timeout, they keep a
+         * stalled second from reading as a fast one. */
+        fprintf(f, "%s  timeouts %llu: p99 >= %.3f ms\n", line,
+                (unsigned long long)row->counts.err_timeout,
+                st_us_to_ms(row->latency_with_timeouts.p99_us));
+    } else {
+        fprintf(f, "%s\n", line);
+    }
     fflush(f);
     return 0;
 }
@@ -34,6 +43,7 @@ static int progress_summary(void *state, const st_report *r)
         .duration_s = r->duration_s,
         .target_requests = r->target_requests,
         .closed_loop = r->plan.closed_loop,
+        .timeout_ms = r->plan.timeout_ms,
     };
     st_summary_print(f, &s);
     fprintf(f, "  %-22s %zu", "agents", r->n_agents);
@@ -48,9 +58,10 @@ static int progress_summary(void *state, const st_report *r)
     return 0;
 }
 
-static void progress_close(void *state)
+static int progress_close(void *state)
 {
     (void)state;
+    return 0;
 }
 
 static const st_output_ops progress_ops = {"progress", progress_second, progress_summary,
@@ -66,32 +77,61 @@ int st_output_progress(st_output *out, FILE *f)
 /* ---- timeseries ---- */
 
 typedef struct jsonl {
-    FILE *f;
-    char *path;
+    st_outfile *f; /* NULL once committed or given up */
     bool failed;
 } jsonl;
+
+static void jsonl_fail(jsonl *j, int errnum)
+{
+    if (!j->failed) {
+        st_error("--timeseries %s: cannot write it: %s (the run goes on; the file will not be "
+                 "written)",
+                 st_outfile_path(j->f), strerror(errnum));
+    }
+    j->failed = true;
+}
+
+/* A latency figure in ms, or null when the distribution is empty (no responses). */
+static void ms_or_null(char *out, size_t len, const st_report_latency *l, uint64_t us)
+{
+    if (l->count == 0) {
+        snprintf(out, len, "null");
+    } else {
+        snprintf(out, len, "%.3f", st_us_to_ms(us));
+    }
+}
 
 static int jsonl_second(void *state, const st_coord_second *sec)
 {
     jsonl *j = state;
-    if (j->failed) {
+    if (j->failed || !j->f) {
         return ST_EIO;
     }
     const st_report_second *row = sec->row;
     const st_counts *c = &row->counts;
-    const st_report_latency *l = &row->latency;
-    int n = fprintf(j->f,
-                    "{\"t\":%u,\"target_rps\":%.3f,\"achieved_rps\":%llu,\"sent\":%llu,\"ok\":%llu,"
-                    "\"failed\":%llu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-                    "\"max_ms\":%.3f,\"agents\":%d}\n",
-                    row->second, row->target_rps, (unsigned long long)st_counts_done(c),
-                    (unsigned long long)c->sent, (unsigned long long)c->ok,
-                    (unsigned long long)st_counts_failed(c), st_us_to_ms(l->p50_us),
-                    st_us_to_ms(l->p90_us), st_us_to_ms(l->p99_us), st_us_to_ms(l->max_us),
-                    row->agents);
-    if (n < 0 || fflush(j->f) != 0) {
-        st_error("--timeseries %s: %s (the run goes on without it)", j->path, strerror(errno));
-        j->failed = true;
+    const st_report_latency *l = &row->latency, *t = &row->latency_with_timeouts;
+    char p50[32], p90[32], p99[32], max[32], p50t[32], p99t[32];
+    ms_or_null(p50, sizeof(p50), l, l->p50_us);
+    ms_or_null(p90, sizeof(p90), l, l->p90_us);
+    ms_or_null(p99, sizeof(p99), l, l->p99_us);
+    ms_or_null(max, sizeof(max), l, l->max_us);
+    ms_or_null(p50t, sizeof(p50t), t, t->p50_us);
+    ms_or_null(p99t, sizeof(p99t), t, t->p99_us);
+    int e = st_outfile_printf(
+        j->f,
+        "{\"t\":%u,\"target_rps\":%.3f,\"achieved_rps\":%llu,\"sent\":%llu,\"ok\":%llu,"
+        "\"failed\":%llu,\"p50_ms\":%s,\"p90_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s,\"agents\":%d,"
+        "\"timeouts\":%llu,\"p50_with_timeouts_ms\":%s,\"p99_with_timeouts_ms\":%s}\n",
+        row->second, row->target_rps, (unsigned long long)st_counts_done(c),
+        (unsigned long long)c->sent, (unsigned long long)c->ok,
+        (unsigned long long)st_counts_failed(c), p50, p90, p99, max, row->agents,
+        (unsigned long long)c->err_timeout, p50t, p99t);
+    /* Flushed every second: a full disk is found out now, not at the end. */
+    if (!e) {
+        e = st_outfile_flush(j->f);
+    }
+    if (e) {
+        jsonl_fail(j, e);
         return ST_EIO;
     }
     return 0;
@@ -99,19 +139,35 @@ static int jsonl_second(void *state, const st_coord_second *sec)
 
 static int jsonl_summary(void *state, const st_report *report)
 {
-    (void)state;
     (void)report;
-    return 0;
+    jsonl *j = state;
+    if (!j->f) {
+        return j->failed ? ST_EIO : 0;
+    }
+    if (j->failed) {
+        /* A file with seconds missing is not written at all. */
+        st_outfile_abort(j->f);
+        j->f = NULL;
+        return ST_EIO;
+    }
+    char err[1024];
+    int rc = st_outfile_commit(j->f, err, sizeof(err));
+    j->f = NULL;
+    if (rc) {
+        st_error("%s", err);
+        j->failed = true;
+    }
+    return rc;
 }
 
-static void jsonl_close(void *state)
+static int jsonl_close(void *state)
 {
     jsonl *j = state;
-    if (j->f && fclose(j->f) != 0 && !j->failed) {
-        st_error("--timeseries %s: %s", j->path, strerror(errno));
-    }
-    free(j->path);
+    /* Still open: the run ended before its end was reported; nothing is left behind. */
+    st_outfile_abort(j->f);
+    int rc = j->failed ? ST_EIO : 0;
     free(j);
+    return rc;
 }
 
 static const st_output_ops jsonl_ops = {"timeseries", jsonl_second, jsonl_summary, jsonl_close};
@@ -119,16 +175,13 @@ static const st_output_ops jsonl_ops = {"timeseries", jsonl_second, jsonl_summar
 int st_output_timeseries(st_output *out, const char *path, char *err, size_t err_len)
 {
     jsonl *j = calloc(1, sizeof(*j));
-    if (!j || !(j->path = strdup(path))) {
-        free(j);
+    if (!j) {
         return ST_ENOMEM;
     }
-    j->f = fopen(path, "w");
-    if (!j->f) {
-        snprintf(err, err_len, "--timeseries %s: %s", path, strerror(errno));
-        free(j->path);
+    int rc = st_outfile_open(&j->f, "--timeseries", path, err, err_len);
+    if (rc) {
         free(j);
-        return ST_EIO;
+        return rc;
     }
     out->ops = &jsonl_ops;
     out->state = j;
@@ -138,7 +191,8 @@ int st_output_timeseries(st_output *out, const char *path, char *err, size_t err
 /* ---- summary file ---- */
 
 typedef struct sumfile {
-    char *path;
+    st_outfile *f; /* NULL once committed or given up */
+    bool failed;
 } sumfile;
 
 static int sum_second(void *state, const st_coord_second *sec)
@@ -151,59 +205,55 @@ static int sum_second(void *state, const st_coord_second *sec)
 static int sum_summary(void *state, const st_report *report)
 {
     sumfile *s = state;
+    if (!s->f) {
+        return s->failed ? ST_EIO : 0;
+    }
     cJSON *summary = st_report_json(report);
     char *text = summary ? cJSON_Print(summary) : NULL;
     cJSON_Delete(summary);
+    char err[1024];
+    int rc;
     if (!text) {
-        return ST_ENOMEM;
+        snprintf(err, sizeof(err), "--summary %s: out of memory: not written",
+                 st_outfile_path(s->f));
+        st_outfile_abort(s->f);
+        rc = ST_ENOMEM;
+    } else {
+        st_outfile_printf(s->f, "%s\n", text);
+        rc = st_outfile_commit(s->f, err, sizeof(err));
     }
-    size_t n = strlen(s->path) + 16;
-    char *tmp = malloc(n);
-    int rc = ST_ENOMEM;
-    if (tmp) {
-        snprintf(tmp, n, "%s.tmp", s->path);
-        FILE *f = fopen(tmp, "w");
-        rc = ST_EIO;
-        if (f) {
-            bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-            ok = fclose(f) == 0 && ok;
-            if (ok && rename(tmp, s->path) == 0) {
-                rc = 0;
-            } else {
-                unlink(tmp);
-            }
-        }
-        if (rc) {
-            st_error("--summary %s: %s", s->path, strerror(errno));
-        }
+    s->f = NULL;
+    if (rc) {
+        st_error("%s", err);
+        s->failed = true;
     }
-    free(tmp);
     free(text);
     return rc;
 }
 
-static void sum_close(void *state)
+static int sum_close(void *state)
 {
     sumfile *s = state;
-    free(s->path);
+    st_outfile_abort(s->f);
+    int rc = s->failed ? ST_EIO : 0;
     free(s);
+    return rc;
 }
 
 static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, sum_close};
 
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len)
 {
-    /* Find out now, not after the run, whether the file can be written. */
-    FILE *probe = fopen(path, "a");
-    if (!probe) {
-        snprintf(err, err_len, "--summary %s: %s", path, strerror(errno));
-        return ST_EIO;
-    }
-    fclose(probe);
     sumfile *s = calloc(1, sizeof(*s));
-    if (!s || !(s->path = strdup(path))) {
-        free(s);
+    if (!s) {
         return ST_ENOMEM;
+    }
+    /* The temporary file is created now: a folder that cannot be written is found out before
+     * the run, and nothing appears at path until the summary is complete. */
+    int rc = st_outfile_open(&s->f, "--summary", path, err, err_len);
+    if (rc) {
+        free(s);
+        return rc;
     }
     out->ops = &sum_ops;
     out->state = s;

@@ -10,8 +10,11 @@
  *   sqs         every second and the summary as result messages (results/result_msg.h) to an SQS
  *               queue through the forwarder (forward.h): sent off the run's thread, spooled to
  *               disk while SQS is unreachable (--sqs-queue-url URL --spool DIR).
- * An output that fails to write logs why and keeps the run going: results already sent to the
- * other outputs are not held back by one broken file.
+ * An output that fails to write logs why (the path and the errno) and keeps the run going: results
+ * already sent to the other outputs are not held back by one broken file. Its close() then
+ * returns an error, so that the run exits non-zero (cmd_run.c). Files are written whole or not at
+ * all (outfile.h): through a temporary name in their folder, renamed into place at the end; a run
+ * that fails before its end leaves no file behind.
  *
  * Threading: every call from the coordinator's owner thread.
  */
@@ -20,6 +23,7 @@
 
 #include "aws.h"
 #include "coord.h"
+#include "forward.h"
 #include "report.h"
 
 #include <stdio.h>
@@ -31,8 +35,9 @@ typedef struct st_output_ops {
     /* The end: the run's report (st_coord_report; valid during the call only). Returns 0 or an
      * ST_E* code. */
     int (*summary)(void *state, const st_report *report);
-    /* Closes and frees the state. */
-    void (*close)(void *state);
+    /* Closes and frees the state. Returns 0, or an ST_E* code when something this output had
+     * to write was not written whole (logged by the output itself, path and errno included). */
+    int (*close)(void *state);
 } st_output_ops;
 
 typedef struct st_output {
@@ -42,20 +47,27 @@ typedef struct st_output {
 
 /* Progress lines and the summary table on f (not closed). */
 int st_output_progress(st_output *out, FILE *f);
-/* JSON Lines into path (created or truncated). ST_EIO with a message in err when it cannot be
- * opened. */
+/* JSON Lines into path: written to a temporary file as the seconds come, renamed to path when
+ * the run's end is reported (summary). ST_EIO with a message in err when the temporary file
+ * cannot be created. A second that cannot be written gives up the whole file (the temporary
+ * file is removed, path is left as it was) and makes close() fail. */
 int st_output_timeseries(st_output *out, const char *path, char *err, size_t err_len);
 /* The summary JSON into path, written at the end (through a temporary file and a rename, so a
- * reader never sees half of it). ST_EIO when the folder cannot be written. */
+ * reader never sees half of it). ST_EIO when the folder cannot be written; a summary that cannot
+ * be written whole makes close() fail. */
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len);
 
 /* Result messages to SQS. aws is copied; its strings must outlive the output. Checks the
  * configuration and the credentials now (before any load is sent): ST_EINVAL (no region, bad
  * endpoint, bad run id), ST_EAUTH (no credentials, or expired ones), ST_EIO (the spool folder
  * cannot be written), with a message in err. close() flushes for at most flush_timeout_ms and
- * reports what stayed in the spool through *spooled (may be NULL until then). */
+ * writes what became of the messages into *delivery (may be NULL; written by close() only):
+ * sent (SQS took them), spooled (files waiting in the spool folder: `stampede forward` delivers
+ * them) and lost (neither: the spool could not be written, or the message could not be built or
+ * queued). close() returns 0 when every message was sent, ST_EAGAIN when some wait in the spool
+ * and none was lost, ST_EIO when some were lost. */
 int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, const char *spool_dir,
-                  const st_aws_config *aws, uint32_t flush_timeout_ms, uint64_t *spooled,
+                  const st_aws_config *aws, uint32_t flush_timeout_ms, st_forward_report *delivery,
                   char *err, size_t err_len);
 
 #endif

@@ -44,6 +44,19 @@ void st_report_latency_of(st_report_latency *out, const st_hist *h)
     out->mean_us = st_hist_mean(h);
 }
 
+int st_report_latency_with_timeouts(st_report_latency *out, const st_hist *h, uint64_t timeouts,
+                                    uint32_t timeout_ms)
+{
+    st_hist *all;
+    if (st_hist_with_values(&all, h, (uint64_t)timeout_ms * 1000, timeouts)) {
+        memset(out, 0, sizeof(*out));
+        return ST_ENOMEM;
+    }
+    st_report_latency_of(out, all);
+    st_hist_free(all);
+    return 0;
+}
+
 void st_report_second_of(st_report_second *row, uint32_t second, double target_rps,
                          const st_stats *s, int agents)
 {
@@ -53,6 +66,7 @@ void st_report_second_of(st_report_second *row, uint32_t second, double target_r
     row->counts = s->c;
     st_report_latency_of(&row->latency, s->lat);
     st_report_latency_of(&row->latency_uncorrected, s->lat_raw);
+    row->latency_with_timeouts = row->latency; /* what it is without a timeout to count */
 }
 
 void st_report_fini(st_report *r)
@@ -111,6 +125,7 @@ cJSON *st_report_json(const st_report *r)
         .duration_s = r->duration_s,
         .target_requests = r->target_requests,
         .closed_loop = r->plan.closed_loop,
+        .timeout_ms = r->plan.timeout_ms,
     };
     cJSON *j = st_summary_json(&s);
     if (!j) {
@@ -133,6 +148,9 @@ cJSON *st_report_json(const st_report *r)
     cJSON_AddNumberToObject(j, "late_records", (double)r->late_records);
     cJSON_AddNumberToObject(j, "duplicate_records", (double)r->duplicate_records);
     cJSON_AddNumberToObject(j, "malformed_messages", (double)r->malformed_messages);
+    if (r->unmerged_records) {
+        cJSON_AddNumberToObject(j, "out_of_memory_records", (double)r->unmerged_records);
+    }
     if (r->status != ST_REPORT_RUNNING) {
         cJSON_AddStringToObject(j, "status", st_report_status_name(r->status));
         if (r->status == ST_REPORT_FAILED) {
@@ -202,6 +220,7 @@ static int copy_locked(st_coord *c, st_report *r)
     r->plan.average_rps = r->plan.duration_s > 0 ? r->plan.requests / r->plan.duration_s : 0;
     r->plan.expected_agents = c->cfg.expected_agents;
     r->plan.threads_per_agent = c->cfg.plan_threads > 0 ? c->cfg.plan_threads : 0;
+    r->plan.timeout_ms = c->plan->timeout_ms > 0 ? (uint32_t)c->plan->timeout_ms : 0;
 
     r->duration_s = st_coord_duration_s(c);
     r->target_requests = st_coord_target_requests(c);
@@ -211,6 +230,10 @@ static int copy_locked(st_coord *c, st_report *r)
     st_stats_merge(&r->total, st_merge_sum(c));
     st_report_latency_of(&r->latency, r->total.lat);
     st_report_latency_of(&r->latency_uncorrected, r->total.lat_raw);
+    if (st_report_latency_with_timeouts(&r->latency_with_timeouts, r->total.lat,
+                                        r->total.c.err_timeout, r->plan.timeout_ms)) {
+        return ST_ENOMEM;
+    }
 
     /* The spread of the agents' realised starts, in coordinator time. */
     uint64_t lo = 0, hi = 0;
@@ -239,6 +262,7 @@ static int copy_locked(st_coord *c, st_report *r)
         r->agents_lost += c->agents[i]->lost;
     }
     r->late_records = st_merge_late(c);
+    r->unmerged_records = st_merge_unstored(c);
     r->duplicate_records = c->duplicates;
     r->malformed_messages = c->malformed;
     return 0;

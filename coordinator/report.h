@@ -8,8 +8,10 @@
  * after the core is freed, and is released with st_report_fini.
  *
  * st_report_json turns it into the summary object of `stampede run --summary` (README "Outputs",
- * docs/results-schema.md): the keys of common/summary.h, then run_id, start_skew_ms, agents[],
- * late_records, duplicate_records, malformed_messages, and, once the run ended, status (and error
+ * docs/results-schema.md): the keys of common/summary.h (latency_with_timeouts_ms among them when
+ * plan.timeout_ms is set), then run_id, start_skew_ms, agents[],
+ * late_records, duplicate_records, malformed_messages (out_of_memory_records after them when
+ * some were), and, once the run ended, status (and error
  * when it failed), in that order and format, as the outputs have always written them.
  *
  * The per-second rows (st_report_second) are also what the core hands to on_second with each
@@ -59,8 +61,15 @@ typedef struct st_report_latency {
     double mean_us;
 } st_report_latency;
 
-/* The figures of histogram h (all 0 when it is empty). */
+/* The figures of histogram h (all 0 when it is empty: count 0 means "no responses", and the
+ * outputs say so instead of printing zeros). */
 void st_report_latency_of(st_report_latency *out, const st_hist *h);
+
+/* The figures of h with `timeouts` more values at timeout_ms: the latency view in which a
+ * timed-out request counts at its timeout (a lower bound of what it would have taken), computed
+ * exactly from the merged histogram and the timeout count. Returns 0 or ST_ENOMEM (*out zeroed). */
+int st_report_latency_with_timeouts(st_report_latency *out, const st_hist *h, uint64_t timeouts,
+                                    uint32_t timeout_ms);
 
 /* One finished second of the whole run. */
 typedef struct st_report_second {
@@ -70,6 +79,9 @@ typedef struct st_report_second {
     st_counts counts;          /* merged over the agents; inflight is their sum when it closed */
     st_report_latency latency; /* from the intended send instant */
     st_report_latency latency_uncorrected; /* from the actual send */
+    st_report_latency latency_with_timeouts; /* latency, each timeout counted at the timeout
+                                              * (st_report_latency_with_timeouts; the core fills
+                                              * it beside st_report_second_of) */
 } st_report_second;
 
 /* Fills row from a second's merged stats. */
@@ -85,6 +97,7 @@ typedef struct st_report_plan {
     double average_rps;    /* requests / duration_s */
     int expected_agents;   /* the run started when this many registered */
     int threads_per_agent; /* 0: each agent ran its own capacity */
+    uint32_t timeout_ms;   /* every request's timeout, from its send */
     char *engine;          /* auto, curl or fast */
 } st_report_plan;
 
@@ -116,6 +129,8 @@ typedef struct st_report {
     st_stats total;            /* every record taken: the seconds, the late records, open seconds */
     st_report_latency latency; /* of total.lat */
     st_report_latency latency_uncorrected; /* of total.lat_raw */
+    st_report_latency latency_with_timeouts; /* of total.lat, each of total.c.err_timeout
+                                              * counted at plan.timeout_ms */
 
     bool have_start_skew; /* some agent sent (false: nothing was sent) */
     double start_skew_ms; /* the spread of the agents' realised starts, coordinator time */
@@ -128,6 +143,8 @@ typedef struct st_report {
     size_t n_seconds;
 
     uint64_t late_records;       /* arrived after their second was handed out (in total) */
+    uint64_t unmerged_records;   /* out of memory: in total, missing from their second; the JSON
+                                  * has "out_of_memory_records" only when it is not 0 */
     uint64_t duplicate_records;  /* re-sent records ignored */
     uint64_t malformed_messages; /* foreign or malformed messages and records dropped */
 } st_report;

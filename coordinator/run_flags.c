@@ -100,10 +100,11 @@ void st_run_flags_usage(FILE *f)
     st_settings_usage(f, g, 2, FLAGS_MASK, 25, 92);
     fprintf(f,
             "\n"
-            "Exit codes: 0 completed, 1 runtime failure, 2 bad flags or plan, 3 AWS credentials\n"
-            "missing or expired (nothing was started), 4 completed but results wait in the spool,\n"
-            "6 the agents did not all register in time, 8 stopped early by a signal (the summary\n"
-            "is still written).\n");
+            "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
+            "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
+            "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
+            "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
+            "still written), 10 result messages lost (neither sent to SQS nor spooled).\n");
 }
 
 int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t err_len)

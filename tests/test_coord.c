@@ -18,6 +18,7 @@
 #include "hist.h"
 #include "log.h"
 #include "plan.h"
+#include "report.h"
 #include "session.h"
 #include "stats.h"
 #include "wire.h"
@@ -70,6 +71,15 @@ static void on_second(void *ctx, const st_coord_second *sec)
 }
 
 /* A fixture with a finished plan and the configuration filled; fx_open creates the core. */
+/* While set, realloc fails (the test is linked with --wrap=realloc): the merge out of memory. */
+static bool g_fail_realloc;
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n)
+{
+    return g_fail_realloc ? NULL : __real_realloc(p, n);
+}
+
 static fx *fx_new(const char *plan_json, int expected_agents)
 {
     fx *f = calloc(1, sizeof(*f));
@@ -857,7 +867,7 @@ static void test_coord_prepare_deadline_fails(void **state)
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
     assert_non_null(strstr(st_coord_failure(f->c), "1 of 2 agents acknowledged"));
     assert_non_null(strstr(st_coord_failure(f->c), "nothing was started"));
-    assert_int_equal(st_coord_failure_code(f->c), 1);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_RUNTIME);
     /* Nothing started, and the agents are told they are done. */
     f->now += ST_NS_PER_MS;
     fx_round(f, ag, 2);
@@ -870,7 +880,7 @@ static void test_coord_prepare_deadline_fails(void **state)
     fx_free(f);
 }
 
-static void test_coord_register_deadline_fails_with_code_3(void **state)
+static void test_coord_register_deadline_fails_as_registration(void **state)
 {
     (void)state;
     fx *f = fx_new(PLAN_10RPS, 3);
@@ -883,13 +893,14 @@ static void test_coord_register_deadline_fails_with_code_3(void **state)
     sim_register(f, &ag[1]);
     fx_advance(f, ag, 2, START_NS + 5 * ST_NS_PER_S - 1, 400 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_NONE);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(ag[i].n_prepares, 0);
     }
     f->now = START_NS + 5 * ST_NS_PER_S;
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
-    assert_int_equal(st_coord_failure_code(f->c), 3);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_REGISTRATION);
     assert_non_null(strstr(st_coord_failure(f->c), "2 of 3 agents"));
     /* Nobody may join a failed run. */
     sim late;
@@ -921,7 +932,7 @@ static void test_coord_agent_failing_to_prepare_fails_run(void **state)
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
     assert_non_null(strstr(st_coord_failure(f->c), "the engine cannot do HTTP/2"));
-    assert_int_equal(st_coord_failure_code(f->c), 1);
+    assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_RUNTIME);
     sim_update(f, &ag[0]);
     assert_int_equal(ag[0].n_starts, 0);
     sim_fini(&ag[0]);
@@ -1576,6 +1587,44 @@ static void test_coord_second_final_after_grace(void **state)
     fx_free(f);
 }
 
+/* A record whose second cannot be stored for want of memory still counts in the total, and is
+ * counted as what it is: not a late record. */
+static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 1);
+    fx_open(f);
+    sim ag[1];
+    sim_init(&ag[0], 1, 1);
+    uint64_t t0 = fx_start_run(f, ag, 1);
+    st_stats a0;
+    make_second(&a0, 0, 7, 25);
+    fx_advance(f, ag, 1, t0 + 1050 * ST_NS_PER_MS, 50 * ST_NS_PER_MS);
+    sim_push(&ag[0], &a0);
+    g_fail_realloc = true; /* the window cannot grow to hold second 0 */
+    sim_update(f, &ag[0]);
+    g_fail_realloc = false;
+    assert_int_equal(ag[0].acked, 1);
+    assert_stats_equal(st_coord_total(f->c), &a0);
+    st_report r;
+    assert_int_equal(st_coord_report(f->c, &r), 0);
+    assert_int_equal(r.late_records, 0);
+    assert_int_equal(r.unmerged_records, 1);
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    assert_true(num(j, "late_records") == 0);
+    assert_true(num(j, "out_of_memory_records") == 1);
+    cJSON_Delete(j);
+    st_report_fini(&r);
+    /* A run without the failure has no such key. */
+    j = st_coord_summary(f->c);
+    assert_non_null(j);
+    cJSON_Delete(j);
+    st_stats_fini(&a0);
+    sim_fini(&ag[0]);
+    fx_free(f);
+}
+
 /* ---- the end ------------------------------------------------------------------------------- */
 
 static void test_coord_done_after_every_last_record(void **state)
@@ -1727,7 +1776,7 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
         }
         st_coord_stop(f->c);
         assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
-        assert_int_equal(st_coord_failure_code(f->c), 5);
+        assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_STOPPED);
         assert_non_null(strstr(st_coord_failure(f->c), "stopped before the start"));
         f->now += ST_NS_PER_MS;
         st_coord_tick(f->c);
@@ -1736,7 +1785,7 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
         assert_int_equal(ag[0].n_starts, 0);
         /* A second stop changes nothing. */
         st_coord_stop(f->c);
-        assert_int_equal(st_coord_failure_code(f->c), 5);
+        assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_STOPPED);
         assert_int_equal(f->n_handed, 0);
         sim_fini(&ag[0]);
         sim_fini(&ag[1]);
@@ -1988,7 +2037,7 @@ int main(void)
         cmocka_unit_test(test_coord_clock_ping_answered),
         cmocka_unit_test(test_coord_no_start_before_all_ready),
         cmocka_unit_test(test_coord_prepare_deadline_fails),
-        cmocka_unit_test(test_coord_register_deadline_fails_with_code_3),
+        cmocka_unit_test(test_coord_register_deadline_fails_as_registration),
         cmocka_unit_test(test_coord_agent_failing_to_prepare_fails_run),
         cmocka_unit_test(test_coord_silent_before_start_fails_run),
         cmocka_unit_test(test_coord_split_residues_follow_weights),
@@ -2006,6 +2055,7 @@ int main(void)
         cmocka_unit_test(test_coord_record_far_beyond_the_run_dropped),
         cmocka_unit_test(test_coord_second_final_when_all_reported),
         cmocka_unit_test(test_coord_second_final_after_grace),
+        cmocka_unit_test(test_coord_out_of_memory_in_the_merge_is_not_late),
         cmocka_unit_test(test_coord_done_after_every_last_record),
         cmocka_unit_test(test_coord_missing_last_records_end_by_deadline),
         cmocka_unit_test(test_coord_stop_before_start_fails_with_code_5),

@@ -17,6 +17,7 @@
 #include "plan.h"
 #include "report.h"
 #include "stats.h"
+#include "summary.h"
 
 /*
  * The typed report and its summary JSON: the object --summary writes and SQS carries must keep
@@ -330,6 +331,123 @@ static void test_report_second_of(void **state)
     st_hist_free(h);
 }
 
+/* A timed-out request counts at its timeout in the with-timeouts view, exactly: the merged
+ * histogram plus the timeout count. */
+static void test_report_latency_with_timeouts_counts_each_at_its_timeout(void **state)
+{
+    (void)state;
+    st_hist *h;
+    assert_int_equal(st_hist_new(&h), 0);
+    st_hist_record_n(h, 1000, 90);
+    st_report_latency plain, t;
+    st_report_latency_of(&plain, h);
+    assert_int_equal(plain.p99_us, 1000);
+    assert_int_equal(st_report_latency_with_timeouts(&t, h, 10, 500), 0);
+    assert_int_equal(t.count, 100);
+    assert_int_equal(t.min_us, 1000);
+    assert_int_equal(t.p50_us, 1000);
+    assert_int_equal(t.p90_us, 1000);
+    assert_int_equal(t.p99_us, 500000);
+    assert_int_equal(t.max_us, 500000);
+    assert_true(t.mean_us == (90.0 * 1000 + 10.0 * 500000) / 100);
+    /* h itself is unchanged. */
+    assert_int_equal(st_hist_count(h), 90);
+    /* Every request timed out: no response, and a second that was anything but fast. */
+    st_hist_reset(h);
+    st_report_latency_of(&plain, h);
+    assert_int_equal(plain.count, 0);
+    assert_int_equal(st_report_latency_with_timeouts(&t, h, 20, 500), 0);
+    assert_int_equal(t.count, 20);
+    assert_int_equal(t.min_us, 500000);
+    assert_int_equal(t.p50_us, 500000);
+    assert_int_equal(t.p99_us, 500000);
+    /* Nothing at all. */
+    assert_int_equal(st_report_latency_with_timeouts(&t, h, 0, 500), 0);
+    assert_int_equal(t.count, 0);
+    st_hist_free(h);
+}
+
+/* A report whose every request timed out: null latency figures, never zeros, and the view with
+ * the timeouts right after the uncorrected one. */
+static void test_report_json_no_responses_are_null(void **state)
+{
+    (void)state;
+    st_report r;
+    sample(&r, ST_REPORT_COMPLETED);
+    st_hist_reset(r.total.lat);
+    st_hist_reset(r.total.lat_raw);
+    memset(&r.total.c, 0, sizeof(r.total.c));
+    r.total.c.sent = 50;
+    r.total.c.err_timeout = 50;
+    r.plan.timeout_ms = 500;
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    static const char *const keys[] = {"min", "mean", "p50", "p90", "p99", "p999", "max"};
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(j, "latency_uncorrected_ms");
+    const cJSON *tmo = cJSON_GetObjectItemCaseSensitive(j, "latency_with_timeouts_ms");
+    assert_non_null(tmo);
+    assert_ptr_equal(raw->next, tmo);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(lat, keys[i])));
+        assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(raw, keys[i])));
+        assert_true(num(tmo, keys[i]) == 500);
+    }
+    cJSON_Delete(j);
+    /* Some answers, some timeouts. */
+    st_hist_record_n(r.total.lat, 2000, 950);
+    st_hist_record_n(r.total.lat_raw, 1900, 950);
+    r.total.c.sent = 1000;
+    r.total.c.ok = 950;
+    j = st_report_json(&r);
+    assert_non_null(j);
+    lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
+    tmo = cJSON_GetObjectItemCaseSensitive(j, "latency_with_timeouts_ms");
+    assert_true(num(lat, "p99") == 2);
+    assert_true(num(tmo, "p90") == 2);
+    assert_true(num(tmo, "p99") == 500);
+    assert_true(num(tmo, "min") == 2);
+    cJSON_Delete(j);
+    st_report_fini(&r);
+}
+
+/* The terminal says "no responses" where it printed p50 0.000 ms p99 0.000 ms. */
+static void test_report_no_responses_on_the_terminal(void **state)
+{
+    (void)state;
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    char with[320], without[320];
+    st_hist_record_n(s.lat, 2500, 10);
+    s.c.sent = s.c.ok = 10;
+    st_progress_format(with, sizeof(with), 3, 10, &s, 2);
+    assert_non_null(strstr(with, "p50    2.500 ms  p99    2.500 ms"));
+    st_stats_reset(&s);
+    s.c.sent = s.c.err_timeout = 10;
+    st_progress_format(without, sizeof(without), 3, 10, &s, 2);
+    assert_non_null(strstr(without, "no responses"));
+    assert_null(strstr(without, "0.000"));
+    /* The columns after it stay where they were. */
+    assert_int_equal(strstr(without, "inflight") - without, strstr(with, "inflight") - with);
+
+    /* The final table: no responses, and the view with the timeouts. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    st_summary sum = {.total = &s, .duration_s = 1, .target_requests = 10, .timeout_ms = 500};
+    st_summary_print(f, &sum);
+    fclose(f);
+    assert_non_null(strstr(buf, "latency (corrected)    no responses\n"));
+    assert_non_null(strstr(buf, "latency (uncorrected)  no responses\n"));
+    assert_non_null(strstr(buf, "latency (w/ timeouts)  p50   500.000  p90   500.000  p99   "
+                                "500.000"));
+    assert_non_null(strstr(buf, "(10 timeouts, each counted at its timeout of 500 ms: a lower "
+                                "bound)"));
+    free(buf);
+    st_stats_fini(&s);
+}
+
 static void test_report_names(void **state)
 {
     (void)state;
@@ -412,6 +530,9 @@ int main(void)
         cmocka_unit_test(test_report_json_values),
         cmocka_unit_test(test_report_json_running_and_failed_before_start),
         cmocka_unit_test(test_report_second_of),
+        cmocka_unit_test(test_report_latency_with_timeouts_counts_each_at_its_timeout),
+        cmocka_unit_test(test_report_json_no_responses_are_null),
+        cmocka_unit_test(test_report_no_responses_on_the_terminal),
         cmocka_unit_test(test_report_names),
         cmocka_unit_test(test_report_from_core_before_start),
     };

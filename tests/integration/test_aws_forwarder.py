@@ -9,7 +9,9 @@ import threading
 import time
 
 import aws_env
+import fullfs
 import harness
+import targets
 
 
 class ScriptedSqs:
@@ -197,6 +199,47 @@ class ForwarderTest(harness.ProcTestCase):
         code, out, _ = self.run_to_end([sink, "--help"], timeout=10)
         self.assertEqual(code, 0)
         self.assertIn("--exit-when-empty", out)
+
+
+class RunSpoolTest(harness.ProcTestCase):
+    """stampede run against an SQS that cannot be reached: results wait in the spool (exit 4)
+    only when they really are there; when the spool cannot take them they are lost (exit 10)."""
+
+    def run_unreachable(self, spool):
+        _, url = targets.start_target(self)
+        d = aws_env.tmpdir(self, "st-run-out-")
+        summary, ts = os.path.join(d, "summary.json"), os.path.join(d, "ts.jsonl")
+        queue = "http://127.0.0.1:%d/000000000000/q" % harness.free_port()  # nothing listens
+        p = self.start([harness.binary("stampede"), "run", "--url", url + "/", "--rate", 20,
+                        "--duration", 2, "--agents", 1, "--sqs-queue-url", queue, "--spool",
+                        spool, "--summary", summary, "--timeseries", ts], env=aws_env.aws_env())
+        code = p.wait(60)
+        with open(summary) as f:
+            self.assertEqual(json.load(f)["status"], "completed")
+        with open(ts) as f:
+            messages = len([line for line in f if line.strip()]) + 1  # the seconds, the summary
+        return code, p.stderr(), messages
+
+    def test_results_the_spool_cannot_take_are_lost_exit_10(self):
+        mnt = fullfs.small_tmpfs(self, 256)
+        spool = os.path.join(mnt, "spool")
+        os.mkdir(spool)
+        fullfs.fill(mnt)
+        code, err, messages = self.run_unreachable(spool)
+        self.assertEqual(code, 10, err)
+        self.assertIn("sqs: %d of the run's %d result messages are lost (neither delivered nor "
+                      "spooled); 0 delivered, 0 wait in the spool %s" % (messages, messages, spool),
+                      err)
+        self.assertIn("%d result message(s) lost" % messages, err)
+        self.assertNotIn("stampede forward", err)
+        self.assertEqual(os.listdir(spool), [])
+
+    def test_results_all_in_the_spool_exit_4(self):
+        spool = aws_env.tmpdir(self, "st-run-spool-")
+        code, err, messages = self.run_unreachable(spool)
+        self.assertEqual(code, 4, err)
+        self.assertIn("0 result messages delivered, %d wait in the spool" % messages, err)
+        self.assertEqual(len(os.listdir(spool)), messages)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import tempfile
 import time
 import unittest
 
+import fullfs
 import harness
 import targets
 import tcpproxy
@@ -260,6 +261,113 @@ class LocalRuns(RunCase):
             {"requests": [{"url": "http://127.0.0.1:1/", "body_file": "."}],
              "rate": 1, "duration": 1}))
         self.expect_dry_run_refused([d], "is a directory")
+
+
+class OutputFiles(RunCase):
+    """A result file is written whole or not at all, and a write that fails is a failed run."""
+
+    def run_to(self, url, *outputs, timeout=40):
+        p = self.start([harness.binary("stampede"), "run", "--url", url + "/", "--rate", 20,
+                        "--duration", 1, "--agents", 1] + [str(a) for a in outputs])
+        return p.wait(timeout), p
+
+    def test_summary_to_a_full_device_exits_1_naming_it(self):
+        _, url = targets.start_target(self)
+        full = fullfs.full_device(self)
+        code, p = self.run_to(url, "--summary", full, "--timeseries", self.ts_path)
+        self.assertEqual(code, 1, p.stderr())
+        self.assertIn("--summary %s: cannot write it: No space left on device" % full, p.stderr())
+        # The device is written in place: nothing was created or renamed beside it.
+        self.assertEqual(os.listdir(os.path.dirname(full)), [os.path.basename(full)])
+        # The other outputs still got everything.
+        self.series(1)
+
+    def test_timeseries_to_a_full_device_exits_1_naming_it(self):
+        _, url = targets.start_target(self)
+        full = fullfs.full_device(self)
+        code, p = self.run_to(url, "--summary", self.summary_path, "--timeseries", full)
+        self.assertEqual(code, 1, p.stderr())
+        self.assertIn("--timeseries %s: cannot write it: No space left on device" % full,
+                      p.stderr())
+        self.assertEqual(self.summary()["status"], "completed")
+
+    def test_a_full_filesystem_leaves_the_old_files_and_exits_1(self):
+        _, url = targets.start_target(self)
+        mnt = fullfs.small_tmpfs(self, 256)
+        summary = os.path.join(mnt, "summary.json")
+        series = os.path.join(mnt, "ts.jsonl")
+        for path in (summary, series):
+            with open(path, "w") as f:
+                f.write("an earlier run's\n")
+        fullfs.fill(mnt)
+        code, p = self.run_to(url, "--summary", summary, "--timeseries", series)
+        self.assertEqual(code, 1, p.stderr())
+        self.assertIn("--summary %s: cannot write it: No space left on device" % summary,
+                      p.stderr())
+        self.assertIn("--timeseries %s: cannot write it: No space left on device" % series,
+                      p.stderr())
+        # Neither a part of the new files nor a temporary one: the earlier files, untouched.
+        self.assertEqual(sorted(os.listdir(mnt)), ["filler", "summary.json", "ts.jsonl"])
+        for path in (summary, series):
+            with open(path) as f:
+                self.assertEqual(f.read(), "an earlier run's\n")
+
+    def test_files_appear_whole_at_the_end(self):
+        _, url = targets.start_target(self)
+        p = self.start([harness.binary("stampede"), "run", "--url", url + "/", "--rate", 20,
+                        "--duration", 3, "--agents", 1, "--summary", self.summary_path,
+                        "--timeseries", self.ts_path])
+        p.wait_output("[    1s]", timeout=20)
+        # While the run goes on, the files are written under temporary names only.
+        self.assertFalse(os.path.exists(self.summary_path))
+        self.assertFalse(os.path.exists(self.ts_path))
+        self.assertEqual(p.wait(40), 0, p.stderr())
+        self.assertEqual(sorted(os.listdir(self.dir)), ["summary.json", "ts.jsonl"])
+        self.assertEqual(self.summary()["requests"]["total"], 60)
+        self.series(3)
+
+    def test_an_early_failure_leaves_no_file(self):
+        code, p = self.run_to("http://127.0.0.1:1", "--listen", "bogus://x", "--summary",
+                              self.summary_path, "--timeseries", self.ts_path, timeout=20)
+        self.assertEqual(code, 2, p.stderr())
+        self.assertIn("bogus://x", p.stderr())
+        self.assertEqual(os.listdir(self.dir), [])
+
+    def test_an_unwritable_folder_is_refused_before_the_run(self):
+        missing = os.path.join(self.dir, "no-such-folder", "summary.json")
+        code, p = self.run_to("http://127.0.0.1:1", "--summary", missing, timeout=20)
+        self.assertEqual(code, 2, p.stderr())
+        self.assertIn("--summary %s: cannot create a file in its folder" % missing, p.stderr())
+        self.assertEqual(os.listdir(self.dir), [])
+
+
+class FailureLatency(RunCase):
+    def test_a_stall_is_no_responses_and_slow_with_timeouts(self):
+        # Every answer takes 2 s, the timeout is 500 ms: no request gets a response.
+        _, url = targets.start_target(self, "--latency-ms", "2000")
+        code, p = self.run_stampede("--url", url + "/", "--rate", 20, "--duration", 3,
+                                    "--agents", 1, "--timeout", 500)
+        self.assertEqual(code, 0, p.stderr())
+        s = self.summary()
+        self.assertEqual(s["errors"]["timeout"], 60)
+        for block in ("latency_ms", "latency_uncorrected_ms"):
+            self.assertEqual(set(s[block].values()), {None}, s[block])
+        # Counted at the timeout, the stall reads as at least 500 ms, not as 0 ms.
+        self.assertEqual(s["latency_with_timeouts_ms"]["p50"], 500)
+        self.assertEqual(s["latency_with_timeouts_ms"]["p99"], 500)
+        with open(self.ts_path) as f:
+            ts = [json.loads(line) for line in f if line.strip()]
+        self.assertEqual(sum(r["timeouts"] for r in ts), 60)
+        for r in ts:
+            self.assertEqual((r["p50_ms"], r["p99_ms"], r["max_ms"]), (None, None, None), r)
+            if r["timeouts"]:
+                self.assertEqual(r["p99_with_timeouts_ms"], 500, r)
+        out = p.stdout()
+        self.assertNotIn("p50    0.000 ms", out)
+        self.assertIn("no responses", out)
+        self.assertIn("p99 >= 500.000 ms", out)
+        self.assertIn("latency (corrected)    no responses", out)
+        self.assertRegex(out, r"latency \(w/ timeouts\)  p50   500\.000")
 
 
 class ExternalRuns(RunCase):

@@ -1,0 +1,117 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "output.h"
+#include "report.h"
+#include "stats.h"
+
+/*
+ * The outputs: what the sqs output says became of its messages (sent, spooled and lost kept
+ * apart), and what the file outputs write for seconds without responses.
+ */
+
+static size_t count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        n += e->d_name[0] != '.';
+    }
+    closedir(d);
+    return n;
+}
+
+/* An sqs output towards a port nothing listens on, with n seconds submitted; remove_spool takes
+ * its spool folder away before they are, so that they can be spooled nowhere. */
+static int sqs_run(const char *spool, int n, bool remove_spool, st_forward_report *delivery)
+{
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+    setenv("AWS_REGION", "us-east-1", 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+    st_aws_config aws;
+    st_aws_config_init(&aws);
+    st_output out;
+    char err[512] = "";
+    memset(delivery, 0xff, sizeof(*delivery));
+    int rc = st_output_sqs(&out, "unit-run", "http://127.0.0.1:1/000000000000/q", spool, &aws, 3000,
+                           delivery, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    if (remove_spool) {
+        assert_int_equal(rmdir(spool), 0);
+    }
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    for (int k = 0; k < n; k++) {
+        st_stats_reset(&s);
+        s.second = (uint32_t)k;
+        s.c.sent = s.c.ok = 10;
+        st_hist_record_n(s.lat, 1500, 10);
+        st_hist_record_n(s.lat_raw, 1400, 10);
+        st_report_second row;
+        st_report_second_of(&row, (uint32_t)k, 10, &s, 1);
+        st_coord_second sec = {(uint32_t)k, 10, &s, 1, &row};
+        assert_int_equal(out.ops->second(out.state, &sec), 0);
+    }
+    st_stats_fini(&s);
+    return out.ops->close(out.state);
+}
+
+static void test_output_sqs_messages_wait_in_the_spool(void **state)
+{
+    (void)state;
+    char spool[] = "/tmp/st-out-sqs-XXXXXX";
+    assert_non_null(mkdtemp(spool));
+    st_forward_report d;
+    assert_int_equal(sqs_run(spool, 3, false, &d), ST_EAGAIN);
+    assert_int_equal(d.sent, 0);
+    assert_int_equal(d.spooled, 3);
+    assert_int_equal(d.lost, 0);
+    assert_int_equal(count_files(spool), 3);
+    char path[128];
+    for (int k = 0; k < 3; k++) {
+        snprintf(path, sizeof(path), "%s/unit-run.s%06d.json", spool, k);
+        assert_int_equal(unlink(path), 0);
+    }
+    assert_int_equal(rmdir(spool), 0);
+}
+
+/* Messages the spool cannot take are lost, and said to be: not counted as waiting there. */
+static void test_output_sqs_messages_spooled_nowhere_are_lost(void **state)
+{
+    (void)state;
+    char spool[] = "/tmp/st-out-sqs-XXXXXX";
+    assert_non_null(mkdtemp(spool));
+    st_forward_report d;
+    assert_int_equal(sqs_run(spool, 3, true, &d), ST_EIO);
+    assert_int_equal(d.sent, 0);
+    assert_int_equal(d.spooled, 0);
+    assert_int_equal(d.lost, 3);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_output_sqs_messages_wait_in_the_spool),
+        cmocka_unit_test(test_output_sqs_messages_spooled_nowhere_are_lost),
+    };
+    st_log_init("test_output", ST_LOG_ERROR);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
