@@ -60,6 +60,24 @@ void st_aws_config_init(st_aws_config *cfg)
     cfg->timeout_ms = 30000;
 }
 
+int st_aws_config_flag(st_aws_config *cfg, int opt, const char *arg, st_aws_service svc)
+{
+    switch (opt) {
+    case ST_AWS_FLAG_ENDPOINT_URL:
+        if ((unsigned)svc < ST_AWS_N_SERVICES) {
+            cfg->service_endpoint_url[svc] = arg;
+        } else {
+            cfg->endpoint_url = arg;
+        }
+        return 1;
+    case ST_AWS_FLAG_REGION:
+        cfg->region = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void set_msg(st_aws_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_msg(st_aws_error *err, const char *fmt, ...)
 {
