@@ -60,6 +60,24 @@ void st_aws_config_init(st_aws_config *cfg)
     cfg->timeout_ms = 30000;
 }
 
+int st_aws_config_flag(st_aws_config *cfg, int opt, const char *arg, st_aws_service svc)
+{
+    switch (opt) {
+    case ST_AWS_FLAG_ENDPOINT_URL:
+        if ((unsigned)svc < ST_AWS_N_SERVICES) {
+            cfg->service_endpoint_url[svc] = arg;
+        } else {
+            cfg->endpoint_url = arg;
+        }
+        return 1;
+    case ST_AWS_FLAG_REGION:
+        cfg->region = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void set_msg(st_aws_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_msg(st_aws_error *err, const char *fmt, ...)
 {
@@ -423,19 +441,11 @@ static int cancelled(const st_aws_client *c)
 
 static void keep_header(const char *line, size_t n, const char *name, char *dst, size_t dst_len)
 {
-    size_t k = strlen(name);
-    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0) {
-        return;
+    const char *v;
+    size_t len;
+    if (st_fetch_header_value(line, n, name, &v, &len)) {
+        snprintf(dst, dst_len, "%.*s", (int)len, v);
     }
-    const char *v = line + k + 1;
-    const char *end = line + n;
-    while (v < end && isspace((unsigned char)*v)) {
-        v++;
-    }
-    while (end > v && isspace((unsigned char)end[-1])) {
-        end--;
-    }
-    snprintf(dst, dst_len, "%.*s", (int)(end - v), v);
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
@@ -445,16 +455,6 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     keep_header(line, n, "x-amzn-ErrorType", c->err_type, sizeof(c->err_type));
     keep_header(line, n, "x-amzn-query-error", c->query_err, sizeof(c->query_err));
     return n;
-}
-
-static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-    (void)dltotal;
-    (void)dlnow;
-    (void)ultotal;
-    (void)ulnow;
-    return cancelled(clientp) ? 1 : 0;
 }
 
 /* "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException" -> "ResourceNotFoundException";
@@ -553,9 +553,7 @@ static int perform(st_aws_client *c, st_aws_service svc, const char *operation, 
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    st_fetch_watch_cancel(h, c->cancel);
     CURLcode cc = curl_easy_perform(h);
     /* The handle keeps copies of the secrets: replace them now that the request has left. */
     curl_easy_setopt(h, CURLOPT_PASSWORD, "");

@@ -78,6 +78,22 @@ typedef struct st_aws_error {
 /* Fills cfg with defaults: 5 attempts, 50 ms base, 5 s cap, 3 s connect timeout, 30 s timeout. */
 void st_aws_config_init(st_aws_config *cfg);
 
+/* The flags every program that talks to AWS takes, --endpoint-url URL and --region R, as
+ * getopt_long entries (<getopt.h>): put ST_AWS_FLAGS in the option table and hand each option
+ * getopt_long returns to st_aws_config_flag. */
+#define ST_AWS_FLAG_ENDPOINT_URL 0x1001
+#define ST_AWS_FLAG_REGION       0x1002
+#define ST_AWS_FLAGS                                                                               \
+    {"endpoint-url", required_argument, NULL, ST_AWS_FLAG_ENDPOINT_URL},                           \
+    {                                                                                              \
+        "region", required_argument, NULL, ST_AWS_FLAG_REGION                                      \
+    }
+
+/* Stores one of ST_AWS_FLAGS in cfg: the region, or the endpoint URL of svc (ST_AWS_N_SERVICES:
+ * of every service). Returns 1 when opt is one of them, else 0 with cfg untouched. arg is not
+ * copied. */
+int st_aws_config_flag(st_aws_config *cfg, int opt, const char *arg, st_aws_service svc);
+
 typedef struct st_aws_client st_aws_client;
 
 /* Resolves the region and the endpoints (strings are copied). Returns 0, ST_EINVAL (no region, an

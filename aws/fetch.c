@@ -37,16 +37,14 @@ size_t st_fetch_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
+int st_fetch_header_value(const char *line, size_t n, const char *name, const char **value,
+                          size_t *value_len)
 {
-    ctx *c = userdata;
-    size_t n = size * nmemb;
-    size_t name_len = c->capture ? strlen(c->capture) : 0;
-    if (!c->capture || n <= name_len || line[name_len] != ':' ||
-        strncasecmp(line, c->capture, name_len) != 0) {
-        return n;
+    size_t k = strlen(name);
+    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0) {
+        return 0;
     }
-    const char *v = line + name_len + 1;
+    const char *v = line + k + 1;
     const char *end = line + n;
     while (v < end && isspace((unsigned char)*v)) {
         v++;
@@ -54,8 +52,22 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     while (end > v && isspace((unsigned char)end[-1])) {
         end--;
     }
+    *value = v;
+    *value_len = (size_t)(end - v);
+    return 1;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
+{
+    ctx *c = userdata;
+    size_t n = size * nmemb;
+    const char *v;
+    size_t len;
+    if (!c->capture || !st_fetch_header_value(line, n, c->capture, &v, &len)) {
+        return n;
+    }
     free(c->header_value);
-    c->header_value = strndup(v, (size_t)(end - v));
+    c->header_value = strndup(v, len);
     if (!c->header_value) {
         c->oom = 1;
         return 0;
@@ -72,6 +84,15 @@ static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl
     (void)ulnow;
     const atomic_int *cancel = clientp;
     return atomic_load(cancel) ? 1 : 0;
+}
+
+void st_fetch_watch_cancel(CURL *h, const atomic_int *cancel)
+{
+    if (cancel) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)cancel);
+    }
 }
 
 int st_fetch(const st_fetch_req *req, st_fetch_resp *resp)
@@ -107,11 +128,7 @@ int st_fetch(const st_fetch_req *req, st_fetch_resp *resp)
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c.body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
-    if (req->cancel) {
-        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-        curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)req->cancel);
-    }
+    st_fetch_watch_cancel(h, req->cancel);
     if (strcmp(req->method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)req->body_len);

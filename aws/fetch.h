@@ -13,6 +13,7 @@
 #ifndef ST_FETCH_H
 #define ST_FETCH_H
 
+#include <curl/curl.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -46,6 +47,16 @@ typedef struct st_fetch_buf {
 } st_fetch_buf;
 
 size_t st_fetch_buf_write(char *ptr, size_t size, size_t nmemb, void *userdata);
+
+/* When line (n bytes: one header line as libcurl hands it to a CURLOPT_HEADERFUNCTION) is header
+ * name (case-insensitive), points *value at its value without the white space around it, sets
+ * *value_len and returns 1; otherwise returns 0. Also used by aws/aws.c. */
+int st_fetch_header_value(const char *line, size_t n, const char *name, const char **value,
+                          size_t *value_len);
+
+/* Makes the transfer on easy handle h abort (CURLE_ABORTED_BY_CALLBACK) once *cancel is raised;
+ * NULL leaves h as it is. *cancel must outlive the transfer. Also used by aws/aws.c. */
+void st_fetch_watch_cancel(CURL *h, const atomic_int *cancel);
 
 /* Performs the request. Returns 0 when any HTTP response arrived (check resp->status), ST_ECONNECT
  * when no connection could be made, ST_ETIMEDOUT when the timeout passed, ST_EIO for other transfer

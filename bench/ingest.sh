@@ -30,6 +30,9 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+me=ingest.sh
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 build="$here/../build"
 counts="100 1000 10000"
 reps=3
@@ -59,21 +62,14 @@ if [ "$duration" -lt 10 ]; then
 fi
 coord_bin="$build/bin/stampede"
 sim_bin="$build/bin/stampede-agent-sim"
-for b in "$coord_bin" "$sim_bin"; do
-    [ -x "$b" ] || { echo "ingest.sh: $b not found: build first (cmake --build build)" >&2; exit 2; }
-done
-command -v jq >/dev/null || { echo "ingest.sh: jq is needed for the summary checks" >&2; exit 2; }
+bench_need_bins "$coord_bin" "$sim_bin"
+bench_need_jq "for the summary checks"
 if [ "$perf" = 1 ] && ! command -v perf >/dev/null; then
     echo "ingest.sh: --perf needs perf (Debian: linux-perf)" >&2
     exit 2
 fi
 
-if [ -n "$keep" ]; then
-    out="$keep"
-    mkdir -p "$out"
-else
-    out=$(mktemp -d /tmp/stampede-ingest.XXXXXX)
-fi
+bench_out_dir ingest
 clk_tck=$(getconf CLK_TCK)
 pids=()
 cleanup() {
@@ -306,12 +302,4 @@ for n in $counts; do
     printf "  %-7s %-10s %-10s %-9s %-10s %-9s %-9s %s\n" "$n" "$cpu" "$recs" "$rss" "$ups" "$scpu" "$busy" "$ok"
 done
 
-if [ "$failed_checks" -gt 0 ]; then
-    echo "ingest.sh: $failed_checks run(s) failed a check; logs kept in $out" >&2
-    trap - EXIT
-    cleanup
-    exit 1
-fi
-if [ -z "$keep" ] && [ "$perf" = 0 ]; then
-    rm -rf "$out"
-fi
+bench_finish "$failed_checks" "failed a check" "$perf"

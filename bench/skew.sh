@@ -23,6 +23,9 @@ EOF
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+me=skew.sh
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 build="$here/../build"
 runs=5
 agents=8
@@ -41,17 +44,10 @@ while [ $# -gt 0 ]; do
     *) echo "skew.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-for b in stampede stampede-agent stampede-target; do
-    [ -x "$build/bin/$b" ] || { echo "skew.sh: $build/bin/$b not found: build first" >&2; exit 2; }
-done
-command -v jq >/dev/null || { echo "skew.sh: jq is needed to read the summaries" >&2; exit 2; }
+bench_need_bins "$build/bin/stampede" "$build/bin/stampede-agent" "$build/bin/stampede-target"
+bench_need_jq "to read the summaries"
 
-if [ -n "$keep" ]; then
-    out="$keep"
-    mkdir -p "$out"
-else
-    out=$(mktemp -d /tmp/stampede-skew.XXXXXX)
-fi
+bench_out_dir skew
 target_pid=""
 cleanup() {
     if [ -n "$target_pid" ]; then
@@ -106,12 +102,4 @@ if [ ${#values[@]} -gt 0 ]; then
             printf "start skew over %d runs: median %.3f ms, max %.3f ms, min %.3f ms\n", NR, med, v[NR], v[1]
         }'
 fi
-if [ "$failed" -gt 0 ]; then
-    echo "skew.sh: $failed run(s) failed or lost agents; logs kept in $out" >&2
-    trap - EXIT
-    cleanup
-    exit 1
-fi
-if [ -z "$keep" ]; then
-    rm -rf "$out"
-fi
+bench_finish "$failed" "failed or lost agents"

@@ -1,4 +1,5 @@
 /* stampede forward: replays a spool directory of result messages to SQS. */
+#include "aws.h"
 #include "commands.h"
 #include "exit_code.h"
 #include "forward.h"
@@ -23,8 +24,7 @@ int st_cmd_forward(int argc, char **argv)
     static const struct option opts[] = {
         {"spool", required_argument, NULL, 's'},
         {"sqs-queue-url", required_argument, NULL, 'q'},
-        {"endpoint-url", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'r'},
+        ST_AWS_FLAGS,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -37,18 +37,15 @@ int st_cmd_forward(int argc, char **argv)
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (st_aws_config_flag(&aws, c, optarg, ST_AWS_SQS)) {
+            continue;
+        }
         switch (c) {
         case 's':
             spool = optarg;
             break;
         case 'q':
             queue = optarg;
-            break;
-        case 'e':
-            aws.service_endpoint_url[ST_AWS_SQS] = optarg;
-            break;
-        case 'r':
-            aws.region = optarg;
             break;
         case 'h':
             usage(stdout);

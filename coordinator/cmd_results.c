@@ -270,9 +270,11 @@ static int print_json(const char *run_id, const run_data *r, const st_stats *tot
 int st_cmd_results(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"table", required_argument, NULL, 't'},  {"endpoint-url", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"table", required_argument, NULL, 't'},
+        ST_AWS_FLAGS,
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *table = NULL;
     int json = 0;
@@ -281,15 +283,12 @@ int st_cmd_results(int argc, char **argv)
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (st_aws_config_flag(&aws, c, optarg, ST_AWS_DYNAMODB)) {
+            continue;
+        }
         switch (c) {
         case 't':
             table = optarg;
-            break;
-        case 'e':
-            aws.service_endpoint_url[ST_AWS_DYNAMODB] = optarg;
-            break;
-        case 'r':
-            aws.region = optarg;
             break;
         case 'j':
             json = 1;

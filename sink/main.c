@@ -55,8 +55,7 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
     static const struct option opts[] = {
         {"queue-url", required_argument, NULL, 'q'},
         {"table", required_argument, NULL, 't'},
-        {"endpoint-url", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'r'},
+        ST_AWS_FLAGS,
         {"ttl-days", required_argument, NULL, 'd'},
         {"exit-when-empty", no_argument, NULL, 'x'},
         {"wait-seconds", required_argument, NULL, 'w'},
@@ -68,18 +67,15 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
     st_log_level level;
     char err[256];
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (st_aws_config_flag(&o->aws, c, optarg, ST_AWS_DYNAMODB)) {
+            continue;
+        }
         switch (c) {
         case 'q':
             o->queue_url = optarg;
             break;
         case 't':
             o->table = optarg;
-            break;
-        case 'e':
-            o->aws.service_endpoint_url[ST_AWS_DYNAMODB] = optarg;
-            break;
-        case 'r':
-            o->aws.region = optarg;
             break;
         case 'x':
             o->exit_when_empty = 1;

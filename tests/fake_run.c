@@ -9,6 +9,7 @@
  *
  * Prints one JSON line: what it submitted and what the forwarder reported.
  */
+#include "aws.h"
 #include "clock.h"
 #include "exit_code.h"
 #include "forward.h"
@@ -50,6 +51,16 @@ static void sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* Hands one encoded message (freed here) to the forwarder, or without one (--spool-only) writes it
+ * into the spool directory. */
+static int hand_over(st_forwarder *f, const char *spool, const char *id, char *json)
+{
+    int rc = f ? st_forwarder_submit(f, id, json)
+               : st_forward_spool_write(spool, id, json, strlen(json));
+    free(json);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -60,8 +71,7 @@ int main(int argc, char **argv)
         {"sqs-queue-url", required_argument, NULL, 'q'},
         {"spool", required_argument, NULL, 's'},
         {"spool-only", no_argument, NULL, 'o'},
-        {"endpoint-url", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'g'},
+        ST_AWS_FLAGS,
         {"flush-timeout-ms", required_argument, NULL, 'f'},
         {"retry-interval-ms", required_argument, NULL, 't'},
         {"agents", required_argument, NULL, 'a'},
@@ -74,6 +84,9 @@ int main(int argc, char **argv)
     st_forwarder_config_init(&cfg);
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (st_aws_config_flag(&cfg.aws, c, optarg, ST_AWS_N_SERVICES)) {
+            continue;
+        }
         switch (c) {
         case 'i':
             run_id = optarg;
@@ -95,12 +108,6 @@ int main(int argc, char **argv)
             break;
         case 'o':
             spool_only = 1;
-            break;
-        case 'e':
-            cfg.aws.endpoint_url = optarg;
-            break;
-        case 'g':
-            cfg.aws.region = optarg;
             break;
         case 'f':
             flush_ms = (unsigned)atoi(optarg);
@@ -149,10 +156,7 @@ int main(int argc, char **argv)
                                           &json, id)) != 0) {
             goto out;
         }
-        rc = spool_only ? st_forward_spool_write(spool, id, json, strlen(json))
-                        : st_forwarder_submit(f, id, json);
-        free(json);
-        if (rc) {
+        if ((rc = hand_over(f, spool, id, json)) != 0) {
             goto out;
         }
         submitted++;
@@ -183,10 +187,7 @@ int main(int argc, char **argv)
     if (rc) {
         goto out;
     }
-    rc = spool_only ? st_forward_spool_write(spool, id, json, strlen(json))
-                    : st_forwarder_submit(f, id, json);
-    free(json);
-    if (rc) {
+    if ((rc = hand_over(f, spool, id, json)) != 0) {
         goto out;
     }
     submitted++;

@@ -48,14 +48,31 @@ static void test_engine_every_op_is_set(void **state)
     }
 }
 
+/* A plan of the n requests q, with http2 as given. */
+static st_plan plan_of(st_request *q, size_t n, int http2)
+{
+    st_plan p = {0};
+    p.requests = q;
+    p.n_requests = n;
+    p.http2 = http2;
+    return p;
+}
+
+/* Chooses engine name for p, asserts that st_engine_choose returned want and returns the engine it
+ * chose (NULL when none); err holds its message. */
+static const st_engine_ops *choose(const char *name, const st_plan *p, int want, char *err,
+                                   size_t err_len)
+{
+    const st_engine_ops *e = NULL;
+    assert_int_equal(st_engine_choose(name, p, &e, err, err_len), want);
+    return e;
+}
+
 static void test_engine_curl_applies_to_everything(void **state)
 {
     (void)state;
     st_request q[2] = {request("https://127.0.0.1:8443/"), request("http://127.0.0.1:9/")};
-    st_plan p = {0};
-    p.requests = q;
-    p.n_requests = 2;
-    p.http2 = 1;
+    st_plan p = plan_of(q, 2, 1);
     char why[64] = "";
     assert_int_equal(st_engine_curl.applies(&p, why, sizeof(why)), 1);
 }
@@ -64,27 +81,17 @@ static void test_engine_choose_auto(void **state)
 {
     (void)state;
     st_request q[1] = {request("http://127.0.0.1:9/")};
-    st_plan p = {0};
-    p.requests = q;
-    p.n_requests = 1;
-    p.http2 = -1;
-    const st_engine_ops *e = NULL;
+    st_plan p = plan_of(q, 1, -1);
     char err[256] = "";
-    assert_int_equal(st_engine_choose("auto", &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_fast);
-    e = NULL;
-    assert_int_equal(st_engine_choose(NULL, &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_fast);
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_fast);
+    assert_ptr_equal(choose(NULL, &p, 0, err, sizeof(err)), &st_engine_fast);
 
     /* What the fast engine does not speak goes to curl, without an error. */
     q[0] = request("https://127.0.0.1:9/");
-    assert_int_equal(st_engine_choose("auto", &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_curl);
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
     q[0] = request("http://127.0.0.1:9/");
     p.http2 = 1;
-    e = NULL;
-    assert_int_equal(st_engine_choose("auto", &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_curl);
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
     assert_string_equal(err, "");
 }
 
@@ -92,41 +99,27 @@ static void test_engine_choose_forced(void **state)
 {
     (void)state;
     st_request q[1] = {request("http://127.0.0.1:9/")};
-    st_plan p = {0};
-    p.requests = q;
-    p.n_requests = 1;
-    p.http2 = -1;
-    const st_engine_ops *e = NULL;
+    st_plan p = plan_of(q, 1, -1);
     char err[256] = "";
-    assert_int_equal(st_engine_choose("curl", &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_curl);
-    assert_int_equal(st_engine_choose("fast", &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_fast);
+    assert_ptr_equal(choose("curl", &p, 0, err, sizeof(err)), &st_engine_curl);
+    assert_ptr_equal(choose("fast", &p, 0, err, sizeof(err)), &st_engine_fast);
 
     q[0] = request("https://127.0.0.1:9/");
-    e = NULL;
-    assert_int_equal(st_engine_choose("fast", &p, &e, err, sizeof(err)), ST_EINVAL);
-    assert_null(e);
+    assert_null(choose("fast", &p, ST_EINVAL, err, sizeof(err)));
     assert_string_equal(err, "--engine fast: cannot send this plan (requests[0].url is not "
                              "http://); use --engine curl");
-    assert_int_equal(st_engine_choose("curl", &p, &e, err, sizeof(err)), 0);
-    assert_ptr_equal(e, &st_engine_curl);
+    assert_ptr_equal(choose("curl", &p, 0, err, sizeof(err)), &st_engine_curl);
 }
 
 static void test_engine_choose_unknown(void **state)
 {
     (void)state;
     st_request q[1] = {request("http://127.0.0.1:9/")};
-    st_plan p = {0};
-    p.requests = q;
-    p.n_requests = 1;
-    const st_engine_ops *e = NULL;
+    st_plan p = plan_of(q, 1, 0);
     char err[256] = "";
-    assert_int_equal(st_engine_choose("turbo", &p, &e, err, sizeof(err)), ST_EINVAL);
-    assert_null(e);
+    assert_null(choose("turbo", &p, ST_EINVAL, err, sizeof(err)));
     assert_string_equal(err, "--engine: \"turbo\" is not an engine (auto, curl or fast)");
-    assert_int_equal(st_engine_choose("", &p, &e, err, sizeof(err)), ST_EINVAL);
-    assert_null(e);
+    assert_null(choose("", &p, ST_EINVAL, err, sizeof(err)));
 }
 
 int main(void)

@@ -148,6 +148,33 @@ static st_launch_cfg cfg_for(const fx *f, int agents)
     return c;
 }
 
+/* Starts c's agents with the local launcher and waits until every one recorded itself. */
+static st_launcher *start_cfg(fx *f, const st_launch_cfg *c)
+{
+    st_launcher *l = NULL;
+    char err[256] = "";
+    assert_int_equal(st_launcher_local.start(&l, c, err, sizeof(err)), 0);
+    assert_non_null(l);
+    wait_agents(f, c->agents);
+    return l;
+}
+
+/* Writes the stand-in agent (running `then`) and starts n of them with the default settings. */
+static st_launcher *start_local(fx *f, const char *then, int n)
+{
+    write_agent(f, then);
+    st_launch_cfg c = cfg_for(f, n);
+    return start_cfg(f, &c);
+}
+
+/* Finishes l with the given grace; returns how long finish took. */
+static uint64_t finish_took(st_launcher *l, uint64_t grace_ns)
+{
+    uint64_t t = st_clock_mono_ns();
+    st_launcher_local.finish(l, grace_ns);
+    return st_clock_mono_ns() - t;
+}
+
 /* Polls until the launcher reported n exits (bounded); returns how many it reported. */
 static int poll_exits(st_launcher *l, int *exited, int max, int n)
 {
@@ -180,11 +207,7 @@ static void test_launch_local_argv_and_token(void **state)
     c.threads = 2;
     c.engine = "fast";
     c.log_level = "debug";
-    st_launcher *l = NULL;
-    char err[256] = "";
-    assert_int_equal(st_launcher_local.start(&l, &c, err, sizeof(err)), 0);
-    assert_non_null(l);
-    wait_agents(f, 3);
+    st_launcher *l = start_cfg(f, &c);
     bool seen[3] = {false, false, false};
     for (int i = 0; i < 3; i++) {
         char want[512];
@@ -221,12 +244,7 @@ static void test_launch_local_argv_and_token(void **state)
 static void test_launch_local_defaults(void **state)
 {
     fx *f = *state;
-    write_agent(f, "exit 0");
-    st_launch_cfg c = cfg_for(f, 1);
-    st_launcher *l = NULL;
-    char err[256] = "";
-    assert_int_equal(st_launcher_local.start(&l, &c, err, sizeof(err)), 0);
-    wait_agents(f, 1);
+    st_launcher *l = start_local(f, "exit 0", 1);
     /* No --threads or --engine unless given; warnings only by default. */
     assert_string_equal(
         read_file(f, "args", f->pids[0]),
@@ -239,12 +257,7 @@ static void test_launch_local_defaults(void **state)
 static void test_launch_local_reports_failed_agents(void **state)
 {
     fx *f = *state;
-    write_agent(f, "exit 3");
-    st_launch_cfg c = cfg_for(f, 2);
-    st_launcher *l = NULL;
-    char err[256] = "";
-    assert_int_equal(st_launcher_local.start(&l, &c, err, sizeof(err)), 0);
-    wait_agents(f, 2);
+    st_launcher *l = start_local(f, "exit 3", 2);
     int exited[4];
     /* max bounds what one poll writes; the rest come with the next. */
     int got = 0;
@@ -265,18 +278,11 @@ static void test_launch_local_reports_failed_agents(void **state)
 static void test_launch_local_finish_ends_running_agents(void **state)
 {
     fx *f = *state;
-    write_agent(f, "exec sleep 30");
-    st_launch_cfg c = cfg_for(f, 2);
-    st_launcher *l = NULL;
-    char err[256] = "";
-    assert_int_equal(st_launcher_local.start(&l, &c, err, sizeof(err)), 0);
-    wait_agents(f, 2);
+    st_launcher *l = start_local(f, "exec sleep 30", 2);
     int exited[4];
     assert_int_equal(st_launcher_local.poll(l, exited, 4), 0);
     assert_true(alive(f->pids[0]) && alive(f->pids[1]));
-    uint64_t t = st_clock_mono_ns();
-    st_launcher_local.finish(l, 200 * ST_NS_PER_MS);
-    uint64_t took = st_clock_mono_ns() - t;
+    uint64_t took = finish_took(l, 200 * ST_NS_PER_MS);
     /* The grace, then SIGTERM: well before the scripts' 30 s. */
     assert_true(took >= 200 * ST_NS_PER_MS);
     assert_true(took < 3 * ST_NS_PER_S);
@@ -288,15 +294,8 @@ static void test_launch_local_finish_ends_running_agents(void **state)
 static void test_launch_local_kills_agents_ignoring_sigterm(void **state)
 {
     fx *f = *state;
-    write_agent(f, "trap '' TERM\nexec sleep 30");
-    st_launch_cfg c = cfg_for(f, 1);
-    st_launcher *l = NULL;
-    char err[256] = "";
-    assert_int_equal(st_launcher_local.start(&l, &c, err, sizeof(err)), 0);
-    wait_agents(f, 1);
-    uint64_t t = st_clock_mono_ns();
-    st_launcher_local.finish(l, 0);
-    uint64_t took = st_clock_mono_ns() - t;
+    st_launcher *l = start_local(f, "trap '' TERM\nexec sleep 30", 1);
+    uint64_t took = finish_took(l, 0);
     /* SIGTERM is ignored for its 3 s, then SIGKILL. */
     assert_true(took >= 3 * ST_NS_PER_S);
     assert_true(took < 8 * ST_NS_PER_S);
@@ -307,12 +306,7 @@ static void test_launch_local_kills_agents_ignoring_sigterm(void **state)
 static void test_launch_local_free_ends_agents(void **state)
 {
     fx *f = *state;
-    write_agent(f, "exec sleep 30");
-    st_launch_cfg c = cfg_for(f, 2);
-    st_launcher *l = NULL;
-    char err[256] = "";
-    assert_int_equal(st_launcher_local.start(&l, &c, err, sizeof(err)), 0);
-    wait_agents(f, 2);
+    st_launcher *l = start_local(f, "exec sleep 30", 2);
     /* Torn down without finish (an error path of the run): nothing outlives it. */
     st_launcher_local.free(l);
     assert_false(alive(f->pids[0]));

@@ -39,15 +39,24 @@ static void assert_same_hist(const st_hist *a, const st_hist *b)
     }
 }
 
+/* Fills s (initialised here) for second k and encodes it as a second of run_id at 100 rps
+ * targeted; returns the message (caller frees) and its id in id. */
+static char *encoded_second(st_stats *s, uint32_t k, const char *run_id, double achieved_rps,
+                            uint32_t agents, char *id)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    fill(s, k);
+    char *json = NULL;
+    assert_int_equal(st_result_encode_second(run_id, s, 100.0, achieved_rps, agents, &json, id), 0);
+    return json;
+}
+
 static void test_result_msg_second_round_trip(void **state)
 {
     (void)state;
     st_stats s;
-    assert_int_equal(st_stats_init(&s), 0);
-    fill(&s, 42);
-    char *json = NULL;
     char id[ST_RESULT_ID_MAX + 1];
-    assert_int_equal(st_result_encode_second("run-7", &s, 100.0, 99.5, 3, &json, id), 0);
+    char *json = encoded_second(&s, 42, "run-7", 99.5, 3, id);
     assert_string_equal(id, "run-7.s000042");
     assert_non_null(strstr(json, "\"schema\":\"stampede.result/1\""));
 
@@ -208,11 +217,8 @@ static void test_result_item_round_trip(void **state)
 {
     (void)state;
     st_stats s;
-    assert_int_equal(st_stats_init(&s), 0);
-    fill(&s, 7);
-    char *json = NULL;
     char id[ST_RESULT_ID_MAX + 1];
-    assert_int_equal(st_result_encode_second("run-9", &s, 100.0, 99.25, 2, &json, id), 0);
+    char *json = encoded_second(&s, 7, "run-9", 99.25, 2, id);
     st_result_msg m, back;
     assert_int_equal(st_result_decode(json, strlen(json), &m, NULL, 0), 0);
     cJSON *item = NULL;

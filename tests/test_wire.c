@@ -92,6 +92,31 @@ static void expect_refused(const Stampede__SecondRecord *r)
     st_stats_fini(&before);
 }
 
+/* The record checks' fixture: small_record in an arena of its own. */
+typedef struct rec_fx {
+    st_arena a;
+    st_stats s;
+    Stampede__SecondRecord *r;
+} rec_fx;
+
+static int rec_setup(void **state)
+{
+    rec_fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    f->r = small_record(&f->a, &f->s);
+    *state = f;
+    return 0;
+}
+
+static int rec_teardown(void **state)
+{
+    rec_fx *f = *state;
+    st_stats_fini(&f->s);
+    st_arena_fini(&f->a);
+    free(f);
+    return 0;
+}
+
 /* ---- records ------------------------------------------------------------------------------- */
 
 static void test_wire_record_round_trip_equals_source(void **state)
@@ -174,10 +199,8 @@ static void test_wire_record_empty_round_trip(void **state)
 
 static void test_wire_record_check_refuses_zero_gap(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     Stampede__Histogram *h = r->latency;
     assert_int_equal(h->n_count, 3); /* 100, 300, 5000 */
     /* The second bucket said again: keep the extremes inside the buckets left, so that the zero
@@ -192,36 +215,28 @@ static void test_wire_record_check_refuses_zero_gap(void **state)
     st_hist_record(z.lat_raw, 0);
     z.c.ok = 1;
     Stampede__SecondRecord *r0 = NULL;
-    assert_int_equal(st_wire_record_build(&a, &z, 1, &r0), 0);
+    assert_int_equal(st_wire_record_build(&f->a, &z, 1, &r0), 0);
     assert_int_equal(r0->latency->index_gap[0], 0);
     assert_int_equal(st_wire_record_check(r0), 0);
     st_stats_fini(&z);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 static void test_wire_record_check_refuses_index_past_last_bucket(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     Stampede__Histogram *h = r->latency_uncorrected;
     uint32_t first = h->index_gap[0];
     h->index_gap[2] = st_hist_bucket_count() - first - h->index_gap[1];
     expect_refused(r);
     h->index_gap[2] = UINT32_MAX;
     expect_refused(r);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 static void test_wire_record_check_refuses_length_mismatch(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     /* Fewer index gaps than counts. */
     r->latency->n_index_gap--;
     expect_refused(r);
@@ -237,16 +252,12 @@ static void test_wire_record_check_refuses_length_mismatch(void **state)
     r->latency->n_index_gap--;
     r->latency_uncorrected->n_index_gap--;
     assert_int_equal(st_wire_record_check(r), 0);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 static void test_wire_record_check_refuses_extremes_outside_buckets(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     Stampede__Histogram *h = r->latency;
     h->min_us = 99; /* below the first occupied bucket (exact below 2048) */
     expect_refused(r);
@@ -260,16 +271,12 @@ static void test_wire_record_check_refuses_extremes_outside_buckets(void **state
     expect_refused(r);
     h->min_us = 100;
     assert_int_equal(st_wire_record_check(r), 0);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 static void test_wire_record_check_refuses_totals_not_matching_counts(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     /* More HTTP responses than latency samples, even with any number of other failures. */
     r->counts->ok++;
     expect_refused(r);
@@ -293,16 +300,12 @@ static void test_wire_record_check_refuses_totals_not_matching_counts(void **sta
     r->counts->ok--;
     r->latency_uncorrected->count[1] = 0;
     expect_refused(r);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 static void test_wire_record_check_refuses_counts_that_wrap(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     /* ok + 5xx adds up past 2^64 and wraps to the 4 samples there are. */
     r->counts->ok = UINT64_MAX;
     r->counts->http_5xx = 5;
@@ -317,16 +320,12 @@ static void test_wire_record_check_refuses_counts_that_wrap(void **state)
         h->count[2] = (1ULL << 63) + 1;
     }
     expect_refused(r);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 static void test_wire_record_check_refuses_missing_parts(void **state)
 {
-    (void)state;
-    st_arena a = {0};
-    st_stats s;
-    Stampede__SecondRecord *r = small_record(&a, &s);
+    rec_fx *f = *state;
+    Stampede__SecondRecord *r = f->r;
     assert_int_equal(st_wire_record_check(NULL), ST_EINVAL);
     Stampede__Counts *k = r->counts;
     r->counts = NULL;
@@ -341,8 +340,6 @@ static void test_wire_record_check_refuses_missing_parts(void **state)
     expect_refused(r);
     r->latency_uncorrected = h;
     assert_int_equal(st_wire_record_check(r), 0);
-    st_stats_fini(&s);
-    st_arena_fini(&a);
 }
 
 /* ---- updates from records packed once ------------------------------------------------------ */
@@ -802,13 +799,20 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_record_round_trip_equals_source),
         cmocka_unit_test(test_wire_record_empty_round_trip),
-        cmocka_unit_test(test_wire_record_check_refuses_zero_gap),
-        cmocka_unit_test(test_wire_record_check_refuses_index_past_last_bucket),
-        cmocka_unit_test(test_wire_record_check_refuses_length_mismatch),
-        cmocka_unit_test(test_wire_record_check_refuses_extremes_outside_buckets),
-        cmocka_unit_test(test_wire_record_check_refuses_totals_not_matching_counts),
-        cmocka_unit_test(test_wire_record_check_refuses_counts_that_wrap),
-        cmocka_unit_test(test_wire_record_check_refuses_missing_parts),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_zero_gap, rec_setup,
+                                        rec_teardown),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_index_past_last_bucket,
+                                        rec_setup, rec_teardown),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_length_mismatch, rec_setup,
+                                        rec_teardown),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_extremes_outside_buckets,
+                                        rec_setup, rec_teardown),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_totals_not_matching_counts,
+                                        rec_setup, rec_teardown),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_counts_that_wrap, rec_setup,
+                                        rec_teardown),
+        cmocka_unit_test_setup_teardown(test_wire_record_check_refuses_missing_parts, rec_setup,
+                                        rec_teardown),
         cmocka_unit_test(test_wire_update_pack_equals_protobuf_c),
         cmocka_unit_test(test_wire_plan_round_trip),
         cmocka_unit_test(test_wire_plan_round_trip_closed_loop),

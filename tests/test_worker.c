@@ -373,6 +373,34 @@ static void assert_near_ns(uint64_t got, double want_ns, double tol_ns)
     }
 }
 
+/* Runs plan_json on n workers of the given connections each to its end (the doubles answer in
+ * 1 ms, the drain is 1 s). */
+static fx *fx_run(const char *plan_json, int n, int connections)
+{
+    fx *f = fx_new(plan_json);
+    fx_open(f, n, connections, ST_NS_PER_S);
+    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    return f;
+}
+
+/* The n sends s were due evenly: send k at from_ns + k * step_ns (+- tol_ns). */
+static void assert_evenly_due(const sent_req *s, size_t n, double from_ns, double step_ns,
+                              double tol_ns)
+{
+    for (size_t k = 0; k < n; k++) {
+        assert_near_ns(s[k].tag, from_ns + (double)k * step_ns, tol_ns);
+    }
+}
+
+/* Seconds 0 .. n - 1 sent want[0] .. want[n - 1] requests. */
+static void assert_sent_per_second(const fx *f, const uint64_t *want, uint32_t n)
+{
+    assert_true(f->n_secs >= n);
+    for (uint32_t s = 0; s < n; s++) {
+        assert_int_equal(f->sec[s].sent, want[s]);
+    }
+}
+
 /* ---- open loop ---- */
 
 static void test_worker_constant_rate_due_times(void **state)
@@ -410,22 +438,16 @@ static void test_worker_ramp_due_times(void **state)
     (void)state;
     /* 0 -> 10 rps over 2 s: N(t) = 10 t^2 / (2 * 2), so request q is due at sqrt(0.4 q) s; then
      * a hold at 10 rps for 1 s: request 10 + j at 2 + j / 10 s. */
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"stages\": [{\"duration\": 2, "
-                   "\"target\": 10}, {\"duration\": 1, \"rate\": 10}]}");
-    fx_open(f, 1, 4, ST_NS_PER_S);
-    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    fx *f = fx_run("{\"url\": \"http://127.0.0.1:9/\", \"stages\": [{\"duration\": 2, "
+                   "\"target\": 10}, {\"duration\": 1, \"rate\": 10}]}",
+                   1, 4);
     assert_int_equal(f->fk[0].n_sent, 20);
     for (size_t q = 0; q < 10; q++) {
         assert_near_ns(f->fk[0].sent[q].tag, (double)T0_NS + sqrt(0.4 * (double)q) * 1e9, 1000);
     }
-    for (size_t j = 0; j < 10; j++) {
-        assert_near_ns(f->fk[0].sent[10 + j].tag, (double)T0_NS + (2.0 + (double)j / 10) * 1e9,
-                       1000);
-    }
+    assert_evenly_due(f->fk[0].sent + 10, 10, (double)T0_NS + 2e9, 1e8, 1000);
     /* Second 0 holds N(1) = 2.5: requests 0, 1 and 2. */
-    assert_int_equal(f->sec[0].sent, 3);
-    assert_int_equal(f->sec[1].sent, 7);
-    assert_int_equal(f->sec[2].sent, 10);
+    assert_sent_per_second(f, (const uint64_t[]){3, 7, 10}, 3);
     fx_free(f);
 }
 
@@ -433,20 +455,13 @@ static void test_worker_stages_due_times(void **state)
 {
     (void)state;
     /* A hold at 5 rps for 2 s, a step to 20 rps for 1 s. */
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"stages\": [{\"duration\": 2, \"rate\": "
-                   "5}, {\"duration\": 1, \"rate\": 20}]}");
-    fx_open(f, 1, 4, ST_NS_PER_S);
-    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    fx *f = fx_run("{\"url\": \"http://127.0.0.1:9/\", \"stages\": [{\"duration\": 2, \"rate\": "
+                   "5}, {\"duration\": 1, \"rate\": 20}]}",
+                   1, 4);
     assert_int_equal(f->fk[0].n_sent, 30);
-    for (size_t q = 0; q < 10; q++) {
-        assert_near_ns(f->fk[0].sent[q].tag, (double)T0_NS + (double)q * 0.2e9, 1);
-    }
-    for (size_t j = 0; j < 20; j++) {
-        assert_near_ns(f->fk[0].sent[10 + j].tag, (double)T0_NS + 2e9 + (double)j * 0.05e9, 1);
-    }
-    assert_int_equal(f->sec[0].sent, 5);
-    assert_int_equal(f->sec[1].sent, 5);
-    assert_int_equal(f->sec[2].sent, 20);
+    assert_evenly_due(f->fk[0].sent, 10, (double)T0_NS, 0.2e9, 1);
+    assert_evenly_due(f->fk[0].sent + 10, 20, (double)T0_NS + 2e9, 0.05e9, 1);
+    assert_sent_per_second(f, (const uint64_t[]){5, 5, 20}, 3);
     fx_free(f);
 }
 
@@ -454,9 +469,7 @@ static void test_worker_threads_interleave(void **state)
 {
     (void)state;
     /* 7 rps over 2 threads for 3 s: exactly 21 requests, each once, at q / 7 s. */
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 7, \"duration\": 3}");
-    fx_open(f, 2, 2, ST_NS_PER_S);
-    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    fx *f = fx_run("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 7, \"duration\": 3}", 2, 2);
     assert_int_equal(f->fk[0].n_sent + f->fk[1].n_sent, 21);
     assert_int_equal(f->fk[0].n_sent, 11);
     assert_int_equal(f->fk[1].n_sent, 10);
@@ -473,9 +486,7 @@ static void test_worker_threads_interleave(void **state)
     }
     assert_int_equal(f->total.sent, 21);
     assert_int_equal(f->total.ok, 21);
-    assert_int_equal(f->sec[0].sent, 7);
-    assert_int_equal(f->sec[1].sent, 7);
-    assert_int_equal(f->sec[2].sent, 7);
+    assert_sent_per_second(f, (const uint64_t[]){7, 7, 7}, 3);
     fx_free(f);
 }
 

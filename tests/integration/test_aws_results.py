@@ -52,6 +52,37 @@ class AwsResultsTest(harness.ProcTestCase):
                        env=env or aws_env.aws_env())
         return p, spool
 
+    def spool_run(self, run_id, seconds):
+        """Plays a run of `seconds` seconds that leaves its results in a new spool; returns it."""
+        spool = aws_env.tmpdir(self, "st-spool-")
+        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", run_id,
+                                        "--seconds", seconds, "--rps", RPS, "--spool", spool,
+                                        "--spool-only"], timeout=30)
+        self.assertEqual(code, 0, err)
+        return spool
+
+    def results(self, run_id, table, *extra, env=None):
+        """Runs `stampede results RUN_ID --table TABLE` against the DynamoDB emulator."""
+        return self.run_to_end([harness.binary("stampede"), "results", run_id, "--table", table,
+                                "--endpoint-url", self.ddb_url] + list(extra), timeout=30,
+                               env=env or aws_env.aws_env())
+
+    def sqs_proxy(self):
+        """A proxy in front of the SQS emulator, to take SQS down and bring it back."""
+        proxy = aws_env.TcpProxy(int(self.sqs_url.rsplit(":", 1)[1]))
+        self.addCleanup(proxy.close)
+        return proxy
+
+    def outage(self, proxy, spool):
+        """Takes SQS down until the run spooled something, and a second longer; then up again."""
+        proxy.down()
+        deadline = time.monotonic() + 10
+        while not os.listdir(spool) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.listdir(spool), "nothing was spooled while SQS was down")
+        time.sleep(1.0)
+        proxy.up()
+
     def sink(self, queue, table, *extra, env=None, timeout=60):
         return self.run_to_end([harness.binary("stampede-sink"), "--queue-url", queue, "--table",
                                 table, "--endpoint-url", self.ddb_url, "--exit-when-empty",
@@ -119,26 +150,17 @@ class AwsResultsTest(harness.ProcTestCase):
         run_id, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 800)
         self.assertEqual(targets.target_stats(url)["requests"], 800)
-        code, out, err = self.run_to_end([harness.binary("stampede"), "results", run_id,
-                                          "--table", table, "--endpoint-url", self.ddb_url],
-                                         timeout=30, env=aws_env.aws_env())
+        code, out, err = self.results(run_id, table)
         self.assertEqual(code, 0, err)
         self.assertIn("summary stored", out)
 
     def test_sqs_down_during_a_real_run_spools_then_delivers(self):
         queue, dlq, table = self.fresh("realdown")
-        proxy = aws_env.TcpProxy(int(self.sqs_url.rsplit(":", 1)[1]))
-        self.addCleanup(proxy.close)
+        proxy = self.sqs_proxy()
         p, spool, paths, url = self.real_run(
             queue, "--endpoint-url", "http://127.0.0.1:%d" % proxy.port, duration=6)
         p.wait_output("[    1s]", timeout=30)
-        proxy.down()
-        deadline = time.monotonic() + 10
-        while not os.listdir(spool) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertTrue(os.listdir(spool), "nothing was spooled while SQS was down")
-        time.sleep(1.0)
-        proxy.up()
+        self.outage(proxy, spool)
         self.assertEqual(p.wait(60), 0, p.stderr())
         self.assertEqual(os.listdir(spool), [])
         code, _, err = self.sink(queue, table)
@@ -177,15 +199,11 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertGreater(len(second["latency_us"]["M"]["buckets"]["L"]), 5)
         self.assertEqual(aws_env.queue_messages(self.sqs_url, queue), [])
 
-        code, out, err = self.run_to_end([harness.binary("stampede"), "results", "e2e-run",
-                                          "--table", table, "--endpoint-url", self.ddb_url],
-                                         timeout=30, env=aws_env.aws_env())
+        code, out, err = self.results("e2e-run", table)
         self.assertEqual(code, 0, err)
         self.assertIn("12 second(s) stored (second 0 to 11), summary stored", out)
         self.assertIn("match the stored histograms", out)
-        code, out, err = self.run_to_end([harness.binary("stampede"), "results", "e2e-run",
-                                          "--table", table, "--endpoint-url", self.ddb_url,
-                                          "--json"], timeout=30, env=aws_env.aws_env())
+        code, out, err = self.results("e2e-run", table, "--json")
         self.assertEqual(code, 0, err)
         doc = json.loads(out)
         self.assertEqual(len(doc["seconds"]), 12)
@@ -196,27 +214,18 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(doc["check"]["mismatched"], 0)
         self.assertGreater(doc["check"]["compared"], 5)
 
-        code, _, err = self.run_to_end([harness.binary("stampede"), "results", "no-such-run",
-                                        "--table", table, "--endpoint-url", self.ddb_url],
-                                       timeout=30, env=aws_env.aws_env())
+        code, _, err = self.results("no-such-run", table)
         self.assertEqual(code, 5, err)
 
     def test_sqs_down_during_run_spools_then_delivers(self):
         queue, dlq, table = self.fresh("down")
-        proxy = aws_env.TcpProxy(int(self.sqs_url.rsplit(":", 1)[1]))
-        self.addCleanup(proxy.close)
+        proxy = self.sqs_proxy()
         # The forwarder reaches SQS through the proxy; the queue URL stays the emulator's.
         p, spool = self.run_forwarder("down-run", queue, 30,
                                       extra=["--interval-ms", "100", "--retry-interval-ms", "200",
                                              "--endpoint-url", "http://127.0.0.1:%d" % proxy.port])
         time.sleep(0.8)
-        proxy.down()
-        deadline = time.monotonic() + 10
-        while not os.listdir(spool) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.assertTrue(os.listdir(spool), "nothing was spooled while SQS was down")
-        time.sleep(1.0)
-        proxy.up()
+        self.outage(proxy, spool)
         self.assertEqual(p.wait(60), 0, p.stderr())
         report = json.loads(p.stdout())
         self.assertEqual((report["sent"], report["spooled"], report["lost"]), (31, 0, 0))
@@ -228,11 +237,7 @@ class AwsResultsTest(harness.ProcTestCase):
 
     def test_stampede_forward_replays_a_spool(self):
         queue, dlq, table = self.fresh("replay")
-        spool = aws_env.tmpdir(self, "st-spool-")
-        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "replay-run",
-                                        "--seconds", "25", "--rps", RPS, "--spool", spool,
-                                        "--spool-only"], timeout=30)
-        self.assertEqual(code, 0, err)
+        spool = self.spool_run("replay-run", "25")
         self.assertEqual(len(os.listdir(spool)), 26)
 
         # SQS unreachable: everything stays, exit code 4.
@@ -338,11 +343,7 @@ class AwsResultsTest(harness.ProcTestCase):
 
     def test_duplicate_delivery_writes_one_item(self):
         queue, dlq, table = self.fresh("dup")
-        spool = aws_env.tmpdir(self, "st-spool-")
-        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "dup-run",
-                                        "--seconds", "2", "--rps", RPS, "--spool", spool,
-                                        "--spool-only"], timeout=30)
-        self.assertEqual(code, 0, err)
+        spool = self.spool_run("dup-run", "2")
         with open(os.path.join(spool, "dup-run.s000001.json")) as f:
             body = f.read()
         # The same result three times: twice in one receive, once more later.
@@ -365,9 +366,7 @@ class AwsResultsTest(harness.ProcTestCase):
         code, out, err = self.sink(queue, table, env=no_creds)
         self.assertEqual(code, 3, err)
         self.assertIn("no AWS credentials found: set AWS_ACCESS_KEY_ID", err)
-        code, out, err = self.run_to_end([harness.binary("stampede"), "results", "r", "--table",
-                                          table, "--endpoint-url", self.ddb_url], timeout=30,
-                                         env=no_creds)
+        code, out, err = self.results("r", table, env=no_creds)
         self.assertEqual(code, 3, err)
         self.assertIn("DynamoDB Query: no AWS credentials found", err)
 
@@ -413,11 +412,7 @@ class AwsResultsTest(harness.ProcTestCase):
 
     def test_lambda_mode_reports_batch_item_failures(self):
         queue, dlq, table = self.fresh("lambda")
-        spool = aws_env.tmpdir(self, "st-spool-")
-        code, _, err = self.run_to_end([harness.binary("st-fake-run"), "--run-id", "lambda-run",
-                                        "--seconds", "1", "--rps", RPS, "--spool", spool,
-                                        "--spool-only"], timeout=30)
-        self.assertEqual(code, 0, err)
+        spool = self.spool_run("lambda-run", "1")
         with open(os.path.join(spool, "lambda-run.s000000.json")) as f:
             good = f.read()
         event = {"Records": [
