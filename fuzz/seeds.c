@@ -1,10 +1,13 @@
 /*
- * fuzz_seeds DIR: writes the seed inputs of fuzz_coord_wire that cannot be typed by hand (packed
- * protobuf messages in its framing) into DIR. The committed corpus/fuzz_coord_wire/ came from it.
+ * fuzz_seeds COORD_DIR AGENT_DIR: writes the seed inputs of fuzz_coord_wire and fuzz_agent_reply
+ * that cannot be typed by hand (packed protobuf messages in their framing). The committed
+ * corpus/fuzz_coord_wire/ and corpus/fuzz_agent_reply/ came from it.
  */
 #include "clock.h"
 #include "error.h"
 #include "hist.h"
+#include "plan.h"
+#include "profile.h"
 #include "stats.h"
 #include "wire.h"
 
@@ -115,12 +118,103 @@ static void update(uint8_t step, Stampede__AgentState state, uint32_t first_seco
     st_arena_fini(&a);
 }
 
+/* ---- fuzz_agent_reply: what a coordinator answers an agent ---- */
+
+static void reply(uint8_t step, Stampede__Envelope *env)
+{
+    env->run_id = "fuzz-run"; /* the agent learns it from the registration's reply */
+    frame(step, env);
+}
+
+static void agent_seeds(const char *dir)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__ClockPong pong = STAMPEDE__CLOCK_PONG__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
+    env.clock_pong = &pong;
+    pong.agent_ns = 1000 * ST_NS_PER_S;
+    pong.recv_coord_ns = 2000 * ST_NS_PER_S;
+    pong.send_coord_ns = 2000 * ST_NS_PER_S + 1000;
+    reply(0, &env);
+
+    Stampede__Envelope renv = STAMPEDE__ENVELOPE__INIT;
+    Stampede__RegisterReply rr = STAMPEDE__REGISTER_REPLY__INIT;
+    renv.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER_REPLY;
+    renv.register_reply = &rr;
+    rr.agent_id = 1;
+    reply(1, &renv);
+
+    /* A Prepare with a real plan and share, then the start, a new share and the end. */
+    static const char plan_json[] =
+        "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 5}";
+    st_plan plan;
+    st_plan_init(&plan);
+    char err[256];
+    st_arena a = {0};
+    Stampede__PlanSpec *spec = NULL;
+    Stampede__Assignment asg = STAMPEDE__ASSIGNMENT__INIT;
+    uint64_t residues[1] = {0};
+    if (st_plan_parse(&plan, plan_json, sizeof(plan_json) - 1, "seed", err, sizeof(err)) != 0 ||
+        st_plan_finish(&plan, 1, err, sizeof(err)) != 0 ||
+        st_wire_plan_build(&a, &plan, "auto", &spec) != 0 ||
+        st_wire_stages_build(&a, &plan.profile, &asg.stages, &asg.n_stages) != 0) {
+        abort();
+    }
+    asg.epoch = 1;
+    asg.period = 1;
+    asg.residues = residues;
+    asg.n_residues = 1;
+    Stampede__Prepare prep = STAMPEDE__PREPARE__INIT;
+    prep.plan = spec;
+    prep.assignment = &asg;
+    Stampede__Envelope cenv = STAMPEDE__ENVELOPE__INIT;
+    Stampede__CoordReply cr = STAMPEDE__COORD_REPLY__INIT;
+    cenv.body_case = STAMPEDE__ENVELOPE__BODY_REPLY;
+    cenv.reply = &cr;
+    cr.prepare = &prep;
+    cr.heartbeat_ms = 500;
+    reply(5, &cenv);
+
+    Stampede__Start start = STAMPEDE__START__INIT;
+    start.t0_coord_ns = 2001 * ST_NS_PER_S;
+    cr.prepare = NULL;
+    cr.start = &start;
+    reply(50, &cenv);
+
+    Stampede__Assignment asg2 = asg;
+    asg2.epoch = 2;
+    asg2.from_q = 20;
+    cr.assignment = &asg2;
+    cr.acked_seq = 1;
+    reply(100, &cenv);
+
+    Stampede__Stop stop = STAMPEDE__STOP__INIT;
+    cr.assignment = NULL;
+    cr.stop = &stop;
+    cr.done = 1;
+    reply(100, &cenv);
+    flush(dir, "run");
+
+    Stampede__Envelope fenv = STAMPEDE__ENVELOPE__INIT;
+    Stampede__Refused ref = STAMPEDE__REFUSED__INIT;
+    fenv.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
+    fenv.refused = &ref;
+    ref.reason = "unknown agent";
+    ref.reregister = 1;
+    reply(0, &env);
+    reply(1, &fenv);
+    flush(dir, "refused");
+    st_arena_fini(&a);
+    st_plan_fini(&plan);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: fuzz_seeds DIR\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: fuzz_seeds COORD_WIRE_DIR AGENT_REPLY_DIR\n");
         return 2;
     }
+    agent_seeds(argv[2]);
     reg(0);
     flush(argv[1], "register");
     ping(0);
