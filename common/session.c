@@ -300,8 +300,10 @@ static void drop_acked(st_session *s, uint64_t acked)
         free(s->recs[k].body);
         k++;
     }
-    memmove(s->recs, s->recs + k, (s->n_recs - k) * sizeof(*s->recs));
-    s->n_recs -= k;
+    if (k > 0) { /* an ack with nothing held (recs may be NULL) moves nothing */
+        memmove(s->recs, s->recs + k, (s->n_recs - k) * sizeof(*s->recs));
+        s->n_recs -= k;
+    }
 }
 
 static int refused(st_session *s, const Stampede__Refused *r)

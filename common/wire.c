@@ -266,7 +266,9 @@ static char *dup_n(const char *s, size_t n)
 {
     char *d = malloc(n + 1);
     if (d) {
-        memcpy(d, s, n);
+        if (n > 0) { /* an empty body may come with no data at all */
+            memcpy(d, s, n);
+        }
         d[n] = 0;
     }
     return d;

@@ -195,6 +195,21 @@ static void agent_seeds(const char *dir)
     reply(100, &cenv);
     flush(dir, "run");
 
+    /* Regressions: an ack before any record was held, and a request whose body is empty. */
+    reply(0, &env);
+    reply(1, &renv);
+    Stampede__CoordReply ack = STAMPEDE__COORD_REPLY__INIT;
+    ack.acked_seq = 5;
+    cenv.reply = &ack;
+    reply(5, &cenv);
+    spec->requests[0]->has_body = 1;
+    spec->requests[0]->body.len = 0;
+    spec->requests[0]->body.data = NULL;
+    ack.prepare = &prep;
+    reply(5, &cenv);
+    flush(dir, "ack-nothing-empty-body");
+    cenv.reply = &cr;
+
     Stampede__Envelope fenv = STAMPEDE__ENVELOPE__INIT;
     Stampede__Refused ref = STAMPEDE__REFUSED__INIT;
     fenv.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
