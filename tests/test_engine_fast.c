@@ -44,6 +44,13 @@ static void expect_ok(const st_result *res, int status, uint64_t bytes_in)
     assert_true(res->done_ns >= res->sent_ns);
 }
 
+/* Sends request req with tag and runs the loop until n_done reaches target (at most 5 s). */
+static void send_until(run *r, size_t req, uint64_t tag, int target)
+{
+    assert_int_equal(run_send(r, req, tag), 0);
+    run_until(r, target, 5);
+}
+
 /* A server in mode on 127.0.0.1, and the engine with conns connections for a GET of path there. */
 typedef struct rig {
     srv *s;
@@ -165,16 +172,14 @@ static void test_engine_fast_idle_close_is_quiet(void **state)
     rig g;
     run *r = rig_start(&g, SRV_IDLE_CLOSE, "/", 1, 5000);
     srv *s = g.s;
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     /* The server closes the idle connection: nothing is reported, the slot stays free. */
     run_for(r, 0.1);
     assert_int_equal(r->n_done, 1);
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 2, 2);
     expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
     assert_int_equal(srv_get(s, &s->n_conns), 2);
     assert_int_equal(srv_get(s, &s->n_reqs), 2);
@@ -187,13 +192,11 @@ static void test_engine_fast_retry_after_reused_close(void **state)
     rig g;
     run *r = rig_start(&g, SRV_DROP_SECOND, "/", 1, 5000);
     srv *s = g.s;
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     /* The second request goes out on the kept connection, the server closes it unanswered, and
      * the engine resends it on a new connection where it is answered. */
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 2, 2);
     expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
     assert_int_equal(r->tags[1], 2);
     assert_int_equal(srv_get(s, &s->n_reqs), 3);
@@ -207,11 +210,9 @@ static void test_engine_fast_retry_only_once(void **state)
     rig g;
     run *r = rig_start(&g, SRV_DROP_AFTER_FIRST, "/", 1, 5000);
     srv *s = g.s;
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 2, 2);
     assert_int_equal(r->res[1].kind, ST_RES_OTHER);
     assert_int_equal(r->res[1].status, 0);
     assert_int_equal(r->res[1].bytes_in, 0);
@@ -230,8 +231,7 @@ static void test_engine_fast_fresh_close_is_other(void **state)
     rig g;
     run *r = rig_start(&g, SRV_SLAM, "/", 1, 5000);
     srv *s = g.s;
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_OTHER);
     /* A new connection that dies is not retried. */
     assert_int_equal(srv_get(s, &s->n_conns), 1);
@@ -303,8 +303,7 @@ static void test_engine_fast_connect_timeout(void **state)
     run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 300);
     uint64_t t0 = st_clock_mono_ns();
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_CONNECT);
     assert_int_equal(r->res[0].bytes_out, 0);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
@@ -325,8 +324,7 @@ static void test_engine_fast_timeout(void **state)
     srv *s = g.s;
     /* The timeout runs from send(); sent_ns is later, once the new connection is up. */
     uint64_t t0 = st_clock_mono_ns();
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_TIMEOUT);
     assert_true(r->res[0].sent_ns >= t0);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
@@ -345,8 +343,7 @@ static void test_engine_fast_endless_body_times_out(void **state)
     rig g;
     run *r = rig_start(&g, SRV_ENDLESS, "/", 1, 300);
     uint64_t t0 = st_clock_mono_ns();
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_TIMEOUT);
     assert_true(r->res[0].bytes_in > 1024);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
@@ -360,13 +357,11 @@ static void test_engine_fast_chunked(void **state)
     rig g;
     run *r = rig_start(&g, SRV_CHUNKED, "/", 1, 5000);
     srv *s = g.s;
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     size_t len = strlen("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     expect_ok(&r->res[0], 200, len);
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 2, 2);
     expect_ok(&r->res[1], 200, len);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
     rig_stop(&g);
@@ -382,11 +377,9 @@ static void test_engine_fast_head(void **state)
     run *r = run_new(&st_engine_fast);
     run_create(r, q, 2, 1, 1000);
     /* Content-Length: 1000 and no body: the engine must not wait for one. */
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, strlen("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"));
-    assert_int_equal(run_send(r, 1, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 1, 2, 2);
     expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
     run_free(r);
@@ -409,8 +402,7 @@ static void test_engine_fast_post_body(void **state)
     q.body_len = sizeof(body) - 1;
     run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     static const char want[] = "POST /submit?a=1 HTTP/1.1\r\nHost: example.test\r\n"
                                "User-Agent: stampede/" ST_VERSION "\r\nX-Test: yes\r\n"
@@ -476,10 +468,8 @@ static void test_engine_fast_statuses(void **state)
     st_request q[2] = {request("GET", u404), request("GET", u503)};
     run *r = run_new(&st_engine_fast);
     run_create(r, q, 2, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    assert_int_equal(run_send(r, 1, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 1, 1);
+    send_until(r, 1, 2, 2);
     expect_ok(&r->res[0], 404, strlen("HTTP/1.1 404 OK\r\nContent-Length: 5\r\n\r\nhello"));
     expect_ok(&r->res[1], 503, strlen("HTTP/1.1 503 OK\r\nContent-Length: 5\r\n\r\nhello"));
     run_free(r);
@@ -500,8 +490,7 @@ static void test_engine_fast_no_body_statuses(void **state)
     run *r = run_new(&st_engine_fast);
     run_create(r, q, 3, 1, 1000);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(run_send(r, (size_t)i, (uint64_t)i + 1), 0);
-        run_until(r, i + 1, 5);
+        send_until(r, (size_t)i, (uint64_t)i + 1, i + 1);
     }
     expect_ok(&r->res[0], 304, strlen("HTTP/1.1 304 OK\r\nContent-Length: 1000\r\n\r\n"));
     expect_ok(&r->res[1], 204, strlen("HTTP/1.1 204 OK\r\nContent-Length: 1000\r\n\r\n"));
@@ -516,8 +505,7 @@ static st_result one_request(srv_mode mode, int timeout_ms)
 {
     rig g;
     run *r = rig_start(&g, mode, "/", 1, timeout_ms);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     st_result res = r->res[0];
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
@@ -568,8 +556,7 @@ static void test_engine_fast_trailing_junk_closes(void **state)
     /* The response counts; the junk after it is not read as the next response: the connection
      * is dropped and the next request gets a new one. */
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(run_send(r, 0, 1), 0);
-        run_until(r, i + 1, 5);
+        send_until(r, 0, 1, i + 1);
         expect_ok(&r->res[i], 200, OK_RESPONSE_LEN);
     }
     assert_int_equal(srv_get(s, &s->n_conns), 2);
@@ -747,8 +734,7 @@ static void test_engine_fast_ipv6(void **state)
     st_request q = request("GET", url);
     run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     char want[128];
     snprintf(want, sizeof(want),
@@ -769,8 +755,7 @@ static void test_engine_fast_localhost_name(void **state)
     run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
     /* If localhost also names ::1 (where nothing listens), the next address is tried. */
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     run_free(r);
     srv_stop(s);
