@@ -139,12 +139,7 @@ int main(int argc, char **argv)
         return rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
     }
     st_log_init("stampede-agent", (st_log_level)o.log_level);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    st_cli_stop_signals(on_signal);
     if (o.coordinator) {
         st_remote_opts ro = {
             .url = o.coordinator,

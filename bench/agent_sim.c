@@ -1093,12 +1093,7 @@ int main(int argc, char **argv)
     pthread_cond_init(&s->hcv, &ca);
     pthread_condattr_destroy(&ca);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    st_cli_stop_signals(on_signal);
 
     int code = 1;
     if (pool_build(s)) {

@@ -40,4 +40,8 @@ int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char
 /* The number of CPUs this process may run on (its affinity mask), at least 1. */
 int st_cli_cpus(void);
 
+/* Calls on_stop on SIGINT and SIGTERM (no SA_RESTART: a blocked call returns EINTR), and ignores
+ * SIGPIPE so that a peer's close shows as EPIPE. */
+void st_cli_stop_signals(void (*on_stop)(int sig));
+
 #endif

@@ -1,6 +1,5 @@
 /*
- * Tests for the fast engine (agent/engine_fast.c) against a scripted HTTP server that runs inside
- * the test: one accepting thread and one thread per connection, blocking sockets on loopback.
+ * Tests for the fast engine (agent/engine_fast.c) against the scripted HTTP server of srv.h.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +10,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "error.h"
+#include "srv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,548 +25,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- the scripted server ---- */
-
-typedef enum {
-    SRV_OK,               /* keep-alive; "/status/N" answers N; HEAD gets headers only */
-    SRV_CLOSE,            /* Connection: close after every response */
-    SRV_IDLE_CLOSE,       /* answers, then closes the connection at once */
-    SRV_DROP_SECOND,      /* answers a connection's first request; closes on its second (FIN) */
-    SRV_DROP_AFTER_FIRST, /* answers the server's first request only; resets on every later one */
-    SRV_SILENT,           /* reads requests and never answers */
-    SRV_CHUNKED,          /* chunked body written in pieces */
-    SRV_EOF_BODY,         /* no length: the body ends when the connection closes */
-    SRV_MALFORMED,        /* not HTTP */
-    SRV_HUGE_HEADER,      /* a 256 KB header */
-    SRV_TRUNCATED,        /* Content-Length: 100, ten bytes, close */
-    SRV_ENDLESS,          /* a chunked body that never ends */
-    SRV_SLAM,             /* closes every connection on accept */
-    SRV_SLOW_READER,      /* like SRV_OK, with a tiny receive buffer and a pause */
-    SRV_TRAILING_JUNK,    /* a complete response followed by bytes nobody asked for */
-    SRV_CONTINUE,         /* 100 Continue, then the response */
-} srv_mode;
-
-#define SRV_MAX_CONNS 128
-#define SRV_BUF       (8 * 1024 * 1024 + 65536) /* malloc'd per connection, touched as used */
-
-typedef struct srv srv;
-
-typedef struct srv_conn {
-    srv *s;
-    int fd; /* -1 once the connection thread closed it; guarded by s->mu */
-    pthread_t thread;
-} srv_conn;
-
-struct srv {
-    srv_mode mode;
-    int lfd;
-    int port;
-    pthread_t accept_thread;
-    pthread_mutex_t mu;
-    bool stopping;
-    srv_conn conns[SRV_MAX_CONNS];
-    int n_conns;     /* accepted */
-    int n_reqs;      /* complete requests read */
-    int peer_closed; /* connections the client closed */
-    int after_close; /* requests sent on a connection after a Connection: close response */
-    char *last_req;  /* the last request read, headers and body */
-    size_t last_req_len;
-};
-
-static const char OK_RESPONSE[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-
-static void srv_write(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n <= 0) {
-            return;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
-
-static void srv_conn_close(srv_conn *sc, bool reset)
-{
-    pthread_mutex_lock(&sc->s->mu);
-    if (sc->fd >= 0) {
-        if (reset) {
-            struct linger lg = {1, 0};
-            setsockopt(sc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-        }
-        close(sc->fd);
-        sc->fd = -1;
-    }
-    pthread_mutex_unlock(&sc->s->mu);
-}
-
-/* Reads one request into buf; returns its length (headers and body) or -1 at EOF or error. */
-static ssize_t srv_read_request(int fd, char *buf, size_t *have, bool slow)
-{
-    for (;;) {
-        char *end = memmem(buf, *have, "\r\n\r\n", 4);
-        if (end) {
-            size_t head = (size_t)(end - buf) + 4;
-            size_t body = 0;
-            buf[*have < SRV_BUF ? *have : SRV_BUF - 1] = 0;
-            char saved = buf[head];
-            buf[head] = 0;
-            const char *cl = strcasestr(buf, "\r\nContent-Length:");
-            if (cl) {
-                body = (size_t)strtoul(cl + 17, NULL, 10);
-            }
-            buf[head] = saved;
-            if (head + body > SRV_BUF - 1) {
-                return -1;
-            }
-            if (*have >= head + body) {
-                return (ssize_t)(head + body);
-            }
-        }
-        if (*have >= SRV_BUF - 1) {
-            return -1;
-        }
-        if (slow && *have == 0) {
-            usleep(50000);
-        }
-        ssize_t n = recv(fd, buf + *have, SRV_BUF - 1 - *have, 0);
-        if (n <= 0) {
-            return -1;
-        }
-        *have += (size_t)n;
-    }
-}
-
-static void srv_respond_ok(int fd, const char *req)
-{
-    char out[256];
-    int status = 200;
-    const char *st = strstr(req, " /status/");
-    if (st && st < strstr(req, "\r\n")) {
-        status = atoi(st + 9);
-    }
-    if (strncmp(req, "HEAD ", 5) == 0 || status == 204 || status == 304) {
-        /* No body, and a Content-Length that describes the one a GET would have had. */
-        snprintf(out, sizeof(out), "HTTP/1.1 %d OK\r\nContent-Length: 1000\r\n\r\n", status);
-    } else {
-        snprintf(out, sizeof(out), "HTTP/1.1 %d OK\r\nContent-Length: 5\r\n\r\nhello", status);
-    }
-    srv_write(fd, out, strlen(out));
-}
-
-static void *srv_conn_main(void *arg)
-{
-    srv_conn *sc = arg;
-    srv *s = sc->s;
-    int fd = sc->fd;
-    char *buf = malloc(SRV_BUF);
-    size_t have = 0;
-    int nth = 0;
-    if (!buf || s->mode == SRV_SLAM) {
-        srv_conn_close(sc, false);
-        free(buf);
-        return NULL;
-    }
-    for (;;) {
-        ssize_t len = srv_read_request(fd, buf, &have, s->mode == SRV_SLOW_READER);
-        if (len < 0) {
-            pthread_mutex_lock(&s->mu);
-            s->peer_closed++;
-            pthread_mutex_unlock(&s->mu);
-            break;
-        }
-        nth++;
-        pthread_mutex_lock(&s->mu);
-        int global = ++s->n_reqs;
-        free(s->last_req);
-        s->last_req = malloc((size_t)len + 1);
-        if (s->last_req) {
-            memcpy(s->last_req, buf, (size_t)len);
-            s->last_req[len] = 0;
-            s->last_req_len = (size_t)len;
-        }
-        pthread_mutex_unlock(&s->mu);
-        buf[have] = 0;
-
-        bool close_after = false, reset = false;
-        switch (s->mode) {
-        case SRV_OK:
-        case SRV_SLOW_READER:
-            srv_respond_ok(fd, buf);
-            break;
-        case SRV_CLOSE: {
-            static const char r[] =
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello";
-            srv_write(fd, r, sizeof(r) - 1);
-            /* The client must close now; one that sends again ignored the header. */
-            char c;
-            ssize_t n = recv(fd, &c, 1, 0);
-            pthread_mutex_lock(&s->mu);
-            if (n > 0) {
-                s->after_close++;
-            } else if (n == 0) {
-                s->peer_closed++;
-            }
-            pthread_mutex_unlock(&s->mu);
-            close_after = true;
-            break;
-        }
-        case SRV_IDLE_CLOSE:
-            srv_write(fd, OK_RESPONSE, sizeof(OK_RESPONSE) - 1);
-            close_after = true;
-            break;
-        case SRV_DROP_SECOND:
-            if (nth == 1) {
-                srv_write(fd, OK_RESPONSE, sizeof(OK_RESPONSE) - 1);
-            } else {
-                close_after = true;
-            }
-            break;
-        case SRV_DROP_AFTER_FIRST:
-            if (global == 1) {
-                srv_write(fd, OK_RESPONSE, sizeof(OK_RESPONSE) - 1);
-            } else {
-                close_after = reset = true;
-            }
-            break;
-        case SRV_SILENT:
-            break;
-        case SRV_CHUNKED: {
-            static const char *const parts[] = {
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                "5\r\nhel",
-                "lo\r\n6\r\n world\r\n",
-                "0\r\n\r\n",
-            };
-            for (size_t i = 0; i < 4; i++) {
-                srv_write(fd, parts[i], strlen(parts[i]));
-                usleep(10000);
-            }
-            break;
-        }
-        case SRV_EOF_BODY: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
-            srv_write(fd, r, sizeof(r) - 1);
-            close_after = true;
-            break;
-        }
-        case SRV_MALFORMED: {
-            static const char r[] = "SMTP ready\r\n\r\n";
-            srv_write(fd, r, sizeof(r) - 1);
-            break;
-        }
-        case SRV_HUGE_HEADER: {
-            static const char head[] = "HTTP/1.1 200 OK\r\nX-Big: ";
-            static const char tail[] = "\r\nContent-Length: 0\r\n\r\n";
-            char *big = malloc(256 * 1024);
-            if (big) {
-                memset(big, 'a', 256 * 1024);
-                srv_write(fd, head, sizeof(head) - 1);
-                srv_write(fd, big, 256 * 1024);
-                srv_write(fd, tail, sizeof(tail) - 1);
-                free(big);
-            }
-            break;
-        }
-        case SRV_TRUNCATED: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b";
-            srv_write(fd, r, sizeof(r) - 1);
-            close_after = true;
-            break;
-        }
-        case SRV_ENDLESS: {
-            static const char head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
-            char chunk[1024 + 16];
-            int n = snprintf(chunk, sizeof(chunk), "400\r\n");
-            memset(chunk + n, 'x', 1024);
-            memcpy(chunk + n + 1024, "\r\n", 2);
-            srv_write(fd, head, sizeof(head) - 1);
-            for (;;) {
-                if (send(fd, chunk, (size_t)n + 1026, MSG_NOSIGNAL) <= 0) {
-                    break;
-                }
-                pthread_mutex_lock(&s->mu);
-                bool stop = s->stopping;
-                pthread_mutex_unlock(&s->mu);
-                if (stop) {
-                    break;
-                }
-            }
-            close_after = true;
-            break;
-        }
-        case SRV_TRAILING_JUNK: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK";
-            srv_write(fd, r, sizeof(r) - 1);
-            break;
-        }
-        case SRV_CONTINUE: {
-            static const char r[] = "HTTP/1.1 100 Continue\r\n\r\n"
-                                    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-            srv_write(fd, r, sizeof(r) - 1);
-            break;
-        }
-        case SRV_SLAM:
-            break;
-        }
-        if (close_after) {
-            srv_conn_close(sc, reset);
-            break;
-        }
-        memmove(buf, buf + len, have - (size_t)len);
-        have -= (size_t)len;
-    }
-    free(buf);
-    return NULL;
-}
-
-static void *srv_accept_main(void *arg)
-{
-    srv *s = arg;
-    for (;;) {
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return NULL;
-        }
-        pthread_mutex_lock(&s->mu);
-        if (s->stopping || s->n_conns == SRV_MAX_CONNS) {
-            pthread_mutex_unlock(&s->mu);
-            close(fd);
-            continue;
-        }
-        srv_conn *sc = &s->conns[s->n_conns];
-        sc->s = s;
-        sc->fd = fd;
-        if (pthread_create(&sc->thread, NULL, srv_conn_main, sc) != 0) {
-            close(fd);
-        } else {
-            s->n_conns++;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-}
-
-static srv *srv_start(srv_mode mode, int family)
-{
-    srv *s = calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->mode = mode;
-    pthread_mutex_init(&s->mu, NULL);
-    s->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(s->lfd >= 0);
-    int one = 1;
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (mode == SRV_SLOW_READER) {
-        int small = 4096; /* accepted sockets inherit it */
-        setsockopt(s->lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    }
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*a);
-    }
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, len), 0);
-    assert_int_equal(listen(s->lfd, 128), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &len), 0);
-    s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
-    assert_int_equal(pthread_create(&s->accept_thread, NULL, srv_accept_main, s), 0);
-    return s;
-}
-
-static void srv_stop(srv *s)
-{
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    shutdown(s->lfd, SHUT_RDWR);
-    for (int i = 0; i < s->n_conns; i++) {
-        if (s->conns[i].fd >= 0) {
-            shutdown(s->conns[i].fd, SHUT_RDWR);
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->accept_thread, NULL);
-    for (int i = 0; i < s->n_conns; i++) {
-        pthread_join(s->conns[i].thread, NULL);
-        if (s->conns[i].fd >= 0) {
-            close(s->conns[i].fd);
-        }
-    }
-    close(s->lfd);
-    pthread_mutex_destroy(&s->mu);
-    free(s->last_req);
-    free(s);
-}
-
-static int srv_get(srv *s, const int *field)
-{
-    pthread_mutex_lock(&s->mu);
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
-}
-
-/* Waits up to a second for the server thread to count what the client did. */
-static int srv_wait(srv *s, const int *field, int want)
-{
-    int v = srv_get(s, field);
-    for (int i = 0; i < 100 && v < want; i++) {
-        usleep(10000);
-        v = srv_get(s, field);
-    }
-    return v;
-}
-
-/* ---- the engine under test, on its own loop ---- */
-
-#define MAX_RESULTS 4096
-
-typedef struct run {
-    struct ev_loop *loop;
-    st_engine *e;
-    ev_timer guard;
-    bool guard_fired;
-    bool in_send;
-    bool done_inside_send;
-    int target; /* ev_break when n_done reaches it */
-    int resend; /* sends still to make from done() */
-    size_t resend_req;
-    int n_done;
-    int free_slots_in_done; /* free_slots seen by the last done() */
-    st_result res[MAX_RESULTS];
-    uint64_t tags[MAX_RESULTS];
-} run;
-
-static int run_send(run *r, size_t req, uint64_t tag)
-{
-    r->in_send = true;
-    int rc = st_engine_fast.send(r->e, req, tag);
-    r->in_send = false;
-    return rc;
-}
-
-static void on_done(void *worker, uint64_t tag, const st_result *res)
-{
-    run *r = worker;
-    if (r->in_send) {
-        r->done_inside_send = true;
-    }
-    if (r->n_done < MAX_RESULTS) {
-        r->res[r->n_done] = *res;
-        r->tags[r->n_done] = tag;
-    }
-    r->n_done++;
-    r->free_slots_in_done = st_engine_fast.free_slots(r->e);
-    if (r->resend > 0) {
-        r->resend--;
-        assert_int_equal(run_send(r, r->resend_req, 1000 + (uint64_t)r->n_done), 0);
-    }
-    if (r->target > 0 && r->n_done >= r->target) {
-        ev_break(r->loop, EVBREAK_ALL);
-    }
-}
-
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    run *r = w->data;
-    r->guard_fired = true;
-    ev_break(loop, EVBREAK_ALL);
-}
-
-static run *run_new(void)
-{
-    run *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(r->loop);
-    ev_timer_init(&r->guard, on_guard, 0., 0.);
-    r->guard.data = r;
-    return r;
-}
-
-static void run_create(run *r, const st_request *reqs, size_t n, int conns, int timeout_ms)
-{
-    st_engine_cfg cfg = {
-        .requests = reqs, .n_requests = n, .connections = conns, .timeout_ms = timeout_ms};
-    char err[256] = "";
-    int rc = st_engine_fast.create(&r->e, r->loop, &cfg, on_done, r, err, sizeof(err));
-    if (rc != 0) {
-        fail_msg("create: %s (%s)", st_strerror(rc), err);
-    }
-}
-
-/* Runs the loop until n_done reaches target; fails the test after max_s seconds. */
-static void run_until(run *r, int target, double max_s)
-{
-    r->target = target;
-    if (r->n_done < target) {
-        ev_timer_set(&r->guard, max_s, 0.);
-        ev_timer_start(r->loop, &r->guard);
-        ev_run(r->loop, 0);
-        ev_timer_stop(r->loop, &r->guard);
-    }
-    assert_false(r->guard_fired);
-    assert_true(r->n_done >= target);
-    assert_false(r->done_inside_send);
-}
-
-/* Runs the loop for a while, whatever happens. */
-static void run_for(run *r, double s)
-{
-    r->target = 0;
-    ev_timer_set(&r->guard, s, 0.);
-    ev_timer_start(r->loop, &r->guard);
-    ev_run(r->loop, 0);
-    ev_timer_stop(r->loop, &r->guard);
-    r->guard_fired = false;
-}
-
-static void on_leak_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    *(bool *)w->data = true;
-    ev_break(loop, EVBREAK_ALL);
-}
-
-/* Checks that no watcher is active or pending on loop. ev_run returns at once when no watcher
- * holds a reference; the guard, which holds none, ends it if something is left behind. */
-static void assert_loop_empty(struct ev_loop *loop)
-{
-    assert_int_equal(ev_pending_count(loop), 0);
-    bool fired = false;
-    ev_timer guard;
-    ev_timer_init(&guard, on_leak_guard, 0.5, 0.);
-    guard.data = &fired;
-    ev_timer_start(loop, &guard);
-    ev_unref(loop);
-    ev_run(loop, 0);
-    ev_ref(loop);
-    ev_timer_stop(loop, &guard);
-    assert_false(fired);
-}
-
-/* Destroys the engine and checks that it left nothing on the loop. */
-static void run_free(run *r)
-{
-    st_engine_fast.destroy(r->e);
-    assert_loop_empty(r->loop);
-    ev_loop_destroy(r->loop);
-    free(r);
-}
 
 static st_request request(const char *method, const char *url)
 {
@@ -586,17 +44,45 @@ static void expect_ok(const st_result *res, int status, uint64_t bytes_in)
     assert_true(res->done_ns >= res->sent_ns);
 }
 
+/* Sends request req with tag and runs the loop until n_done reaches target (at most 5 s). */
+static void send_until(run *r, size_t req, uint64_t tag, int target)
+{
+    assert_int_equal(run_send(r, req, tag), 0);
+    run_until(r, target, 5);
+}
+
+/* A server in mode on 127.0.0.1, and the engine with conns connections for a GET of path there. */
+typedef struct rig {
+    srv *s;
+    char url[64];
+    st_request q;
+    run *r;
+} rig;
+
+static run *rig_start(rig *g, srv_mode mode, const char *path, int conns, int timeout_ms)
+{
+    g->s = srv_start(mode, AF_INET);
+    snprintf(g->url, sizeof(g->url), "http://127.0.0.1:%d%s", g->s->port, path);
+    g->q = request("GET", g->url);
+    g->r = run_new(&st_engine_fast);
+    run_create(g->r, &g->q, 1, conns, timeout_ms);
+    return g->r;
+}
+
+static void rig_stop(rig *g)
+{
+    run_free(g->r);
+    srv_stop(g->s);
+}
+
 /* ---- tests ---- */
 
 static void test_engine_fast_keepalive_many(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 4, 5000);
+    rig g;
+    run *r = rig_start(&g, SRV_OK, "/x", 4, 5000);
+    srv *s = g.s;
     const int total = 2000;
     for (int i = 0; i < 4; i++) {
         assert_int_equal(run_send(r, 0, (uint64_t)i), 0);
@@ -608,7 +94,7 @@ static void test_engine_fast_keepalive_many(void **state)
              "GET /x HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: stampede/" ST_VERSION "\r\n\r\n",
              s->port);
     for (int i = 0; i < total; i++) {
-        expect_ok(&r->res[i], 200, sizeof(OK_RESPONSE) - 1);
+        expect_ok(&r->res[i], 200, OK_RESPONSE_LEN);
         assert_int_equal(r->res[i].bytes_out, strlen(expect_req));
     }
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
@@ -617,19 +103,15 @@ static void test_engine_fast_keepalive_many(void **state)
     assert_true(srv_get(s, &s->n_conns) <= 4);
     assert_true(srv_get(s, &s->n_conns) >= 1);
     assert_string_equal(s->last_req, expect_req);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_slots_and_inflight(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 3, 5000);
+    rig g;
+    run *r = rig_start(&g, SRV_OK, "/", 3, 5000);
+    srv *s = g.s;
     assert_int_equal(st_engine_fast.free_slots(r->e), 3);
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
     for (int i = 0; i < 3; i++) {
@@ -658,19 +140,15 @@ static void test_engine_fast_slots_and_inflight(void **state)
     }
     run_until(r, 6, 5);
     assert_int_equal(srv_get(s, &s->n_conns), 3);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_connection_close(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_CLOSE, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 2, 5000);
+    rig g;
+    run *r = rig_start(&g, SRV_CLOSE, "/", 2, 5000);
+    srv *s = g.s;
     assert_int_equal(run_send(r, 0, 0), 0);
     assert_int_equal(run_send(r, 0, 1), 0);
     r->resend = 48;
@@ -685,74 +163,56 @@ static void test_engine_fast_connection_close(void **state)
     assert_int_equal(srv_wait(s, &s->peer_closed, 50), 50);
     assert_int_equal(srv_get(s, &s->after_close), 0);
     assert_int_equal(st_engine_fast.free_slots(r->e), 2);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_idle_close_is_quiet(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_IDLE_CLOSE, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
+    rig g;
+    run *r = rig_start(&g, SRV_IDLE_CLOSE, "/", 1, 5000);
+    srv *s = g.s;
+    send_until(r, 0, 1, 1);
+    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     /* The server closes the idle connection: nothing is reported, the slot stays free. */
     run_for(r, 0.1);
     assert_int_equal(r->n_done, 1);
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
-    expect_ok(&r->res[1], 200, sizeof(OK_RESPONSE) - 1);
+    send_until(r, 0, 2, 2);
+    expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
     assert_int_equal(srv_get(s, &s->n_conns), 2);
     assert_int_equal(srv_get(s, &s->n_reqs), 2);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_retry_after_reused_close(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_DROP_SECOND, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
+    rig g;
+    run *r = rig_start(&g, SRV_DROP_SECOND, "/", 1, 5000);
+    srv *s = g.s;
+    send_until(r, 0, 1, 1);
+    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     /* The second request goes out on the kept connection, the server closes it unanswered, and
      * the engine resends it on a new connection where it is answered. */
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
-    expect_ok(&r->res[1], 200, sizeof(OK_RESPONSE) - 1);
+    send_until(r, 0, 2, 2);
+    expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
     assert_int_equal(r->tags[1], 2);
     assert_int_equal(srv_get(s, &s->n_reqs), 3);
     assert_int_equal(srv_get(s, &s->n_conns), 2);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_retry_only_once(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_DROP_AFTER_FIRST, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
+    rig g;
+    run *r = rig_start(&g, SRV_DROP_AFTER_FIRST, "/", 1, 5000);
+    srv *s = g.s;
+    send_until(r, 0, 1, 1);
+    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
+    send_until(r, 0, 2, 2);
     assert_int_equal(r->res[1].kind, ST_RES_OTHER);
     assert_int_equal(r->res[1].status, 0);
     assert_int_equal(r->res[1].bytes_in, 0);
@@ -762,27 +222,21 @@ static void test_engine_fast_retry_only_once(void **state)
     assert_int_equal(srv_get(s, &s->n_reqs), 3);
     assert_int_equal(r->n_done, 2);
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_fresh_close_is_other(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_SLAM, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    rig g;
+    run *r = rig_start(&g, SRV_SLAM, "/", 1, 5000);
+    srv *s = g.s;
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_OTHER);
     /* A new connection that dies is not retried. */
     assert_int_equal(srv_get(s, &s->n_conns), 1);
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 /* A port with a bound socket that does not listen: connects to it are refused. */
@@ -804,7 +258,7 @@ static void test_engine_fast_connect_refused(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(&hold));
     st_request q = request("GET", url);
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 2, 5000);
     assert_int_equal(run_send(r, 0, 7), 0);
     assert_int_equal(r->n_done, 0);
@@ -846,11 +300,10 @@ static void test_engine_fast_connect_timeout(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
     st_request q = request("GET", url);
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 300);
     uint64_t t0 = st_clock_mono_ns();
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_CONNECT);
     assert_int_equal(r->res[0].bytes_out, 0);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
@@ -866,16 +319,12 @@ static void test_engine_fast_connect_timeout(void **state)
 static void test_engine_fast_timeout(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_SILENT, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 2, 200);
+    rig g;
+    run *r = rig_start(&g, SRV_SILENT, "/", 2, 200);
+    srv *s = g.s;
     /* The timeout runs from send(); sent_ns is later, once the new connection is up. */
     uint64_t t0 = st_clock_mono_ns();
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_TIMEOUT);
     assert_true(r->res[0].sent_ns >= t0);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
@@ -885,50 +334,37 @@ static void test_engine_fast_timeout(void **state)
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
     /* The timed-out request's connection is closed. */
     assert_int_equal(srv_wait(s, &s->peer_closed, 1), 1);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_endless_body_times_out(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_ENDLESS, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 300);
+    rig g;
+    run *r = rig_start(&g, SRV_ENDLESS, "/", 1, 300);
     uint64_t t0 = st_clock_mono_ns();
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_TIMEOUT);
     assert_true(r->res[0].bytes_in > 1024);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
     assert_true(took_ms >= 300 && took_ms < 600);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_chunked(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_CHUNKED, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    rig g;
+    run *r = rig_start(&g, SRV_CHUNKED, "/", 1, 5000);
+    srv *s = g.s;
+    send_until(r, 0, 1, 1);
     size_t len = strlen("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
     expect_ok(&r->res[0], 200, len);
-    assert_int_equal(run_send(r, 0, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 2, 2);
     expect_ok(&r->res[1], 200, len);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_head(void **state)
@@ -938,15 +374,13 @@ static void test_engine_fast_head(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
     st_request q[2] = {request("HEAD", url), request("GET", url)};
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, q, 2, 1, 1000);
     /* Content-Length: 1000 and no body: the engine must not wait for one. */
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, strlen("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"));
-    assert_int_equal(run_send(r, 1, 2), 0);
-    run_until(r, 2, 5);
-    expect_ok(&r->res[1], 200, sizeof(OK_RESPONSE) - 1);
+    send_until(r, 1, 2, 2);
+    expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
     run_free(r);
     srv_stop(s);
@@ -966,11 +400,10 @@ static void test_engine_fast_post_body(void **state)
     q.n_headers = 4;
     q.body = (char *)body;
     q.body_len = sizeof(body) - 1;
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
+    send_until(r, 0, 1, 1);
+    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     static const char want[] = "POST /submit?a=1 HTTP/1.1\r\nHost: example.test\r\n"
                                "User-Agent: stampede/" ST_VERSION "\r\nX-Test: yes\r\n"
                                "Content-Length: 17\r\n\r\nname=stampede&x=1";
@@ -998,7 +431,7 @@ static void test_engine_fast_large_body(void **state)
     q[1].n_headers = 1;
     q[1].body = body;
     q[1].body_len = n;
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, q, 2, 1, 20000);
     /* Twice: on a new connection, then on the kept one (where no write watcher is armed yet).
      * Either way the body is more than the socket buffers hold against a slow reader, so the
@@ -1011,7 +444,7 @@ static void test_engine_fast_large_body(void **state)
     for (int i = 0; i < 2; i++) {
         assert_int_equal(run_send(r, 1, 1), 0);
         run_until(r, i + 1, 20);
-        expect_ok(&r->res[i], 200, sizeof(OK_RESPONSE) - 1);
+        expect_ok(&r->res[i], 200, OK_RESPONSE_LEN);
         assert_int_equal(r->res[i].bytes_out, (size_t)hl + n);
         pthread_mutex_lock(&s->mu);
         assert_int_equal(s->last_req_len, (size_t)hl + n);
@@ -1033,12 +466,10 @@ static void test_engine_fast_statuses(void **state)
     snprintf(u404, sizeof(u404), "http://127.0.0.1:%d/status/404", s->port);
     snprintf(u503, sizeof(u503), "http://127.0.0.1:%d/status/503", s->port);
     st_request q[2] = {request("GET", u404), request("GET", u503)};
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, q, 2, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    assert_int_equal(run_send(r, 1, 2), 0);
-    run_until(r, 2, 5);
+    send_until(r, 0, 1, 1);
+    send_until(r, 1, 2, 2);
     expect_ok(&r->res[0], 404, strlen("HTTP/1.1 404 OK\r\nContent-Length: 5\r\n\r\nhello"));
     expect_ok(&r->res[1], 503, strlen("HTTP/1.1 503 OK\r\nContent-Length: 5\r\n\r\nhello"));
     run_free(r);
@@ -1056,15 +487,14 @@ static void test_engine_fast_no_body_statuses(void **state)
     snprintf(u304, sizeof(u304), "http://127.0.0.1:%d/status/304", s->port);
     snprintf(uok, sizeof(uok), "http://127.0.0.1:%d/", s->port);
     st_request q[3] = {request("GET", u304), request("GET", u204), request("GET", uok)};
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, q, 3, 1, 1000);
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(run_send(r, (size_t)i, (uint64_t)i + 1), 0);
-        run_until(r, i + 1, 5);
+        send_until(r, (size_t)i, (uint64_t)i + 1, i + 1);
     }
     expect_ok(&r->res[0], 304, strlen("HTTP/1.1 304 OK\r\nContent-Length: 1000\r\n\r\n"));
     expect_ok(&r->res[1], 204, strlen("HTTP/1.1 204 OK\r\nContent-Length: 1000\r\n\r\n"));
-    expect_ok(&r->res[2], 200, sizeof(OK_RESPONSE) - 1);
+    expect_ok(&r->res[2], 200, OK_RESPONSE_LEN);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
     run_free(r);
     srv_stop(s);
@@ -1073,19 +503,13 @@ static void test_engine_fast_no_body_statuses(void **state)
 /* One request against a server mode that must end in kind; returns the result. */
 static st_result one_request(srv_mode mode, int timeout_ms)
 {
-    srv *s = srv_start(mode, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, timeout_ms);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
+    rig g;
+    run *r = rig_start(&g, mode, "/", 1, timeout_ms);
+    send_until(r, 0, 1, 1);
     st_result res = r->res[0];
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
     assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
     return res;
 }
 
@@ -1126,40 +550,32 @@ static void test_engine_fast_body_until_close(void **state)
 static void test_engine_fast_trailing_junk_closes(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_TRAILING_JUNK, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 1, 5000);
+    rig g;
+    run *r = rig_start(&g, SRV_TRAILING_JUNK, "/", 1, 5000);
+    srv *s = g.s;
     /* The response counts; the junk after it is not read as the next response: the connection
      * is dropped and the next request gets a new one. */
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(run_send(r, 0, 1), 0);
-        run_until(r, i + 1, 5);
-        expect_ok(&r->res[i], 200, sizeof(OK_RESPONSE) - 1);
+        send_until(r, 0, 1, i + 1);
+        expect_ok(&r->res[i], 200, OK_RESPONSE_LEN);
     }
     assert_int_equal(srv_get(s, &s->n_conns), 2);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_interim_response(void **state)
 {
     (void)state;
     st_result res = one_request(SRV_CONTINUE, 2000);
-    expect_ok(&res, 200, strlen("HTTP/1.1 100 Continue\r\n\r\n") + sizeof(OK_RESPONSE) - 1);
+    expect_ok(&res, 200, strlen("HTTP/1.1 100 Continue\r\n\r\n") + OK_RESPONSE_LEN);
 }
 
 static void test_engine_fast_cancel_all(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_SILENT, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 3, 5000);
+    rig g;
+    run *r = rig_start(&g, SRV_SILENT, "/", 3, 5000);
+    srv *s = g.s;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(run_send(r, 0, 10 + (uint64_t)i), 0);
     }
@@ -1184,8 +600,7 @@ static void test_engine_fast_cancel_all(void **state)
     run_for(r, 0.05);
     assert_int_equal(r->n_done, 3);
     assert_int_equal(srv_wait(s, &s->peer_closed, 3), 3);
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_cancel_while_connecting(void **state)
@@ -1195,7 +610,7 @@ static void test_engine_fast_cancel_while_connecting(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(&hold));
     st_request q = request("GET", url);
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
     assert_int_equal(run_send(r, 0, 5), 0);
     st_engine_fast.cancel_all(r->e);
@@ -1241,7 +656,7 @@ static void test_engine_fast_failure_in_send_is_deferred(void **state)
 {
     (void)state;
     st_request q = request("GET", "http://127.0.0.1:9/");
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 2, 5000);
     fd_limit_squeeze();
     int rc = run_send(r, 0, 3);
@@ -1270,7 +685,7 @@ static void test_engine_fast_cancel_deferred_failure(void **state)
 {
     (void)state;
     st_request q = request("GET", "http://127.0.0.1:9/");
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 2, 5000);
     fd_limit_squeeze();
     int rc = run_send(r, 0, 4);
@@ -1292,18 +707,13 @@ static void test_engine_fast_cancel_deferred_failure(void **state)
 static void test_engine_fast_destroy_in_flight(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_SILENT, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new();
-    run_create(r, &q, 1, 2, 5000);
+    rig g;
+    run *r = rig_start(&g, SRV_SILENT, "/", 2, 5000);
     assert_int_equal(run_send(r, 0, 1), 0);
     assert_int_equal(run_send(r, 0, 2), 0);
     run_for(r, 0.02);
     /* Dropped without a callback; run_free checks the loop is empty. */
-    run_free(r);
-    srv_stop(s);
+    rig_stop(&g);
 }
 
 static void test_engine_fast_ipv6(void **state)
@@ -1322,11 +732,10 @@ static void test_engine_fast_ipv6(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://[::1]:%d/six", s->port);
     st_request q = request("GET", url);
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
+    send_until(r, 0, 1, 1);
+    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     char want[128];
     snprintf(want, sizeof(want),
              "GET /six HTTP/1.1\r\nHost: [::1]:%d\r\nUser-Agent: stampede/" ST_VERSION "\r\n\r\n",
@@ -1343,12 +752,11 @@ static void test_engine_fast_localhost_name(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://localhost:%d/", s->port);
     st_request q = request("GET", url);
-    run *r = run_new();
+    run *r = run_new(&st_engine_fast);
     run_create(r, &q, 1, 1, 5000);
     /* If localhost also names ::1 (where nothing listens), the next address is tried. */
-    assert_int_equal(run_send(r, 0, 1), 0);
-    run_until(r, 1, 5);
-    expect_ok(&r->res[0], 200, sizeof(OK_RESPONSE) - 1);
+    send_until(r, 0, 1, 1);
+    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
     run_free(r);
     srv_stop(s);
 }
@@ -1360,7 +768,7 @@ static int create_error(const st_request *q, size_t n, char *err, size_t err_len
     st_engine_cfg cfg = {.requests = q, .n_requests = n, .connections = 1, .timeout_ms = 1000};
     static char mark;
     st_engine *e = (st_engine *)&mark; /* must stay untouched on error */
-    int rc = st_engine_fast.create(&e, loop, &cfg, on_done, NULL, err, err_len);
+    int rc = st_engine_fast.create(&e, loop, &cfg, run_on_done, NULL, err, err_len);
     assert_true(e == (st_engine *)&mark);
     assert_loop_empty(loop);
     ev_loop_destroy(loop);
@@ -1397,7 +805,7 @@ static void test_engine_fast_create_errors(void **state)
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     st_engine_cfg cfg = {.requests = q, .n_requests = 1, .connections = 0, .timeout_ms = 1000};
     st_engine *e = NULL;
-    assert_int_equal(st_engine_fast.create(&e, loop, &cfg, on_done, NULL, err, sizeof(err)),
+    assert_int_equal(st_engine_fast.create(&e, loop, &cfg, run_on_done, NULL, err, sizeof(err)),
                      ST_EINVAL);
     assert_null(e);
     ev_loop_destroy(loop);

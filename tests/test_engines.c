@@ -2,8 +2,7 @@
  * Tests that hold for both engines (agent/engine_fast.c and agent/engine_curl.c), run against each
  * in turn: for one plan they put the same bytes on the wire (the canonical request form of
  * engine.h), they resend a request that a server's silent keep-alive close cut off, and they read a
- * malformed response the same way. The server runs inside the test: one accepting thread and one
- * thread per connection, blocking sockets on 127.0.0.1.
+ * malformed response the same way, against the scripted server of srv.h on 127.0.0.1.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +13,7 @@
 #include "clock.h"
 #include "engine.h"
 #include "error.h"
+#include "srv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,333 +29,6 @@
 
 static const st_engine_ops *const ENGINES[] = {&st_engine_fast, &st_engine_curl};
 #define N_ENGINES (sizeof(ENGINES) / sizeof(ENGINES[0]))
-
-/* ---- the server ---- */
-
-typedef enum {
-    SRV_CAPTURE,    /* answers each request and keeps every byte the connection carried */
-    SRV_IDLE_CLOSE, /* answers one request per connection, waits, closes without reading more */
-    SRV_FIXED,      /* answers every request with s->response and keeps the connection open */
-} srv_mode;
-
-#define SRV_MAX_CONNS 64
-#define SRV_BUF       65536
-
-typedef struct srv srv;
-
-typedef struct srv_conn {
-    srv *s;
-    int fd; /* guarded by s->mu; -1 once closed */
-    pthread_t thread;
-} srv_conn;
-
-typedef struct capture {
-    char *bytes;
-    size_t len;
-} capture;
-
-struct srv {
-    srv_mode mode;
-    int pause_ms;         /* SRV_IDLE_CLOSE: between the answer and the close */
-    const char *response; /* SRV_FIXED */
-    int lfd;
-    int port;
-    pthread_t accept_thread;
-    pthread_mutex_t mu;
-    bool stopping;
-    srv_conn conns[SRV_MAX_CONNS];
-    int n_conns;
-    int n_reqs;                  /* complete requests read */
-    capture caps[SRV_MAX_CONNS]; /* SRV_CAPTURE: what each closed connection carried */
-    int n_caps;
-};
-
-static void srv_write(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-        if (n <= 0) {
-            return;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Length of the first complete request in buf (head and Content-Length body), or 0. */
-static size_t request_len(const char *buf, size_t have)
-{
-    const char *end = memmem(buf, have, "\r\n\r\n", 4);
-    if (!end) {
-        return 0;
-    }
-    size_t head = (size_t)(end - buf) + 4;
-    size_t body = 0;
-    for (const char *p = buf; p && p < end; p = memchr(p, '\n', (size_t)(end - p))) {
-        p += *p == '\n';
-        if (strncasecmp(p, "Content-Length:", 15) == 0) {
-            body = (size_t)strtoul(p + 15, NULL, 10);
-        }
-    }
-    return have >= head + body ? head + body : 0;
-}
-
-static void *srv_conn_main(void *arg)
-{
-    srv_conn *sc = arg;
-    srv *s = sc->s;
-    char *buf = malloc(SRV_BUF);
-    size_t have = 0, answered = 0; /* answered: bytes of the requests answered so far */
-    if (!buf) {
-        return NULL;
-    }
-    for (;;) {
-        size_t len = request_len(buf + answered, have - answered);
-        if (len > 0) {
-            answered += len;
-            pthread_mutex_lock(&s->mu);
-            s->n_reqs++;
-            pthread_mutex_unlock(&s->mu);
-            if (s->mode == SRV_CAPTURE) {
-                static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-                srv_write(sc->fd, r, sizeof(r) - 1);
-                continue;
-            }
-            if (s->mode == SRV_IDLE_CLOSE) {
-                static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                srv_write(sc->fd, r, sizeof(r) - 1);
-                /* Keep-alive by every header, then gone without a word: a request that arrived
-                 * meanwhile is never read (the kernel answers it with a reset). */
-                usleep((useconds_t)s->pause_ms * 1000);
-                break;
-            }
-            srv_write(sc->fd, s->response, strlen(s->response));
-            continue;
-        }
-        if (have == SRV_BUF) {
-            break;
-        }
-        ssize_t n = recv(sc->fd, buf + have, SRV_BUF - have, 0);
-        if (n <= 0) {
-            break;
-        }
-        have += (size_t)n;
-    }
-    pthread_mutex_lock(&s->mu);
-    if (s->mode == SRV_CAPTURE && s->n_caps < SRV_MAX_CONNS) {
-        s->caps[s->n_caps].bytes = buf;
-        s->caps[s->n_caps].len = have;
-        s->n_caps++;
-        buf = NULL;
-    }
-    close(sc->fd);
-    sc->fd = -1;
-    pthread_mutex_unlock(&s->mu);
-    free(buf);
-    return NULL;
-}
-
-static void *srv_accept_main(void *arg)
-{
-    srv *s = arg;
-    for (;;) {
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return NULL;
-        }
-        pthread_mutex_lock(&s->mu);
-        if (s->stopping || s->n_conns == SRV_MAX_CONNS) {
-            pthread_mutex_unlock(&s->mu);
-            close(fd);
-            continue;
-        }
-        srv_conn *sc = &s->conns[s->n_conns];
-        sc->s = s;
-        sc->fd = fd;
-        if (pthread_create(&sc->thread, NULL, srv_conn_main, sc) != 0) {
-            close(fd);
-        } else {
-            s->n_conns++;
-        }
-        pthread_mutex_unlock(&s->mu);
-    }
-}
-
-static srv *srv_start(srv_mode mode)
-{
-    srv *s = calloc(1, sizeof(*s));
-    assert_non_null(s);
-    s->mode = mode;
-    pthread_mutex_init(&s->mu, NULL);
-    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(s->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(listen(s->lfd, 16), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &len), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->accept_thread, NULL, srv_accept_main, s), 0);
-    return s;
-}
-
-static void srv_stop(srv *s)
-{
-    pthread_mutex_lock(&s->mu);
-    s->stopping = true;
-    shutdown(s->lfd, SHUT_RDWR);
-    for (int i = 0; i < s->n_conns; i++) {
-        if (s->conns[i].fd >= 0) {
-            shutdown(s->conns[i].fd, SHUT_RDWR);
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->accept_thread, NULL);
-    for (int i = 0; i < s->n_conns; i++) {
-        pthread_join(s->conns[i].thread, NULL);
-    }
-    close(s->lfd);
-    for (int i = 0; i < s->n_caps; i++) {
-        free(s->caps[i].bytes);
-    }
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-}
-
-static int srv_get(srv *s, const int *field)
-{
-    pthread_mutex_lock(&s->mu);
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
-}
-
-/* Waits up to two seconds for the server threads to count what the client did. */
-static int srv_wait(srv *s, const int *field, int want)
-{
-    int v = srv_get(s, field);
-    for (int i = 0; i < 200 && v < want; i++) {
-        usleep(10000);
-        v = srv_get(s, field);
-    }
-    return v;
-}
-
-/* ---- one engine on its own loop ---- */
-
-#define MAX_RESULTS 16
-
-typedef struct run {
-    const st_engine_ops *ops;
-    struct ev_loop *loop;
-    st_engine *e;
-    ev_timer guard;
-    bool guard_fired;
-    int target;
-    int n_done;
-    st_result res[MAX_RESULTS];
-} run;
-
-static void on_done(void *worker, uint64_t tag, const st_result *res)
-{
-    (void)tag;
-    run *r = worker;
-    if (r->n_done < MAX_RESULTS) {
-        r->res[r->n_done] = *res;
-    }
-    r->n_done++;
-    if (r->target > 0 && r->n_done >= r->target) {
-        ev_break(r->loop, EVBREAK_ALL);
-    }
-}
-
-static void on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    run *r = w->data;
-    r->guard_fired = true;
-    ev_break(loop, EVBREAK_ALL);
-}
-
-static run *run_new(const st_engine_ops *ops, const st_request *reqs, size_t n, int timeout_ms)
-{
-    run *r = calloc(1, sizeof(*r));
-    assert_non_null(r);
-    r->ops = ops;
-    r->loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(r->loop);
-    ev_timer_init(&r->guard, on_guard, 0., 0.);
-    r->guard.data = r;
-    st_engine_cfg cfg = {
-        .requests = reqs, .n_requests = n, .connections = 1, .timeout_ms = timeout_ms};
-    char err[256] = "";
-    int rc = ops->create(&r->e, r->loop, &cfg, on_done, r, err, sizeof(err));
-    if (rc != 0) {
-        fail_msg("%s create: %s (%s)", ops->name, st_strerror(rc), err);
-    }
-    return r;
-}
-
-/* Runs the loop until n_done reaches target; fails the test after max_s seconds. */
-static void run_until(run *r, int target, double max_s)
-{
-    r->target = target;
-    if (r->n_done < target) {
-        ev_timer_set(&r->guard, max_s, 0.);
-        ev_timer_start(r->loop, &r->guard);
-        ev_run(r->loop, 0);
-        ev_timer_stop(r->loop, &r->guard);
-    }
-    if (r->guard_fired) {
-        fail_msg("%s: %d of %d results after %.1f s", r->ops->name, r->n_done, target, max_s);
-    }
-}
-
-/* Runs the loop for a while, whatever happens. */
-static void run_for(run *r, double s)
-{
-    r->target = 0;
-    ev_timer_set(&r->guard, s, 0.);
-    ev_timer_start(r->loop, &r->guard);
-    ev_run(r->loop, 0);
-    ev_timer_stop(r->loop, &r->guard);
-    r->guard_fired = false;
-}
-
-static void run_send(run *r, size_t req)
-{
-    assert_int_equal(r->ops->send(r->e, req, (uint64_t)r->n_done), 0);
-}
-
-static void on_leak_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)revents;
-    *(bool *)w->data = true;
-    ev_break(loop, EVBREAK_ALL);
-}
-
-/* Destroys the engine and checks that it left nothing on the loop: ev_run returns at once when
- * no watcher holds a reference, and the guard (which holds none) ends it if one does. */
-static void run_free(run *r)
-{
-    r->ops->destroy(r->e);
-    assert_int_equal(ev_pending_count(r->loop), 0);
-    bool fired = false;
-    ev_timer guard;
-    ev_timer_init(&guard, on_leak_guard, 0.5, 0.);
-    guard.data = &fired;
-    ev_timer_start(r->loop, &guard);
-    ev_unref(r->loop);
-    ev_run(r->loop, 0);
-    ev_ref(r->loop);
-    ev_timer_stop(r->loop, &guard);
-    assert_false(fired);
-    ev_loop_destroy(r->loop);
-    free(r);
-}
 
 /* ---- the bytes on the wire ---- */
 
@@ -470,8 +143,9 @@ static void print_bytes(const char *label, const char *b, size_t n)
 static capture capture_one(const st_engine_ops *ops, srv *s, const st_request *q)
 {
     int before = srv_get(s, &s->n_caps);
-    run *r = run_new(ops, q, 1, 3000);
-    run_send(r, 0);
+    run *r = run_new(ops);
+    run_create(r, q, 1, 1, 3000);
+    assert_int_equal(run_send(r, 0, (uint64_t)r->n_done), 0);
     run_until(r, 1, 5);
     if (r->res[0].kind != ST_RES_HTTP || r->res[0].status != 200) {
         fail_msg("%s %s on the %s engine: kind %d status %d", q->method, q->url, ops->name,
@@ -489,7 +163,7 @@ static capture capture_one(const st_engine_ops *ops, srv *s, const st_request *q
 static void test_engines_same_bytes(void **state)
 {
     (void)state;
-    srv *s = srv_start(SRV_CAPTURE);
+    srv *s = srv_start(SRV_CAPTURE, AF_INET);
     char host[32], url[512], want[1024];
     snprintf(host, sizeof(host), "127.0.0.1:%d", s->port);
     int bad = 0;
@@ -537,20 +211,21 @@ static void test_engines_silent_keepalive_close(void **state)
     (void)state;
     const int rounds = 8;
     for (size_t k = 0; k < N_ENGINES; k++) {
-        srv *s = srv_start(SRV_IDLE_CLOSE);
+        srv *s = srv_start(SRV_IDLE_CLOSE, AF_INET);
         s->pause_ms = 150;
         char url[64];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
         st_request q = {.method = "GET", .url = url, .weight = 1};
-        run *r = run_new(ENGINES[k], &q, 1, 3000);
-        run_send(r, 0);
+        run *r = run_new(ENGINES[k]);
+        run_create(r, &q, 1, 1, 3000);
+        assert_int_equal(run_send(r, 0, (uint64_t)r->n_done), 0);
         run_until(r, 1, 5);
         /* Each round's request goes out on the kept connection while the server waits to close
          * it, unread, and the last one after the close. Each must reach the server once and
          * succeed, however many times it happens over the engine's life. */
         for (int i = 1; i <= rounds; i++) {
             run_for(r, i < rounds ? 0.05 : 0.3);
-            run_send(r, 0);
+            assert_int_equal(run_send(r, 0, (uint64_t)r->n_done), 0);
             run_until(r, 1 + i, 5);
         }
         run_for(r, 0.05);
@@ -576,13 +251,14 @@ static void test_engines_silent_keepalive_close(void **state)
 static void expect_other_promptly(const char *response)
 {
     for (size_t k = 0; k < N_ENGINES; k++) {
-        srv *s = srv_start(SRV_FIXED);
+        srv *s = srv_start(SRV_FIXED, AF_INET);
         s->response = response;
         char url[64];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
         st_request q = {.method = "GET", .url = url, .weight = 1};
-        run *r = run_new(ENGINES[k], &q, 1, 4000);
-        run_send(r, 0);
+        run *r = run_new(ENGINES[k]);
+        run_create(r, &q, 1, 1, 4000);
+        assert_int_equal(run_send(r, 0, (uint64_t)r->n_done), 0);
         /* Well before the 4 s timeout. */
         run_until(r, 1, 1.5);
         if (r->res[0].kind != ST_RES_OTHER) {
