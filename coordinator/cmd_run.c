@@ -497,7 +497,14 @@ int st_cmd_run(int argc, char **argv)
     /* The report's status says failed, stopped (st_coord_stop above) or completed. */
     st_report report;
     bool failed = st_coord_get_state(core) == ST_COORD_FAILED;
+    bool degraded = false;
     if (st_coord_report(core, &report) == 0) {
+        degraded = report.status == ST_REPORT_DEGRADED;
+        if (degraded) {
+            st_warn("the run is degraded: %d agents lost, %zu seconds incomplete (the summary "
+                    "lists them)",
+                    report.agents_lost, report.n_incomplete);
+        }
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
@@ -509,7 +516,7 @@ int st_cmd_run(int argc, char **argv)
         int fc = st_coord_failure_code(core);
         code = fc == 3 ? ST_EXIT_AGENTS : fc == 5 ? ST_EXIT_INTERRUPTED : ST_EXIT_FAILURE;
     } else {
-        code = stopped ? ST_EXIT_INTERRUPTED : ST_EXIT_OK;
+        code = stopped ? ST_EXIT_INTERRUPTED : degraded ? ST_EXIT_DEGRADED : ST_EXIT_OK;
     }
     /* Agents learn they are done from their next update: keep answering while they leave. */
     uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;

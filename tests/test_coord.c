@@ -1093,11 +1093,14 @@ static void test_coord_replan_after_loss(void **state)
     sim_update(f, &ag[0]);
     assert_int_equal(ag[0].n_assignments, 1);
 
-    /* The lost agent comes back: refused, and not asked to register again. */
+    /* The lost agent comes back: answered (it may deliver its records), told to stop, given no
+     * share, and still lost. */
     ag[2].silent = false;
+    int asg_before = ag[2].n_assignments;
     sim_update(f, &ag[2]);
-    assert_true(ag[2].refused);
-    assert_false(ag[2].reregister);
+    assert_false(ag[2].refused);
+    assert_true(ag[2].stopped);
+    assert_int_equal(ag[2].n_assignments, asg_before);
     assert_int_equal(st_coord_agents_alive(f->c), 2);
 
     cJSON *s = st_coord_summary(f->c);
@@ -1169,7 +1172,8 @@ static void test_coord_exited_agent_lost_at_once(void **state)
     st_coord_tick(f->c);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
     sim_update(f, &ag[1]);
-    assert_true(ag[1].refused);
+    assert_false(ag[1].refused);
+    assert_true(ag[1].stopped); /* lost: whatever it still runs is in no plan */
     sim_update(f, &ag[0]);
     assert_false(ag[0].refused);
     assert_int_equal(ag[0].n_assignments, 1);
