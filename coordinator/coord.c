@@ -125,7 +125,16 @@ void st_core_lose(st_coord *c, st_coord_agent *a, const char *why)
     uint64_t now = st_core_now(c);
     a->lost = true;
     a->lost_at_ns = now;
-    a->assigned_until_ns = now + st_share_lead_ns(c);
+    /* Its share moves to the survivors a re-plan lead ahead; with none left, or no re-plan
+     * before the end, nobody carries it: it stays its own to the end. */
+    bool survivors = false;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        survivors |= st_core_active(c->agents[i]);
+    }
+    uint64_t at = now + st_share_lead_ns(c);
+    a->assigned_until_ns =
+        survivors && !c->stopping && c->state == ST_COORD_RUNNING && at < c->end_ns ? at
+                                                                                    : UINT64_MAX;
     free(a->lost_reason);
     a->lost_reason = strdup(why); /* NULL when out of memory: the report says "lost" only */
     st_warn("agent %u \"%s\" lost: %s", a->id, a->name, why);

@@ -55,7 +55,7 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         const Stampede__Counts *k = r->counts;
         if (a->lost && k->sent > 0 && c->t0 && a->assigned_until_ns != UINT64_MAX &&
             (uint64_t)r->second * ST_NS_PER_S >=
-                (a->assigned_until_ns > c->t0 ? a->assigned_until_ns - c->t0 : 0) + ST_NS_PER_S) {
+                (a->assigned_until_ns > c->t0 ? a->assigned_until_ns - c->t0 : 0)) {
             /* Sends in a second wholly after its share moved to others: in no plan. */
             c->malformed++;
             st_warn("agent %u, lost, sent requests in second %u, after its share had moved: its "
