@@ -397,8 +397,14 @@ int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal)
                 }
                 continue;
             }
-            if (rc == ST_EAUTH || rc == ST_ENOTFOUND) {
-                /* The coordinator no longer counts on this agent: its share went elsewhere. */
+            if (rc == ST_ENOTFOUND) {
+                st_error("the coordinator still does not know this agent after %d registrations "
+                         "again: %s",
+                         st_session_reregisters(r.ss), st_session_refusal(r.ss));
+                code = ST_EXIT_AUTH;
+                goto out;
+            }
+            if (rc == ST_EAUTH) {
                 st_error("the coordinator refused an update: %s", st_session_refusal(r.ss));
                 code = ST_EXIT_AUTH;
                 goto out;

@@ -136,9 +136,9 @@ int st_session_reply(st_session *s, const uint8_t *buf, size_t len, st_session_c
 void st_session_lost(st_session *s);
 
 /* When the next exchange is due (monotonic ns): 0 (at once) while pinging or registering, and
- * once a record is pushed or the load ended, or after a lost update; else one heartbeat after the
- * last answered update. The first
- * update after the registration is due at once. Meaningless while an exchange is outstanding. */
+ * once a record is pushed or the load ended; the instant of the loss after a lost update; else
+ * one heartbeat after the last answered update. The first update after the registration is due
+ * at once. Meaningless while an exchange is outstanding. */
 uint64_t st_session_next_due(const st_session *s);
 
 /* ST_ETIMEDOUT when the session should give up: not registered by the connect deadline, or,
