@@ -152,6 +152,7 @@ static void apply_start(remote *r, uint64_t t0_local)
         fail_plan(r, "cannot start the load: %s", err[0] ? err : st_strerror(rc));
         return;
     }
+    st_run_licence(r->run, st_session_licence_ns(r->ss));
     st_session_started(r->ss);
     int64_t lead = (int64_t)r->t0_local - (int64_t)st_clock_mono_ns();
     st_info("start in %.1f ms (epoch %u)", (double)lead / 1e6, st_session_epoch(r->ss));
@@ -251,6 +252,11 @@ static int connect_and_register(remote *r)
         }
         st_session_cmds cmds;
         int rc = exchange(r, &cmds);
+        if (rc == ST_ENOTFOUND && st_session_get_phase(r->ss) != ST_SESSION_ENDED) {
+            st_warn("the coordinator does not know this agent (%s): registering again",
+                    st_session_refusal(r->ss));
+            continue;
+        }
         if (rc == ST_EAUTH || rc == ST_ENOTFOUND) {
             st_error("the coordinator refused this agent: %s", st_session_refusal(r->ss));
             return ST_EXIT_AUTH;
@@ -361,12 +367,49 @@ int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal)
                 st_run_stop(r.run);
             }
         }
+        /* The dead-man: the workers check the licence before every send themselves (a paused
+         * process that resumes never sends its backlog); here the load is stopped for good and
+         * only the records go on. */
+        if (st_session_get_phase(r.ss) == ST_SESSION_REGISTERED && !st_session_is_silenced(r.ss) &&
+            st_clock_mono_ns() >= st_session_licence_ns(r.ss)) {
+            char why[160];
+            snprintf(why, sizeof(why), "no acknowledged exchange with the coordinator for %d ms",
+                     ST_PROTO_AGENT_SILENCE_MS);
+            st_error("%s: stopping the load; undelivered records are kept for %d s", why,
+                     ST_PROTO_DELIVERY_MS / 1000);
+            st_session_silenced(r.ss, why);
+            if (r.run) {
+                st_run_stop(r.run);
+            } else {
+                st_session_end(r.ss);
+            }
+        }
         /* A fresh record (or the end of the load) makes the update due at once. */
         if (st_clock_mono_ns() >= st_session_next_due(r.ss)) {
             st_session_cmds cmds;
             int rc = exchange(&r, &cmds);
-            if (rc == ST_EAUTH || rc == ST_ENOTFOUND) {
-                /* The coordinator no longer counts on this agent: its share went elsewhere. */
+            if (rc == ST_ENOTFOUND && st_session_get_phase(r.ss) != ST_SESSION_ENDED) {
+                /* The coordinator does not know this agent: whatever it was sending is in no
+                 * plan. The load stops, its records go with it, and the agent registers anew. */
+                st_warn("the coordinator does not know this agent (%s): stopping the load and "
+                        "registering again",
+                        st_session_refusal(r.ss));
+                st_run_free(r.run);
+                r.run = NULL;
+                r.run_closed = r.realised = false;
+                if ((code = connect_and_register(&r)) >= 0) {
+                    goto out;
+                }
+                continue;
+            }
+            if (rc == ST_ENOTFOUND) {
+                st_error("the coordinator still does not know this agent after %d registrations "
+                         "again: %s",
+                         st_session_reregisters(r.ss), st_session_refusal(r.ss));
+                code = ST_EXIT_AUTH;
+                goto out;
+            }
+            if (rc == ST_EAUTH) {
                 st_error("the coordinator refused an update: %s", st_session_refusal(r.ss));
                 code = ST_EXIT_AUTH;
                 goto out;
@@ -374,18 +417,40 @@ int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal)
             if (rc == 0) {
                 apply(&r, &cmds);
             }
+            if (r.run && !st_session_is_silenced(r.ss)) {
+                st_run_licence(r.run, st_session_licence_ns(r.ss));
+            }
         }
         if (r.coord_done) {
-            code = st_session_state(r.ss) == STAMPEDE__AGENT_STATE__AGENT_FAILED
-                       ? ST_EXIT_FAILURE
-                       : ST_EXIT_OK;
+            if (st_session_is_silenced(r.ss)) {
+                st_error("the coordinator has every record of this agent, whose load stopped "
+                         "early: no word from the coordinator in time");
+                code = ST_EXIT_UNREACHABLE;
+            } else if (!st_session_is_started(r.ss) && !signalled) {
+                st_error("the coordinator ended the run before it started (it stopped or gave up "
+                         "waiting for agents): nothing was sent");
+                code = ST_EXIT_UNREACHABLE;
+            } else {
+                code = st_session_state(r.ss) == STAMPEDE__AGENT_STATE__AGENT_FAILED
+                           ? ST_EXIT_FAILURE
+                           : ST_EXIT_OK;
+            }
             break;
         }
-        if (st_session_expired(r.ss)) {
-            st_error("no word from the coordinator for %d ms: stopping the load and exiting",
-                     ST_PROTO_AGENT_SILENCE_MS);
-            code = ST_EXIT_UNREACHABLE;
-            break;
+        if (st_session_is_silenced(r.ss)) {
+            bool nothing_left = (!r.run || r.run_closed) && st_session_unacked(r.ss) == 0 &&
+                                !st_session_is_started(r.ss);
+            if (nothing_left || st_session_undelivered(r.ss)) {
+                if (st_session_unacked(r.ss) > 0) {
+                    st_error("no word from the coordinator for %d s after the load stopped: %zu "
+                             "records of this agent are lost",
+                             ST_PROTO_DELIVERY_MS / 1000, st_session_unacked(r.ss));
+                } else {
+                    st_error("no word from the coordinator: the load stopped and the agent exits");
+                }
+                code = ST_EXIT_UNREACHABLE;
+                break;
+            }
         }
         if (signalled && st_session_state(r.ss) == STAMPEDE__AGENT_STATE__AGENT_DONE &&
             st_session_unacked(r.ss) == 0) {

@@ -7,9 +7,12 @@
  * (the plan and this agent's share), start (the common instant in coordinator time),
  * re-assignments (a new share from a global request on), and stop.
  *
- * Safety: an agent that hears nothing from its coordinator for ST_PROTO_AGENT_SILENCE_MS
- * (common/protocol.h) stops its load and exits; it never runs past the plan's end plus the drain
- * bound either.
+ * Safety: the load sends only while the last acknowledged exchange was sent less than
+ * ST_PROTO_AGENT_SILENCE_MS ago (common/protocol.h; every worker checks it before a send, so a
+ * paused agent that resumes never sends its backlog); past it the agent stops its load, keeps its
+ * records and delivers them for ST_PROTO_DELIVERY_MS, then exits. It never runs past the plan's
+ * end plus the drain bound either. Told "register again", it stops any load and registers anew,
+ * at most ST_PROTO_REREGISTER_MAX times.
  *
  * Threading: st_remote_run runs on the main thread and returns when the agent is done.
  */
@@ -32,8 +35,9 @@ typedef struct st_remote_opts {
  * (a signal handler's flag), stops the load and ends the agent after a last update. Returns the
  * process exit code (exit_code.h): ST_EXIT_OK when the run ended and the coordinator holds every
  * record; ST_EXIT_FAILURE when the plan could not be run; ST_EXIT_AUTH when the coordinator
- * refused the agent (token, run, or its share moved elsewhere); ST_EXIT_UNREACHABLE when the
- * coordinator could not be reached or went silent (the load stops at once). */
+ * refused the agent (token, run, or "register again" beyond the bound); ST_EXIT_UNREACHABLE when
+ * the coordinator could not be reached, went silent (the load stops at once; the exit follows
+ * the delivery of its records or the delivery bound), or ended the run before it started. */
 int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal);
 
 #endif

@@ -173,6 +173,13 @@ int st_run_next(st_run *r, st_stats *out, uint64_t deadline_ns)
     return st_collector_next(r->col, out, deadline_ns);
 }
 
+void st_run_licence(st_run *r, uint64_t until_ns)
+{
+    for (int i = 0; i < r->n_workers; i++) {
+        st_worker_licence(r->workers[i], until_ns);
+    }
+}
+
 void st_run_stop(st_run *r)
 {
     for (int i = 0; i < r->n_workers; i++) {

@@ -58,6 +58,10 @@ int st_run_replan(st_run *r, const st_profile *profile, const st_slice *slice, u
  * and writes *start_ns (monotonic), or ST_EAGAIN before any thread sent. */
 int st_run_realised_start(st_run *r, uint64_t t0_ns, uint64_t *start_ns);
 
+/* Every thread may send only before the monotonic instant until_ns (st_worker_licence). Any
+ * thread. */
+void st_run_licence(st_run *r, uint64_t until_ns);
+
 /* Stops sending now; in-flight requests drain as at the end. Idempotent. */
 void st_run_stop(st_run *r);
 

@@ -54,6 +54,8 @@ struct st_worker {
     ev_timer drain; /* the drain bound, or an immediate finish */
     ev_async wake;  /* st_worker_stop */
     atomic_bool stop_requested;
+    /* Sends are allowed before this instant only (st_worker_licence; UINT64_MAX: always). */
+    _Atomic uint64_t licence_ns;
     /* How late the first open-loop send left after its instant, + 1 (0: nothing sent yet). */
     _Atomic uint64_t first_late_ns_plus1;
 
@@ -297,6 +299,35 @@ static void begin_drain(st_worker *w)
     arm(w, &w->drain, w->ops->inflight(w->eng) > 0 ? now + w->cfg.drain_ns : now, now);
 }
 
+/* Whether the worker may send at now. Past its licence it sends nothing more: the requests due
+ * before the licence ended and not sent (the backlog, and the schedule it had no chance to run,
+ * e.g. after the process was paused) count as dropped, the rest of the schedule is no longer its
+ * own, and the worker winds down as at the end. */
+static bool licensed(st_worker *w, uint64_t now)
+{
+    uint64_t until = atomic_load_explicit(&w->licence_ns, memory_order_relaxed);
+    if (now < until) {
+        return true;
+    }
+    if (w->phase != PHASE_RUN) {
+        return false;
+    }
+    uint64_t missed = w->bl_len;
+    if (!w->plan->closed_loop) {
+        while (!w->sched_done && w->next_due_ns < until) {
+            missed++;
+            w->k++;
+            schedule_next(w);
+        }
+    }
+    st_warn("worker %d: no acknowledged exchange with the coordinator in time: stopped sending "
+            "(%llu requests due before then dropped)",
+            w->cfg.index, (unsigned long long)missed);
+    w->cur.c.dropped += missed - w->bl_len; /* begin_drain counts the backlog */
+    begin_drain(w);
+    return false;
+}
+
 static void on_done(void *arg, uint64_t tag, const st_result *r)
 {
     st_worker *w = arg;
@@ -344,7 +375,7 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
     c->bytes_in += r->bytes_in;
     c->bytes_out += r->bytes_out;
 
-    if (w->phase == PHASE_RUN) {
+    if (w->phase == PHASE_RUN && licensed(w, r->done_ns)) {
         if (w->plan->closed_loop) {
             if (r->done_ns < w->end_ns) {
                 closed_loop_fill(w, r->done_ns);
@@ -369,7 +400,7 @@ static void pace_due(st_worker *w)
         }
         w->phase = PHASE_RUN;
     }
-    if (w->phase != PHASE_RUN) {
+    if (w->phase != PHASE_RUN || !licensed(w, now)) {
         return;
     }
     if (w->plan->closed_loop) {
@@ -521,6 +552,7 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
         w->due_at[i] = DISARMED;
     }
     pthread_mutex_init(&w->mu, NULL);
+    atomic_init(&w->licence_ns, UINT64_MAX);
     w->late_ns = (uint64_t)cfg->plan->late_ms * ST_NS_PER_MS;
     w->profile = cfg->profile ? cfg->profile : &cfg->plan->profile;
     set_end(w);
@@ -703,6 +735,11 @@ int st_worker_replan(st_worker *w, const st_profile *profile, const st_slice *sl
         ev_async_send(w->loop, &w->wake);
     }
     return 0;
+}
+
+void st_worker_licence(st_worker *w, uint64_t until_ns)
+{
+    atomic_store_explicit(&w->licence_ns, until_ns, memory_order_relaxed);
 }
 
 int st_worker_first_late(st_worker *w, uint64_t *late_ns)

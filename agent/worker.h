@@ -78,6 +78,14 @@ void st_worker_stop(st_worker *w);
 int st_worker_replan(st_worker *w, const st_profile *profile, const st_slice *slice,
                      uint64_t from_q);
 
+/* Allows sends before the monotonic instant until_ns only (the agent's dead-man: its session's
+ * licence, common/session.h). A worker that finds itself past it before a send sends nothing
+ * more: the requests due before until_ns and not sent count as dropped, those due after are no
+ * longer its own, and it winds down as after st_worker_stop. Until called, sends are always
+ * allowed. Any thread; the last call wins; a licence that has passed stays passed for the
+ * worker, whatever comes after. */
+void st_worker_licence(st_worker *w, uint64_t until_ns);
+
 /* How late the worker's first open-loop send left after its intended instant: 0 and *late_ns,
  * or ST_EAGAIN before it sent anything. Any thread. */
 int st_worker_first_late(st_worker *w, uint64_t *late_ns);

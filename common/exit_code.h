@@ -19,6 +19,7 @@ enum {
     ST_EXIT_AGENTS = 6,   /* the agents did not all register in time: nothing was started */
     ST_EXIT_UNREACHABLE = 7, /* an agent's coordinator could not be reached or went silent */
     ST_EXIT_INTERRUPTED = 8, /* stopped early by a signal (the summary is still written) */
+    ST_EXIT_DEGRADED = 9,    /* the run ended, but agents were lost or seconds are incomplete */
     ST_EXIT_RESULTS_LOST = 10, /* result messages were lost: neither delivered nor in the spool */
 };
 

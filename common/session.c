@@ -53,6 +53,15 @@ struct st_session {
     uint64_t next_seq, acked_seq, last_seq;
     bool urgent; /* a record or the end to report: the next update is due now */
     uint64_t next_update_ns, last_reply_ns;
+    /* The send instant of the last exchange the coordinator answered: the load may send until
+     * ST_PROTO_AGENT_SILENCE_MS after it. */
+    uint64_t acked_sent_ns;
+    /* The load stopped on silence (st_session_silenced): why, when (local), and the records go on
+     * until delivery_ns. */
+    char stop_reason[256];
+    uint64_t stopped_ns, delivery_ns;
+    bool silenced;
+    int reregisters; /* registrations again after "register again" */
     uint32_t heartbeat_ms;
 
     Stampede__Envelope *kept; /* the last reply, which st_session_cmds points into */
@@ -223,6 +232,10 @@ static int build_update(st_session *s, uint64_t now, uint8_t **buf, size_t *len)
     up.error = s->error;
     up.last_seq = s->state == STAMPEDE__AGENT_STATE__AGENT_DONE ? s->last_seq : 0;
     up.sent_agent_ns = now;
+    if (s->silenced) {
+        up.stop_reason = s->stop_reason;
+        up.stopped_coord_ns = st_session_to_coord(s, s->stopped_ns);
+    }
     st_wire_packed_record recs[ST_PROTO_RECORDS_PER_UPDATE];
     size_t n = s->n_recs < ST_PROTO_RECORDS_PER_UPDATE ? s->n_recs : ST_PROTO_RECORDS_PER_UPDATE;
     for (size_t i = 0; i < n; i++) {
@@ -251,7 +264,7 @@ int st_session_request(st_session *s, uint8_t **buf, size_t *len, int *timeout_m
         rc = build_register(s, buf, len);
     } else {
         k = ST_SESSION_UPDATE;
-        t = ST_PROTO_EXCHANGE_TIMEOUT_MS;
+        t = ST_PROTO_UPDATE_TIMEOUT_MS;
         rc = build_update(s, now, buf, len);
     }
     if (rc) {
@@ -285,7 +298,9 @@ void st_session_lost(st_session *s)
     }
     s->outstanding = false;
     if (s->kind == ST_SESSION_UPDATE) {
-        update_over(s, now_ns(s));
+        /* Again at once: one lost reply must cost less than the margin between the update
+         * pace and the silence bound (protocol.h). */
+        s->next_update_ns = now_ns(s);
     }
 }
 
@@ -306,10 +321,41 @@ static void drop_acked(st_session *s, uint64_t acked)
     }
 }
 
+/* "Register again": the coordinator does not know this agent. What the session held belongs to
+ * an agent the coordinator never heard of: it starts over as a new registration. */
+static void start_over(st_session *s)
+{
+    for (size_t i = 0; i < s->n_recs; i++) {
+        free(s->recs[i].body);
+    }
+    s->n_recs = 0;
+    s->run_id[0] = '\0';
+    s->agent_id = 0;
+    s->phase = ST_SESSION_REGISTERING;
+    s->state = STAMPEDE__AGENT_STATE__AGENT_IDLE;
+    s->epoch = 0;
+    s->prepared = s->started = s->stopped = s->done = s->silenced = false;
+    s->first_send_coord_ns = 0;
+    s->error[0] = s->stop_reason[0] = '\0';
+    s->next_seq = 1;
+    s->acked_seq = s->last_seq = 0;
+    s->urgent = false;
+    s->heartbeat_ms = ST_PROTO_HEARTBEAT_MS;
+    s->reregisters++;
+    /* A new connect deadline: the registration starts now. */
+    if (s->deadline_ns) {
+        s->deadline_ns = now_ns(s) + ST_PROTO_CONNECT_DEADLINE_MS * ST_NS_PER_MS;
+    }
+}
+
 static int refused(st_session *s, const Stampede__Refused *r)
 {
     snprintf(s->refusal, sizeof(s->refusal), "%s",
              r->reason && r->reason[0] ? r->reason : "no reason given");
+    if (r->reregister && s->reregisters < ST_PROTO_REREGISTER_MAX) {
+        start_over(s);
+        return ST_ENOTFOUND;
+    }
     s->phase = ST_SESSION_ENDED;
     return r->reregister ? ST_ENOTFOUND : ST_EAUTH;
 }
@@ -333,6 +379,7 @@ static void on_registered(st_session *s, const Stampede__Envelope *e, uint64_t n
     snprintf(s->run_id, sizeof(s->run_id), "%s", e->run_id);
     s->agent_id = e->register_reply->agent_id;
     s->phase = ST_SESSION_REGISTERED;
+    s->acked_sent_ns = s->sent_ns;
     s->next_update_ns = now;
     s->urgent = true; /* the first update goes at once */
 }
@@ -341,6 +388,9 @@ static void on_coord_reply(st_session *s, const Stampede__CoordReply *cr, uint64
                            st_session_cmds *cmds)
 {
     cmds->reply = cr;
+    if (s->sent_ns > s->acked_sent_ns) {
+        s->acked_sent_ns = s->sent_ns;
+    }
     if (cr->echo_agent_ns == s->sent_ns) {
         clock_add(s, s->sent_ns, cr->recv_coord_ns, cr->send_coord_ns, now);
     }
@@ -445,6 +495,49 @@ int st_session_expired(const st_session *s)
         return ST_ETIMEDOUT;
     }
     return 0;
+}
+
+uint64_t st_session_licence_ns(const st_session *s)
+{
+    if (s->phase != ST_SESSION_REGISTERED || s->silenced) {
+        return 0;
+    }
+    return s->acked_sent_ns + ST_PROTO_AGENT_SILENCE_MS * ST_NS_PER_MS;
+}
+
+bool st_session_silenced(st_session *s, const char *reason)
+{
+    if (s->silenced || s->phase != ST_SESSION_REGISTERED) {
+        return false;
+    }
+    uint64_t now = now_ns(s);
+    uint64_t licence = s->acked_sent_ns + ST_PROTO_AGENT_SILENCE_MS * ST_NS_PER_MS;
+    s->silenced = true;
+    /* Nothing left after the licence ended, whenever the caller noticed. */
+    s->stopped_ns = licence < now ? licence : now;
+    s->delivery_ns = now + ST_PROTO_DELIVERY_MS * ST_NS_PER_MS;
+    snprintf(s->stop_reason, sizeof(s->stop_reason), "%s", reason ? reason : "");
+    st_session_stop(s);
+    s->urgent = true;
+    return true;
+}
+
+int st_session_undelivered(const st_session *s)
+{
+    if (!s->silenced || s->phase != ST_SESSION_REGISTERED) {
+        return 0;
+    }
+    return now_ns(s) >= s->delivery_ns ? ST_ETIMEDOUT : 0;
+}
+
+bool st_session_is_silenced(const st_session *s)
+{
+    return s->silenced;
+}
+
+int st_session_reregisters(const st_session *s)
+{
+    return s->reregisters;
 }
 
 /* ---- the caller's side -------------------------------------------------------------------- */

@@ -81,7 +81,8 @@ typedef enum st_session_kind {
 
 /* The next request, stamped now: a ClockPing while pinging, a Register while registering, else an
  * AgentUpdate. On 0, *buf (malloc'ed, the caller frees it) holds the packed Envelope, *timeout_ms
- * how long to wait for its reply, and *kind (if not NULL) what it is; the exchange is then
+ * how long to wait for its reply (ST_PROTO_PING_TIMEOUT_MS, _EXCHANGE_TIMEOUT_MS for a Register,
+ * _UPDATE_TIMEOUT_MS for an update), and *kind (if not NULL) what it is; the exchange is then
  * outstanding until st_session_reply or st_session_lost. Returns 0; ST_ESTATE when an exchange is
  * already outstanding or the session has ended; ST_ENOMEM. Outputs are written only on 0. Nothing
  * stops a request from being built after st_session_expired says so: the caller decides. */
@@ -120,25 +121,49 @@ typedef struct st_session_cmds {
  *   ST_EINVAL   another run's reply: ignored.
  *   ST_EAUTH    refused (st_session_refusal says why): the session has ended.
  *   ST_ENOTFOUND refused with "register again" (the coordinator does not know this agent, or
- *               knows another instance by that id): the session has ended; whether a new
- *               session registers again is the caller's choice.
+ *               knows another instance by that id): the session starts over as a new
+ *               registration (phase REGISTERING, state IDLE, no records: what it held belongs
+ *               to an agent the coordinator does not know; the caller stops any load it runs),
+ *               at most ST_PROTO_REREGISTER_MAX times; after that the session has ended.
  *   ST_ESTATE   no exchange is outstanding: nothing changes.
  * A heartbeat outside ST_PROTO_HEARTBEAT_MIN_MS .. _MAX_MS in a reply is ignored (the previous
  * one stays) and the rest of the reply applied. The caller keeps buf. */
 int st_session_reply(st_session *s, const uint8_t *buf, size_t len, st_session_cmds *cmds);
 
 /* The outstanding exchange got no reply (send failed, or its timeout passed): its records stay
- * unacknowledged and go again with the next update. No-op when nothing is outstanding. */
+ * unacknowledged and go again with the next update, which is due at once. No-op when nothing
+ * is outstanding. */
 void st_session_lost(st_session *s);
 
 /* When the next exchange is due (monotonic ns): 0 (at once) while pinging or registering, and
- * once a record is pushed or the load ended; else one heartbeat after the last update. The first
- * update after the registration is due at once. Meaningless while an exchange is outstanding. */
+ * once a record is pushed or the load ended; the instant of the loss after a lost update; else
+ * one heartbeat after the last answered update. The first update after the registration is due
+ * at once. Meaningless while an exchange is outstanding. */
 uint64_t st_session_next_due(const st_session *s);
 
 /* ST_ETIMEDOUT when the session should give up: not registered by the connect deadline, or,
  * registered, no reply decoded for ST_PROTO_AGENT_SILENCE_MS. Else 0. */
 int st_session_expired(const st_session *s);
+
+/* The load's licence (monotonic ns, this agent's clock): the load may send a request only
+ * before this instant, ST_PROTO_AGENT_SILENCE_MS after the send of the last exchange the
+ * coordinator answered (see protocol.h for why from the send). 0 when not registered, or once
+ * silenced. The caller hands it to its load after every exchange. */
+uint64_t st_session_licence_ns(const st_session *s);
+
+/* The caller stopped its load because the licence passed (reason, copied, says so): the session
+ * stops (st_session_stop), keeps every unacknowledged record, and reports reason and the instant
+ * the licence ended (in coordinator time) with every later update, until the coordinator says
+ * done or ST_PROTO_DELIVERY_MS from now pass (st_session_undelivered). Returns true the first
+ * time, false after or when not registered. */
+bool st_session_silenced(st_session *s, const char *reason);
+
+/* ST_ETIMEDOUT when silenced and the delivery bound passed without a done (the caller exits;
+ * st_session_unacked says what is lost). Else 0. */
+int st_session_undelivered(const st_session *s);
+bool st_session_is_silenced(const st_session *s);
+/* How many times the session registered again ("register again"). */
+int st_session_reregisters(const st_session *s);
 
 /* ---- what the caller did with the commands, and what its load produced -------------------- */
 

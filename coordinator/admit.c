@@ -7,6 +7,7 @@
 #include "wire.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,8 @@ static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **o
         a->offset_ns = r->clock_offset_ns;
         a->rtt_ns = r->clock_rtt_ns;
         a->max_second = -1;
+        a->first_owed_second = -1;
+        a->assigned_until_ns = UINT64_MAX;
         a->last_seen_ns = st_core_now(c);
         c->agents[c->n_agents++] = a;
         st_info("agent %u \"%s\" registered from %s (%u threads, clock offset %.3f ms, rtt %.3f ms)",
@@ -180,11 +183,11 @@ static int handle_update(st_coord *c, const Stampede__AgentUpdate *u,
     if (!a || a->instance_id != u->instance_id) {
         return refuse(c, "unknown agent", true, out, len);
     }
-    if (a->lost) {
-        return refuse(c, "this agent was declared lost and its share moved to others", false, out,
-                      len);
+    /* A lost agent is still answered: it delivers what it measured while its share was its own
+     * (merge.c takes those records only), and its reply tells it to stop. */
+    if (a->last_seen_ns || !a->lost) {
+        a->last_seen_ns = recv_ns;
     }
-    a->last_seen_ns = recv_ns;
     a->offset_ns = u->clock_offset_ns;
     a->rtt_ns = u->clock_rtt_ns;
     if (u->first_send_coord_ns && !a->first_send_coord_ns) {
@@ -204,6 +207,22 @@ static int handle_update(st_coord *c, const Stampede__AgentUpdate *u,
         /* After the end the totals are being reported: nothing changes them any more. */
         st_merge_records(c, a, u, valid);
     }
+    if (u->stop_reason && u->stop_reason[0] && !a->self_stopped) {
+        /* Its dead-man stopped its load: whatever it had left to send is nobody's until its share
+         * moves to the others. */
+        a->self_stopped = true;
+        a->stopped_coord_ns = u->stopped_coord_ns;
+        if (a->counted && !a->lost && a->started &&
+            (c->state == ST_COORD_RUNNING || c->state == ST_COORD_DRAINING)) {
+            char why[320];
+            snprintf(why, sizeof(why), "it stopped its load: %s", u->stop_reason);
+            st_core_lose(c, a, why);
+            if (c->state == ST_COORD_RUNNING && !c->stopping &&
+                recv_ns + st_share_lead_ns(c) < c->end_ns) {
+                st_share_replan_ahead(c, "an agent stopped its load");
+            }
+        }
+    }
 
     st_arena ar = {0};
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
@@ -214,13 +233,16 @@ static int handle_update(st_coord *c, const Stampede__AgentUpdate *u,
     env.body_case = STAMPEDE__ENVELOPE__BODY_REPLY;
     env.reply = &rep;
     rep.acked_seq = a->acked_seq;
-    rep.heartbeat_ms = c->state == ST_COORD_RUNNING && !c->stopping ? c->cfg.run_heartbeat_ms
-                                                                    : c->cfg.heartbeat_ms;
+    rep.heartbeat_ms = c->state == ST_COORD_RUNNING && !c->stopping && !a->lost
+                           ? c->cfg.run_heartbeat_ms
+                           : c->cfg.heartbeat_ms;
     rep.echo_agent_ns = u->sent_agent_ns;
     rep.recv_coord_ns = recv_ns;
     int rc = 0;
     bool ending = c->state == ST_COORD_DONE || c->state == ST_COORD_FAILED;
-    if (a->counted && !ending && u->state != STAMPEDE__AGENT_STATE__AGENT_FAILED) {
+    if (a->lost && !ending) {
+        rep.stop = &stop; /* whatever it still runs is in no plan */
+    } else if (a->counted && !ending && u->state != STAMPEDE__AGENT_STATE__AGENT_FAILED) {
         bool agent_running = u->state == STAMPEDE__AGENT_STATE__AGENT_RUNNING ||
                              u->state == STAMPEDE__AGENT_STATE__AGENT_DRAINING;
         if (!a->started && !agent_running && (u->state == STAMPEDE__AGENT_STATE__AGENT_IDLE ||

@@ -332,7 +332,14 @@ int st_cmd_run(int argc, char **argv)
     /* The report's status says failed, stopped (st_coord_stop above) or completed. */
     st_report report;
     bool failed = st_coord_get_state(core) == ST_COORD_FAILED;
+    bool degraded = false;
     if (st_coord_report(core, &report) == 0) {
+        degraded = report.status == ST_REPORT_DEGRADED;
+        if (degraded) {
+            st_warn("the run is degraded: %d agents lost, %zu seconds incomplete (the summary "
+                    "lists them)",
+                    report.agents_lost, report.n_incomplete);
+        }
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
@@ -344,6 +351,7 @@ int st_cmd_run(int argc, char **argv)
     }
     outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
     outcome.stopped = stopped;
+    outcome.degraded = degraded;
     /* Agents learn they are done from their next update: keep answering while they leave. */
     uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;
     lops->finish(launcher, local ? 10 * ST_NS_PER_S : 0);

@@ -75,6 +75,7 @@ static void agent_free(st_coord_agent *a)
     free(a->az);
     free(a->version);
     free(a->error);
+    free(a->lost_reason);
     free(a->residues);
     free(a);
 }
@@ -117,10 +118,41 @@ int st_coord_handle(st_coord *c, const uint8_t *req, size_t len, uint8_t **reply
 
 /* ---- the owner's side ---------------------------------------------------------------------- */
 
-static void mark_lost(st_coord_agent *a, const char *why)
+void st_core_lose(st_coord *c, st_coord_agent *a, const char *why)
 {
+    if (a->lost) {
+        return;
+    }
+    uint64_t now = st_core_now(c);
     a->lost = true;
+    a->lost_at_ns = now;
+    /* Its share moves to the survivors a re-plan lead ahead; with none left, or no re-plan
+     * before the end, nobody carries it: it stays its own to the end. */
+    bool survivors = false;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        survivors |= st_core_active(c->agents[i]);
+    }
+    uint64_t at = now + st_share_lead_ns(c);
+    a->assigned_until_ns =
+        survivors && !c->stopping && c->state == ST_COORD_RUNNING && at < c->end_ns ? at
+                                                                                    : UINT64_MAX;
+    free(a->lost_reason);
+    a->lost_reason = strdup(why); /* NULL when out of memory: the report says "lost" only */
     st_warn("agent %u \"%s\" lost: %s", a->id, a->name, why);
+}
+
+/* Lost agents that are still delivering what they measured while their share was theirs. */
+static bool lost_delivering(const st_coord *c, uint64_t now)
+{
+    for (size_t i = 0; i < c->n_agents; i++) {
+        const st_coord_agent *a = c->agents[i];
+        if (a->lost && a->started && !st_core_complete(a) &&
+            a->state != STAMPEDE__AGENT_STATE__AGENT_FAILED &&
+            now - a->last_seen_ns <= c->cfg.silence_ns) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Second k is final when every agent still counted has reported it, or grace after its end. */
@@ -185,17 +217,20 @@ static void tick_locked(st_coord *c, uint64_t now)
                 continue;
             }
             if (a->state == STAMPEDE__AGENT_STATE__AGENT_FAILED) {
-                mark_lost(a, a->error ? a->error : "failed");
+                st_core_lose(c, a, a->error && a->error[0] ? a->error : "failed");
                 replan = true;
             } else if (now - a->last_seen_ns > c->cfg.silence_ns) {
-                mark_lost(a, "silent");
+                st_core_lose(c, a, a->last_seen_ns == 0 ? "its process exited" : "silent");
                 replan = true;
             }
         }
         for (size_t i = 0; i < c->n_agents; i++) {
             counted += st_core_active(c->agents[i]);
         }
-        if (counted == 0) {
+        /* A lost agent still talking delivers what it measured while its share was its own:
+         * the run waits for it as for the others. */
+        bool delivering = lost_delivering(c, now);
+        if (counted == 0 && !delivering) {
             c->state = ST_COORD_DONE;
             st_error("every agent was lost: the run ends here");
             break;
@@ -204,9 +239,9 @@ static void tick_locked(st_coord *c, uint64_t now)
             if (replan && now + st_share_lead_ns(c) < c->end_ns && !c->stopping) {
                 st_share_replan_ahead(c, "an agent was lost");
             }
-            if (now >= c->end_ns || c->stopping) {
+            if (now >= c->end_ns || c->stopping || counted == 0) {
                 c->state = ST_COORD_DRAINING;
-                c->deadline_ns = (c->stopping ? now : c->end_ns) +
+                c->deadline_ns = (c->stopping || counted == 0 ? now : c->end_ns) +
                                  ST_PROTO_DRAIN_MAX_MS * ST_NS_PER_MS +
                                  c->cfg.end_timeout_ns;
             }
@@ -216,13 +251,13 @@ static void tick_locked(st_coord *c, uint64_t now)
         for (size_t i = 0; i < c->n_agents; i++) {
             complete += st_core_active(c->agents[i]) && st_core_complete(c->agents[i]);
         }
-        if (complete == counted) {
+        if (complete == counted && !delivering) {
             c->state = ST_COORD_DONE;
         } else if (now >= c->deadline_ns) {
             for (size_t i = 0; i < c->n_agents; i++) {
                 st_coord_agent *a = c->agents[i];
                 if (st_core_active(a) && !st_core_complete(a)) {
-                    mark_lost(a, "its last records did not arrive in time");
+                    st_core_lose(c, a, "its last records did not arrive in time");
                 }
             }
             c->state = ST_COORD_DONE;
@@ -233,6 +268,31 @@ static void tick_locked(st_coord *c, uint64_t now)
     case ST_COORD_FAILED:
         break;
     }
+}
+
+/* Ticks come every 50 ms: a longer gap means this process was paused or starved, and the agents
+ * were not heard because nobody listened. That time is not their silence, and the seconds that
+ * ended meanwhile wait for the records the agents kept (for a grace) rather than close empty. */
+static void stall_check(st_coord *c, uint64_t now)
+{
+    uint64_t last = c->last_tick_ns;
+    c->last_tick_ns = now;
+    if (!last || now - last <= ST_PROTO_COORD_STALL_MS * ST_NS_PER_MS ||
+        (c->state != ST_COORD_PREPARING && c->state != ST_COORD_RUNNING &&
+         c->state != ST_COORD_DRAINING)) {
+        return;
+    }
+    uint64_t gap = now - last;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        st_coord_agent *a = c->agents[i];
+        if (!a->lost && a->last_seen_ns) {
+            a->last_seen_ns = a->last_seen_ns + gap < now ? a->last_seen_ns + gap : now;
+        }
+    }
+    c->hold_until_ns = now + c->cfg.grace_ns;
+    st_warn("the coordinator itself did not run for %.1f s: its agents are not blamed for that "
+            "time, and the seconds it missed wait for their records",
+            (double)gap / 1e9);
 }
 
 /* Keeps a handed-out second for the report. Owner thread. */
@@ -254,9 +314,14 @@ static void series_append(st_coord *c, const st_report_second *row)
 void st_coord_tick(st_coord *c)
 {
     st_merge_second out[16];
+    bool first = true;
     for (;;) {
         pthread_mutex_lock(&c->mu);
         uint64_t now = st_core_now(c);
+        if (first) {
+            first = false;
+            stall_check(c, now);
+        }
         tick_locked(c, now);
         size_t n = st_merge_take_final(c, now, out, 16);
         pthread_mutex_unlock(&c->mu);

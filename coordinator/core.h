@@ -35,6 +35,17 @@ struct st_coord_agent {
     uint32_t epoch; /* the assignment the agent reports it applied */
     char *error;
     bool lost;
+    char *lost_reason;  /* why it was lost (NULL while it is not) */
+    uint64_t lost_at_ns;
+    /* Its share was its own until this instant (the re-plan that moved it); UINT64_MAX while it
+     * carries one. Records of later seconds that carry sends are not taken. */
+    uint64_t assigned_until_ns;
+    /* It stopped its load on its own (its dead-man, AgentUpdate.stop_reason), from this instant
+     * (coordinator time). */
+    bool self_stopped;
+    uint64_t stopped_coord_ns;
+    /* The first second handed out without its record while it owed one (-1: none). */
+    int64_t first_owed_second;
     bool counted; /* has a share in the run */
     bool started; /* was told the start instant */
     uint64_t acked_seq;
@@ -67,6 +78,10 @@ struct st_coord {
     uint64_t end_ns;
     bool stopping;
     uint64_t stopped_at_ns;
+    /* The coordinator's own stalls (ST_PROTO_COORD_STALL_MS): the previous tick, and until when
+     * seconds wait for their records rather than for the grace timer. */
+    uint64_t last_tick_ns;
+    uint64_t hold_until_ns;
     st_merge merge;
     uint64_t malformed, duplicates;
     /* The seconds handed out, for the report. The owner thread's alone (st_coord_tick appends,
@@ -101,6 +116,10 @@ static inline bool st_core_complete(const st_coord_agent *a)
 {
     return a->state == STAMPEDE__AGENT_STATE__AGENT_DONE && a->acked_seq >= a->last_seq;
 }
+
+/* Marks an agent lost (why is copied) from now: its share stays its own until a re-plan lead
+ * ahead (the caller re-plans). coord.c. */
+void st_core_lose(st_coord *c, st_coord_agent *a, const char *why);
 
 /* The planned length of the run. */
 static inline double st_core_total_s(const st_coord *c)

@@ -53,6 +53,16 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
             continue;
         }
         const Stampede__Counts *k = r->counts;
+        if (a->lost && k->sent > 0 && c->t0 && a->assigned_until_ns != UINT64_MAX &&
+            (uint64_t)r->second * ST_NS_PER_S >=
+                (a->assigned_until_ns > c->t0 ? a->assigned_until_ns - c->t0 : 0)) {
+            /* Sends in a second wholly after its share moved to others: in no plan. */
+            c->malformed++;
+            st_warn("agent %u, lost, sent requests in second %u, after its share had moved: its "
+                    "record is dropped",
+                    a->id, r->second);
+            continue;
+        }
         a->totals.sent += k->sent;
         a->totals.ok += k->ok;
         a->totals.http_4xx += k->http_4xx;
@@ -95,6 +105,19 @@ static int64_t reported_through(const st_coord *c)
     return through;
 }
 
+/* Second k is handed out: every agent that owed its record and has not sent it is noted. */
+static void owed(st_coord *c, uint32_t k)
+{
+    uint64_t begins = c->t0 + (uint64_t)k * ST_NS_PER_S;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        st_coord_agent *a = c->agents[i];
+        if (a->started && a->counted && begins < a->assigned_until_ns &&
+            a->max_second < (int64_t)k && !st_core_complete(a) && a->first_owed_second < 0) {
+            a->first_owed_second = k;
+        }
+    }
+}
+
 size_t st_merge_take_final(st_coord *c, uint64_t now, st_merge_second *out, size_t max)
 {
     size_t n = 0;
@@ -110,9 +133,14 @@ size_t st_merge_take_final(st_coord *c, uint64_t now, st_merge_second *out, size
         if (k >= end_k && !st_window_pending(w)) {
             break;
         }
-        if (!ended && !st_window_final(w, through, now)) {
+        /* After the coordinator's own stall, only the agents' reports make a second final. */
+        bool final = now < c->hold_until_ns
+                         ? (int64_t)k <= through && now >= c->t0 + (k + 1ULL) * ST_NS_PER_S
+                         : st_window_final(w, through, now);
+        if (!ended && !final) {
             break;
         }
+        owed(c, k);
         if (st_stats_init(&out[n].s)) {
             break;
         }

@@ -15,6 +15,7 @@ const char *st_report_status_name(st_report_status s)
     case ST_REPORT_COMPLETED: return "completed";
     case ST_REPORT_STOPPED: return "stopped";
     case ST_REPORT_FAILED: return "failed";
+    case ST_REPORT_DEGRADED: return "degraded";
     default: return "running";
     }
 }
@@ -28,6 +29,7 @@ const char *st_report_agent_state_name(st_report_agent_state s)
     case ST_REPORT_AGENT_DRAINING: return "draining";
     case ST_REPORT_AGENT_DONE: return "done";
     case ST_REPORT_AGENT_FAILED: return "failed";
+    case ST_REPORT_AGENT_LOST: return "lost";
     default: return "unknown";
     }
 }
@@ -82,9 +84,11 @@ void st_report_fini(st_report *r)
         free(a->task);
         free(a->availability_zone);
         free(a->error);
+        free(a->lost_reason);
     }
     free(r->agents);
     free(r->seconds);
+    free(r->incomplete_seconds);
     st_stats_fini(&r->total);
     free(r->plan.engine);
     free(r->error);
@@ -113,6 +117,9 @@ static cJSON *agent_json(const st_report_agent *a)
     cJSON_AddNumberToObject(o, "failed", (double)st_counts_failed(&a->counts));
     cJSON_AddBoolToObject(o, "lost", a->lost);
     cJSON_AddStringToObject(o, "state", st_report_agent_state_name(a->state));
+    if (a->lost && a->lost_reason && a->lost_reason[0]) {
+        cJSON_AddStringToObject(o, "reason", a->lost_reason);
+    }
     cJSON_AddNumberToObject(o, "clock_offset_ms", a->clock_offset_ms);
     cJSON_AddNumberToObject(o, "clock_rtt_ms", a->clock_rtt_ms);
     return o;
@@ -151,6 +158,12 @@ cJSON *st_report_json(const st_report *r)
     if (r->unmerged_records) {
         cJSON_AddNumberToObject(j, "out_of_memory_records", (double)r->unmerged_records);
     }
+    if (r->status == ST_REPORT_DEGRADED || r->n_incomplete > 0) {
+        cJSON *inc = cJSON_AddArrayToObject(j, "incomplete_seconds");
+        for (size_t i = 0; inc && i < r->n_incomplete; i++) {
+            cJSON_AddItemToArray(inc, cJSON_CreateNumber(r->incomplete_seconds[i]));
+        }
+    }
     if (r->status != ST_REPORT_RUNNING) {
         cJSON_AddStringToObject(j, "status", st_report_status_name(r->status));
         if (r->status == ST_REPORT_FAILED) {
@@ -175,13 +188,89 @@ static st_report_agent_state agent_state(Stampede__AgentState s)
     }
 }
 
-static st_report_status run_status(const st_coord *c)
+static st_report_status run_status(const st_coord *c, bool degraded)
 {
     switch (c->state) {
     case ST_COORD_FAILED: return ST_REPORT_FAILED;
-    case ST_COORD_DONE: return c->stopping ? ST_REPORT_STOPPED : ST_REPORT_COMPLETED;
+    case ST_COORD_DONE:
+        return c->stopping ? ST_REPORT_STOPPED : degraded ? ST_REPORT_DEGRADED : ST_REPORT_COMPLETED;
     default: return ST_REPORT_RUNNING;
     }
+}
+
+/* The seconds agent a's share lacks: from the first it owed and did not report, or stopped its
+ * load in, or was lost in, to the last its share was its own (within the run). False when
+ * none. */
+static bool short_seconds(st_coord *c, const st_coord_agent *a, uint32_t *from,
+                          uint32_t *until)
+{
+    if (!c->t0 || !a->started || !(a->lost || a->self_stopped)) {
+        return false;
+    }
+    uint32_t end_k = (uint32_t)(st_coord_duration_s(c) + 1.0 - 1e-9); /* seconds of the run */
+    if (end_k == 0) {
+        return false;
+    }
+    int64_t lo = INT64_MAX;
+    if (a->first_owed_second >= 0) {
+        lo = a->first_owed_second;
+    }
+    if (a->self_stopped) {
+        int64_t s = a->stopped_coord_ns > c->t0
+                        ? (int64_t)((a->stopped_coord_ns - c->t0) / ST_NS_PER_S)
+                        : 0;
+        lo = s < lo ? s : lo;
+    }
+    if (a->lost && a->lost_at_ns) {
+        int64_t s = a->lost_at_ns > c->t0 ? (int64_t)((a->lost_at_ns - c->t0) / ST_NS_PER_S) : 0;
+        lo = s < lo ? s : lo;
+    }
+    int64_t hi = (int64_t)end_k - 1;
+    if (a->assigned_until_ns != UINT64_MAX && a->assigned_until_ns > c->t0) {
+        int64_t s = (int64_t)((a->assigned_until_ns - 1 - c->t0) / ST_NS_PER_S);
+        hi = s < hi ? s : hi;
+    } else if (a->assigned_until_ns != UINT64_MAX) {
+        return false;
+    }
+    if (lo > hi) {
+        return false;
+    }
+    *from = (uint32_t)lo;
+    *until = (uint32_t)hi;
+    return true;
+}
+
+/* The union of every agent's short seconds, ascending. */
+static int incomplete_locked(st_coord *c, st_report *r)
+{
+    uint32_t n_max = 0;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        uint32_t lo, hi;
+        if (short_seconds(c, c->agents[i], &lo, &hi) && hi + 1 > n_max) {
+            n_max = hi + 1;
+        }
+    }
+    if (n_max == 0) {
+        return 0;
+    }
+    unsigned char *mark = calloc(n_max, 1);
+    if (!mark || !(r->incomplete_seconds = malloc(n_max * sizeof(uint32_t)))) {
+        free(mark);
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < c->n_agents; i++) {
+        uint32_t lo, hi;
+        if (short_seconds(c, c->agents[i], &lo, &hi)) {
+            memset(mark + lo, 1, hi - lo + 1);
+        }
+    }
+    for (uint32_t k = 0; k < n_max; k++) {
+        if (mark[k]) {
+            r->incomplete_seconds[r->n_incomplete++] = k;
+        }
+    }
+    free(mark);
+    return 0;
 }
 
 /* Copies one agent's row; false when out of memory (the strings copied so far are r's). */
@@ -196,19 +285,30 @@ static bool copy_agent(const st_coord *c, const st_coord_agent *a, st_report_age
     o->counts = a->totals;
     o->lost = a->lost;
     o->state = agent_state(a->state);
+    if (a->lost && o->state != ST_REPORT_AGENT_FAILED) {
+        o->state = ST_REPORT_AGENT_LOST;
+    }
     o->clock_offset_ms = (double)a->offset_ns / 1e6;
     o->clock_rtt_ms = (double)a->rtt_ns / 1e6;
     o->first_send_coord_ns = a->first_send_coord_ns;
     return (o->name = strdup(a->name)) && (o->host = strdup(a->host)) &&
            (o->version = strdup(a->version)) && (o->task = strdup(a->task_arn)) &&
            (o->availability_zone = strdup(a->az)) &&
-           (o->error = strdup(a->error ? a->error : ""));
+           (o->error = strdup(a->error ? a->error : "")) &&
+           (o->lost_reason = strdup(a->lost ? (a->lost_reason ? a->lost_reason : "lost") : ""));
 }
 
 /* Everything but the series. Lock held. */
 static int copy_locked(st_coord *c, st_report *r)
 {
-    r->status = run_status(c);
+    if (incomplete_locked(c, r)) {
+        return ST_ENOMEM;
+    }
+    int lost = 0;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        lost += c->agents[i]->lost;
+    }
+    r->status = run_status(c, lost > 0 || r->n_incomplete > 0);
     if (!(r->run_id = strdup(c->cfg.run_id)) ||
         !(r->error = strdup(r->status == ST_REPORT_FAILED ? c->failure : "")) ||
         !(r->plan.engine = strdup(c->cfg.engine ? c->cfg.engine : "auto"))) {

@@ -11,8 +11,9 @@
  * docs/results-schema.md): the keys of common/summary.h (latency_with_timeouts_ms among them when
  * plan.timeout_ms is set), then run_id, start_skew_ms, agents[],
  * late_records, duplicate_records, malformed_messages (out_of_memory_records after them when
- * some were), and, once the run ended, status (and error
- * when it failed), in that order and format, as the outputs have always written them.
+ * some were), incomplete_seconds (in a degraded run, or when some second is incomplete), and,
+ * once the run ended, status (and error when it failed), in that order and format. A lost
+ * agent's row also says why (reason), when known.
  *
  * The per-second rows (st_report_second) are also what the core hands to on_second with each
  * finished second, so a streaming output and a final one read the same numbers.
@@ -32,12 +33,14 @@
 
 typedef enum st_report_status {
     ST_REPORT_RUNNING = 0, /* not ended yet (a report taken while the run goes on) */
-    ST_REPORT_COMPLETED,   /* the profile ran to its end (lost agents included) */
+    ST_REPORT_COMPLETED,   /* the profile ran to its end, every agent with it */
     ST_REPORT_STOPPED,     /* stopped after the start (st_coord_stop) */
     ST_REPORT_FAILED,      /* never started, or abandoned: see error */
+    ST_REPORT_DEGRADED,    /* ran to its end, but agents were lost or seconds are incomplete
+                            * (incomplete_seconds, and each lost agent's reason) */
 } st_report_status;
 
-/* "running", "completed", "stopped", "failed". */
+/* "running", "completed", "stopped", "failed", "degraded". */
 const char *st_report_status_name(st_report_status s);
 
 /* An agent's state as it last reported it. */
@@ -49,9 +52,10 @@ typedef enum st_report_agent_state {
     ST_REPORT_AGENT_DRAINING,
     ST_REPORT_AGENT_DONE,
     ST_REPORT_AGENT_FAILED,
+    ST_REPORT_AGENT_LOST, /* lost (silent, exited, or stopped its load on its own); not failed */
 } st_report_agent_state;
 
-/* "unknown", "idle", "ready", "running", "draining", "done", "failed". */
+/* "unknown", "idle", "ready", "running", "draining", "done", "failed", "lost". */
 const char *st_report_agent_state_name(st_report_agent_state s);
 
 /* A latency distribution's figures, in microseconds (the JSON carries milliseconds). */
@@ -114,6 +118,7 @@ typedef struct st_report_agent {
     bool lost;
     st_report_agent_state state;
     char *error; /* why it failed, "" otherwise */
+    char *lost_reason; /* why it was lost, "" otherwise */
     double clock_offset_ms, clock_rtt_ms;
     uint64_t first_send_coord_ns; /* its realised start in coordinator time; 0 before it sent */
 } st_report_agent;
@@ -141,6 +146,12 @@ typedef struct st_report {
 
     st_report_second *seconds; /* the seconds handed out so far, in order */
     size_t n_seconds;
+
+    /* Seconds of the run that lack load or records of some agent: from the first second a lost
+     * agent did not report (or stopped its load in) to the last one its share was its own,
+     * ascending, each once. */
+    uint32_t *incomplete_seconds;
+    size_t n_incomplete;
 
     uint64_t late_records;       /* arrived after their second was handed out (in total) */
     uint64_t unmerged_records;   /* out of memory: in total, missing from their second; the JSON

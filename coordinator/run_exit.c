@@ -25,5 +25,9 @@ int st_run_exit_code(const st_run_outcome *o)
     if (o->stopped) {
         return ST_EXIT_INTERRUPTED;
     }
+    /* Numbers that are short outrank results still on their way. */
+    if (o->degraded) {
+        return ST_EXIT_DEGRADED;
+    }
     return o->results_spooled ? ST_EXIT_PENDING : ST_EXIT_OK;
 }

@@ -18,6 +18,8 @@
 typedef struct st_run_outcome {
     st_coord_failure_reason failure; /* ST_COORD_FAILURE_NONE unless the run failed */
     bool stopped;                    /* a signal stopped the run after its start */
+    bool degraded;                   /* agents were lost or seconds are incomplete (the report's
+                                      * status is degraded) */
     bool outputs_failed;             /* a result file (--summary, --timeseries) was not written */
     uint64_t unmerged_records;       /* records the merge could not put in their second (out of
                                       * memory): the series is wrong */
@@ -31,6 +33,7 @@ typedef struct st_run_outcome {
  *   a result file was not written, or records are missing from their seconds: ST_EXIT_FAILURE;
  *   result messages were lost: ST_EXIT_RESULTS_LOST;
  *   a signal stopped the run: ST_EXIT_INTERRUPTED;
+ *   agents were lost or seconds are incomplete: ST_EXIT_DEGRADED;
  *   result messages wait in the spool: ST_EXIT_PENDING;
  *   else ST_EXIT_OK. */
 int st_run_exit_code(const st_run_outcome *o);

@@ -1104,11 +1104,14 @@ static void test_coord_replan_after_loss(void **state)
     sim_update(f, &ag[0]);
     assert_int_equal(ag[0].n_assignments, 1);
 
-    /* The lost agent comes back: refused, and not asked to register again. */
+    /* The lost agent comes back: answered (it may deliver its records), told to stop, given no
+     * share, and still lost. */
     ag[2].silent = false;
+    int asg_before = ag[2].n_assignments;
     sim_update(f, &ag[2]);
-    assert_true(ag[2].refused);
-    assert_false(ag[2].reregister);
+    assert_false(ag[2].refused);
+    assert_true(ag[2].stopped);
+    assert_int_equal(ag[2].n_assignments, asg_before);
     assert_int_equal(st_coord_agents_alive(f->c), 2);
 
     cJSON *s = st_coord_summary(f->c);
@@ -1180,7 +1183,8 @@ static void test_coord_exited_agent_lost_at_once(void **state)
     st_coord_tick(f->c);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
     sim_update(f, &ag[1]);
-    assert_true(ag[1].refused);
+    assert_false(ag[1].refused);
+    assert_true(ag[1].stopped); /* lost: whatever it still runs is in no plan */
     sim_update(f, &ag[0]);
     assert_false(ag[0].refused);
     assert_int_equal(ag[0].n_assignments, 1);
@@ -1235,6 +1239,166 @@ static void test_coord_every_agent_lost_ends_run(void **state)
     assert_int_equal(st_coord_agents_alive(f->c), 0);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
     sim_fini(&a);
+    fx_free(f);
+}
+
+
+/* The numbers of the summary's incomplete_seconds, into out; returns how many. */
+static int incomplete_of(const cJSON *j, uint32_t *out, int max)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "incomplete_seconds");
+    assert_true(cJSON_IsArray(arr));
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        assert_true(n < max);
+        out[n++] = (uint32_t)it->valuedouble;
+    }
+    return n;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
+    assert_non_null(v);
+    return v;
+}
+
+/* A lost agent that speaks again is answered: the records of seconds its share was still its own
+ * count (and what became of requests it sent then), sends after its share moved do not. */
+static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    st_stats s[4];
+    for (uint32_t k = 0; k < 3; k++) {
+        fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+        for (int i = 0; i < 2; i++) {
+            st_stats r;
+            make_second(&r, k, 5 + k + (uint64_t)i, 4);
+            sim_push(&ag[i], &r);
+            st_stats_fini(&r);
+        }
+    }
+    fx_round(f, ag, 2);
+    ag[1].silent = true;
+    uint64_t heard = f->now;
+    fx_advance(f, ag, 2, heard + f->cfg.silence_ns + 100 * ST_NS_PER_MS, 100 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    /* What it measured while paused: second 3 (its share), a second wholly after its share
+     * moved with sends in it, and one with completions only. */
+    uint32_t after = (uint32_t)((f->now + 2 * ST_NS_PER_S - t0) / ST_NS_PER_S);
+    make_second(&s[0], 3, 41, 3);
+    make_second(&s[1], after, 42, 2);
+    make_second(&s[2], after + 1, 43, 2);
+    s[2].c.sent = 0;
+    for (int i = 0; i < 3; i++) {
+        sim_push(&ag[1], &s[i]);
+    }
+    sim_finish(&ag[1]);
+    f->now += 3 * ST_NS_PER_S;
+    ag[1].silent = false;
+    sim_update(f, &ag[1]);
+    assert_false(ag[1].refused);
+    assert_true(ag[1].stopped);
+    assert_true(ag[1].done); /* every record it announced is in */
+    assert_int_equal(ag[1].acked, 6);
+    assert_int_equal(st_coord_malformed(f->c), 1);
+    cJSON *j = st_coord_summary(f->c);
+    const cJSON *o = agent_json(j, ag[1].id);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lost")));
+    assert_string_equal(str_of(o, "state"), "lost");
+    assert_string_equal(str_of(o, "reason"), "silent");
+    /* Seconds 0 .. 2 (4 + 1 each), second 3, and the completions of the last one. */
+    double want = 3 * 5 + (double)st_counts_done(&s[0].c) + (double)st_counts_done(&s[2].c);
+    assert_true(num(o, "requests") == want);
+    cJSON_Delete(j);
+
+    /* The run ends degraded: the second it went silent in onwards lack it. */
+    fx_advance(f, ag, 2, t0 + 20 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    sim_finish(&ag[0]);
+    fx_advance(f, ag, 2, f->now + ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
+    j = st_coord_summary(f->c);
+    assert_string_equal(str_of(j, "status"), "degraded");
+    uint32_t inc[32] = {0};
+    int n = incomplete_of(j, inc, 32);
+    assert_true(n >= 1);
+    assert_int_equal(inc[0], 3);
+    for (int i = 1; i < n; i++) {
+        assert_int_equal(inc[i], inc[i - 1] + 1);
+    }
+    assert_true(inc[n - 1] < after);
+    cJSON_Delete(j);
+    for (int i = 0; i < 3; i++) {
+        st_stats_fini(&s[i]);
+    }
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
+    fx_free(f);
+}
+
+/* The coordinator's own pause (no tick for 4 s) is not its agents' silence: none is lost, the
+ * seconds it missed wait for their records, and an agent whose dead-man stopped its load
+ * meanwhile is lost with its reason, the seconds from its stop on incomplete. */
+static void test_coord_own_stall_blames_no_agent(void **state)
+{
+    (void)state;
+    fx *f = fx_new(PLAN_10RPS, 2);
+    fx_open(f);
+    sim ag[2];
+    sim_init(&ag[0], 1, 1);
+    sim_init(&ag[1], 2, 1);
+    uint64_t t0 = fx_start_run(f, ag, 2);
+    fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    /* Paused: 4 s with no tick and no request taken; the agents measured seconds 2 .. 5. */
+    f->now += 4 * ST_NS_PER_S;
+    st_stats s[2][4];
+    for (int i = 0; i < 2; i++) {
+        for (uint32_t k = 0; k < 4; k++) {
+            make_second(&s[i][k], 2 + k, 60 + 4 * (uint64_t)i + k, 5);
+            sim_push(&ag[i], &s[i][k]);
+        }
+    }
+    /* Agent 2's dead-man stopped its load during the pause (4.2 s into the run). */
+    assert_true(st_session_silenced(ag[1].s, "no acknowledged exchange for 2000 ms"));
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_agents_alive(f->c), 2);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    /* Held: the seconds it missed are not handed out empty. */
+    assert_false(f->got[2]);
+    fx_round(f, ag, 2);
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_agents_alive(f->c), 1);
+    for (uint32_t k = 2; k < 6; k++) {
+        assert_true(f->got[k]);
+        st_stats want;
+        assert_int_equal(st_stats_init(&want), 0);
+        st_stats_merge(&want, &s[0][k - 2]);
+        st_stats_merge(&want, &s[1][k - 2]);
+        assert_int_equal(f->secs[k].c.sent, want.c.sent);
+        assert_int_equal(f->secs[k].c.ok, want.c.ok);
+        st_stats_fini(&want);
+    }
+    cJSON *j = st_coord_summary(f->c);
+    const cJSON *o = agent_json(j, ag[1].id);
+    assert_string_equal(str_of(o, "state"), "lost");
+    assert_non_null(strstr(str_of(o, "reason"), "it stopped its load: no acknowledged exchange"));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(agent_json(j, ag[0].id), "lost")));
+    cJSON_Delete(j);
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 4; k++) {
+            st_stats_fini(&s[i][k]);
+        }
+    }
+    sim_fini(&ag[0]);
+    sim_fini(&ag[1]);
     fx_free(f);
 }
 
@@ -1717,6 +1881,10 @@ static void test_coord_done_after_every_last_record(void **state)
     assert_true(num(j, "late_records") == 0);
     assert_true(num(j, "duplicate_records") == 0);
     assert_true(num(j, "malformed_messages") == 0);
+    /* A clean run: completed, and no second is incomplete. */
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "status")),
+                        "completed");
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "incomplete_seconds"));
     cJSON_Delete(j);
     st_stats_fini(&tail);
     for (int i = 0; i < 2; i++) {
@@ -2047,6 +2215,8 @@ int main(void)
         cmocka_unit_test(test_coord_exited_agent_lost_at_once),
         cmocka_unit_test(test_coord_failed_agent_while_running_is_lost),
         cmocka_unit_test(test_coord_every_agent_lost_ends_run),
+        cmocka_unit_test(test_coord_lost_agent_delivers_what_it_sent_while_assigned),
+        cmocka_unit_test(test_coord_own_stall_blames_no_agent),
         cmocka_unit_test(test_coord_late_joiner_gets_share),
         cmocka_unit_test(test_coord_records_merged_exactly),
         cmocka_unit_test(test_coord_duplicate_record_counted_once),

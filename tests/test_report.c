@@ -411,6 +411,40 @@ static void test_report_json_no_responses_are_null(void **state)
     st_report_fini(&r);
 }
 
+/* A degraded run: its status, the seconds that lack some agent, and each lost agent's state and
+ * reason. */
+static void test_report_json_degraded(void **state)
+{
+    (void)state;
+    st_report r;
+    sample(&r, ST_REPORT_DEGRADED);
+    r.agents[1].state = ST_REPORT_AGENT_LOST;
+    r.agents[1].lost_reason = xstrdup("silent");
+    r.incomplete_seconds = calloc(3, sizeof(uint32_t));
+    assert_non_null(r.incomplete_seconds);
+    for (uint32_t k = 0; k < 3; k++) {
+        r.incomplete_seconds[k] = 3 + k;
+    }
+    r.n_incomplete = 3;
+    cJSON *j = st_report_json(&r);
+    assert_non_null(j);
+    char *text = cJSON_PrintUnformatted(j);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\"lost\":true,\"state\":\"lost\",\"reason\":\"silent\","));
+    assert_non_null(strstr(text, "\"malformed_messages\":1,\"incomplete_seconds\":[3,4,5],"
+                                 "\"status\":\"degraded\"}"));
+    free(text);
+    cJSON_Delete(j);
+    st_report_fini(&r);
+    /* Degraded with no incomplete second (an agent lost after its share ended): an empty list. */
+    sample(&r, ST_REPORT_DEGRADED);
+    j = st_report_json(&r);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "incomplete_seconds")),
+                     0);
+    cJSON_Delete(j);
+    st_report_fini(&r);
+}
+
 /* The terminal says "no responses" where it printed p50 0.000 ms p99 0.000 ms. */
 static void test_report_no_responses_on_the_terminal(void **state)
 {
@@ -455,6 +489,8 @@ static void test_report_names(void **state)
     assert_string_equal(st_report_status_name(ST_REPORT_COMPLETED), "completed");
     assert_string_equal(st_report_status_name(ST_REPORT_STOPPED), "stopped");
     assert_string_equal(st_report_status_name(ST_REPORT_FAILED), "failed");
+    assert_string_equal(st_report_status_name(ST_REPORT_DEGRADED), "degraded");
+    assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_LOST), "lost");
     assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_IDLE), "idle");
     assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_READY), "ready");
     assert_string_equal(st_report_agent_state_name(ST_REPORT_AGENT_DRAINING), "draining");
@@ -533,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_report_latency_with_timeouts_counts_each_at_its_timeout),
         cmocka_unit_test(test_report_json_no_responses_are_null),
         cmocka_unit_test(test_report_no_responses_on_the_terminal),
+        cmocka_unit_test(test_report_json_degraded),
         cmocka_unit_test(test_report_names),
         cmocka_unit_test(test_report_from_core_before_start),
     };

@@ -166,7 +166,7 @@ static int answer(fx *f, const Stampede__Envelope *req, Stampede__CoordReply *re
 /* One update answered with *rep; returns what st_session_reply returned. */
 static int round_trip(fx *f, Stampede__CoordReply *rep, st_session_cmds *cmds)
 {
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     int rc = answer(f, req, rep, true, cmds);
     stampede__envelope__free_unpacked(req, NULL);
     return rc;
@@ -284,7 +284,7 @@ static void test_session_clock_samples_then_register(void **state)
     assert_string_equal(st_session_run_id(f->s), RUN_ID);
     /* The first update goes at once, with the run id and the agent's identity. */
     assert_int_equal(st_session_next_due(f->s), 0);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_string_equal(req->run_id, RUN_ID);
     Stampede__AgentUpdate *u = update_of(req);
     assert_int_equal(u->agent_id, 9);
@@ -343,37 +343,168 @@ static void test_session_register_refused(void **state)
     fx_free(f);
 }
 
-static void test_session_register_again(void **state)
+/* The coordinator's "register again" refusal to an update. */
+static int refuse_reregister(fx *f, const char *reason)
 {
-    (void)state;
-    fx *f = fx_registered();
-    push_second(f, 0, 1);
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     stampede__envelope__free_unpacked(req, NULL);
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__Refused no = STAMPEDE__REFUSED__INIT;
     env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
     env.refused = &no;
-    no.reason = "unknown agent";
+    no.reason = (char *)reason;
     no.reregister = true;
     st_session_cmds cmds;
-    assert_int_equal(give(f, &env, &cmds), ST_ENOTFOUND);
-    assert_string_equal(st_session_refusal(f->s), "unknown agent");
+    return give(f, &env, &cmds);
+}
+
+static void test_session_register_again(void **state)
+{
+    (void)state;
+    fx *f = fx_registered();
+    push_second(f, 0, 1);
+    /* "Register again": the session starts over as a new registration, its records (of an
+     * agent the coordinator does not know) gone, and registers again. */
+    for (int i = 0; i < ST_PROTO_REREGISTER_MAX; i++) {
+        assert_int_equal(refuse_reregister(f, "unknown agent"), ST_ENOTFOUND);
+        assert_string_equal(st_session_refusal(f->s), "unknown agent");
+        assert_int_equal(st_session_get_phase(f->s), ST_SESSION_REGISTERING);
+        assert_int_equal(st_session_state(f->s), STAMPEDE__AGENT_STATE__AGENT_IDLE);
+        assert_int_equal(st_session_unacked(f->s), 0);
+        assert_int_equal(st_session_agent_id(f->s), 0);
+        assert_string_equal(st_session_run_id(f->s), "");
+        assert_int_equal(st_session_reregisters(f->s), i + 1);
+        assert_false(st_session_expired(f->s));
+        assert_int_equal(st_session_next_due(f->s), 0);
+        accept_register(f, (uint32_t)(10 + i));
+        assert_int_equal(st_session_agent_id(f->s), 10 + i);
+        /* A new agent for the coordinator: its records number from 1 again. */
+        push_second(f, 5, 1);
+    }
+    /* Bounded: the next "register again" ends the session. */
+    assert_int_equal(refuse_reregister(f, "unknown agent"), ST_ENOTFOUND);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_ENDED);
-    assert_false(st_session_expired(f->s));
     uint8_t *buf;
     size_t len;
     int timeout_ms;
     assert_int_equal(st_session_request(f->s, &buf, &len, &timeout_ms, NULL), ST_ESTATE);
-    /* A plain refusal of an update ends it too, as ST_EAUTH. */
+    /* A plain refusal of an update ends it at once, as ST_EAUTH. */
     fx_free(f);
     f = fx_registered();
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     stampede__envelope__free_unpacked(req, NULL);
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__Refused no = STAMPEDE__REFUSED__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
+    env.refused = &no;
     no.reregister = false;
     no.reason = "agent 3 was lost";
+    st_session_cmds cmds;
     assert_int_equal(give(f, &env, &cmds), ST_EAUTH);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_ENDED);
+    fx_free(f);
+}
+
+/* The load's licence runs from the send of the last answered exchange, never from its reply:
+ * the coordinator's silence count starts later than that. */
+static void test_session_licence_from_the_send(void **state)
+{
+    (void)state;
+    fx *f = fx_new(0);
+    assert_int_equal(st_session_licence_ns(f->s), 0); /* not registered: no load */
+    fx_free(f);
+    f = fx_registered();
+    const uint64_t bound = ST_PROTO_AGENT_SILENCE_MS * ST_NS_PER_MS;
+    assert_int_equal(st_session_licence_ns(f->s), f->now + bound);
+    /* An update sent now and answered 400 ms later: the licence runs from the send. */
+    f->now += ST_NS_PER_S;
+    uint64_t sent = f->now;
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+    f->now += 400 * ST_NS_PER_MS;
+    Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
+    st_session_cmds cmds;
+    assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
+    stampede__envelope__free_unpacked(req, NULL);
+    assert_int_equal(st_session_licence_ns(f->s), sent + bound);
+    /* A lost exchange, a reply that does not decode, or a pong do not extend it. */
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+    stampede__envelope__free_unpacked(req, NULL);
+    f->now += ST_PROTO_UPDATE_TIMEOUT_MS * ST_NS_PER_MS;
+    st_session_lost(f->s);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+    stampede__envelope__free_unpacked(req, NULL);
+    const uint8_t garbage[] = {0x0f, 0xff, 0x12};
+    assert_int_equal(st_session_reply(f->s, garbage, sizeof(garbage), &cmds), ST_EPROTO);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+    stampede__envelope__free_unpacked(req, NULL);
+    Stampede__Envelope penv = STAMPEDE__ENVELOPE__INIT;
+    Stampede__ClockPong p = STAMPEDE__CLOCK_PONG__INIT;
+    penv.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
+    penv.clock_pong = &p;
+    assert_int_equal(give(f, &penv, &cmds), 0);
+    assert_int_equal(st_session_licence_ns(f->s), sent + bound);
+    /* The licence is below the coordinator's loss bound: the agent stops first. */
+    assert_true(ST_PROTO_AGENT_SILENCE_MS < ST_PROTO_COORD_SILENCE_MS);
+    fx_free(f);
+}
+
+/* Stopped on silence: the records stay and go on for the delivery bound, with the reason and
+ * the instant the licence ended; a coordinator that answers after all takes them. */
+static void test_session_silenced_keeps_records(void **state)
+{
+    (void)state;
+    fx *f = fx_registered();
+    st_session_started(f->s);
+    uint64_t licence = st_session_licence_ns(f->s);
+    push_second(f, 0, 1);
+    push_second(f, 1, 2);
+    /* Noticed 1.5 s after the licence ended (a paused process): it ended at the licence. */
+    f->now = licence + 1500 * ST_NS_PER_MS;
+    uint64_t noticed = f->now;
+    assert_true(st_session_silenced(f->s, "no acknowledged exchange"));
+    assert_false(st_session_silenced(f->s, "again"));
+    assert_true(st_session_is_silenced(f->s));
+    assert_int_equal(st_session_licence_ns(f->s), 0);
+    assert_int_equal(st_session_state(f->s), STAMPEDE__AGENT_STATE__AGENT_DRAINING);
+    assert_int_equal(st_session_unacked(f->s), 2);
+    assert_int_equal(st_session_next_due(f->s), 0);
+    push_second(f, 2, 3);
+    st_session_end(f->s);
+    /* Every update carries the records, the reason and the stop instant in coordinator time. */
+    for (int i = 0; i < 3; i++) {
+        Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+        Stampede__AgentUpdate *u = update_of(req);
+        assert_seqs(u, 1, 3);
+        assert_string_equal(u->stop_reason, "no acknowledged exchange");
+        assert_int_equal(u->stopped_coord_ns, st_session_to_coord(f->s, licence));
+        assert_int_equal(u->state, STAMPEDE__AGENT_STATE__AGENT_DONE);
+        assert_int_equal(u->last_seq, 3);
+        stampede__envelope__free_unpacked(req, NULL);
+        f->now += ST_PROTO_UPDATE_TIMEOUT_MS * ST_NS_PER_MS;
+        st_session_lost(f->s);
+        assert_int_equal(st_session_undelivered(f->s), 0);
+    }
+    /* Until the delivery bound, counted from when it was noticed. */
+    f->now = noticed + ST_PROTO_DELIVERY_MS * ST_NS_PER_MS - 1;
+    assert_int_equal(st_session_undelivered(f->s), 0);
+    f->now += 1;
+    assert_int_equal(st_session_undelivered(f->s), ST_ETIMEDOUT);
+    /* A coordinator that answers after all acknowledges them and says done. */
+    f->now -= 10 * ST_NS_PER_MS;
+    Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
+    rep.acked_seq = 3;
+    rep.done = true;
+    st_session_cmds cmds;
+    assert_int_equal(round_trip(f, &rep, &cmds), 0);
+    assert_true(cmds.done);
+    assert_int_equal(st_session_unacked(f->s), 0);
+    assert_int_equal(st_session_get_phase(f->s), ST_SESSION_ENDED);
+    assert_int_equal(st_session_undelivered(f->s), 0);
+    fx_free(f);
+
+    /* Not registered: nothing to silence. */
+    f = fx_new(0);
+    assert_false(st_session_silenced(f->s, "x"));
     fx_free(f);
 }
 
@@ -387,13 +518,13 @@ static void test_session_unacked_records_resent_after_lost_reply(void **state)
     push_second(f, 1, 2);
     assert_int_equal(st_session_unacked(f->s), 2);
     /* The reply to the update carrying 1 and 2 is lost: both go again. */
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), 1, 2);
     stampede__envelope__free_unpacked(req, NULL);
     f->now += ST_PROTO_EXCHANGE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
     push_second(f, 2, 3);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), 1, 3);
     /* Acknowledged up to 2: only 3 is left. */
     Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
@@ -403,7 +534,7 @@ static void test_session_unacked_records_resent_after_lost_reply(void **state)
     stampede__envelope__free_unpacked(req, NULL);
     assert_int_equal(st_session_acked(f->s), 2);
     assert_int_equal(st_session_unacked(f->s), 1);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), 3, 1);
     /* A late duplicate reply acknowledging less changes nothing. */
     rep.acked_seq = 1;
@@ -411,13 +542,13 @@ static void test_session_unacked_records_resent_after_lost_reply(void **state)
     stampede__envelope__free_unpacked(req, NULL);
     assert_int_equal(st_session_acked(f->s), 2);
     assert_int_equal(st_session_unacked(f->s), 1);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), 3, 1);
     rep.acked_seq = 3;
     assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
     stampede__envelope__free_unpacked(req, NULL);
     assert_int_equal(st_session_unacked(f->s), 0);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_int_equal(update_of(req)->n_records, 0);
     stampede__envelope__free_unpacked(req, NULL);
     fx_free(f);
@@ -431,14 +562,14 @@ static void test_session_update_carries_at_most_the_bound(void **state)
     for (uint64_t k = 0; k < n; k++) {
         push_second(f, (uint32_t)k, k + 1);
     }
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), 1, ST_PROTO_RECORDS_PER_UPDATE);
     Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
     rep.acked_seq = ST_PROTO_RECORDS_PER_UPDATE;
     st_session_cmds cmds;
     assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
     stampede__envelope__free_unpacked(req, NULL);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), ST_PROTO_RECORDS_PER_UPDATE + 1, 5);
     stampede__envelope__free_unpacked(req, NULL);
     fx_free(f);
@@ -463,7 +594,7 @@ static void test_session_push_body(void **state)
     assert_int_equal(seq, 1);
     memset(body, 0xff, len); /* copied: the caller's buffer is its own */
     free(body);
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     Stampede__AgentUpdate *u = update_of(req);
     assert_int_equal(u->n_records, 1);
     assert_int_equal(u->records[0]->seq, 1);
@@ -516,12 +647,13 @@ static void test_session_heartbeat_pacing(void **state)
     push_second(f, 3, 4);
     assert_int_equal(st_session_next_due(f->s), 0);
     f->now += 5 * ST_NS_PER_MS;
-    /* A lost exchange: the next one a heartbeat after the loss, records kept. */
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    /* A lost exchange: the next one at once (one lost reply must not eat the silence margin),
+     * records kept. */
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     stampede__envelope__free_unpacked(req, NULL);
-    f->now += ST_PROTO_EXCHANGE_TIMEOUT_MS * ST_NS_PER_MS;
+    f->now += ST_PROTO_UPDATE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
-    assert_int_equal(st_session_next_due(f->s), f->now + ST_PROTO_HEARTBEAT_MAX_MS * ST_NS_PER_MS);
+    assert_true(st_session_next_due(f->s) <= f->now);
     assert_int_equal(st_session_unacked(f->s), 1);
     st_session_end(f->s);
     assert_int_equal(st_session_next_due(f->s), 0);
@@ -542,12 +674,12 @@ static void test_session_silence_bound(void **state)
     /* Registered: nothing decoded for the silence bound. */
     f = fx_registered();
     uint64_t heard = f->now;
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     stampede__envelope__free_unpacked(req, NULL);
     f->now += ST_PROTO_EXCHANGE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
     /* Bytes that do not decode are not a word from the coordinator. */
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     stampede__envelope__free_unpacked(req, NULL);
     const uint8_t garbage[] = {0x0f, 0xff, 0x12};
     st_session_cmds cmds;
@@ -675,7 +807,7 @@ static void test_session_commands(void **state)
     assert_non_null(cmds.prepare);
     assert_int_equal(cmds.prepare->assignment->epoch, 4);
     st_session_fail(f->s, "no such engine");
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_int_equal(update_of(req)->state, STAMPEDE__AGENT_STATE__AGENT_FAILED);
     assert_string_equal(update_of(req)->error, "no such engine");
     /* Asked again: handed out again; now prepared at 4, READY. */
@@ -711,7 +843,7 @@ static void test_session_commands(void **state)
 
     /* The realised start goes in coordinator time. */
     st_session_first_send(f->s, t0_local + 300 * ST_NS_PER_US);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_int_equal(update_of(req)->state, STAMPEDE__AGENT_STATE__AGENT_RUNNING);
     assert_int_equal(update_of(req)->first_send_coord_ns, 9000 * ST_NS_PER_S + 300 * ST_NS_PER_US);
     assert_int_equal(update_of(req)->epoch, 4);
@@ -749,7 +881,7 @@ static void test_session_commands(void **state)
     push_second(f, 0, 1);
     push_second(f, 1, 2);
     st_session_end(f->s);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_int_equal(update_of(req)->state, STAMPEDE__AGENT_STATE__AGENT_DONE);
     assert_int_equal(update_of(req)->last_seq, 2);
     rep = (Stampede__CoordReply)STAMPEDE__COORD_REPLY__INIT;
@@ -771,7 +903,7 @@ static void test_session_commands(void **state)
     assert_int_equal(st_session_state(f->s), STAMPEDE__AGENT_STATE__AGENT_DONE);
     rep = (Stampede__CoordReply)STAMPEDE__COORD_REPLY__INIT;
     rep.start = &start;
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_int_equal(update_of(req)->state, STAMPEDE__AGENT_STATE__AGENT_DONE);
     assert_int_equal(update_of(req)->last_seq, 0);
     assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
@@ -789,7 +921,7 @@ static void test_session_update_is_a_clock_sample(void **state)
     pong(f, 5 * ST_NS_PER_MS, ST_NS_PER_MS, ST_NS_PER_MS);
     accept_register(f, 3);
     assert_int_equal(st_session_rtt_ns(f->s), 2 * ST_NS_PER_MS);
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
     rep.echo_agent_ns = req->update->sent_agent_ns + 1;
     rep.recv_coord_ns = f->now;
@@ -798,7 +930,7 @@ static void test_session_update_is_a_clock_sample(void **state)
     assert_int_equal(answer(f, req, &rep, false, &cmds), 0);
     stampede__envelope__free_unpacked(req, NULL);
     assert_int_equal(st_session_offset_ns(f->s), 5 * ST_NS_PER_MS);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_EXCHANGE_TIMEOUT_MS);
+    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     rep.echo_agent_ns = req->update->sent_agent_ns;
     f->now += 100 * ST_NS_PER_US;
     rep.recv_coord_ns = f->now - 4 * ST_NS_PER_MS;
@@ -851,6 +983,8 @@ int main(void)
         cmocka_unit_test(test_session_clock_samples_then_register),
         cmocka_unit_test(test_session_register_refused),
         cmocka_unit_test(test_session_register_again),
+        cmocka_unit_test(test_session_licence_from_the_send),
+        cmocka_unit_test(test_session_silenced_keeps_records),
         cmocka_unit_test(test_session_unacked_records_resent_after_lost_reply),
         cmocka_unit_test(test_session_update_carries_at_most_the_bound),
         cmocka_unit_test(test_session_push_body),

@@ -615,6 +615,59 @@ static void test_worker_stop_drops_backlog_and_aborts_after_drain(void **state)
     fx_free(f);
 }
 
+static void test_worker_past_its_licence_sends_no_backlog(void **state)
+{
+    (void)state;
+    /* 10 rps; sends allowed until 1.25 s. The process is paused from 0.95 s to 4 s: on waking
+     * it finds requests 10 .. 39 due, sends none of them, counts 10 .. 12 (due before the
+     * licence ended) as dropped, and the rest are not its own any more. */
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 10}");
+    fx_open(f, 1, 4, 500 * ST_NS_PER_MS);
+    st_worker_licence(f->w[0], T0_NS + 1250 * ST_NS_PER_MS);
+    fx_run_until(f, T0_NS + 950 * ST_NS_PER_MS);
+    assert_int_equal(f->fk[0].n_sent, 10);
+    f->now = T0_NS + 4 * ST_NS_PER_S;
+    fx_finish(f, T0_NS + 20 * ST_NS_PER_S);
+    assert_int_equal(f->fk[0].n_sent, 10);
+    assert_int_equal(f->total.sent, 10);
+    assert_int_equal(f->total.dropped, 3);
+    assert_int_equal(f->total.ok, 10);
+    fx_free(f);
+
+    /* A licence extended in time keeps it sending; one that passes while requests wait for a
+     * connection drops that backlog too, and nothing after. */
+    f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 3}");
+    f->fk[0].latency_ns = 250 * ST_NS_PER_MS;
+    fx_open(f, 1, 1, ST_NS_PER_S);
+    st_worker_licence(f->w[0], T0_NS + 500 * ST_NS_PER_MS);
+    fx_run_until(f, T0_NS + 400 * ST_NS_PER_MS);
+    st_worker_licence(f->w[0], T0_NS + 1020 * ST_NS_PER_MS);
+    fx_finish(f, T0_NS + 20 * ST_NS_PER_S);
+    /* One connection, 250 ms each: sends at 0, 250, 500, 750, 1000 ms (requests 0 .. 4); the
+     * completion at 1250 ms is past the licence: requests 5 .. 10 (due by 1.02 s) waited and
+     * are dropped, 11 .. 29 are not its own. */
+    assert_int_equal(f->total.sent, 5);
+    assert_int_equal(f->total.dropped, 6);
+    for (size_t k = 0; k < f->fk[0].n_sent; k++) {
+        assert_true(f->fk[0].sent[k].at_ns < T0_NS + 1020 * ST_NS_PER_MS);
+    }
+    fx_free(f);
+}
+
+/* Without a licence (a standalone agent) nothing changes: the whole profile goes. */
+static void test_worker_without_licence_sends_everything(void **state)
+{
+    (void)state;
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}");
+    fx_open(f, 1, 4, ST_NS_PER_S);
+    fx_run_until(f, T0_NS + 500 * ST_NS_PER_MS);
+    f->now = T0_NS + 1500 * ST_NS_PER_MS; /* a pause: the backlog goes, late */
+    fx_finish(f, T0_NS + 20 * ST_NS_PER_S);
+    assert_int_equal(f->total.sent + f->total.dropped, 20);
+    assert_int_equal(f->total.dropped, 0);
+    fx_free(f);
+}
+
 static void test_worker_first_late(void **state)
 {
     (void)state;
@@ -707,6 +760,8 @@ int main(void)
         cmocka_unit_test(test_worker_latency_from_intended_instant),
         cmocka_unit_test(test_worker_engine_refusing_counts_dropped),
         cmocka_unit_test(test_worker_stop_drops_backlog_and_aborts_after_drain),
+        cmocka_unit_test(test_worker_past_its_licence_sends_no_backlog),
+        cmocka_unit_test(test_worker_without_licence_sends_everything),
         cmocka_unit_test(test_worker_first_late),
         cmocka_unit_test(test_worker_closed_loop),
         cmocka_unit_test(test_worker_real_clock_is_not_driven),

@@ -155,10 +155,15 @@ class LocalRuns(RunCase):
         victims = [c for c in children(p.pid) if b"local-2" in cmdline(c)]
         self.assertEqual(len(victims), 1)
         os.kill(victims[0], signal.SIGKILL)
-        self.assertEqual(p.wait(40), 0, p.stderr())
+        # A run that lost an agent is degraded, never "completed" with exit 0.
+        self.assertEqual(p.wait(40), 9, p.stderr())
         s = self.summary()
+        self.assertEqual(s["status"], "degraded")
+        self.assertTrue(s["incomplete_seconds"])
         lost = [a for a in s["agents"] if a["lost"]]
         self.assertEqual([a["name"] for a in lost], ["local-2"])
+        self.assertEqual(lost[0]["state"], "lost")
+        self.assertEqual(lost[0]["reason"], "its process exited")
         ts = self.series(9)
         # The survivors carry the whole profile again within a couple of seconds.
         for r in ts[-4:]:
@@ -169,6 +174,76 @@ class LocalRuns(RunCase):
         self.assertGreaterEqual(seen, s["requests"]["total"])
         self.assertLess(seen - s["requests"]["total"], 2 * 200 + 50)
         self.assertIn("lost", p.stderr())
+
+    def test_paused_agent_sends_no_backlog_and_is_counted(self):
+        # An agent paused for 4 s (longer than the loss bound) and resumed: it never sends the
+        # backlog it finds on waking, and whatever it sent is in the summary.
+        _, url = targets.start_target(self)
+        p = self.start_run("--url", url + "/", "--rate", 300, "--duration", 12, "--agents", 3)
+        p.wait_output("[    3s]", timeout=20)
+        victims = [c for c in children(p.pid) if b"local-2" in cmdline(c)]
+        self.assertEqual(len(victims), 1)
+        os.kill(victims[0], signal.SIGSTOP)
+        try:
+            time.sleep(4)
+        finally:
+            os.kill(victims[0], signal.SIGCONT)
+        code = p.wait(60)
+        s = self.summary()
+        seen = targets.target_stats(url)["requests"]
+        sent = s["requests"]["sent"]
+        print("paused agent: target %d, summary sent %d, exit %d, status %s, incomplete %s"
+              % (seen, sent, code, s.get("status"), s.get("incomplete_seconds")))
+        self.assertEqual(code, 9, p.stderr())
+        self.assertEqual(s["status"], "degraded")
+        # Every request the target saw is counted; only requests in flight at the pause (a few,
+        # at 100 rps per agent and a millisecond each) may be on one side only.
+        self.assertLessEqual(abs(seen - sent), 5, s)
+        lost = [a for a in s["agents"] if a["lost"]]
+        self.assertEqual([a["name"] for a in lost], ["local-2"])
+        self.assertEqual(lost[0]["state"], "lost")
+        self.assertIn("reason", lost[0])
+        self.assertTrue(s["incomplete_seconds"])
+        self.assertLessEqual(min(s["incomplete_seconds"]), 4, s)
+        # The survivors carry the whole profile by the end.
+        ts = self.series(12)
+        for r in ts[-3:]:
+            self.assertLessEqual(abs(r["sent"] - 300), 8, ts)
+
+    def test_paused_coordinator_keeps_the_records(self):
+        # The coordinator paused for 4 s at 3 s of a 10 s run: the agents stop their load on
+        # silence, keep their records, and the coordinator takes them when it resumes.
+        _, url = targets.start_target(self)
+        p = self.start_run("--url", url + "/", "--rate", 300, "--duration", 10, "--agents", 3)
+        p.wait_output("[    2s]", timeout=20)
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            time.sleep(4)
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
+        code = p.wait(60)
+        s = self.summary()
+        seen = targets.target_stats(url)["requests"]
+        sent = s["requests"]["sent"]
+        print("paused coordinator: target %d, summary sent %d, exit %d, status %s, incomplete %s"
+              % (seen, sent, code, s.get("status"), s.get("incomplete_seconds")))
+        self.assertEqual(code, 9, p.stderr())
+        self.assertEqual(s["status"], "degraded")
+        self.assertLessEqual(abs(seen - sent), 5, s)
+        self.assertEqual(s["requests"]["total"], seen)
+        # The load stopped within the agents' silence bound of the pause, and the seconds from
+        # then on are incomplete, each agent saying why.
+        self.assertGreater(seen, 600)
+        self.assertLess(seen, 300 * 6)
+        self.assertEqual(s["incomplete_seconds"][-1], 9)
+        for a in s["agents"]:
+            self.assertEqual(a["state"], "lost")
+            self.assertIn("stopped its load", a["reason"])
+        with open(self.ts_path) as f:
+            ts = [json.loads(line) for line in f if line.strip()]
+        # The seconds before the pause carry their load: nothing was lost with the records.
+        for r in ts[:2]:
+            self.assertLessEqual(abs(r["sent"] - 300), 8, ts)
 
     def test_sigint_stops_and_writes_the_summary(self):
         _, url = targets.start_target(self)
@@ -477,12 +552,26 @@ class ExternalRuns(RunCase):
         p.wait_output("[    2s]", timeout=20)
         p.kill9()
         killed_at = time.monotonic()
-        for a in agents:
-            self.assertEqual(a.wait(10), 7, a.stderr())
         # The target sees no request from them 5 s after the coordinator died.
+        time.sleep(max(0.0, killed_at + 4 - time.monotonic()))
         seen = targets.target_stats(url)["requests"]
         time.sleep(max(0.0, killed_at + 5.5 - time.monotonic()))
         self.assertEqual(targets.target_stats(url)["requests"], seen)
+        # They keep their records for a coordinator that might resume (30 s), then exit 7.
+        for a in agents:
+            self.assertEqual(a.wait(45), 7, a.stderr())
+            self.assertIn("records of this agent are lost", a.stderr())
+
+    def test_coordinator_ending_before_the_start_is_not_success(self):
+        # The coordinator gives up waiting for a second agent: the one that registered exits 7
+        # with a message, not 0 silently.
+        _, url = targets.start_target(self)
+        p, coord = self.start_external(url, 2, "--register-timeout", 2)
+        agent = self.start_agent(coord, self.TOKEN, "early")
+        self.assertEqual(p.wait(20), 6, p.stderr())
+        self.assertEqual(agent.wait(20), 7, agent.stderr())
+        self.assertIn("ended the run before it started", agent.stderr())
+        self.assertEqual(targets.target_stats(url)["requests"], 0)
 
     def test_dropped_connection_loses_no_second(self):
         _, url = targets.start_target(self)
