@@ -549,8 +549,7 @@ static int take_tasks(tasks_acc *acc, const cJSON *reply)
     size_t nt = cJSON_IsArray(tasks) ? (size_t)cJSON_GetArraySize(tasks) : 0;
     size_t nf = cJSON_IsArray(fails) ? (size_t)cJSON_GetArraySize(fails) : 0;
     if (grow((void **)&t->tasks, &acc->cap_tasks, t->n_tasks + nt, sizeof(*t->tasks)) ||
-        grow((void **)&t->failures, &acc->cap_failures, t->n_failures + nf,
-             sizeof(*t->failures))) {
+        grow((void **)&t->failures, &acc->cap_failures, t->n_failures + nf, sizeof(*t->failures))) {
         return ST_ENOMEM;
     }
     const cJSON *x;
@@ -581,8 +580,7 @@ static void invalid_request(st_aws_error *err, int rc, const char *why)
     if (err) {
         memset(err, 0, sizeof(*err));
         err->code = rc;
-        snprintf(err->message, sizeof(err->message), "%s",
-                 why[0] ? why : st_strerror(rc));
+        snprintf(err->message, sizeof(err->message), "%s", why[0] ? why : st_strerror(rc));
     }
 }
 
@@ -769,7 +767,8 @@ int st_ecs_list_tasks(st_aws_client *c, const char *cluster, const char *started
                 rc = ST_EPROTO;
                 break;
             }
-            if (grow((void **)&v, &cap, len + 2, sizeof(*v)) || !(v[len] = strdup(x->valuestring))) {
+            if (grow((void **)&v, &cap, len + 2, sizeof(*v)) ||
+                !(v[len] = strdup(x->valuestring))) {
                 rc = ST_ENOMEM;
                 break;
             }
@@ -886,8 +885,9 @@ int st_ecs_describe_taskdef(st_aws_client *c, const char *task_definition, st_ec
         if (oom) {
             return ST_ENOMEM;
         }
-        proto_error(err, "ECS DescribeTaskDefinition: %s in the answer is missing or not a "
-                         "positive number",
+        proto_error(err,
+                    "ECS DescribeTaskDefinition: %s in the answer is missing or not a "
+                    "positive number",
                     bad);
         return ST_EPROTO;
     }

@@ -37,15 +37,15 @@
 /* What went wrong, for the launcher's messages. */
 typedef enum st_ecs_kind {
     ST_ECS_OK = 0,
-    ST_ECS_ACCESS_DENIED,  /* AccessDeniedException: an IAM policy lacks an action */
-    ST_ECS_INVALID,        /* ClientException, InvalidParameterException, ...: a subnet, a
-                            * security group, a task definition or a value ECS refused */
-    ST_ECS_NOT_FOUND,      /* ClusterNotFoundException, a failures[] MISSING */
-    ST_ECS_THROTTLED,      /* still throttled after the client's retries */
-    ST_ECS_CAPACITY,       /* failures[]: RESOURCE:*, no Fargate (Spot) capacity now */
-    ST_ECS_QUOTA,          /* failures[]: a limit on tasks or vCPUs of the account is reached */
-    ST_ECS_AUTH,           /* credentials missing, expired or refused (not a policy) */
-    ST_ECS_UNAVAILABLE,    /* ServerException, 5xx, the network after every retry */
+    ST_ECS_ACCESS_DENIED, /* AccessDeniedException: an IAM policy lacks an action */
+    ST_ECS_INVALID,       /* ClientException, InvalidParameterException, ...: a subnet, a
+                           * security group, a task definition or a value ECS refused */
+    ST_ECS_NOT_FOUND,     /* ClusterNotFoundException, a failures[] MISSING */
+    ST_ECS_THROTTLED,     /* still throttled after the client's retries */
+    ST_ECS_CAPACITY,      /* failures[]: RESOURCE:*, no Fargate (Spot) capacity now */
+    ST_ECS_QUOTA,         /* failures[]: a limit on tasks or vCPUs of the account is reached */
+    ST_ECS_AUTH,          /* credentials missing, expired or refused (not a policy) */
+    ST_ECS_UNAVAILABLE,   /* ServerException, 5xx, the network after every retry */
     ST_ECS_OTHER,
 } st_ecs_kind;
 
@@ -69,10 +69,10 @@ typedef struct st_ecs_kv {
 } st_ecs_kv;
 
 typedef enum st_ecs_capacity {
-    ST_ECS_FARGATE = 0,          /* launchType FARGATE */
-    ST_ECS_FARGATE_SPOT,         /* capacityProviderStrategy FARGATE_SPOT */
-    ST_ECS_SPOT_THEN_FARGATE,    /* FARGATE_SPOT; what failed for capacity is asked again of
-                                  * FARGATE in a second call (fallback_client_token) */
+    ST_ECS_FARGATE = 0,       /* launchType FARGATE */
+    ST_ECS_FARGATE_SPOT,      /* capacityProviderStrategy FARGATE_SPOT */
+    ST_ECS_SPOT_THEN_FARGATE, /* FARGATE_SPOT; what failed for capacity is asked again of
+                               * FARGATE in a second call (fallback_client_token) */
 } st_ecs_capacity;
 
 typedef struct st_ecs_run_req {
@@ -80,21 +80,21 @@ typedef struct st_ecs_run_req {
     const char *task_definition; /* FAMILY, FAMILY:REV or ARN; required */
     int count;                   /* 1..ST_ECS_RUN_MAX */
     st_ecs_capacity capacity;
-    const char *const *subnets;  /* 1..16 subnet ids */
+    const char *const *subnets; /* 1..16 subnet ids */
     size_t n_subnets;
     const char *const *security_groups; /* 0..5 ids (0: the VPC's default group) */
     size_t n_security_groups;
-    int assign_public_ip;          /* 1: ENABLED, 0: DISABLED */
-    const char *started_by;        /* NULL or 1..36 characters (ListTasks filters on it) */
-    const st_ecs_kv *tags;         /* key, value (the run id) */
+    int assign_public_ip;   /* 1: ENABLED, 0: DISABLED */
+    const char *started_by; /* NULL or 1..36 characters (ListTasks filters on it) */
+    const st_ecs_kv *tags;  /* key, value (the run id) */
     size_t n_tags;
-    const char *container;         /* the container the environment goes to; NULL: no
-                                    * container override */
+    const char *container; /* the container the environment goes to; NULL: no
+                            * container override */
     const st_ecs_kv *env;
     size_t n_env;
-    const char *cpu;               /* task-level override in CPU units ("1024"), or NULL */
-    const char *memory;            /* task-level override in MiB ("2048"), or NULL */
-    const char *client_token;      /* 1..64 ASCII characters, from the run id and the batch */
+    const char *cpu;                   /* task-level override in CPU units ("1024"), or NULL */
+    const char *memory;                /* task-level override in MiB ("2048"), or NULL */
+    const char *client_token;          /* 1..64 ASCII characters, from the run id and the batch */
     const char *fallback_client_token; /* ST_ECS_SPOT_THEN_FARGATE only: the FARGATE call's */
 } st_ecs_run_req;
 
@@ -106,7 +106,7 @@ typedef struct st_ecs_tag {
 typedef struct st_ecs_container {
     char *name;
     char *last_status;
-    char *reason;  /* e.g. "CannotPullContainerError: ..."; NULL when ECS gave none */
+    char *reason; /* e.g. "CannotPullContainerError: ..."; NULL when ECS gave none */
     int has_exit_code;
     int exit_code;
 } st_ecs_container;
@@ -114,13 +114,13 @@ typedef struct st_ecs_container {
 /* A task as RunTask or DescribeTasks gave it. A string ECS did not give is NULL. */
 typedef struct st_ecs_task {
     char *arn;
-    char *last_status;   /* PROVISIONING, PENDING, ACTIVATING, RUNNING, DEACTIVATING, STOPPING,
-                          * DEPROVISIONING, STOPPED */
+    char *last_status; /* PROVISIONING, PENDING, ACTIVATING, RUNNING, DEACTIVATING, STOPPING,
+                        * DEPROVISIONING, STOPPED */
     char *desired_status;
-    char *stop_code;     /* TaskFailedToStart, EssentialContainerExited, UserInitiated, ... */
+    char *stop_code; /* TaskFailedToStart, EssentialContainerExited, UserInitiated, ... */
     char *stopped_reason;
     char *availability_zone;
-    char *private_ipv4;  /* from the awsvpc attachment's privateIPv4Address */
+    char *private_ipv4; /* from the awsvpc attachment's privateIPv4Address */
     char *started_by;
     char *capacity_provider;
     st_ecs_container *containers;

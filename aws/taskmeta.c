@@ -50,8 +50,8 @@ static int need_number(const cJSON *obj, const char *path, const char *name, dou
         return st_errf(why, why_len, ST_EINVAL, "task metadata: %s.%s: is missing", path, name);
     }
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble <= min_excl) {
-        return st_errf(why, why_len, ST_EINVAL, "task metadata: %s.%s: must be a %s number",
-                       path, name, min_excl < 0 ? "non-negative" : "positive");
+        return st_errf(why, why_len, ST_EINVAL, "task metadata: %s.%s: must be a %s number", path,
+                       name, min_excl < 0 ? "non-negative" : "positive");
     }
     *out = v->valuedouble;
     return 0;
@@ -132,8 +132,9 @@ static int parse_fields(const cJSON *root, st_taskmeta *m, char *why, size_t why
     const cJSON *drift = cJSON_GetObjectItemCaseSensitive(root, "ClockDrift");
     if (drift) {
         if (!cJSON_IsObject(drift)) {
-            return st_errf(why, why_len, ST_EINVAL, "task metadata: $.ClockDrift: must be an "
-                                                    "object");
+            return st_errf(why, why_len, ST_EINVAL,
+                           "task metadata: $.ClockDrift: must be an "
+                           "object");
         }
         if (cJSON_GetObjectItemCaseSensitive(drift, "ClockErrorBound")) {
             if ((rc = need_number(drift, "$.ClockDrift", "ClockErrorBound", -1e-300,
@@ -201,8 +202,8 @@ int st_taskmeta_get(const char *base_url, long timeout_ms, st_taskmeta *out, cha
         rc = st_errf(why, why_len, ST_EREMOTE, "task metadata: GET %.300s: HTTP %ld", url,
                      resp.status);
     } else if (resp.body_len > BODY_MAX) {
-        rc = st_errf(why, why_len, ST_EINVAL, "task metadata: GET %.300s: %zu bytes, above %d",
-                     url, resp.body_len, BODY_MAX);
+        rc = st_errf(why, why_len, ST_EINVAL, "task metadata: GET %.300s: %zu bytes, above %d", url,
+                     resp.body_len, BODY_MAX);
     } else {
         rc = st_taskmeta_parse(resp.body, resp.body_len, out, why, why_len);
     }

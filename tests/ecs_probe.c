@@ -43,8 +43,9 @@ int main(void)
         return 1;
     }
     if (rc == 0) {
-        fprintf(f, "arn=%s\ncluster=%s\nfamily=%s\nrevision=%s\naz=%s\ncpu=%g\nmemory=%ld\n"
-                   "ip=%s\nclock_error_bound=%g\n",
+        fprintf(f,
+                "arn=%s\ncluster=%s\nfamily=%s\nrevision=%s\naz=%s\ncpu=%g\nmemory=%ld\n"
+                "ip=%s\nclock_error_bound=%g\n",
                 m.task_arn, m.cluster, m.family, m.revision, m.availability_zone, m.cpu_vcpus,
                 m.memory_mib, m.ipv4, m.has_clock_error_bound ? m.clock_error_bound_ms : -1.0);
     } else {

@@ -30,9 +30,9 @@
 #include "fetch.h"
 #include "taskmeta.h"
 
-#define KEY_ID  "AKIDSTAMPEDETEST"
-#define SECRET  "stampede-test-secret-never-printed"
-#define CLUSTER "stampede"
+#define KEY_ID      "AKIDSTAMPEDETEST"
+#define SECRET      "stampede-test-secret-never-printed"
+#define CLUSTER     "stampede"
 #define STOP_REASON "stampede run 20261202T000000Z-test ended"
 
 static struct {
@@ -103,8 +103,9 @@ static int start_fake(void)
     char line[128] = "";
     int port = 0;
     if (!in || !fgets(line, sizeof(line), in) || sscanf(line, "fake-ecs ready %d", &port) != 1) {
-        fprintf(stderr, "test_aws_ecs: %s did not start (needs Debian's python3-botocore: "
-                        "scripts/deps.sh's test packages)\n",
+        fprintf(stderr,
+                "test_aws_ecs: %s did not start (needs Debian's python3-botocore: "
+                "scripts/deps.sh's test packages)\n",
                 ST_FAKE_ECS);
         if (in) {
             fclose(in);
@@ -122,8 +123,11 @@ static long control(const char *path, const char *body)
 {
     char url[256];
     snprintf(url, sizeof(url), "%s%s", fx.endpoint, path);
-    st_fetch_req req = {.method = "POST", .url = url, .body = body,
-                        .body_len = body ? strlen(body) : 0, .timeout_ms = 10000};
+    st_fetch_req req = {.method = "POST",
+                        .url = url,
+                        .body = body,
+                        .body_len = body ? strlen(body) : 0,
+                        .timeout_ms = 10000};
     st_fetch_resp resp = {0};
     long status = st_fetch(&req, &resp) == 0 ? resp.status : 0;
     st_fetch_resp_fini(&resp);
@@ -286,6 +290,18 @@ static void run_init(run_setup *s, int count, const char *token)
     };
 }
 
+/* Scripts fault (a JSON list of the fake's rules; NULL for none), then runs count tasks with
+ * token through s; returns st_ecs_run_task's result. */
+static int run_scripted(const char *fault, run_setup *s, int count, const char *token,
+                        st_ecs_tasks *t, st_aws_error *err)
+{
+    if (fault) {
+        faults(fault);
+    }
+    run_init(s, count, token);
+    return st_ecs_run_task(fx.client, &s->req, t, err);
+}
+
 static int all_in(const st_ecs_tasks *t, const char *status)
 {
     for (size_t i = 0; i < t->n_tasks; i++) {
@@ -302,8 +318,7 @@ static void wait_status(char **arns, size_t n, const char *status, st_ecs_tasks 
     double deadline = now_s() + 15;
     st_aws_error err;
     for (;;) {
-        int rc = st_ecs_describe_tasks(fx.client, CLUSTER, (const char *const *)arns, n, out,
-                                       &err);
+        int rc = st_ecs_describe_tasks(fx.client, CLUSTER, (const char *const *)arns, n, out, &err);
         assert_int_equal(rc, 0);
         assert_int_equal(out->n_tasks, n);
         if (all_in(out, status) || now_s() > deadline) {
@@ -406,12 +421,12 @@ static void test_aws_ecs_run_batches_start_real_processes(void **state)
 static void test_aws_ecs_run_retry_is_idempotent(void **state)
 {
     (void)state;
-    faults("[{\"kind\": \"lose_answer\", \"op\": \"RunTask\"}]");
     run_setup s;
-    run_init(&s, 3, "run-1-batch-0");
     st_ecs_tasks t = {0}, again = {0};
     st_aws_error err;
-    assert_int_equal(st_ecs_run_task(fx.client, &s.req, &t, &err), 0);
+    assert_int_equal(run_scripted("[{\"kind\": \"lose_answer\", \"op\": \"RunTask\"}]", &s, 3,
+                                  "run-1-batch-0", &t, &err),
+                     0);
     assert_int_equal(err.attempts, 2);
     assert_int_equal(t.n_tasks, 3);
     assert_int_equal(requests("RunTask", 1), 2);
@@ -436,12 +451,13 @@ static void test_aws_ecs_run_retry_is_idempotent(void **state)
 static void test_aws_ecs_run_partial_failures(void **state)
 {
     (void)state;
-    faults("[{\"kind\": \"fail\", \"count\": 2, \"reason\": \"RESOURCE:MEMORY\"}]");
     run_setup s;
-    run_init(&s, 5, "run-2-batch-0");
     st_ecs_tasks t = {0};
     st_aws_error err;
-    assert_int_equal(st_ecs_run_task(fx.client, &s.req, &t, &err), 0);
+    assert_int_equal(run_scripted("[{\"kind\": \"fail\", \"count\": 2, \"reason\": "
+                                  "\"RESOURCE:MEMORY\"}]",
+                                  &s, 5, "run-2-batch-0", &t, &err),
+                     0);
     assert_int_equal(t.n_tasks, 3);
     assert_int_equal(t.n_failures, 2);
     for (size_t i = 0; i < t.n_failures; i++) {
@@ -456,12 +472,12 @@ static void test_aws_ecs_run_partial_failures(void **state)
 static void test_aws_ecs_run_throttled_then_succeeds(void **state)
 {
     (void)state;
-    faults("[{\"kind\": \"throttle\", \"op\": \"RunTask\", \"times\": 2}]");
     run_setup s;
-    run_init(&s, 2, "run-3-batch-0");
     st_ecs_tasks t = {0};
     st_aws_error err;
-    assert_int_equal(st_ecs_run_task(fx.client, &s.req, &t, &err), 0);
+    assert_int_equal(run_scripted("[{\"kind\": \"throttle\", \"op\": \"RunTask\", \"times\": 2}]",
+                                  &s, 2, "run-3-batch-0", &t, &err),
+                     0);
     assert_int_equal(err.attempts, 3);
     assert_int_equal(t.n_tasks, 2);
     assert_int_equal(requests("RunTask", 0), 3);
@@ -481,12 +497,11 @@ static void test_aws_ecs_run_throttled_then_succeeds(void **state)
 static void test_aws_ecs_run_access_denied_names_action(void **state)
 {
     (void)state;
-    faults("[{\"kind\": \"deny\", \"op\": \"RunTask\"}]");
     run_setup s;
-    run_init(&s, 2, "run-4-batch-0");
     st_ecs_tasks t = {0};
     st_aws_error err;
-    int rc = st_ecs_run_task(fx.client, &s.req, &t, &err);
+    int rc = run_scripted("[{\"kind\": \"deny\", \"op\": \"RunTask\"}]", &s, 2, "run-4-batch-0", &t,
+                          &err);
     assert_int_equal(rc, ST_EAUTH);
     assert_int_equal(st_ecs_error_kind(rc, &err), ST_ECS_ACCESS_DENIED);
     assert_int_equal(err.attempts, 1);
@@ -669,9 +684,8 @@ static void test_aws_ecs_run_spot_falls_back(void **state)
 static void run_one(const char *token, st_ecs_tasks *t)
 {
     run_setup s;
-    run_init(&s, 1, token);
     st_aws_error err;
-    assert_int_equal(st_ecs_run_task(fx.client, &s.req, t, &err), 0);
+    assert_int_equal(run_scripted(NULL, &s, 1, token, t, &err), 0);
     assert_int_equal(t->n_tasks, 1);
 }
 
@@ -687,8 +701,7 @@ static void test_aws_ecs_stop_task_kills_the_process(void **state)
     assert_int_equal(probe_output(arns[0], out, sizeof(out)), 0);
     st_ecs_task stopped;
     st_aws_error err;
-    assert_int_equal(st_ecs_stop_task(fx.client, CLUSTER, arns[0], STOP_REASON, &stopped, &err),
-                     0);
+    assert_int_equal(st_ecs_stop_task(fx.client, CLUSTER, arns[0], STOP_REASON, &stopped, &err), 0);
     assert_string_equal(stopped.desired_status, "STOPPED");
     assert_string_equal(stopped.stopped_reason, STOP_REASON);
     st_ecs_task_fini(&stopped);
@@ -779,23 +792,24 @@ static void test_aws_ecs_describe_chunks_by_100(void **state)
 {
     (void)state;
     run_setup s;
-    run_init(&s, 3, "run-12-batch-0");
-    faults("[{\"kind\": \"no_process\", \"times\": 3}]");
     st_ecs_tasks t = {0}, d = {0};
     st_aws_error err;
-    assert_int_equal(st_ecs_run_task(fx.client, &s.req, &t, &err), 0);
+    assert_int_equal(run_scripted("[{\"kind\": \"no_process\", \"times\": 3}]", &s, 3,
+                                  "run-12-batch-0", &t, &err),
+                     0);
     enum { N = 205 };
     char *arns[N];
     for (size_t i = 0; i < N; i++) {
         char buf[128];
-        snprintf(buf, sizeof(buf), "arn:aws:ecs:us-east-1:123456789012:task/%s/missing%zu",
-                 CLUSTER, i);
-        arns[i] = strdup(i == 0 ? t.tasks[0].arn : i == 150 ? t.tasks[1].arn
-                                                 : i == 204 ? t.tasks[2].arn : buf);
+        snprintf(buf, sizeof(buf), "arn:aws:ecs:us-east-1:123456789012:task/%s/missing%zu", CLUSTER,
+                 i);
+        arns[i] = strdup(i == 0     ? t.tasks[0].arn
+                         : i == 150 ? t.tasks[1].arn
+                         : i == 204 ? t.tasks[2].arn
+                                    : buf);
     }
-    assert_int_equal(st_ecs_describe_tasks(fx.client, CLUSTER, (const char *const *)arns, N, &d,
-                                           &err),
-                     0);
+    assert_int_equal(
+        st_ecs_describe_tasks(fx.client, CLUSTER, (const char *const *)arns, N, &d, &err), 0);
     assert_int_equal(d.n_tasks, 3);
     assert_int_equal(d.n_failures, N - 3);
     assert_string_equal(d.failures[0].reason, "MISSING");
@@ -935,9 +949,9 @@ static void test_aws_ecs_kinds(void **state)
 /* ---- the task metadata client ---- */
 
 #define META_OK                                                                                    \
-    "{\"Cluster\":\"c\",\"TaskARN\":\"arn:aws:ecs:r:1:task/c/abc\",\"Family\":\"f\","          \
-    "\"Revision\":\"2\",\"AvailabilityZone\":\"eu-west-1b\",\"Limits\":{\"CPU\":0.25,"        \
-    "\"Memory\":512},\"Containers\":[{\"Name\":\"x\"},{\"Name\":\"agent\",\"Networks\":"       \
+    "{\"Cluster\":\"c\",\"TaskARN\":\"arn:aws:ecs:r:1:task/c/abc\",\"Family\":\"f\","              \
+    "\"Revision\":\"2\",\"AvailabilityZone\":\"eu-west-1b\",\"Limits\":{\"CPU\":0.25,"             \
+    "\"Memory\":512},\"Containers\":[{\"Name\":\"x\"},{\"Name\":\"agent\",\"Networks\":"           \
     "[{\"NetworkMode\":\"awsvpc\",\"IPv4Addresses\":[\"10.1.2.3\"]}]}]%s}"
 
 static int parse_meta(const char *extra, st_taskmeta *m, char *why, size_t why_len)
