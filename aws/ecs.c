@@ -885,10 +885,9 @@ int st_ecs_describe_taskdef(st_aws_client *c, const char *task_definition, st_ec
         if (oom) {
             return ST_ENOMEM;
         }
-        proto_error(err,
-                    "ECS DescribeTaskDefinition: %s in the answer is missing or not a "
-                    "positive number",
-                    bad);
+        proto_error(err, "ECS DescribeTaskDefinition: %s in the answer %s", bad,
+                    strcmp(bad, "taskDefinition") == 0 ? "is missing or not an object"
+                                                       : "is not a positive number in a string");
         return ST_EPROTO;
     }
     return 0;

@@ -871,6 +871,13 @@ static void test_aws_ecs_list_tasks_follows_pages(void **state)
     assert_null(arns);
     assert_int_equal(st_ecs_list_tasks(fx.client, "nope", "runA", NULL, &arns, &n, &err),
                      ST_ENOTFOUND);
+    faults("[{\"kind\": \"answer\", \"op\": \"ListTasks\", \"body\": "
+           "{\"taskArns\": [\"a\", 7]}}]");
+    arns = NULL;
+    assert_int_equal(st_ecs_list_tasks(fx.client, CLUSTER, "runA", NULL, &arns, &n, &err),
+                     ST_EPROTO);
+    assert_non_null(strstr(err.message, "taskArns"));
+    assert_null(arns);
     st_ecs_tasks_fini(&a);
     st_ecs_tasks_fini(&b);
 }
@@ -900,6 +907,16 @@ static void test_aws_ecs_describe_task_definition(void **state)
     assert_non_null(strstr(err.message, "ECS DescribeTaskDefinition: ClientException"));
     assert_null(d.family);
     st_ecs_taskdef_fini(&d);
+
+    /* Answers that do not hold what ECS documents are refused, naming the field. */
+    faults("[{\"kind\": \"answer\", \"op\": \"DescribeTaskDefinition\", \"body\": "
+           "{\"taskDefinition\": {\"family\": \"f\", \"cpu\": \"lots\"}}}, "
+           "{\"kind\": \"answer\", \"op\": \"DescribeTaskDefinition\", \"body\": {}}]");
+    assert_int_equal(st_ecs_describe_taskdef(fx.client, "stampede-agent", &d, &err), ST_EPROTO);
+    assert_non_null(strstr(err.message, "taskDefinition.cpu in the answer is not a positive"));
+    assert_null(d.family);
+    assert_int_equal(st_ecs_describe_taskdef(fx.client, "stampede-agent", &d, &err), ST_EPROTO);
+    assert_non_null(strstr(err.message, "taskDefinition in the answer is missing"));
 }
 
 /* The fake checks signatures for real: another secret is refused, and the client says so. */

@@ -34,6 +34,7 @@ Control, unsigned, for the tests (paths under /__fake/):
                          pull_error    the next "times" tasks stop with CannotPullContainerError
                          no_process    the next "times" tasks run but their process never starts
                          list_page     ListTasks pages hold "size" ARNs
+                         answer        answer "body" (HTTP 200) instead of doing the call
   POST /__fake/metadata?task=ID   the body is served as that task's /task answer from now on
   GET  /__fake/state   {"requests": [...], "launched": N, "tasks": [...]}
   POST /__fake/reset   stops every task and forgets everything (faults included)
@@ -384,6 +385,9 @@ class Fake:
         if f and f["kind"] == "server":
             raise ApiError("ServerException", "Service unavailable", 500)
         self.model.check(op, body)
+        f = self.take_fault(op, ("answer",))
+        if f:
+            return f["body"]
         if op in ("RunTask", "DescribeTasks", "StopTask", "ListTasks"):
             c = body.get("cluster", "default")
             if c not in (self.a.cluster, self.cluster_arn):
