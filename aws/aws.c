@@ -138,6 +138,7 @@ int st_aws_classify(long http_status, const char *aws_code, int *retryable)
                                             "InternalServerError",
                                             "ServiceUnavailable",
                                             "ServiceUnavailableException",
+                                            "ServerException",
                                             NULL};
     static const char *const auth[] = {"UnrecognizedClientException",
                                        "InvalidClientTokenId",
@@ -167,6 +168,7 @@ int st_aws_classify(long http_status, const char *aws_code, int *retryable)
     static const char *const invalid[] = {"ValidationException",
                                           "InvalidParameterValue",
                                           "InvalidParameterException",
+                                          "ClientException",
                                           "InvalidParameterCombination",
                                           "MissingParameter",
                                           "SerializationException",
