@@ -19,8 +19,7 @@ int st_plan_cli_parse(const st_plan_cli *cli, int argc, char **argv, st_plan_fla
                                   err_len);
 }
 
-void st_plan_cli_usage(const st_plan_cli *cli, FILE *out, const char *head, int column,
-                       const char *foot)
+void st_plan_cli_usage(const st_plan_cli *cli, FILE *out)
 {
     /* The usage text reads only the rows: the values' structs are never touched. */
     st_plan_flags f;
@@ -28,9 +27,9 @@ void st_plan_cli_usage(const st_plan_cli *cli, FILE *out, const char *head, int 
     st_settings_group g[2];
     st_plan_flags_init(&f);
     groups_of(cli, &f, NULL, &seen, g);
-    fputs(head, out);
-    st_settings_usage(out, g, 2, cli->mask, column, 92);
-    fprintf(out, "\n%s", foot);
+    fputs(cli->usage, out);
+    st_settings_usage(out, g, 2, cli->mask, cli->usage_column, 92);
+    fprintf(out, "\n%s", cli->exit_codes);
 }
 
 int st_plan_cli_plan(st_plan *plan, const char *plan_file, const st_plan_flags *f, char *err,

@@ -24,8 +24,11 @@
 typedef struct st_plan_cli {
     const st_setting *rows; /* the program's own flags (ST_SETTING_AT offsets in its options) */
     size_t n;
-    unsigned mask;         /* the `where` bits of its flags: ST_SETTING_AGENT or _RUN, | _OWN */
-    const char *help_hint; /* an unknown flag's message ends "(see <help_hint>)" */
+    unsigned mask;          /* the `where` bits of its flags: ST_SETTING_AGENT or _RUN, | _OWN */
+    const char *help_hint;  /* an unknown flag's message ends "(see <help_hint>)" */
+    const char *usage;      /* the usage text's lines before the flags */
+    int usage_column;       /* the column the flags' help starts at */
+    const char *exit_codes; /* the usage text's last paragraph */
 } st_plan_cli;
 
 /* Parses argv[1..argc-1]: initialises *f (st_plan_flags_init), writes the defaults of cli's own
@@ -38,10 +41,9 @@ int st_plan_cli_parse(const st_plan_cli *cli, int argc, char **argv, st_plan_fla
                       uint64_t *seen, st_settings_group g[2], int *first_operand, char *err,
                       size_t err_len);
 
-/* Writes the usage text: head, the flags of both tables (their help from column `column`, wrapped
- * at 92 characters), a blank line and foot. */
-void st_plan_cli_usage(const st_plan_cli *cli, FILE *out, const char *head, int column,
-                       const char *foot);
+/* Writes the usage text: cli->usage, the flags of both tables (their help from cli->usage_column,
+ * wrapped at 92 characters), a blank line and cli->exit_codes. */
+void st_plan_cli_usage(const st_plan_cli *cli, FILE *out);
 
 /* Initialises *plan, loads plan_file into it when not NULL, and applies the flags over it (not
  * finished yet). The caller finis *plan, also on error. Returns 0, ST_EINVAL (message names the

@@ -66,9 +66,6 @@ static const st_setting run_settings[] = {
 #define N_RUN_SETTINGS (sizeof(run_settings) / sizeof(run_settings[0]))
 #define FLAGS_MASK     (ST_SETTING_RUN | ST_SETTING_OWN)
 
-static const st_plan_cli run_cli = {run_settings, N_RUN_SETTINGS, FLAGS_MASK,
-                                     "stampede run --help"};
-
 const st_setting *st_run_settings(size_t *n)
 {
     *n = N_RUN_SETTINGS;
@@ -81,21 +78,28 @@ bool st_run_flags_given(const st_run_opts *o, const char *flag)
     return s && (o->seen & ((uint64_t)1 << (s - run_settings)));
 }
 
-void st_run_flags_usage(FILE *f)
-{
-    st_plan_cli_usage(
-        &run_cli, f,
-        "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
-        "\n"
-        "Splits the load across agents, starts them at one instant, merges what they measure\n"
-        "every second, and writes the results. Flags override the plan.\n"
-        "\n",
-        25,
+static const st_plan_cli run_cli = {
+    .rows = run_settings,
+    .n = N_RUN_SETTINGS,
+    .mask = FLAGS_MASK,
+    .help_hint = "stampede run --help",
+    .usage = "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
+             "\n"
+             "Splits the load across agents, starts them at one instant, merges what they measure\n"
+             "every second, and writes the results. Flags override the plan.\n"
+             "\n",
+    .usage_column = 25,
+    .exit_codes =
         "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
         "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
         "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
         "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
-        "still written), 10 result messages lost (neither sent to SQS nor spooled).\n");
+        "still written), 10 result messages lost (neither sent to SQS nor spooled).\n",
+};
+
+void st_run_flags_usage(FILE *f)
+{
+    st_plan_cli_usage(&run_cli, f);
 }
 
 int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t err_len)
@@ -103,8 +107,8 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
     st_settings_group g[2];
     memset(o, 0, sizeof(*o));
     int optind_first = argc;
-    int rc = st_plan_cli_parse(&run_cli, argc, argv, &o->f, o, &o->seen, g, &optind_first, err,
-                               err_len);
+    int rc =
+        st_plan_cli_parse(&run_cli, argc, argv, &o->f, o, &o->seen, g, &optind_first, err, err_len);
     if (rc) {
         return rc;
     }
