@@ -10,7 +10,7 @@
  */
 #include "clock.h"
 #include "error.h"
-#include "log.h"
+#include "fuzz_common.h"
 #include "plan.h"
 #include "session.h"
 #include "wire.h"
@@ -50,11 +50,7 @@ static void take_commands(st_session *s, const st_session_cmds *cmds)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        st_log_init("fuzz", (st_log_level)(ST_LOG_ERROR + 1)); /* bad input is logged */
-        quiet = 1;
-    }
+    st_fuzz_quiet();
     uint64_t now = 1000 * ST_NS_PER_S;
     st_clock clock = {st_clock_fake_now, &now};
     st_session_cfg cfg;
@@ -73,14 +69,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st_session_new(&s, &cfg) != 0) {
         abort();
     }
-    size_t off = 0;
-    while (off + 3 <= size) {
-        now += (uint64_t)data[off] * 10 * ST_NS_PER_MS;
-        size_t len = (size_t)data[off + 1] | (size_t)data[off + 2] << 8;
-        off += 3;
-        if (len > size - off) {
-            len = size - off;
-        }
+    st_fuzz_frames fr = {data, size, 0};
+    const uint8_t *msg;
+    size_t len;
+    while (st_fuzz_frame_next(&fr, &now, &msg, &len)) {
         uint8_t *req = NULL;
         size_t req_len = 0;
         int timeout_ms = 0;
@@ -90,8 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         free(req);
         st_session_cmds cmds;
-        int rc = st_session_reply(s, data + off, len, &cmds);
-        off += len;
+        int rc = st_session_reply(s, msg, len, &cmds);
         if (rc != 0 && rc != ST_EPROTO && rc != ST_EINVAL && rc != ST_EAUTH &&
             rc != ST_ENOTFOUND && rc != ST_ENOMEM) {
             abort();

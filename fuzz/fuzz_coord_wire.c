@@ -8,7 +8,7 @@
  */
 #include "clock.h"
 #include "coord.h"
-#include "log.h"
+#include "fuzz_common.h"
 #include "plan.h"
 #include "stats.h"
 
@@ -32,7 +32,7 @@ static int setup(void)
 {
     static const char plan[] = "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 5}";
     char err[256];
-    st_log_init("fuzz", (st_log_level)(ST_LOG_ERROR + 1)); /* quiet: bad input is logged */
+    st_fuzz_quiet();
     st_plan_init(&g_plan);
     if (st_plan_parse(&g_plan, plan, sizeof(plan) - 1, "fuzz", err, sizeof(err)) != 0 ||
         st_plan_finish(&g_plan, 1, err, sizeof(err)) != 0) {
@@ -61,22 +61,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st_coord_new(&c, &cfg) != 0) {
         abort();
     }
-    size_t off = 0;
-    while (off + 3 <= size) {
-        now += (uint64_t)data[off] * 10 * ST_NS_PER_MS;
-        size_t len = (size_t)data[off + 1] | (size_t)data[off + 2] << 8;
-        off += 3;
-        if (len > size - off) {
-            len = size - off;
-        }
+    st_fuzz_frames fr = {data, size, 0};
+    const uint8_t *msg;
+    size_t len;
+    while (st_fuzz_frame_next(&fr, &now, &msg, &len)) {
         uint8_t *reply = NULL;
         size_t reply_len = 0;
-        int rc = st_coord_handle(c, data + off, len, &reply, &reply_len);
+        int rc = st_coord_handle(c, msg, len, &reply, &reply_len);
         if (rc == 0 && !reply) {
             abort(); /* the contract: 0 comes with a reply */
         }
         free(reply);
-        off += len;
         st_coord_tick(c);
     }
     st_coord_stop(c);

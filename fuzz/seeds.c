@@ -5,6 +5,7 @@
  */
 #include "clock.h"
 #include "error.h"
+#include "fuzz_common.h"
 #include "hist.h"
 #include "plan.h"
 #include "profile.h"
@@ -24,14 +25,10 @@ static void frame(uint8_t step, Stampede__Envelope *env)
     env->version = ST_PROTOCOL_VERSION;
     uint8_t *b;
     size_t n;
-    if (st_wire_pack(env, &b, &n) != 0 || n > 0xffff || g_len + 3 + n > sizeof(g_buf)) {
+    if (st_wire_pack(env, &b, &n) != 0 ||
+        st_fuzz_frame_put(g_buf, sizeof(g_buf), &g_len, step, b, n) != 0) {
         abort();
     }
-    g_buf[g_len++] = step;
-    g_buf[g_len++] = (uint8_t)(n & 0xff);
-    g_buf[g_len++] = (uint8_t)(n >> 8);
-    memcpy(g_buf + g_len, b, n);
-    g_len += n;
     free(b);
 }
 
