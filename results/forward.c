@@ -529,6 +529,20 @@ static uint64_t now_ms(void)
     return st_clock_mono_ns() / ST_NS_PER_MS;
 }
 
+/* The CLOCK_MONOTONIC instant ms from now: the forwarder's conditions wait on that clock. */
+static struct timespec mono_after_ms(uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 static void go_down(st_forwarder *f, int *down, uint64_t *next_try_ms)
 {
     if (!*down && !cancelled(&f->s)) {
@@ -550,15 +564,7 @@ static void wait_for_work(st_forwarder *f, int spool_pending, uint64_t next_try_
         if (now >= next_try_ms) {
             return;
         }
-        uint64_t wait_ms = next_try_ms - now;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(wait_ms / 1000);
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = mono_after_ms(next_try_ms - now);
         pthread_cond_timedwait(&f->wake, &f->mu, &ts);
     }
 }
@@ -768,14 +774,7 @@ int st_forwarder_flush_and_close(st_forwarder *f, uint32_t timeout_ms, st_forwar
         return ST_ESTATE;
     }
     f->closed = 1;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mono_after_ms(timeout_ms);
     pthread_mutex_lock(&f->mu);
     f->closing = 1;
     pthread_cond_signal(&f->wake);
