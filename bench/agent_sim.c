@@ -740,21 +740,7 @@ static int totals_build(sim *s, st_stats *t)
             continue;
         }
         const variant *v = &s->pool[i];
-        st_counts c = v->s.c;
-        st_counts add = {0};
-        add.sent = c.sent * u;
-        add.ok = c.ok * u;
-        add.http_4xx = c.http_4xx * u;
-        add.http_5xx = c.http_5xx * u;
-        add.err_connect = c.err_connect * u;
-        add.err_timeout = c.err_timeout * u;
-        add.err_other = c.err_other * u;
-        add.bytes_in = c.bytes_in * u;
-        add.bytes_out = c.bytes_out * u;
-        add.late = c.late * u;
-        add.dropped = c.dropped * u;
-        add.inflight = c.inflight * u;
-        st_counts_add(&t->c, &add);
+        st_counts_add_times(&t->c, &v->s.c, u);
         const st_hist *src[2] = {v->s.lat, v->s.lat_raw};
         for (int k = 0; k < 2; k++) {
             sum_ctx sc = {hs[k], u, 0};
