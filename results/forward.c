@@ -673,6 +673,19 @@ static int sender_init(sender *s, const char *queue_url, const char *spool_dir,
     return 0;
 }
 
+/* Frees f and everything it holds once its thread is gone (or was never started). */
+static void release(st_forwarder *f)
+{
+    fmsg_list_free(f->head);
+    st_aws_client_free(f->s.client);
+    free(f->queue_url);
+    free(f->spool_dir);
+    pthread_cond_destroy(&f->done_cv);
+    pthread_cond_destroy(&f->wake);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
 int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err, size_t err_len)
 {
     if (!cfg || !cfg->queue_url || !*cfg->queue_url) {
@@ -725,13 +738,7 @@ int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *e
     *out = f;
     return 0;
 fail:
-    st_aws_client_free(f->s.client);
-    free(f->queue_url);
-    free(f->spool_dir);
-    pthread_cond_destroy(&f->done_cv);
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
+    release(f);
     return rc;
 }
 
@@ -810,14 +817,7 @@ void st_forwarder_free(st_forwarder *f)
     if (!f->closed) {
         st_forwarder_flush_and_close(f, 0, NULL);
     }
-    fmsg_list_free(f->head);
-    st_aws_client_free(f->s.client);
-    free(f->queue_url);
-    free(f->spool_dir);
-    pthread_cond_destroy(&f->done_cv);
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
+    release(f);
 }
 
 int st_forward_spool(const char *spool_dir, const char *queue_url, const st_aws_config *aws,
