@@ -84,8 +84,8 @@ typedef struct filed {
 
 /* Creates the file for flag now (a folder that cannot be written is found out before the run,
  * and nothing appears at path until the file is complete) as the state of out, with ops. */
-static int filed_open(st_output *out, const st_output_ops *ops, const char *flag,
-                      const char *path, char *err, size_t err_len)
+static int filed_open(st_output *out, const st_output_ops *ops, const char *flag, const char *path,
+                      char *err, size_t err_len)
 {
     filed *o = calloc(1, sizeof(*o));
     if (!o) {
