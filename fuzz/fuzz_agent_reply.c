@@ -48,6 +48,31 @@ static void take_commands(st_session *s, const st_session_cmds *cmds)
     }
 }
 
+/* Before each reply the session makes its next request, as the agent would; it ends the input
+ * when the session has ended. */
+static int one_reply(void *ctx, const uint8_t *msg, size_t len)
+{
+    st_session *s = ctx;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    int timeout_ms = 0;
+    st_session_kind kind;
+    if (st_session_request(s, &req, &req_len, &timeout_ms, &kind) != 0) {
+        return 1; /* ended, or nothing to send */
+    }
+    free(req);
+    st_session_cmds cmds;
+    int rc = st_session_reply(s, msg, len, &cmds);
+    if (rc != 0 && rc != ST_EPROTO && rc != ST_EINVAL && rc != ST_EAUTH && rc != ST_ENOTFOUND &&
+        rc != ST_ENOMEM) {
+        abort();
+    }
+    if (rc == 0) {
+        take_commands(s, &cmds);
+    }
+    return rc == ST_EAUTH || rc == ST_ENOTFOUND || cmds.done;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     st_fuzz_quiet();
@@ -69,31 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st_session_new(&s, &cfg) != 0) {
         abort();
     }
-    st_fuzz_frames fr = {data, size, 0};
-    const uint8_t *msg;
-    size_t len;
-    while (st_fuzz_frame_next(&fr, &now, &msg, &len)) {
-        uint8_t *req = NULL;
-        size_t req_len = 0;
-        int timeout_ms = 0;
-        st_session_kind kind;
-        if (st_session_request(s, &req, &req_len, &timeout_ms, &kind) != 0) {
-            break; /* ended, or nothing to send */
-        }
-        free(req);
-        st_session_cmds cmds;
-        int rc = st_session_reply(s, msg, len, &cmds);
-        if (rc != 0 && rc != ST_EPROTO && rc != ST_EINVAL && rc != ST_EAUTH &&
-            rc != ST_ENOTFOUND && rc != ST_ENOMEM) {
-            abort();
-        }
-        if (rc == 0) {
-            take_commands(s, &cmds);
-        }
-        if (rc == ST_EAUTH || rc == ST_ENOTFOUND || cmds.done) {
-            break;
-        }
-    }
+    st_fuzz_frames_each(data, size, &now, one_reply, s);
     st_session_free(s);
     return 0;
 }

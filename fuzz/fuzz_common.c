@@ -4,22 +4,23 @@
 
 #include <string.h>
 
-int st_fuzz_frame_next(st_fuzz_frames *fr, uint64_t *now_ns, const uint8_t **msg, size_t *len)
+void st_fuzz_frames_each(const uint8_t *data, size_t size, uint64_t *now_ns,
+                         int (*one)(void *ctx, const uint8_t *msg, size_t len), void *ctx)
 {
-    if (fr->off > fr->size || fr->size - fr->off < 3) {
-        return 0;
+    size_t off = 0;
+    while (size - off >= 3) {
+        *now_ns += (uint64_t)data[off] * 10 * ST_NS_PER_MS;
+        size_t len = (size_t)data[off + 1] | (size_t)data[off + 2] << 8;
+        off += 3;
+        if (len > size - off) {
+            len = size - off;
+        }
+        const uint8_t *msg = data + off;
+        off += len;
+        if (one(ctx, msg, len)) {
+            return;
+        }
     }
-    const uint8_t *h = fr->data + fr->off;
-    *now_ns += (uint64_t)h[0] * 10 * ST_NS_PER_MS;
-    size_t n = (size_t)h[1] | (size_t)h[2] << 8;
-    fr->off += 3;
-    if (n > fr->size - fr->off) {
-        n = fr->size - fr->off;
-    }
-    *msg = fr->data + fr->off;
-    *len = n;
-    fr->off += n;
-    return 1;
 }
 
 int st_fuzz_frame_put(uint8_t *buf, size_t cap, size_t *used, uint8_t step, const uint8_t *msg,

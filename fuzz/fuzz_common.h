@@ -6,8 +6,8 @@
  * fuzz_seeds writes their seeds in the same framing.
  *
  * Errors: st_fuzz_frame_put returns -1 when a message does not fit; nothing else fails.
- * Ownership: messages point into the caller's input; nothing is allocated. Threading: one input
- * at a time per st_fuzz_frames; st_fuzz_quiet is meant for one fuzzing thread.
+ * Ownership: messages point into the caller's input; nothing is allocated. Threading: the
+ * functions keep no state but st_fuzz_quiet's, which is meant for one fuzzing thread.
  */
 #ifndef ST_FUZZ_COMMON_H
 #define ST_FUZZ_COMMON_H
@@ -15,17 +15,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A framed input being read; start with {data, size, 0}. */
-typedef struct st_fuzz_frames {
-    const uint8_t *data;
-    size_t size;
-    size_t off;
-} st_fuzz_frames;
-
-/* The next message: *now_ns advances by its clock step, *msg and *len get its bytes (a length
- * beyond the input's end is cut to what is left). Returns 1 for a message, 0 when fewer than the
- * 3 bytes of a header are left. */
-int st_fuzz_frame_next(st_fuzz_frames *fr, uint64_t *now_ns, const uint8_t **msg, size_t *len);
+/* Calls one(ctx, msg, len) for each message of the input (data, size) in turn, after advancing
+ * *now_ns by its clock step; a length beyond the input's end is cut to what is left, and fewer
+ * than the 3 bytes of a header left end the input. Stops early when one returns nonzero. */
+void st_fuzz_frames_each(const uint8_t *data, size_t size, uint64_t *now_ns,
+                         int (*one)(void *ctx, const uint8_t *msg, size_t len), void *ctx);
 
 /* Appends msg (n bytes, at most 65535) framed with its clock step to buf (cap bytes, *used of
  * them taken). Returns 0, or -1 when it does not fit (nothing written). */

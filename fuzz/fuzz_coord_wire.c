@@ -42,6 +42,21 @@ static int setup(void)
     return 0;
 }
 
+/* The core handles each message as from an agent, then ticks. */
+static int one_message(void *ctx, const uint8_t *msg, size_t len)
+{
+    st_coord *c = ctx;
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    int rc = st_coord_handle(c, msg, len, &reply, &reply_len);
+    if (rc == 0 && !reply) {
+        abort(); /* the contract: 0 comes with a reply */
+    }
+    free(reply);
+    st_coord_tick(c);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!g_ready && setup() != 0) {
@@ -61,19 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st_coord_new(&c, &cfg) != 0) {
         abort();
     }
-    st_fuzz_frames fr = {data, size, 0};
-    const uint8_t *msg;
-    size_t len;
-    while (st_fuzz_frame_next(&fr, &now, &msg, &len)) {
-        uint8_t *reply = NULL;
-        size_t reply_len = 0;
-        int rc = st_coord_handle(c, msg, len, &reply, &reply_len);
-        if (rc == 0 && !reply) {
-            abort(); /* the contract: 0 comes with a reply */
-        }
-        free(reply);
-        st_coord_tick(c);
-    }
+    st_fuzz_frames_each(data, size, &now, one_message, c);
     st_coord_stop(c);
     for (int i = 0; i < 20; i++) {
         now += 500 * ST_NS_PER_MS;
