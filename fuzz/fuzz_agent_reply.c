@@ -75,12 +75,11 @@ static int one_reply(void *ctx, const uint8_t *msg, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    st_fuzz_quiet();
-    uint64_t now = 1000 * ST_NS_PER_S;
-    st_clock clock = {st_clock_fake_now, &now};
+    st_fuzz_env env;
+    st_fuzz_start(&env);
     st_session_cfg cfg;
     st_session_cfg_defaults(&cfg);
-    cfg.clock = &clock;
+    cfg.clock = &env.clock;
     cfg.token = "fuzz-token";
     cfg.instance_id = 42;
     cfg.name = "fuzz";
@@ -94,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st_session_new(&s, &cfg) != 0) {
         abort();
     }
-    st_fuzz_frames_each(data, size, &now, one_reply, s);
+    st_fuzz_frames_each(data, size, &env.now_ns, one_reply, s);
     st_session_free(s);
     return 0;
 }

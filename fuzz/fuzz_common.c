@@ -1,5 +1,4 @@
 #include "fuzz_common.h"
-#include "clock.h"
 #include "log.h"
 
 #include <string.h>
@@ -47,4 +46,11 @@ void st_fuzz_quiet(void)
         st_log_init("fuzz", (st_log_level)(ST_LOG_ERROR + 1));
         quiet = 1;
     }
+}
+
+void st_fuzz_start(st_fuzz_env *e)
+{
+    st_fuzz_quiet();
+    e->now_ns = 1000 * ST_NS_PER_S;
+    e->clock = (st_clock){st_clock_fake_now, &e->now_ns};
 }

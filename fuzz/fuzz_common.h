@@ -12,8 +12,20 @@
 #ifndef ST_FUZZ_COMMON_H
 #define ST_FUZZ_COMMON_H
 
+#include "clock.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+/* What every input starts with: a fake clock (st_clock_fake_now) reading now_ns. */
+typedef struct st_fuzz_env {
+    uint64_t now_ns;
+    st_clock clock;
+} st_fuzz_env;
+
+/* Quiets logging (st_fuzz_quiet) and starts e's clock at 1000 s. e must not move while its clock
+ * is used. */
+void st_fuzz_start(st_fuzz_env *e);
 
 /* Calls one(ctx, msg, len) for each message of the input (data, size) in turn, after advancing
  * *now_ns by its clock step; a length beyond the input's end is cut to what is left, and fewer

@@ -62,24 +62,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!g_ready && setup() != 0) {
         abort();
     }
-    uint64_t now = 1000 * ST_NS_PER_S;
-    st_clock clock = {st_clock_fake_now, &now};
+    st_fuzz_env env;
+    st_fuzz_start(&env);
     st_coord_cfg cfg;
     st_coord_cfg_defaults(&cfg);
     cfg.plan = &g_plan;
     cfg.run_id = "fuzz-run";
     cfg.token = "fuzz-token";
     cfg.expected_agents = 1;
-    cfg.clock = &clock;
+    cfg.clock = &env.clock;
     cfg.on_second = on_second;
     st_coord *c = NULL;
     if (st_coord_new(&c, &cfg) != 0) {
         abort();
     }
-    st_fuzz_frames_each(data, size, &now, one_message, c);
+    st_fuzz_frames_each(data, size, &env.now_ns, one_message, c);
     st_coord_stop(c);
     for (int i = 0; i < 20; i++) {
-        now += 500 * ST_NS_PER_MS;
+        env.now_ns += 500 * ST_NS_PER_MS;
         st_coord_tick(c);
     }
     st_coord_free(c);
