@@ -75,17 +75,7 @@ void st_forwarder_config_init(st_forwarder_config *cfg)
 
 int st_forward_id_valid(const char *id)
 {
-    if (!id || !*id || *id == '.' || strlen(id) > ST_RESULT_ID_MAX) {
-        return 0;
-    }
-    for (const char *p = id; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return st_result_name_valid(id, ST_RESULT_ID_MAX);
 }
 
 int st_forward_entry_id(const char *id, char *out, size_t out_len)
