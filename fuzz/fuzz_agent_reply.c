@@ -78,17 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     st_fuzz_env env;
     st_fuzz_start(&env);
     st_session_cfg cfg;
-    st_session_cfg_defaults(&cfg);
-    cfg.clock = &env.clock;
-    cfg.token = "fuzz-token";
-    cfg.instance_id = 42;
-    cfg.name = "fuzz";
-    cfg.host = "localhost";
-    cfg.pid = 1;
-    cfg.cores = 2;
-    cfg.threads = 2;
-    cfg.version = "fuzz";
-    cfg.clock_pings = 1;
+    st_fuzz_session_cfg(&cfg, &env.clock, "fuzz", 1, 1);
     st_session *s = NULL;
     if (st_session_new(&s, &cfg) != 0) {
         abort();

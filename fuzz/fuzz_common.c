@@ -54,3 +54,19 @@ void st_fuzz_start(st_fuzz_env *e)
     e->now_ns = 1000 * ST_NS_PER_S;
     e->clock = (st_clock){st_clock_fake_now, &e->now_ns};
 }
+
+void st_fuzz_session_cfg(st_session_cfg *cfg, const st_clock *clock, const char *name, uint32_t pid,
+                         int clock_pings)
+{
+    st_session_cfg_defaults(cfg);
+    cfg->clock = clock;
+    cfg->token = "fuzz-token";
+    cfg->instance_id = 42;
+    cfg->name = name;
+    cfg->host = "localhost";
+    cfg->pid = pid;
+    cfg->cores = 2;
+    cfg->threads = 2;
+    cfg->version = name;
+    cfg->clock_pings = clock_pings;
+}

@@ -13,6 +13,7 @@
 #define ST_FUZZ_COMMON_H
 
 #include "clock.h"
+#include "session.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,12 @@ void st_fuzz_start(st_fuzz_env *e);
  * than the 3 bytes of a header left end the input. Stops early when one returns nonzero. */
 void st_fuzz_frames_each(const uint8_t *data, size_t size, uint64_t *now_ns,
                          int (*one)(void *ctx, const uint8_t *msg, size_t len), void *ctx);
+
+/* The agent the message fuzzers speak as: token "fuzz-token", instance 42, host "localhost", 2
+ * cores and 2 threads, named and versioned `name`, with pid and clock_pings as given, on clock
+ * (which must outlive any session made from cfg). */
+void st_fuzz_session_cfg(st_session_cfg *cfg, const st_clock *clock, const char *name, uint32_t pid,
+                         int clock_pings);
 
 /* Appends msg (n bytes, at most 65535) framed with its clock step to buf (cap bytes, *used of
  * them taken). Returns 0, or -1 when it does not fit (nothing written). */
