@@ -654,8 +654,7 @@ static void *sched_main(void *arg)
         }
         uint64_t now = st_clock_mono_ns();
         if (s->heap[0].due_ns > now) {
-            uint64_t due = s->heap[0].due_ns;
-            struct timespec ts = {(time_t)(due / ST_NS_PER_S), (long)(due % ST_NS_PER_S)};
+            struct timespec ts = st_clock_timespec(s->heap[0].due_ns);
             pthread_cond_timedwait(&s->hcv, &s->hmu, &ts);
             continue;
         }
@@ -1073,11 +1072,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&s->run_mu, NULL);
     pthread_mutex_init(&s->msg_mu, NULL);
     pthread_mutex_init(&s->hmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->hcv, &ca);
-    pthread_condattr_destroy(&ca);
+    st_clock_cond_init(&s->hcv);
 
     st_cli_stop_signals(on_signal);
 

@@ -519,18 +519,10 @@ static uint64_t now_ms(void)
     return st_clock_mono_ns() / ST_NS_PER_MS;
 }
 
-/* The CLOCK_MONOTONIC instant ms from now: the forwarder's conditions wait on that clock. */
+/* The monotonic instant ms from now: the forwarder's conditions wait on that clock. */
 static struct timespec mono_after_ms(uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return st_clock_timespec(st_clock_mono_ns() + ms * ST_NS_PER_MS);
 }
 
 static void go_down(st_forwarder *f, int *down, uint64_t *next_try_ms)
@@ -700,12 +692,8 @@ int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *e
     pthread_mutex_init(&f->mu, NULL);
     /* Deadlines are on the monotonic clock: a step of the wall clock must not shorten or
      * stretch a retry or the flush bound. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&f->wake, &ca);
-    pthread_cond_init(&f->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    st_clock_cond_init(&f->wake);
+    st_clock_cond_init(&f->done_cv);
     atomic_init(&f->cancel, 0);
     f->queue_url = strdup(cfg->queue_url);
     f->spool_dir = strdup(cfg->spool_dir);
