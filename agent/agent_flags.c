@@ -46,25 +46,23 @@ const st_setting *st_agent_settings(size_t *n)
     return agent_settings;
 }
 
-static const st_plan_cli agent_cli = {
-    .rows = agent_settings,
-    .n = N_AGENT_SETTINGS,
-    .mask = FLAGS_MASK,
-    .help_hint = "--help",
-    .usage = "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
-             "       stampede-agent --plan FILE [options]\n"
-             "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
-             "\n"
-             "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
-             "integral reaches k, and latency counts from that instant (coordinated omission\n"
-             "corrected); the uncorrected latency is reported beside it.\n"
-             "\n",
-    .usage_column = 22,
-    .exit_codes =
-        "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-        "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-        "coordinator could not be reached or went silent (the load stops within 3 s).\n",
-};
+static const char agent_usage[] =
+    "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
+    "       stampede-agent --plan FILE [options]\n"
+    "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
+    "\n"
+    "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
+    "integral reaches k, and latency counts from that instant (coordinated omission\n"
+    "corrected); the uncorrected latency is reported beside it.\n"
+    "\n";
+
+static const char agent_exit_codes[] =
+    "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
+    "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
+    "coordinator could not be reached or went silent (the load stops within 3 s).\n";
+
+static const st_plan_cli agent_cli = {agent_settings, N_AGENT_SETTINGS, FLAGS_MASK, "--help",
+                                      agent_usage, 22, agent_exit_codes};
 
 void st_agent_flags_usage(FILE *f)
 {

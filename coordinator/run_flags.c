@@ -78,24 +78,22 @@ bool st_run_flags_given(const st_run_opts *o, const char *flag)
     return s && (o->seen & ((uint64_t)1 << (s - run_settings)));
 }
 
-static const st_plan_cli run_cli = {
-    .rows = run_settings,
-    .n = N_RUN_SETTINGS,
-    .mask = FLAGS_MASK,
-    .help_hint = "stampede run --help",
-    .usage = "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
-             "\n"
-             "Splits the load across agents, starts them at one instant, merges what they measure\n"
-             "every second, and writes the results. Flags override the plan.\n"
-             "\n",
-    .usage_column = 25,
-    .exit_codes =
-        "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
-        "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
-        "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
-        "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
-        "still written), 10 result messages lost (neither sent to SQS nor spooled).\n",
-};
+static const char run_usage[] =
+    "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
+    "\n"
+    "Splits the load across agents, starts them at one instant, merges what they measure\n"
+    "every second, and writes the results. Flags override the plan.\n"
+    "\n";
+
+static const char run_exit_codes[] =
+    "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
+    "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
+    "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
+    "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
+    "still written), 10 result messages lost (neither sent to SQS nor spooled).\n";
+
+static const st_plan_cli run_cli = {run_settings, N_RUN_SETTINGS, FLAGS_MASK, "stampede run --help",
+                                    run_usage, 25, run_exit_codes};
 
 void st_run_flags_usage(FILE *f)
 {
