@@ -1,5 +1,6 @@
 /*
- * fuzz_common.h - what the message fuzzers share: the framing of their inputs and quiet logging.
+ * fuzz_common.h - what the message fuzzers share: the framing of their inputs, a fake clock with
+ * quiet logging for each input, and the agent they speak as.
  *
  * fuzz_coord_wire and fuzz_agent_reply read an input as a sequence of messages, each
  * [1 byte: clock step in 10 ms units][2 bytes: length, little-endian][length bytes], and
