@@ -50,13 +50,12 @@ int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
     }
     c->plan = cfg->plan;
     if ((!c->plan->closed_loop && st_profile_copy(&c->profile, &c->plan->profile)) ||
-        st_merge_init(&c->merge)) {
-        st_profile_fini(&c->profile);
+        st_merge_init(&c->merge) || st_report_series_new(&c->series)) {
         st_merge_fini(&c->merge);
+        st_profile_fini(&c->profile);
         free(c);
         return ST_ENOMEM;
     }
-    st_report_series_init(&c->series);
     pthread_mutex_init(&c->mu, NULL);
     c->state = ST_COORD_WAITING;
     c->created_ns = st_core_now(c);
@@ -90,7 +89,7 @@ void st_coord_free(st_coord *c)
         agent_free(c->agents[i]);
     }
     free(c->agents);
-    st_report_series_fini(&c->series);
+    st_report_series_free(c->series);
     st_merge_fini(&c->merge);
     st_profile_fini(&c->profile);
     pthread_mutex_destroy(&c->mu);
@@ -321,7 +320,7 @@ void st_coord_tick(st_coord *c)
                 st_error("out of memory: second %u has no latency with timeouts", row.second);
             }
             /* Its histograms go with out[i] below: the report keeps the row alone. */
-            if (st_report_series_append(&c->series, &row)) {
+            if (st_report_series_append(c->series, &row)) {
                 st_error("out of memory: second %u is missing from the report's series",
                          row.second);
             }

@@ -5,7 +5,9 @@
 #include "merge.h"
 #include "share.h"
 #include "summary.h"
+#include "wire.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -180,45 +182,57 @@ static const unsigned char *get_row(const unsigned char *p, st_report_second *ro
     return p;
 }
 
-void st_report_series_init(st_report_series *s)
+/* Filled in place to its end, never moved, so no copy of the series is left behind as it grows.
+ * The newest is first: rows are unpacked from the end of the array back. */
+typedef struct chunk {
+    struct chunk *older;
+    size_t used; /* bytes of packed rows, from the start of bytes */
+    size_t rows;
+    unsigned char bytes[];
+} chunk;
+
+#define CHUNK_ROOM (ST_REPORT_SERIES_CHUNK - offsetof(chunk, bytes))
+
+struct st_report_series {
+    st_arena arena; /* the chunks' memory */
+    chunk *newest;
+    size_t n_chunks, n_rows, packed;
+};
+
+int st_report_series_new(st_report_series **out)
 {
-    memset(s, 0, sizeof(*s));
+    st_report_series *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return ST_ENOMEM;
+    }
+    *out = s;
+    return 0;
 }
 
-void st_report_series_fini(st_report_series *s)
+void st_report_series_free(st_report_series *s)
 {
-    for (size_t i = 0; i < s->n_chunks; i++) {
-        free(s->chunks[i].bytes);
+    if (s) {
+        st_arena_fini(&s->arena);
+        free(s);
     }
-    free(s->chunks);
-    st_report_series_init(s);
 }
 
 int st_report_series_append(st_report_series *s, const st_report_second *row)
 {
-    st_report_series_chunk *last = s->n_chunks ? &s->chunks[s->n_chunks - 1] : NULL;
-    if (!last || last->used > ST_REPORT_SERIES_CHUNK - ST_REPORT_SERIES_ROW_MAX) {
-        if (s->n_chunks == s->cap_chunks) {
-            size_t cap = s->cap_chunks ? s->cap_chunks * 2 : 16;
-            st_report_series_chunk *nc = realloc(s->chunks, cap * sizeof(*nc));
-            if (!nc) {
-                return ST_ENOMEM;
-            }
-            s->chunks = nc;
-            s->cap_chunks = cap;
-        }
-        /* Filled in place to its end, never moved: its pages become resident as rows reach
-         * them, and no copy of the series is left behind as it grows. */
-        unsigned char *bytes = malloc(ST_REPORT_SERIES_CHUNK);
-        if (!bytes) {
+    chunk *k = s->newest;
+    if (!k || k->used > CHUNK_ROOM - ST_REPORT_SERIES_ROW_MAX) {
+        if (!(k = st_arena_alloc(&s->arena, ST_REPORT_SERIES_CHUNK))) {
             return ST_ENOMEM;
         }
-        last = &s->chunks[s->n_chunks++];
-        last->bytes = bytes;
-        last->used = 0;
+        k->older = s->newest;
+        s->newest = k;
+        s->n_chunks++;
     }
-    unsigned char *at = last->bytes + last->used;
-    last->used += (size_t)(put_row(at, row) - at);
+    unsigned char *at = k->bytes + k->used;
+    size_t n = (size_t)(put_row(at, row) - at);
+    k->used += n;
+    k->rows++;
+    s->packed += n;
     s->n_rows++;
     return 0;
 }
@@ -233,11 +247,12 @@ int st_report_series_rows(const st_report_series *s, st_report_second **out)
     if (!rows) {
         return ST_ENOMEM;
     }
-    size_t n = 0;
-    for (size_t c = 0; c < s->n_chunks; c++) {
-        const unsigned char *p = s->chunks[c].bytes, *end = p + s->chunks[c].used;
-        while (p < end) {
-            p = get_row(p, &rows[n++]);
+    size_t end = s->n_rows;
+    for (const chunk *k = s->newest; k; k = k->older) {
+        end -= k->rows;
+        const unsigned char *p = k->bytes;
+        for (size_t i = 0; i < k->rows; i++) {
+            p = get_row(p, &rows[end + i]);
         }
     }
     *out = rows;
@@ -249,9 +264,14 @@ size_t st_report_series_count(const st_report_series *s)
     return s->n_rows;
 }
 
+size_t st_report_series_packed(const st_report_series *s)
+{
+    return s->packed;
+}
+
 size_t st_report_series_bytes(const st_report_series *s)
 {
-    return s->n_chunks * (size_t)ST_REPORT_SERIES_CHUNK + s->cap_chunks * sizeof(*s->chunks);
+    return s->n_chunks * (size_t)ST_REPORT_SERIES_CHUNK;
 }
 
 void st_report_fini(st_report *r)
@@ -559,8 +579,8 @@ int st_coord_report(st_coord *c, st_report *out)
     int rc = copy_locked(c, &r);
     pthread_mutex_unlock(&c->mu);
     /* The series is the owner thread's (st_coord_tick appends to it): no lock needed. */
-    if (rc == 0 && (rc = st_report_series_rows(&c->series, &r.seconds)) == 0) {
-        r.n_seconds = st_report_series_count(&c->series);
+    if (rc == 0 && (rc = st_report_series_rows(c->series, &r.seconds)) == 0) {
+        r.n_seconds = st_report_series_count(c->series);
     }
     if (rc) {
         st_report_fini(&r);

@@ -101,27 +101,17 @@ void st_report_second_of(st_report_second *row, uint32_t second, double target_r
  * bytes (25 more when it had timeouts) where an st_report_second takes 320: some 270 KB an hour,
  * 6.5 MB a day. No row packs to more than ST_REPORT_SERIES_ROW_MAX bytes.
  *
- * A zeroed series is empty and valid (st_report_series_init zeroes). Threading: plain data, one
- * owner at a time (the core's owner thread: st_coord_tick appends, st_coord_report reads).
+ * Threading: one owner at a time (the core's owner thread: st_coord_tick appends,
+ * st_coord_report reads).
  */
-typedef struct st_report_series_chunk {
-    unsigned char *bytes; /* ST_REPORT_SERIES_CHUNK of them */
-    size_t used;          /* packed rows, from the start */
-} st_report_series_chunk;
+typedef struct st_report_series st_report_series;
 
-typedef struct st_report_series {
-    st_report_series_chunk *chunks; /* filled in order: only the last one has room */
-    size_t n_chunks, cap_chunks;
-    size_t n_rows; /* rows appended */
-} st_report_series;
+#define ST_REPORT_SERIES_CHUNK   65536 /* bytes taken at a time, in the chunk's own memory */
+#define ST_REPORT_SERIES_ROW_MAX 383   /* bytes of a row with every field at its largest */
 
-#define ST_REPORT_SERIES_CHUNK   65536
-#define ST_REPORT_SERIES_ROW_MAX 383 /* every field at its largest */
-
-void st_report_series_init(st_report_series *s);
-
-/* Releases the chunks and leaves s empty; a zeroed series is a no-op. */
-void st_report_series_fini(st_report_series *s);
+/* An empty series. Returns 0 or ST_ENOMEM. */
+int st_report_series_new(st_report_series **out);
+void st_report_series_free(st_report_series *s);
 
 /* Appends a copy of row. Returns 0, or ST_ENOMEM: s is unchanged (without that row). */
 int st_report_series_append(st_report_series *s, const st_report_second *row);
@@ -133,7 +123,10 @@ int st_report_series_rows(const st_report_series *s, st_report_second **out);
 
 size_t st_report_series_count(const st_report_series *s);
 
-/* The bytes the series holds: its chunks and their table. */
+/* The bytes of the packed rows. */
+size_t st_report_series_packed(const st_report_series *s);
+
+/* The bytes the series holds: ST_REPORT_SERIES_CHUNK for each chunk begun. */
 size_t st_report_series_bytes(const st_report_series *s);
 
 /* What the run was asked to do. */

@@ -1861,18 +1861,18 @@ static size_t heap_in_use(void)
 static void test_coord_long_run_keeps_rows_only(void **state)
 {
     (void)state;
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2300}", 1);
+    st_stats in; /* every second's record: 10 responses, no timeout */
+    make_second(&in, 0, 42, 10);
+    in.c.err_timeout = 0;
     long_run *lr = calloc(1, sizeof(*lr));
     assert_non_null(lr);
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2300}", 1);
     f->cfg.on_second = on_long_second;
     f->cfg.ctx = lr;
     fx_open(f);
     sim ag[1];
     sim_init(&ag[0], 1, 1);
     uint64_t t0 = fx_start_run(f, ag, 1);
-    st_stats in;
-    make_second(&in, 0, 42, 10);
-    in.c.err_timeout = 0;
     size_t at_300 = 0, at_end = 0;
     for (uint32_t k = 0; k < LONG_SECONDS; k++) {
         f->now = t0 + (k + 1ULL) * ST_NS_PER_S + 100 * ST_NS_PER_MS;
