@@ -26,16 +26,7 @@ samples after 60 s; over all samples when the run is shorter). Exit 0 when the r
 EOF
 }
 
-here=$(cd "$(dirname "$0")" && pwd)
-me=coord_rss.sh
-# shellcheck source=bench/lib.sh
-. "$here/lib.sh"
-build="$here/../build"
-duration=600
-agents=10
-rate=1000
-every=2
-keep=""
+# need_value FLAG VALUE...: stops the script (exit 2) unless VALUE is a whole number from 1.
 need_value() {
     [ $# -ge 2 ] || { echo "$me: $1 needs a value (see --help)" >&2; exit 2; }
     case "$2" in
@@ -43,6 +34,17 @@ need_value() {
     esac
     [ "$2" -gt 0 ] || { echo "$me: $1: must be at least 1" >&2; exit 2; }
 }
+
+me=coord_rss.sh
+duration=600
+agents=10
+rate=1000
+every=2
+keep=""
+here=$(cd "$(dirname "$0")" && pwd)
+build="$here/../build"
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 while [ $# -gt 0 ]; do
     case "$1" in
     --duration) need_value "$@"; duration="$2"; shift 2 ;;
@@ -72,19 +74,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$build/bin/stampede-target" --listen 127.0.0.1:0 >"$out/target.out" 2>"$out/target.err" &
-target_pid=$!
-addr=""
-for _ in $(seq 1 100); do
-    addr=$(sed -n 's/^listening on //p' "$out/target.out" | head -1)
-    [ -n "$addr" ] && break
-    sleep 0.05
-done
-if [ -z "$addr" ]; then
-    echo "$me: stampede-target did not start (see $out/target.err)" >&2
-    exit 1
-fi
-url="http://$addr/"
+bench_start_target "$build/bin/stampede-target"
 
 echo "coord_rss: $agents local agents at $rate rps for $duration s against $url, RSS every $every s," \
     "$(nproc) CPUs"
@@ -97,7 +87,9 @@ run_pid=$!
 t0=$EPOCHREALTIME
 # Sampled from the coordinator's own start, so the registration and the start instant are in it.
 while kill -0 "$run_pid" 2>/dev/null; do
-    kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$run_pid/status" 2>/dev/null || true)
+    # VmRSS, and its anonymous part (heap, stacks): the rest is the shared libraries' pages.
+    kb=$(awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } END { if (r) print r "\t" a }' \
+        "/proc/$run_pid/status" 2>/dev/null || true)
     [ -n "$kb" ] && awk -v a="$t0" -v b="$EPOCHREALTIME" -v kb="$kb" \
         'BEGIN { printf "%.3f\t%s\n", b - a, kb }' >>"$samples"
     sleep "$every"
@@ -120,7 +112,7 @@ if [ ! -s "$samples" ]; then
     failed=1
 else
     awk -F'\t' '
-        { t[NR] = $1; v[NR] = $2 }
+        { t[NR] = $1; v[NR] = $2; anon[NR] = $3 }
         END {
             at60 = 1
             for (i = 1; i <= NR; i++) if (t[i] <= 60) at60 = i
@@ -133,7 +125,7 @@ else
             slope = (n > 1 && den != 0) ? (n * stv - st * sv) / den : 0
             printf "RSS start  %8d KB  (t = %6.1f s)\n", v[1], t[1]
             printf "RSS 1 min  %8d KB  (t = %6.1f s)\n", v[at60], t[at60]
-            printf "RSS end    %8d KB  (t = %6.1f s)\n", v[NR], t[NR]
+            printf "RSS end    %8d KB  (t = %6.1f s; anonymous %d KB, the rest files)\n", v[NR], t[NR], anon[NR]
             printf "RSS max    %8d KB\n", max(v)
             printf "slope      %8.3f KB/s from t = %.1f s (%d samples, least squares)\n", slope, t[from], n
         }
