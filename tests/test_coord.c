@@ -107,6 +107,13 @@ static void fx_open(fx *f)
     assert_int_equal(st_coord_new(&f->c, &f->cfg), 0);
 }
 
+static fx *fx_opened(const char *plan_json, int expected_agents)
+{
+    fx *f = fx_new(plan_json, expected_agents);
+    fx_open(f);
+    return f;
+}
+
 static void fx_free(fx *f)
 {
     st_coord_free(f->c);
@@ -229,6 +236,31 @@ static void sim_fini(sim *a)
     st_arena_fini(&a->arena);
 }
 
+/* n agents, instances 1 .. n, one thread each. */
+static void sims_init(sim *ag, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_init(&ag[i], (uint64_t)i + 1, 1);
+    }
+}
+
+/* An open fixture expecting n agents, and the agents as sims_init makes them. */
+static fx *fx_with_agents(const char *plan_json, sim *ag, size_t n)
+{
+    fx *f = fx_opened(plan_json, (int)n);
+    sims_init(ag, n);
+    return f;
+}
+
+/* Ends a test: its n agents, then the fixture. */
+static void fx_end(fx *f, sim *ag, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_fini(&ag[i]);
+    }
+    fx_free(f);
+}
+
 /* The crafted fields follow the session after each exchange through it. */
 static void sim_sync(sim *a)
 {
@@ -314,6 +346,30 @@ static uint32_t sim_register(fx *f, sim *a)
     assert_true(a->id >= 1);
     assert_int_equal(st_session_agent_id(a->s), a->id);
     return a->id;
+}
+
+/* Asserts that a reply is a refusal, and frees it; whether it tells the agent to register again. */
+static bool take_refusal(Stampede__Envelope *e)
+{
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
+    bool reregister = e->refused->reregister;
+    stampede__envelope__free_unpacked(e, NULL);
+    return reregister;
+}
+
+/* Registers with the right token and must be refused; whether it is told to register again. */
+static bool refused_register(fx *f, sim *a)
+{
+    return take_refusal(sim_register_token(f, a, TOKEN));
+}
+
+/* A new agent (this instance) registering now is refused. */
+static void assert_newcomer_refused(fx *f, uint64_t instance)
+{
+    sim late;
+    sim_init(&late, instance, 1);
+    refused_register(f, &late);
+    sim_fini(&late);
 }
 
 static void copy_assignment(sim *a, const Stampede__Assignment *asg)
@@ -414,6 +470,16 @@ static Stampede__Envelope *sim_exchange(fx *f, sim *a, Stampede__SecondRecord **
     up.sent_agent_ns = f->now + 1234;
     up.last_seq = a->state == STAMPEDE__AGENT_STATE__AGENT_DONE ? a->last_seq : 0;
     return send_env(f, &env);
+}
+
+/* sim_exchange in this run; the sequence number its reply acknowledges. */
+static uint64_t exchange_acked(fx *f, sim *a, Stampede__SecondRecord **recs, size_t n)
+{
+    Stampede__Envelope *e = sim_exchange(f, a, recs, n, NULL);
+    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REPLY);
+    uint64_t acked = e->reply->acked_seq;
+    stampede__envelope__free_unpacked(e, NULL);
+    return acked;
 }
 
 /* An ordinary update: the session's (every pending record), the reply applied. An agent whose
@@ -578,6 +644,14 @@ static void make_second(st_stats *s, uint32_t second, uint64_t seed, int n)
     s->c.inflight = 3;
 }
 
+/* out = a + b (out initialised here). */
+static void stats_sum(st_stats *out, const st_stats *a, const st_stats *b)
+{
+    assert_int_equal(st_stats_init(out), 0);
+    st_stats_merge(out, a);
+    st_stats_merge(out, b);
+}
+
 /* The agents' residues cover 0 .. period-1 exactly once, each agent holding weight[i] of them. */
 static void assert_residues_cover(sim *const *agents, size_t n, const uint32_t *weight)
 {
@@ -673,10 +747,8 @@ static void test_coord_new_refuses_bad_config(void **state)
 static void test_coord_register_wrong_token_refused(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     const char *bad[] = {"secret-tokeN", "secret-toke", "secret-token!", "", NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         Stampede__Envelope *e = sim_register_token(f, &a, bad[i]);
@@ -695,15 +767,13 @@ static void test_coord_register_wrong_token_refused(void **state)
     /* The right token then gets agent 1. */
     assert_int_equal(sim_register(f, &a), 1);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 static void test_coord_register_idempotent(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 3);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 3);
     sim a, b;
     sim_init(&a, 0xabcdef, 2);
     sim_init(&b, 0x123456, 2);
@@ -726,18 +796,14 @@ static void test_coord_register_idempotent(void **state)
 static void test_coord_register_after_start_refused(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 1);
     sim a, late;
     sim_init(&a, 1, 1);
     sim_init(&late, 2, 1);
     sim_register(f, &a);
     st_coord_tick(f->c);
     /* Preparing: too late already. */
-    Stampede__Envelope *e = sim_register_token(f, &late, TOKEN);
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    assert_false(e->refused->reregister);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_false(refused_register(f, &late));
     /* The registered agent re-sending its registration keeps its id. */
     assert_int_equal(sim_register(f, &a), 1);
     fx_round(f, &a, 1);
@@ -745,9 +811,7 @@ static void test_coord_register_after_start_refused(void **state)
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
     /* Running, late joiners not accepted. */
-    e = sim_register_token(f, &late, TOKEN);
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    stampede__envelope__free_unpacked(e, NULL);
+    refused_register(f, &late);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
     assert_int_equal(sim_register(f, &a), 1);
     sim_fini(&a);
@@ -758,8 +822,7 @@ static void test_coord_register_after_start_refused(void **state)
 static void test_coord_clock_ping_answered(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 1);
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__ClockPing ping = STAMPEDE__CLOCK_PING__INIT;
     env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
@@ -781,8 +844,7 @@ static void test_coord_clock_ping_answered(void **state)
 static void test_coord_no_start_before_all_ready(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 2);
     sim a, b;
     sim_init(&a, 1, 1);
     sim_init(&b, 2, 1);
@@ -852,8 +914,7 @@ static void test_coord_prepare_deadline_fails(void **state)
     f->cfg.prepare_timeout_ns = 4 * ST_NS_PER_S;
     fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    sims_init(ag, 2);
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     st_coord_tick(f->c);
@@ -875,9 +936,7 @@ static void test_coord_prepare_deadline_fails(void **state)
         assert_int_equal(ag[i].n_starts, 0);
         assert_true(ag[i].done);
     }
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_register_deadline_fails_as_registration(void **state)
@@ -887,8 +946,7 @@ static void test_coord_register_deadline_fails_as_registration(void **state)
     f->cfg.register_timeout_ns = 5 * ST_NS_PER_S;
     fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    sims_init(ag, 2);
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     fx_advance(f, ag, 2, START_NS + 5 * ST_NS_PER_S - 1, 400 * ST_NS_PER_MS);
@@ -903,25 +961,15 @@ static void test_coord_register_deadline_fails_as_registration(void **state)
     assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_REGISTRATION);
     assert_non_null(strstr(st_coord_failure(f->c), "2 of 3 agents"));
     /* Nobody may join a failed run. */
-    sim late;
-    sim_init(&late, 3, 1);
-    Stampede__Envelope *e = sim_register_token(f, &late, TOKEN);
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    stampede__envelope__free_unpacked(e, NULL);
-    sim_fini(&late);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    assert_newcomer_refused(f, 3);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_agent_failing_to_prepare_fails_run(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     st_coord_tick(f->c);
@@ -935,19 +983,14 @@ static void test_coord_agent_failing_to_prepare_fails_run(void **state)
     assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_RUNTIME);
     sim_update(f, &ag[0]);
     assert_int_equal(ag[0].n_starts, 0);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_silent_before_start_fails_run(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     st_coord_tick(f->c);
@@ -958,9 +1001,7 @@ static void test_coord_silent_before_start_fails_run(void **state)
     fx_advance(f, ag, 2, f->now + 250 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
     assert_non_null(strstr(st_coord_failure(f->c), "silent"));
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 /* ---- the split ----------------------------------------------------------------------------- */
@@ -968,8 +1009,7 @@ static void test_coord_silent_before_start_fails_run(void **state)
 static void test_coord_split_residues_follow_weights(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 5);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 5);
     /* Capacities 2, 1, 3, 1 threads; a capacity out of range (0, 5000) counts as 1. */
     const uint32_t threads[] = {2, 1, 3, 0, 5000};
     const uint32_t weight[] = {2, 1, 3, 1, 1};
@@ -987,10 +1027,7 @@ static void test_coord_split_residues_follow_weights(void **state)
         assert_int_equal(ag[i].n_stages, 1);
         assert_true(ag[i].stages[0].duration_s == 20 && ag[i].stages[0].to_rps == 10);
     }
-    for (int i = 0; i < 5; i++) {
-        sim_fini(&ag[i]);
-    }
-    fx_free(f);
+    fx_end(f, ag, 5);
 
     /* With plan_threads, every agent runs (and weighs) that many threads. */
     f = fx_new(PLAN_10RPS, 3);
@@ -1012,8 +1049,7 @@ static void test_coord_split_residues_follow_weights(void **state)
 static void test_coord_split_five_rps_over_eight_agents(void **state)
 {
     (void)state;
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 5, \"duration\": 10}", 8);
-    fx_open(f);
+    fx *f = fx_opened("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 5, \"duration\": 10}", 8);
     sim ag[8];
     sim *p[8];
     const uint32_t one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -1050,10 +1086,7 @@ static void test_coord_split_five_rps_over_eight_agents(void **state)
     }
     assert_true(sum > 5 - 1e-9 && sum < 5 + 1e-9);
     cJSON_Delete(s);
-    for (int i = 0; i < 8; i++) {
-        sim_fini(&ag[i]);
-    }
-    fx_free(f);
+    fx_end(f, ag, 8);
 }
 
 /* ---- losses and joiners -------------------------------------------------------------------- */
@@ -1061,8 +1094,7 @@ static void test_coord_split_five_rps_over_eight_agents(void **state)
 static void test_coord_replan_after_loss(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 3);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 3);
     sim ag[3];
     sim_init(&ag[0], 1, 1);
     sim_init(&ag[1], 2, 2);
@@ -1123,10 +1155,7 @@ static void test_coord_replan_after_loss(void **state)
     assert_true(share > 10 - 1e-9 && share < 10 + 1e-9);
     assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(agent_json(s, ag[0].id), "lost")));
     cJSON_Delete(s);
-    for (int i = 0; i < 3; i++) {
-        sim_fini(&ag[i]);
-    }
-    fx_free(f);
+    fx_end(f, ag, 3);
 }
 
 static void test_coord_replan_lead_follows_heartbeat(void **state)
@@ -1136,8 +1165,7 @@ static void test_coord_replan_lead_follows_heartbeat(void **state)
     f->cfg.run_heartbeat_ms = 200;
     fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    sims_init(ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 200 * ST_NS_PER_MS);
     ag[1].silent = true;
@@ -1151,9 +1179,7 @@ static void test_coord_replan_lead_follows_heartbeat(void **state)
     assert_int_equal(ag[0].from_q, want);
     assert_int_equal(ag[0].n_residues, 1);
     assert_int_equal(ag[0].period, 1);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_exited_agent_lost_at_once(void **state)
@@ -1161,11 +1187,8 @@ static void test_coord_exited_agent_lost_at_once(void **state)
     (void)state;
     char host[256] = "";
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     ag[0].host = "elsewhere";
     ag[0].pid = 4242;
     ag[1].host = host;
@@ -1190,19 +1213,14 @@ static void test_coord_exited_agent_lost_at_once(void **state)
     assert_int_equal(ag[0].n_assignments, 1);
     assert_int_equal(ag[0].n_residues, 1);
     assert_int_equal(ag[0].period, 1);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_failed_agent_while_running_is_lost(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
     sim_fail(&ag[1], "out of file descriptors");
@@ -1220,26 +1238,21 @@ static void test_coord_failed_agent_while_running_is_lost(void **state)
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(failed, "state")),
                         "failed");
     cJSON_Delete(s);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_every_agent_lost_ends_run(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     uint64_t t0 = fx_start_run(f, &a, 1);
     fx_advance(f, &a, 1, t0 + ST_NS_PER_S, 250 * ST_NS_PER_MS);
     a.silent = true;
     fx_advance(f, &a, 1, f->now + f->cfg.silence_ns + ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_agents_alive(f->c), 0);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 
@@ -1270,11 +1283,8 @@ static const char *str_of(const cJSON *o, const char *key)
 static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats s[4];
     for (uint32_t k = 0; k < 3; k++) {
@@ -1339,9 +1349,7 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     for (int i = 0; i < 3; i++) {
         st_stats_fini(&s[i]);
     }
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 /* The coordinator's own pause (no tick for 4 s) is not its agents' silence: none is lost, the
@@ -1350,11 +1358,8 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
 static void test_coord_own_stall_blames_no_agent(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     /* Paused: 4 s with no tick and no request taken; the agents measured seconds 2 .. 5. */
@@ -1379,9 +1384,7 @@ static void test_coord_own_stall_blames_no_agent(void **state)
     for (uint32_t k = 2; k < 6; k++) {
         assert_true(f->got[k]);
         st_stats want;
-        assert_int_equal(st_stats_init(&want), 0);
-        st_stats_merge(&want, &s[0][k - 2]);
-        st_stats_merge(&want, &s[1][k - 2]);
+        stats_sum(&want, &s[0][k - 2], &s[1][k - 2]);
         assert_int_equal(f->secs[k].c.sent, want.c.sent);
         assert_int_equal(f->secs[k].c.ok, want.c.ok);
         st_stats_fini(&want);
@@ -1397,9 +1400,7 @@ static void test_coord_own_stall_blames_no_agent(void **state)
             st_stats_fini(&s[i][k]);
         }
     }
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_late_joiner_gets_share(void **state)
@@ -1445,9 +1446,7 @@ static void test_coord_late_joiner_gets_share(void **state)
     /* A re-sent registration does not add it twice. */
     assert_int_equal(sim_register(f, &ag[1]), 2);
     assert_int_equal(st_coord_agents_alive(f->c), 2);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 /* ---- merging ------------------------------------------------------------------------------- */
@@ -1455,11 +1454,8 @@ static void test_coord_late_joiner_gets_share(void **state)
 static void test_coord_records_merged_exactly(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats in[2][3], want[3], total;
     assert_int_equal(st_stats_init(&total), 0);
@@ -1490,18 +1486,14 @@ static void test_coord_records_merged_exactly(void **state)
         st_stats_fini(&want[k]);
     }
     st_stats_fini(&total);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_duplicate_record_counted_once(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     uint64_t t0 = fx_start_run(f, &a, 1);
     f->now = t0 + 1100 * ST_NS_PER_MS;
     st_stats s0, s1;
@@ -1512,20 +1504,14 @@ static void test_coord_duplicate_record_counted_once(void **state)
     sim_update(f, &a);
     assert_int_equal(a.acked, 1);
     /* The reply was lost: the agent sends record 1 again, then 1 and 2 together. */
-    Stampede__Envelope *e = sim_exchange(f, &a, &first, 1, NULL);
-    assert_int_equal(e->reply->acked_seq, 1);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(exchange_acked(f, &a, &first, 1), 1);
     f->now = t0 + 2100 * ST_NS_PER_MS;
     sim_push(&a, &s1);
     Stampede__SecondRecord *both[2] = {first, a.pending[0]};
-    e = sim_exchange(f, &a, both, 2, NULL);
-    assert_int_equal(e->reply->acked_seq, 2);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(exchange_acked(f, &a, both, 2), 2);
 
     st_stats want;
-    assert_int_equal(st_stats_init(&want), 0);
-    st_stats_merge(&want, &s0);
-    st_stats_merge(&want, &s1);
+    stats_sum(&want, &s0, &s1);
     assert_stats_equal(st_coord_total(f->c), &want);
     cJSON *s = st_coord_summary(f->c);
     assert_true(num(s, "duplicate_records") == 2);
@@ -1541,17 +1527,14 @@ static void test_coord_duplicate_record_counted_once(void **state)
     st_stats_fini(&want);
     st_stats_fini(&s0);
     st_stats_fini(&s1);
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 static void test_coord_record_gap_not_acknowledged(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     uint64_t t0 = fx_start_run(f, &a, 1);
     f->now = t0 + 3100 * ST_NS_PER_MS;
     st_stats s[3];
@@ -1561,21 +1544,15 @@ static void test_coord_record_gap_not_acknowledged(void **state)
     }
     Stampede__SecondRecord *r1 = a.pending[0], *r2 = a.pending[1], *r3 = a.pending[2];
     /* 2 before 1: nothing taken. */
-    Stampede__Envelope *e = sim_exchange(f, &a, &r2, 1, NULL);
-    assert_int_equal(e->reply->acked_seq, 0);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(exchange_acked(f, &a, &r2, 1), 0);
     assert_int_equal(st_counts_done(&st_coord_total(f->c)->c), 0);
     /* 1 then 3: 1 taken, 3 waits for 2. */
     Stampede__SecondRecord *gap[2] = {r1, r3};
-    e = sim_exchange(f, &a, gap, 2, NULL);
-    assert_int_equal(e->reply->acked_seq, 1);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(exchange_acked(f, &a, gap, 2), 1);
     assert_stats_equal(st_coord_total(f->c), &s[0]);
     /* 2 and 3: all taken, acked follows. */
     Stampede__SecondRecord *rest[2] = {r2, r3};
-    e = sim_exchange(f, &a, rest, 2, NULL);
-    assert_int_equal(e->reply->acked_seq, 3);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_int_equal(exchange_acked(f, &a, rest, 2), 3);
     st_stats want;
     assert_int_equal(st_stats_init(&want), 0);
     for (int k = 0; k < 3; k++) {
@@ -1589,17 +1566,14 @@ static void test_coord_record_gap_not_acknowledged(void **state)
     for (int k = 0; k < 3; k++) {
         st_stats_fini(&s[k]);
     }
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 static void test_coord_malformed_record_dropped(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     uint64_t t0 = fx_start_run(f, &a, 1);
     f->now = t0 + 3100 * ST_NS_PER_MS;
     st_stats s[3];
@@ -1629,17 +1603,14 @@ static void test_coord_malformed_record_dropped(void **state)
     for (int k = 0; k < 3; k++) {
         st_stats_fini(&s[k]);
     }
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 static void test_coord_record_far_beyond_the_run_dropped(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     uint64_t t0 = fx_start_run(f, &a, 1);
     f->now = t0 + 1100 * ST_NS_PER_MS;
     st_stats s0, far;
@@ -1657,8 +1628,7 @@ static void test_coord_record_far_beyond_the_run_dropped(void **state)
     cJSON_Delete(j);
     st_stats_fini(&s0);
     st_stats_fini(&far);
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 /* ---- finishing seconds --------------------------------------------------------------------- */
@@ -1666,11 +1636,8 @@ static void test_coord_record_far_beyond_the_run_dropped(void **state)
 static void test_coord_second_final_when_all_reported(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats s[2];
     make_second(&s[0], 0, 5, 10);
@@ -1687,9 +1654,7 @@ static void test_coord_second_final_when_all_reported(void **state)
     assert_int_equal(f->n_handed, 1);
     assert_true(f->got[0]);
     st_stats want;
-    assert_int_equal(st_stats_init(&want), 0);
-    st_stats_merge(&want, &s[0]);
-    st_stats_merge(&want, &s[1]);
+    stats_sum(&want, &s[0], &s[1]);
     assert_stats_equal(&f->secs[0], &want);
     /* Nothing else is final before its end. */
     st_coord_tick(f->c);
@@ -1697,19 +1662,14 @@ static void test_coord_second_final_when_all_reported(void **state)
     st_stats_fini(&want);
     st_stats_fini(&s[0]);
     st_stats_fini(&s[1]);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_second_final_after_grace(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats a0, b0;
     make_second(&a0, 0, 7, 25);
@@ -1733,9 +1693,7 @@ static void test_coord_second_final_after_grace(void **state)
     st_coord_tick(f->c);
     assert_stats_equal(&f->secs[0], &a0);
     st_stats want;
-    assert_int_equal(st_stats_init(&want), 0);
-    st_stats_merge(&want, &a0);
-    st_stats_merge(&want, &b0);
+    stats_sum(&want, &a0, &b0);
     assert_stats_equal(st_coord_total(f->c), &want);
     cJSON *j = st_coord_summary(f->c);
     assert_true(num(j, "late_records") == 1);
@@ -1746,9 +1704,7 @@ static void test_coord_second_final_after_grace(void **state)
     st_stats_fini(&want);
     st_stats_fini(&a0);
     st_stats_fini(&b0);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 /* A record whose second cannot be stored for want of memory still counts in the total, and is
@@ -1756,10 +1712,8 @@ static void test_coord_second_final_after_grace(void **state)
 static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim ag[1];
-    sim_init(&ag[0], 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, ag, 1);
     uint64_t t0 = fx_start_run(f, ag, 1);
     st_stats a0;
     make_second(&a0, 0, 7, 25);
@@ -1785,8 +1739,7 @@ static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
     assert_non_null(j);
     cJSON_Delete(j);
     st_stats_fini(&a0);
-    sim_fini(&ag[0]);
-    fx_free(f);
+    fx_end(f, ag, 1);
 }
 
 /* ---- the end ------------------------------------------------------------------------------- */
@@ -1794,8 +1747,7 @@ static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
 static void test_coord_done_after_every_last_record(void **state)
 {
     (void)state;
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
-    fx_open(f);
+    fx *f = fx_opened("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
     sim ag[2];
     sim_init(&ag[0], 1, 2);
     sim_init(&ag[1], 2, 1);
@@ -1891,9 +1843,7 @@ static void test_coord_done_after_every_last_record(void **state)
         st_stats_fini(&s[i][0]);
         st_stats_fini(&s[i][1]);
     }
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_missing_last_records_end_by_deadline(void **state)
@@ -1903,8 +1853,7 @@ static void test_coord_missing_last_records_end_by_deadline(void **state)
     f->cfg.end_timeout_ns = 3 * ST_NS_PER_S;
     fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    sims_init(ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
@@ -1919,9 +1868,7 @@ static void test_coord_missing_last_records_end_by_deadline(void **state)
     fx_advance(f, ag, 2, deadline, 1);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 /* ---- stop and rate changes ----------------------------------------------------------------- */
@@ -1930,11 +1877,8 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
 {
     (void)state;
     for (int preparing = 0; preparing < 2; preparing++) {
-        fx *f = fx_new(PLAN_10RPS, 2);
-        fx_open(f);
         sim ag[2];
-        sim_init(&ag[0], 1, 1);
-        sim_init(&ag[1], 2, 1);
+        fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
         sim_register(f, &ag[0]);
         if (preparing) {
             sim_register(f, &ag[1]);
@@ -1955,9 +1899,7 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
         st_coord_stop(f->c);
         assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_STOPPED);
         assert_int_equal(f->n_handed, 0);
-        sim_fini(&ag[0]);
-        sim_fini(&ag[1]);
-        fx_free(f);
+        fx_end(f, ag, 2);
     }
 }
 
@@ -1968,8 +1910,7 @@ static void test_coord_stop_during_run(void **state)
     f->cfg.accept_late_joiners = true;
     fx_open(f);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    sims_init(ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 3 * ST_NS_PER_S + 500 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_false(ag[0].stopped);
@@ -1985,33 +1926,24 @@ static void test_coord_stop_during_run(void **state)
     assert_true(st_coord_target_requests(f->c) > 35 - 1e-6 &&
                 st_coord_target_requests(f->c) < 35 + 1e-6);
     /* A stopped run takes no late joiner either. */
-    sim late;
-    sim_init(&late, 9, 1);
-    Stampede__Envelope *e = sim_register_token(f, &late, TOKEN);
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    stampede__envelope__free_unpacked(e, NULL);
-    sim_fini(&late);
+    assert_newcomer_refused(f, 9);
     sim_finish(&ag[0]);
     sim_finish(&ag[1]);
     f->now += 10 * ST_NS_PER_MS;
     fx_round(f, ag, 2);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 }
 
 static void test_coord_change_rate_replans(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 2);
     /* Not running yet. */
     assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
     sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 1);
+    sims_init(ag, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     uint32_t epoch0 = ag[0].epoch;
     fx_advance(f, ag, 2, t0 + 4 * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
@@ -2057,19 +1989,15 @@ static void test_coord_change_rate_replans(void **state)
     /* Too close to the end. */
     fx_advance(f, ag, 2, t0 + 19 * ST_NS_PER_S + 300 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
-    sim_fini(&ag[0]);
-    sim_fini(&ag[1]);
-    fx_free(f);
+    fx_end(f, ag, 2);
 
     /* A closed-loop run has no rate to change. */
-    f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 0, \"duration\": 20}", 1);
-    fx_open(f);
-    sim_init(&ag[0], 1, 1);
+    f = fx_opened("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 0, \"duration\": 20}", 1);
+    sims_init(ag, 1);
     t0 = fx_start_run(f, ag, 1);
     f->now = t0 + ST_NS_PER_S;
     assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
-    sim_fini(&ag[0]);
-    fx_free(f);
+    fx_end(f, ag, 1);
 }
 
 static void test_coord_change_rate_during_start_lead(void **state)
@@ -2079,7 +2007,7 @@ static void test_coord_change_rate_during_start_lead(void **state)
     f->cfg.start_lead_ns = 3 * ST_NS_PER_S; /* longer than the re-plan lead */
     fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    sims_init(&a, 1);
     uint64_t t0 = fx_start_run(f, &a, 1);
     assert_true(f->now < t0);
     uint32_t epoch0 = a.epoch;
@@ -2094,8 +2022,7 @@ static void test_coord_change_rate_during_start_lead(void **state)
     assert_true(a.stages[0].from_rps == 40 && a.stages[0].duration_s == 20);
     assert_true(st_coord_target_requests(f->c) > 800 - 1e-6 &&
                 st_coord_target_requests(f->c) < 800 + 1e-6);
-    sim_fini(&a);
-    fx_free(f);
+    fx_end(f, &a, 1);
 }
 
 /* ---- bad input ----------------------------------------------------------------------------- */
@@ -2112,8 +2039,7 @@ static void expect_eproto(fx *f, const uint8_t *bytes, size_t len, uint64_t malf
 static void test_coord_malformed_bytes_counted(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
+    fx *f = fx_opened(PLAN_10RPS, 1);
     const uint8_t garbage[] = {0x0f, 0xff, 0x12, 0x40};
     expect_eproto(f, garbage, sizeof(garbage), 1);
     expect_eproto(f, (const uint8_t *)"", 0, 2);
@@ -2153,10 +2079,8 @@ static void test_coord_malformed_bytes_counted(void **state)
 static void test_coord_update_refusals(void **state)
 {
     (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
-    fx_open(f);
     sim a;
-    sim_init(&a, 1, 1);
+    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
     sim_register(f, &a);
     st_coord_tick(f->c);
     /* Another run: refused, counted, and not acted on (no Prepare, state unchanged). */
@@ -2166,9 +2090,7 @@ static void test_coord_update_refusals(void **state)
     assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
     assert_non_null(strstr(e->refused->reason, "run"));
     stampede__envelope__free_unpacked(e, NULL);
-    e = sim_exchange(f, &a, NULL, 0, "");
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    stampede__envelope__free_unpacked(e, NULL);
+    take_refusal(sim_exchange(f, &a, NULL, 0, ""));
     assert_int_equal(st_coord_malformed(f->c), 2);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
@@ -2176,22 +2098,15 @@ static void test_coord_update_refusals(void **state)
     /* An unknown agent id, or a known id with another instance: register again. */
     sim ghost = a;
     ghost.id = 7;
-    e = sim_exchange(f, &ghost, NULL, 0, NULL);
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    assert_true(e->refused->reregister);
-    stampede__envelope__free_unpacked(e, NULL);
+    assert_true(take_refusal(sim_exchange(f, &ghost, NULL, 0, NULL)));
     ghost.id = 0;
     e = sim_exchange(f, &ghost, NULL, 0, NULL);
     assert_true(e->refused->reregister);
     stampede__envelope__free_unpacked(e, NULL);
     ghost = a;
     ghost.instance = 999;
-    e = sim_exchange(f, &ghost, NULL, 0, NULL);
-    assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
-    assert_true(e->refused->reregister);
-    stampede__envelope__free_unpacked(e, NULL);
-    sim_fini(&a);
-    fx_free(f);
+    assert_true(take_refusal(sim_exchange(f, &ghost, NULL, 0, NULL)));
+    fx_end(f, &a, 1);
 }
 
 int main(void)
