@@ -124,8 +124,27 @@ static void pong(fx *f, int64_t offset_ns, uint64_t up_ns, uint64_t down_ns)
     stampede__envelope__free_unpacked(req, NULL);
 }
 
-/* Takes the Register and accepts it as agent `id`. */
-static void accept_register(fx *f, uint32_t id)
+/* Takes the next request (of this kind, with this timeout) and refuses it, telling the agent to
+ * register again or not, under run_id (NULL: the run's own); what st_session_reply returned. */
+static int refuse(fx *f, st_session_kind kind, int timeout_ms, const char *run_id,
+                  const char *reason, bool reregister)
+{
+    Stampede__Envelope *req = take_request(f, kind, timeout_ms);
+    stampede__envelope__free_unpacked(req, NULL);
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__Refused no = STAMPEDE__REFUSED__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
+    env.refused = &no;
+    env.run_id = (char *)run_id;
+    no.reason = (char *)reason;
+    no.reregister = reregister;
+    st_session_cmds cmds;
+    return give(f, &env, &cmds);
+}
+
+/* Takes the Register and answers it: agent `id`, under run_id (NULL: the run's own); what
+ * st_session_reply returned. */
+static int reply_register(fx *f, uint32_t id, const char *run_id)
 {
     Stampede__Envelope *req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
     assert_int_equal(req->body_case, STAMPEDE__ENVELOPE__BODY_REGISTER);
@@ -134,9 +153,16 @@ static void accept_register(fx *f, uint32_t id)
     Stampede__RegisterReply rr = STAMPEDE__REGISTER_REPLY__INIT;
     env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER_REPLY;
     env.register_reply = &rr;
+    env.run_id = (char *)run_id;
     rr.agent_id = id;
     st_session_cmds cmds;
-    assert_int_equal(give(f, &env, &cmds), 0);
+    return give(f, &env, &cmds);
+}
+
+/* Takes the Register and accepts it as agent `id`. */
+static void accept_register(fx *f, uint32_t id)
+{
+    assert_int_equal(reply_register(f, id, NULL), 0);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_REGISTERED);
 }
 
@@ -195,6 +221,18 @@ static void assert_seqs(const Stampede__AgentUpdate *u, uint64_t first, size_t n
         assert_int_equal(u->records[i]->second, (uint32_t)(first + i - 1));
         assert_int_equal(st_wire_record_check(u->records[i]), 0);
     }
+}
+
+/* The next update carries the n records from seq first on; it is answered acknowledging acked. */
+static void update_acked(fx *f, uint64_t first, size_t n, uint64_t acked)
+{
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+    assert_seqs(update_of(req), first, n);
+    Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
+    rep.acked_seq = acked;
+    st_session_cmds cmds;
+    assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
+    stampede__envelope__free_unpacked(req, NULL);
 }
 
 /* ---- creation ------------------------------------------------------------------------------ */
@@ -300,16 +338,9 @@ static void test_session_register_refused(void **state)
 {
     (void)state;
     fx *f = fx_new(0);
-    Stampede__Envelope *req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
-    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
-    Stampede__Refused no = STAMPEDE__REFUSED__INIT;
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
-    env.refused = &no;
-    env.run_id = "";
-    no.reason = "wrong token";
-    st_session_cmds cmds;
-    assert_int_equal(give(f, &env, &cmds), ST_EAUTH);
+    assert_int_equal(
+        refuse(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS, "", "wrong token", false),
+        ST_EAUTH);
     assert_string_equal(st_session_refusal(f->s), "wrong token");
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_ENDED);
     uint8_t *buf = NULL;
@@ -321,41 +352,19 @@ static void test_session_register_refused(void **state)
 
     /* A registration reply without a run id is no registration: the Register goes again. */
     f = fx_new(0);
-    req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
-    Stampede__RegisterReply rr = STAMPEDE__REGISTER_REPLY__INIT;
-    env = (Stampede__Envelope)STAMPEDE__ENVELOPE__INIT;
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER_REPLY;
-    env.register_reply = &rr;
-    env.run_id = "";
-    assert_int_equal(give(f, &env, &cmds), 0);
+    assert_int_equal(reply_register(f, 0, ""), 0);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_REGISTERING);
     /* Nor a refusal without a reason unexplained. */
-    req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
-    env = (Stampede__Envelope)STAMPEDE__ENVELOPE__INIT;
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
-    no.reason = "";
-    env.refused = &no;
-    env.run_id = "";
-    assert_int_equal(give(f, &env, &cmds), ST_EAUTH);
+    assert_int_equal(refuse(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS, "", "", false),
+                     ST_EAUTH);
     assert_string_equal(st_session_refusal(f->s), "no reason given");
     fx_free(f);
 }
 
-/* The coordinator's "register again" refusal to an update. */
-static int refuse_reregister(fx *f, const char *reason)
+/* The coordinator's refusal of an update, telling the agent to register again or not. */
+static int refuse_update(fx *f, const char *reason, bool reregister)
 {
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
-    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
-    Stampede__Refused no = STAMPEDE__REFUSED__INIT;
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
-    env.refused = &no;
-    no.reason = (char *)reason;
-    no.reregister = true;
-    st_session_cmds cmds;
-    return give(f, &env, &cmds);
+    return refuse(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS, NULL, reason, reregister);
 }
 
 static void test_session_register_again(void **state)
@@ -366,7 +375,7 @@ static void test_session_register_again(void **state)
     /* "Register again": the session starts over as a new registration, its records (of an
      * agent the coordinator does not know) gone, and registers again. */
     for (int i = 0; i < ST_PROTO_REREGISTER_MAX; i++) {
-        assert_int_equal(refuse_reregister(f, "unknown agent"), ST_ENOTFOUND);
+        assert_int_equal(refuse_update(f, "unknown agent", true), ST_ENOTFOUND);
         assert_string_equal(st_session_refusal(f->s), "unknown agent");
         assert_int_equal(st_session_get_phase(f->s), ST_SESSION_REGISTERING);
         assert_int_equal(st_session_state(f->s), STAMPEDE__AGENT_STATE__AGENT_IDLE);
@@ -382,7 +391,7 @@ static void test_session_register_again(void **state)
         push_second(f, 5, 1);
     }
     /* Bounded: the next "register again" ends the session. */
-    assert_int_equal(refuse_reregister(f, "unknown agent"), ST_ENOTFOUND);
+    assert_int_equal(refuse_update(f, "unknown agent", true), ST_ENOTFOUND);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_ENDED);
     uint8_t *buf;
     size_t len;
@@ -391,16 +400,7 @@ static void test_session_register_again(void **state)
     /* A plain refusal of an update ends it at once, as ST_EAUTH. */
     fx_free(f);
     f = fx_registered();
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
-    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
-    Stampede__Refused no = STAMPEDE__REFUSED__INIT;
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
-    env.refused = &no;
-    no.reregister = false;
-    no.reason = "agent 3 was lost";
-    st_session_cmds cmds;
-    assert_int_equal(give(f, &env, &cmds), ST_EAUTH);
+    assert_int_equal(refuse_update(f, "agent 3 was lost", false), ST_EAUTH);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_ENDED);
     fx_free(f);
 }
@@ -524,29 +524,15 @@ static void test_session_unacked_records_resent_after_lost_reply(void **state)
     f->now += ST_PROTO_EXCHANGE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
     push_second(f, 2, 3);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    assert_seqs(update_of(req), 1, 3);
     /* Acknowledged up to 2: only 3 is left. */
-    Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
-    rep.acked_seq = 2;
-    st_session_cmds cmds;
-    assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
-    stampede__envelope__free_unpacked(req, NULL);
+    update_acked(f, 1, 3, 2);
     assert_int_equal(st_session_acked(f->s), 2);
     assert_int_equal(st_session_unacked(f->s), 1);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    assert_seqs(update_of(req), 3, 1);
     /* A late duplicate reply acknowledging less changes nothing. */
-    rep.acked_seq = 1;
-    assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
-    stampede__envelope__free_unpacked(req, NULL);
+    update_acked(f, 3, 1, 1);
     assert_int_equal(st_session_acked(f->s), 2);
     assert_int_equal(st_session_unacked(f->s), 1);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    assert_seqs(update_of(req), 3, 1);
-    rep.acked_seq = 3;
-    assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
-    stampede__envelope__free_unpacked(req, NULL);
+    update_acked(f, 3, 1, 3);
     assert_int_equal(st_session_unacked(f->s), 0);
     req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_int_equal(update_of(req)->n_records, 0);
@@ -562,14 +548,8 @@ static void test_session_update_carries_at_most_the_bound(void **state)
     for (uint64_t k = 0; k < n; k++) {
         push_second(f, (uint32_t)k, k + 1);
     }
+    update_acked(f, 1, ST_PROTO_RECORDS_PER_UPDATE, ST_PROTO_RECORDS_PER_UPDATE);
     Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    assert_seqs(update_of(req), 1, ST_PROTO_RECORDS_PER_UPDATE);
-    Stampede__CoordReply rep = STAMPEDE__COORD_REPLY__INIT;
-    rep.acked_seq = ST_PROTO_RECORDS_PER_UPDATE;
-    st_session_cmds cmds;
-    assert_int_equal(answer(f, req, &rep, true, &cmds), 0);
-    stampede__envelope__free_unpacked(req, NULL);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
     assert_seqs(update_of(req), ST_PROTO_RECORDS_PER_UPDATE + 1, 5);
     stampede__envelope__free_unpacked(req, NULL);
     fx_free(f);
