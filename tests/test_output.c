@@ -7,7 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
+#include "curl_group.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -115,8 +116,5 @@ int main(void)
         cmocka_unit_test(test_output_sqs_messages_spooled_nowhere_are_lost),
     };
     st_log_init("test_output", ST_LOG_ERROR);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }

@@ -12,7 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
+#include "curl_group.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -255,32 +256,32 @@ static int create_table(void)
     return -1;
 }
 
+static int group_teardown(void **state)
+{
+    st_aws_client_free(emu.client);
+    emu.client = NULL;
+    stop_emulator();
+    return curl_group_teardown(state);
+}
+
 static int group_setup(void **state)
 {
-    (void)state;
+    if (curl_group_setup(state) != 0) {
+        return -1;
+    }
     /* Static credentials through the variables the chain reads first; dynalite checks the
      * Authorization header's form, not the signature. */
     setenv("AWS_ACCESS_KEY_ID", "AKIDSTAMPEDETEST", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "stampede-test-secret", 1);
     unsetenv("AWS_SESSION_TOKEN");
     if (start_emulator() != 0) {
+        curl_group_teardown(state);
         return -1;
     }
     if (new_client(emu.endpoint, &emu.client) != 0 || create_table() != 0) {
-        st_aws_client_free(emu.client);
-        emu.client = NULL;
-        stop_emulator();
+        group_teardown(state);
         return -1;
     }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    st_aws_client_free(emu.client);
-    emu.client = NULL;
-    stop_emulator();
     return 0;
 }
 
@@ -711,8 +712,5 @@ int main(void)
         cmocka_unit_test(test_store_missing_table_fails),
         cmocka_unit_test(test_store_emulator_stopped_fails),
     };
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    curl_global_cleanup();
-    return failed;
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
