@@ -38,6 +38,8 @@
 /* The plan every test uses unless it says otherwise: 10 rps for 20 s. */
 #define PLAN_10RPS "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 20}"
 
+typedef struct sim sim;
+
 typedef struct fx {
     uint64_t now;
     st_clock clock;
@@ -51,6 +53,9 @@ typedef struct fx {
     double sec_target[MAX_SECS];
     int n_handed;
     uint32_t order[256];
+    /* The agents the fixture holds (fx_sims), ended with it. */
+    sim *ag;
+    size_t n_ag;
 } fx;
 
 static void on_second(void *ctx, const st_coord_second *sec)
@@ -114,8 +119,12 @@ static fx *fx_opened(const char *plan_json, int expected_agents)
     return f;
 }
 
+static void sims_fini(sim *ag, size_t n);
+
 static void fx_free(fx *f)
 {
+    sims_fini(f->ag, f->n_ag);
+    free(f->ag);
     st_coord_free(f->c);
     for (int i = 0; i < MAX_SECS; i++) {
         if (f->got[i]) {
@@ -168,7 +177,7 @@ static Stampede__Envelope *send_env(fx *f, Stampede__Envelope *env)
  * the coordinator told it. Tests that need traffic no correct agent sends (another run, a wrong
  * epoch, duplicates, gaps) craft it with sim_exchange from the fields below, which otherwise
  * follow the session. */
-typedef struct sim {
+struct sim {
     uint32_t id;
     uint64_t instance;
     uint32_t threads;
@@ -208,7 +217,7 @@ typedef struct sim {
     Stampede__SecondRecord *pending[MAX_PEND];
     size_t n_pending;
     uint64_t next_seq;
-} sim;
+};
 
 /* The agents' clocks run this far ahead of the coordinator's: offsets are measured, not assumed. */
 #define AGENT_AHEAD_NS 1234
@@ -244,20 +253,54 @@ static void sims_init(sim *ag, size_t n)
     }
 }
 
-/* An open fixture expecting n agents, and the agents as sims_init makes them. */
-static fx *fx_with_agents(const char *plan_json, sim *ag, size_t n)
+/* n agents held by the fixture (ended with it), as sims_init makes them. */
+static sim *fx_sims(fx *f, size_t n)
 {
-    fx *f = fx_opened(plan_json, (int)n);
-    sims_init(ag, n);
+    assert_null(f->ag);
+    f->ag = calloc(n, sizeof(*f->ag));
+    assert_non_null(f->ag);
+    sims_init(f->ag, n);
+    f->n_ag = n;
+    return f->ag;
+}
+
+/* A fixture held in the test's cmocka state: fx_teardown, the test's teardown, ends it and its
+ * agents however the test ends. */
+static fx *fx_in(void **state, const char *plan_json, int expected_agents)
+{
+    fx *f = fx_new(plan_json, expected_agents);
+    *state = f;
     return f;
+}
+
+static int fx_teardown(void **state)
+{
+    if (*state) {
+        fx_free(*state);
+    }
+    return 0;
+}
+
+/* An open fixture in the test's state expecting n agents, and the n agents (f->ag). */
+static fx *fx_with_agents(void **state, const char *plan_json, size_t n)
+{
+    fx *f = fx_in(state, plan_json, (int)n);
+    fx_open(f);
+    fx_sims(f, n);
+    return f;
+}
+
+static void sims_fini(sim *ag, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_fini(&ag[i]);
+    }
 }
 
 /* Ends a test: its n agents, then the fixture. */
 static void fx_end(fx *f, sim *ag, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        sim_fini(&ag[i]);
-    }
+    sims_fini(ag, n);
     fx_free(f);
 }
 
@@ -746,12 +789,11 @@ static void test_coord_new_refuses_bad_config(void **state)
 
 static void test_coord_register_wrong_token_refused(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
     const char *bad[] = {"secret-tokeN", "secret-toke", "secret-token!", "", NULL};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        Stampede__Envelope *e = sim_register_token(f, &a, bad[i]);
+        Stampede__Envelope *e = sim_register_token(f, a, bad[i]);
         assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
         assert_non_null(strstr(e->refused->reason, "token"));
         assert_false(e->refused->reregister);
@@ -765,9 +807,8 @@ static void test_coord_register_wrong_token_refused(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents")), 0);
     cJSON_Delete(s);
     /* The right token then gets agent 1. */
-    assert_int_equal(sim_register(f, &a), 1);
+    assert_int_equal(sim_register(f, a), 1);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
-    fx_end(f, &a, 1);
 }
 
 static void test_coord_register_idempotent(void **state)
@@ -909,12 +950,10 @@ static void test_coord_no_start_before_all_ready(void **state)
 
 static void test_coord_prepare_deadline_fails(void **state)
 {
-    (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
+    fx *f = fx_in(state, PLAN_10RPS, 2);
     f->cfg.prepare_timeout_ns = 4 * ST_NS_PER_S;
     fx_open(f);
-    sim ag[2];
-    sims_init(ag, 2);
+    sim *ag = fx_sims(f, 2);
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     st_coord_tick(f->c);
@@ -936,7 +975,6 @@ static void test_coord_prepare_deadline_fails(void **state)
         assert_int_equal(ag[i].n_starts, 0);
         assert_true(ag[i].done);
     }
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_register_deadline_fails_as_registration(void **state)
@@ -967,9 +1005,8 @@ static void test_coord_register_deadline_fails_as_registration(void **state)
 
 static void test_coord_agent_failing_to_prepare_fails_run(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     st_coord_tick(f->c);
@@ -983,14 +1020,12 @@ static void test_coord_agent_failing_to_prepare_fails_run(void **state)
     assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_RUNTIME);
     sim_update(f, &ag[0]);
     assert_int_equal(ag[0].n_starts, 0);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_silent_before_start_fails_run(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     st_coord_tick(f->c);
@@ -1001,7 +1036,6 @@ static void test_coord_silent_before_start_fails_run(void **state)
     fx_advance(f, ag, 2, f->now + 250 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_FAILED);
     assert_non_null(strstr(st_coord_failure(f->c), "silent"));
-    fx_end(f, ag, 2);
 }
 
 /* ---- the split ----------------------------------------------------------------------------- */
@@ -1160,12 +1194,10 @@ static void test_coord_replan_after_loss(void **state)
 
 static void test_coord_replan_lead_follows_heartbeat(void **state)
 {
-    (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
+    fx *f = fx_in(state, PLAN_10RPS, 2);
     f->cfg.run_heartbeat_ms = 200;
     fx_open(f);
-    sim ag[2];
-    sims_init(ag, 2);
+    sim *ag = fx_sims(f, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 200 * ST_NS_PER_MS);
     ag[1].silent = true;
@@ -1179,16 +1211,14 @@ static void test_coord_replan_lead_follows_heartbeat(void **state)
     assert_int_equal(ag[0].from_q, want);
     assert_int_equal(ag[0].n_residues, 1);
     assert_int_equal(ag[0].period, 1);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_exited_agent_lost_at_once(void **state)
 {
-    (void)state;
     char host[256] = "";
     assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     ag[0].host = "elsewhere";
     ag[0].pid = 4242;
     ag[1].host = host;
@@ -1213,14 +1243,12 @@ static void test_coord_exited_agent_lost_at_once(void **state)
     assert_int_equal(ag[0].n_assignments, 1);
     assert_int_equal(ag[0].n_residues, 1);
     assert_int_equal(ag[0].period, 1);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_failed_agent_while_running_is_lost(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
     sim_fail(&ag[1], "out of file descriptors");
@@ -1238,21 +1266,18 @@ static void test_coord_failed_agent_while_running_is_lost(void **state)
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(failed, "state")),
                         "failed");
     cJSON_Delete(s);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_every_agent_lost_ends_run(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
-    uint64_t t0 = fx_start_run(f, &a, 1);
-    fx_advance(f, &a, 1, t0 + ST_NS_PER_S, 250 * ST_NS_PER_MS);
-    a.silent = true;
-    fx_advance(f, &a, 1, f->now + f->cfg.silence_ns + ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
+    uint64_t t0 = fx_start_run(f, a, 1);
+    fx_advance(f, a, 1, t0 + ST_NS_PER_S, 250 * ST_NS_PER_MS);
+    a->silent = true;
+    fx_advance(f, a, 1, f->now + f->cfg.silence_ns + ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_agents_alive(f->c), 0);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
-    fx_end(f, &a, 1);
 }
 
 
@@ -1282,9 +1307,8 @@ static const char *str_of(const cJSON *o, const char *key)
  * count (and what became of requests it sent then), sends after its share moved do not. */
 static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats s[4];
     for (uint32_t k = 0; k < 3; k++) {
@@ -1349,7 +1373,6 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     for (int i = 0; i < 3; i++) {
         st_stats_fini(&s[i]);
     }
-    fx_end(f, ag, 2);
 }
 
 /* The coordinator's own pause (no tick for 4 s) is not its agents' silence: none is lost, the
@@ -1357,9 +1380,8 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
  * meanwhile is lost with its reason, the seconds from its stop on incomplete. */
 static void test_coord_own_stall_blames_no_agent(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     /* Paused: 4 s with no tick and no request taken; the agents measured seconds 2 .. 5. */
@@ -1400,7 +1422,6 @@ static void test_coord_own_stall_blames_no_agent(void **state)
             st_stats_fini(&s[i][k]);
         }
     }
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_late_joiner_gets_share(void **state)
@@ -1453,9 +1474,8 @@ static void test_coord_late_joiner_gets_share(void **state)
 
 static void test_coord_records_merged_exactly(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats in[2][3], want[3], total;
     assert_int_equal(st_stats_init(&total), 0);
@@ -1486,29 +1506,27 @@ static void test_coord_records_merged_exactly(void **state)
         st_stats_fini(&want[k]);
     }
     st_stats_fini(&total);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_duplicate_record_counted_once(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
-    uint64_t t0 = fx_start_run(f, &a, 1);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
+    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 1100 * ST_NS_PER_MS;
     st_stats s0, s1;
     make_second(&s0, 0, 11, 100);
     make_second(&s1, 1, 12, 60);
-    sim_push(&a, &s0);
-    Stampede__SecondRecord *first = a.pending[0];
-    sim_update(f, &a);
-    assert_int_equal(a.acked, 1);
+    sim_push(a, &s0);
+    Stampede__SecondRecord *first = a->pending[0];
+    sim_update(f, a);
+    assert_int_equal(a->acked, 1);
     /* The reply was lost: the agent sends record 1 again, then 1 and 2 together. */
-    assert_int_equal(exchange_acked(f, &a, &first, 1), 1);
+    assert_int_equal(exchange_acked(f, a, &first, 1), 1);
     f->now = t0 + 2100 * ST_NS_PER_MS;
-    sim_push(&a, &s1);
-    Stampede__SecondRecord *both[2] = {first, a.pending[0]};
-    assert_int_equal(exchange_acked(f, &a, both, 2), 2);
+    sim_push(a, &s1);
+    Stampede__SecondRecord *both[2] = {first, a->pending[0]};
+    assert_int_equal(exchange_acked(f, a, both, 2), 2);
 
     st_stats want;
     stats_sum(&want, &s0, &s1);
@@ -1527,32 +1545,30 @@ static void test_coord_duplicate_record_counted_once(void **state)
     st_stats_fini(&want);
     st_stats_fini(&s0);
     st_stats_fini(&s1);
-    fx_end(f, &a, 1);
 }
 
 static void test_coord_record_gap_not_acknowledged(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
-    uint64_t t0 = fx_start_run(f, &a, 1);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
+    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 3100 * ST_NS_PER_MS;
     st_stats s[3];
     for (uint32_t k = 0; k < 3; k++) {
         make_second(&s[k], k, 20 + k, 50);
-        sim_push(&a, &s[k]);
+        sim_push(a, &s[k]);
     }
-    Stampede__SecondRecord *r1 = a.pending[0], *r2 = a.pending[1], *r3 = a.pending[2];
+    Stampede__SecondRecord *r1 = a->pending[0], *r2 = a->pending[1], *r3 = a->pending[2];
     /* 2 before 1: nothing taken. */
-    assert_int_equal(exchange_acked(f, &a, &r2, 1), 0);
+    assert_int_equal(exchange_acked(f, a, &r2, 1), 0);
     assert_int_equal(st_counts_done(&st_coord_total(f->c)->c), 0);
     /* 1 then 3: 1 taken, 3 waits for 2. */
     Stampede__SecondRecord *gap[2] = {r1, r3};
-    assert_int_equal(exchange_acked(f, &a, gap, 2), 1);
+    assert_int_equal(exchange_acked(f, a, gap, 2), 1);
     assert_stats_equal(st_coord_total(f->c), &s[0]);
     /* 2 and 3: all taken, acked follows. */
     Stampede__SecondRecord *rest[2] = {r2, r3};
-    assert_int_equal(exchange_acked(f, &a, rest, 2), 3);
+    assert_int_equal(exchange_acked(f, a, rest, 2), 3);
     st_stats want;
     assert_int_equal(st_stats_init(&want), 0);
     for (int k = 0; k < 3; k++) {
@@ -1566,21 +1582,19 @@ static void test_coord_record_gap_not_acknowledged(void **state)
     for (int k = 0; k < 3; k++) {
         st_stats_fini(&s[k]);
     }
-    fx_end(f, &a, 1);
 }
 
 static void test_coord_malformed_record_dropped(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
-    uint64_t t0 = fx_start_run(f, &a, 1);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
+    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 3100 * ST_NS_PER_MS;
     st_stats s[3];
     Stampede__SecondRecord *r[3];
     for (uint32_t k = 0; k < 3; k++) {
         make_second(&s[k], k, 40 + k, 80);
-        r[k] = sim_build(&a, &s[k]);
+        r[k] = sim_build(a, &s[k]);
     }
     /* Record 1: histogram indexes not increasing; record 2: more HTTP responses than samples
      * (spoilt before the agent queues them). */
@@ -1589,55 +1603,51 @@ static void test_coord_malformed_record_dropped(void **state)
     h->index_gap[1] = 0;
     r[1]->counts->ok += 5;
     for (int k = 0; k < 3; k++) {
-        sim_queue(&a, r[k]);
+        sim_queue(a, r[k]);
     }
-    sim_update(f, &a);
+    sim_update(f, a);
     /* Dropped, yet acknowledged: the agent must not send them forever. */
-    assert_int_equal(a.acked, 3);
+    assert_int_equal(a->acked, 3);
     assert_int_equal(st_coord_malformed(f->c), 2);
     assert_stats_equal(st_coord_total(f->c), &s[2]);
     cJSON *j = st_coord_summary(f->c);
     assert_true(num(j, "malformed_messages") == 2);
-    assert_true(num(agent_json(j, a.id), "requests") == (double)st_counts_done(&s[2].c));
+    assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s[2].c));
     cJSON_Delete(j);
     for (int k = 0; k < 3; k++) {
         st_stats_fini(&s[k]);
     }
-    fx_end(f, &a, 1);
 }
 
 static void test_coord_record_far_beyond_the_run_dropped(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
-    uint64_t t0 = fx_start_run(f, &a, 1);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
+    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 1100 * ST_NS_PER_MS;
     st_stats s0, far;
     make_second(&s0, 0, 1, 30);
     make_second(&far, 4000000000u, 2, 30);
-    sim_push(&a, &s0);
-    sim_push(&a, &far);
-    sim_update(f, &a);
-    assert_int_equal(a.acked, 2);
+    sim_push(a, &s0);
+    sim_push(a, &far);
+    sim_update(f, a);
+    assert_int_equal(a->acked, 2);
     /* Counted as malformed, and therefore nowhere else. */
     assert_int_equal(st_coord_malformed(f->c), 1);
     assert_stats_equal(st_coord_total(f->c), &s0);
     cJSON *j = st_coord_summary(f->c);
-    assert_true(num(agent_json(j, a.id), "requests") == (double)st_counts_done(&s0.c));
+    assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s0.c));
     cJSON_Delete(j);
     st_stats_fini(&s0);
     st_stats_fini(&far);
-    fx_end(f, &a, 1);
 }
 
 /* ---- finishing seconds --------------------------------------------------------------------- */
 
 static void test_coord_second_final_when_all_reported(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats s[2];
     make_second(&s[0], 0, 5, 10);
@@ -1662,14 +1672,12 @@ static void test_coord_second_final_when_all_reported(void **state)
     st_stats_fini(&want);
     st_stats_fini(&s[0]);
     st_stats_fini(&s[1]);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_second_final_after_grace(void **state)
 {
-    (void)state;
-    sim ag[2];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats a0, b0;
     make_second(&a0, 0, 7, 25);
@@ -1704,16 +1712,14 @@ static void test_coord_second_final_after_grace(void **state)
     st_stats_fini(&want);
     st_stats_fini(&a0);
     st_stats_fini(&b0);
-    fx_end(f, ag, 2);
 }
 
 /* A record whose second cannot be stored for want of memory still counts in the total, and is
  * counted as what it is: not a late record. */
 static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
 {
-    (void)state;
-    sim ag[1];
-    fx *f = fx_with_agents(PLAN_10RPS, ag, 1);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *ag = f->ag;
     uint64_t t0 = fx_start_run(f, ag, 1);
     st_stats a0;
     make_second(&a0, 0, 7, 25);
@@ -1739,7 +1745,6 @@ static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
     assert_non_null(j);
     cJSON_Delete(j);
     st_stats_fini(&a0);
-    fx_end(f, ag, 1);
 }
 
 /* ---- the end ------------------------------------------------------------------------------- */
@@ -1848,12 +1853,10 @@ static void test_coord_done_after_every_last_record(void **state)
 
 static void test_coord_missing_last_records_end_by_deadline(void **state)
 {
-    (void)state;
-    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
+    fx *f = fx_in(state, "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
     f->cfg.end_timeout_ns = 3 * ST_NS_PER_S;
     fx_open(f);
-    sim ag[2];
-    sims_init(ag, 2);
+    sim *ag = fx_sims(f, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
@@ -1868,7 +1871,6 @@ static void test_coord_missing_last_records_end_by_deadline(void **state)
     fx_advance(f, ag, 2, deadline, 1);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
-    fx_end(f, ag, 2);
 }
 
 /* ---- stop and rate changes ----------------------------------------------------------------- */
@@ -1877,8 +1879,9 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
 {
     (void)state;
     for (int preparing = 0; preparing < 2; preparing++) {
+        fx *f = fx_opened(PLAN_10RPS, 2);
         sim ag[2];
-        fx *f = fx_with_agents(PLAN_10RPS, ag, 2);
+        sims_init(ag, 2);
         sim_register(f, &ag[0]);
         if (preparing) {
             sim_register(f, &ag[1]);
@@ -1905,12 +1908,10 @@ static void test_coord_stop_before_start_fails_with_code_5(void **state)
 
 static void test_coord_stop_during_run(void **state)
 {
-    (void)state;
-    fx *f = fx_new(PLAN_10RPS, 2);
+    fx *f = fx_in(state, PLAN_10RPS, 2);
     f->cfg.accept_late_joiners = true;
     fx_open(f);
-    sim ag[2];
-    sims_init(ag, 2);
+    sim *ag = fx_sims(f, 2);
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 3 * ST_NS_PER_S + 500 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_false(ag[0].stopped);
@@ -1933,7 +1934,6 @@ static void test_coord_stop_during_run(void **state)
     fx_round(f, ag, 2);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_change_rate_replans(void **state)
@@ -2002,27 +2002,24 @@ static void test_coord_change_rate_replans(void **state)
 
 static void test_coord_change_rate_during_start_lead(void **state)
 {
-    (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
+    fx *f = fx_in(state, PLAN_10RPS, 1);
     f->cfg.start_lead_ns = 3 * ST_NS_PER_S; /* longer than the re-plan lead */
     fx_open(f);
-    sim a;
-    sims_init(&a, 1);
-    uint64_t t0 = fx_start_run(f, &a, 1);
+    sim *a = fx_sims(f, 1);
+    uint64_t t0 = fx_start_run(f, a, 1);
     assert_true(f->now < t0);
-    uint32_t epoch0 = a.epoch;
+    uint32_t epoch0 = a->epoch;
     /* Running, the start still ahead: the new rate applies from the start. */
     assert_int_equal(st_coord_change_rate(f->c, 40), 0);
     f->now += 10 * ST_NS_PER_MS;
-    sim_update(f, &a);
-    assert_int_equal(a.n_assignments, 1);
-    assert_true(a.epoch > epoch0);
-    assert_int_equal(a.from_q, 0);
-    assert_int_equal(a.n_stages, 1);
-    assert_true(a.stages[0].from_rps == 40 && a.stages[0].duration_s == 20);
+    sim_update(f, a);
+    assert_int_equal(a->n_assignments, 1);
+    assert_true(a->epoch > epoch0);
+    assert_int_equal(a->from_q, 0);
+    assert_int_equal(a->n_stages, 1);
+    assert_true(a->stages[0].from_rps == 40 && a->stages[0].duration_s == 20);
     assert_true(st_coord_target_requests(f->c) > 800 - 1e-6 &&
                 st_coord_target_requests(f->c) < 800 + 1e-6);
-    fx_end(f, &a, 1);
 }
 
 /* ---- bad input ----------------------------------------------------------------------------- */
@@ -2078,35 +2075,33 @@ static void test_coord_malformed_bytes_counted(void **state)
 
 static void test_coord_update_refusals(void **state)
 {
-    (void)state;
-    sim a;
-    fx *f = fx_with_agents(PLAN_10RPS, &a, 1);
-    sim_register(f, &a);
+    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    sim *a = f->ag;
+    sim_register(f, a);
     st_coord_tick(f->c);
     /* Another run: refused, counted, and not acted on (no Prepare, state unchanged). */
-    a.state = STAMPEDE__AGENT_STATE__AGENT_READY;
-    a.epoch = 1;
-    Stampede__Envelope *e = sim_exchange(f, &a, NULL, 0, "run-other");
+    a->state = STAMPEDE__AGENT_STATE__AGENT_READY;
+    a->epoch = 1;
+    Stampede__Envelope *e = sim_exchange(f, a, NULL, 0, "run-other");
     assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_REFUSED);
     assert_non_null(strstr(e->refused->reason, "run"));
     stampede__envelope__free_unpacked(e, NULL);
-    take_refusal(sim_exchange(f, &a, NULL, 0, ""));
+    take_refusal(sim_exchange(f, a, NULL, 0, ""));
     assert_int_equal(st_coord_malformed(f->c), 2);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
 
     /* An unknown agent id, or a known id with another instance: register again. */
-    sim ghost = a;
+    sim ghost = *a;
     ghost.id = 7;
     assert_true(take_refusal(sim_exchange(f, &ghost, NULL, 0, NULL)));
     ghost.id = 0;
     e = sim_exchange(f, &ghost, NULL, 0, NULL);
     assert_true(e->refused->reregister);
     stampede__envelope__free_unpacked(e, NULL);
-    ghost = a;
+    ghost = *a;
     ghost.instance = 999;
     assert_true(take_refusal(sim_exchange(f, &ghost, NULL, 0, NULL)));
-    fx_end(f, &a, 1);
 }
 
 int main(void)
@@ -2114,41 +2109,41 @@ int main(void)
     st_log_init("test_coord", ST_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coord_new_refuses_bad_config),
-        cmocka_unit_test(test_coord_register_wrong_token_refused),
+        cmocka_unit_test_teardown(test_coord_register_wrong_token_refused, fx_teardown),
         cmocka_unit_test(test_coord_register_idempotent),
         cmocka_unit_test(test_coord_register_after_start_refused),
         cmocka_unit_test(test_coord_clock_ping_answered),
         cmocka_unit_test(test_coord_no_start_before_all_ready),
-        cmocka_unit_test(test_coord_prepare_deadline_fails),
+        cmocka_unit_test_teardown(test_coord_prepare_deadline_fails, fx_teardown),
         cmocka_unit_test(test_coord_register_deadline_fails_as_registration),
-        cmocka_unit_test(test_coord_agent_failing_to_prepare_fails_run),
-        cmocka_unit_test(test_coord_silent_before_start_fails_run),
+        cmocka_unit_test_teardown(test_coord_agent_failing_to_prepare_fails_run, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_silent_before_start_fails_run, fx_teardown),
         cmocka_unit_test(test_coord_split_residues_follow_weights),
         cmocka_unit_test(test_coord_split_five_rps_over_eight_agents),
         cmocka_unit_test(test_coord_replan_after_loss),
-        cmocka_unit_test(test_coord_replan_lead_follows_heartbeat),
-        cmocka_unit_test(test_coord_exited_agent_lost_at_once),
-        cmocka_unit_test(test_coord_failed_agent_while_running_is_lost),
-        cmocka_unit_test(test_coord_every_agent_lost_ends_run),
-        cmocka_unit_test(test_coord_lost_agent_delivers_what_it_sent_while_assigned),
-        cmocka_unit_test(test_coord_own_stall_blames_no_agent),
+        cmocka_unit_test_teardown(test_coord_replan_lead_follows_heartbeat, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_exited_agent_lost_at_once, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_failed_agent_while_running_is_lost, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_every_agent_lost_ends_run, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_lost_agent_delivers_what_it_sent_while_assigned, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_own_stall_blames_no_agent, fx_teardown),
         cmocka_unit_test(test_coord_late_joiner_gets_share),
-        cmocka_unit_test(test_coord_records_merged_exactly),
-        cmocka_unit_test(test_coord_duplicate_record_counted_once),
-        cmocka_unit_test(test_coord_record_gap_not_acknowledged),
-        cmocka_unit_test(test_coord_malformed_record_dropped),
-        cmocka_unit_test(test_coord_record_far_beyond_the_run_dropped),
-        cmocka_unit_test(test_coord_second_final_when_all_reported),
-        cmocka_unit_test(test_coord_second_final_after_grace),
-        cmocka_unit_test(test_coord_out_of_memory_in_the_merge_is_not_late),
+        cmocka_unit_test_teardown(test_coord_records_merged_exactly, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_duplicate_record_counted_once, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_record_gap_not_acknowledged, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_malformed_record_dropped, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_record_far_beyond_the_run_dropped, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_second_final_when_all_reported, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_second_final_after_grace, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_out_of_memory_in_the_merge_is_not_late, fx_teardown),
         cmocka_unit_test(test_coord_done_after_every_last_record),
-        cmocka_unit_test(test_coord_missing_last_records_end_by_deadline),
+        cmocka_unit_test_teardown(test_coord_missing_last_records_end_by_deadline, fx_teardown),
         cmocka_unit_test(test_coord_stop_before_start_fails_with_code_5),
-        cmocka_unit_test(test_coord_stop_during_run),
+        cmocka_unit_test_teardown(test_coord_stop_during_run, fx_teardown),
         cmocka_unit_test(test_coord_change_rate_replans),
-        cmocka_unit_test(test_coord_change_rate_during_start_lead),
+        cmocka_unit_test_teardown(test_coord_change_rate_during_start_lead, fx_teardown),
         cmocka_unit_test(test_coord_malformed_bytes_counted),
-        cmocka_unit_test(test_coord_update_refusals),
+        cmocka_unit_test_teardown(test_coord_update_refusals, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
