@@ -214,19 +214,18 @@ static void *srv_conn_main(void *arg)
             close_after = true;
             break;
         case SRV_DROP_SECOND:
-            if (nth == 1) {
+        case SRV_DROP_AFTER_FIRST: {
+            /* The first request of each connection is answered, or only the server's first;
+             * later ones lose their connection, closed or reset. */
+            bool after_first = s->mode == SRV_DROP_AFTER_FIRST;
+            if ((after_first ? global : nth) == 1) {
                 srv_write(fd, OK_RESPONSE, OK_RESPONSE_LEN);
             } else {
                 close_after = true;
+                reset = after_first;
             }
             break;
-        case SRV_DROP_AFTER_FIRST:
-            if (global == 1) {
-                srv_write(fd, OK_RESPONSE, OK_RESPONSE_LEN);
-            } else {
-                close_after = reset = true;
-            }
-            break;
+        }
         case SRV_SILENT:
             break;
         case SRV_CHUNKED: {
