@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "assert_stats.h"
+#include "json_get.h"
 
 #include "clock.h"
 #include "coord.h"
@@ -741,15 +742,6 @@ static const cJSON *agent_json(const cJSON *summary, uint32_t id)
     return NULL;
 }
 
-static double num(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v)) {
-        fail_msg("\"%s\" is not a number", key);
-    }
-    return v->valuedouble;
-}
-
 /* ---- configuration ------------------------------------------------------------------------- */
 
 static void test_coord_new_refuses_bad_config(void **state)
@@ -1263,8 +1255,7 @@ static void test_coord_failed_agent_while_running_is_lost(void **state)
     cJSON *s = st_coord_summary(f->c);
     const cJSON *failed = agent_json(s, ag[1].id);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(failed, "lost")));
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(failed, "state")),
-                        "failed");
+    assert_string_equal(str(failed, "state"), "failed");
     cJSON_Delete(s);
 }
 
@@ -1294,13 +1285,6 @@ static int incomplete_of(const cJSON *j, uint32_t *out, int max)
         out[n++] = (uint32_t)it->valuedouble;
     }
     return n;
-}
-
-static const char *str_of(const cJSON *o, const char *key)
-{
-    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-    assert_non_null(v);
-    return v;
 }
 
 /* A lost agent that speaks again is answered: the records of seconds its share was still its own
@@ -1347,8 +1331,8 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     cJSON *j = st_coord_summary(f->c);
     const cJSON *o = agent_json(j, ag[1].id);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "lost")));
-    assert_string_equal(str_of(o, "state"), "lost");
-    assert_string_equal(str_of(o, "reason"), "silent");
+    assert_string_equal(str(o, "state"), "lost");
+    assert_string_equal(str(o, "reason"), "silent");
     /* Seconds 0 .. 2 (4 + 1 each), second 3, and the completions of the last one. */
     double want = 3 * 5 + (double)st_counts_done(&s[0].c) + (double)st_counts_done(&s[2].c);
     assert_true(num(o, "requests") == want);
@@ -1360,7 +1344,7 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     fx_advance(f, ag, 2, f->now + ST_NS_PER_S, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
     j = st_coord_summary(f->c);
-    assert_string_equal(str_of(j, "status"), "degraded");
+    assert_string_equal(str(j, "status"), "degraded");
     uint32_t inc[32] = {0};
     int n = incomplete_of(j, inc, 32);
     assert_true(n >= 1);
@@ -1413,8 +1397,8 @@ static void test_coord_own_stall_blames_no_agent(void **state)
     }
     cJSON *j = st_coord_summary(f->c);
     const cJSON *o = agent_json(j, ag[1].id);
-    assert_string_equal(str_of(o, "state"), "lost");
-    assert_non_null(strstr(str_of(o, "reason"), "it stopped its load: no acknowledged exchange"));
+    assert_string_equal(str(o, "state"), "lost");
+    assert_non_null(strstr(str(o, "reason"), "it stopped its load: no acknowledged exchange"));
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(agent_json(j, ag[0].id), "lost")));
     cJSON_Delete(j);
     for (int i = 0; i < 2; i++) {
@@ -1807,8 +1791,7 @@ static void test_coord_done_after_every_last_record(void **state)
     assert_stats_equal(&f->secs[2], &tail);
 
     cJSON *j = st_coord_summary(f->c);
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "run_id")),
-                        RUN_ID);
+    assert_string_equal(str(j, "run_id"), RUN_ID);
     assert_true(num(j, "start_skew_ms") == 1.5);
     assert_true(num(j, "duration_s") == 2);
     const cJSON *agents = cJSON_GetObjectItemCaseSensitive(j, "agents");
@@ -1839,8 +1822,7 @@ static void test_coord_done_after_every_last_record(void **state)
     assert_true(num(j, "duplicate_records") == 0);
     assert_true(num(j, "malformed_messages") == 0);
     /* A clean run: completed, and no second is incomplete. */
-    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "status")),
-                        "completed");
+    assert_string_equal(str(j, "status"), "completed");
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "incomplete_seconds"));
     cJSON_Delete(j);
     st_stats_fini(&tail);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "json_get.h"
+
 #include "clock.h"
 #include "coord.h"
 #include "error.h"
@@ -140,26 +142,12 @@ static void assert_prints_same(const cJSON *got, const cJSON *want)
     free(w);
 }
 
-static double num(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
-}
-
 /* The report's JSON, which must be made (the caller deletes it). */
 static cJSON *report_json(const st_report *r)
 {
     cJSON *j = st_report_json(r);
     assert_non_null(j);
     return j;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-    assert_non_null(v);
-    return v;
 }
 
 static void test_report_json_keeps_the_summary_layout(void **state)
