@@ -124,39 +124,46 @@ static void pong(fx *f, int64_t offset_ns, uint64_t up_ns, uint64_t down_ns)
     stampede__envelope__free_unpacked(req, NULL);
 }
 
-/* Takes the next request (of this kind, with this timeout) and refuses it, telling the agent to
- * register again or not, under run_id (NULL: the run's own); what st_session_reply returned. */
+/* Takes the next request (of this kind, with this timeout, and with this body unless want_body
+ * is 0) and answers it with env under run_id (NULL: the run's own); what st_session_reply
+ * returned. */
+static int answer_next(fx *f, st_session_kind kind, int timeout_ms, int want_body,
+                       Stampede__Envelope *env, const char *run_id)
+{
+    Stampede__Envelope *req = take_request(f, kind, timeout_ms);
+    if (want_body) {
+        assert_int_equal(req->body_case, want_body);
+    }
+    stampede__envelope__free_unpacked(req, NULL);
+    env->run_id = (char *)run_id;
+    st_session_cmds cmds;
+    return give(f, env, &cmds);
+}
+
+/* Refuses the next request (this kind, this timeout), telling the agent to register again or
+ * not. */
 static int refuse(fx *f, st_session_kind kind, int timeout_ms, const char *run_id,
                   const char *reason, bool reregister)
 {
-    Stampede__Envelope *req = take_request(f, kind, timeout_ms);
-    stampede__envelope__free_unpacked(req, NULL);
-    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__Refused no = STAMPEDE__REFUSED__INIT;
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
-    env.refused = &no;
-    env.run_id = (char *)run_id;
     no.reason = (char *)reason;
     no.reregister = reregister;
-    st_session_cmds cmds;
-    return give(f, &env, &cmds);
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_REFUSED;
+    env.refused = &no;
+    return answer_next(f, kind, timeout_ms, 0, &env, run_id);
 }
 
-/* Takes the Register and answers it: agent `id`, under run_id (NULL: the run's own); what
- * st_session_reply returned. */
+/* Answers the Register: agent `id`. */
 static int reply_register(fx *f, uint32_t id, const char *run_id)
 {
-    Stampede__Envelope *req = take_request(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS);
-    assert_int_equal(req->body_case, STAMPEDE__ENVELOPE__BODY_REGISTER);
-    stampede__envelope__free_unpacked(req, NULL);
-    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__RegisterReply rr = STAMPEDE__REGISTER_REPLY__INIT;
+    rr.agent_id = id;
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER_REPLY;
     env.register_reply = &rr;
-    env.run_id = (char *)run_id;
-    rr.agent_id = id;
-    st_session_cmds cmds;
-    return give(f, &env, &cmds);
+    return answer_next(f, ST_SESSION_REGISTER, ST_PROTO_EXCHANGE_TIMEOUT_MS,
+                       STAMPEDE__ENVELOPE__BODY_REGISTER, &env, run_id);
 }
 
 /* Takes the Register and accepts it as agent `id`. */
