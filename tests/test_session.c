@@ -79,6 +79,13 @@ static Stampede__Envelope *take_request(fx *f, st_session_kind want, int want_ti
     return e;
 }
 
+/* Takes the next update and answers nothing: its exchange is lost, or still going. */
+static void drop_update(fx *f)
+{
+    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
+    stampede__envelope__free_unpacked(req, NULL);
+}
+
 static Stampede__AgentUpdate *update_of(Stampede__Envelope *e)
 {
     assert_int_equal(e->body_case, STAMPEDE__ENVELOPE__BODY_UPDATE);
@@ -434,16 +441,13 @@ static void test_session_licence_from_the_send(void **state)
     stampede__envelope__free_unpacked(req, NULL);
     assert_int_equal(st_session_licence_ns(f->s), sent + bound);
     /* A lost exchange, a reply that does not decode, or a pong do not extend it. */
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
+    drop_update(f);
     f->now += ST_PROTO_UPDATE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
+    drop_update(f);
     const uint8_t garbage[] = {0x0f, 0xff, 0x12};
     assert_int_equal(st_session_reply(f->s, garbage, sizeof(garbage), &cmds), ST_EPROTO);
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
+    drop_update(f);
     Stampede__Envelope penv = STAMPEDE__ENVELOPE__INIT;
     Stampede__ClockPong p = STAMPEDE__CLOCK_PONG__INIT;
     penv.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
@@ -636,8 +640,7 @@ static void test_session_heartbeat_pacing(void **state)
     f->now += 5 * ST_NS_PER_MS;
     /* A lost exchange: the next one at once (one lost reply must not eat the silence margin),
      * records kept. */
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
+    drop_update(f);
     f->now += ST_PROTO_UPDATE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
     assert_true(st_session_next_due(f->s) <= f->now);
@@ -661,13 +664,11 @@ static void test_session_silence_bound(void **state)
     /* Registered: nothing decoded for the silence bound. */
     f = fx_registered();
     uint64_t heard = f->now;
-    Stampede__Envelope *req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
+    drop_update(f);
     f->now += ST_PROTO_EXCHANGE_TIMEOUT_MS * ST_NS_PER_MS;
     st_session_lost(f->s);
     /* Bytes that do not decode are not a word from the coordinator. */
-    req = take_request(f, ST_SESSION_UPDATE, ST_PROTO_UPDATE_TIMEOUT_MS);
-    stampede__envelope__free_unpacked(req, NULL);
+    drop_update(f);
     const uint8_t garbage[] = {0x0f, 0xff, 0x12};
     st_session_cmds cmds;
     f->now += ST_NS_PER_MS;
