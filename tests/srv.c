@@ -128,8 +128,8 @@ static const struct {
     {SRV_MALFORMED, "SMTP ready\r\n\r\n", false},
     {SRV_TRUNCATED, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b", true},
     {SRV_TRAILING_JUNK, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK", false},
-    {SRV_CONTINUE,
-     "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false},
+    {SRV_CONTINUE, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+     false},
     {SRV_CAPTURE, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
 };
 
@@ -539,4 +539,3 @@ void run_free(run *r)
     ev_loop_destroy(r->loop);
     free(r);
 }
-

@@ -29,12 +29,13 @@
  * agent/remote.c runs), the bytes go through st_coord_handle, and a fake clock moves time.
  */
 
-#define RUN_ID   "run-test"
-#define TOKEN    "secret-token"
-#define START_NS (1000 * ST_NS_PER_S)
-#define MAX_RES  64
-#define MAX_SECS 64
-#define MAX_PEND 64
+#define RUN_ID     "run-test"
+#define TOKEN      "secret-token"
+#define START_NS   (1000 * ST_NS_PER_S)
+#define MAX_RES    64
+#define MAX_SECS   64
+#define MAX_PEND   64
+#define MAX_AGENTS 8
 
 /* The plan every test uses unless it says otherwise: 10 rps for 20 s. */
 #define PLAN_10RPS "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 20}"
@@ -54,7 +55,8 @@ typedef struct fx {
     double sec_target[MAX_SECS];
     int n_handed;
     uint32_t order[256];
-    /* The agents the fixture holds (fx_sims), ended with it. */
+    /* The agents a fixture in a test's state holds (fx_sim), MAX_AGENTS at most, ended with
+     * it. */
     sim *ag;
     size_t n_ag;
 } fx;
@@ -254,14 +256,22 @@ static void sims_init(sim *ag, size_t n)
     }
 }
 
-/* n agents held by the fixture (ended with it), as sims_init makes them. */
+/* The fixture's next agent, f->ag[f->n_ag] (ended with the fixture): this instance, with this
+ * many threads. */
+static sim *fx_sim(fx *f, uint64_t instance, uint32_t threads)
+{
+    assert_true(f->n_ag < MAX_AGENTS);
+    sim *a = &f->ag[f->n_ag++];
+    sim_init(a, instance, threads);
+    return a;
+}
+
+/* n agents held by the fixture, as sims_init makes them; f->ag. */
 static sim *fx_sims(fx *f, size_t n)
 {
-    assert_null(f->ag);
-    f->ag = calloc(n, sizeof(*f->ag));
-    assert_non_null(f->ag);
-    sims_init(f->ag, n);
-    f->n_ag = n;
+    for (size_t i = 0; i < n; i++) {
+        fx_sim(f, (uint64_t)i + 1, 1);
+    }
     return f->ag;
 }
 
@@ -271,6 +281,8 @@ static fx *fx_in(void **state, const char *plan_json, int expected_agents)
 {
     fx *f = fx_new(plan_json, expected_agents);
     *state = f;
+    f->ag = calloc(MAX_AGENTS, sizeof(*f->ag));
+    assert_non_null(f->ag);
     return f;
 }
 
@@ -282,11 +294,17 @@ static int fx_teardown(void **state)
     return 0;
 }
 
+static fx *fx_open_in(void **state, const char *plan_json, int expected_agents)
+{
+    fx *f = fx_in(state, plan_json, expected_agents);
+    fx_open(f);
+    return f;
+}
+
 /* An open fixture in the test's state expecting n agents, and the n agents (f->ag). */
 static fx *fx_with_agents(void **state, const char *plan_json, size_t n)
 {
-    fx *f = fx_in(state, plan_json, (int)n);
-    fx_open(f);
+    fx *f = fx_open_in(state, plan_json, (int)n);
     fx_sims(f, n);
     return f;
 }
@@ -805,15 +823,12 @@ static void test_coord_register_wrong_token_refused(void **state)
 
 static void test_coord_register_idempotent(void **state)
 {
-    (void)state;
-    fx *f = fx_opened(PLAN_10RPS, 3);
-    sim a, b;
-    sim_init(&a, 0xabcdef, 2);
-    sim_init(&b, 0x123456, 2);
-    assert_int_equal(sim_register(f, &a), 1);
-    assert_int_equal(sim_register(f, &a), 1);
-    assert_int_equal(sim_register(f, &b), 2);
-    assert_int_equal(sim_register(f, &a), 1);
+    fx *f = fx_open_in(state, PLAN_10RPS, 3);
+    sim *a = fx_sim(f, 0xabcdef, 2), *b = fx_sim(f, 0x123456, 2);
+    assert_int_equal(sim_register(f, a), 1);
+    assert_int_equal(sim_register(f, a), 1);
+    assert_int_equal(sim_register(f, b), 2);
+    assert_int_equal(sim_register(f, a), 1);
     assert_int_equal(st_coord_agents_alive(f->c), 2);
     /* Re-sent registrations do not count toward the expected agents. */
     st_coord_tick(f->c);
@@ -821,41 +836,31 @@ static void test_coord_register_idempotent(void **state)
     cJSON *s = st_coord_summary(f->c);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents")), 2);
     cJSON_Delete(s);
-    sim_fini(&a);
-    sim_fini(&b);
-    fx_free(f);
 }
 
 static void test_coord_register_after_start_refused(void **state)
 {
-    (void)state;
-    fx *f = fx_opened(PLAN_10RPS, 1);
-    sim a, late;
-    sim_init(&a, 1, 1);
-    sim_init(&late, 2, 1);
-    sim_register(f, &a);
+    fx *f = fx_open_in(state, PLAN_10RPS, 1);
+    sim *a = fx_sim(f, 1, 1), *late = fx_sim(f, 2, 1);
+    sim_register(f, a);
     st_coord_tick(f->c);
     /* Preparing: too late already. */
-    assert_false(refused_register(f, &late));
+    assert_false(refused_register(f, late));
     /* The registered agent re-sending its registration keeps its id. */
-    assert_int_equal(sim_register(f, &a), 1);
-    fx_round(f, &a, 1);
-    fx_round(f, &a, 1);
+    assert_int_equal(sim_register(f, a), 1);
+    fx_round(f, a, 1);
+    fx_round(f, a, 1);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
     /* Running, late joiners not accepted. */
-    refused_register(f, &late);
+    refused_register(f, late);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
-    assert_int_equal(sim_register(f, &a), 1);
-    sim_fini(&a);
-    sim_fini(&late);
-    fx_free(f);
+    assert_int_equal(sim_register(f, a), 1);
 }
 
 static void test_coord_clock_ping_answered(void **state)
 {
-    (void)state;
-    fx *f = fx_opened(PLAN_10RPS, 1);
+    fx *f = fx_open_in(state, PLAN_10RPS, 1);
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__ClockPing ping = STAMPEDE__CLOCK_PING__INIT;
     env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
@@ -869,75 +874,68 @@ static void test_coord_clock_ping_answered(void **state)
     assert_int_equal(e->clock_pong->recv_coord_ns, START_NS + 42);
     assert_int_equal(e->clock_pong->send_coord_ns, START_NS + 42);
     stampede__envelope__free_unpacked(e, NULL);
-    fx_free(f);
 }
 
 /* ---- the start ----------------------------------------------------------------------------- */
 
 static void test_coord_no_start_before_all_ready(void **state)
 {
-    (void)state;
-    fx *f = fx_opened(PLAN_10RPS, 2);
-    sim a, b;
-    sim_init(&a, 1, 1);
-    sim_init(&b, 2, 1);
-    sim_register(f, &a);
+    fx *f = fx_open_in(state, PLAN_10RPS, 2);
+    sim *a = fx_sim(f, 1, 1), *b = fx_sim(f, 2, 1);
+    sim_register(f, a);
     /* One of two: nobody is prepared yet. */
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
-    sim_update(f, &a);
-    assert_int_equal(a.n_prepares, 0);
-    sim_register(f, &b);
+    sim_update(f, a);
+    assert_int_equal(a->n_prepares, 0);
+    sim_register(f, b);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
 
-    sim_update(f, &a); /* IDLE: a Prepare */
-    assert_int_equal(a.n_prepares, 1);
-    assert_int_equal(a.state, STAMPEDE__AGENT_STATE__AGENT_READY);
-    uint32_t epoch = a.epoch;
+    sim_update(f, a); /* IDLE: a Prepare */
+    assert_int_equal(a->n_prepares, 1);
+    assert_int_equal(a->state, STAMPEDE__AGENT_STATE__AGENT_READY);
+    uint32_t epoch = a->epoch;
     assert_true(epoch >= 1);
     f->now += 100 * ST_NS_PER_MS;
-    sim_update(f, &a); /* READY at the epoch: no Prepare again, and no Start */
-    assert_int_equal(a.n_prepares, 1);
-    assert_int_equal(a.n_starts, 0);
+    sim_update(f, a); /* READY at the epoch: no Prepare again, and no Start */
+    assert_int_equal(a->n_prepares, 1);
+    assert_int_equal(a->n_starts, 0);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
 
     /* b says READY, but at another epoch: it is prepared again, and nothing starts. */
-    b.state = STAMPEDE__AGENT_STATE__AGENT_READY;
-    b.epoch = epoch + 7;
-    Stampede__Envelope *e = sim_exchange(f, &b, NULL, 0, NULL);
+    b->state = STAMPEDE__AGENT_STATE__AGENT_READY;
+    b->epoch = epoch + 7;
+    Stampede__Envelope *e = sim_exchange(f, b, NULL, 0, NULL);
     assert_non_null(e->reply->prepare);
     assert_int_equal(e->reply->prepare->assignment->epoch, epoch);
     assert_null(e->reply->start);
-    sim_observe(&b, e);
+    sim_observe(b, e);
     stampede__envelope__free_unpacked(e, NULL);
-    sim_update(f, &b); /* its session takes the Prepare: now prepared at the epoch, and READY */
-    assert_int_equal(b.epoch, epoch);
+    sim_update(f, b); /* its session takes the Prepare: now prepared at the epoch, and READY */
+    assert_int_equal(b->epoch, epoch);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
     f->now += 100 * ST_NS_PER_MS;
-    sim_update(f, &a);
-    assert_int_equal(a.n_starts, 0);
+    sim_update(f, a);
+    assert_int_equal(a->n_starts, 0);
 
     /* b ready at the epoch: the start instant is set by the next tick, a lead ahead. */
-    sim_update(f, &b);
-    assert_int_equal(b.n_starts, 0);
+    sim_update(f, b);
+    assert_int_equal(b->n_starts, 0);
     f->now += 100 * ST_NS_PER_MS;
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
     uint64_t t0 = f->now + f->cfg.start_lead_ns;
     f->now += 50 * ST_NS_PER_MS;
-    sim_update(f, &a);
-    sim_update(f, &b);
-    assert_int_equal(a.n_starts, 1);
-    assert_int_equal(b.n_starts, 1);
-    assert_int_equal(a.t0, t0);
-    assert_int_equal(b.t0, t0);
-    assert_true(a.started && b.started);
-    sim_fini(&a);
-    sim_fini(&b);
-    fx_free(f);
+    sim_update(f, a);
+    sim_update(f, b);
+    assert_int_equal(a->n_starts, 1);
+    assert_int_equal(b->n_starts, 1);
+    assert_int_equal(a->t0, t0);
+    assert_int_equal(b->t0, t0);
+    assert_true(a->started && b->started);
 }
 
 static void test_coord_prepare_deadline_fails(void **state)
@@ -971,12 +969,10 @@ static void test_coord_prepare_deadline_fails(void **state)
 
 static void test_coord_register_deadline_fails_as_registration(void **state)
 {
-    (void)state;
-    fx *f = fx_new(PLAN_10RPS, 3);
+    fx *f = fx_in(state, PLAN_10RPS, 3);
     f->cfg.register_timeout_ns = 5 * ST_NS_PER_S;
     fx_open(f);
-    sim ag[2];
-    sims_init(ag, 2);
+    sim *ag = fx_sims(f, 2);
     sim_register(f, &ag[0]);
     sim_register(f, &ag[1]);
     fx_advance(f, ag, 2, START_NS + 5 * ST_NS_PER_S - 1, 400 * ST_NS_PER_MS);
@@ -992,7 +988,6 @@ static void test_coord_register_deadline_fails_as_registration(void **state)
     assert_non_null(strstr(st_coord_failure(f->c), "2 of 3 agents"));
     /* Nobody may join a failed run. */
     assert_newcomer_refused(f, 3);
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_agent_failing_to_prepare_fails_run(void **state)
@@ -1074,13 +1069,12 @@ static void test_coord_split_residues_follow_weights(void **state)
 
 static void test_coord_split_five_rps_over_eight_agents(void **state)
 {
-    (void)state;
-    fx *f = fx_opened("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 5, \"duration\": 10}", 8);
-    sim ag[8];
+    fx *f = fx_with_agents(state,
+                           "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 5, \"duration\": 10}", 8);
+    sim *ag = f->ag;
     sim *p[8];
     const uint32_t one[8] = {1, 1, 1, 1, 1, 1, 1, 1};
     for (int i = 0; i < 8; i++) {
-        sim_init(&ag[i], (uint64_t)i + 1, 1);
         p[i] = &ag[i];
     }
     fx_start_run(f, ag, 8);
@@ -1112,19 +1106,17 @@ static void test_coord_split_five_rps_over_eight_agents(void **state)
     }
     assert_true(sum > 5 - 1e-9 && sum < 5 + 1e-9);
     cJSON_Delete(s);
-    fx_end(f, ag, 8);
 }
 
 /* ---- losses and joiners -------------------------------------------------------------------- */
 
 static void test_coord_replan_after_loss(void **state)
 {
-    (void)state;
-    fx *f = fx_opened(PLAN_10RPS, 3);
-    sim ag[3];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 2);
-    sim_init(&ag[2], 3, 1);
+    fx *f = fx_open_in(state, PLAN_10RPS, 3);
+    sim *ag = f->ag;
+    fx_sim(f, 1, 1);
+    fx_sim(f, 2, 2);
+    fx_sim(f, 3, 1);
     uint64_t t0 = fx_start_run(f, ag, 3);
     uint32_t epoch0 = ag[0].epoch;
     fx_advance(f, ag, 3, t0 + 3 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
@@ -1181,7 +1173,6 @@ static void test_coord_replan_after_loss(void **state)
     assert_true(share > 10 - 1e-9 && share < 10 + 1e-9);
     assert_false(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(agent_json(s, ag[0].id), "lost")));
     cJSON_Delete(s);
-    fx_end(f, ag, 3);
 }
 
 static void test_coord_replan_lead_follows_heartbeat(void **state)
@@ -1270,7 +1261,6 @@ static void test_coord_every_agent_lost_ends_run(void **state)
     assert_int_equal(st_coord_agents_alive(f->c), 0);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DONE);
 }
-
 
 /* The numbers of the summary's incomplete_seconds, into out; returns how many. */
 static int incomplete_of(const cJSON *j, uint32_t *out, int max)
@@ -1410,13 +1400,12 @@ static void test_coord_own_stall_blames_no_agent(void **state)
 
 static void test_coord_late_joiner_gets_share(void **state)
 {
-    (void)state;
-    fx *f = fx_new(PLAN_10RPS, 1);
+    fx *f = fx_in(state, PLAN_10RPS, 1);
     f->cfg.accept_late_joiners = true;
     fx_open(f);
-    sim ag[2];
-    sim_init(&ag[0], 1, 1);
-    sim_init(&ag[1], 2, 3);
+    sim *ag = f->ag;
+    fx_sim(f, 1, 1);
+    fx_sim(f, 2, 3);
     uint64_t t0 = fx_start_run(f, ag, 1);
     uint32_t epoch0 = ag[0].epoch;
     fx_advance(f, ag, 1, t0 + 3 * ST_NS_PER_S + 420 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
@@ -1451,7 +1440,6 @@ static void test_coord_late_joiner_gets_share(void **state)
     /* A re-sent registration does not add it twice. */
     assert_int_equal(sim_register(f, &ag[1]), 2);
     assert_int_equal(st_coord_agents_alive(f->c), 2);
-    fx_end(f, ag, 2);
 }
 
 /* ---- merging ------------------------------------------------------------------------------- */
@@ -1735,11 +1723,11 @@ static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
 
 static void test_coord_done_after_every_last_record(void **state)
 {
-    (void)state;
-    fx *f = fx_opened("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
-    sim ag[2];
-    sim_init(&ag[0], 1, 2);
-    sim_init(&ag[1], 2, 1);
+    fx *f =
+        fx_open_in(state, "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 2}", 2);
+    sim *ag = f->ag;
+    fx_sim(f, 1, 2);
+    fx_sim(f, 2, 1);
     uint64_t t0 = fx_start_run(f, ag, 2);
     /* Realised starts 1.5 ms apart. */
     sim_first_send(&ag[0], t0 + 250000);
@@ -1830,7 +1818,6 @@ static void test_coord_done_after_every_last_record(void **state)
         st_stats_fini(&s[i][0]);
         st_stats_fini(&s[i][1]);
     }
-    fx_end(f, ag, 2);
 }
 
 static void test_coord_missing_last_records_end_by_deadline(void **state)
@@ -2017,8 +2004,7 @@ static void expect_eproto(fx *f, const uint8_t *bytes, size_t len, uint64_t malf
 
 static void test_coord_malformed_bytes_counted(void **state)
 {
-    (void)state;
-    fx *f = fx_opened(PLAN_10RPS, 1);
+    fx *f = fx_open_in(state, PLAN_10RPS, 1);
     const uint8_t garbage[] = {0x0f, 0xff, 0x12, 0x40};
     expect_eproto(f, garbage, sizeof(garbage), 1);
     expect_eproto(f, (const uint8_t *)"", 0, 2);
@@ -2052,7 +2038,6 @@ static void test_coord_malformed_bytes_counted(void **state)
     cJSON *j = st_coord_summary(f->c);
     assert_true(num(j, "malformed_messages") == 5);
     cJSON_Delete(j);
-    fx_free(f);
 }
 
 static void test_coord_update_refusals(void **state)
@@ -2092,24 +2077,25 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coord_new_refuses_bad_config),
         cmocka_unit_test_teardown(test_coord_register_wrong_token_refused, fx_teardown),
-        cmocka_unit_test(test_coord_register_idempotent),
-        cmocka_unit_test(test_coord_register_after_start_refused),
-        cmocka_unit_test(test_coord_clock_ping_answered),
-        cmocka_unit_test(test_coord_no_start_before_all_ready),
+        cmocka_unit_test_teardown(test_coord_register_idempotent, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_register_after_start_refused, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_clock_ping_answered, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_no_start_before_all_ready, fx_teardown),
         cmocka_unit_test_teardown(test_coord_prepare_deadline_fails, fx_teardown),
-        cmocka_unit_test(test_coord_register_deadline_fails_as_registration),
+        cmocka_unit_test_teardown(test_coord_register_deadline_fails_as_registration, fx_teardown),
         cmocka_unit_test_teardown(test_coord_agent_failing_to_prepare_fails_run, fx_teardown),
         cmocka_unit_test_teardown(test_coord_silent_before_start_fails_run, fx_teardown),
         cmocka_unit_test(test_coord_split_residues_follow_weights),
-        cmocka_unit_test(test_coord_split_five_rps_over_eight_agents),
-        cmocka_unit_test(test_coord_replan_after_loss),
+        cmocka_unit_test_teardown(test_coord_split_five_rps_over_eight_agents, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_replan_after_loss, fx_teardown),
         cmocka_unit_test_teardown(test_coord_replan_lead_follows_heartbeat, fx_teardown),
         cmocka_unit_test_teardown(test_coord_exited_agent_lost_at_once, fx_teardown),
         cmocka_unit_test_teardown(test_coord_failed_agent_while_running_is_lost, fx_teardown),
         cmocka_unit_test_teardown(test_coord_every_agent_lost_ends_run, fx_teardown),
-        cmocka_unit_test_teardown(test_coord_lost_agent_delivers_what_it_sent_while_assigned, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_lost_agent_delivers_what_it_sent_while_assigned,
+                                  fx_teardown),
         cmocka_unit_test_teardown(test_coord_own_stall_blames_no_agent, fx_teardown),
-        cmocka_unit_test(test_coord_late_joiner_gets_share),
+        cmocka_unit_test_teardown(test_coord_late_joiner_gets_share, fx_teardown),
         cmocka_unit_test_teardown(test_coord_records_merged_exactly, fx_teardown),
         cmocka_unit_test_teardown(test_coord_duplicate_record_counted_once, fx_teardown),
         cmocka_unit_test_teardown(test_coord_record_gap_not_acknowledged, fx_teardown),
@@ -2118,13 +2104,13 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_second_final_when_all_reported, fx_teardown),
         cmocka_unit_test_teardown(test_coord_second_final_after_grace, fx_teardown),
         cmocka_unit_test_teardown(test_coord_out_of_memory_in_the_merge_is_not_late, fx_teardown),
-        cmocka_unit_test(test_coord_done_after_every_last_record),
+        cmocka_unit_test_teardown(test_coord_done_after_every_last_record, fx_teardown),
         cmocka_unit_test_teardown(test_coord_missing_last_records_end_by_deadline, fx_teardown),
         cmocka_unit_test(test_coord_stop_before_start_fails_with_code_5),
         cmocka_unit_test_teardown(test_coord_stop_during_run, fx_teardown),
         cmocka_unit_test(test_coord_change_rate_replans),
         cmocka_unit_test_teardown(test_coord_change_rate_during_start_lead, fx_teardown),
-        cmocka_unit_test(test_coord_malformed_bytes_counted),
+        cmocka_unit_test_teardown(test_coord_malformed_bytes_counted, fx_teardown),
         cmocka_unit_test_teardown(test_coord_update_refusals, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
