@@ -108,6 +108,16 @@ static int give(fx *f, Stampede__Envelope *env, st_session_cmds *cmds)
     return rc;
 }
 
+/* Hands the session a pong with nothing in it (to an update: a reply of the wrong kind). */
+static int give_empty_pong(fx *f, st_session_cmds *cmds)
+{
+    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
+    Stampede__ClockPong p = STAMPEDE__CLOCK_PONG__INIT;
+    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
+    env.clock_pong = &p;
+    return give(f, &env, cmds);
+}
+
 /* Answers a ping as a coordinator whose clock is the agent's minus offset_ns would, after the
  * ping spent up_ns on the way there and down_ns on the way back. */
 static void pong(fx *f, int64_t offset_ns, uint64_t up_ns, uint64_t down_ns)
@@ -448,11 +458,7 @@ static void test_session_licence_from_the_send(void **state)
     const uint8_t garbage[] = {0x0f, 0xff, 0x12};
     assert_int_equal(st_session_reply(f->s, garbage, sizeof(garbage), &cmds), ST_EPROTO);
     drop_update(f);
-    Stampede__Envelope penv = STAMPEDE__ENVELOPE__INIT;
-    Stampede__ClockPong p = STAMPEDE__CLOCK_PONG__INIT;
-    penv.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
-    penv.clock_pong = &p;
-    assert_int_equal(give(f, &penv, &cmds), 0);
+    assert_int_equal(give_empty_pong(f, &cmds), 0);
     assert_int_equal(st_session_licence_ns(f->s), sent + bound);
     /* The licence is below the coordinator's loss bound: the agent stops first. */
     assert_true(ST_PROTO_AGENT_SILENCE_MS < ST_PROTO_COORD_SILENCE_MS);
@@ -739,11 +745,7 @@ static void test_session_bad_replies(void **state)
     /* A reply of the wrong kind (a pong to an update) is heard, and changes nothing else. */
     assert_int_equal(st_session_request(f->s, &buf, &len, &timeout_ms, NULL), 0);
     free(buf);
-    Stampede__Envelope penv = STAMPEDE__ENVELOPE__INIT;
-    Stampede__ClockPong p = STAMPEDE__CLOCK_PONG__INIT;
-    penv.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PONG;
-    penv.clock_pong = &p;
-    assert_int_equal(give(f, &penv, &cmds), 0);
+    assert_int_equal(give_empty_pong(f, &cmds), 0);
     assert_null(cmds.reply);
     assert_int_equal(st_session_expired(f->s), 0);
     assert_int_equal(st_session_get_phase(f->s), ST_SESSION_REGISTERED);
