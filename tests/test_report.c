@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "json_get.h"
+
 #include "clock.h"
 #include "coord.h"
 #include "error.h"
@@ -140,18 +142,12 @@ static void assert_prints_same(const cJSON *got, const cJSON *want)
     free(w);
 }
 
-static double num(const cJSON *o, const char *k)
+/* The report's JSON, which must be made (the caller deletes it). */
+static cJSON *report_json(const st_report *r)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-    assert_non_null(v);
-    return v;
+    cJSON *j = st_report_json(r);
+    assert_non_null(j);
+    return j;
 }
 
 static void test_report_json_keeps_the_summary_layout(void **state)
@@ -167,8 +163,7 @@ static void test_report_json_keeps_the_summary_layout(void **state)
     for (size_t k = 0; k < 3; k++) {
         st_report r;
         sample(&r, statuses[k]);
-        cJSON *got = st_report_json(&r);
-        assert_non_null(got);
+        cJSON *got = report_json(&r);
         char want[4096];
         snprintf(want, sizeof(want), "%s%s%s%s", SAMPLE_HEAD, "\"start_skew_ms\":0.078125,",
                  SAMPLE_AGENTS, tails[k]);
@@ -202,8 +197,7 @@ static void test_report_json_key_order(void **state)
     };
     st_report r;
     sample(&r, ST_REPORT_FAILED);
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     size_t n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, j)
@@ -223,8 +217,7 @@ static void test_report_json_values(void **state)
     (void)state;
     st_report r;
     sample(&r, ST_REPORT_COMPLETED);
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "requests");
     assert_true(num(req, "total") == 9700 + 7 + 5 + 2 + 1 + 4);
     assert_true(num(req, "failed") == 19);
@@ -266,8 +259,7 @@ static void test_report_json_running_and_failed_before_start(void **state)
     (void)state;
     st_report r;
     sample(&r, ST_REPORT_RUNNING);
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "status"));
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
     cJSON_Delete(j);
@@ -275,8 +267,7 @@ static void test_report_json_running_and_failed_before_start(void **state)
 
     sample(&r, ST_REPORT_FAILED);
     r.have_start_skew = false;
-    j = st_report_json(&r);
-    assert_non_null(j);
+    j = report_json(&r);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "start_skew_ms")));
     assert_string_equal(str(j, "status"), "failed");
     assert_string_equal(str(j, "error"), "agent 2 \"b\" cannot run the plan: x");
@@ -530,8 +521,7 @@ static void test_report_json_no_responses_are_null(void **state)
     r.total.c.sent = 50;
     r.total.c.err_timeout = 50;
     r.plan.timeout_ms = 500;
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     static const char *const keys[] = {"min", "mean", "p50", "p90", "p99", "p999", "max"};
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(j, "latency_uncorrected_ms");
@@ -549,8 +539,7 @@ static void test_report_json_no_responses_are_null(void **state)
     st_hist_record_n(r.total.lat_raw, 1900, 950);
     r.total.c.sent = 1000;
     r.total.c.ok = 950;
-    j = st_report_json(&r);
-    assert_non_null(j);
+    j = report_json(&r);
     lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
     tmo = cJSON_GetObjectItemCaseSensitive(j, "latency_with_timeouts_ms");
     assert_true(num(lat, "p99") == 2);
@@ -576,8 +565,7 @@ static void test_report_json_degraded(void **state)
         r.incomplete_seconds[k] = 3 + k;
     }
     r.n_incomplete = 3;
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     char *text = cJSON_PrintUnformatted(j);
     assert_non_null(text);
     assert_non_null(strstr(text, "\"lost\":true,\"state\":\"lost\",\"reason\":\"silent\","));

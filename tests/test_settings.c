@@ -7,6 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "error.h"
 #include "plan.h"
 #include "settings.h"
@@ -114,9 +116,7 @@ static void expect_bad_table(const st_setting *t, size_t n, const char *frag)
 {
     char err[256] = "";
     assert_int_equal(st_settings_check(t, n, err, sizeof(err)), ST_EINVAL);
-    if (!strstr(err, frag)) {
-        fail_msg("message \"%s\" lacks \"%s\"", err, frag);
-    }
+    assert_says(err, frag);
 }
 
 static void test_settings_check_refuses_bad_rows(void **state)

@@ -83,6 +83,13 @@ class AwsResultsTest(harness.ProcTestCase):
         time.sleep(1.0)
         proxy.up()
 
+    def spool_drained_by_sink(self, spool, queue, table):
+        """The spool is empty, and the sink then takes queue into table with exit 0; its stderr."""
+        self.assertEqual(os.listdir(spool), [])
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        return err
+
     def sink(self, queue, table, *extra, env=None, timeout=60):
         return self.run_to_end([harness.binary("stampede-sink"), "--queue-url", queue, "--table",
                                 table, "--endpoint-url", self.ddb_url, "--exit-when-empty",
@@ -144,9 +151,7 @@ class AwsResultsTest(harness.ProcTestCase):
         queue, dlq, table = self.fresh("real")
         p, spool, paths, url = self.real_run(queue)
         self.assertEqual(p.wait(60), 0, p.stderr())
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         run_id, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 800)
         self.assertEqual(targets.target_stats(url)["requests"], 800)
@@ -162,9 +167,7 @@ class AwsResultsTest(harness.ProcTestCase):
         p.wait_output("[    1s]", timeout=30)
         self.outage(proxy, spool)
         self.assertEqual(p.wait(60), 0, p.stderr())
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         _, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 1200)
 
@@ -185,10 +188,7 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(p.wait(60), 0, p.stderr())
         report = json.loads(p.stdout())
         self.assertEqual((report["sent"], report["spooled"]), (13, 0))
-        self.assertEqual(os.listdir(spool), [])
-
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        err = self.spool_drained_by_sink(spool, queue, table)
         self.assertIn("13 message(s) written", err)
         items = self.check_run_items(table, "e2e-run", 12)
         second = [i for i in items if i["sk"]["S"] == "second#000003"][0]
@@ -230,9 +230,7 @@ class AwsResultsTest(harness.ProcTestCase):
         report = json.loads(p.stdout())
         self.assertEqual((report["sent"], report["spooled"], report["lost"]), (31, 0, 0))
         self.assertIn("SQS unreachable", p.stderr())
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         self.check_run_items(table, "down-run", 30)
 
     def test_stampede_forward_replays_a_spool(self):
@@ -254,9 +252,7 @@ class AwsResultsTest(harness.ProcTestCase):
                                          env=aws_env.aws_env())
         self.assertEqual(code, 0, err)
         self.assertIn("sent 26 result message(s)", out)
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         self.check_run_items(table, "replay-run", 25)
 
         code, _, err = self.run_to_end([harness.binary("stampede"), "forward", "--spool",
