@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "error.h"
 #include "log.h"
+#include "tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@ static const st_setting agent_settings[] = {
     {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
      .arg = "TOKEN", .help = "the run's token (or the STAMPEDE_TOKEN environment variable)",
      ST_SETTING_AT(st_agent_opts, token)},
+    {.flag = "tls-fingerprint", .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN | ST_SETTING_REMOTE, .arg = "SHA256",
+     .help = "with a tls+tcp:// coordinator: the SHA-256 fingerprint of its certificate, which "
+             "stampede run prints (or the STAMPEDE_TLS_FINGERPRINT environment variable)",
+     ST_SETTING_AT(st_agent_opts, tls_fingerprint)},
     {.flag = "name", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
      .arg = "NAME", .help = "this agent's name in reports (default HOST-PID)",
      ST_SETTING_AT(st_agent_opts, name)},
@@ -103,6 +109,14 @@ int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, siz
             snprintf(err, err_len, "--token: a distributed run needs the run's token (--token or "
                                    "STAMPEDE_TOKEN)");
             return ST_EINVAL;
+        }
+        const char *pin_src = "--tls-fingerprint";
+        if (!o->tls_fingerprint && (o->tls_fingerprint = getenv("STAMPEDE_TLS_FINGERPRINT"))) {
+            pin_src = "STAMPEDE_TLS_FINGERPRINT";
+        }
+        if ((rc = st_tls_check_pin(o->coordinator, o->tls_fingerprint, pin_src, err,
+                                   err_len))) {
+            return rc;
         }
     }
     return 0;
