@@ -77,8 +77,9 @@ void st_agent_flags_usage(FILE *f)
     fprintf(f,
             "\n"
             "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-            "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-            "coordinator could not be reached or went silent (the load stops within 3 s).\n");
+            "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent (or its\n"
+            "TLS certificate does not match --tls-fingerprint), 7 the coordinator could not be\n"
+            "reached or went silent (the load stops within 3 s).\n");
 }
 
 int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, size_t err_len)

@@ -102,8 +102,8 @@ static void cert_name(X509 *x, char *out, size_t len)
         }
     }
     GENERAL_NAMES_free(names);
-    if (!out[0] && X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out,
-                                             (int)len) < 0) {
+    if (!out[0] &&
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, out, (int)len) < 0) {
         out[0] = 0;
     }
 }
@@ -218,9 +218,9 @@ int st_tls_cert_make(st_tls_cert **out, double valid_s, char *err, size_t err_le
 out:
     if (rc == ST_ESYSTEM) {
         st_errf(err, err_len, rc, "cannot make the run's TLS certificate: %s",
-                ERR_reason_error_string(ERR_peek_last_error()) ? ERR_reason_error_string(
-                                                                     ERR_peek_last_error())
-                                                               : "OpenSSL failed");
+                ERR_reason_error_string(ERR_peek_last_error())
+                    ? ERR_reason_error_string(ERR_peek_last_error())
+                    : "OpenSSL failed");
     }
     st_tls_cert_free(c);
     BN_free(serial);
@@ -230,10 +230,9 @@ out:
     return rc;
 }
 
-/* Reads a whole regular file of at most PEM_MAX_BYTES into a heap buffer (NUL-terminated).
- * A FIFO or a device is refused rather than waited on. */
-static int read_pem_file(const char *flag, const char *path, char **out, size_t *len, char *err,
-                         size_t err_len)
+/* A BIO reading a regular file of at most PEM_MAX_BYTES. A FIFO or a device is refused rather
+ * than waited on (the file is opened without blocking, then checked). */
+static int open_pem_file(const char *flag, const char *path, BIO **out, char *err, size_t err_len)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
@@ -242,38 +241,16 @@ static int read_pem_file(const char *flag, const char *path, char **out, size_t 
                        strerror(e));
     }
     struct stat st;
-    char *buf = NULL;
-    int rc = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)PEM_MAX_BYTES) {
-        rc = st_errf(err, err_len, ST_EINVAL, "%s %s: not a regular file of at most 1 MiB", flag,
-                     path);
-        goto out;
+        close(fd);
+        return st_errf(err, err_len, ST_EINVAL, "%s %s: not a regular file of at most 1 MiB", flag,
+                       path);
     }
-    size_t want = (size_t)st.st_size, n = 0;
-    if (!(buf = malloc(want + 1))) {
-        rc = ST_ENOMEM;
-        goto out;
+    if (!(*out = BIO_new_fd(fd, BIO_CLOSE))) {
+        close(fd);
+        return ST_ENOMEM;
     }
-    while (n < want) {
-        ssize_t got = read(fd, buf + n, want - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got <= 0) {
-            rc = st_errf(err, err_len, ST_EIO, "%s %s: cannot be read: %s", flag, path,
-                         got < 0 ? strerror(errno) : "it shrank while being read");
-            goto out;
-        }
-        n += (size_t)got;
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    buf = NULL;
-out:
-    free(buf);
-    close(fd);
-    return rc;
+    return 0;
 }
 
 /* Never asks for a passphrase on the terminal: an encrypted key is refused. */
@@ -310,27 +287,22 @@ int st_tls_cert_from_pem(st_tls_cert **out, const char *pem, const char *what, c
 int st_tls_cert_load(st_tls_cert **out, const char *cert_file, const char *key_file, char *err,
                      size_t err_len)
 {
-    char *cert_text = NULL, *key_text = NULL;
-    size_t cert_len = 0, key_len = 0;
+    BIO *cert_bio = NULL, *key_bio = NULL;
     X509 *x = NULL;
     EVP_PKEY *k = NULL;
     st_tls_cert *c = NULL;
     int rc;
-    if ((rc = read_pem_file("--tls-cert", cert_file, &cert_text, &cert_len, err, err_len)) ||
-        (rc = read_pem_file("--tls-key", key_file, &key_text, &key_len, err, err_len))) {
+    if ((rc = open_pem_file("--tls-cert", cert_file, &cert_bio, err, err_len)) ||
+        (rc = open_pem_file("--tls-key", key_file, &key_bio, err, err_len))) {
         goto out;
     }
-    if (!(x = x509_of_pem(cert_text, cert_len))) {
-        rc = st_errf(err, err_len, ST_EINVAL, "--tls-cert %s: no PEM certificate in it",
-                     cert_file);
+    if (!(x = PEM_read_bio_X509(cert_bio, NULL, no_passphrase, NULL))) {
+        rc = st_errf(err, err_len, ST_EINVAL, "--tls-cert %s: no PEM certificate in it", cert_file);
         goto out;
     }
-    BIO *b = BIO_new_mem_buf(key_text, (int)key_len);
-    k = b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
-    BIO_free(b);
-    if (!k) {
-        rc = st_errf(err, err_len, ST_EINVAL,
-                     "--tls-key %s: no unencrypted PEM private key in it", key_file);
+    if (!(k = PEM_read_bio_PrivateKey(key_bio, NULL, no_passphrase, NULL))) {
+        rc = st_errf(err, err_len, ST_EINVAL, "--tls-key %s: no unencrypted PEM private key in it",
+                     key_file);
         goto out;
     }
     if (X509_check_private_key(x, k) != 1) {
@@ -369,11 +341,8 @@ out:
     st_tls_cert_free(c);
     EVP_PKEY_free(k);
     X509_free(x);
-    if (key_text) {
-        OPENSSL_cleanse(key_text, key_len);
-    }
-    free(key_text);
-    free(cert_text);
+    BIO_free(key_bio);
+    BIO_free(cert_bio);
     ERR_clear_error();
     return rc;
 }
@@ -478,8 +447,8 @@ static int ms_left(const struct timespec *deadline)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long ms = (deadline->tv_sec - now.tv_sec) * 1000LL +
-                   (deadline->tv_nsec - now.tv_nsec) / 1000000LL;
+    long long ms =
+        (deadline->tv_sec - now.tv_sec) * 1000LL + (deadline->tv_nsec - now.tv_nsec) / 1000000LL;
     return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
 }
 
@@ -525,8 +494,7 @@ static int tcp_connect(int family, const char *host, const char *port,
 }
 
 /* The handshake on fd, without verification; the peer's certificate or NULL (*rc says why). */
-static X509 *handshake(int fd, const struct timespec *deadline, int *rc, char *why,
-                       size_t why_len)
+static X509 *handshake(int fd, const struct timespec *deadline, int *rc, char *why, size_t why_len)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;

@@ -28,7 +28,8 @@
 
 /* A self-signed certificate with CN known.example and subjectAltName DNS:known-san.example. */
 #define KNOWN_FINGERPRINT                                                                          \
-    "39:75:8B:21:BD:71:E0:7C:59:26:33:E3:16:28:8B:D7:C4:1B:00:A1:2D:25:46:5A:CC:3C:7A:96:E5:11:1E:82"
+    "39:75:8B:21:BD:71:E0:7C:59:26:33:E3:16:28:8B:D7:C4:1B:00:A1:2D:25:46:5A:CC:3C:7A:96:E5:11:"   \
+    "1E:82"
 #define KNOWN_HEX "39758b21bd71e07c592633e316288bd7c41b00a12d25465acc3c7a96e5111e82"
 
 static const char KNOWN_CERT[] =
@@ -44,23 +45,21 @@ static const char KNOWN_CERT[] =
     "r4yKiQIhAMzCo4ykiAT4TpFJ4Z38i4o9hixCIDosNP4cMZnxxxR/\n"
     "-----END CERTIFICATE-----\n";
 
-static const char LEAF_CERT[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBIzCBygIUTy63xy+EPekVu5OAdNosJ70gKXMwCgYIKoZIzj0EAwIwEjEQMA4G\n"
-    "A1UEAwwHdGVzdC1jYTAeFw0yNjEyMDIwMDMzNTFaFw0zNjExMjkwMDMzNTFaMBcx\n"
-    "FTATBgNVBAMMDGxlYWYuZXhhbXBsZTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IA\n"
-    "BDUSpZL2gIbJW7WG2K9wsWNTsWXkPVHplZ1cvqCfQ9TjKWyjen8z87O+WLgLYKEY\n"
-    "DiyNnDazK9JPVHPVFo1t1G0wCgYIKoZIzj0EAwIDSAAwRQIhAMl+Xq+1SKCIxD3c\n"
-    "JZzMOwBjY3w+r9yaVR7DBiYZTGrYAiAkfwst8xwBrVX/sRgdEmOrq2liSl3wJFdw\n"
-    "4Yoz9+uwSg==\n"
-    "-----END CERTIFICATE-----\n";
+static const char LEAF_CERT[] = "-----BEGIN CERTIFICATE-----\n"
+                                "MIIBIzCBygIUTy63xy+EPekVu5OAdNosJ70gKXMwCgYIKoZIzj0EAwIwEjEQMA4G\n"
+                                "A1UEAwwHdGVzdC1jYTAeFw0yNjEyMDIwMDMzNTFaFw0zNjExMjkwMDMzNTFaMBcx\n"
+                                "FTATBgNVBAMMDGxlYWYuZXhhbXBsZTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IA\n"
+                                "BDUSpZL2gIbJW7WG2K9wsWNTsWXkPVHplZ1cvqCfQ9TjKWyjen8z87O+WLgLYKEY\n"
+                                "DiyNnDazK9JPVHPVFo1t1G0wCgYIKoZIzj0EAwIDSAAwRQIhAMl+Xq+1SKCIxD3c\n"
+                                "JZzMOwBjY3w+r9yaVR7DBiYZTGrYAiAkfwst8xwBrVX/sRgdEmOrq2liSl3wJFdw\n"
+                                "4Yoz9+uwSg==\n"
+                                "-----END CERTIFICATE-----\n";
 
-static const char LEAF_KEY[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+CB2scWDogGbfIro\n"
-    "0CDhOwgiGj1O0tknXtko6UiM2uehRANCAAQ1EqWS9oCGyVu1htivcLFjU7Fl5D1R\n"
-    "6ZWdXL6gn0PU4ylso3p/M/Ozvli4C2ChGA4sjZw2syvST1Rz1RaNbdRt\n"
-    "-----END PRIVATE KEY-----\n";
+static const char LEAF_KEY[] = "-----BEGIN PRIVATE KEY-----\n"
+                               "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg+CB2scWDogGbfIro\n"
+                               "0CDhOwgiGj1O0tknXtko6UiM2uehRANCAAQ1EqWS9oCGyVu1htivcLFjU7Fl5D1R\n"
+                               "6ZWdXL6gn0PU4ylso3p/M/Ozvli4C2ChGA4sjZw2syvST1Rz1RaNbdRt\n"
+                               "-----END PRIVATE KEY-----\n";
 
 static char tmpdir[64];
 
@@ -132,20 +131,20 @@ static void test_tls_fingerprint_parse_forms(void **state)
 
     static const char *const bad[] = {
         "",
-        KNOWN_HEX "0",                         /* 65 digits */
-        "39758b21bd71e07c592633e316288bd7c41b00a12d25465acc3c7a96e5111e8", /* 63 */
+        KNOWN_HEX "0",                                                      /* 65 digits */
+        "39758b21bd71e07c592633e316288bd7c41b00a12d25465acc3c7a96e5111e8",  /* 63 */
         "g9758b21bd71e07c592633e316288bd7c41b00a12d25465acc3c7a96e5111e82", /* not hex */
         "3975:8B:21:BD:71:E0:7C:59:26:33:E3:16:28:8B:D7:C4:1B:00:A1:2D:25:46:5A:CC:3C:7A:96:E5:11"
-        ":1E:82",                              /* a colon out of place */
-        KNOWN_FINGERPRINT ":",                 /* a trailing colon */
+        ":1E:82",              /* a colon out of place */
+        KNOWN_FINGERPRINT ":", /* a trailing colon */
         " " KNOWN_HEX,
         "md5:" KNOWN_HEX,
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = 0;
-        assert_int_equal(st_tls_fingerprint_parse(bad[i], "--tls-fingerprint", out, err,
-                                                  sizeof(err)),
-                         ST_EINVAL);
+        assert_int_equal(
+            st_tls_fingerprint_parse(bad[i], "--tls-fingerprint", out, err, sizeof(err)),
+            ST_EINVAL);
         assert_non_null(strstr(err, "--tls-fingerprint: not a SHA-256 fingerprint"));
     }
     assert_int_equal(st_tls_fingerprint_parse(NULL, "--x", out, err, sizeof(err)), ST_EINVAL);
@@ -160,12 +159,11 @@ static void test_tls_check_pin_goes_with_tls_only(void **state)
     assert_int_equal(st_tls_check_pin("tls+tcp6://[::1]:1", NULL, "--p", err, sizeof(err)),
                      ST_EINVAL);
     assert_non_null(strstr(err, "needs the fingerprint"));
-    assert_int_equal(st_tls_check_pin("tcp://h:1", KNOWN_HEX, "STAMPEDE_TLS_FINGERPRINT", err,
-                                      sizeof(err)),
-                     ST_EINVAL);
+    assert_int_equal(
+        st_tls_check_pin("tcp://h:1", KNOWN_HEX, "STAMPEDE_TLS_FINGERPRINT", err, sizeof(err)),
+        ST_EINVAL);
     assert_non_null(strstr(err, "STAMPEDE_TLS_FINGERPRINT: goes with a tls+tcp://"));
-    assert_int_equal(st_tls_check_pin("tls+tcp4://h:1", "abc", "--p", err, sizeof(err)),
-                     ST_EINVAL);
+    assert_int_equal(st_tls_check_pin("tls+tcp4://h:1", "abc", "--p", err, sizeof(err)), ST_EINVAL);
     assert_true(st_tls_url_is_tls("tls+tcp://h:1"));
     assert_true(st_tls_url_is_tls("tls+tcp4://h:1"));
     assert_false(st_tls_url_is_tls("tcp://h:1"));
@@ -278,9 +276,8 @@ static void test_tls_fetch_pinned(void **state)
     nng_socket sp = listen_on(NULL, &port_plain);
 
     snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", port);
-    assert_int_equal(st_tls_fetch_pinned(url, st_tls_cert_fingerprint(good), 2000, &got, err,
-                                         sizeof(err)),
-                     0);
+    assert_int_equal(
+        st_tls_fetch_pinned(url, st_tls_cert_fingerprint(good), 2000, &got, err, sizeof(err)), 0);
     assert_string_equal(st_tls_cert_fingerprint(got), st_tls_cert_fingerprint(good));
     assert_string_equal(st_tls_cert_pem(got), st_tls_cert_pem(good));
     assert_null(st_tls_cert_key_pem(got));
@@ -289,9 +286,9 @@ static void test_tls_fetch_pinned(void **state)
     /* A mismatched pin is refused, naming both fingerprints. */
     got = NULL;
     snprintf(url, sizeof(url), "tls+tcp4://127.0.0.1:%d", port_impostor);
-    assert_int_equal(st_tls_fetch_pinned(url, st_tls_cert_fingerprint(good), 2000, &got, err,
-                                         sizeof(err)),
-                     ST_EAUTH);
+    assert_int_equal(
+        st_tls_fetch_pinned(url, st_tls_cert_fingerprint(good), 2000, &got, err, sizeof(err)),
+        ST_EAUTH);
     assert_null(got);
     assert_non_null(strstr(err, st_tls_cert_fingerprint(good)));
     assert_non_null(strstr(err, st_tls_cert_fingerprint(impostor)));
@@ -302,8 +299,7 @@ static void test_tls_fetch_pinned(void **state)
 
     /* Not TLS at the port; nothing at the port; not a TLS URL. */
     snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", port_plain);
-    assert_int_equal(st_tls_fetch_pinned(url, KNOWN_HEX, 2000, &got, err, sizeof(err)),
-                     ST_EPROTO);
+    assert_int_equal(st_tls_fetch_pinned(url, KNOWN_HEX, 2000, &got, err, sizeof(err)), ST_EPROTO);
     assert_non_null(strstr(err, "handshake"));
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -314,14 +310,13 @@ static void test_tls_fetch_pinned(void **state)
     assert_int_equal(st_tls_fetch_pinned(url, KNOWN_HEX, 2000, &got, err, sizeof(err)),
                      ST_ECONNECT);
     close(fd);
-    assert_int_equal(st_tls_fetch_pinned("tcp://127.0.0.1:1", KNOWN_HEX, 100, &got, err,
-                                         sizeof(err)),
-                     ST_EINVAL);
-    assert_int_equal(st_tls_fetch_pinned("tls+tcp://127.0.0.1", KNOWN_HEX, 100, &got, err,
-                                         sizeof(err)),
-                     ST_EINVAL);
-    assert_int_equal(st_tls_fetch_pinned("tls+tcp://:7400", KNOWN_HEX, 100, &got, err,
-                                         sizeof(err)),
+    assert_int_equal(
+        st_tls_fetch_pinned("tcp://127.0.0.1:1", KNOWN_HEX, 100, &got, err, sizeof(err)),
+        ST_EINVAL);
+    assert_int_equal(
+        st_tls_fetch_pinned("tls+tcp://127.0.0.1", KNOWN_HEX, 100, &got, err, sizeof(err)),
+        ST_EINVAL);
+    assert_int_equal(st_tls_fetch_pinned("tls+tcp://:7400", KNOWN_HEX, 100, &got, err, sizeof(err)),
                      ST_EINVAL);
 
     nng_close(s);
