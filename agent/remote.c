@@ -18,6 +18,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,36 @@ typedef struct remote {
     bool run_closed, realised, coord_done;
     uint64_t t0_local;
     st_stats sec;
+
+    /* tls+tcp:// only: the pipe in use, set from nng's pipe events (see drop_silent_pipe). */
+    bool tls;
+    _Atomic uint32_t pipe_id;
 } remote;
+
+/* On nng's thread: only records which pipe is current. */
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    remote *r = arg;
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        atomic_store(&r->pipe_id, nng_pipe_id(p));
+    } else {
+        uint32_t id = (uint32_t)nng_pipe_id(p);
+        atomic_compare_exchange_strong(&r->pipe_id, &id, 0);
+    }
+}
+
+/* nng 1.5.2's TLS pipe can miss its peer's close and keep a dead connection for good (the
+ * dialer never dials again). A TLS pipe that brought no reply in time is closed here, so that
+ * the dialer dials anew and the REQ socket sends the request again over the new pipe. */
+static void drop_silent_pipe(remote *r)
+{
+    uint32_t id = r->tls ? atomic_exchange(&r->pipe_id, 0) : 0;
+    if (id != 0) {
+        nng_pipe p = {.id = id};
+        st_debug("no reply over the TLS connection in time: closing it to dial again");
+        nng_pipe_close(p);
+    }
+}
 
 /* One request of the session and its reply. Returns what st_session_reply returned, or
  * ST_ETIMEDOUT / ST_ECONNECT when no reply came (the session knows); cmds is written either way. */
@@ -77,6 +107,7 @@ static int exchange(remote *r, st_session_cmds *cmds)
         }
     }
     st_session_lost(r->ss);
+    drop_silent_pipe(r);
     return rv == NNG_ETIMEDOUT ? ST_ETIMEDOUT : ST_ECONNECT;
 }
 
@@ -349,6 +380,9 @@ static int dial(remote *r)
     }
     st_tls_cert *cert = NULL;
     int code = fetch_pinned(o, &cert);
+    r->tls = true;
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, on_pipe, r);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     if (code >= 0) {
         return code;
     }

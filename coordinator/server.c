@@ -50,8 +50,8 @@ static const refusal_stat refusal_stats[] = {
     {"auth", true, "failed the TLS handshake (not TLS, or a client that refused the certificate)"},
     {"proto", true, "broke the SP protocol after the TLS handshake"},
     {"timeout", true, "timed out in the handshake"},
-    {"other", false, "ended after the TLS handshake without speaking SP (an agent checking the "
-                     "certificate does this once)"},
+    {"other", false, "ended during the handshake (an agent checking the certificate does this "
+                     "once)"},
     {"disconnect", false, "were closed by the peer during the handshake"},
 };
 
@@ -74,9 +74,8 @@ static void log_refusals(st_server *s, uint64_t last[N_REFUSAL_STATS])
                         (unsigned long long)(v - last[i]), v - last[i] == 1 ? "" : "s",
                         refusal_stats[i].what);
             } else {
-                st_debug("%llu connection%s to the TLS port %s",
-                         (unsigned long long)(v - last[i]), v - last[i] == 1 ? "" : "s",
-                         refusal_stats[i].what);
+                st_debug("%llu connection%s to the TLS port %s", (unsigned long long)(v - last[i]),
+                         v - last[i] == 1 ? "" : "s", refusal_stats[i].what);
             }
             last[i] = v;
         }

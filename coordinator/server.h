@@ -8,9 +8,10 @@
  * Over tls+tcp:// (st_server_start_tls) the listener presents the given certificate, and a
  * watcher thread reads the listener's nng statistics twice a second to log the connections nng
  * refused on its own (it says nothing else about them): failed TLS handshakes, such as plaintext
- * bytes sent to the port, are warnings; connections that ended before the SP handshake (every TLS
- * agent's certificate check, agent/remote.c, is one) are debug lines. A refused connection never
- * disturbs the run. The private key is handed to nng and never logged.
+ * bytes sent to the port, are warnings; connections that ended during the handshake (every TLS
+ * agent's certificate check, agent/remote.c, is one; so is a bare TCP connect) are debug lines.
+ * A refused connection does not disturb the run. The private key is handed to nng and never
+ * logged.
  *
  * Threading: start and stop from the owner thread; the core must outlive the server.
  */
