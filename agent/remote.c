@@ -380,12 +380,12 @@ static int dial(remote *r)
     }
     st_tls_cert *cert = NULL;
     int code = fetch_pinned(o, &cert);
-    r->tls = true;
-    nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, on_pipe, r);
-    nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     if (code >= 0) {
         return code;
     }
+    r->tls = true;
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, on_pipe, r);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
     nng_dialer d;
     nng_tls_config *cfg = NULL;
     int rv = nng_dialer_create(&d, r->sock, o->url);

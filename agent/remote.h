@@ -19,6 +19,8 @@
  * tls_fingerprint, retrying while nothing listens, up to ST_PROTO_CONNECT_DEADLINE_MS; then nng
  * dials with exactly that certificate as its only trusted CA, its name as server_name and
  * NNG_TLS_AUTH_MODE_REQUIRED, so every connection and reconnection is to the holder of its key.
+ * A TLS connection that brings no reply within an exchange's timeout is closed and dialed anew
+ * (nng 1.5.2's TLS pipe can miss its peer's close and would otherwise never be replaced).
  *
  * Threading: st_remote_run runs on the main thread and returns when the agent is done.
  */

@@ -16,9 +16,9 @@
  * only with a peer that holds the certificate's private key, on every connection and reconnection.
  * The alternatives were weaker or heavier: handing the whole certificate to agents works only
  * where the launcher can pass a few kilobytes (not a person typing a command), and a CA of the
- * user's own makes pinning a matter of key management. A pinned certificate must be self-signed
- * (mbedTLS trusts a certificate in its CA list directly only when it is), so st_tls_cert_load
- * refuses one that is not.
+ * user's own makes pinning a matter of key management. The agent trusts exactly the pinned
+ * certificate, with nothing behind it, so it must be self-signed (one issued by another would
+ * need its issuer trusted too): st_tls_cert_load refuses one that is not.
  *
  * Fingerprints are written as 64 lowercase hex digits; st_tls_fingerprint_parse also takes
  * uppercase, colons between bytes (openssl x509 -fingerprint -sha256) and a "sha256:" prefix.
@@ -26,7 +26,8 @@
  * Secrets: the private key lives only in the st_tls_cert (wiped when freed); no message of this
  * module contains it or any part of a PEM file.
  *
- * Errors: ST_EINVAL (bad input, message names the flag or file), ST_EIO (a file cannot be read),
+ * Errors: ST_EINVAL (bad input, message names the flag or file), ST_ENOTFOUND / ST_EIO (a file
+ * does not exist / cannot be read),
  * ST_ECONNECT (nothing accepts a connection at the address), ST_EPROTO (the peer does not finish a
  * TLS handshake), ST_EAUTH (the certificate does not match the pin), ST_ETIMEDOUT, ST_ENOMEM,
  * ST_ESYSTEM (OpenSSL failed otherwise). Messages go to the caller's err buffer.
