@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* A self-signed certificate with CN known.example and subjectAltName DNS:known-san.example. */
@@ -242,25 +243,66 @@ static nng_socket listen_on(const st_tls_cert *c, int *port)
     return s;
 }
 
-/* Whether a REQ socket trusting only `trusted` (as agent/remote.c dials) connects to port. */
+/* Whether a REQ socket trusting only `trusted` (as agent/remote.c dials) connects to port: 0, or
+ * nng's error (-1 when the set-up failed). */
 static int dial_trusting(const st_tls_cert *trusted, int port)
 {
     char url[64];
     snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", port);
     nng_socket s;
     nng_dialer d;
-    nng_tls_config *cfg;
-    assert_int_equal(nng_req0_open(&s), 0);
-    assert_int_equal(nng_dialer_create(&d, s, url), 0);
-    assert_int_equal(nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT), 0);
-    assert_int_equal(nng_tls_config_ca_chain(cfg, st_tls_cert_pem(trusted), NULL), 0);
-    assert_int_equal(nng_tls_config_server_name(cfg, st_tls_cert_name(trusted)), 0);
-    assert_int_equal(nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED), 0);
-    assert_int_equal(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg), 0);
-    nng_tls_config_free(cfg);
-    int rv = nng_dialer_start(d, 0);
+    nng_tls_config *cfg = NULL;
+    if (nng_req0_open(&s) != 0) {
+        return -1;
+    }
+    int rv = -1;
+    if (nng_dialer_create(&d, s, url) == 0 &&
+        nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT) == 0 &&
+        nng_tls_config_ca_chain(cfg, st_tls_cert_pem(trusted), NULL) == 0 &&
+        nng_tls_config_server_name(cfg, st_tls_cert_name(trusted)) == 0 &&
+        nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED) == 0 &&
+        nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg) == 0) {
+        rv = nng_dialer_start(d, 0);
+    }
+    if (cfg) {
+        nng_tls_config_free(cfg);
+    }
     nng_close(s);
     return rv;
+}
+
+/* The second step of pinning: nng trusting only the pinned certificate talks to its holder and
+ * refuses another certificate of the same name. It runs in a child process, before this process
+ * uses nng: nng 1.5.2 may keep a closed TLS connection's memory to the end, which the leak check
+ * of sanitizer builds would blame on the test. The child exits without that check. */
+static void test_tls_nng_trusts_only_the_pinned_cert(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        st_tls_cert *good = NULL, *impostor = NULL;
+        char err[256];
+        int port, port_impostor, code = 0;
+        if (st_tls_cert_make(&good, 3600, err, sizeof(err)) ||
+            st_tls_cert_make(&impostor, 3600, err, sizeof(err))) {
+            _exit(10);
+        }
+        nng_socket s = listen_on(good, &port);
+        nng_socket si = listen_on(impostor, &port_impostor);
+        if (dial_trusting(good, port) != 0) {
+            code = 11; /* the holder of the pinned certificate refused */
+        } else if (dial_trusting(good, port_impostor) == 0) {
+            code = 12; /* an impostor accepted */
+        }
+        nng_close(s);
+        nng_close(si);
+        _exit(code);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 static void test_tls_fetch_pinned(void **state)
@@ -292,10 +334,6 @@ static void test_tls_fetch_pinned(void **state)
     assert_null(got);
     assert_non_null(strstr(err, st_tls_cert_fingerprint(good)));
     assert_non_null(strstr(err, st_tls_cert_fingerprint(impostor)));
-
-    /* The second step: nng trusting only the pinned certificate talks to its holder alone. */
-    assert_int_equal(dial_trusting(good, port), 0);
-    assert_int_not_equal(dial_trusting(good, port_impostor), 0);
 
     /* Not TLS at the port; nothing at the port; not a TLS URL. */
     snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", port_plain);
@@ -329,6 +367,8 @@ static void test_tls_fetch_pinned(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        /* First: it forks before this process starts nng's threads. */
+        cmocka_unit_test(test_tls_nng_trusts_only_the_pinned_cert),
         cmocka_unit_test(test_tls_fingerprint_of_a_known_cert),
         cmocka_unit_test(test_tls_fingerprint_parse_forms),
         cmocka_unit_test(test_tls_check_pin_goes_with_tls_only),
