@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <ctype.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,16 @@ int st_aws_config_flag(st_aws_config *cfg, int opt, const char *arg, st_aws_serv
     }
 }
 
+int st_aws_getopt(int argc, char **argv, const struct option *opts, st_aws_config *cfg,
+                  st_aws_service svc)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 &&
+           st_aws_config_flag(cfg, c, optarg, svc)) {
+    }
+    return c;
+}
+
 static void set_msg(st_aws_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_msg(st_aws_error *err, const char *fmt, ...)
 {
@@ -138,6 +149,7 @@ int st_aws_classify(long http_status, const char *aws_code, int *retryable)
                                             "InternalServerError",
                                             "ServiceUnavailable",
                                             "ServiceUnavailableException",
+                                            "ServerException",
                                             NULL};
     static const char *const auth[] = {"UnrecognizedClientException",
                                        "InvalidClientTokenId",
@@ -167,6 +179,7 @@ int st_aws_classify(long http_status, const char *aws_code, int *retryable)
     static const char *const invalid[] = {"ValidationException",
                                           "InvalidParameterValue",
                                           "InvalidParameterException",
+                                          "ClientException",
                                           "InvalidParameterCombination",
                                           "MissingParameter",
                                           "SerializationException",

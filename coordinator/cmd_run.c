@@ -323,12 +323,7 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    st_cli_stop_signals(on_signal);
     bool stopped = false;
     for (;;) {
         int exited[16];

@@ -188,8 +188,10 @@ int st_server_check_url(const char *url, char *err, size_t err_len)
     }
     size_t digits = port ? strspn(port, "0123456789") : 0;
     if (!port || digits == 0 || digits > 5 || port[digits] != 0 || atoi(port) > 65535) {
-        snprintf(err, err_len, "--listen: \"%s\" is not tcp://HOST:PORT or tls+tcp://HOST:PORT (e.g. "
-                 "tcp://0.0.0.0:7400; port 0 picks a free one)", url);
+        snprintf(err, err_len,
+                 "--listen: \"%s\" is not tcp://HOST:PORT or tls+tcp://HOST:PORT (e.g. "
+                 "tcp://0.0.0.0:7400; port 0 picks a free one)",
+                 url);
         return ST_EINVAL;
     }
     return 0;
