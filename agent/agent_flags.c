@@ -3,6 +3,7 @@
 #include "error.h"
 #include "log.h"
 #include "plan_cli.h"
+#include "tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,11 @@ static const st_setting agent_settings[] = {
     {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
      .arg = "TOKEN", .help = "the run's token (or the STAMPEDE_TOKEN environment variable)",
      ST_SETTING_AT(st_agent_opts, token)},
+    {.flag = "tls-fingerprint", .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN | ST_SETTING_REMOTE, .arg = "SHA256",
+     .help = "with a tls+tcp:// coordinator: the SHA-256 fingerprint of its certificate, which "
+             "stampede run prints (or the STAMPEDE_TLS_FINGERPRINT environment variable)",
+     ST_SETTING_AT(st_agent_opts, tls_fingerprint)},
     {.flag = "name", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
      .arg = "NAME", .help = "this agent's name in reports (default HOST-PID)",
      ST_SETTING_AT(st_agent_opts, name)},
@@ -58,8 +64,9 @@ static const char agent_usage[] =
 
 static const char agent_exit_codes[] =
     "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-    "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-    "coordinator could not be reached or went silent (the load stops within 3 s).\n";
+    "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent (or its\n"
+    "TLS certificate does not match --tls-fingerprint), 7 the coordinator could not be\n"
+    "reached or went silent (the load stops within 3 s).\n";
 
 static const st_plan_cli agent_cli = {agent_settings, N_AGENT_SETTINGS, FLAGS_MASK, "--help",
                                       agent_usage, 22, agent_exit_codes};
@@ -94,6 +101,14 @@ int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, siz
             snprintf(err, err_len, "--token: a distributed run needs the run's token (--token or "
                                    "STAMPEDE_TOKEN)");
             return ST_EINVAL;
+        }
+        const char *pin_src = "--tls-fingerprint";
+        if (!o->tls_fingerprint && (o->tls_fingerprint = getenv("STAMPEDE_TLS_FINGERPRINT"))) {
+            pin_src = "STAMPEDE_TLS_FINGERPRINT";
+        }
+        if ((rc = st_tls_check_pin(o->coordinator, o->tls_fingerprint, pin_src, err,
+                                   err_len))) {
+            return rc;
         }
     }
     return 0;

@@ -144,6 +144,7 @@ int main(int argc, char **argv)
         st_remote_opts ro = {
             .url = o.coordinator,
             .token = o.token,
+            .tls_fingerprint = o.tls_fingerprint,
             .name = o.name,
             .engine = o.engine,
             .threads = o.f.threads,

@@ -16,6 +16,7 @@
 #include "server.h"
 #include "run_flags.h"
 #include "settings.h"
+#include "tls.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -187,6 +188,7 @@ int st_cmd_run(int argc, char **argv)
     st_plan_init(&plan);
     st_coord *core = NULL;
     st_server *server = NULL;
+    st_tls_cert *tls = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
     run_ctx ctx = {.sqs = -1};
@@ -198,6 +200,19 @@ int st_cmd_run(int argc, char **argv)
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
+    }
+    /* Made or loaded before --dry-run returns, so that a dry run refuses what a run would. */
+    if (st_tls_url_is_tls(o.listen)) {
+        double valid_s = o.register_timeout_s + 86400 +
+                         (plan.closed_loop ? plan.duration_s : plan.profile.total_s);
+        rc = o.tls_cert ? st_tls_cert_load(&tls, o.tls_cert, o.tls_key, err, sizeof(err))
+                        : st_tls_cert_make(&tls, valid_s, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, "stampede run: %s\n", err[0] ? err : st_strerror(rc));
+            code = rc == ST_EINVAL || rc == ST_ENOTFOUND || rc == ST_EIO ? ST_EXIT_USAGE
+                                                                         : ST_EXIT_FAILURE;
+            goto out;
+        }
     }
     if (o.dry_run) {
         print_plan(&plan, o.plan_file, agents, o.launcher, plan_threads, o.engine);
@@ -271,7 +286,9 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
     const char *listen = o.listen ? o.listen : local ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:7400";
-    if ((rc = st_server_start(&server, listen, core, err, sizeof(err)))) {
+    if ((rc = st_server_start_tls(&server, listen, tls ? st_tls_cert_pem(tls) : NULL,
+                                  tls ? st_tls_cert_key_pem(tls) : NULL, core, err,
+                                  sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
         goto out;
@@ -294,7 +311,12 @@ int st_cmd_run(int argc, char **argv)
         .engine = o.engine,
         .log_level = o.log_level == ST_LOG_DEBUG ? "debug" : "warn",
         .token_generated = token_generated,
+        .tls_fingerprint = tls ? st_tls_cert_fingerprint(tls) : NULL,
     };
+    if (tls) {
+        st_info("TLS: agents pin the certificate \"%s\" by its SHA-256 fingerprint %s",
+                st_tls_cert_name(tls), st_tls_cert_fingerprint(tls));
+    }
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
@@ -389,6 +411,7 @@ out:
         }
     }
     st_server_stop(server);
+    st_tls_cert_free(tls);
     st_coord_free(core);
     for (int i = 0; i < ctx.n_outs; i++) {
         ctx.outs[i].ops->close(ctx.outs[i].state);

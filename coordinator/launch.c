@@ -183,6 +183,11 @@ static int local_start(st_launcher **out, const st_launch_cfg *cfg, char *err, s
              * silent, but a local agent need not wait for that. */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             setenv("STAMPEDE_TOKEN", cfg->token, 1);
+            if (cfg->tls_fingerprint) {
+                setenv("STAMPEDE_TLS_FINGERPRINT", cfg->tls_fingerprint, 1);
+            } else {
+                unsetenv("STAMPEDE_TLS_FINGERPRINT"); /* the agent would refuse it with tcp:// */
+            }
             int devnull = open("/dev/null", O_RDWR);
             if (devnull >= 0) {
                 dup2(devnull, 0);
@@ -242,13 +247,15 @@ static int external_start(st_launcher **out, const st_launch_cfg *cfg, char *err
         return ST_ENOMEM;
     }
     l->cfg = *cfg;
+    const char *pin = cfg->tls_fingerprint;
     if (cfg->token_generated) {
         st_info("waiting for %d agents: the command that starts one follows", cfg->agents);
-        fprintf(stderr, "  stampede-agent --coordinator %s --token %s\n", cfg->coordinator_url,
-                cfg->token);
+        fprintf(stderr, "  stampede-agent --coordinator %s --token %s%s%s\n",
+                cfg->coordinator_url, cfg->token, pin ? " --tls-fingerprint " : "", pin ? pin : "");
     } else {
-        st_info("waiting for %d agents: stampede-agent --coordinator %s --token <your token>",
-                cfg->agents, cfg->coordinator_url);
+        st_info("waiting for %d agents: stampede-agent --coordinator %s --token <your token>%s%s",
+                cfg->agents, cfg->coordinator_url, pin ? " --tls-fingerprint " : "",
+                pin ? pin : "");
     }
     *out = l;
     return 0;

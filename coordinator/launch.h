@@ -2,7 +2,8 @@
  * launch.h - how agents come to exist for a run: the launcher ops table.
  *
  *   local     starts N stampede-agent processes on this machine (fork/exec), each told the
- *             coordinator's URL, with the run token in its environment (never on a command line);
+ *             coordinator's URL, with the run token (and over TLS the certificate's fingerprint)
+ *             in its environment (never on a command line);
  *   external  starts nothing and waits for N agents started elsewhere with
  *             `stampede-agent --coordinator URL --token TOKEN` (by hand, a scheduler, or ECS).
  *
@@ -25,6 +26,8 @@ typedef struct st_launch_cfg {
     const char *engine;     /* NULL: the plan's */
     const char *log_level;  /* the agents' --log-level */
     const char *agent_bin;  /* NULL: stampede-agent beside this program, else on PATH */
+    const char *tls_fingerprint; /* tls+tcp://: the certificate's SHA-256, handed over like
+                                    the token (local: in the environment); NULL otherwise */
     int token_generated;    /* the token was made up here: external agents need to be told it
                                (on a terminal only; external refuses to start otherwise) */
 } st_launch_cfg;

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "plan_cli.h"
 #include "server.h"
+#include "tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,13 @@ static const st_setting run_settings[] = {
     {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "TOKEN",
      .help = "the run token agents must present (default: a random one)",
      ST_SETTING_AT(st_run_opts, token)},
+    {.flag = "tls-cert", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "with --listen tls+tcp://...: the self-signed PEM certificate agents pin (default: "
+             "one made for the run)",
+     ST_SETTING_AT(st_run_opts, tls_cert)},
+    {.flag = "tls-key", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "the PEM private key of --tls-cert (never logged)",
+     ST_SETTING_AT(st_run_opts, tls_key)},
     {.flag = "register-timeout", .type = ST_SETTING_DURATION, .where = ST_SETTING_OWN,
      .arg = "T", .max = ST_PROFILE_MAX_S, .has_def = true, .def = 30,
      .help = "how long to wait for the agents to register",
@@ -137,6 +145,12 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
     }
     if (o->listen && (rc = st_server_check_url(o->listen, err, err_len))) {
         return rc;
+    }
+    if ((o->tls_cert || o->tls_key) &&
+        (!o->tls_cert || !o->tls_key || !st_tls_url_is_tls(o->listen))) {
+        snprintf(err, err_len,
+                 "--tls-cert and --tls-key go together, with --listen tls+tcp://HOST:PORT");
+        return ST_EINVAL;
     }
     return 0;
 }

@@ -26,6 +26,8 @@ typedef struct st_run_opts {
     const char *launcher;
     const char *listen;
     const char *token;
+    const char *tls_cert;
+    const char *tls_key;
     const char *summary;
     const char *timeseries;
     const char *engine;
