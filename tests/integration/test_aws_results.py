@@ -111,7 +111,7 @@ class AwsResultsTest(harness.ProcTestCase):
         sent = sum(int(i["sent"]["N"]) for i in items if i["sk"]["S"] != "summary")
         self.assertEqual(sent, RPS * seconds)
         summary = [i for i in items if i["sk"]["S"] == "summary"][0]
-        self.assertEqual(int(summary["summary"]["M"]["counts"]["M"]["sent"]["N"]), RPS * seconds)
+        self.assertEqual(int(summary["summary"]["M"]["requests"]["M"]["sent"]["N"]), RPS * seconds)
         return items
 
     # ---- a real distributed run ----
@@ -209,10 +209,10 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(len(doc["seconds"]), 12)
         self.assertEqual(doc["whole_run"]["counts"]["sent"], RPS * 12)
         self.assertEqual(doc["whole_run"]["latency_us"]["p99"], report["p99_us"])
-        self.assertEqual(doc["whole_run"]["latency_us"]["p99"],
-                         doc["summary"]["latency_us"]["p99"])
+        self.assertEqual(doc["whole_run"]["latency_us"]["p99"] / 1000.0,
+                         doc["summary"]["latency_ms"]["p99"])
         self.assertEqual(doc["check"]["mismatched"], 0)
-        self.assertGreater(doc["check"]["compared"], 5)
+        self.assertGreaterEqual(doc["check"]["compared"], 20)
 
         code, _, err = self.results("no-such-run", table)
         self.assertEqual(code, 5, err)
