@@ -1,5 +1,6 @@
 /* The local and external launchers (launch.h). */
 #include "launch.h"
+#include "launch_ecs.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -288,6 +289,9 @@ const st_launcher_ops *st_launcher_find(const char *name)
     }
     if (strcmp(name, "external") == 0) {
         return &st_launcher_external;
+    }
+    if (strcmp(name, "ecs") == 0) {
+        return &st_launcher_ecs;
     }
     return NULL;
 }

@@ -34,6 +34,10 @@ typedef struct st_run_opts {
     const char *region;
     const char *endpoint_url;
     double register_timeout_s;
+    /* --launcher ecs (launch_ecs.h) */
+    const char *cluster, *task_definition, *subnets, *security_groups, *container, *advertise;
+    int assign_public_ip, no_assign_public_ip, spot;
+    int cpu_units, memory_mib; /* 0: not given */
     int headless;
     int dry_run;
     int log_level; /* an st_log_level */
