@@ -255,7 +255,7 @@ static int external_start(st_launcher **out, const st_launch_cfg *cfg, char *err
     return 0;
 }
 
-static int external_poll(st_launcher *l, int *exited, int max)
+int st_launch_poll_none(st_launcher *l, int *exited, int max)
 {
     (void)l;
     (void)exited;
@@ -277,7 +277,7 @@ static void external_free(st_launcher *l)
 const st_launcher_ops st_launcher_external = {
     .name = "external",
     .start = external_start,
-    .poll = external_poll,
+    .poll = st_launch_poll_none,
     .finish = external_finish,
     .free = external_free,
 };

@@ -63,6 +63,10 @@ extern const st_launcher_ops st_launcher_local;
 extern const st_launcher_ops st_launcher_external;
 /* st_launcher_ecs: launch_ecs.h */
 
+/* The poll op of a launcher whose agents are not this machine's processes: writes nothing,
+ * returns 0. */
+int st_launch_poll_none(st_launcher *l, int *exited, int max);
+
 /* The ops for a --launcher name, or NULL. */
 const st_launcher_ops *st_launcher_find(const char *name);
 

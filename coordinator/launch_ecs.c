@@ -400,14 +400,6 @@ static int ecs_start(st_launcher **out, const st_launch_cfg *cfg, char *err, siz
     return 0;
 }
 
-static int ecs_poll(st_launcher *l, int *exited, int max)
-{
-    (void)l;
-    (void)exited;
-    (void)max;
-    return 0;
-}
-
 /* The tasks not known to be stopped, or stopping, as a list of ARNs (NULL when none). */
 static const char **live_arns(const ecs_launcher *e, size_t *n)
 {
@@ -641,7 +633,7 @@ static void ecs_free(st_launcher *l)
 const st_launcher_ops st_launcher_ecs = {
     .name = "ecs",
     .start = ecs_start,
-    .poll = ecs_poll,
+    .poll = st_launch_poll_none,
     .watch = ecs_watch,
     .finish = ecs_finish,
     .free = ecs_free,
