@@ -18,15 +18,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: stampede ecs list|stop --cluster NAME [--run RUN_ID] [--region R]\n"
-            "                              [--endpoint-url URL]\n"
-            "\n"
-            "Lists (list) or stops (stop) the running ECS tasks stampede run started on the\n"
-            "cluster: those of one run with --run, else those of every run.\n"
-            "\n"
-            "Exit codes: 0 done, 1 ECS failed, 2 bad flags, 3 credentials or access refused,\n"
-            "5 no such cluster.\n");
+    fprintf(f, "usage: stampede ecs list|stop --cluster NAME [--run RUN_ID] [--region R]\n"
+               "                              [--endpoint-url URL]\n"
+               "\n"
+               "Lists (list) or stops (stop) the running ECS tasks stampede run started on the\n"
+               "cluster: those of one run with --run, else those of every run.\n"
+               "\n"
+               "Exit codes: 0 done, 1 ECS failed, 2 bad flags, 3 credentials or access refused,\n"
+               "5 no such cluster.\n");
 }
 
 static int exit_of(int rc, const st_aws_error *aerr)
@@ -95,8 +94,10 @@ int st_cmd_ecs(int argc, char **argv)
         } else if (opt == 'r') {
             run = optarg;
         } else if (!st_aws_config_flag(&cfg, opt, optarg, ST_AWS_ECS)) {
-            fprintf(stderr, "stampede ecs: unknown flag or missing value: %s (see stampede ecs "
-                            "--help)\n", argv[optind - 1]);
+            fprintf(stderr,
+                    "stampede ecs: unknown flag or missing value: %s (see stampede ecs "
+                    "--help)\n",
+                    argv[optind - 1]);
             return ST_EXIT_USAGE;
         }
     }
@@ -127,13 +128,13 @@ int st_cmd_ecs(int argc, char **argv)
         fprintf(stderr, "stampede ecs: %s\n", aerr.message);
         return rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
     }
-    if ((rc = st_ecs_list_tasks(c, cluster, run ? started_by : NULL, "RUNNING", &arns, &n,
-                                &aerr))) {
+    if ((rc =
+             st_ecs_list_tasks(c, cluster, run ? started_by : NULL, "RUNNING", &arns, &n, &aerr))) {
         code = exit_of(rc, &aerr);
         goto out;
     }
-    if (n > 0 && (rc = st_ecs_describe_tasks(c, cluster, (const char *const *)arns, n, &got,
-                                             &aerr))) {
+    if (n > 0 &&
+        (rc = st_ecs_describe_tasks(c, cluster, (const char *const *)arns, n, &got, &aerr))) {
         code = exit_of(rc, &aerr);
         goto out;
     }
@@ -146,11 +147,12 @@ int st_cmd_ecs(int argc, char **argv)
         found++;
         const char *r = tag_run(t);
         printf("%s  %s  run %s  %s\n", t->arn, t->last_status ? t->last_status : "?",
-               r ? r : t->started_by ? t->started_by + strlen(STARTED_BY_PREFIX) : "?",
+               r               ? r
+               : t->started_by ? t->started_by + strlen(STARTED_BY_PREFIX)
+                               : "?",
                t->availability_zone ? t->availability_zone : "?");
         char reason[ST_ECS_STOP_REASON_MAX + 1];
-        snprintf(reason, sizeof(reason), "stampede ecs stop: a leftover of run %s",
-                 r ? r : "?");
+        snprintf(reason, sizeof(reason), "stampede ecs stop: a leftover of run %s", r ? r : "?");
         if (stop && (rc = st_ecs_stop_task(c, cluster, t->arn, reason, NULL, &aerr))) {
             code = exit_of(rc, &aerr);
             failed++;
@@ -158,7 +160,9 @@ int st_cmd_ecs(int argc, char **argv)
     }
     fprintf(stderr, "stampede ecs: %d running task%s of %s on cluster %s%s\n", found,
             found == 1 ? "" : "s", run ? run : "stampede runs", cluster,
-            !stop ? "" : failed ? ": some could not be stopped (see above)" : ": stopped");
+            !stop    ? ""
+            : failed ? ": some could not be stopped (see above)"
+                     : ": stopped");
 out:
     st_ecs_tasks_fini(&got);
     st_ecs_strv_free(arns);

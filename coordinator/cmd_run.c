@@ -212,7 +212,8 @@ int st_cmd_run(int argc, char **argv)
     st_run_outcome outcome = {0};
 
     int agents = 1, plan_threads = 0;
-    if ((rc = st_run_flags_plan(&o, &plan, &agents, &plan_threads, err, sizeof(err)))) {
+    if ((rc = st_run_flags_plan(&o, &plan, &agents, &plan_threads, err, sizeof(err))) ||
+        (rc = st_run_flags_ecs(&o, &plan, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;

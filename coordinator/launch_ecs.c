@@ -37,15 +37,15 @@ typedef struct ecs_launcher {
     const char *subnets[MAX_SUBNETS], *security_groups[MAX_SECURITY_GROUPS];
     size_t n_subnets, n_security_groups;
     char container[256];
-    char cpu[16], memory[16];  /* the overrides, "" for none */
+    char cpu[16], memory[16];   /* the overrides, "" for none */
     long cpu_units, memory_mib; /* what each task gets */
     char started_by[40];
     ecs_task *tasks;
     int n_tasks;
-    int missing;       /* tasks still to ask for */
-    int batch;         /* the batch number of the next RunTask (its clientToken) */
-    int resend;        /* > 0: batch `batch` of this many went unanswered: same token again */
-    int round;         /* rounds of RunTask that came back short, or unanswered */
+    int missing; /* tasks still to ask for */
+    int batch;   /* the batch number of the next RunTask (its clientToken) */
+    int resend;  /* > 0: batch `batch` of this many went unanswered: same token again */
+    int round;   /* rounds of RunTask that came back short, or unanswered */
     uint64_t next_run_ns, next_describe_ns, describe_delay_ns, progress_ns;
     char progress[200];
     int registered;
@@ -86,8 +86,10 @@ int st_launch_ecs_check_list(const char *flag, const char *text, const char *pre
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         if (len <= strlen(prefix) || strncmp(p, prefix, strlen(prefix)) != 0) {
-            snprintf(err, err_len, "--%s: \"%.*s\" is not an id like %sabc123 (a list is "
-                     "comma-separated: %s1,%s2)", flag, (int)len, p, prefix, prefix, prefix);
+            snprintf(err, err_len,
+                     "--%s: \"%.*s\" is not an id like %sabc123 (a list is "
+                     "comma-separated: %s1,%s2)",
+                     flag, (int)len, p, prefix, prefix, prefix);
             return ST_EINVAL;
         }
         if (++n > max) {
@@ -122,15 +124,19 @@ static int call_failed(const char *action, int rc, const st_aws_error *aerr, cha
         if (!st_ecs_denied_action(aerr->message, denied, sizeof(denied))) {
             snprintf(denied, sizeof(denied), "%s", action);
         }
-        snprintf(err, err_len, "access denied: the coordinator may not call %s (add it to its IAM "
-                 "policy: see docs/ecs.md): %s", denied, aerr->message);
+        snprintf(err, err_len,
+                 "access denied: the coordinator may not call %s (add it to its IAM "
+                 "policy: see docs/ecs.md): %s",
+                 denied, aerr->message);
         return ST_EAUTH;
     case ST_ECS_AUTH:
         snprintf(err, err_len, "AWS credentials: %s", aerr->message);
         return ST_EAUTH;
     case ST_ECS_INVALID:
-        snprintf(err, err_len, "ECS refused %s: %s (check --subnets, --security-groups, "
-                 "--task-definition and --container)", action, aerr->message);
+        snprintf(err, err_len,
+                 "ECS refused %s: %s (check --subnets, --security-groups, "
+                 "--task-definition and --container)",
+                 action, aerr->message);
         return ST_EINVAL;
     case ST_ECS_NOT_FOUND:
         snprintf(err, err_len, "%s (check --cluster and --region)", aerr->message);
@@ -192,9 +198,10 @@ static int setup(ecs_launcher *e, const st_launch_cfg *cfg, bool need_aws, char 
                 size_t at = strlen(names);
                 snprintf(names + at, sizeof(names) - at, "%s%s", i ? ", " : "", td.containers[i]);
             }
-            snprintf(err, err_len, "task definition %s has %zu containers (%s): say which runs "
-                     "stampede-agent with --container NAME", td.arn ? td.arn : c->task_definition,
-                     td.n_containers, names);
+            snprintf(err, err_len,
+                     "task definition %s has %zu containers (%s): say which runs "
+                     "stampede-agent with --container NAME",
+                     td.arn ? td.arn : c->task_definition, td.n_containers, names);
             st_ecs_taskdef_fini(&td);
             return ST_EINVAL;
         }
@@ -206,7 +213,8 @@ static int setup(ecs_launcher *e, const st_launch_cfg *cfg, bool need_aws, char 
     }
     if (!td.fargate) {
         st_warn("task definition %s does not list FARGATE in requiresCompatibilities: RunTask "
-                "will refuse it", td.arn ? td.arn : c->task_definition);
+                "will refuse it",
+                td.arn ? td.arn : c->task_definition);
     }
     st_ecs_taskdef_fini(&td);
     return 0;
@@ -302,8 +310,9 @@ static void take_started(ecs_launcher *e, const st_ecs_tasks *got)
 static int pump(ecs_launcher *e, char *err, size_t err_len)
 {
     while (e->missing > 0 && st_clock_mono_ns() >= e->next_run_ns) {
-        int count = e->resend ? e->resend : e->missing < ST_ECS_RUN_MAX ? e->missing
-                                                                        : ST_ECS_RUN_MAX;
+        int count = e->resend                     ? e->resend
+                    : e->missing < ST_ECS_RUN_MAX ? e->missing
+                                                  : ST_ECS_RUN_MAX;
         st_ecs_run_req req;
         st_ecs_kv env[MAX_ENV], tag;
         char name[32], threads[16], token[2][72];
@@ -316,8 +325,8 @@ static int pump(ecs_launcher *e, char *err, size_t err_len)
         int started = e->n_tasks - before;
         if (rc) {
             st_ecs_kind kind = st_ecs_error_kind(rc, &aerr);
-            bool transient = kind == ST_ECS_THROTTLED || kind == ST_ECS_UNAVAILABLE ||
-                             kind == ST_ECS_OTHER;
+            bool transient =
+                kind == ST_ECS_THROTTLED || kind == ST_ECS_UNAVAILABLE || kind == ST_ECS_OTHER;
             if (!transient || e->round + 1 >= RUN_ATTEMPTS || started > 0) {
                 st_ecs_tasks_fini(&got);
                 if (transient && started == 0) {
@@ -361,8 +370,8 @@ static int pump(ecs_launcher *e, char *err, size_t err_len)
                 return ST_EAGAIN;
             }
             st_warn("ECS started %d of %d tasks (%s: %s%s%s): asking for the %d missing again",
-                    started, count, st_ecs_kind_name(kind), reason, detail[0] ? ": " : "",
-                    detail, e->missing);
+                    started, count, st_ecs_kind_name(kind), reason, detail[0] ? ": " : "", detail,
+                    e->missing);
             e->next_run_ns = st_clock_mono_ns() + run_backoff_ns(e->round++);
         }
         st_ecs_tasks_fini(&got);
@@ -428,9 +437,9 @@ static int describe(ecs_launcher *e, st_ecs_tasks *got, st_aws_error *aerr)
 {
     size_t n;
     const char **arns = live_arns(e, &n);
-    int rc = !arns ? ST_ENOMEM : n == 0 ? ST_ENOTFOUND
-                                        : st_ecs_describe_tasks(e->aws, e->ecs.cluster, arns, n,
-                                                                got, aerr);
+    int rc = !arns    ? ST_ENOMEM
+             : n == 0 ? ST_ENOTFOUND
+                      : st_ecs_describe_tasks(e->aws, e->ecs.cluster, arns, n, got, aerr);
     free(arns);
     if (rc) {
         return rc;
@@ -458,10 +467,12 @@ static int stopped_early(const st_ecs_task *t, char *err, size_t err_len)
     if (c && c->has_exit_code) {
         snprintf(code, sizeof(code), ", exit code %d", c->exit_code);
     }
-    snprintf(err, err_len, "ECS task %s stopped before its agent registered: %s: %s; container "
-             "%s: %s%s", task_id(t->arn), t->stop_code ? t->stop_code : "stopped",
-             t->stopped_reason ? t->stopped_reason : "no reason given", c && c->name ? c->name : "?",
-             c && c->reason ? c->reason : "no reason given", code);
+    snprintf(err, err_len,
+             "ECS task %s stopped before its agent registered: %s: %s; container "
+             "%s: %s%s",
+             task_id(t->arn), t->stop_code ? t->stop_code : "stopped",
+             t->stopped_reason ? t->stopped_reason : "no reason given",
+             c && c->name ? c->name : "?", c && c->reason ? c->reason : "no reason given", code);
     return ST_EAGAIN;
 }
 
@@ -481,9 +492,11 @@ static void progress(ecs_launcher *e)
         }
     }
     char line[sizeof(e->progress)];
-    snprintf(line, sizeof(line), "%d of %d tasks started: %d provisioning, %d pending, %d running"
-             "%s; %d of %d agents registered", e->n_tasks, e->cfg.agents, prov, pend, run,
-             other ? ", others stopping" : "", e->registered, e->cfg.agents);
+    snprintf(line, sizeof(line),
+             "%d of %d tasks started: %d provisioning, %d pending, %d running"
+             "%s; %d of %d agents registered",
+             e->n_tasks, e->cfg.agents, prov, pend, run, other ? ", others stopping" : "",
+             e->registered, e->cfg.agents);
     uint64_t now = st_clock_mono_ns();
     if (strcmp(line, e->progress) != 0 || now >= e->progress_ns + PROGRESS_EVERY_NS) {
         st_info("ecs: %s", line);
@@ -525,8 +538,8 @@ static int ecs_watch(st_launcher *l, int registered, bool waiting, char *err, si
             return call_failed("ecs:DescribeTasks", rc, &aerr, err, err_len);
         }
         st_warn("DescribeTasks: %s: again in a while", aerr.message);
-        e->describe_delay_ns = e->describe_delay_ns * 2 > DESCRIBE_MAX_NS ? DESCRIBE_MAX_NS
-                                                                          : e->describe_delay_ns * 2;
+        e->describe_delay_ns =
+            e->describe_delay_ns * 2 > DESCRIBE_MAX_NS ? DESCRIBE_MAX_NS : e->describe_delay_ns * 2;
         rc = 0;
     } else {
         e->describe_delay_ns = DESCRIBE_BASE_NS;
@@ -569,7 +582,8 @@ static void stop_all(ecs_launcher *e)
     }
     if (failed) {
         st_error("%d ECS tasks may still run: stop them with `stampede ecs stop --cluster %s --run "
-                 "%s`", failed, e->ecs.cluster, e->cfg.run_id);
+                 "%s`",
+                 failed, e->ecs.cluster, e->cfg.run_id);
     }
 }
 
@@ -603,8 +617,8 @@ static void ecs_finish(st_launcher *l, uint64_t grace_ns)
             if (k->last_status && strcmp(k->last_status, "RUNNING") == 0) {
                 st_warn("ecs: task %s (%s, %s) is RUNNING; %d of %d agents registered: check that "
                         "the tasks reach %s (security groups, routes, --advertise)",
-                        task_id(k->arn), k->az ? k->az : "?", k->ip ? k->ip : "?",
-                        e->registered, e->n_tasks, e->cfg.coordinator_url);
+                        task_id(k->arn), k->az ? k->az : "?", k->ip ? k->ip : "?", e->registered,
+                        e->n_tasks, e->cfg.coordinator_url);
             }
         }
     }
@@ -654,13 +668,15 @@ int st_launch_ecs_dry_run(const st_launch_cfg *cfg, double duration_s, FILE *out
     double vcpu = (double)e.cpu_units / 1024.0;
     /* A Fargate task is billed from its image pull to its end: a minute to start is typical. */
     double hours = cfg->agents * (duration_s + 60.0) / 3600.0;
-    fprintf(out, "  ecs         %d tasks in %d RunTask calls on cluster %s (%s), %s\n",
-            cfg->agents, calls, c->cluster, c->spot ? "FARGATE_SPOT, else FARGATE" : "FARGATE",
+    fprintf(out, "  ecs         %d tasks in %d RunTask calls on cluster %s (%s), %s\n", cfg->agents,
+            calls, c->cluster, c->spot ? "FARGATE_SPOT, else FARGATE" : "FARGATE",
             c->task_definition);
     fprintf(out, "              %.2f vCPU and %ld MiB per task (%s): %.2f vCPU, %ld MiB in all\n",
-            vcpu, e.memory_mib, c->cpu_units > 0 ? "--cpu, --memory" : "its task definition",
+            vcpu, e.memory_mib,
+            c->cpu_units > 0 ? "the run's cpu and memory" : "its task definition",
             vcpu * cfg->agents, e.memory_mib * cfg->agents);
-    fprintf(out, "              about %.3f task-hours (%.3f vCPU-hours, %.3f GB-hours): the load "
+    fprintf(out,
+            "              about %.3f task-hours (%.3f vCPU-hours, %.3f GB-hours): the load "
             "and about a minute of start-up per task\n",
             hours, hours * vcpu, hours * (double)e.memory_mib / 1024.0);
     for (int b = 0, left = cfg->agents; left > 0; b++) {

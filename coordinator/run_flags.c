@@ -7,100 +7,198 @@
 #include "log.h"
 #include "server.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* stampede run's own flags; the plan's come from st_plan_settings(). */
+/* stampede run's own flags; the plan's come from st_plan_settings(). The ecs launcher's rows
+ * also have a key: the plan's "ecs" object may set them, and their flags override it. */
+#define ECS_ROW (ST_SETTING_OWN | ST_SETTING_FILE)
 static const st_setting run_settings[] = {
-    {.flag = "launcher", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
-     .has_def = true, .def_text = "local",
+    {.flag = "launcher",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "NAME",
+     .has_def = true,
+     .def_text = "local",
      .help = "where the agents run: local, on this machine; external: the run waits for "
              "agents started elsewhere with stampede-agent --coordinator; ecs: ECS Fargate tasks "
              "(see docs/ecs.md)",
      ST_SETTING_AT(st_run_opts, launcher)},
-    {.flag = "listen", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+    {.flag = "listen",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "URL",
      .help = "where agents reach the coordinator (default tcp://127.0.0.1:0 for local agents, "
              "tcp://0.0.0.0:7400 for external ones)",
      ST_SETTING_AT(st_run_opts, listen)},
-    {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "TOKEN",
+    {.flag = "token",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "TOKEN",
      .help = "the run token agents must present (default: a random one)",
      ST_SETTING_AT(st_run_opts, token)},
-    {.flag = "register-timeout", .type = ST_SETTING_DURATION, .where = ST_SETTING_OWN,
-     .arg = "T", .max = ST_PROFILE_MAX_S,
+    {.flag = "register-timeout",
+     .type = ST_SETTING_DURATION,
+     .where = ST_SETTING_OWN,
+     .arg = "T",
+     .max = ST_PROFILE_MAX_S,
      .help = "how long to wait for the agents to register (default 30 s, 180 s for ecs: Fargate "
              "tasks take tens of seconds to start)",
      ST_SETTING_AT(st_run_opts, register_timeout_s)},
-    {.flag = "engine", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
-     .help = "the agents' engine: auto, curl, fast", ST_SETTING_AT(st_run_opts, engine)},
-    {.flag = "summary", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
-     .help = "write the summary as JSON", ST_SETTING_AT(st_run_opts, summary)},
-    {.flag = "sqs-queue-url", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+    {.flag = "engine",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "NAME",
+     .help = "the agents' engine: auto, curl, fast",
+     ST_SETTING_AT(st_run_opts, engine)},
+    {.flag = "summary",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write the summary as JSON",
+     ST_SETTING_AT(st_run_opts, summary)},
+    {.flag = "sqs-queue-url",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "URL",
      .help = "send every second and the summary to this SQS queue (see docs/aws.md); messages "
              "SQS cannot take wait in the spool",
      ST_SETTING_AT(st_run_opts, sqs_queue_url)},
-    {.flag = "spool", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "DIR",
+    {.flag = "spool",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "DIR",
      .help = "the spool (default $XDG_STATE_HOME/stampede/spool, else "
              "~/.local/state/stampede/spool)",
      ST_SETTING_AT(st_run_opts, spool)},
-    {.flag = "region", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "R",
+    {.flag = "region",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "R",
      .help = "AWS region (default AWS_REGION / AWS_DEFAULT_REGION, or the queue URL's)",
      ST_SETTING_AT(st_run_opts, region)},
-    {.flag = "endpoint-url", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+    {.flag = "endpoint-url",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "URL",
      .help = "SQS endpoint (default AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL), and ECS's with "
              "--launcher ecs (default AWS_ENDPOINT_URL_ECS)",
      ST_SETTING_AT(st_run_opts, endpoint_url)},
-    {.flag = "timeseries", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
-     .help = "write one JSON line per second", ST_SETTING_AT(st_run_opts, timeseries)},
+    {.flag = "timeseries",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write one JSON line per second",
+     ST_SETTING_AT(st_run_opts, timeseries)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
-    {.flag = "headless", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+    {.flag = "headless",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
      .help = "progress lines instead of the terminal UI (the default when stdout is not a "
              "terminal)",
      ST_SETTING_AT(st_run_opts, headless)},
-    {.flag = "dry-run", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
-     .help = "check the plan, print what it would do, and exit", ST_SETTING_AT(st_run_opts, dry_run)},
-    {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN, .arg = "LEVEL",
-     .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
-     .help = "debug, info, warn, error", ST_SETTING_AT(st_run_opts, log_level)},
-    {.flag = "cluster", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
+    {.flag = "dry-run",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
+     .help = "check the plan, print what it would do, and exit",
+     ST_SETTING_AT(st_run_opts, dry_run)},
+    {.flag = "log-level",
+     .type = ST_SETTING_ENUM,
+     .where = ST_SETTING_OWN,
+     .arg = "LEVEL",
+     .choices = st_log_level_names,
+     .has_def = true,
+     .def = ST_LOG_INFO,
+     .help = "debug, info, warn, error",
+     ST_SETTING_AT(st_run_opts, log_level)},
+    {.key = "cluster",
+     .flag = "cluster",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "NAME",
      .help = "ecs: the ECS cluster the agents' Fargate tasks run in",
      ST_SETTING_AT(st_run_opts, cluster)},
-    {.flag = "task-definition", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN,
-     .arg = "FAMILY[:REV]", .help = "ecs: the agents' task definition (its image runs "
-                                    "stampede-agent with no arguments)",
+    {.key = "task_definition",
+     .flag = "task-definition",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "FAMILY[:REV]",
+     .help = "ecs: the agents' task definition (its image runs "
+             "stampede-agent with no arguments)",
      ST_SETTING_AT(st_run_opts, task_definition)},
-    {.flag = "subnets", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "ID,ID",
-     .help = "ecs: the subnets of the tasks (awsvpc)", ST_SETTING_AT(st_run_opts, subnets)},
-    {.flag = "security-groups", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN,
-     .arg = "ID[,ID]", .help = "ecs: the tasks' security groups (up to 5)",
+    {.key = "subnets",
+     .flag = "subnets",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "ID,ID",
+     .help = "ecs: the subnets of the tasks (awsvpc)",
+     ST_SETTING_AT(st_run_opts, subnets)},
+    {.key = "security_groups",
+     .flag = "security-groups",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "ID[,ID]",
+     .help = "ecs: the tasks' security groups (up to 5)",
      ST_SETTING_AT(st_run_opts, security_groups)},
-    {.flag = "assign-public-ip", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+    {.key = "assign_public_ip",
+     .flag = "assign-public-ip",
+     .type = ST_SETTING_BOOL,
+     .where = ECS_ROW,
      .help = "ecs: give each task a public IP (public subnets without a NAT, to pull the image)",
      ST_SETTING_AT(st_run_opts, assign_public_ip)},
-    {.flag = "no-assign-public-ip", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+    {.flag = "no-assign-public-ip",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
      .help = "ecs: no public IP (the default; the subnets need a NAT or VPC endpoints)",
      ST_SETTING_AT(st_run_opts, no_assign_public_ip)},
-    {.flag = "spot", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+    {.key = "spot",
+     .flag = "spot",
+     .type = ST_SETTING_BOOL,
+     .where = ECS_ROW,
      .help = "ecs: FARGATE_SPOT, falling back to FARGATE for the tasks Spot has no capacity for",
      ST_SETTING_AT(st_run_opts, spot)},
-    {.flag = "container", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
+    {.key = "container",
+     .flag = "container",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "NAME",
      .help = "ecs: the container that runs stampede-agent (default: the task definition's only "
              "one)",
      ST_SETTING_AT(st_run_opts, container)},
-    {.flag = "cpu", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "UNITS", .min = 256,
-     .max = 16384, .help = "ecs: CPU units per task (1024 = 1 vCPU), with --memory; default: the "
-                           "task definition's",
+    {.key = "cpu",
+     .flag = "cpu",
+     .type = ST_SETTING_INT,
+     .where = ECS_ROW,
+     .arg = "UNITS",
+     .min = 256,
+     .max = 16384,
+     .help = "ecs: CPU units per task (1024 = 1 vCPU), with --memory; default: the "
+             "task definition's",
      ST_SETTING_AT(st_run_opts, cpu_units)},
-    {.flag = "memory", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "MIB",
-     .min = 512, .max = 122880, .help = "ecs: memory per task in MiB, with --cpu",
+    {.key = "memory",
+     .flag = "memory",
+     .type = ST_SETTING_INT,
+     .where = ECS_ROW,
+     .arg = "MIB",
+     .min = 512,
+     .max = 122880,
+     .help = "ecs: memory per task in MiB, with --cpu",
      ST_SETTING_AT(st_run_opts, memory_mib)},
-    {.flag = "advertise", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN,
+    {.key = "advertise",
+     .flag = "advertise",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
      .arg = "tcp://HOST:PORT",
      .help = "ecs: the address the agents dial (required: the tasks run in the VPC, and which of "
              "this machine's addresses they can reach is not known here)",
      ST_SETTING_AT(st_run_opts, advertise)},
-    {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
-     .help = "print this help and exit", ST_SETTING_AT(st_run_opts, help)},
+    {.flag = "help",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN | ST_SETTING_STOP,
+     .help = "print this help and exit",
+     ST_SETTING_AT(st_run_opts, help)},
 };
 
 #define N_RUN_SETTINGS (sizeof(run_settings) / sizeof(run_settings[0]))
@@ -152,7 +250,7 @@ void st_run_flags_usage(FILE *f)
 }
 
 /* The ecs flags: only with --launcher ecs, and then the ones it needs. */
-static int check_ecs(const st_run_opts *o, bool ecs, char *err, size_t err_len)
+static int check_ecs_flags(const st_run_opts *o, bool ecs, char *err, size_t err_len)
 {
     static const char *const only_ecs[] = {"cluster", "task-definition", "subnets",
                                            "security-groups", "assign-public-ip",
@@ -164,16 +262,20 @@ static int check_ecs(const st_run_opts *o, bool ecs, char *err, size_t err_len)
             return ST_EINVAL;
         }
     }
-    if (!ecs) {
-        return 0;
-    }
+    return 0;
+}
+
+/* What --launcher ecs needs, from the flags and the plan's "ecs" object. */
+static int check_ecs(const st_run_opts *o, char *err, size_t err_len)
+{
     const char *missing = !o->cluster           ? "--cluster NAME"
                           : !o->task_definition ? "--task-definition FAMILY[:REV]"
                           : !o->subnets         ? "--subnets ID,ID"
                           : !o->security_groups ? "--security-groups ID[,ID]"
                                                 : NULL;
     if (missing) {
-        snprintf(err, err_len, "--launcher ecs needs %s", missing);
+        snprintf(err, err_len, "--launcher ecs needs %s (or its key in the plan's \"ecs\")",
+                 missing);
         return ST_EINVAL;
     }
     if (!o->advertise) {
@@ -232,7 +334,7 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
         return ST_EINVAL;
     }
     bool ecs = strcmp(o->launcher, "ecs") == 0;
-    if ((rc = check_ecs(o, ecs, err, err_len))) {
+    if ((rc = check_ecs_flags(o, ecs, err, err_len))) {
         return rc;
     }
     if (o->register_timeout_s <= 0) {
@@ -282,4 +384,33 @@ int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *pla
     *agents = n;
     *plan_threads = threads_given || local ? plan->threads : 0;
     return 0;
+}
+
+int st_run_flags_ecs(st_run_opts *o, const st_plan *plan, char *err, size_t err_len)
+{
+    if (strcmp(o->launcher, "ecs") != 0) {
+        return 0;
+    }
+    const char *origin = o->plan_file ? o->plan_file : "the plan";
+    for (const cJSON *it = plan->ecs ? plan->ecs->child : NULL; it; it = it->next) {
+        const st_setting *s = st_settings_find_key(run_settings, N_RUN_SETTINGS, it->string);
+        if (!s || !(s->where & ST_SETTING_FILE)) {
+            char keys[512];
+            st_settings_list_keys(run_settings, N_RUN_SETTINGS, ST_SETTING_FILE, false, keys,
+                                  sizeof(keys));
+            snprintf(err, err_len, "%s: $.ecs.%s: unknown key (the ecs settings are %s)", origin,
+                     it->string, keys);
+            return ST_EINVAL;
+        }
+        if ((o->seen & ((uint64_t)1 << (s - run_settings))) ||
+            (strcmp(s->key, "assign_public_ip") == 0 && o->no_assign_public_ip)) {
+            continue; /* the flag overrides the plan */
+        }
+        char why[256];
+        if (st_setting_from_json(s, it, (char *)o + s->offset, why, sizeof(why))) {
+            snprintf(err, err_len, "%s: $.ecs.%s: %s", origin, it->string, why);
+            return ST_EINVAL;
+        }
+    }
+    return check_ecs(o, err, err_len);
 }

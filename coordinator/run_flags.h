@@ -68,4 +68,11 @@ void st_run_flags_usage(FILE *f);
 int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *plan_threads,
                       char *err, size_t err_len);
 
+/* With --launcher ecs: the plan's "ecs" settings (plan->ecs, from st_run_flags_plan) where no
+ * flag gave them, then what the launcher needs (--cluster, --task-definition, --subnets,
+ * --security-groups, --advertise; lists of ids; --cpu with --memory). Strings taken from the plan
+ * are borrowed from it. Returns 0 (at once for the other launchers), or ST_EINVAL with a
+ * message naming the flag, or the plan file and its JSON path. */
+int st_run_flags_ecs(st_run_opts *o, const st_plan *plan, char *err, size_t err_len);
+
 #endif

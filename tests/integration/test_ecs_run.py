@@ -287,6 +287,48 @@ class Flags(EcsRun):
         self.assertEqual(self.calls("RunTask", accepted=False), [])
         self.assertEqual(len(self.calls("DescribeTaskDefinition")), 1)
 
+    def test_the_plan_sets_ecs_settings_and_flags_override_them(self):
+        plan = os.path.join(self.dir, "plan.json")
+        with open(plan, "w") as f:
+            json.dump({"url": "http://127.0.0.1:9/", "rate": 10, "duration": 1, "agents": 3,
+                       "ecs": {"cluster": "stampede", "task_definition": "stampede-agent:3",
+                               "subnets": "subnet-9", "security_groups": "sg-9",
+                               "container": "agent", "advertise": "tcp://127.0.0.1:7400",
+                               "cpu": 512, "memory": 1024, "spot": True}}, f)
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "run", plan, "--dry-run", "--launcher", "ecs",
+             "--subnets", "subnet-1", "--endpoint-url", self.ecs_url], 30,
+            env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("3 tasks in 1 RunTask calls on cluster stampede (FARGATE_SPOT, else "
+                      "FARGATE)", out)
+        self.assertIn("0.50 vCPU and 1024 MiB per task (the run's cpu and memory)", out)
+        self.assertIn('"subnet-1"', out)
+        self.assertNotIn("subnet-9", out)
+        self.assertIn('"sg-9"', out)
+        self.assertEqual(self.state()["requests"], [])
+        with open(plan, "w") as f:
+            json.dump({"url": "http://127.0.0.1:9/", "rate": 10, "duration": 1,
+                       "ecs": {"cluster": "stampede", "colour": "red"}}, f)
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "run", plan, "--dry-run", "--launcher", "ecs"], 30,
+            env=aws_env.aws_env())
+        self.assertEqual(code, 2, err)
+        self.assertIn("plan.json: $.ecs.colour: unknown key (the ecs settings are cluster, "
+                      "task_definition,", err)
+        for ecs, words in (({"cpu": "lots"}, "$.ecs.cpu: must be an integer from 256 to 16384"),
+                           ({"cluster": {"name": "x"}},
+                            "$.ecs: cluster: must be a string, a number, true or false"),
+                           ([], "$.ecs: must be an object")):
+            with open(plan, "w") as f:
+                json.dump({"url": "http://127.0.0.1:9/", "rate": 10, "duration": 1,
+                           "ecs": ecs}, f)
+            code, out, err = self.run_to_end(
+                [harness.binary("stampede"), "run", plan, "--dry-run", "--launcher", "ecs"], 30,
+                env=aws_env.aws_env())
+            self.assertEqual(code, 2, err)
+            self.assertIn(words, err)
+
     def test_container_must_be_chosen(self):
         args = self.ecs_args(1, container=None)
         code, out, err = self.run_to_end(
