@@ -102,7 +102,14 @@ class Launch(EcsRun):
         self.assertEqual(s["requests"]["total"], 360)
         self.assertEqual(targets.target_stats(url)["requests"], 360)
         self.assertEqual(len(s["agents"]), 12)
-        self.assertEqual(len({a["name"] for a in s["agents"]}), 12)
+        # Each agent read its task from the task metadata endpoint and registered with it.
+        arns = {t["arn"]: t for t in self.state()["tasks"]}
+        self.assertEqual({a["task"] for a in s["agents"]}, set(arns))
+        for a in s["agents"]:
+            self.assertEqual(a["name"], a["task"].rsplit("/", 1)[1])
+            self.assertRegex(a["availability_zone"], r"^us-east-1[abc]$")
+            self.assertIn('"%s" registered from ' % a["name"], err)
+            self.assertIn("task %s in %s)" % (a["task"], a["availability_zone"]), err)
         runs = self.calls("RunTask")
         self.assertEqual([r["body"]["count"] for r in runs], [10, 2])
         tokens = [r["body"]["clientToken"] for r in runs]
