@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "error.h"
 #include "log.h"
+#include "plan_cli.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -46,36 +47,29 @@ const st_setting *st_agent_settings(size_t *n)
     return agent_settings;
 }
 
-static void groups_of(st_agent_opts *o, st_settings_group g[2])
-{
-    g[0] = st_plan_flags_group(&o->f);
-    g[1] = (st_settings_group){agent_settings, N_AGENT_SETTINGS, o, &o->seen};
-}
+static const char agent_usage[] =
+    "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
+    "       stampede-agent --plan FILE [options]\n"
+    "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
+    "       stampede-agent    (with STAMPEDE_COORDINATOR, STAMPEDE_TOKEN and optionally\n"
+    "                         STAMPEDE_NAME, _THREADS, _ENGINE, _LOG_LEVEL set)\n"
+    "\n"
+    "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
+    "integral reaches k, and latency counts from that instant (coordinated omission\n"
+    "corrected); the uncorrected latency is reported beside it.\n"
+    "\n";
+
+static const char agent_exit_codes[] =
+    "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
+    "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
+    "coordinator could not be reached or went silent (the load stops within 3 s).\n";
+
+static const st_plan_cli agent_cli = {agent_settings, N_AGENT_SETTINGS, FLAGS_MASK, "--help",
+                                      agent_usage, 22, agent_exit_codes};
 
 void st_agent_flags_usage(FILE *f)
 {
-    st_agent_opts o;
-    st_settings_group g[2];
-    memset(&o, 0, sizeof(o));
-    st_plan_flags_init(&o.f);
-    groups_of(&o, g);
-    fprintf(f,
-            "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
-            "       stampede-agent --plan FILE [options]\n"
-            "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
-            "       stampede-agent    (with STAMPEDE_COORDINATOR, STAMPEDE_TOKEN and optionally\n"
-            "                         STAMPEDE_NAME, _THREADS, _ENGINE, _LOG_LEVEL set)\n"
-            "\n"
-            "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
-            "integral reaches k, and latency counts from that instant (coordinated omission\n"
-            "corrected); the uncorrected latency is reported beside it.\n"
-            "\n");
-    st_settings_usage(f, g, 2, FLAGS_MASK, 22, 92);
-    fprintf(f,
-            "\n"
-            "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-            "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-            "coordinator could not be reached or went silent (the load stops within 3 s).\n");
+    st_plan_cli_usage(&agent_cli, f);
 }
 
 /* STAMPEDE_<FLAG> ("--log-level" -> STAMPEDE_LOG_LEVEL): how an agent under a coordinator is
@@ -118,11 +112,8 @@ int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, siz
 {
     st_settings_group g[2];
     memset(o, 0, sizeof(*o));
-    st_plan_flags_init(&o->f);
-    groups_of(o, g);
-    st_settings_defaults(g[1].rows, g[1].n, o, false);
     int first = argc;
-    int rc = st_settings_parse_args(argc, argv, g, 2, FLAGS_MASK, "--help", &first, err, err_len);
+    int rc = st_plan_cli_parse(&agent_cli, argc, argv, &o->f, o, &o->seen, g, &first, err, err_len);
     if (rc) {
         return rc;
     }
@@ -159,11 +150,7 @@ int st_agent_flags_plan(const st_agent_opts *o, st_plan *plan, const st_engine_o
                         char *err, size_t err_len)
 {
     int rc;
-    st_plan_init(plan);
-    if (o->plan_file && (rc = st_plan_load_file(plan, o->plan_file, err, err_len))) {
-        return rc;
-    }
-    if ((rc = st_plan_apply_flags(plan, &o->f, err, err_len))) {
+    if ((rc = st_plan_cli_plan(plan, o->plan_file, &o->f, err, err_len))) {
         return rc;
     }
     if ((rc = st_plan_finish(plan, st_cli_cpus(), err, err_len))) {

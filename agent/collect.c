@@ -35,11 +35,7 @@ int st_collector_new(st_collector **out, int n_workers, uint32_t first_second)
     }
     c->n_workers = n_workers;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    st_clock_cond_init(&c->cv);
     *out = c;
     return 0;
 }
@@ -96,7 +92,7 @@ void st_collector_finish(st_collector *c, int worker)
 
 int st_collector_next(st_collector *c, st_stats *out, uint64_t deadline_ns)
 {
-    struct timespec ts = {(time_t)(deadline_ns / ST_NS_PER_S), (long)(deadline_ns % ST_NS_PER_S)};
+    struct timespec ts = st_clock_timespec(deadline_ns);
     int rc;
     pthread_mutex_lock(&c->mu);
     for (;;) {

@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <ctype.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,16 @@ int st_aws_config_flag(st_aws_config *cfg, int opt, const char *arg, st_aws_serv
     default:
         return 0;
     }
+}
+
+int st_aws_getopt(int argc, char **argv, const struct option *opts, st_aws_config *cfg,
+                  st_aws_service svc)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1 &&
+           st_aws_config_flag(cfg, c, optarg, svc)) {
+    }
+    return c;
 }
 
 static void set_msg(st_aws_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

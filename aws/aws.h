@@ -94,6 +94,13 @@ void st_aws_config_init(st_aws_config *cfg);
  * copied. */
 int st_aws_config_flag(st_aws_config *cfg, int opt, const char *arg, st_aws_service svc);
 
+/* getopt_long(argc, argv, "h", opts, NULL) that stores each of ST_AWS_FLAGS it meets in cfg (as
+ * st_aws_config_flag does, for svc) and returns the next other option, or -1 at the end. Not
+ * thread-safe: uses getopt's globals (the caller sets optind first). */
+struct option;
+int st_aws_getopt(int argc, char **argv, const struct option *opts, st_aws_config *cfg,
+                  st_aws_service svc);
+
 typedef struct st_aws_client st_aws_client;
 
 /* Resolves the region and the endpoints (strings are copied). Returns 0, ST_EINVAL (no region, an

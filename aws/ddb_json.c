@@ -29,6 +29,17 @@ static cJSON *typed(const char *type, cJSON *v)
     return o;
 }
 
+/* Adds item to the container being built from e's: under e's key in an object (in_object), at
+ * the end of an array otherwise. */
+static void add_member(cJSON *c, int in_object, const cJSON *e, cJSON *item)
+{
+    if (in_object) {
+        cJSON_AddItemToObject(c, e->string, item);
+    } else {
+        cJSON_AddItemToArray(c, item);
+    }
+}
+
 int st_ddb_value_from_json(const cJSON *value, cJSON **out)
 {
     cJSON *r = NULL;
@@ -60,11 +71,7 @@ int st_ddb_value_from_json(const cJSON *value, cJSON **out)
                 cJSON_Delete(c);
                 return rc;
             }
-            if (is_obj) {
-                cJSON_AddItemToObject(c, e->string, av);
-            } else {
-                cJSON_AddItemToArray(c, av);
-            }
+            add_member(c, is_obj, e, av);
         }
         r = typed(is_obj ? "M" : "L", c);
     } else {
@@ -170,11 +177,7 @@ int st_ddb_value_to_json(const cJSON *av, const char *path, cJSON **out, char *e
                 cJSON_Delete(r);
                 return rc;
             }
-            if (is_map) {
-                cJSON_AddItemToObject(r, e->string, plain);
-            } else {
-                cJSON_AddItemToArray(r, plain);
-            }
+            add_member(r, is_map, e, plain);
             i++;
         }
     } else {

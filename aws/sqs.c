@@ -16,6 +16,12 @@ void st_sqs_msgs_free(st_sqs_msg *msgs, size_t n)
     free(msgs);
 }
 
+long st_sqs_receive_count(const cJSON *attributes)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(attributes, "ApproximateReceiveCount");
+    return cJSON_IsString(n) ? strtol(n->valuestring, NULL, 10) : 0;
+}
+
 int st_sqs_receive(st_aws_client *c, const char *queue_url, int max_messages, int wait_s,
                     st_sqs_msg **msgs, size_t *n, st_aws_error *err)
 {
@@ -48,8 +54,6 @@ int st_sqs_receive(st_aws_client *c, const char *queue_url, int max_messages, in
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "MessageId");
         const cJSON *rh = cJSON_GetObjectItemCaseSensitive(m, "ReceiptHandle");
         const cJSON *body = cJSON_GetObjectItemCaseSensitive(m, "Body");
-        const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(m, "Attributes");
-        const cJSON *rc_attr = cJSON_GetObjectItemCaseSensitive(attrs, "ApproximateReceiveCount");
         if (!cJSON_IsString(id) || !cJSON_IsString(rh)) {
             st_warn("SQS ReceiveMessage: a message without MessageId or ReceiptHandle, ignored");
             continue;
@@ -57,7 +61,8 @@ int st_sqs_receive(st_aws_client *c, const char *queue_url, int max_messages, in
         out[k].message_id = strdup(id->valuestring);
         out[k].receipt_handle = strdup(rh->valuestring);
         out[k].body = strdup(cJSON_IsString(body) ? body->valuestring : "");
-        out[k].receive_count = cJSON_IsString(rc_attr) ? strtol(rc_attr->valuestring, NULL, 10) : 0;
+        out[k].receive_count =
+            st_sqs_receive_count(cJSON_GetObjectItemCaseSensitive(m, "Attributes"));
         k++;
         if (!out[k - 1].message_id || !out[k - 1].receipt_handle || !out[k - 1].body) {
             st_sqs_msgs_free(out, k);

@@ -34,6 +34,10 @@ int st_sqs_delete(st_aws_client *c, const char *queue_url, const st_sqs_msg *msg
 
 void st_sqs_msgs_free(st_sqs_msg *msgs, size_t n);
 
+/* A message's ApproximateReceiveCount from its attributes object (ReceiveMessage's "Attributes",
+ * a Lambda SQS event record's "attributes"; NULL allowed): the count, 0 when it is not there. */
+long st_sqs_receive_count(const cJSON *attributes);
+
 /* One entry of a SendMessageBatch: the caller fills the inputs, st_sqs_send_batch the outputs. */
 typedef struct st_sqs_entry {
     const char *id;       /* the batch entry id: 1..80 of [A-Za-z0-9_-], unique in the batch */

@@ -654,8 +654,7 @@ static void *sched_main(void *arg)
         }
         uint64_t now = st_clock_mono_ns();
         if (s->heap[0].due_ns > now) {
-            uint64_t due = s->heap[0].due_ns;
-            struct timespec ts = {(time_t)(due / ST_NS_PER_S), (long)(due % ST_NS_PER_S)};
+            struct timespec ts = st_clock_timespec(s->heap[0].due_ns);
             pthread_cond_timedwait(&s->hcv, &s->hmu, &ts);
             continue;
         }
@@ -740,21 +739,7 @@ static int totals_build(sim *s, st_stats *t)
             continue;
         }
         const variant *v = &s->pool[i];
-        st_counts c = v->s.c;
-        st_counts add = {0};
-        add.sent = c.sent * u;
-        add.ok = c.ok * u;
-        add.http_4xx = c.http_4xx * u;
-        add.http_5xx = c.http_5xx * u;
-        add.err_connect = c.err_connect * u;
-        add.err_timeout = c.err_timeout * u;
-        add.err_other = c.err_other * u;
-        add.bytes_in = c.bytes_in * u;
-        add.bytes_out = c.bytes_out * u;
-        add.late = c.late * u;
-        add.dropped = c.dropped * u;
-        add.inflight = c.inflight * u;
-        st_counts_add(&t->c, &add);
+        st_counts_add_times(&t->c, &v->s.c, u);
         const st_hist *src[2] = {v->s.lat, v->s.lat_raw};
         for (int k = 0; k < 2; k++) {
             sum_ctx sc = {hs[k], u, 0};
@@ -1087,11 +1072,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&s->run_mu, NULL);
     pthread_mutex_init(&s->msg_mu, NULL);
     pthread_mutex_init(&s->hmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->hcv, &ca);
-    pthread_condattr_destroy(&ca);
+    st_clock_cond_init(&s->hcv);
 
     st_cli_stop_signals(on_signal);
 

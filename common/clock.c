@@ -19,6 +19,21 @@ uint64_t st_clock_wall_ns(void)
     return read_clock(CLOCK_REALTIME);
 }
 
+int st_clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+struct timespec st_clock_timespec(uint64_t mono_ns)
+{
+    return (struct timespec){(time_t)(mono_ns / ST_NS_PER_S), (long)(mono_ns % ST_NS_PER_S)};
+}
+
 static uint64_t real_now(void *ctx)
 {
     (void)ctx;

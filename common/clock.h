@@ -7,12 +7,15 @@
  * CLOCK_REALTIME, used only for timestamps that leave the process (records, TTLs, file names).
  *
  * st_clock is a small ops table so that code which schedules by time can run on a fake clock in
- * tests. All functions are thread-safe.
+ * tests. st_clock_cond_init and st_clock_timespec let a thread wait on a condition until a
+ * monotonic deadline. All functions are thread-safe.
  */
 #ifndef ST_CLOCK_H
 #define ST_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ST_NS_PER_US 1000ULL
 #define ST_NS_PER_MS 1000000ULL
@@ -25,6 +28,14 @@ typedef struct st_clock {
     uint64_t (*now_ns)(void *ctx); /* monotonic nanoseconds */
     void *ctx;
 } st_clock;
+
+/* Initialises *cv (pthread_cond_init) to time its waits on CLOCK_MONOTONIC, so that a deadline
+ * from st_clock_mono_ns (st_clock_timespec) is neither shortened nor stretched by a step of the
+ * wall clock. Returns pthread_cond_init's result; the caller destroys cv. */
+int st_clock_cond_init(pthread_cond_t *cv);
+
+/* The monotonic instant mono_ns as pthread_cond_timedwait takes it on such a cv. */
+struct timespec st_clock_timespec(uint64_t mono_ns);
 
 /* The real monotonic clock as an st_clock. */
 extern const st_clock st_clock_real;

@@ -184,25 +184,29 @@ static const char *run_id_of(const st_session *s)
     return s->run_id; /* "" until registered: the agent does not know its run before */
 }
 
+/* Packs env, its body set by the caller, as this session's message of that body. */
+static int pack_envelope(st_session *s, Stampede__Envelope *env, Stampede__Envelope__BodyCase body,
+                         uint8_t **buf, size_t *len)
+{
+    env->version = ST_PROTOCOL_VERSION;
+    env->run_id = (char *)run_id_of(s);
+    env->body_case = body;
+    return st_wire_pack(env, buf, len);
+}
+
 static int build_ping(st_session *s, uint64_t now, uint8_t **buf, size_t *len)
 {
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__ClockPing ping = STAMPEDE__CLOCK_PING__INIT;
-    env.version = ST_PROTOCOL_VERSION;
-    env.run_id = (char *)run_id_of(s);
-    env.body_case = STAMPEDE__ENVELOPE__BODY_CLOCK_PING;
     env.clock_ping = &ping;
     ping.agent_ns = now;
-    return st_wire_pack(&env, buf, len);
+    return pack_envelope(s, &env, STAMPEDE__ENVELOPE__BODY_CLOCK_PING, buf, len);
 }
 
 static int build_register(st_session *s, uint8_t **buf, size_t *len)
 {
     Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
     Stampede__Register reg = STAMPEDE__REGISTER__INIT;
-    env.version = ST_PROTOCOL_VERSION;
-    env.run_id = (char *)run_id_of(s);
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER;
     env.register_ = &reg;
     reg.token = s->token;
     reg.instance_id = s->instance_id;
@@ -216,7 +220,7 @@ static int build_register(st_session *s, uint8_t **buf, size_t *len)
     reg.availability_zone = s->availability_zone;
     reg.clock_offset_ns = s->offset_ns;
     reg.clock_rtt_ns = s->rtt_ns;
-    return st_wire_pack(&env, buf, len);
+    return pack_envelope(s, &env, STAMPEDE__ENVELOPE__BODY_REGISTER, buf, len);
 }
 
 static int build_update(st_session *s, uint64_t now, uint8_t **buf, size_t *len)

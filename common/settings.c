@@ -337,6 +337,31 @@ void st_setting_copy(const st_setting *s, void *base, const void *flags)
     }
 }
 
+/* A walk over the rows with a flag and a bit of mask, group by group in table order; start it
+ * as {groups, n_groups, mask, 0, 0, 0}. */
+typedef struct flag_walk {
+    const st_settings_group *groups;
+    size_t n_groups;
+    unsigned mask;
+    size_t g, row; /* where the row next_flag returned last stands */
+    size_t next;   /* the row of group g to look at next */
+} flag_walk;
+
+/* The next row of the walk, or NULL after the last. */
+static const st_setting *next_flag(flag_walk *w)
+{
+    for (; w->g < w->n_groups; w->g++, w->next = 0) {
+        while (w->next < w->groups[w->g].n) {
+            const st_setting *s = &w->groups[w->g].rows[w->next++];
+            if (s->flag && (s->where & w->mask)) {
+                w->row = w->next - 1;
+                return s;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Which row a getopt value stands for. */
 typedef struct opt_ref {
     size_t group, row;
@@ -347,10 +372,8 @@ int st_settings_parse_args(int argc, char **argv, const st_settings_group *group
                            int *first_operand, char *err, size_t err_len)
 {
     size_t n = 0;
-    for (size_t g = 0; g < n_groups; g++) {
-        for (size_t i = 0; i < groups[g].n; i++) {
-            n += groups[g].rows[i].flag && (groups[g].rows[i].where & mask);
-        }
+    for (flag_walk w = {groups, n_groups, mask, 0, 0, 0}; next_flag(&w);) {
+        n++;
     }
     struct option *longopts = calloc(n + 1, sizeof(*longopts));
     opt_ref *refs = calloc(n + 1, sizeof(*refs));
@@ -361,26 +384,21 @@ int st_settings_parse_args(int argc, char **argv, const st_settings_group *group
         goto out;
     }
     size_t k = 0;
-    for (size_t g = 0; g < n_groups; g++) {
-        for (size_t i = 0; i < groups[g].n; i++) {
-            const st_setting *s = &groups[g].rows[i];
-            if (!s->flag || !(s->where & mask)) {
-                continue;
+    flag_walk w = {groups, n_groups, mask, 0, 0, 0};
+    for (const st_setting *s; (s = next_flag(&w)) != NULL;) {
+        for (size_t j = 0; j < k; j++) {
+            if (strcmp(longopts[j].name, s->flag) == 0) {
+                snprintf(err, err_len, "--%s: declared twice", s->flag);
+                rc = ST_EINVAL;
+                goto out;
             }
-            for (size_t j = 0; j < k; j++) {
-                if (strcmp(longopts[j].name, s->flag) == 0) {
-                    snprintf(err, err_len, "--%s: declared twice", s->flag);
-                    rc = ST_EINVAL;
-                    goto out;
-                }
-            }
-            longopts[k] = (struct option){s->flag,
-                                          s->type == ST_SETTING_BOOL ? no_argument
-                                                                     : required_argument,
-                                          NULL, 256 + (int)k};
-            refs[k] = (opt_ref){g, i};
-            k++;
         }
+        longopts[k] = (struct option){s->flag,
+                                      s->type == ST_SETTING_BOOL ? no_argument
+                                                                 : required_argument,
+                                      NULL, 256 + (int)k};
+        refs[k] = (opt_ref){w.g, w.row};
+        k++;
     }
     optind = 0; /* glibc: start over, also after an earlier parse */
     opterr = 0;
@@ -430,22 +448,17 @@ int st_settings_check_only(const st_settings_group *groups, size_t n_groups, uns
     const char *bad = NULL;
     const char *names[ST_SETTINGS_MAX_ROWS];
     size_t k = 0;
-    for (size_t g = 0; g < n_groups; g++) {
-        for (size_t i = 0; i < groups[g].n; i++) {
-            const st_setting *s = &groups[g].rows[i];
-            if (!s->flag || !(s->where & mask)) {
-                continue;
-            }
-            bool self = because && strncmp(because, "--", 2) == 0 &&
-                        strcmp(because + 2, s->flag) == 0;
-            if ((s->where & allowed) && !(s->where & ST_SETTING_STOP) && !self &&
-                k < ST_SETTINGS_MAX_ROWS) {
-                names[k++] = s->flag;
-            }
-            if (!bad && !(s->where & allowed) && !self && groups[g].seen &&
-                (*groups[g].seen & ((uint64_t)1 << i))) {
-                bad = s->flag;
-            }
+    flag_walk w = {groups, n_groups, mask, 0, 0, 0};
+    for (const st_setting *s; (s = next_flag(&w)) != NULL;) {
+        bool self = because && strncmp(because, "--", 2) == 0 &&
+                    strcmp(because + 2, s->flag) == 0;
+        if ((s->where & allowed) && !(s->where & ST_SETTING_STOP) && !self &&
+            k < ST_SETTINGS_MAX_ROWS) {
+            names[k++] = s->flag;
+        }
+        if (!bad && !(s->where & allowed) && !self && groups[w.g].seen &&
+            (*groups[w.g].seen & ((uint64_t)1 << w.row))) {
+            bad = s->flag;
         }
     }
     if (!bad) {
@@ -485,35 +498,30 @@ static void wrap(FILE *f, const char *text, int col, int indent, int width)
 void st_settings_usage(FILE *f, const st_settings_group *groups, size_t n_groups, unsigned mask,
                        int column, int width)
 {
-    for (size_t g = 0; g < n_groups; g++) {
-        for (size_t i = 0; i < groups[g].n; i++) {
-            const st_setting *s = &groups[g].rows[i];
-            if (!s->flag || !(s->where & mask)) {
-                continue;
-            }
-            char left[96], def[64] = "", help[1024];
-            int col = snprintf(left, sizeof(left), "  --%s%s%s", s->flag, s->arg ? " " : "",
-                               s->arg ? s->arg : "");
-            if (s->has_def && is_numeric(s->type) && s->type != ST_SETTING_DURATION) {
-                snprintf(def, sizeof(def), " (default %g)", s->def);
-            } else if (s->has_def && s->type == ST_SETTING_DURATION) {
-                char d[32];
-                st_cli_format_duration(s->def, d, sizeof(d));
-                snprintf(def, sizeof(def), " (default %s)", d);
-            } else if (s->has_def && s->type == ST_SETTING_ENUM) {
-                snprintf(def, sizeof(def), " (default %s)", s->choices[(size_t)s->def]);
-            } else if (s->has_def && s->type == ST_SETTING_STRING && s->def_text) {
-                snprintf(def, sizeof(def), " (default %s)", s->def_text);
-            }
-            snprintf(help, sizeof(help), "%s%s", s->help ? s->help : "", def);
-            fputs(left, f);
-            if (col + 2 > column) {
-                fprintf(f, "\n%*s", column, "");
-            } else {
-                fprintf(f, "%*s", column - col, "");
-            }
-            wrap(f, help, column, column, width);
-            fputc('\n', f);
+    flag_walk w = {groups, n_groups, mask, 0, 0, 0};
+    for (const st_setting *s; (s = next_flag(&w)) != NULL;) {
+        char left[96], def[64] = "", help[1024];
+        int col = snprintf(left, sizeof(left), "  --%s%s%s", s->flag, s->arg ? " " : "",
+                           s->arg ? s->arg : "");
+        if (s->has_def && is_numeric(s->type) && s->type != ST_SETTING_DURATION) {
+            snprintf(def, sizeof(def), " (default %g)", s->def);
+        } else if (s->has_def && s->type == ST_SETTING_DURATION) {
+            char d[32];
+            st_cli_format_duration(s->def, d, sizeof(d));
+            snprintf(def, sizeof(def), " (default %s)", d);
+        } else if (s->has_def && s->type == ST_SETTING_ENUM) {
+            snprintf(def, sizeof(def), " (default %s)", s->choices[(size_t)s->def]);
+        } else if (s->has_def && s->type == ST_SETTING_STRING && s->def_text) {
+            snprintf(def, sizeof(def), " (default %s)", s->def_text);
         }
+        snprintf(help, sizeof(help), "%s%s", s->help ? s->help : "", def);
+        fputs(left, f);
+        if (col + 2 > column) {
+            fprintf(f, "\n%*s", column, "");
+        } else {
+            fprintf(f, "%*s", column - col, "");
+        }
+        wrap(f, help, column, column, width);
+        fputc('\n', f);
     }
 }

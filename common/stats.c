@@ -16,21 +16,17 @@ const st_counts_field st_counts_fields[ST_COUNTS_N_FIELDS] = {
 _Static_assert(sizeof(st_counts) == ST_COUNTS_N_FIELDS * sizeof(uint64_t),
                "st_counts_fields must list every counter");
 
+void st_counts_add_times(st_counts *dst, const st_counts *src, uint64_t times)
+{
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        size_t at = st_counts_fields[i].offset;
+        *(uint64_t *)((char *)dst + at) += *(const uint64_t *)((const char *)src + at) * times;
+    }
+}
+
 void st_counts_add(st_counts *dst, const st_counts *src)
 {
-    dst->sent += src->sent;
-    dst->ok += src->ok;
-    dst->http_4xx += src->http_4xx;
-    dst->http_5xx += src->http_5xx;
-    dst->err_connect += src->err_connect;
-    dst->err_timeout += src->err_timeout;
-    dst->err_other += src->err_other;
-    dst->bytes_in += src->bytes_in;
-    dst->bytes_out += src->bytes_out;
-    dst->late += src->late;
-    dst->dropped += src->dropped;
-    dst->inflight += src->inflight;
-    dst->err_local += src->err_local;
+    st_counts_add_times(dst, src, 1);
 }
 
 uint64_t st_counts_failed(const st_counts *c)

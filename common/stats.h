@@ -52,6 +52,8 @@ extern const st_counts_field st_counts_fields[];
 
 /* dst += src, field by field (inflight included: callers merging seconds over time overwrite it). */
 void st_counts_add(st_counts *dst, const st_counts *src);
+/* dst += src * times, field by field (inflight included): times records alike at once. */
+void st_counts_add_times(st_counts *dst, const st_counts *src, uint64_t times);
 /* 4xx + 5xx + connect + timeout + other. */
 uint64_t st_counts_failed(const st_counts *c);
 /* ok + failed: requests that completed one way or another. */

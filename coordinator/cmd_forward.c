@@ -36,10 +36,7 @@ int st_cmd_forward(int argc, char **argv)
     aws.retry.max_delay_ms = 2000;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (st_aws_config_flag(&aws, c, optarg, ST_AWS_SQS)) {
-            continue;
-        }
+    while ((c = st_aws_getopt(argc, argv, opts, &aws, ST_AWS_SQS)) != -1) {
         switch (c) {
         case 's':
             spool = optarg;

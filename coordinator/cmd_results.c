@@ -282,10 +282,7 @@ int st_cmd_results(int argc, char **argv)
     st_aws_config_init(&aws);
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (st_aws_config_flag(&aws, c, optarg, ST_AWS_DYNAMODB)) {
-            continue;
-        }
+    while ((c = st_aws_getopt(argc, argv, opts, &aws, ST_AWS_DYNAMODB)) != -1) {
         switch (c) {
         case 't':
             table = optarg;

@@ -339,12 +339,7 @@ int st_cmd_run(int argc, char **argv)
     lcfg.token = token;
     lcfg.token_generated = token_generated;
     /* Signals are caught from before the launch, so that what it starts is always stopped. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    st_cli_stop_signals(on_signal);
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = lcfg.ecs ? launch_exit(rc) : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;

@@ -74,14 +74,57 @@ int st_output_progress(st_output *out, FILE *f)
     return 0;
 }
 
-/* ---- timeseries ---- */
+/* ---- outputs to a file: the timeseries and the summary ---- */
 
-typedef struct jsonl {
+/* A file written in the temporary place and committed at the end (st_outfile). */
+typedef struct filed {
     st_outfile *f; /* NULL once committed or given up */
     bool failed;
-} jsonl;
+} filed;
 
-static void jsonl_fail(jsonl *j, int errnum)
+/* Creates the file for flag now (a folder that cannot be written is found out before the run,
+ * and nothing appears at path until the file is complete) as the state of out, with ops. */
+static int filed_open(st_output *out, const st_output_ops *ops, const char *flag, const char *path,
+                      char *err, size_t err_len)
+{
+    filed *o = calloc(1, sizeof(*o));
+    if (!o) {
+        return ST_ENOMEM;
+    }
+    int rc = st_outfile_open(&o->f, flag, path, err, err_len);
+    if (rc) {
+        free(o);
+        return rc;
+    }
+    out->ops = ops;
+    out->state = o;
+    return 0;
+}
+
+/* The file is done with: rc is how its commit went (err says why it failed). */
+static int filed_done(filed *o, int rc, const char *err)
+{
+    o->f = NULL;
+    if (rc) {
+        st_error("%s", err);
+        o->failed = true;
+    }
+    return rc;
+}
+
+static int filed_close(void *state)
+{
+    filed *o = state;
+    /* Still open: the run ended before its end was reported; nothing is left behind. */
+    st_outfile_abort(o->f);
+    int rc = o->failed ? ST_EIO : 0;
+    free(o);
+    return rc;
+}
+
+/* ---- timeseries ---- */
+
+static void jsonl_fail(filed *j, int errnum)
 {
     if (!j->failed) {
         st_error("--timeseries %s: cannot write it: %s (the run goes on; the file will not be "
@@ -103,7 +146,7 @@ static void ms_or_null(char *out, size_t len, const st_report_latency *l, uint64
 
 static int jsonl_second(void *state, const st_coord_second *sec)
 {
-    jsonl *j = state;
+    filed *j = state;
     if (j->failed || !j->f) {
         return ST_EIO;
     }
@@ -140,7 +183,7 @@ static int jsonl_second(void *state, const st_coord_second *sec)
 static int jsonl_summary(void *state, const st_report *report)
 {
     (void)report;
-    jsonl *j = state;
+    filed *j = state;
     if (!j->f) {
         return j->failed ? ST_EIO : 0;
     }
@@ -152,48 +195,17 @@ static int jsonl_summary(void *state, const st_report *report)
     }
     char err[1024];
     int rc = st_outfile_commit(j->f, err, sizeof(err));
-    j->f = NULL;
-    if (rc) {
-        st_error("%s", err);
-        j->failed = true;
-    }
-    return rc;
+    return filed_done(j, rc, err);
 }
 
-static int jsonl_close(void *state)
-{
-    jsonl *j = state;
-    /* Still open: the run ended before its end was reported; nothing is left behind. */
-    st_outfile_abort(j->f);
-    int rc = j->failed ? ST_EIO : 0;
-    free(j);
-    return rc;
-}
-
-static const st_output_ops jsonl_ops = {"timeseries", jsonl_second, jsonl_summary, jsonl_close};
+static const st_output_ops jsonl_ops = {"timeseries", jsonl_second, jsonl_summary, filed_close};
 
 int st_output_timeseries(st_output *out, const char *path, char *err, size_t err_len)
 {
-    jsonl *j = calloc(1, sizeof(*j));
-    if (!j) {
-        return ST_ENOMEM;
-    }
-    int rc = st_outfile_open(&j->f, "--timeseries", path, err, err_len);
-    if (rc) {
-        free(j);
-        return rc;
-    }
-    out->ops = &jsonl_ops;
-    out->state = j;
-    return 0;
+    return filed_open(out, &jsonl_ops, "--timeseries", path, err, err_len);
 }
 
 /* ---- summary file ---- */
-
-typedef struct sumfile {
-    st_outfile *f; /* NULL once committed or given up */
-    bool failed;
-} sumfile;
 
 static int sum_second(void *state, const st_coord_second *sec)
 {
@@ -204,7 +216,7 @@ static int sum_second(void *state, const st_coord_second *sec)
 
 static int sum_summary(void *state, const st_report *report)
 {
-    sumfile *s = state;
+    filed *s = state;
     if (!s->f) {
         return s->failed ? ST_EIO : 0;
     }
@@ -222,40 +234,13 @@ static int sum_summary(void *state, const st_report *report)
         st_outfile_printf(s->f, "%s\n", text);
         rc = st_outfile_commit(s->f, err, sizeof(err));
     }
-    s->f = NULL;
-    if (rc) {
-        st_error("%s", err);
-        s->failed = true;
-    }
     free(text);
-    return rc;
+    return filed_done(s, rc, err);
 }
 
-static int sum_close(void *state)
-{
-    sumfile *s = state;
-    st_outfile_abort(s->f);
-    int rc = s->failed ? ST_EIO : 0;
-    free(s);
-    return rc;
-}
-
-static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, sum_close};
+static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, filed_close};
 
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len)
 {
-    sumfile *s = calloc(1, sizeof(*s));
-    if (!s) {
-        return ST_ENOMEM;
-    }
-    /* The temporary file is created now: a folder that cannot be written is found out before
-     * the run, and nothing appears at path until the summary is complete. */
-    int rc = st_outfile_open(&s->f, "--summary", path, err, err_len);
-    if (rc) {
-        free(s);
-        return rc;
-    }
-    out->ops = &sum_ops;
-    out->state = s;
-    return 0;
+    return filed_open(out, &sum_ops, "--summary", path, err, err_len);
 }

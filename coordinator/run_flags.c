@@ -5,6 +5,7 @@
 #include "launch.h"
 #include "launch_ecs.h"
 #include "log.h"
+#include "plan_cli.h"
 #include "server.h"
 
 #include <cjson/cJSON.h>
@@ -204,13 +205,6 @@ static const st_setting run_settings[] = {
 #define N_RUN_SETTINGS (sizeof(run_settings) / sizeof(run_settings[0]))
 #define FLAGS_MASK     (ST_SETTING_RUN | ST_SETTING_OWN)
 
-/* The groups of o's flags; o->seen records which of run_settings were given. */
-static void groups_of(st_run_opts *o, st_settings_group g[2])
-{
-    g[0] = st_plan_flags_group(&o->f);
-    g[1] = (st_settings_group){run_settings, N_RUN_SETTINGS, o, &o->seen};
-}
-
 const st_setting *st_run_settings(size_t *n)
 {
     *n = N_RUN_SETTINGS;
@@ -223,30 +217,29 @@ bool st_run_flags_given(const st_run_opts *o, const char *flag)
     return s && (o->seen & ((uint64_t)1 << (s - run_settings)));
 }
 
+static const char run_usage[] =
+    "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
+    "\n"
+    "Splits the load across agents, starts them at one instant, merges what they measure\n"
+    "every second, and writes the results. Flags override the plan.\n"
+    "\n";
+
+static const char run_exit_codes[] =
+    "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
+    "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
+    "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
+    "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
+    "still written), 10 result messages lost (neither sent to SQS nor spooled).\n"
+    "With --launcher ecs also: 2 parameters ECS refused, 3 access denied (the message\n"
+    "names the IAM action), 5 no such cluster or task definition, 6 no capacity, a\n"
+    "quota reached, or a task that stopped before its agent registered.\n";
+
+static const st_plan_cli run_cli = {run_settings, N_RUN_SETTINGS, FLAGS_MASK, "stampede run --help",
+                                    run_usage, 25, run_exit_codes};
+
 void st_run_flags_usage(FILE *f)
 {
-    st_run_opts o;
-    st_settings_group g[2];
-    memset(&o, 0, sizeof(o));
-    st_plan_flags_init(&o.f);
-    groups_of(&o, g);
-    fprintf(f,
-            "usage: stampede run [PLAN.json] [--url URL --rate RPS --duration TIME] [options]\n"
-            "\n"
-            "Splits the load across agents, starts them at one instant, merges what they measure\n"
-            "every second, and writes the results. Flags override the plan.\n"
-            "\n");
-    st_settings_usage(f, g, 2, FLAGS_MASK, 25, 92);
-    fprintf(f,
-            "\n"
-            "Exit codes: 0 completed, 1 runtime failure (a --summary or --timeseries file that\n"
-            "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
-            "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
-            "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
-            "still written), 10 result messages lost (neither sent to SQS nor spooled).\n"
-            "With --launcher ecs also: 2 parameters ECS refused, 3 access denied (the message\n"
-            "names the IAM action), 5 no such cluster or task definition, 6 no capacity, a\n"
-            "quota reached, or a task that stopped before its agent registered.\n");
+    st_plan_cli_usage(&run_cli, f);
 }
 
 /* The ecs flags: only with --launcher ecs, and then the ones it needs. */
@@ -308,12 +301,9 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
 {
     st_settings_group g[2];
     memset(o, 0, sizeof(*o));
-    st_plan_flags_init(&o->f);
-    groups_of(o, g);
-    st_settings_defaults(g[1].rows, g[1].n, o, false);
     int optind_first = argc;
-    int rc = st_settings_parse_args(argc, argv, g, 2, FLAGS_MASK, "stampede run --help",
-                                    &optind_first, err, err_len);
+    int rc =
+        st_plan_cli_parse(&run_cli, argc, argv, &o->f, o, &o->seen, g, &optind_first, err, err_len);
     if (rc) {
         return rc;
     }
@@ -363,9 +353,7 @@ int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *pla
                       char *err, size_t err_len)
 {
     int rc;
-    st_plan_init(plan);
-    if ((o->plan_file && (rc = st_plan_load_file(plan, o->plan_file, err, err_len))) ||
-        (rc = st_plan_apply_flags(plan, &o->f, err, err_len))) {
+    if ((rc = st_plan_cli_plan(plan, o->plan_file, &o->f, err, err_len))) {
         return rc;
     }
     bool local = strcmp(o->launcher, "local") == 0;

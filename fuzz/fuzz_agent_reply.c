@@ -10,7 +10,7 @@
  */
 #include "clock.h"
 #include "error.h"
-#include "log.h"
+#include "fuzz_common.h"
 #include "plan.h"
 #include "session.h"
 #include "wire.h"
@@ -48,61 +48,42 @@ static void take_commands(st_session *s, const st_session_cmds *cmds)
     }
 }
 
+/* Before each reply the session makes its next request, as the agent would; it ends the input
+ * when the session has ended. */
+static int one_reply(void *ctx, const uint8_t *msg, size_t len)
+{
+    st_session *s = ctx;
+    uint8_t *req = NULL;
+    size_t req_len = 0;
+    int timeout_ms = 0;
+    st_session_kind kind;
+    if (st_session_request(s, &req, &req_len, &timeout_ms, &kind) != 0) {
+        return 1; /* ended, or nothing to send */
+    }
+    free(req);
+    st_session_cmds cmds;
+    int rc = st_session_reply(s, msg, len, &cmds);
+    if (rc != 0 && rc != ST_EPROTO && rc != ST_EINVAL && rc != ST_EAUTH && rc != ST_ENOTFOUND &&
+        rc != ST_ENOMEM) {
+        abort();
+    }
+    if (rc == 0) {
+        take_commands(s, &cmds);
+    }
+    return rc == ST_EAUTH || rc == ST_ENOTFOUND || cmds.done;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int quiet;
-    if (!quiet) {
-        st_log_init("fuzz", (st_log_level)(ST_LOG_ERROR + 1)); /* bad input is logged */
-        quiet = 1;
-    }
-    uint64_t now = 1000 * ST_NS_PER_S;
-    st_clock clock = {st_clock_fake_now, &now};
+    st_fuzz_env env;
+    st_fuzz_start(&env);
     st_session_cfg cfg;
-    st_session_cfg_defaults(&cfg);
-    cfg.clock = &clock;
-    cfg.token = "fuzz-token";
-    cfg.instance_id = 42;
-    cfg.name = "fuzz";
-    cfg.host = "localhost";
-    cfg.pid = 1;
-    cfg.cores = 2;
-    cfg.threads = 2;
-    cfg.version = "fuzz";
-    cfg.clock_pings = 1;
+    st_fuzz_session_cfg(&cfg, &env.clock, "fuzz", 1, 1);
     st_session *s = NULL;
     if (st_session_new(&s, &cfg) != 0) {
         abort();
     }
-    size_t off = 0;
-    while (off + 3 <= size) {
-        now += (uint64_t)data[off] * 10 * ST_NS_PER_MS;
-        size_t len = (size_t)data[off + 1] | (size_t)data[off + 2] << 8;
-        off += 3;
-        if (len > size - off) {
-            len = size - off;
-        }
-        uint8_t *req = NULL;
-        size_t req_len = 0;
-        int timeout_ms = 0;
-        st_session_kind kind;
-        if (st_session_request(s, &req, &req_len, &timeout_ms, &kind) != 0) {
-            break; /* ended, or nothing to send */
-        }
-        free(req);
-        st_session_cmds cmds;
-        int rc = st_session_reply(s, data + off, len, &cmds);
-        off += len;
-        if (rc != 0 && rc != ST_EPROTO && rc != ST_EINVAL && rc != ST_EAUTH &&
-            rc != ST_ENOTFOUND && rc != ST_ENOMEM) {
-            abort();
-        }
-        if (rc == 0) {
-            take_commands(s, &cmds);
-        }
-        if (rc == ST_EAUTH || rc == ST_ENOTFOUND || cmds.done) {
-            break;
-        }
-    }
+    st_fuzz_frames_each(data, size, &env.now_ns, one_reply, s);
     st_session_free(s);
     return 0;
 }

@@ -8,7 +8,7 @@
  */
 #include "clock.h"
 #include "coord.h"
-#include "log.h"
+#include "fuzz_common.h"
 #include "plan.h"
 #include "stats.h"
 
@@ -32,7 +32,7 @@ static int setup(void)
 {
     static const char plan[] = "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 5}";
     char err[256];
-    st_log_init("fuzz", (st_log_level)(ST_LOG_ERROR + 1)); /* quiet: bad input is logged */
+    st_fuzz_quiet();
     st_plan_init(&g_plan);
     if (st_plan_parse(&g_plan, plan, sizeof(plan) - 1, "fuzz", err, sizeof(err)) != 0 ||
         st_plan_finish(&g_plan, 1, err, sizeof(err)) != 0) {
@@ -42,46 +42,44 @@ static int setup(void)
     return 0;
 }
 
+/* The core handles each message as from an agent, then ticks. */
+static int one_message(void *ctx, const uint8_t *msg, size_t len)
+{
+    st_coord *c = ctx;
+    uint8_t *reply = NULL;
+    size_t reply_len = 0;
+    int rc = st_coord_handle(c, msg, len, &reply, &reply_len);
+    if (rc == 0 && !reply) {
+        abort(); /* the contract: 0 comes with a reply */
+    }
+    free(reply);
+    st_coord_tick(c);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!g_ready && setup() != 0) {
         abort();
     }
-    uint64_t now = 1000 * ST_NS_PER_S;
-    st_clock clock = {st_clock_fake_now, &now};
+    st_fuzz_env env;
+    st_fuzz_start(&env);
     st_coord_cfg cfg;
     st_coord_cfg_defaults(&cfg);
     cfg.plan = &g_plan;
     cfg.run_id = "fuzz-run";
     cfg.token = "fuzz-token";
     cfg.expected_agents = 1;
-    cfg.clock = &clock;
+    cfg.clock = &env.clock;
     cfg.on_second = on_second;
     st_coord *c = NULL;
     if (st_coord_new(&c, &cfg) != 0) {
         abort();
     }
-    size_t off = 0;
-    while (off + 3 <= size) {
-        now += (uint64_t)data[off] * 10 * ST_NS_PER_MS;
-        size_t len = (size_t)data[off + 1] | (size_t)data[off + 2] << 8;
-        off += 3;
-        if (len > size - off) {
-            len = size - off;
-        }
-        uint8_t *reply = NULL;
-        size_t reply_len = 0;
-        int rc = st_coord_handle(c, data + off, len, &reply, &reply_len);
-        if (rc == 0 && !reply) {
-            abort(); /* the contract: 0 comes with a reply */
-        }
-        free(reply);
-        off += len;
-        st_coord_tick(c);
-    }
+    st_fuzz_frames_each(data, size, &env.now_ns, one_message, c);
     st_coord_stop(c);
     for (int i = 0; i < 20; i++) {
-        now += 500 * ST_NS_PER_MS;
+        env.now_ns += 500 * ST_NS_PER_MS;
         st_coord_tick(c);
     }
     st_coord_free(c);

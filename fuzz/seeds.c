@@ -5,9 +5,11 @@
  */
 #include "clock.h"
 #include "error.h"
+#include "fuzz_common.h"
 #include "hist.h"
 #include "plan.h"
 #include "profile.h"
+#include "session.h"
 #include "stats.h"
 #include "wire.h"
 
@@ -24,14 +26,10 @@ static void frame(uint8_t step, Stampede__Envelope *env)
     env->version = ST_PROTOCOL_VERSION;
     uint8_t *b;
     size_t n;
-    if (st_wire_pack(env, &b, &n) != 0 || n > 0xffff || g_len + 3 + n > sizeof(g_buf)) {
+    if (st_wire_pack(env, &b, &n) != 0 ||
+        st_fuzz_frame_put(g_buf, sizeof(g_buf), &g_len, step, b, n) != 0) {
         abort();
     }
-    g_buf[g_len++] = step;
-    g_buf[g_len++] = (uint8_t)(n & 0xff);
-    g_buf[g_len++] = (uint8_t)(n >> 8);
-    memcpy(g_buf + g_len, b, n);
-    g_len += n;
     free(b);
 }
 
@@ -47,22 +45,25 @@ static void flush(const char *dir, const char *name)
     g_len = 0;
 }
 
+/* The Register of the agent the fuzzers speak as, made by its session as an agent makes it. */
 static void reg(uint8_t step)
 {
-    Stampede__Envelope env = STAMPEDE__ENVELOPE__INIT;
-    Stampede__Register r = STAMPEDE__REGISTER__INIT;
-    env.run_id = "";
-    env.body_case = STAMPEDE__ENVELOPE__BODY_REGISTER;
-    env.register_ = &r;
-    r.token = "fuzz-token";
-    r.instance_id = 42;
-    r.name = "seed";
-    r.host = "localhost";
-    r.pid = 1234;
-    r.cores = 2;
-    r.threads = 2;
-    r.version = "seed";
-    frame(step, &env);
+    uint64_t now = 0;
+    st_clock clock = {st_clock_fake_now, &now};
+    st_session_cfg cfg;
+    st_fuzz_session_cfg(&cfg, &clock, "seed", 1234, 0);
+    st_session *s = NULL;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    int timeout_ms;
+    st_session_kind kind;
+    if (st_session_new(&s, &cfg) != 0 || st_session_request(s, &b, &n, &timeout_ms, &kind) != 0 ||
+        kind != ST_SESSION_REGISTER ||
+        st_fuzz_frame_put(g_buf, sizeof(g_buf), &g_len, step, b, n) != 0) {
+        abort();
+    }
+    free(b);
+    st_session_free(s);
 }
 
 static void ping(uint8_t step)

@@ -75,17 +75,7 @@ void st_forwarder_config_init(st_forwarder_config *cfg)
 
 int st_forward_id_valid(const char *id)
 {
-    if (!id || !*id || *id == '.' || strlen(id) > ST_RESULT_ID_MAX) {
-        return 0;
-    }
-    for (const char *p = id; *p; p++) {
-        char c = *p;
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return 0;
-        }
-    }
-    return 1;
+    return st_result_name_valid(id, ST_RESULT_ID_MAX);
 }
 
 int st_forward_entry_id(const char *id, char *out, size_t out_len)
@@ -529,6 +519,12 @@ static uint64_t now_ms(void)
     return st_clock_mono_ns() / ST_NS_PER_MS;
 }
 
+/* The monotonic instant ms from now: the forwarder's conditions wait on that clock. */
+static struct timespec mono_after_ms(uint64_t ms)
+{
+    return st_clock_timespec(st_clock_mono_ns() + ms * ST_NS_PER_MS);
+}
+
 static void go_down(st_forwarder *f, int *down, uint64_t *next_try_ms)
 {
     if (!*down && !cancelled(&f->s)) {
@@ -550,15 +546,7 @@ static void wait_for_work(st_forwarder *f, int spool_pending, uint64_t next_try_
         if (now >= next_try_ms) {
             return;
         }
-        uint64_t wait_ms = next_try_ms - now;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(wait_ms / 1000);
-        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = mono_after_ms(next_try_ms - now);
         pthread_cond_timedwait(&f->wake, &f->mu, &ts);
     }
 }
@@ -667,6 +655,19 @@ static int sender_init(sender *s, const char *queue_url, const char *spool_dir,
     return 0;
 }
 
+/* Frees f and everything it holds once its thread is gone (or was never started). */
+static void release(st_forwarder *f)
+{
+    fmsg_list_free(f->head);
+    st_aws_client_free(f->s.client);
+    free(f->queue_url);
+    free(f->spool_dir);
+    pthread_cond_destroy(&f->done_cv);
+    pthread_cond_destroy(&f->wake);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
 int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *err, size_t err_len)
 {
     if (!cfg || !cfg->queue_url || !*cfg->queue_url) {
@@ -691,12 +692,8 @@ int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *e
     pthread_mutex_init(&f->mu, NULL);
     /* Deadlines are on the monotonic clock: a step of the wall clock must not shorten or
      * stretch a retry or the flush bound. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&f->wake, &ca);
-    pthread_cond_init(&f->done_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    st_clock_cond_init(&f->wake);
+    st_clock_cond_init(&f->done_cv);
     atomic_init(&f->cancel, 0);
     f->queue_url = strdup(cfg->queue_url);
     f->spool_dir = strdup(cfg->spool_dir);
@@ -719,13 +716,7 @@ int st_forwarder_new(st_forwarder **out, const st_forwarder_config *cfg, char *e
     *out = f;
     return 0;
 fail:
-    st_aws_client_free(f->s.client);
-    free(f->queue_url);
-    free(f->spool_dir);
-    pthread_cond_destroy(&f->done_cv);
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
+    release(f);
     return rc;
 }
 
@@ -768,14 +759,7 @@ int st_forwarder_flush_and_close(st_forwarder *f, uint32_t timeout_ms, st_forwar
         return ST_ESTATE;
     }
     f->closed = 1;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mono_after_ms(timeout_ms);
     pthread_mutex_lock(&f->mu);
     f->closing = 1;
     pthread_cond_signal(&f->wake);
@@ -811,14 +795,7 @@ void st_forwarder_free(st_forwarder *f)
     if (!f->closed) {
         st_forwarder_flush_and_close(f, 0, NULL);
     }
-    fmsg_list_free(f->head);
-    st_aws_client_free(f->s.client);
-    free(f->queue_url);
-    free(f->spool_dir);
-    pthread_cond_destroy(&f->done_cv);
-    pthread_cond_destroy(&f->wake);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
+    release(f);
 }
 
 int st_forward_spool(const char *spool_dir, const char *queue_url, const st_aws_config *aws,

@@ -9,12 +9,12 @@
 /* Numbers travel as JSON numbers (IEEE doubles): integers are exact up to 2^53. */
 #define MAX_EXACT 9007199254740992.0
 
-int st_result_run_id_valid(const char *run_id)
+int st_result_name_valid(const char *text, size_t max_len)
 {
-    if (!run_id || !*run_id || *run_id == '.' || strlen(run_id) > ST_RESULT_RUN_ID_MAX) {
+    if (!text || !*text || *text == '.' || strlen(text) > max_len) {
         return 0;
     }
-    for (const char *p = run_id; *p; p++) {
+    for (const char *p = text; *p; p++) {
         char ch = *p;
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
               ch == '.' || ch == '_' || ch == '-')) {
@@ -22,6 +22,11 @@ int st_result_run_id_valid(const char *run_id)
         }
     }
     return 1;
+}
+
+int st_result_run_id_valid(const char *run_id)
+{
+    return st_result_name_valid(run_id, ST_RESULT_RUN_ID_MAX);
 }
 
 int st_result_id(st_result_kind kind, const char *run_id, uint32_t second, char *out,

@@ -54,6 +54,10 @@ typedef struct st_result_msg {
 /* True when run_id follows the rule above. */
 int st_result_run_id_valid(const char *run_id);
 
+/* True when text is 1 to max_len characters of A-Z a-z 0-9 '.' '_' '-', not starting with '.':
+ * the rule of run ids, and of the identities made from them (safe as file and SQS names). */
+int st_result_name_valid(const char *text, size_t max_len);
+
 /* Writes the identity of (kind, run_id, second) into out (ST_RESULT_ID_MAX + 1 bytes or more).
  * Returns 0, or ST_EINVAL for an invalid run id, or ST_ERANGE when out is too small. */
 int st_result_id(st_result_kind kind, const char *run_id, uint32_t second, char *out,

@@ -66,10 +66,7 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
     int c;
     st_log_level level;
     char err[256];
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (st_aws_config_flag(&o->aws, c, optarg, ST_AWS_DYNAMODB)) {
-            continue;
-        }
+    while ((c = st_aws_getopt(argc, argv, opts, &o->aws, ST_AWS_DYNAMODB)) != -1) {
         switch (c) {
         case 'q':
             o->queue_url = optarg;

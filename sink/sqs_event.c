@@ -1,6 +1,7 @@
 #include "sqs_event.h"
 #include "error.h"
 #include "log.h"
+#include "sqs.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,12 +34,10 @@ int st_sink_event_parse(const char *event, cJSON **doc, st_sink_record **recs, s
     {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "messageId");
         const cJSON *body = cJSON_GetObjectItemCaseSensitive(r, "body");
-        const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r, "attributes");
-        const cJSON *rcount = cJSON_GetObjectItemCaseSensitive(attrs, "ApproximateReceiveCount");
         out[i].message_id = cJSON_IsString(id) ? id->valuestring : NULL;
         out[i].body = cJSON_IsString(body) ? body->valuestring : "";
         out[i].receive_count =
-            cJSON_IsString(rcount) ? strtol(rcount->valuestring, NULL, 10) : 0;
+            st_sqs_receive_count(cJSON_GetObjectItemCaseSensitive(r, "attributes"));
         i++;
     }
     *doc = ev;
