@@ -5,6 +5,7 @@
 #include "plan_cli.h"
 #include "tls.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,8 @@ static const char agent_usage[] =
     "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
     "       stampede-agent --plan FILE [options]\n"
     "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
+    "       stampede-agent    (with STAMPEDE_COORDINATOR, STAMPEDE_TOKEN and optionally\n"
+    "                         STAMPEDE_NAME, _THREADS, _ENGINE, _LOG_LEVEL set)\n"
     "\n"
     "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
     "integral reaches k, and latency counts from that instant (coordinated omission\n"
@@ -76,6 +79,42 @@ void st_agent_flags_usage(FILE *f)
     st_plan_cli_usage(&agent_cli, f);
 }
 
+/* STAMPEDE_<FLAG> ("--log-level" -> STAMPEDE_LOG_LEVEL): how an agent under a coordinator is
+ * configured where it has no command line (the ECS image's entrypoint is stampede-agent alone).
+ * Each flag that goes with --coordinator has its variable; a flag given wins over it. */
+static void env_name(const char *flag, char *out, size_t len)
+{
+    size_t k = (size_t)snprintf(out, len, "STAMPEDE_");
+    for (; *flag && k + 1 < len; flag++) {
+        out[k++] = *flag == '-' ? '_' : (char)(*flag >= 'a' && *flag <= 'z' ? *flag - 32 : *flag);
+    }
+    out[k] = 0;
+}
+
+static int from_env(st_settings_group *g, size_t n_groups, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < n_groups; i++) {
+        for (size_t r = 0; r < g[i].n; r++) {
+            const st_setting *s = &g[i].rows[r];
+            if (!s->flag || !(s->where & ST_SETTING_REMOTE) || (*g[i].seen & ((uint64_t)1 << r))) {
+                continue;
+            }
+            char name[64], why[512];
+            env_name(s->flag, name, sizeof(name));
+            const char *v = getenv(name);
+            if (!v || !v[0]) {
+                continue;
+            }
+            if (st_setting_from_text(s, v, (char *)g[i].flags + s->flag_offset, why,
+                                     sizeof(why))) {
+                snprintf(err, err_len, "environment variable %s: %s", name, why);
+                return ST_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
 int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, size_t err_len)
 {
     st_settings_group g[2];
@@ -88,6 +127,14 @@ int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, siz
     if (first < argc) {
         snprintf(err, err_len, "unexpected argument \"%s\" (see --help)", argv[first]);
         return ST_EINVAL;
+    }
+    /* Without a command line of its own (no plan or load flags) an agent takes its coordinator
+     * and the rest from the environment; with --coordinator, what the flags leave out. */
+    bool env_only = !o->coordinator && getenv("STAMPEDE_COORDINATOR") &&
+                    st_settings_check_only(g, 2, FLAGS_MASK, ST_SETTING_REMOTE, "", "", err,
+                                           err_len) == 0;
+    if ((o->coordinator || env_only) && (rc = from_env(g, 2, err, err_len))) {
+        return rc;
     }
     if (o->coordinator) {
         if ((rc = st_settings_check_only(g, 2, FLAGS_MASK, ST_SETTING_REMOTE, "--coordinator",

@@ -103,6 +103,9 @@ static const st_setting plan_settings[] = {
     {.key = "agents", .flag = "agents", .type = ST_SETTING_INT,
      .where = ST_SETTING_FILE | ST_SETTING_RUN, .arg = "N", .min = 1, .max = 10000,
      .has_def = true, .def = 1, .help = "how many agents; overrides the plan's", AT(agents)},
+    {.key = "ecs", .type = ST_SETTING_CUSTOM, .where = ST_SETTING_FILE,
+     .help = "the ecs launcher's settings (cluster, task_definition, ...: stampede run --help)",
+     BY_HAND},
 };
 
 #undef AT
@@ -212,6 +215,7 @@ void st_plan_fini(st_plan *p)
     free(p->stages);
     st_profile_fini(&p->profile);
     free(p->mix);
+    cJSON_Delete(p->ecs);
     st_plan_init(p);
 }
 
@@ -728,6 +732,20 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
             requests = it;
         } else if (strcmp(k, "stages") == 0) {
             stages = it;
+        } else if (strcmp(k, "ecs") == 0) {
+            /* Its keys are stampede run's to check (they are its flags' rows). */
+            const cJSON *bad = NULL;
+            for (const cJSON *v = cJSON_IsObject(it) ? it->child : NULL; v && !bad; v = v->next) {
+                bad = cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v) ? NULL : v;
+            }
+            if (!cJSON_IsObject(it)) {
+                rc = perr(c, path, "must be an object of the ecs launcher's settings");
+            } else if (bad) {
+                rc = perr(c, path, "%s: must be a string, a number, true or false", bad->string);
+            } else {
+                cJSON_Delete(p->ecs);
+                rc = (p->ecs = cJSON_Duplicate(it, 1)) ? 0 : ST_ENOMEM;
+            }
         }
         if (rc) {
             return rc;

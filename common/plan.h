@@ -63,6 +63,8 @@ typedef struct st_plan {
 
     /* Distributed-run settings; < 0 / NULL means unset. */
     int agents;
+    struct cJSON *ecs; /* the "ecs" object: the ecs launcher's settings, which stampede run
+                        * reads (coordinator/run_flags.h); the plan's own copy, or NULL */
 
     /* Filled by st_plan_finish. */
     bool finished;

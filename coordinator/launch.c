@@ -1,5 +1,6 @@
 /* The local and external launchers (launch.h). */
 #include "launch.h"
+#include "launch_ecs.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -261,7 +262,7 @@ static int external_start(st_launcher **out, const st_launch_cfg *cfg, char *err
     return 0;
 }
 
-static int external_poll(st_launcher *l, int *exited, int max)
+int st_launch_poll_none(st_launcher *l, int *exited, int max)
 {
     (void)l;
     (void)exited;
@@ -283,7 +284,7 @@ static void external_free(st_launcher *l)
 const st_launcher_ops st_launcher_external = {
     .name = "external",
     .start = external_start,
-    .poll = external_poll,
+    .poll = st_launch_poll_none,
     .finish = external_finish,
     .free = external_free,
 };
@@ -295,6 +296,9 @@ const st_launcher_ops *st_launcher_find(const char *name)
     }
     if (strcmp(name, "external") == 0) {
         return &st_launcher_external;
+    }
+    if (strcmp(name, "ecs") == 0) {
+        return &st_launcher_ecs;
     }
     return NULL;
 }

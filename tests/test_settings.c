@@ -601,6 +601,9 @@ static void test_settings_plan_keys_and_flags_from_the_table(void **state)
         if (!plan[i].key || !(plan[i].where & ST_SETTING_FILE)) {
             continue;
         }
+        if (strcmp(plan[i].key, "ecs") == 0) {
+            continue; /* its keys are stampede run's rows: tests/integration/test_ecs_run.py */
+        }
         char doc[256], path[64];
         snprintf(doc, sizeof(doc), "{\"%s\": {\"not\": \"a value\"}}", plan[i].key);
         snprintf(path, sizeof(path), "$.%s", plan[i].key);
