@@ -45,13 +45,14 @@ class EcsRun(harness.ProcTestCase):
         return [r for r in self.state()["requests"]
                 if r["op"] == op and (r["accepted"] or not accepted)]
 
-    def ecs_args(self, agents, *extra, container="agent", subnets="subnet-1,subnet-2"):
+    def ecs_args(self, agents, *extra, container="agent", subnets="subnet-1,subnet-2",
+                 scheme="tcp"):
         port = harness.free_port()
         return ["--launcher", "ecs", "--agents", agents, "--cluster", "stampede",
                 "--task-definition", "stampede-agent:3", "--subnets", subnets,
                 "--security-groups", "sg-1"] + (["--container", container] if container else []) + [
-                "--listen", "tcp://127.0.0.1:%d" % port,
-                "--advertise", "tcp://127.0.0.1:%d" % port,
+                "--listen", "%s://127.0.0.1:%d" % (scheme, port),
+                "--advertise", "%s://127.0.0.1:%d" % (scheme, port),
                 "--endpoint-url", self.ecs_url, "--threads", 1] + list(extra)
 
     def start_run(self, agents, *extra, summary=True, **kw):
@@ -133,6 +134,25 @@ class Launch(EcsRun):
         self.assertIn("12 of 12 agents registered", err)
         self.assertNotIn(env["STAMPEDE_TOKEN"], err)
         self.assertEqual(self.assert_teardown(12)["launched"], 12)
+
+    def test_tasks_over_tls_pin_the_run_certificate(self):
+        # Over tls+tcp:// the tasks get the certificate's fingerprint beside the token, in their
+        # environment only, and count exactly what the target saw.
+        target, url = targets.start_target(self)
+        code, err = self.run_ecs(3, "--url", url + "/", "--rate", 60, "--duration", 2,
+                                 scheme="tls+tcp")
+        self.assertEqual(code, 0, err)
+        s = self.summary()
+        self.assertEqual(s["requests"]["total"], 120)
+        self.assertEqual(targets.target_stats(url)["requests"], 120)
+        fp = re.search(r"SHA-256 fingerprint (\S+)", err).group(1)
+        for r in self.calls("RunTask"):
+            env = {kv["name"]: kv["value"]
+                   for kv in r["body"]["overrides"]["containerOverrides"][0]["environment"]}
+            self.assertEqual(env["STAMPEDE_TLS_FINGERPRINT"], fp)
+            self.assertTrue(env["STAMPEDE_COORDINATOR"].startswith("tls+tcp://"))
+            self.assertNotIn(env["STAMPEDE_TOKEN"], err)
+        self.assert_teardown(3)
 
     def test_partial_failures_are_asked_for_again(self):
         target, url = targets.start_target(self)
