@@ -16,6 +16,7 @@
 #include "server.h"
 #include "run_flags.h"
 #include "settings.h"
+#include "threshold.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -156,6 +157,8 @@ typedef struct run_ctx {
     st_output outs[MAX_OUTPUTS];
     int n_outs;
     int sqs; /* the index of the sqs output, -1 without one */
+    st_thresholds *thresholds;
+    bool threshold_stop; /* a threshold asked to stop the run */
 } run_ctx;
 
 static void on_second(void *arg, const st_coord_second *sec)
@@ -163,6 +166,9 @@ static void on_second(void *arg, const st_coord_second *sec)
     run_ctx *r = arg;
     for (int i = 0; i < r->n_outs; i++) {
         r->outs[i].ops->second(r->outs[i].state, sec);
+    }
+    if (st_thresholds_second(r->thresholds, sec, stdout)) {
+        r->threshold_stop = true;
     }
 }
 
@@ -199,6 +205,11 @@ int st_cmd_run(int argc, char **argv)
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
     }
+    if ((rc = st_thresholds_new(&ctx.thresholds, &plan, o.plan_file, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+        goto out;
+    }
     if (o.dry_run) {
         print_plan(&plan, o.plan_file, agents, o.launcher, plan_threads, o.engine);
         code = ST_EXIT_OK;
@@ -227,6 +238,14 @@ int st_cmd_run(int argc, char **argv)
     }
     if (o.summary) {
         if ((rc = st_output_summary_file(&ctx.outs[ctx.n_outs], o.summary, err, sizeof(err)))) {
+            fprintf(stderr, "stampede run: %s\n", err);
+            code = ST_EXIT_USAGE;
+            goto out;
+        }
+        ctx.n_outs++;
+    }
+    if (o.junit) {
+        if ((rc = st_output_junit(&ctx.outs[ctx.n_outs], o.junit, err, sizeof(err)))) {
             fprintf(stderr, "stampede run: %s\n", err);
             code = ST_EXIT_USAGE;
             goto out;
@@ -302,7 +321,7 @@ int st_cmd_run(int argc, char **argv)
     }
 
     st_cli_stop_signals(on_signal);
-    bool stopped = false;
+    bool stopped = false, threshold_stopped = false;
     for (;;) {
         int exited[16];
         int n_exited = lops->poll(launcher, exited, 16);
@@ -317,6 +336,15 @@ int st_cmd_run(int argc, char **argv)
         if (g_signals && !stopped) {
             stopped = true;
             st_info("stopping: agents stop sending and report their last seconds");
+            if (!threshold_stopped) {
+                st_coord_stop(core);
+            }
+        }
+        if (ctx.threshold_stop && !threshold_stopped && !stopped) {
+            threshold_stopped = true;
+            st_info("stopping: threshold %s failed for its abort delay; agents stop sending and "
+                    "report their last seconds",
+                    st_thresholds_aborted_by(ctx.thresholds));
             st_coord_stop(core);
         }
         struct timespec ts = {0, 50 * 1000 * 1000};
@@ -335,6 +363,11 @@ int st_cmd_run(int argc, char **argv)
                     "lists them)",
                     report.agents_lost, report.n_incomplete);
         }
+        if (st_thresholds_final(ctx.thresholds, &report)) {
+            st_error("out of memory: the thresholds were not evaluated");
+            outcome.outputs_failed = true;
+        }
+        outcome.thresholds_failed = st_thresholds_failed(&report);
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
@@ -393,6 +426,7 @@ out:
     for (int i = 0; i < ctx.n_outs; i++) {
         ctx.outs[i].ops->close(ctx.outs[i].state);
     }
+    st_thresholds_free(ctx.thresholds);
     st_plan_fini(&plan);
     return code;
 }

@@ -48,6 +48,9 @@ static const st_setting run_settings[] = {
      ST_SETTING_AT(st_run_opts, endpoint_url)},
     {.flag = "timeseries", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
      .help = "write one JSON line per second", ST_SETTING_AT(st_run_opts, timeseries)},
+    {.flag = "junit", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "write the thresholds' verdicts as JUnit XML, for CI",
+     ST_SETTING_AT(st_run_opts, junit)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
     {.flag = "headless", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
@@ -90,7 +93,8 @@ static const char run_exit_codes[] =
     "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
     "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
     "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
-    "still written), 10 result messages lost (neither sent to SQS nor spooled).\n";
+    "still written), 9 degraded (agents lost or seconds incomplete), 10 result messages\n"
+    "lost (neither sent to SQS nor spooled), 11 thresholds failed.\n";
 
 static const st_plan_cli run_cli = {run_settings, N_RUN_SETTINGS, FLAGS_MASK, "stampede run --help",
                                     run_usage, 25, run_exit_codes};
