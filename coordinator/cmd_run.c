@@ -172,6 +172,24 @@ static void on_second(void *arg, const st_coord_second *sec)
     }
 }
 
+/* Adds the output that make() opens for path, when path was given; a folder that cannot be
+ * written is said on stderr and returns non-zero. */
+static int add_file_output(run_ctx *ctx,
+                           int (*make)(st_output *, const char *, char *, size_t),
+                           const char *path)
+{
+    char err[1024];
+    if (!path) {
+        return 0;
+    }
+    if (make(&ctx->outs[ctx->n_outs], path, err, sizeof(err))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        return -1;
+    }
+    ctx->n_outs++;
+    return 0;
+}
+
 int st_cmd_run(int argc, char **argv)
 {
     st_run_opts o;
@@ -228,29 +246,11 @@ int st_cmd_run(int argc, char **argv)
     if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
         ctx.n_outs++;
     }
-    if (o.timeseries) {
-        if ((rc = st_output_timeseries(&ctx.outs[ctx.n_outs], o.timeseries, err, sizeof(err)))) {
-            fprintf(stderr, "stampede run: %s\n", err);
-            code = ST_EXIT_USAGE;
-            goto out;
-        }
-        ctx.n_outs++;
-    }
-    if (o.summary) {
-        if ((rc = st_output_summary_file(&ctx.outs[ctx.n_outs], o.summary, err, sizeof(err)))) {
-            fprintf(stderr, "stampede run: %s\n", err);
-            code = ST_EXIT_USAGE;
-            goto out;
-        }
-        ctx.n_outs++;
-    }
-    if (o.junit) {
-        if ((rc = st_output_junit(&ctx.outs[ctx.n_outs], o.junit, err, sizeof(err)))) {
-            fprintf(stderr, "stampede run: %s\n", err);
-            code = ST_EXIT_USAGE;
-            goto out;
-        }
-        ctx.n_outs++;
+    if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
+        add_file_output(&ctx, st_output_summary_file, o.summary) ||
+        add_file_output(&ctx, st_output_junit, o.junit)) {
+        code = ST_EXIT_USAGE;
+        goto out;
     }
     st_forward_report delivery = {0};
     if (o.sqs_queue_url) {

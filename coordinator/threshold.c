@@ -31,15 +31,13 @@ static int terr(tparse *c, const char *fmt, ...) __attribute__((format(printf, 2
 
 static int terr(tparse *c, const char *fmt, ...)
 {
-    int n = snprintf(c->err, c->err_len, "%s: \"%s\": at character %d: ", c->where, c->text,
-                     (int)(c->p - c->text) + 1);
-    if (n >= 0 && (size_t)n < c->err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(c->err + n, c->err_len - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return ST_EINVAL;
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    st_verrf(why, sizeof(why), 0, fmt, ap);
+    va_end(ap);
+    return st_errf(c->err, c->err_len, ST_EINVAL, "%s: \"%s\": at character %d: %s", c->where,
+                   c->text, (int)(c->p - c->text) + 1, why);
 }
 
 static void skip_ws(tparse *c)
@@ -89,6 +87,33 @@ static int take_number(tparse *c, const char *what, double *out)
     return 0;
 }
 
+/* The metrics named by one word. */
+typedef struct named_metric {
+    const char *name;
+    st_threshold_metric metric;
+} named_metric;
+
+static const named_metric latency_names[] = {
+    {"mean", ST_THRESHOLD_MEAN}, {"min", ST_THRESHOLD_MIN}, {"max", ST_THRESHOLD_MAX}};
+static const named_metric ratio_names[] = {{"error_rate", ST_THRESHOLD_ERROR_RATE},
+                                           {"achieved_ratio", ST_THRESHOLD_ACHIEVED_RATIO},
+                                           {"late_ratio", ST_THRESHOLD_LATE_RATIO},
+                                           {"dropped_ratio", ST_THRESHOLD_DROPPED_RATIO}};
+#define N_LATENCY_NAMES (sizeof(latency_names) / sizeof(latency_names[0]))
+#define N_RATIO_NAMES   (sizeof(ratio_names) / sizeof(ratio_names[0]))
+
+/* Takes one of the n names, setting *metric. */
+static bool take_named(tparse *c, const named_metric *names, size_t n, st_threshold_metric *metric)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (take_word(c, names[i].name)) {
+            *metric = names[i].metric;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int parse_metric(tparse *c, st_threshold *t)
 {
     t->uncorrected = take_word(c, "uncorrected");
@@ -110,22 +135,10 @@ static int parse_metric(tparse *c, st_threshold *t)
             return terr(c, "\")\" must close the percentile, as in p(99)");
         }
         c->p++;
-    } else if (take_word(c, "mean")) {
-        t->metric = ST_THRESHOLD_MEAN;
-    } else if (take_word(c, "min")) {
-        t->metric = ST_THRESHOLD_MIN;
-    } else if (take_word(c, "max")) {
-        t->metric = ST_THRESHOLD_MAX;
+    } else if (take_named(c, latency_names, N_LATENCY_NAMES, &t->metric)) {
     } else if (t->uncorrected) {
         return terr(c, "\"uncorrected\" goes with a latency: p(N), mean, min or max");
-    } else if (take_word(c, "error_rate")) {
-        t->metric = ST_THRESHOLD_ERROR_RATE;
-    } else if (take_word(c, "achieved_ratio")) {
-        t->metric = ST_THRESHOLD_ACHIEVED_RATIO;
-    } else if (take_word(c, "late_ratio")) {
-        t->metric = ST_THRESHOLD_LATE_RATIO;
-    } else if (take_word(c, "dropped_ratio")) {
-        t->metric = ST_THRESHOLD_DROPPED_RATIO;
+    } else if (take_named(c, ratio_names, N_RATIO_NAMES, &t->metric)) {
     } else if (strncmp(c->p, "errors.", 7) == 0) {
         c->p += 7;
         size_t i = 0;
