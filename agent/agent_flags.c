@@ -3,7 +3,9 @@
 #include "error.h"
 #include "log.h"
 #include "plan_cli.h"
+#include "tls.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,11 @@ static const st_setting agent_settings[] = {
     {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
      .arg = "TOKEN", .help = "the run's token (or the STAMPEDE_TOKEN environment variable)",
      ST_SETTING_AT(st_agent_opts, token)},
+    {.flag = "tls-fingerprint", .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN | ST_SETTING_REMOTE, .arg = "SHA256",
+     .help = "with a tls+tcp:// coordinator: the SHA-256 fingerprint of its certificate, which "
+             "stampede run prints (or the STAMPEDE_TLS_FINGERPRINT environment variable)",
+     ST_SETTING_AT(st_agent_opts, tls_fingerprint)},
     {.flag = "name", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
      .arg = "NAME", .help = "this agent's name in reports (default HOST-PID)",
      ST_SETTING_AT(st_agent_opts, name)},
@@ -50,6 +57,8 @@ static const char agent_usage[] =
     "usage: stampede-agent --url URL --rate RPS --duration SECONDS [options]\n"
     "       stampede-agent --plan FILE [options]\n"
     "       stampede-agent --coordinator URL --token TOKEN [--name NAME] [--threads N]\n"
+    "       stampede-agent    (with STAMPEDE_COORDINATOR, STAMPEDE_TOKEN and optionally\n"
+    "                         STAMPEDE_NAME, _THREADS, _ENGINE, _LOG_LEVEL set)\n"
     "\n"
     "Sends HTTP requests open loop: request k leaves at the instant the rate profile's\n"
     "integral reaches k, and latency counts from that instant (coordinated omission\n"
@@ -58,8 +67,9 @@ static const char agent_usage[] =
 
 static const char agent_exit_codes[] =
     "Exit codes: 0 the run completed (whatever the target answered), 1 the run could not\n"
-    "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent, 7 the\n"
-    "coordinator could not be reached or went silent (the load stops within 3 s).\n";
+    "be carried out, 2 bad flags or plan, 3 the coordinator refused this agent (or its\n"
+    "TLS certificate does not match --tls-fingerprint), 7 the coordinator could not be\n"
+    "reached or went silent (the load stops within 3 s).\n";
 
 static const st_plan_cli agent_cli = {agent_settings, N_AGENT_SETTINGS, FLAGS_MASK, "--help",
                                       agent_usage, 22, agent_exit_codes};
@@ -67,6 +77,42 @@ static const st_plan_cli agent_cli = {agent_settings, N_AGENT_SETTINGS, FLAGS_MA
 void st_agent_flags_usage(FILE *f)
 {
     st_plan_cli_usage(&agent_cli, f);
+}
+
+/* STAMPEDE_<FLAG> ("--log-level" -> STAMPEDE_LOG_LEVEL): how an agent under a coordinator is
+ * configured where it has no command line (the ECS image's entrypoint is stampede-agent alone).
+ * Each flag that goes with --coordinator has its variable; a flag given wins over it. */
+static void env_name(const char *flag, char *out, size_t len)
+{
+    size_t k = (size_t)snprintf(out, len, "STAMPEDE_");
+    for (; *flag && k + 1 < len; flag++) {
+        out[k++] = *flag == '-' ? '_' : (char)(*flag >= 'a' && *flag <= 'z' ? *flag - 32 : *flag);
+    }
+    out[k] = 0;
+}
+
+static int from_env(st_settings_group *g, size_t n_groups, char *err, size_t err_len)
+{
+    for (size_t i = 0; i < n_groups; i++) {
+        for (size_t r = 0; r < g[i].n; r++) {
+            const st_setting *s = &g[i].rows[r];
+            if (!s->flag || !(s->where & ST_SETTING_REMOTE) || (*g[i].seen & ((uint64_t)1 << r))) {
+                continue;
+            }
+            char name[64], why[512];
+            env_name(s->flag, name, sizeof(name));
+            const char *v = getenv(name);
+            if (!v || !v[0]) {
+                continue;
+            }
+            if (st_setting_from_text(s, v, (char *)g[i].flags + s->flag_offset, why,
+                                     sizeof(why))) {
+                snprintf(err, err_len, "environment variable %s: %s", name, why);
+                return ST_EINVAL;
+            }
+        }
+    }
+    return 0;
 }
 
 int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, size_t err_len)
@@ -82,6 +128,14 @@ int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, siz
         snprintf(err, err_len, "unexpected argument \"%s\" (see --help)", argv[first]);
         return ST_EINVAL;
     }
+    /* Without a command line of its own (no plan or load flags) an agent takes its coordinator
+     * and the rest from the environment; with --coordinator, what the flags leave out. */
+    bool env_only = !o->coordinator && getenv("STAMPEDE_COORDINATOR") &&
+                    st_settings_check_only(g, 2, FLAGS_MASK, ST_SETTING_REMOTE, "", "", err,
+                                           err_len) == 0;
+    if ((o->coordinator || env_only) && (rc = from_env(g, 2, err, err_len))) {
+        return rc;
+    }
     if (o->coordinator) {
         if ((rc = st_settings_check_only(g, 2, FLAGS_MASK, ST_SETTING_REMOTE, "--coordinator",
                                          "the plan comes from the coordinator", err, err_len))) {
@@ -94,6 +148,14 @@ int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, siz
             snprintf(err, err_len, "--token: a distributed run needs the run's token (--token or "
                                    "STAMPEDE_TOKEN)");
             return ST_EINVAL;
+        }
+        const char *pin_src = "--tls-fingerprint";
+        if (!o->tls_fingerprint && (o->tls_fingerprint = getenv("STAMPEDE_TLS_FINGERPRINT"))) {
+            pin_src = "STAMPEDE_TLS_FINGERPRINT";
+        }
+        if ((rc = st_tls_check_pin(o->coordinator, o->tls_fingerprint, pin_src, err,
+                                   err_len))) {
+            return rc;
         }
     }
     return 0;

@@ -23,6 +23,7 @@ typedef struct st_agent_opts {
     const char *engine;
     const char *coordinator;
     const char *token;
+    const char *tls_fingerprint;
     const char *name;
     st_plan_flags f;
     int json;
@@ -35,7 +36,13 @@ typedef struct st_agent_opts {
 const st_setting *st_agent_settings(size_t *n);
 
 /* Parses argv into *o (zeroed first, defaults filled). With --coordinator only the flags that go
- * with it are taken, and a token is needed (--token or STAMPEDE_TOKEN). Returns 0; 1 when --help
+ * with it are taken, and a token is needed (--token or STAMPEDE_TOKEN); a tls+tcp:// coordinator
+ * needs the fingerprint of its certificate (--tls-fingerprint or STAMPEDE_TLS_FINGERPRINT), which
+ * no other coordinator URL takes. Each flag that goes with
+ * --coordinator may also come from STAMPEDE_<FLAG> (STAMPEDE_COORDINATOR, STAMPEDE_NAME,
+ * STAMPEDE_THREADS, STAMPEDE_LOG_LEVEL, ...), read when --coordinator is given or when
+ * STAMPEDE_COORDINATOR is set and no flag outside that set is; a flag wins over its variable, and
+ * a bad value is ST_EINVAL naming the variable. Returns 0; 1 when --help
  * or --version was given (o->help / o->version say which); ST_EINVAL (message naming the flag in
  * err) or ST_ENOMEM. */
 int st_agent_flags_parse(int argc, char **argv, st_agent_opts *o, char *err, size_t err_len);

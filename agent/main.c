@@ -14,8 +14,10 @@
 #include "run.h"
 #include "settings.h"
 #include "summary.h"
+#include "taskmeta.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,23 @@ out:
     return exit_code;
 }
 
+/* On ECS (ECS_CONTAINER_METADATA_URI_V4 set) the agent's own task, which it registers with; a
+ * task metadata endpoint that fails only costs the run that information. */
+static bool read_task(st_taskmeta *m)
+{
+    char why[512];
+    int rc = st_taskmeta_get(NULL, 0, m, why, sizeof(why));
+    if (rc == ST_ENOTFOUND) {
+        return false;
+    }
+    if (rc) {
+        st_warn("%s: registering without the task's ARN and zone", why);
+        return false;
+    }
+    st_info("on ECS: task %s in %s, %.2f vCPU", m->task_arn, m->availability_zone, m->cpu_vcpus);
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     st_agent_opts o;
@@ -141,14 +160,22 @@ int main(int argc, char **argv)
     st_log_init("stampede-agent", (st_log_level)o.log_level);
     st_cli_stop_signals(on_signal);
     if (o.coordinator) {
+        st_taskmeta task = {0};
+        bool on_ecs = read_task(&task);
+        const char *id = on_ecs ? strrchr(task.task_arn, '/') : NULL;
         st_remote_opts ro = {
             .url = o.coordinator,
             .token = o.token,
-            .name = o.name,
+            .tls_fingerprint = o.tls_fingerprint,
+            .name = o.name ? o.name : id ? id + 1 : NULL, /* a task is named by its id */
             .engine = o.engine,
             .threads = o.f.threads,
+            .task_arn = on_ecs ? task.task_arn : NULL,
+            .availability_zone = on_ecs ? task.availability_zone : NULL,
         };
-        return st_remote_run(&ro, &g_stop_signal);
+        int code = st_remote_run(&ro, &g_stop_signal);
+        st_taskmeta_fini(&task);
+        return code;
     }
     st_plan plan;
     const st_engine_ops *engine = NULL;

@@ -11,11 +11,14 @@
 #include "session.h"
 #include "split.h"
 #include "stats.h"
+#include "tls.h"
 #include "wire.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <nng/supplemental/util/platform.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +47,36 @@ typedef struct remote {
     bool run_closed, realised, coord_done;
     uint64_t t0_local;
     st_stats sec;
+
+    /* tls+tcp:// only: the pipe in use, set from nng's pipe events (see drop_silent_pipe). */
+    bool tls;
+    _Atomic uint32_t pipe_id;
 } remote;
+
+/* On nng's thread: only records which pipe is current. */
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    remote *r = arg;
+    if (ev == NNG_PIPE_EV_ADD_POST) {
+        atomic_store(&r->pipe_id, nng_pipe_id(p));
+    } else {
+        uint32_t id = (uint32_t)nng_pipe_id(p);
+        atomic_compare_exchange_strong(&r->pipe_id, &id, 0);
+    }
+}
+
+/* nng 1.5.2's TLS pipe can miss its peer's close and keep a dead connection for good (the
+ * dialer never dials again). A TLS pipe that brought no reply in time is closed here, so that
+ * the dialer dials anew and the REQ socket sends the request again over the new pipe. */
+static void drop_silent_pipe(remote *r)
+{
+    uint32_t id = r->tls ? atomic_exchange(&r->pipe_id, 0) : 0;
+    if (id != 0) {
+        nng_pipe p = {.id = id};
+        st_debug("no reply over the TLS connection in time: closing it to dial again");
+        nng_pipe_close(p);
+    }
+}
 
 /* One request of the session and its reply. Returns what st_session_reply returned, or
  * ST_ETIMEDOUT / ST_ECONNECT when no reply came (the session knows); cmds is written either way. */
@@ -75,6 +107,7 @@ static int exchange(remote *r, st_session_cmds *cmds)
         }
     }
     st_session_lost(r->ss);
+    drop_silent_pipe(r);
     return rv == NNG_ETIMEDOUT ? ST_ETIMEDOUT : ST_ECONNECT;
 }
 
@@ -289,6 +322,91 @@ static void remote_fini(remote *r)
     nng_close(r->sock);
 }
 
+/* The coordinator's certificate, fetched and checked against the pin; retried while nothing
+ * listens. Returns -1 with *cert set, else the exit code to leave with. */
+static int fetch_pinned(const st_remote_opts *o, st_tls_cert **cert)
+{
+    char pin[ST_TLS_FINGERPRINT_LEN], err[512];
+    if (st_tls_fingerprint_parse(o->tls_fingerprint, "--tls-fingerprint", pin, err,
+                                 sizeof(err))) {
+        st_error("%s", err);
+        return ST_EXIT_USAGE;
+    }
+    uint64_t deadline = st_clock_mono_ns() + ST_PROTO_CONNECT_DEADLINE_MS * ST_NS_PER_MS;
+    for (;;) {
+        uint64_t now = st_clock_mono_ns();
+        int left_ms = now < deadline ? (int)((deadline - now) / ST_NS_PER_MS) : 0;
+        int rc = st_tls_fetch_pinned(o->url, pin, left_ms < 2000 ? left_ms : 2000, cert, err,
+                                     sizeof(err));
+        switch (rc) {
+        case 0:
+            st_info("the coordinator's certificate matches the pinned fingerprint");
+            return -1;
+        case ST_EAUTH:
+            st_error("refusing the coordinator: %s", err);
+            return ST_EXIT_AUTH;
+        case ST_EINVAL:
+            st_error("--coordinator: %s", err);
+            return ST_EXIT_USAGE;
+        case ST_ECONNECT:
+        case ST_ETIMEDOUT:
+            if (st_clock_mono_ns() + 100 * ST_NS_PER_MS < deadline) {
+                nng_msleep(100);
+                continue;
+            }
+            st_error("no answer from the coordinator within %d s: %s",
+                     ST_PROTO_CONNECT_DEADLINE_MS / 1000, err);
+            return ST_EXIT_UNREACHABLE;
+        default:
+            st_error("cannot check the coordinator's certificate: %s",
+                     rc == ST_ENOMEM ? "out of memory" : err);
+            return rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_UNREACHABLE;
+        }
+    }
+}
+
+/* Dials the coordinator, in the background: plain tcp://, or tls+tcp:// trusting only the
+ * pinned certificate (remote.h). Returns -1 once dialing, else the exit code to leave with. */
+static int dial(remote *r)
+{
+    const st_remote_opts *o = r->o;
+    if (!st_tls_url_is_tls(o->url)) {
+        int rv = nng_dial(r->sock, o->url, NULL, NNG_FLAG_NONBLOCK);
+        if (rv != 0) {
+            st_error("--coordinator %s: %s", o->url, nng_strerror(rv));
+            return ST_EXIT_UNREACHABLE;
+        }
+        return -1;
+    }
+    st_tls_cert *cert = NULL;
+    int code = fetch_pinned(o, &cert);
+    if (code >= 0) {
+        return code;
+    }
+    r->tls = true;
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, on_pipe, r);
+    nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, on_pipe, r);
+    nng_dialer d;
+    nng_tls_config *cfg = NULL;
+    int rv = nng_dialer_create(&d, r->sock, o->url);
+    if (rv == 0 && (rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT)) == 0 &&
+        (rv = nng_tls_config_ca_chain(cfg, st_tls_cert_pem(cert), NULL)) == 0 &&
+        (rv = nng_tls_config_server_name(cfg, st_tls_cert_name(cert))) == 0 &&
+        (rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) == 0 &&
+        (rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg)) == 0) {
+        rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK);
+    }
+    if (cfg) {
+        nng_tls_config_free(cfg); /* the dialer holds its own reference */
+    }
+    st_tls_cert_free(cert);
+    if (rv != 0) {
+        st_error("--coordinator %s: %s", o->url, nng_strerror(rv));
+        return ST_EXIT_UNREACHABLE;
+    }
+    return -1;
+}
+
 static int session_open(remote *r)
 {
     char host[256] = "";
@@ -333,19 +451,20 @@ int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal)
         st_stats_fini(&r.sec);
         return ST_EXIT_FAILURE;
     }
-    if (session_open(&r)) {
-        st_error("out of memory");
-        goto out;
-    }
     /* A request lost with its connection is sent again on the next one within a second. */
     nng_socket_set_ms(r.sock, NNG_OPT_REQ_RESENDTIME, 1000);
     nng_socket_set_ms(r.sock, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(r.sock, NNG_OPT_RECONNMAXT, 500);
     nng_socket_set_ms(r.sock, NNG_OPT_SENDTIMEO, ST_PROTO_EXCHANGE_TIMEOUT_MS);
     nng_socket_set_size(r.sock, NNG_OPT_RECVMAXSZ, 256u << 20);
-    if ((rv = nng_dial(r.sock, o->url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-        st_error("--coordinator %s: %s", o->url, nng_strerror(rv));
-        code = ST_EXIT_UNREACHABLE;
+    /* The session's connect deadline starts once dialing does (a TLS pin check may have waited
+     * for the coordinator already). */
+    if ((code = dial(&r)) >= 0) {
+        goto out;
+    }
+    code = ST_EXIT_FAILURE;
+    if (session_open(&r)) {
+        st_error("out of memory");
         goto out;
     }
     if ((code = connect_and_register(&r)) >= 0) {

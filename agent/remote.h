@@ -14,6 +14,14 @@
  * end plus the drain bound either. Told "register again", it stops any load and registers anew,
  * at most ST_PROTO_REREGISTER_MAX times.
  *
+ * Over tls+tcp:// the agent pins the coordinator's certificate (common/tls.h says how): before
+ * dialing, it fetches the certificate the coordinator presents and checks its SHA-256 against
+ * tls_fingerprint, retrying while nothing listens, up to ST_PROTO_CONNECT_DEADLINE_MS; then nng
+ * dials with exactly that certificate as its only trusted CA, its name as server_name and
+ * NNG_TLS_AUTH_MODE_REQUIRED, so every connection and reconnection is to the holder of its key.
+ * A TLS connection that brings no reply within an exchange's timeout is closed and dialed anew
+ * (nng 1.5.2's TLS pipe can miss its peer's close and would otherwise never be replaced).
+ *
  * Threading: st_remote_run runs on the main thread and returns when the agent is done.
  */
 #ifndef ST_REMOTE_H
@@ -24,6 +32,7 @@
 typedef struct st_remote_opts {
     const char *url;    /* coordinator, e.g. tcp://10.0.0.5:7400 */
     const char *token;  /* the run token */
+    const char *tls_fingerprint; /* tls+tcp:// only: the pinned SHA-256, as the user wrote it */
     const char *name;   /* this agent's name; NULL: host-pid */
     const char *engine; /* auto / curl / fast; NULL: what the plan asks */
     int threads;        /* > 0: overrides the plan's threads */
@@ -35,7 +44,8 @@ typedef struct st_remote_opts {
  * (a signal handler's flag), stops the load and ends the agent after a last update. Returns the
  * process exit code (exit_code.h): ST_EXIT_OK when the run ended and the coordinator holds every
  * record; ST_EXIT_FAILURE when the plan could not be run; ST_EXIT_AUTH when the coordinator
- * refused the agent (token, run, or "register again" beyond the bound); ST_EXIT_UNREACHABLE when
+ * refused the agent (token, run, or "register again" beyond the bound) or the agent refused the
+ * coordinator (its certificate does not match tls_fingerprint); ST_EXIT_UNREACHABLE when
  * the coordinator could not be reached, went silent (the load stops at once; the exit follows
  * the delivery of its records or the delivery bound), or ended the run before it started. */
 int st_remote_run(const st_remote_opts *o, volatile sig_atomic_t *stop_signal);

@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# lib.sh - the setup and the ending that bench/ingest.sh and bench/skew.sh share. Source it after
-# setting `me` (the script's name, for messages) and `keep` (--keep's directory, or "").
+# lib.sh - the setup and the ending that bench/ingest.sh, bench/skew.sh and bench/coord_rss.sh
+# share. Source it after setting `me` (the script's name, for messages) and `keep` (--keep's
+# directory, or "").
 # shellcheck disable=SC2154 # me, keep and cleanup come from the script that sources this file
+# shellcheck disable=SC2034 # target_pid and url are set for the script that sources this file
 
 # bench_need_bins FILE...: stops the script (exit 2) unless every FILE is an executable.
 bench_need_bins() {
@@ -24,6 +26,25 @@ bench_out_dir() {
     else
         out=$(mktemp -d "/tmp/stampede-$1.XXXXXX")
     fi
+}
+
+# bench_start_target BIN: starts stampede-target BIN on a free 127.0.0.1 port, its output in
+# `out`; sets `target_pid` (the caller's cleanup stops it) and `url`. Stops the script (exit 1)
+# when it does not start.
+bench_start_target() {
+    "$1" --listen 127.0.0.1:0 >"$out/target.out" 2>"$out/target.err" &
+    target_pid=$!
+    local addr="" _
+    for _ in $(seq 1 100); do
+        addr=$(sed -n 's/^listening on //p' "$out/target.out" | head -1)
+        [ -n "$addr" ] && break
+        sleep 0.05
+    done
+    if [ -z "$addr" ]; then
+        echo "$me: stampede-target did not start (see $out/target.err)" >&2
+        exit 1
+    fi
+    url="http://$addr/"
 }
 
 # bench_finish FAILED WHAT [KEEP_OUT]: with FAILED runs, says they WHAT, keeps `out`, runs the

@@ -57,19 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$build/bin/stampede-target" --listen 127.0.0.1:0 >"$out/target.out" 2>"$out/target.err" &
-target_pid=$!
-addr=""
-for _ in $(seq 1 100); do
-    addr=$(sed -n 's/^listening on //p' "$out/target.out" | head -1)
-    [ -n "$addr" ] && break
-    sleep 0.05
-done
-if [ -z "$addr" ]; then
-    echo "skew.sh: stampede-target did not start (see $out/target.err)" >&2
-    exit 1
-fi
-url="http://$addr/"
+bench_start_target "$build/bin/stampede-target"
 
 echo "skew: $runs runs of $agents local agents at $rate rps for $duration s against $url," \
     "$(nproc) CPUs"

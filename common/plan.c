@@ -109,6 +109,9 @@ static const st_setting plan_settings[] = {
              "'error_rate<1%, abort after 10s' (README \"Thresholds\"); the one flag that may be "
              "repeated, each adds to the plan's",
      .offset = ST_SETTING_NO_FIELD, .flag_offset = offsetof(st_plan_flags, thresholds)},
+    {.key = "ecs", .type = ST_SETTING_CUSTOM, .where = ST_SETTING_FILE,
+     .help = "the ecs launcher's settings (cluster, task_definition, ...: stampede run --help)",
+     BY_HAND},
 };
 
 #undef AT
@@ -265,6 +268,7 @@ void st_plan_fini(st_plan *p)
     free(p->stages);
     st_profile_fini(&p->profile);
     free(p->mix);
+    cJSON_Delete(p->ecs);
     st_plan_init(p);
 }
 
@@ -783,6 +787,20 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
             stages = it;
         } else if (strcmp(k, "thresholds") == 0) {
             rc = parse_thresholds(c, p, it);
+        } else if (strcmp(k, "ecs") == 0) {
+            /* Its keys are stampede run's to check (they are its flags' rows). */
+            const cJSON *bad = NULL;
+            for (const cJSON *v = cJSON_IsObject(it) ? it->child : NULL; v && !bad; v = v->next) {
+                bad = cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v) ? NULL : v;
+            }
+            if (!cJSON_IsObject(it)) {
+                rc = perr(c, path, "must be an object of the ecs launcher's settings");
+            } else if (bad) {
+                rc = perr(c, path, "%s: must be a string, a number, true or false", bad->string);
+            } else {
+                cJSON_Delete(p->ecs);
+                rc = (p->ecs = cJSON_Duplicate(it, 1)) ? 0 : ST_ENOMEM;
+            }
         }
         if (rc) {
             return rc;

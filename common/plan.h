@@ -63,6 +63,8 @@ typedef struct st_plan {
 
     /* Distributed-run settings; < 0 / NULL means unset. */
     int agents;
+    struct cJSON *ecs; /* the "ecs" object: the ecs launcher's settings, which stampede run
+                        * reads (coordinator/run_flags.h); the plan's own copy, or NULL */
 
     /* The coordinator's pass/fail expressions (coordinator/threshold.h parses them; agents never
      * get them): the plan's "thresholds" first (n_file_thresholds of them, $.thresholds[i]), then

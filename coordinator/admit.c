@@ -160,9 +160,11 @@ static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **o
         a->assigned_until_ns = UINT64_MAX;
         a->last_seen_ns = st_core_now(c);
         c->agents[c->n_agents++] = a;
-        st_info("agent %u \"%s\" registered from %s (%u threads, clock offset %.3f ms, rtt %.3f ms)",
+        st_info("agent %u \"%s\" registered from %s (%u threads, clock offset %.3f ms, rtt %.3f ms"
+                "%s%s%s%s)",
                 a->id, a->name, a->host, a->weight, (double)a->offset_ns / 1e6,
-                (double)a->rtt_ns / 1e6);
+                (double)a->rtt_ns / 1e6, a->task_arn[0] ? ", task " : "", a->task_arn,
+                a->az[0] ? " in " : "", a->az);
         if (running) {
             a->counted = true;
             st_share_replan_ahead(c, "an agent joined");

@@ -100,13 +100,16 @@ typedef struct check {
     char lines[2048];
 } check;
 
-static void check_value(check *ck, const char *what, const cJSON *summary_value, double stored)
+/* Compares one figure of the summary with what the stored seconds give; a figure the summary
+ * does not have (an older or partial summary, null latencies) is not compared. */
+static void check_value(check *ck, const char *what, const cJSON *summary_value, double stored,
+                        double tolerance)
 {
     if (!cJSON_IsNumber(summary_value)) {
         return;
     }
     ck->compared++;
-    if (fabs(summary_value->valuedouble - stored) > 0.5) {
+    if (fabs(summary_value->valuedouble - stored) > tolerance) {
         ck->mismatched++;
         size_t len = strlen(ck->lines);
         snprintf(ck->lines + len, sizeof(ck->lines) - len,
@@ -115,38 +118,55 @@ static void check_value(check *ck, const char *what, const cJSON *summary_value,
     }
 }
 
-/* Compares the members of the summary that the schema names against the merged seconds. */
-static void check_summary(const cJSON *summary, const st_stats *total, check *ck)
+/* A latency object of the summary (milliseconds, README "Outputs") against a merged histogram. */
+static void check_latency(check *ck, const cJSON *summary, const char *key, const st_hist *h)
 {
     static const struct {
         const char *name;
-        double p;
-    } pct[] = {{"p50", 50}, {"p90", 90}, {"p95", 95}, {"p99", 99}, {"p999", 99.9}};
-    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(summary, "latency_us");
-    for (size_t i = 0; i < sizeof(pct) / sizeof(pct[0]); i++) {
+        double p; /* < 0: min (-1), max (-2), mean (-3) */
+    } figs[] = {{"min", -1}, {"mean", -3}, {"p50", 50}, {"p90", 90},
+                {"p99", 99}, {"p999", 99.9}, {"max", -2}};
+    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(summary, key);
+    for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
+        double us = figs[i].p == -1   ? (double)st_hist_min(h)
+                    : figs[i].p == -2 ? (double)st_hist_max(h)
+                    : figs[i].p == -3 ? round(st_hist_mean(h))
+                                      : (double)st_hist_percentile(h, figs[i].p);
         char what[64];
-        snprintf(what, sizeof(what), "latency_us.%s", pct[i].name);
-        check_value(ck, what, cJSON_GetObjectItemCaseSensitive(lat, pct[i].name),
-                    (double)st_hist_percentile(total->lat, pct[i].p));
+        snprintf(what, sizeof(what), "%s.%s", key, figs[i].name);
+        /* The summary writes whole microseconds as milliseconds. */
+        check_value(ck, what, cJSON_GetObjectItemCaseSensitive(lat, figs[i].name), us / 1000.0,
+                    0.0005);
     }
-    check_value(ck, "latency_us.min", cJSON_GetObjectItemCaseSensitive(lat, "min"),
-                (double)st_hist_min(total->lat));
-    check_value(ck, "latency_us.max", cJSON_GetObjectItemCaseSensitive(lat, "max"),
-                (double)st_hist_max(total->lat));
-    check_value(ck, "latency_us.count", cJSON_GetObjectItemCaseSensitive(lat, "count"),
-                (double)st_hist_count(total->lat));
-    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(summary, "counts");
-    static const char *names[] = {"sent",        "ok",          "http_4xx",  "http_5xx",
-                                  "err_connect", "err_timeout", "err_other", "bytes_in",
-                                  "bytes_out",   "late",        "dropped"};
-    const uint64_t vals[] = {total->c.sent,      total->c.ok,          total->c.http_4xx,
-                             total->c.http_5xx,  total->c.err_connect, total->c.err_timeout,
-                             total->c.err_other, total->c.bytes_in,    total->c.bytes_out,
-                             total->c.late,      total->c.dropped};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+}
+
+/* Compares the summary's figures (the object `stampede run --summary` writes) with the merged
+ * stored seconds: latency_ms and latency_uncorrected_ms, requests, errors and bytes. */
+static void check_summary(const cJSON *summary, const st_stats *total, check *ck)
+{
+    check_latency(ck, summary, "latency_ms", total->lat);
+    check_latency(ck, summary, "latency_uncorrected_ms", total->lat_raw);
+    const st_counts *c = &total->c;
+    static const char *const groups[] = {"requests", "errors", "bytes"};
+    const struct {
+        int group;
+        const char *name;
+        uint64_t value;
+    } figs[] = {
+        {0, "total", st_counts_done(c)}, {0, "ok", c->ok},
+        {0, "failed", st_counts_failed(c)}, {0, "sent", c->sent},
+        {0, "late", c->late},           {0, "dropped", c->dropped},
+        {1, "http_4xx", c->http_4xx},   {1, "http_5xx", c->http_5xx},
+        {1, "connect", c->err_connect}, {1, "timeout", c->err_timeout},
+        {1, "other", c->err_other},     {1, "local", c->err_local},
+        {2, "in", c->bytes_in},         {2, "out", c->bytes_out},
+    };
+    for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {
         char what[64];
-        snprintf(what, sizeof(what), "counts.%s", names[i]);
-        check_value(ck, what, cJSON_GetObjectItemCaseSensitive(counts, names[i]), (double)vals[i]);
+        snprintf(what, sizeof(what), "%s.%s", groups[figs[i].group], figs[i].name);
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(summary, groups[figs[i].group]);
+        check_value(ck, what, cJSON_GetObjectItemCaseSensitive(g, figs[i].name),
+                    (double)figs[i].value, 0.5);
     }
 }
 
@@ -199,7 +219,7 @@ static void print_text(const char *run_id, const char *table, const run_data *r,
         printf("check: the summary's %d latency and count figure(s) match the stored histograms\n",
                ck->compared);
     } else if (r->have_summary) {
-        printf("check: the summary has no latency_us or counts figures to compare\n");
+        printf("check: the summary has no latency, request, error or byte figures to compare\n");
     }
 }
 

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "exit_code.h"
 #include "launch.h"
+#include "launch_ecs.h"
 #include "log.h"
 #include "output.h"
 #include "plan.h"
@@ -17,6 +18,7 @@
 #include "run_flags.h"
 #include "settings.h"
 #include "threshold.h"
+#include "tls.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -161,6 +163,23 @@ typedef struct run_ctx {
     bool threshold_stop; /* a threshold asked to stop the run */
 } run_ctx;
 
+/* The exit code of a launch that failed with rc (launch_ecs.h's codes). */
+static int launch_exit(int rc)
+{
+    switch (rc) {
+    case ST_EAGAIN:
+        return ST_EXIT_AGENTS;
+    case ST_EAUTH:
+        return ST_EXIT_AUTH;
+    case ST_ENOTFOUND:
+        return ST_EXIT_NOTFOUND;
+    case ST_EINVAL:
+        return ST_EXIT_USAGE;
+    default:
+        return ST_EXIT_FAILURE;
+    }
+}
+
 static void on_second(void *arg, const st_coord_second *sec)
 {
     run_ctx *r = arg;
@@ -211,6 +230,7 @@ int st_cmd_run(int argc, char **argv)
     st_plan_init(&plan);
     st_coord *core = NULL;
     st_server *server = NULL;
+    st_tls_cert *tls = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
     run_ctx ctx = {.sqs = -1};
@@ -218,7 +238,8 @@ int st_cmd_run(int argc, char **argv)
     st_run_outcome outcome = {0};
 
     int agents = 1, plan_threads = 0;
-    if ((rc = st_run_flags_plan(&o, &plan, &agents, &plan_threads, err, sizeof(err)))) {
+    if ((rc = st_run_flags_plan(&o, &plan, &agents, &plan_threads, err, sizeof(err))) ||
+        (rc = st_run_flags_ecs(&o, &plan, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
@@ -228,14 +249,57 @@ int st_cmd_run(int argc, char **argv)
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
     }
+    /* Made or loaded before --dry-run returns, so that a dry run refuses what a run would. */
+    if (st_tls_url_is_tls(o.listen)) {
+        double valid_s = o.register_timeout_s + 86400 +
+                         (plan.closed_loop ? plan.duration_s : plan.profile.total_s);
+        rc = o.tls_cert ? st_tls_cert_load(&tls, o.tls_cert, o.tls_key, err, sizeof(err))
+                        : st_tls_cert_make(&tls, valid_s, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, "stampede run: %s\n", err[0] ? err : st_strerror(rc));
+            code = rc == ST_EINVAL || rc == ST_ENOTFOUND || rc == ST_EIO ? ST_EXIT_USAGE
+                                                                         : ST_EXIT_FAILURE;
+            goto out;
+        }
+    }
+    char run_id[64], token[80];
+    make_run_id(run_id, sizeof(run_id));
+    st_ecs_launch_cfg ecs = {
+        .cluster = o.cluster,
+        .task_definition = o.task_definition,
+        .subnets = o.subnets,
+        .security_groups = o.security_groups,
+        .container = o.container,
+        .assign_public_ip = o.assign_public_ip,
+        .spot = o.spot,
+        .cpu_units = o.cpu_units,
+        .memory_mib = o.memory_mib,
+        .region = o.region,
+        .endpoint_url = o.endpoint_url,
+    };
+    st_launch_cfg lcfg = {
+        .agents = agents,
+        .run_id = run_id,
+        .threads = plan_threads,
+        .engine = o.engine,
+        .log_level = o.log_level == ST_LOG_DEBUG ? "debug" : "warn",
+        .ecs = lops == &st_launcher_ecs ? &ecs : NULL,
+    };
     if (o.dry_run) {
         print_plan(&plan, o.plan_file, agents, o.launcher, plan_threads, o.engine);
         code = ST_EXIT_OK;
+        if (lcfg.ecs) {
+            lcfg.coordinator_url = o.advertise;
+            fflush(stdout);
+            if ((rc = st_launch_ecs_dry_run(&lcfg, plan.closed_loop ? plan.duration_s
+                                                                     : plan.profile.total_s,
+                                            stdout, err, sizeof(err)))) {
+                fprintf(stderr, "stampede run: %s\n", err);
+                code = launch_exit(rc);
+            }
+        }
         goto out;
     }
-
-    char run_id[64], token[80];
-    make_run_id(run_id, sizeof(run_id));
     bool token_generated = !o.token;
     if (o.token) {
         snprintf(token, sizeof(token), "%s", o.token);
@@ -290,7 +354,9 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
     const char *listen = o.listen ? o.listen : local ? "tcp://127.0.0.1:0" : "tcp://0.0.0.0:7400";
-    if ((rc = st_server_start(&server, listen, core, err, sizeof(err)))) {
+    if ((rc = st_server_start_tls(&server, listen, tls ? st_tls_cert_pem(tls) : NULL,
+                                  tls ? st_tls_cert_key_pem(tls) : NULL, core, err,
+                                  sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
         goto out;
@@ -305,22 +371,22 @@ int st_cmd_run(int argc, char **argv)
                 agents, plan.profile.total_n, plan.profile.total_s,
                 plan.profile.total_n / plan.profile.total_s);
     }
-    st_launch_cfg lcfg = {
-        .agents = agents,
-        .coordinator_url = url,
-        .token = token,
-        .threads = plan_threads,
-        .engine = o.engine,
-        .log_level = o.log_level == ST_LOG_DEBUG ? "debug" : "warn",
-        .token_generated = token_generated,
-    };
+    lcfg.coordinator_url = lcfg.ecs ? o.advertise : url;
+    lcfg.token = token;
+    lcfg.token_generated = token_generated;
+    lcfg.tls_fingerprint = tls ? st_tls_cert_fingerprint(tls) : NULL;
+    if (tls) {
+        st_info("TLS: agents pin the certificate \"%s\" by its SHA-256 fingerprint %s",
+                st_tls_cert_name(tls), st_tls_cert_fingerprint(tls));
+    }
+    /* Signals are caught from before the launch, so that what it starts is always stopped. */
+    st_cli_stop_signals(on_signal);
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
-        code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+        code = lcfg.ecs ? launch_exit(rc) : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
         goto out;
     }
 
-    st_cli_stop_signals(on_signal);
     bool stopped = false, threshold_stopped = false;
     for (;;) {
         int exited[16];
@@ -332,6 +398,14 @@ int st_cmd_run(int argc, char **argv)
         st_coord_state s = st_coord_get_state(core);
         if (s == ST_COORD_DONE || s == ST_COORD_FAILED) {
             break;
+        }
+        if (lops->watch && !stopped &&
+            (rc = lops->watch(launcher, st_coord_agents_alive(core), s == ST_COORD_WAITING, err,
+                              sizeof(err)))) {
+            fprintf(stderr, "stampede run: %s\n", err);
+            code = launch_exit(rc);
+            lops->finish(launcher, 0);
+            goto out;
         }
         if (g_signals && !stopped) {
             stopped = true;
@@ -382,7 +456,7 @@ int st_cmd_run(int argc, char **argv)
     outcome.degraded = degraded;
     /* Agents learn they are done from their next update: keep answering while they leave. */
     uint64_t until = st_clock_mono_ns() + (local ? 10 : 2) * ST_NS_PER_S;
-    lops->finish(launcher, local ? 10 * ST_NS_PER_S : 0);
+    lops->finish(launcher, (local ? 10 : 2) * ST_NS_PER_S);
     while (!local && st_clock_mono_ns() < until) {
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -422,6 +496,7 @@ out:
         }
     }
     st_server_stop(server);
+    st_tls_cert_free(tls);
     st_coord_free(core);
     for (int i = 0; i < ctx.n_outs; i++) {
         ctx.outs[i].ops->close(ctx.outs[i].state);

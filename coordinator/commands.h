@@ -21,5 +21,7 @@ int st_cmd_run(int argc, char **argv);
 int st_cmd_forward(int argc, char **argv);
 /* stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] [--json] */
 int st_cmd_results(int argc, char **argv);
+/* stampede ecs list|stop --cluster NAME [--run RUN_ID] [--endpoint-url URL] [--region R] */
+int st_cmd_ecs(int argc, char **argv);
 
 #endif

@@ -50,9 +50,9 @@ int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
     }
     c->plan = cfg->plan;
     if ((!c->plan->closed_loop && st_profile_copy(&c->profile, &c->plan->profile)) ||
-        st_merge_init(&c->merge)) {
-        st_profile_fini(&c->profile);
+        st_merge_init(&c->merge) || st_report_series_new(&c->series)) {
         st_merge_fini(&c->merge);
+        st_profile_fini(&c->profile);
         free(c);
         return ST_ENOMEM;
     }
@@ -89,7 +89,7 @@ void st_coord_free(st_coord *c)
         agent_free(c->agents[i]);
     }
     free(c->agents);
-    free(c->series);
+    st_report_series_free(c->series);
     st_merge_fini(&c->merge);
     st_profile_fini(&c->profile);
     pthread_mutex_destroy(&c->mu);
@@ -295,22 +295,6 @@ static void stall_check(st_coord *c, uint64_t now)
             (double)gap / 1e9);
 }
 
-/* Keeps a handed-out second for the report. Owner thread. */
-static void series_append(st_coord *c, const st_report_second *row)
-{
-    if (c->n_series == c->cap_series) {
-        size_t cap = c->cap_series ? c->cap_series * 2 : 64;
-        st_report_second *ns = realloc(c->series, cap * sizeof(*ns));
-        if (!ns) {
-            st_error("out of memory: second %u is missing from the report's series", row->second);
-            return;
-        }
-        c->series = ns;
-        c->cap_series = cap;
-    }
-    c->series[c->n_series++] = *row;
-}
-
 void st_coord_tick(st_coord *c)
 {
     st_merge_second out[16];
@@ -335,7 +319,11 @@ void st_coord_tick(st_coord *c)
                                                 (uint32_t)c->plan->timeout_ms)) {
                 st_error("out of memory: second %u has no latency with timeouts", row.second);
             }
-            series_append(c, &row);
+            /* Its histograms go with out[i] below: the report keeps the row alone. */
+            if (st_report_series_append(c->series, &row)) {
+                st_error("out of memory: second %u is missing from the report's series",
+                         row.second);
+            }
             if (c->cfg.on_second) {
                 st_coord_second sec = {out[i].s.second, out[i].target_rps, &out[i].s,
                                        out[i].agents, &row};

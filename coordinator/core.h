@@ -84,10 +84,9 @@ struct st_coord {
     uint64_t hold_until_ns;
     st_merge merge;
     uint64_t malformed, duplicates;
-    /* The seconds handed out, for the report. The owner thread's alone (st_coord_tick appends,
-     * st_coord_report reads): not guarded by mu. */
-    st_report_second *series;
-    size_t n_series, cap_series;
+    /* The seconds handed out, for the report, packed (st_report_series). The owner thread's
+     * alone (st_coord_tick appends, st_coord_report reads): not guarded by mu. */
+    st_report_series *series;
 };
 
 static inline uint64_t st_core_now(const st_coord *c)

@@ -1,5 +1,6 @@
 /* The local and external launchers (launch.h). */
 #include "launch.h"
+#include "launch_ecs.h"
 #include "clock.h"
 #include "error.h"
 #include "log.h"
@@ -183,6 +184,11 @@ static int local_start(st_launcher **out, const st_launch_cfg *cfg, char *err, s
              * silent, but a local agent need not wait for that. */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
             setenv("STAMPEDE_TOKEN", cfg->token, 1);
+            if (cfg->tls_fingerprint) {
+                setenv("STAMPEDE_TLS_FINGERPRINT", cfg->tls_fingerprint, 1);
+            } else {
+                unsetenv("STAMPEDE_TLS_FINGERPRINT"); /* the agent would refuse it with tcp:// */
+            }
             int devnull = open("/dev/null", O_RDWR);
             if (devnull >= 0) {
                 dup2(devnull, 0);
@@ -242,19 +248,21 @@ static int external_start(st_launcher **out, const st_launch_cfg *cfg, char *err
         return ST_ENOMEM;
     }
     l->cfg = *cfg;
+    const char *pin = cfg->tls_fingerprint;
     if (cfg->token_generated) {
         st_info("waiting for %d agents: the command that starts one follows", cfg->agents);
-        fprintf(stderr, "  stampede-agent --coordinator %s --token %s\n", cfg->coordinator_url,
-                cfg->token);
+        fprintf(stderr, "  stampede-agent --coordinator %s --token %s%s%s\n",
+                cfg->coordinator_url, cfg->token, pin ? " --tls-fingerprint " : "", pin ? pin : "");
     } else {
-        st_info("waiting for %d agents: stampede-agent --coordinator %s --token <your token>",
-                cfg->agents, cfg->coordinator_url);
+        st_info("waiting for %d agents: stampede-agent --coordinator %s --token <your token>%s%s",
+                cfg->agents, cfg->coordinator_url, pin ? " --tls-fingerprint " : "",
+                pin ? pin : "");
     }
     *out = l;
     return 0;
 }
 
-static int external_poll(st_launcher *l, int *exited, int max)
+int st_launch_poll_none(st_launcher *l, int *exited, int max)
 {
     (void)l;
     (void)exited;
@@ -276,7 +284,7 @@ static void external_free(st_launcher *l)
 const st_launcher_ops st_launcher_external = {
     .name = "external",
     .start = external_start,
-    .poll = external_poll,
+    .poll = st_launch_poll_none,
     .finish = external_finish,
     .free = external_free,
 };
@@ -288,6 +296,9 @@ const st_launcher_ops *st_launcher_find(const char *name)
     }
     if (strcmp(name, "external") == 0) {
         return &st_launcher_external;
+    }
+    if (strcmp(name, "ecs") == 0) {
+        return &st_launcher_ecs;
     }
     return NULL;
 }

@@ -5,7 +5,9 @@
 #include "merge.h"
 #include "share.h"
 #include "summary.h"
+#include "wire.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +71,207 @@ void st_report_second_of(st_report_second *row, uint32_t second, double target_r
     st_report_latency_of(&row->latency, s->lat);
     st_report_latency_of(&row->latency_uncorrected, s->lat_raw);
     row->latency_with_timeouts = row->latency; /* what it is without a timeout to count */
+}
+
+/* ---- the series ---------------------------------------------------------------------------- */
+
+/* Most of a row's integers are small (per-second counts, latencies in microseconds, zeros for
+ * the failure classes that did not happen): a varint takes one to three bytes for them where
+ * the struct takes eight. */
+static unsigned char *put_varint(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+static const unsigned char *get_varint(const unsigned char *p, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        x |= (uint64_t)(*p & 0x7f) << shift;
+        if (!(*p++ & 0x80)) {
+            break;
+        }
+    }
+    *v = x;
+    return p;
+}
+
+/* Doubles keep their bits: the row comes back exactly, NaN and -0 included. */
+static unsigned char *put_double(unsigned char *p, double d)
+{
+    memcpy(p, &d, sizeof(d));
+    return p + sizeof(d);
+}
+
+static const unsigned char *get_double(const unsigned char *p, double *d)
+{
+    memcpy(d, p, sizeof(*d));
+    return p + sizeof(*d);
+}
+
+/* The latency figures in declaration order, for the packer and the unpacker. */
+#define LATENCY_FIGURES(X) X(count) X(min_us) X(p50_us) X(p90_us) X(p99_us) X(p999_us) X(max_us)
+
+static unsigned char *put_latency(unsigned char *p, const st_report_latency *l)
+{
+#define PUT(f) p = put_varint(p, l->f);
+    LATENCY_FIGURES(PUT)
+#undef PUT
+    return put_double(p, l->mean_us);
+}
+
+static const unsigned char *get_latency(const unsigned char *p, st_report_latency *l)
+{
+#define GET(f) p = get_varint(p, &l->f);
+    LATENCY_FIGURES(GET)
+#undef GET
+    return get_double(p, &l->mean_us);
+}
+
+/* Flags of a packed row. */
+#define ROW_TIMEOUTS_SAME 1u /* latency_with_timeouts equals latency: not packed */
+
+/* Returns the end of the packed row: at most ST_REPORT_SERIES_ROW_MAX bytes after p. */
+static unsigned char *put_row(unsigned char *p, const st_report_second *row)
+{
+    bool same = memcmp(&row->latency_with_timeouts, &row->latency, sizeof(row->latency)) == 0;
+    p = put_varint(p, row->second);
+    p = put_double(p, row->target_rps);
+    /* Zigzag: a negative count of agents would never be one, but it still comes back. */
+    int64_t agents = row->agents;
+    p = put_varint(p, agents < 0 ? ~((uint64_t)agents << 1) : (uint64_t)agents << 1);
+    *p++ = same ? ROW_TIMEOUTS_SAME : 0;
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&row->counts + st_counts_fields[i].offset, sizeof(v));
+        p = put_varint(p, v);
+    }
+    p = put_latency(p, &row->latency);
+    p = put_latency(p, &row->latency_uncorrected);
+    if (!same) {
+        p = put_latency(p, &row->latency_with_timeouts);
+    }
+    return p;
+}
+
+static const unsigned char *get_row(const unsigned char *p, st_report_second *row)
+{
+    uint64_t v;
+    p = get_varint(p, &v);
+    row->second = (uint32_t)v;
+    p = get_double(p, &row->target_rps);
+    p = get_varint(p, &v);
+    row->agents = (int)(int64_t)(v & 1 ? ~(v >> 1) : v >> 1);
+    unsigned flags = *p++;
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        p = get_varint(p, &v);
+        memcpy((char *)&row->counts + st_counts_fields[i].offset, &v, sizeof(v));
+    }
+    p = get_latency(p, &row->latency);
+    p = get_latency(p, &row->latency_uncorrected);
+    if (flags & ROW_TIMEOUTS_SAME) {
+        row->latency_with_timeouts = row->latency;
+    } else {
+        p = get_latency(p, &row->latency_with_timeouts);
+    }
+    return p;
+}
+
+/* Filled in place to its end, never moved, so no copy of the series is left behind as it grows.
+ * The newest is first: rows are unpacked from the end of the array back. */
+typedef struct chunk {
+    struct chunk *older;
+    size_t used; /* bytes of packed rows, from the start of bytes */
+    size_t rows;
+    unsigned char bytes[];
+} chunk;
+
+#define CHUNK_ROOM (ST_REPORT_SERIES_CHUNK - offsetof(chunk, bytes))
+
+struct st_report_series {
+    st_arena arena; /* the chunks' memory */
+    chunk *newest;
+    size_t n_chunks, n_rows, packed;
+};
+
+int st_report_series_new(st_report_series **out)
+{
+    st_report_series *s = calloc(1, sizeof(*s));
+    if (!s) {
+        return ST_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+void st_report_series_free(st_report_series *s)
+{
+    if (s) {
+        st_arena_fini(&s->arena);
+        free(s);
+    }
+}
+
+int st_report_series_append(st_report_series *s, const st_report_second *row)
+{
+    chunk *k = s->newest;
+    if (!k || k->used > CHUNK_ROOM - ST_REPORT_SERIES_ROW_MAX) {
+        if (!(k = st_arena_alloc(&s->arena, ST_REPORT_SERIES_CHUNK))) {
+            return ST_ENOMEM;
+        }
+        k->older = s->newest;
+        s->newest = k;
+        s->n_chunks++;
+    }
+    unsigned char *at = k->bytes + k->used;
+    size_t n = (size_t)(put_row(at, row) - at);
+    k->used += n;
+    k->rows++;
+    s->packed += n;
+    s->n_rows++;
+    return 0;
+}
+
+int st_report_series_rows(const st_report_series *s, st_report_second **out)
+{
+    *out = NULL;
+    if (s->n_rows == 0) {
+        return 0;
+    }
+    st_report_second *rows = calloc(s->n_rows, sizeof(*rows));
+    if (!rows) {
+        return ST_ENOMEM;
+    }
+    size_t end = s->n_rows;
+    for (const chunk *k = s->newest; k; k = k->older) {
+        end -= k->rows;
+        const unsigned char *p = k->bytes;
+        for (size_t i = 0; i < k->rows; i++) {
+            p = get_row(p, &rows[end + i]);
+        }
+    }
+    *out = rows;
+    return 0;
+}
+
+size_t st_report_series_count(const st_report_series *s)
+{
+    return s->n_rows;
+}
+
+size_t st_report_series_packed(const st_report_series *s)
+{
+    return s->packed;
+}
+
+size_t st_report_series_bytes(const st_report_series *s)
+{
+    return s->n_chunks * (size_t)ST_REPORT_SERIES_CHUNK;
 }
 
 void st_report_fini(st_report *r)
@@ -413,13 +616,8 @@ int st_coord_report(st_coord *c, st_report *out)
     int rc = copy_locked(c, &r);
     pthread_mutex_unlock(&c->mu);
     /* The series is the owner thread's (st_coord_tick appends to it): no lock needed. */
-    if (rc == 0 && c->n_series) {
-        if ((r.seconds = malloc(c->n_series * sizeof(*r.seconds)))) {
-            memcpy(r.seconds, c->series, c->n_series * sizeof(*r.seconds));
-            r.n_seconds = c->n_series;
-        } else {
-            rc = ST_ENOMEM;
-        }
+    if (rc == 0 && (rc = st_report_series_rows(c->series, &r.seconds)) == 0) {
+        r.n_seconds = st_report_series_count(c->series);
     }
     if (rc) {
         st_report_fini(&r);

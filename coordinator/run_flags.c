@@ -3,67 +3,217 @@
 #include "engine.h"
 #include "error.h"
 #include "launch.h"
+#include "launch_ecs.h"
 #include "log.h"
 #include "plan_cli.h"
 #include "server.h"
+#include "tls.h"
 
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* stampede run's own flags; the plan's come from st_plan_settings(). */
+/* stampede run's own flags; the plan's come from st_plan_settings(). The ecs launcher's rows
+ * also have a key: the plan's "ecs" object may set them, and their flags override it. */
+#define ECS_ROW (ST_SETTING_OWN | ST_SETTING_FILE)
 static const st_setting run_settings[] = {
-    {.flag = "launcher", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
-     .has_def = true, .def_text = "local",
-     .help = "where the agents run: local, on this machine, or external: the run waits for "
-             "agents started elsewhere with stampede-agent --coordinator",
+    {.flag = "launcher",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "NAME",
+     .has_def = true,
+     .def_text = "local",
+     .help = "where the agents run: local, on this machine; external: the run waits for "
+             "agents started elsewhere with stampede-agent --coordinator; ecs: ECS Fargate tasks "
+             "(see docs/ecs.md)",
      ST_SETTING_AT(st_run_opts, launcher)},
-    {.flag = "listen", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+    {.flag = "listen",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "URL",
      .help = "where agents reach the coordinator (default tcp://127.0.0.1:0 for local agents, "
              "tcp://0.0.0.0:7400 for external ones)",
      ST_SETTING_AT(st_run_opts, listen)},
-    {.flag = "token", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "TOKEN",
+    {.flag = "token",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "TOKEN",
      .help = "the run token agents must present (default: a random one)",
      ST_SETTING_AT(st_run_opts, token)},
-    {.flag = "register-timeout", .type = ST_SETTING_DURATION, .where = ST_SETTING_OWN,
-     .arg = "T", .max = ST_PROFILE_MAX_S, .has_def = true, .def = 30,
-     .help = "how long to wait for the agents to register",
+    {.flag = "tls-cert", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "with --listen tls+tcp://...: the self-signed PEM certificate agents pin (default: "
+             "one made for the run)",
+     ST_SETTING_AT(st_run_opts, tls_cert)},
+    {.flag = "tls-key", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+     .help = "the PEM private key of --tls-cert (never logged)",
+     ST_SETTING_AT(st_run_opts, tls_key)},
+    {.flag = "register-timeout",
+     .type = ST_SETTING_DURATION,
+     .where = ST_SETTING_OWN,
+     .arg = "T",
+     .max = ST_PROFILE_MAX_S,
+     .help = "how long to wait for the agents to register (default 30 s, 180 s for ecs: Fargate "
+             "tasks take tens of seconds to start)",
      ST_SETTING_AT(st_run_opts, register_timeout_s)},
-    {.flag = "engine", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "NAME",
-     .help = "the agents' engine: auto, curl, fast", ST_SETTING_AT(st_run_opts, engine)},
-    {.flag = "summary", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
-     .help = "write the summary as JSON", ST_SETTING_AT(st_run_opts, summary)},
-    {.flag = "sqs-queue-url", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
+    {.flag = "engine",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "NAME",
+     .help = "the agents' engine: auto, curl, fast",
+     ST_SETTING_AT(st_run_opts, engine)},
+    {.flag = "summary",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write the summary as JSON",
+     ST_SETTING_AT(st_run_opts, summary)},
+    {.flag = "sqs-queue-url",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "URL",
      .help = "send every second and the summary to this SQS queue (see docs/aws.md); messages "
              "SQS cannot take wait in the spool",
      ST_SETTING_AT(st_run_opts, sqs_queue_url)},
-    {.flag = "spool", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "DIR",
+    {.flag = "spool",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "DIR",
      .help = "the spool (default $XDG_STATE_HOME/stampede/spool, else "
              "~/.local/state/stampede/spool)",
      ST_SETTING_AT(st_run_opts, spool)},
-    {.flag = "region", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "R",
+    {.flag = "region",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "R",
      .help = "AWS region (default AWS_REGION / AWS_DEFAULT_REGION, or the queue URL's)",
      ST_SETTING_AT(st_run_opts, region)},
-    {.flag = "endpoint-url", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "URL",
-     .help = "SQS endpoint (default AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL)",
+    {.flag = "endpoint-url",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "URL",
+     .help = "SQS endpoint (default AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL), and ECS's with "
+             "--launcher ecs (default AWS_ENDPOINT_URL_ECS)",
      ST_SETTING_AT(st_run_opts, endpoint_url)},
-    {.flag = "timeseries", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
-     .help = "write one JSON line per second", ST_SETTING_AT(st_run_opts, timeseries)},
-    {.flag = "junit", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN, .arg = "FILE",
+    {.flag = "timeseries",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write one JSON line per second",
+     ST_SETTING_AT(st_run_opts, timeseries)},
+    {.flag = "junit",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
      .help = "write the thresholds' verdicts as JUnit XML, for CI",
      ST_SETTING_AT(st_run_opts, junit)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
-    {.flag = "headless", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
+    {.flag = "headless",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
      .help = "progress lines instead of the terminal UI (the default when stdout is not a "
              "terminal)",
      ST_SETTING_AT(st_run_opts, headless)},
-    {.flag = "dry-run", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
-     .help = "check the plan, print what it would do, and exit", ST_SETTING_AT(st_run_opts, dry_run)},
-    {.flag = "log-level", .type = ST_SETTING_ENUM, .where = ST_SETTING_OWN, .arg = "LEVEL",
-     .choices = st_log_level_names, .has_def = true, .def = ST_LOG_INFO,
-     .help = "debug, info, warn, error", ST_SETTING_AT(st_run_opts, log_level)},
-    {.flag = "help", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN | ST_SETTING_STOP,
-     .help = "print this help and exit", ST_SETTING_AT(st_run_opts, help)},
+    {.flag = "dry-run",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
+     .help = "check the plan, print what it would do, and exit",
+     ST_SETTING_AT(st_run_opts, dry_run)},
+    {.flag = "log-level",
+     .type = ST_SETTING_ENUM,
+     .where = ST_SETTING_OWN,
+     .arg = "LEVEL",
+     .choices = st_log_level_names,
+     .has_def = true,
+     .def = ST_LOG_INFO,
+     .help = "debug, info, warn, error",
+     ST_SETTING_AT(st_run_opts, log_level)},
+    {.key = "cluster",
+     .flag = "cluster",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "NAME",
+     .help = "ecs: the ECS cluster the agents' Fargate tasks run in",
+     ST_SETTING_AT(st_run_opts, cluster)},
+    {.key = "task_definition",
+     .flag = "task-definition",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "FAMILY[:REV]",
+     .help = "ecs: the agents' task definition (its image runs "
+             "stampede-agent with no arguments)",
+     ST_SETTING_AT(st_run_opts, task_definition)},
+    {.key = "subnets",
+     .flag = "subnets",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "ID,ID",
+     .help = "ecs: the subnets of the tasks (awsvpc)",
+     ST_SETTING_AT(st_run_opts, subnets)},
+    {.key = "security_groups",
+     .flag = "security-groups",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "ID[,ID]",
+     .help = "ecs: the tasks' security groups (up to 5)",
+     ST_SETTING_AT(st_run_opts, security_groups)},
+    {.key = "assign_public_ip",
+     .flag = "assign-public-ip",
+     .type = ST_SETTING_BOOL,
+     .where = ECS_ROW,
+     .help = "ecs: give each task a public IP (public subnets without a NAT, to pull the image)",
+     ST_SETTING_AT(st_run_opts, assign_public_ip)},
+    {.flag = "no-assign-public-ip",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
+     .help = "ecs: no public IP (the default; the subnets need a NAT or VPC endpoints)",
+     ST_SETTING_AT(st_run_opts, no_assign_public_ip)},
+    {.key = "spot",
+     .flag = "spot",
+     .type = ST_SETTING_BOOL,
+     .where = ECS_ROW,
+     .help = "ecs: FARGATE_SPOT, falling back to FARGATE for the tasks Spot has no capacity for",
+     ST_SETTING_AT(st_run_opts, spot)},
+    {.key = "container",
+     .flag = "container",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "NAME",
+     .help = "ecs: the container that runs stampede-agent (default: the task definition's only "
+             "one)",
+     ST_SETTING_AT(st_run_opts, container)},
+    {.key = "cpu",
+     .flag = "cpu",
+     .type = ST_SETTING_INT,
+     .where = ECS_ROW,
+     .arg = "UNITS",
+     .min = 256,
+     .max = 16384,
+     .help = "ecs: CPU units per task (1024 = 1 vCPU), with --memory; default: the "
+             "task definition's",
+     ST_SETTING_AT(st_run_opts, cpu_units)},
+    {.key = "memory",
+     .flag = "memory",
+     .type = ST_SETTING_INT,
+     .where = ECS_ROW,
+     .arg = "MIB",
+     .min = 512,
+     .max = 122880,
+     .help = "ecs: memory per task in MiB, with --cpu",
+     ST_SETTING_AT(st_run_opts, memory_mib)},
+    {.key = "advertise",
+     .flag = "advertise",
+     .type = ST_SETTING_STRING,
+     .where = ECS_ROW,
+     .arg = "tcp://HOST:PORT",
+     .help = "ecs: the address the agents dial (required: the tasks run in the VPC, and which of "
+             "this machine's addresses they can reach is not known here)",
+     ST_SETTING_AT(st_run_opts, advertise)},
+    {.flag = "help",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN | ST_SETTING_STOP,
+     .help = "print this help and exit",
+     ST_SETTING_AT(st_run_opts, help)},
 };
 
 #define N_RUN_SETTINGS (sizeof(run_settings) / sizeof(run_settings[0]))
@@ -94,7 +244,10 @@ static const char run_exit_codes[] =
     "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
     "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
     "still written), 9 degraded (agents lost or seconds incomplete), 10 result messages\n"
-    "lost (neither sent to SQS nor spooled), 11 thresholds failed.\n";
+    "lost (neither sent to SQS nor spooled), 11 thresholds failed.\n"
+    "With --launcher ecs also: 2 parameters ECS refused, 3 access denied (the message\n"
+    "names the IAM action), 5 no such cluster or task definition, 6 no capacity, a\n"
+    "quota reached, or a task that stopped before its agent registered.\n";
 
 static const st_plan_cli run_cli = {run_settings, N_RUN_SETTINGS, FLAGS_MASK, "stampede run --help",
                                     run_usage, 25, run_exit_codes};
@@ -102,6 +255,61 @@ static const st_plan_cli run_cli = {run_settings, N_RUN_SETTINGS, FLAGS_MASK, "s
 void st_run_flags_usage(FILE *f)
 {
     st_plan_cli_usage(&run_cli, f);
+}
+
+/* The ecs flags: only with --launcher ecs, and then the ones it needs. */
+static int check_ecs_flags(const st_run_opts *o, bool ecs, char *err, size_t err_len)
+{
+    static const char *const only_ecs[] = {"cluster", "task-definition", "subnets",
+                                           "security-groups", "assign-public-ip",
+                                           "no-assign-public-ip", "spot", "container", "cpu",
+                                           "memory", "advertise"};
+    for (size_t i = 0; !ecs && i < sizeof(only_ecs) / sizeof(only_ecs[0]); i++) {
+        if (st_run_flags_given(o, only_ecs[i])) {
+            snprintf(err, err_len, "--%s goes with --launcher ecs", only_ecs[i]);
+            return ST_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* What --launcher ecs needs, from the flags and the plan's "ecs" object. */
+static int check_ecs(const st_run_opts *o, char *err, size_t err_len)
+{
+    const char *missing = !o->cluster           ? "--cluster NAME"
+                          : !o->task_definition ? "--task-definition FAMILY[:REV]"
+                          : !o->subnets         ? "--subnets ID,ID"
+                          : !o->security_groups ? "--security-groups ID[,ID]"
+                                                : NULL;
+    if (missing) {
+        snprintf(err, err_len, "--launcher ecs needs %s (or its key in the plan's \"ecs\")",
+                 missing);
+        return ST_EINVAL;
+    }
+    if (!o->advertise) {
+        snprintf(err, err_len,
+                 "--launcher ecs needs --advertise tcp://HOST:PORT: the agents run as tasks in the "
+                 "VPC and dial the coordinator there, and which address of this machine they can "
+                 "reach (a private IP, a load balancer, a NAT'd port) is not known here");
+        return ST_EINVAL;
+    }
+    int rc;
+    if ((rc = st_server_check_url(o->advertise, err, err_len)) ||
+        (rc = st_launch_ecs_check_list("subnets", o->subnets, "subnet-", 16, err, err_len)) ||
+        (rc = st_launch_ecs_check_list("security-groups", o->security_groups, "sg-", 5, err,
+                                       err_len))) {
+        return rc;
+    }
+    if (o->assign_public_ip && o->no_assign_public_ip) {
+        snprintf(err, err_len, "--assign-public-ip and --no-assign-public-ip: one or the other");
+        return ST_EINVAL;
+    }
+    if ((o->cpu_units > 0) != (o->memory_mib > 0)) {
+        snprintf(err, err_len, "--cpu and --memory go together (a Fargate task size, e.g. --cpu "
+                               "1024 --memory 2048)");
+        return ST_EINVAL;
+    }
+    return 0;
 }
 
 int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t err_len)
@@ -123,16 +331,27 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
         return ST_EINVAL;
     }
     if (!st_launcher_find(o->launcher)) {
-        snprintf(err, err_len, "--launcher: \"%s\" is not a launcher (local or external)", o->launcher);
+        snprintf(err, err_len, "--launcher: \"%s\" is not a launcher (local, external or ecs)", o->launcher);
         return ST_EINVAL;
     }
     if (o->engine && strcmp(o->engine, "auto") && strcmp(o->engine, "curl") && strcmp(o->engine, "fast")) {
         snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl or fast)", o->engine);
         return ST_EINVAL;
     }
-    if ((o->spool || o->region || o->endpoint_url) && !o->sqs_queue_url) {
+    bool ecs = strcmp(o->launcher, "ecs") == 0;
+    if ((rc = check_ecs_flags(o, ecs, err, err_len))) {
+        return rc;
+    }
+    if (o->register_timeout_s <= 0) {
+        o->register_timeout_s = ecs ? 180 : 30;
+    }
+    if (o->spool && !o->sqs_queue_url) {
+        snprintf(err, err_len, "--spool goes with --sqs-queue-url");
+        return ST_EINVAL;
+    }
+    if ((o->region || o->endpoint_url) && !o->sqs_queue_url && !ecs) {
         snprintf(err, err_len, "%s goes with --sqs-queue-url",
-                 o->spool ? "--spool" : o->region ? "--region" : "--endpoint-url");
+                 o->region ? "--region" : "--endpoint-url");
         return ST_EINVAL;
     }
     if (o->token && (strlen(o->token) < 8 || strlen(o->token) > 256)) {
@@ -141,6 +360,12 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
     }
     if (o->listen && (rc = st_server_check_url(o->listen, err, err_len))) {
         return rc;
+    }
+    if ((o->tls_cert || o->tls_key) &&
+        (!o->tls_cert || !o->tls_key || !st_tls_url_is_tls(o->listen))) {
+        snprintf(err, err_len,
+                 "--tls-cert and --tls-key go together, with --listen tls+tcp://HOST:PORT");
+        return ST_EINVAL;
     }
     return 0;
 }
@@ -168,4 +393,33 @@ int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *pla
     *agents = n;
     *plan_threads = threads_given || local ? plan->threads : 0;
     return 0;
+}
+
+int st_run_flags_ecs(st_run_opts *o, const st_plan *plan, char *err, size_t err_len)
+{
+    if (strcmp(o->launcher, "ecs") != 0) {
+        return 0;
+    }
+    const char *origin = o->plan_file ? o->plan_file : "the plan";
+    for (const cJSON *it = plan->ecs ? plan->ecs->child : NULL; it; it = it->next) {
+        const st_setting *s = st_settings_find_key(run_settings, N_RUN_SETTINGS, it->string);
+        if (!s || !(s->where & ST_SETTING_FILE)) {
+            char keys[512];
+            st_settings_list_keys(run_settings, N_RUN_SETTINGS, ST_SETTING_FILE, false, keys,
+                                  sizeof(keys));
+            snprintf(err, err_len, "%s: $.ecs.%s: unknown key (the ecs settings are %s)", origin,
+                     it->string, keys);
+            return ST_EINVAL;
+        }
+        if ((o->seen & ((uint64_t)1 << (s - run_settings))) ||
+            (strcmp(s->key, "assign_public_ip") == 0 && o->no_assign_public_ip)) {
+            continue; /* the flag overrides the plan */
+        }
+        char why[256];
+        if (st_setting_from_json(s, it, (char *)o + s->offset, why, sizeof(why))) {
+            snprintf(err, err_len, "%s: $.ecs.%s: %s", origin, it->string, why);
+            return ST_EINVAL;
+        }
+    }
+    return check_ecs(o, err, err_len);
 }

@@ -26,6 +26,8 @@ typedef struct st_run_opts {
     const char *launcher;
     const char *listen;
     const char *token;
+    const char *tls_cert;
+    const char *tls_key;
     const char *summary;
     const char *timeseries;
     const char *junit;
@@ -35,6 +37,10 @@ typedef struct st_run_opts {
     const char *region;
     const char *endpoint_url;
     double register_timeout_s;
+    /* --launcher ecs (launch_ecs.h) */
+    const char *cluster, *task_definition, *subnets, *security_groups, *container, *advertise;
+    int assign_public_ip, no_assign_public_ip, spot;
+    int cpu_units, memory_mib; /* 0: not given */
     int headless;
     int dry_run;
     int log_level; /* an st_log_level */
@@ -64,5 +70,12 @@ void st_run_flags_usage(FILE *f);
  * or JSON path), ST_ENOTFOUND / ST_EIO (the plan file cannot be read) or ST_ENOMEM. */
 int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *plan_threads,
                       char *err, size_t err_len);
+
+/* With --launcher ecs: the plan's "ecs" settings (plan->ecs, from st_run_flags_plan) where no
+ * flag gave them, then what the launcher needs (--cluster, --task-definition, --subnets,
+ * --security-groups, --advertise; lists of ids; --cpu with --memory). Strings taken from the plan
+ * are borrowed from it. Returns 0 (at once for the other launchers), or ST_EINVAL with a
+ * message naming the flag, or the plan file and its JSON path. */
+int st_run_flags_ecs(st_run_opts *o, const st_plan *plan, char *err, size_t err_len);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * assert_stats.h - cmocka assertions that two histograms or two st_stats are the same, bucket by
- * bucket. Shared by the unit tests; include after <cmocka.h>.
+ * bucket or by their percentiles. Shared by the unit tests; include after <cmocka.h>.
  */
 #ifndef ST_ASSERT_STATS_H
 #define ST_ASSERT_STATS_H
@@ -47,13 +47,29 @@ static inline void assert_same_buckets(const st_hist *x, const st_hist *y)
     free(by);
 }
 
-/* Same buckets, count, extremes and sum. */
-static inline void assert_hist_equal(const st_hist *x, const st_hist *y)
+/* Same count, extremes, sum and number of non-zero buckets. */
+static inline void assert_hist_totals_equal(const st_hist *x, const st_hist *y)
 {
     assert_int_equal(st_hist_count(x), st_hist_count(y));
     assert_int_equal(st_hist_min(x), st_hist_min(y));
     assert_int_equal(st_hist_max(x), st_hist_max(y));
     assert_int_equal(st_hist_sum(x), st_hist_sum(y));
+    assert_int_equal(st_hist_nonzero(x), st_hist_nonzero(y));
+}
+
+/* Same totals, and the same percentiles at 1, 1 + step, 1 + 2 step ... up to 100. */
+static inline void assert_hist_percentiles_equal(const st_hist *x, const st_hist *y, double step)
+{
+    assert_hist_totals_equal(x, y);
+    for (double p = 1; p <= 100; p += step) {
+        assert_int_equal(st_hist_percentile(x, p), st_hist_percentile(y, p));
+    }
+}
+
+/* Same buckets and totals. */
+static inline void assert_hist_equal(const st_hist *x, const st_hist *y)
+{
+    assert_hist_totals_equal(x, y);
     assert_same_buckets(x, y);
 }
 

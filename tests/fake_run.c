@@ -15,6 +15,7 @@
 #include "forward.h"
 #include "log.h"
 #include "result_msg.h"
+#include "summary.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -164,22 +165,12 @@ int main(int argc, char **argv)
             sleep_ms(interval_ms);
         }
     }
-    cJSON *summary = cJSON_CreateObject();
-    cJSON *counts = cJSON_AddObjectToObject(summary, "counts");
-    cJSON_AddNumberToObject(counts, "sent", (double)total.c.sent);
-    cJSON_AddNumberToObject(counts, "ok", (double)total.c.ok);
-    cJSON_AddNumberToObject(counts, "http_5xx", (double)total.c.http_5xx);
-    cJSON_AddNumberToObject(counts, "err_timeout", (double)total.c.err_timeout);
-    cJSON *lat = cJSON_AddObjectToObject(summary, "latency_us");
-    cJSON_AddNumberToObject(lat, "count", (double)st_hist_count(total.lat));
-    cJSON_AddNumberToObject(lat, "min", (double)st_hist_min(total.lat));
-    cJSON_AddNumberToObject(lat, "p50", (double)st_hist_percentile(total.lat, 50));
-    cJSON_AddNumberToObject(lat, "p90", (double)st_hist_percentile(total.lat, 90));
-    cJSON_AddNumberToObject(lat, "p99", (double)st_hist_percentile(total.lat, 99));
-    cJSON_AddNumberToObject(lat, "p999", (double)st_hist_percentile(total.lat, 99.9));
-    cJSON_AddNumberToObject(lat, "max", (double)st_hist_max(total.lat));
-    cJSON_AddNumberToObject(summary, "duration_s", seconds);
-    cJSON_AddStringToObject(summary, "name", "fake run");
+    /* The summary object as `stampede run --summary` writes it. */
+    st_summary sm = {.total = &total, .duration_s = seconds, .target_requests = (double)rps * seconds};
+    cJSON *summary = st_summary_json(&sm);
+    if (summary) {
+        cJSON_AddStringToObject(summary, "name", "fake run");
+    }
     char *json = NULL;
     char id[ST_RESULT_ID_MAX + 1];
     rc = summary ? st_result_encode_summary(run_id, summary, &json, id) : ST_ENOMEM;

@@ -118,6 +118,33 @@ static bool capture_add(capture *c, const char *buf, size_t len)
     return true;
 }
 
+/* The modes whose every answer is the same bytes, and whether the server closes after them. */
+static const struct {
+    srv_mode mode;
+    const char *bytes;
+    bool close_after;
+} srv_canned[] = {
+    {SRV_EOF_BODY, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", true},
+    {SRV_MALFORMED, "SMTP ready\r\n\r\n", false},
+    {SRV_TRUNCATED, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b", true},
+    {SRV_TRAILING_JUNK, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK", false},
+    {SRV_CONTINUE, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+     false},
+    {SRV_CAPTURE, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+};
+
+/* Writes mode's canned answer; whether the connection is to close after it. */
+static bool srv_write_canned(int fd, srv_mode mode)
+{
+    for (size_t i = 0; i < sizeof(srv_canned) / sizeof(srv_canned[0]); i++) {
+        if (srv_canned[i].mode == mode) {
+            srv_write(fd, srv_canned[i].bytes, strlen(srv_canned[i].bytes));
+            return srv_canned[i].close_after;
+        }
+    }
+    return true; /* not a canned mode: nothing written, and the connection closes */
+}
+
 static void *srv_conn_main(void *arg)
 {
     srv_conn *sc = arg;
@@ -187,19 +214,18 @@ static void *srv_conn_main(void *arg)
             close_after = true;
             break;
         case SRV_DROP_SECOND:
-            if (nth == 1) {
+        case SRV_DROP_AFTER_FIRST: {
+            /* The first request of each connection is answered, or only the server's first;
+             * later ones lose their connection, closed or reset. */
+            bool after_first = s->mode == SRV_DROP_AFTER_FIRST;
+            if ((after_first ? global : nth) == 1) {
                 srv_write(fd, OK_RESPONSE, OK_RESPONSE_LEN);
             } else {
                 close_after = true;
+                reset = after_first;
             }
             break;
-        case SRV_DROP_AFTER_FIRST:
-            if (global == 1) {
-                srv_write(fd, OK_RESPONSE, OK_RESPONSE_LEN);
-            } else {
-                close_after = reset = true;
-            }
-            break;
+        }
         case SRV_SILENT:
             break;
         case SRV_CHUNKED: {
@@ -215,17 +241,14 @@ static void *srv_conn_main(void *arg)
             }
             break;
         }
-        case SRV_EOF_BODY: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end";
-            srv_write(fd, r, sizeof(r) - 1);
-            close_after = true;
+        case SRV_EOF_BODY:
+        case SRV_MALFORMED:
+        case SRV_TRUNCATED:
+        case SRV_TRAILING_JUNK:
+        case SRV_CONTINUE:
+        case SRV_CAPTURE:
+            close_after = srv_write_canned(fd, s->mode);
             break;
-        }
-        case SRV_MALFORMED: {
-            static const char r[] = "SMTP ready\r\n\r\n";
-            srv_write(fd, r, sizeof(r) - 1);
-            break;
-        }
         case SRV_HUGE_HEADER: {
             static const char head[] = "HTTP/1.1 200 OK\r\nX-Big: ";
             static const char tail[] = "\r\nContent-Length: 0\r\n\r\n";
@@ -237,12 +260,6 @@ static void *srv_conn_main(void *arg)
                 srv_write(fd, tail, sizeof(tail) - 1);
                 free(big);
             }
-            break;
-        }
-        case SRV_TRUNCATED: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b";
-            srv_write(fd, r, sizeof(r) - 1);
-            close_after = true;
             break;
         }
         case SRV_ENDLESS: {
@@ -264,22 +281,6 @@ static void *srv_conn_main(void *arg)
                 }
             }
             close_after = true;
-            break;
-        }
-        case SRV_TRAILING_JUNK: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloJUNK";
-            srv_write(fd, r, sizeof(r) - 1);
-            break;
-        }
-        case SRV_CONTINUE: {
-            static const char r[] = "HTTP/1.1 100 Continue\r\n\r\n"
-                                    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-            srv_write(fd, r, sizeof(r) - 1);
-            break;
-        }
-        case SRV_CAPTURE: {
-            static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-            srv_write(fd, r, sizeof(r) - 1);
             break;
         }
         case SRV_FIXED:
@@ -538,4 +539,3 @@ void run_free(run *r)
     ev_loop_destroy(r->loop);
     free(r);
 }
-

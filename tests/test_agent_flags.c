@@ -6,6 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "agent_flags.h"
 #include "error.h"
 #include "plan.h"
@@ -32,9 +34,7 @@ static void expect_refused(char **argv, const char *frag)
         rc = st_agent_flags_plan(&o, &p, &e, err, sizeof(err));
     }
     assert_int_equal(rc, ST_EINVAL);
-    if (!strstr(err, frag)) {
-        fail_msg("message \"%s\" lacks \"%s\"", err, frag);
-    }
+    assert_says(err, frag);
     st_plan_fini(&p);
 }
 

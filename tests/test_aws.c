@@ -6,7 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
+#include "curl_group.h"
+
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -125,6 +126,17 @@ static int get(fake *f, const st_aws_creds **c, char *err, size_t len)
     return st_aws_creds_get(p, c, err, len);
 }
 
+/* The credentials of f's world, which must be found (a failure shows why they were not). */
+static const st_aws_creds *got(fake *f)
+{
+    const st_aws_creds *c = NULL;
+    char err[512] = "";
+    if (get(f, &c, err, sizeof(err)) != 0) {
+        fail_msg("no credentials: %s", err);
+    }
+    return c;
+}
+
 static void test_aws_creds_environment_first(void **state)
 {
     (void)state;
@@ -133,9 +145,7 @@ static void test_aws_creds_environment_first(void **state)
                       "http://127.0.0.1:1/creds", NULL},
               .now = 1800000000,
               .imds_up = 1};
-    const st_aws_creds *c;
-    char err[512];
-    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    const st_aws_creds *c = got(&f);
     assert_string_equal(c->source, "environment");
     assert_string_equal(c->access_key_id, "AKIAENV");
     assert_string_equal(c->session_token, "tok");
@@ -151,9 +161,7 @@ static void test_aws_creds_container_relative_before_full(void **state)
               .now = 1800000000,
               .container_body = CONTAINER_OK,
               .imds_up = 1};
-    const st_aws_creds *c;
-    char err[512];
-    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    const st_aws_creds *c = got(&f);
     assert_string_equal(c->source, "container");
     assert_string_equal(c->access_key_id, "ASIACONT");
     assert_int_equal(f.n_urls, 1);
@@ -168,9 +176,7 @@ static void test_aws_creds_container_full_uri_with_token(void **state)
                       "AWS_CONTAINER_AUTHORIZATION_TOKEN", "Bearer abc", NULL},
               .now = 1800000000,
               .container_body = CONTAINER_OK};
-    const st_aws_creds *c;
-    char err[512];
-    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    const st_aws_creds *c = got(&f);
     assert_string_equal(f.urls[0], "http://localhost:8080/creds");
     assert_string_equal(f.auth_seen, "Bearer abc");
     assert_int_equal(c->expires_at_s, 1893456000);
@@ -179,6 +185,7 @@ static void test_aws_creds_container_full_uri_with_token(void **state)
     /* Plain http to a host on the network is refused. */
     fake g = {.env = {"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://10.0.0.1/creds", NULL},
               .now = 1800000000};
+    char err[512];
     assert_int_equal(get(&g, &c, err, sizeof(err)), ST_EAUTH);
     assert_non_null(strstr(err, "must be https"));
     assert_int_equal(g.n_urls, 0);
@@ -189,9 +196,7 @@ static void test_aws_creds_imds_last(void **state)
 {
     (void)state;
     fake f = {.env = {NULL}, .now = 1800000000, .imds_up = 1};
-    const st_aws_creds *c;
-    char err[512];
-    assert_int_equal(get(&f, &c, err, sizeof(err)), 0);
+    const st_aws_creds *c = got(&f);
     assert_string_equal(c->source, "instance metadata");
     assert_string_equal(c->access_key_id, "ASIAIMDS");
     assert_int_equal(f.n_urls, 3); /* token, role name, role credentials */
@@ -199,6 +204,7 @@ static void test_aws_creds_imds_last(void **state)
 
     fake off = {
         .env = {"AWS_EC2_METADATA_DISABLED", "true", NULL}, .now = 1800000000, .imds_up = 1};
+    char err[512];
     assert_int_equal(get(&off, &c, err, sizeof(err)), ST_EAUTH);
     assert_int_equal(off.n_urls, 0);
     get(NULL, NULL, NULL, 0);
@@ -647,8 +653,5 @@ int main(void)
         cmocka_unit_test(test_aws_client_region),
         cmocka_unit_test(test_aws_call_missing_credentials),
     };
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }

@@ -53,6 +53,21 @@ static void submit(st_collector *c, int w, uint32_t k)
     st_stats_fini(&s);
 }
 
+/* A collector for n workers from second first, which must be made. */
+static st_collector *collector_new(int n, uint32_t first)
+{
+    st_collector *c = NULL;
+    assert_int_equal(st_collector_new(&c, n, first), 0);
+    return c;
+}
+
+/* The next second, within a second; it must be second k. */
+static void take(st_collector *c, st_stats *out, uint32_t k)
+{
+    assert_int_equal(st_collector_next(c, out, in_ms(1000)), 0);
+    assert_int_equal(out->second, k);
+}
+
 static void test_collect_new_needs_a_worker(void **state)
 {
     (void)state;
@@ -66,15 +81,13 @@ static void test_collect_new_needs_a_worker(void **state)
 static void test_collect_waits_for_every_worker(void **state)
 {
     (void)state;
-    st_collector *c;
-    assert_int_equal(st_collector_new(&c, 2, 0), 0);
+    st_collector *c = collector_new(2, 0);
     st_stats out, want, s;
     assert_int_equal(st_stats_init(&out), 0);
     submit(c, 0, 0);
     assert_int_equal(st_collector_next(c, &out, in_ms(20)), ST_ETIMEDOUT);
     submit(c, 1, 0);
-    assert_int_equal(st_collector_next(c, &out, in_ms(1000)), 0);
-    assert_int_equal(out.second, 0);
+    take(c, &out, 0);
     assert_int_equal(st_stats_init(&want), 0);
     for (int w = 0; w < 2; w++) {
         measured(&s, w, 0);
@@ -94,26 +107,22 @@ static void test_collect_waits_for_every_worker(void **state)
 static void test_collect_skips_and_finish(void **state)
 {
     (void)state;
-    st_collector *c;
-    assert_int_equal(st_collector_new(&c, 2, 0), 0);
+    st_collector *c = collector_new(2, 0);
     st_stats out, s;
     assert_int_equal(st_stats_init(&out), 0);
     submit(c, 0, 2); /* worker 0 skipped 0 and 1 */
     submit(c, 1, 0);
-    assert_int_equal(st_collector_next(c, &out, in_ms(1000)), 0);
-    assert_int_equal(out.second, 0);
+    take(c, &out, 0);
     measured(&s, 1, 0);
     assert_stats_equal(&out, &s);
     st_stats_fini(&s);
     /* Second 1: worker 1 has not closed it yet. */
     assert_int_equal(st_collector_next(c, &out, in_ms(10)), ST_ETIMEDOUT);
     st_collector_finish(c, 1);
-    assert_int_equal(st_collector_next(c, &out, in_ms(1000)), 0);
-    assert_int_equal(out.second, 1);
+    take(c, &out, 1);
     assert_int_equal(out.c.sent, 0);
     assert_int_equal(st_hist_count(out.lat), 0);
-    assert_int_equal(st_collector_next(c, &out, in_ms(1000)), 0);
-    assert_int_equal(out.second, 2);
+    take(c, &out, 2);
     measured(&s, 0, 2);
     assert_stats_equal(&out, &s);
     st_stats_fini(&s);
@@ -130,16 +139,14 @@ static void test_collect_skips_and_finish(void **state)
 static void test_collect_refuses_seconds_taken(void **state)
 {
     (void)state;
-    st_collector *c;
-    assert_int_equal(st_collector_new(&c, 1, 5), 0);
+    st_collector *c = collector_new(1, 5);
     st_stats out, s;
     assert_int_equal(st_stats_init(&out), 0);
     measured(&s, 0, 4);
     assert_int_equal(st_collector_submit(c, 0, 4, &s), ST_EINVAL);
     st_stats_fini(&s);
     submit(c, 0, 5);
-    assert_int_equal(st_collector_next(c, &out, in_ms(1000)), 0);
-    assert_int_equal(out.second, 5);
+    take(c, &out, 5);
     measured(&s, 0, 5);
     assert_int_equal(st_collector_submit(c, 0, 5, &s), ST_EINVAL);
     assert_stats_equal(&out, &s); /* what was taken is not changed by the refused one */
@@ -178,8 +185,7 @@ static void *worker_main(void *p)
 static void test_collect_threads(void **state)
 {
     (void)state;
-    st_collector *c;
-    assert_int_equal(st_collector_new(&c, N_WORKERS, 0), 0);
+    st_collector *c = collector_new(N_WORKERS, 0);
     pthread_t th[N_WORKERS];
     worker_arg args[N_WORKERS];
     for (int w = 0; w < N_WORKERS; w++) {

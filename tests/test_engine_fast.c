@@ -51,38 +51,120 @@ static void send_until(run *r, size_t req, uint64_t tag, int target)
     run_until(r, target, 5);
 }
 
-/* A server in mode on 127.0.0.1, and the engine with conns connections for a GET of path there. */
+/* The fast engine on its own loop, created for these n requests. */
+static run *fast_run(const st_request *q, size_t n, int conns, int timeout_ms)
+{
+    run *r = run_new(&st_engine_fast);
+    run_create(r, q, n, conns, timeout_ms);
+    return r;
+}
+
+/* Nothing in flight, and this many connection slots free. */
+static void expect_idle(run *r, int free_slots)
+{
+    assert_int_equal(st_engine_fast.inflight(r->e), 0);
+    assert_int_equal(st_engine_fast.free_slots(r->e), free_slots);
+}
+
+/* send_until, and the result it waited for is a 200 with the server's usual body. */
+static void send_ok(run *r, size_t req, uint64_t tag, int target)
+{
+    send_until(r, req, tag, target);
+    expect_ok(&r->res[target - 1], 200, OK_RESPONSE_LEN);
+}
+
+/* The server took this many requests on this many connections. */
+static void expect_served(srv *s, int reqs, int conns)
+{
+    assert_int_equal(srv_get(s, &s->n_reqs), reqs);
+    assert_int_equal(srv_get(s, &s->n_conns), conns);
+}
+
+/* url = http://<host>:<the server's port><path>. */
+static void srv_url(char *url, size_t len, const char *host, const srv *s, const char *path)
+{
+    snprintf(url, len, "http://%s:%d%s", host, s->port, path);
+}
+
+/* A server and the fast engine for up to RIG_REQS requests to it, held in a test's state: the
+ * test's teardown (rig_teardown) stops them whether or not the test got to its end. The rig holds
+ * the requests, so they outlive the engine as its contract asks. */
+#define RIG_REQS 3
+
 typedef struct rig {
     srv *s;
-    char url[64];
-    st_request q;
+    char url[RIG_REQS][64];
+    st_request q[RIG_REQS];
     run *r;
 } rig;
 
-static run *rig_start(rig *g, srv_mode mode, const char *path, int conns, int timeout_ms)
+/* The rig's server alone, in mode on 127.0.0.1, for a test that then sets its requests. */
+static srv *rig_serve(void **state, srv_mode mode)
 {
+    rig *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    *state = g;
     g->s = srv_start(mode, AF_INET);
-    snprintf(g->url, sizeof(g->url), "http://127.0.0.1:%d%s", g->s->port, path);
-    g->q = request("GET", g->url);
-    g->r = run_new(&st_engine_fast);
-    run_create(g->r, &g->q, 1, conns, timeout_ms);
+    return g->s;
+}
+
+/* Request i of the rig: method on path at its server by the name host (the caller may add
+ * headers and a body). */
+static st_request *rig_request_at(void **state, size_t i, const char *method, const char *host,
+                                  const char *path)
+{
+    rig *g = *state;
+    assert_true(i < RIG_REQS);
+    srv_url(g->url[i], sizeof(g->url[i]), host, g->s, path);
+    g->q[i] = request(method, g->url[i]);
+    return &g->q[i];
+}
+
+static st_request *rig_request(void **state, size_t i, const char *method, const char *path)
+{
+    return rig_request_at(state, i, method, "127.0.0.1", path);
+}
+
+/* The rig's engine for its first n requests. */
+static run *rig_run(void **state, size_t n, int conns, int timeout_ms)
+{
+    rig *g = *state;
+    g->r = fast_run(g->q, n, conns, timeout_ms);
     return g->r;
 }
 
-static void rig_stop(rig *g)
+/* A server in mode, and the engine with conns connections for a GET of path there. */
+static run *rig_on(void **state, srv_mode mode, const char *path, int conns, int timeout_ms)
 {
-    run_free(g->r);
-    srv_stop(g->s);
+    rig_serve(state, mode);
+    rig_request(state, 0, "GET", path);
+    return rig_run(state, 1, conns, timeout_ms);
+}
+
+static srv *rig_srv(void **state)
+{
+    return ((rig *)*state)->s;
+}
+
+static int rig_teardown(void **state)
+{
+    rig *g = *state;
+    if (g && g->r) {
+        run_free(g->r);
+    }
+    if (g && g->s) {
+        srv_stop(g->s);
+    }
+    free(g);
+    return 0;
 }
 
 /* ---- tests ---- */
 
 static void test_engine_fast_keepalive_many(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_OK, "/x", 4, 5000);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_OK, "/x", 4, 5000);
+    srv *s = rig_srv(state);
     const int total = 2000;
     for (int i = 0; i < 4; i++) {
         assert_int_equal(run_send(r, 0, (uint64_t)i), 0);
@@ -97,23 +179,18 @@ static void test_engine_fast_keepalive_many(void **state)
         expect_ok(&r->res[i], 200, OK_RESPONSE_LEN);
         assert_int_equal(r->res[i].bytes_out, strlen(expect_req));
     }
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 4);
+    expect_idle(r, 4);
     assert_int_equal(srv_get(s, &s->n_reqs), total);
     assert_true(srv_get(s, &s->n_conns) <= 4);
     assert_true(srv_get(s, &s->n_conns) >= 1);
     assert_string_equal(s->last_req, expect_req);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_slots_and_inflight(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_OK, "/", 3, 5000);
-    srv *s = g.s;
-    assert_int_equal(st_engine_fast.free_slots(r->e), 3);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
+    run *r = rig_on(state, SRV_OK, "/", 3, 5000);
+    srv *s = rig_srv(state);
+    expect_idle(r, 3);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(run_send(r, 0, (uint64_t)i), 0);
         assert_int_equal(st_engine_fast.free_slots(r->e), 2 - i);
@@ -132,23 +209,19 @@ static void test_engine_fast_slots_and_inflight(void **state)
         seen[r->tags[i]] = true;
     }
     assert_true(seen[0] && seen[1] && seen[2]);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 3);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
+    expect_idle(r, 3);
     /* Idle connections are reused: no new connection for the next round. */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(run_send(r, 0, (uint64_t)i), 0);
     }
     run_until(r, 6, 5);
     assert_int_equal(srv_get(s, &s->n_conns), 3);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_connection_close(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_CLOSE, "/", 2, 5000);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_CLOSE, "/", 2, 5000);
+    srv *s = rig_srv(state);
     assert_int_equal(run_send(r, 0, 0), 0);
     assert_int_equal(run_send(r, 0, 1), 0);
     r->resend = 48;
@@ -157,61 +230,43 @@ static void test_engine_fast_connection_close(void **state)
         expect_ok(&r->res[i], 200,
                   strlen("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"));
     }
-    assert_int_equal(srv_get(s, &s->n_conns), 50);
-    assert_int_equal(srv_get(s, &s->n_reqs), 50);
+    expect_served(s, 50, 50);
     /* Every connection was closed by the client after its response, never reused. */
     assert_int_equal(srv_wait(s, &s->peer_closed, 50), 50);
     assert_int_equal(srv_get(s, &s->after_close), 0);
     assert_int_equal(st_engine_fast.free_slots(r->e), 2);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_idle_close_is_quiet(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_IDLE_CLOSE, "/", 1, 5000);
-    srv *s = g.s;
-    send_until(r, 0, 1, 1);
-    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
+    run *r = rig_on(state, SRV_IDLE_CLOSE, "/", 1, 5000);
+    srv *s = rig_srv(state);
+    send_ok(r, 0, 1, 1);
     /* The server closes the idle connection: nothing is reported, the slot stays free. */
     run_for(r, 0.1);
     assert_int_equal(r->n_done, 1);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 1);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    send_until(r, 0, 2, 2);
-    expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
-    assert_int_equal(srv_get(s, &s->n_conns), 2);
-    assert_int_equal(srv_get(s, &s->n_reqs), 2);
-    rig_stop(&g);
+    expect_idle(r, 1);
+    send_ok(r, 0, 2, 2);
+    expect_served(s, 2, 2);
 }
 
 static void test_engine_fast_retry_after_reused_close(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_DROP_SECOND, "/", 1, 5000);
-    srv *s = g.s;
-    send_until(r, 0, 1, 1);
-    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
+    run *r = rig_on(state, SRV_DROP_SECOND, "/", 1, 5000);
+    srv *s = rig_srv(state);
+    send_ok(r, 0, 1, 1);
     /* The second request goes out on the kept connection, the server closes it unanswered, and
      * the engine resends it on a new connection where it is answered. */
-    send_until(r, 0, 2, 2);
-    expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
+    send_ok(r, 0, 2, 2);
     assert_int_equal(r->tags[1], 2);
-    assert_int_equal(srv_get(s, &s->n_reqs), 3);
-    assert_int_equal(srv_get(s, &s->n_conns), 2);
-    rig_stop(&g);
+    expect_served(s, 3, 2);
 }
 
 static void test_engine_fast_retry_only_once(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_DROP_AFTER_FIRST, "/", 1, 5000);
-    srv *s = g.s;
-    send_until(r, 0, 1, 1);
-    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
+    run *r = rig_on(state, SRV_DROP_AFTER_FIRST, "/", 1, 5000);
+    srv *s = rig_srv(state);
+    send_ok(r, 0, 1, 1);
     send_until(r, 0, 2, 2);
     assert_int_equal(r->res[1].kind, ST_RES_OTHER);
     assert_int_equal(r->res[1].status, 0);
@@ -222,21 +277,17 @@ static void test_engine_fast_retry_only_once(void **state)
     assert_int_equal(srv_get(s, &s->n_reqs), 3);
     assert_int_equal(r->n_done, 2);
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_fresh_close_is_other(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_SLAM, "/", 1, 5000);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_SLAM, "/", 1, 5000);
+    srv *s = rig_srv(state);
     send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_OTHER);
     /* A new connection that dies is not retried. */
     assert_int_equal(srv_get(s, &s->n_conns), 1);
     assert_int_equal(st_engine_fast.free_slots(r->e), 1);
-    rig_stop(&g);
 }
 
 /* A port with a bound socket that does not listen: connects to it are refused. */
@@ -258,8 +309,7 @@ static void test_engine_fast_connect_refused(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(&hold));
     st_request q = request("GET", url);
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 2, 5000);
+    run *r = fast_run(&q, 1, 2, 5000);
     assert_int_equal(run_send(r, 0, 7), 0);
     assert_int_equal(r->n_done, 0);
     /* Each failure's callback sends again: every one is reported later, from the loop. */
@@ -273,8 +323,7 @@ static void test_engine_fast_connect_refused(void **state)
         assert_true(r->res[i].done_ns >= r->res[i].sent_ns);
     }
     assert_int_equal(r->tags[0], 7);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 2);
+    expect_idle(r, 2);
     run_free(r);
     close(hold);
 }
@@ -300,8 +349,7 @@ static void test_engine_fast_connect_timeout(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", ntohs(a.sin_port));
     st_request q = request("GET", url);
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 1, 300);
+    run *r = fast_run(&q, 1, 1, 300);
     uint64_t t0 = st_clock_mono_ns();
     send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_CONNECT);
@@ -318,10 +366,8 @@ static void test_engine_fast_connect_timeout(void **state)
 
 static void test_engine_fast_timeout(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_SILENT, "/", 2, 200);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_SILENT, "/", 2, 200);
+    srv *s = rig_srv(state);
     /* The timeout runs from send(); sent_ns is later, once the new connection is up. */
     uint64_t t0 = st_clock_mono_ns();
     send_until(r, 0, 1, 1);
@@ -330,33 +376,26 @@ static void test_engine_fast_timeout(void **state)
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
     assert_true(took_ms >= 200);
     assert_true(took_ms < 500);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 2);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
+    expect_idle(r, 2);
     /* The timed-out request's connection is closed. */
     assert_int_equal(srv_wait(s, &s->peer_closed, 1), 1);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_endless_body_times_out(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_ENDLESS, "/", 1, 300);
+    run *r = rig_on(state, SRV_ENDLESS, "/", 1, 300);
     uint64_t t0 = st_clock_mono_ns();
     send_until(r, 0, 1, 1);
     assert_int_equal(r->res[0].kind, ST_RES_TIMEOUT);
     assert_true(r->res[0].bytes_in > 1024);
     uint64_t took_ms = (r->res[0].done_ns - t0) / ST_NS_PER_MS;
     assert_true(took_ms >= 300 && took_ms < 600);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_chunked(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_CHUNKED, "/", 1, 5000);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_CHUNKED, "/", 1, 5000);
+    srv *s = rig_srv(state);
     send_until(r, 0, 1, 1);
     size_t len = strlen("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                         "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
@@ -364,53 +403,39 @@ static void test_engine_fast_chunked(void **state)
     send_until(r, 0, 2, 2);
     expect_ok(&r->res[1], 200, len);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_head(void **state)
 {
-    (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-    st_request q[2] = {request("HEAD", url), request("GET", url)};
-    run *r = run_new(&st_engine_fast);
-    run_create(r, q, 2, 1, 1000);
+    srv *s = rig_serve(state, SRV_OK);
+    rig_request(state, 0, "HEAD", "/");
+    rig_request(state, 1, "GET", "/");
+    run *r = rig_run(state, 2, 1, 1000);
     /* Content-Length: 1000 and no body: the engine must not wait for one. */
     send_until(r, 0, 1, 1);
     expect_ok(&r->res[0], 200, strlen("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"));
-    send_until(r, 1, 2, 2);
-    expect_ok(&r->res[1], 200, OK_RESPONSE_LEN);
+    send_ok(r, 1, 2, 2);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
-    run_free(r);
-    srv_stop(s);
 }
 
 static void test_engine_fast_post_body(void **state)
 {
-    (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/submit?a=1", s->port);
-    char *headers[] = {"Host: example.test", "X-Test: yes", "content-length: 999",
-                       "Transfer-Encoding: chunked"};
+    srv *s = rig_serve(state, SRV_OK);
+    static char *headers[] = {"Host: example.test", "X-Test: yes", "content-length: 999",
+                              "Transfer-Encoding: chunked"};
     static const char body[] = "name=stampede&x=1";
-    st_request q = request("POST", url);
-    q.headers = headers;
-    q.n_headers = 4;
-    q.body = (char *)body;
-    q.body_len = sizeof(body) - 1;
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 1, 5000);
-    send_until(r, 0, 1, 1);
-    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
+    st_request *q = rig_request(state, 0, "POST", "/submit?a=1");
+    q->headers = headers;
+    q->n_headers = 4;
+    q->body = (char *)body;
+    q->body_len = sizeof(body) - 1;
+    run *r = rig_run(state, 1, 1, 5000);
+    send_ok(r, 0, 1, 1);
     static const char want[] = "POST /submit?a=1 HTTP/1.1\r\nHost: example.test\r\n"
                                "User-Agent: stampede/" ST_VERSION "\r\nX-Test: yes\r\n"
                                "Content-Length: 17\r\n\r\nname=stampede&x=1";
     assert_string_equal(s->last_req, want);
     assert_int_equal(r->res[0].bytes_out, sizeof(want) - 1);
-    run_free(r);
-    srv_stop(s);
 }
 
 static void test_engine_fast_large_body(void **state)
@@ -418,7 +443,7 @@ static void test_engine_fast_large_body(void **state)
     (void)state;
     srv *s = srv_start(SRV_SLOW_READER, AF_INET);
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/up", s->port);
+    srv_url(url, sizeof(url), "127.0.0.1", s, "/up");
     char *headers[] = {"User-Agent: mine/1"};
     const size_t n = 6 * 1024 * 1024;
     char *body = malloc(n);
@@ -431,8 +456,7 @@ static void test_engine_fast_large_body(void **state)
     q[1].n_headers = 1;
     q[1].body = body;
     q[1].body_len = n;
-    run *r = run_new(&st_engine_fast);
-    run_create(r, q, 2, 1, 20000);
+    run *r = fast_run(q, 2, 1, 20000);
     /* Twice: on a new connection, then on the kept one (where no write watcher is armed yet).
      * Either way the body is more than the socket buffers hold against a slow reader, so the
      * engine must wait for the socket to become writable again. */
@@ -460,35 +484,25 @@ static void test_engine_fast_large_body(void **state)
 
 static void test_engine_fast_statuses(void **state)
 {
-    (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char u404[64], u503[64];
-    snprintf(u404, sizeof(u404), "http://127.0.0.1:%d/status/404", s->port);
-    snprintf(u503, sizeof(u503), "http://127.0.0.1:%d/status/503", s->port);
-    st_request q[2] = {request("GET", u404), request("GET", u503)};
-    run *r = run_new(&st_engine_fast);
-    run_create(r, q, 2, 1, 5000);
+    rig_serve(state, SRV_OK);
+    rig_request(state, 0, "GET", "/status/404");
+    rig_request(state, 1, "GET", "/status/503");
+    run *r = rig_run(state, 2, 1, 5000);
     send_until(r, 0, 1, 1);
     send_until(r, 1, 2, 2);
     expect_ok(&r->res[0], 404, strlen("HTTP/1.1 404 OK\r\nContent-Length: 5\r\n\r\nhello"));
     expect_ok(&r->res[1], 503, strlen("HTTP/1.1 503 OK\r\nContent-Length: 5\r\n\r\nhello"));
-    run_free(r);
-    srv_stop(s);
 }
 
 /* 204 and 304 answers carry no body whatever their Content-Length says (RFC 9110): each is
  * complete at its headers, and the connection goes on to the next request. */
 static void test_engine_fast_no_body_statuses(void **state)
 {
-    (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char u204[64], u304[64], uok[64];
-    snprintf(u204, sizeof(u204), "http://127.0.0.1:%d/status/204", s->port);
-    snprintf(u304, sizeof(u304), "http://127.0.0.1:%d/status/304", s->port);
-    snprintf(uok, sizeof(uok), "http://127.0.0.1:%d/", s->port);
-    st_request q[3] = {request("GET", u304), request("GET", u204), request("GET", uok)};
-    run *r = run_new(&st_engine_fast);
-    run_create(r, q, 3, 1, 1000);
+    srv *s = rig_serve(state, SRV_OK);
+    rig_request(state, 0, "GET", "/status/304");
+    rig_request(state, 1, "GET", "/status/204");
+    rig_request(state, 2, "GET", "/");
+    run *r = rig_run(state, 3, 1, 1000);
     for (int i = 0; i < 3; i++) {
         send_until(r, (size_t)i, (uint64_t)i + 1, i + 1);
     }
@@ -496,27 +510,20 @@ static void test_engine_fast_no_body_statuses(void **state)
     expect_ok(&r->res[1], 204, strlen("HTTP/1.1 204 OK\r\nContent-Length: 1000\r\n\r\n"));
     expect_ok(&r->res[2], 200, OK_RESPONSE_LEN);
     assert_int_equal(srv_get(s, &s->n_conns), 1);
-    run_free(r);
-    srv_stop(s);
 }
 
 /* One request against a server mode that must end in kind; returns the result. */
-static st_result one_request(srv_mode mode, int timeout_ms)
+static st_result one_request(void **state, srv_mode mode, int timeout_ms)
 {
-    rig g;
-    run *r = rig_start(&g, mode, "/", 1, timeout_ms);
+    run *r = rig_on(state, mode, "/", 1, timeout_ms);
     send_until(r, 0, 1, 1);
-    st_result res = r->res[0];
-    assert_int_equal(st_engine_fast.free_slots(r->e), 1);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    rig_stop(&g);
-    return res;
+    expect_idle(r, 1);
+    return r->res[0];
 }
 
 static void test_engine_fast_malformed(void **state)
 {
-    (void)state;
-    st_result res = one_request(SRV_MALFORMED, 2000);
+    st_result res = one_request(state, SRV_MALFORMED, 2000);
     assert_int_equal(res.kind, ST_RES_OTHER);
     assert_int_equal(res.status, 0);
     /* Reported when the bytes arrive, not at the timeout. */
@@ -525,16 +532,14 @@ static void test_engine_fast_malformed(void **state)
 
 static void test_engine_fast_huge_header(void **state)
 {
-    (void)state;
-    st_result res = one_request(SRV_HUGE_HEADER, 2000);
+    st_result res = one_request(state, SRV_HUGE_HEADER, 2000);
     assert_int_equal(res.kind, ST_RES_OTHER);
     assert_true(res.done_ns - res.sent_ns < 1000 * ST_NS_PER_MS);
 }
 
 static void test_engine_fast_truncated_body(void **state)
 {
-    (void)state;
-    st_result res = one_request(SRV_TRUNCATED, 2000);
+    st_result res = one_request(state, SRV_TRUNCATED, 2000);
     assert_int_equal(res.kind, ST_RES_OTHER);
     assert_true(res.bytes_in > 0);
     assert_true(res.done_ns - res.sent_ns < 1000 * ST_NS_PER_MS);
@@ -542,17 +547,14 @@ static void test_engine_fast_truncated_body(void **state)
 
 static void test_engine_fast_body_until_close(void **state)
 {
-    (void)state;
-    st_result res = one_request(SRV_EOF_BODY, 2000);
+    st_result res = one_request(state, SRV_EOF_BODY, 2000);
     expect_ok(&res, 200, strlen("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"));
 }
 
 static void test_engine_fast_trailing_junk_closes(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_TRAILING_JUNK, "/", 1, 5000);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_TRAILING_JUNK, "/", 1, 5000);
+    srv *s = rig_srv(state);
     /* The response counts; the junk after it is not read as the next response: the connection
      * is dropped and the next request gets a new one. */
     for (int i = 0; i < 2; i++) {
@@ -560,22 +562,18 @@ static void test_engine_fast_trailing_junk_closes(void **state)
         expect_ok(&r->res[i], 200, OK_RESPONSE_LEN);
     }
     assert_int_equal(srv_get(s, &s->n_conns), 2);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_interim_response(void **state)
 {
-    (void)state;
-    st_result res = one_request(SRV_CONTINUE, 2000);
+    st_result res = one_request(state, SRV_CONTINUE, 2000);
     expect_ok(&res, 200, strlen("HTTP/1.1 100 Continue\r\n\r\n") + OK_RESPONSE_LEN);
 }
 
 static void test_engine_fast_cancel_all(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_SILENT, "/", 3, 5000);
-    srv *s = g.s;
+    run *r = rig_on(state, SRV_SILENT, "/", 3, 5000);
+    srv *s = rig_srv(state);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(run_send(r, 0, 10 + (uint64_t)i), 0);
     }
@@ -594,13 +592,11 @@ static void test_engine_fast_cancel_all(void **state)
         seen[r->tags[i] - 10] = true;
     }
     assert_true(seen[0] && seen[1] && seen[2]);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 3);
+    expect_idle(r, 3);
     /* Nothing more is reported, and the server sees its connections closed. */
     run_for(r, 0.05);
     assert_int_equal(r->n_done, 3);
     assert_int_equal(srv_wait(s, &s->peer_closed, 3), 3);
-    rig_stop(&g);
 }
 
 static void test_engine_fast_cancel_while_connecting(void **state)
@@ -610,8 +606,7 @@ static void test_engine_fast_cancel_while_connecting(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(&hold));
     st_request q = request("GET", url);
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 1, 5000);
+    run *r = fast_run(&q, 1, 1, 5000);
     assert_int_equal(run_send(r, 0, 5), 0);
     st_engine_fast.cancel_all(r->e);
     assert_int_equal(r->n_done, 1);
@@ -619,8 +614,7 @@ static void test_engine_fast_cancel_while_connecting(void **state)
     assert_int_equal(r->tags[0], 5);
     run_for(r, 0.05);
     assert_int_equal(r->n_done, 1);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 1);
+    expect_idle(r, 1);
     run_free(r);
     close(hold);
 }
@@ -656,8 +650,7 @@ static void test_engine_fast_failure_in_send_is_deferred(void **state)
 {
     (void)state;
     st_request q = request("GET", "http://127.0.0.1:9/");
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 2, 5000);
+    run *r = fast_run(&q, 1, 2, 5000);
     fd_limit_squeeze();
     int rc = run_send(r, 0, 3);
     int done_now = r->n_done, inflight = st_engine_fast.inflight(r->e);
@@ -676,8 +669,7 @@ static void test_engine_fast_failure_in_send_is_deferred(void **state)
         assert_int_equal(r->res[i].kind, ST_RES_LOCAL);
     }
     assert_int_equal(r->tags[0], 3);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 2);
+    expect_idle(r, 2);
     run_free(r);
 }
 
@@ -685,8 +677,7 @@ static void test_engine_fast_cancel_deferred_failure(void **state)
 {
     (void)state;
     st_request q = request("GET", "http://127.0.0.1:9/");
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 2, 5000);
+    run *r = fast_run(&q, 1, 2, 5000);
     fd_limit_squeeze();
     int rc = run_send(r, 0, 4);
     fd_limit_restore();
@@ -699,21 +690,17 @@ static void test_engine_fast_cancel_deferred_failure(void **state)
     assert_int_equal(r->tags[0], 4);
     run_for(r, 0.05);
     assert_int_equal(r->n_done, 1);
-    assert_int_equal(st_engine_fast.inflight(r->e), 0);
-    assert_int_equal(st_engine_fast.free_slots(r->e), 2);
+    expect_idle(r, 2);
     run_free(r);
 }
 
 static void test_engine_fast_destroy_in_flight(void **state)
 {
-    (void)state;
-    rig g;
-    run *r = rig_start(&g, SRV_SILENT, "/", 2, 5000);
+    run *r = rig_on(state, SRV_SILENT, "/", 2, 5000);
     assert_int_equal(run_send(r, 0, 1), 0);
     assert_int_equal(run_send(r, 0, 2), 0);
     run_for(r, 0.02);
     /* Dropped without a callback; run_free checks the loop is empty. */
-    rig_stop(&g);
 }
 
 static void test_engine_fast_ipv6(void **state)
@@ -732,10 +719,8 @@ static void test_engine_fast_ipv6(void **state)
     char url[64];
     snprintf(url, sizeof(url), "http://[::1]:%d/six", s->port);
     st_request q = request("GET", url);
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 1, 5000);
-    send_until(r, 0, 1, 1);
-    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
+    run *r = fast_run(&q, 1, 1, 5000);
+    send_ok(r, 0, 1, 1);
     char want[128];
     snprintf(want, sizeof(want),
              "GET /six HTTP/1.1\r\nHost: [::1]:%d\r\nUser-Agent: stampede/" ST_VERSION "\r\n\r\n",
@@ -747,18 +732,11 @@ static void test_engine_fast_ipv6(void **state)
 
 static void test_engine_fast_localhost_name(void **state)
 {
-    (void)state;
-    srv *s = srv_start(SRV_OK, AF_INET);
-    char url[64];
-    snprintf(url, sizeof(url), "http://localhost:%d/", s->port);
-    st_request q = request("GET", url);
-    run *r = run_new(&st_engine_fast);
-    run_create(r, &q, 1, 1, 5000);
+    rig_serve(state, SRV_OK);
+    rig_request_at(state, 0, "GET", "localhost", "/");
+    run *r = rig_run(state, 1, 1, 5000);
     /* If localhost also names ::1 (where nothing listens), the next address is tried. */
-    send_until(r, 0, 1, 1);
-    expect_ok(&r->res[0], 200, OK_RESPONSE_LEN);
-    run_free(r);
-    srv_stop(s);
+    send_ok(r, 0, 1, 1);
 }
 
 static int create_error(const st_request *q, size_t n, char *err, size_t err_len)
@@ -860,36 +838,36 @@ static void test_engine_fast_applies(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_engine_fast_keepalive_many),
-        cmocka_unit_test(test_engine_fast_slots_and_inflight),
-        cmocka_unit_test(test_engine_fast_connection_close),
-        cmocka_unit_test(test_engine_fast_idle_close_is_quiet),
-        cmocka_unit_test(test_engine_fast_retry_after_reused_close),
-        cmocka_unit_test(test_engine_fast_retry_only_once),
-        cmocka_unit_test(test_engine_fast_fresh_close_is_other),
+        cmocka_unit_test_teardown(test_engine_fast_keepalive_many, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_slots_and_inflight, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_connection_close, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_idle_close_is_quiet, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_retry_after_reused_close, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_retry_only_once, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_fresh_close_is_other, rig_teardown),
         cmocka_unit_test(test_engine_fast_connect_refused),
         cmocka_unit_test(test_engine_fast_connect_timeout),
-        cmocka_unit_test(test_engine_fast_timeout),
-        cmocka_unit_test(test_engine_fast_endless_body_times_out),
-        cmocka_unit_test(test_engine_fast_chunked),
-        cmocka_unit_test(test_engine_fast_head),
-        cmocka_unit_test(test_engine_fast_post_body),
+        cmocka_unit_test_teardown(test_engine_fast_timeout, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_endless_body_times_out, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_chunked, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_head, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_post_body, rig_teardown),
         cmocka_unit_test(test_engine_fast_large_body),
-        cmocka_unit_test(test_engine_fast_statuses),
-        cmocka_unit_test(test_engine_fast_no_body_statuses),
-        cmocka_unit_test(test_engine_fast_malformed),
-        cmocka_unit_test(test_engine_fast_huge_header),
-        cmocka_unit_test(test_engine_fast_truncated_body),
-        cmocka_unit_test(test_engine_fast_body_until_close),
-        cmocka_unit_test(test_engine_fast_trailing_junk_closes),
-        cmocka_unit_test(test_engine_fast_interim_response),
-        cmocka_unit_test(test_engine_fast_cancel_all),
+        cmocka_unit_test_teardown(test_engine_fast_statuses, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_no_body_statuses, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_malformed, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_huge_header, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_truncated_body, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_body_until_close, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_trailing_junk_closes, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_interim_response, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_cancel_all, rig_teardown),
         cmocka_unit_test(test_engine_fast_cancel_while_connecting),
         cmocka_unit_test_teardown(test_engine_fast_failure_in_send_is_deferred, fd_limit_teardown),
         cmocka_unit_test_teardown(test_engine_fast_cancel_deferred_failure, fd_limit_teardown),
-        cmocka_unit_test(test_engine_fast_destroy_in_flight),
+        cmocka_unit_test_teardown(test_engine_fast_destroy_in_flight, rig_teardown),
         cmocka_unit_test(test_engine_fast_ipv6),
-        cmocka_unit_test(test_engine_fast_localhost_name),
+        cmocka_unit_test_teardown(test_engine_fast_localhost_name, rig_teardown),
         cmocka_unit_test(test_engine_fast_create_errors),
         cmocka_unit_test(test_engine_fast_applies),
     };

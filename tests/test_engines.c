@@ -204,6 +204,22 @@ static void test_engines_same_bytes(void **state)
     srv_stop(s);
 }
 
+/* A GET of / at s on one connection, with engine ops on its own loop; *g holds the request
+ * (it must outlive the run). */
+typedef struct get {
+    char url[64];
+    st_request q;
+} get;
+
+static run *get_run(get *g, const st_engine_ops *ops, const srv *s, int timeout_ms)
+{
+    snprintf(g->url, sizeof(g->url), "http://127.0.0.1:%d/", s->port);
+    g->q = (st_request){.method = "GET", .url = g->url, .weight = 1};
+    run *r = run_new(ops);
+    run_create(r, &g->q, 1, 1, timeout_ms);
+    return r;
+}
+
 /* ---- silent keep-alive close ---- */
 
 static void test_engines_silent_keepalive_close(void **state)
@@ -213,11 +229,8 @@ static void test_engines_silent_keepalive_close(void **state)
     for (size_t k = 0; k < N_ENGINES; k++) {
         srv *s = srv_start(SRV_IDLE_CLOSE, AF_INET);
         s->pause_ms = 150;
-        char url[64];
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-        st_request q = {.method = "GET", .url = url, .weight = 1};
-        run *r = run_new(ENGINES[k]);
-        run_create(r, &q, 1, 1, 3000);
+        get g;
+        run *r = get_run(&g, ENGINES[k], s, 3000);
         assert_int_equal(run_send(r, 0, (uint64_t)r->n_done), 0);
         run_until(r, 1, 5);
         /* Each round's request goes out on the kept connection while the server waits to close
@@ -253,11 +266,8 @@ static void expect_other_promptly(const char *response)
     for (size_t k = 0; k < N_ENGINES; k++) {
         srv *s = srv_start(SRV_FIXED, AF_INET);
         s->response = response;
-        char url[64];
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/", s->port);
-        st_request q = {.method = "GET", .url = url, .weight = 1};
-        run *r = run_new(ENGINES[k]);
-        run_create(r, &q, 1, 1, 4000);
+        get g;
+        run *r = get_run(&g, ENGINES[k], s, 4000);
         assert_int_equal(run_send(r, 0, (uint64_t)r->n_done), 0);
         /* Well before the 4 s timeout. */
         run_until(r, 1, 1.5);

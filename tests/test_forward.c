@@ -6,7 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
+#include "curl_group.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -175,8 +176,5 @@ int main(void)
         cmocka_unit_test(test_forward_spool_write_atomic),
         cmocka_unit_test(test_forward_submit_validation),
     };
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }

@@ -197,16 +197,6 @@ static st_test_buckets *sparse_of(const st_hist *h, uint32_t *gaps)
     return b;
 }
 
-static void assert_same_hist(const st_hist *x, const st_hist *y)
-{
-    assert_int_equal(st_hist_count(x), st_hist_count(y));
-    assert_int_equal(st_hist_min(x), st_hist_min(y));
-    assert_int_equal(st_hist_max(x), st_hist_max(y));
-    assert_int_equal(st_hist_sum(x), st_hist_sum(y));
-    assert_int_equal(st_hist_nonzero(x), st_hist_nonzero(y));
-    assert_same_buckets(x, y);
-}
-
 static void test_hist_merge_sparse_equals_merge(void **state)
 {
     (void)state;
@@ -250,8 +240,8 @@ static void test_hist_merge_sparse_equals_merge(void **state)
         assert_int_equal(st_hist_merge_sparse(gapped, gaps, b->cnt, b->n, true, st_hist_min(src),
                                               st_hist_max(src), st_hist_sum(src)),
                          0);
-        assert_same_hist(plain, want);
-        assert_same_hist(gapped, want);
+        assert_hist_equal(plain, want);
+        assert_hist_equal(gapped, want);
         const double ps[] = {0, 50, 99, 99.9, 100};
         for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
             assert_int_equal(st_hist_percentile(plain, ps[i]), st_hist_percentile(want, ps[i]));
@@ -313,7 +303,7 @@ static void expect_sparse_refused(const uint32_t *idx, const uint64_t *cnt, size
         const uint32_t *x = g ? gaps : idx;
         assert_int_equal(st_hist_check_sparse(x, cnt, n, g, min_us, max_us, sum_us), ST_EINVAL);
         assert_int_equal(st_hist_merge_sparse(h, x, cnt, n, g, min_us, max_us, sum_us), ST_EINVAL);
-        assert_same_hist(h, copy);
+        assert_hist_equal(h, copy);
     }
     st_hist_free(h);
     st_hist_free(copy);

@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "error.h"
 #include "launch.h"
+#include "launch_ecs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -419,7 +420,8 @@ static void test_launch_find(void **state)
     (void)state;
     assert_ptr_equal(st_launcher_find("local"), &st_launcher_local);
     assert_ptr_equal(st_launcher_find("external"), &st_launcher_external);
-    assert_null(st_launcher_find("ecs"));
+    assert_ptr_equal(st_launcher_find("ecs"), &st_launcher_ecs);
+    assert_null(st_launcher_find("fargate"));
     assert_null(st_launcher_find(""));
     assert_string_equal(st_launcher_local.name, "local");
     assert_string_equal(st_launcher_external.name, "external");

@@ -7,7 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
+#include "curl_group.h"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -35,10 +36,21 @@ static size_t count_files(const char *dir)
     return n;
 }
 
-/* An sqs output towards a port nothing listens on, with n seconds submitted; remove_spool takes
- * its spool folder away before they are, so that they can be spooled nowhere. */
-static int sqs_run(const char *spool, int n, bool remove_spool, st_forward_report *delivery)
+/* The forwarder's account of its messages. */
+static void expect_delivery(const st_forward_report *d, uint64_t sent, uint64_t spooled,
+                            uint64_t lost)
 {
+    assert_int_equal(d->sent, sent);
+    assert_int_equal(d->spooled, spooled);
+    assert_int_equal(d->lost, lost);
+}
+
+/* An sqs output towards a port nothing listens on, with n seconds submitted, spooling into a new
+ * folder made from the mkdtemp template spool; remove_spool takes that folder away before they
+ * are, so that they can be spooled nowhere. */
+static int sqs_run(char *spool, int n, bool remove_spool, st_forward_report *delivery)
+{
+    assert_non_null(mkdtemp(spool));
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
     setenv("AWS_REGION", "us-east-1", 1);
@@ -75,12 +87,9 @@ static void test_output_sqs_messages_wait_in_the_spool(void **state)
 {
     (void)state;
     char spool[] = "/tmp/st-out-sqs-XXXXXX";
-    assert_non_null(mkdtemp(spool));
     st_forward_report d;
     assert_int_equal(sqs_run(spool, 3, false, &d), ST_EAGAIN);
-    assert_int_equal(d.sent, 0);
-    assert_int_equal(d.spooled, 3);
-    assert_int_equal(d.lost, 0);
+    expect_delivery(&d, 0, 3, 0);
     assert_int_equal(count_files(spool), 3);
     char path[128];
     for (int k = 0; k < 3; k++) {
@@ -95,12 +104,9 @@ static void test_output_sqs_messages_spooled_nowhere_are_lost(void **state)
 {
     (void)state;
     char spool[] = "/tmp/st-out-sqs-XXXXXX";
-    assert_non_null(mkdtemp(spool));
     st_forward_report d;
     assert_int_equal(sqs_run(spool, 3, true, &d), ST_EIO);
-    assert_int_equal(d.sent, 0);
-    assert_int_equal(d.spooled, 0);
-    assert_int_equal(d.lost, 3);
+    expect_delivery(&d, 0, 0, 3);
 }
 
 int main(void)
@@ -110,8 +116,5 @@ int main(void)
         cmocka_unit_test(test_output_sqs_messages_spooled_nowhere_are_lost),
     };
     st_log_init("test_output", ST_LOG_ERROR);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    curl_global_cleanup();
-    return failed;
+    return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);
 }

@@ -12,26 +12,47 @@
 #include "error.h"
 #include "plan.h"
 
-static int parse(st_plan *p, const char *json, char *err, size_t err_len)
+/* Parses the len bytes of json (which may hold NUL) as plan.json and finishes it for 2 threads. */
+static int parse_n(st_plan *p, const char *json, size_t len, char *err, size_t err_len)
 {
     st_plan_init(p);
-    int rc = st_plan_parse(p, json, strlen(json), "plan.json", err, err_len);
+    int rc = st_plan_parse(p, json, len, "plan.json", err, err_len);
     if (rc == 0) {
         rc = st_plan_finish(p, 2, err, err_len);
     }
     return rc;
 }
 
-/* The plan must be refused with a message that contains every fragment. */
-static void expect_error(const char *json, const char *frag1, const char *frag2)
+static int parse(st_plan *p, const char *json, char *err, size_t err_len)
+{
+    return parse_n(p, json, strlen(json), err, err_len);
+}
+
+/* Parses json, which must be accepted (a failure shows why it was not). */
+static void parse_ok(st_plan *p, const char *json)
+{
+    char err[512] = "";
+    if (parse(p, json, err, sizeof(err)) != 0) {
+        fail_msg("plan refused: %s", err);
+    }
+}
+
+/* Parses len bytes (which may hold NUL) and expects a refusal naming frag1 and frag2. */
+static void expect_error_n(const char *json, size_t len, const char *frag1, const char *frag2)
 {
     st_plan p;
     char err[512] = "";
-    assert_int_equal(parse(&p, json, err, sizeof(err)), ST_EINVAL);
+    assert_int_equal(parse_n(&p, json, len, err, sizeof(err)), ST_EINVAL);
     if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2))) {
         fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", err, frag1, frag2 ? frag2 : "");
     }
     st_plan_fini(&p);
+}
+
+/* The plan must be refused with a message that contains every fragment. */
+static void expect_error(const char *json, const char *frag1, const char *frag2)
+{
+    expect_error_n(json, strlen(json), frag1, frag2);
 }
 
 static void test_plan_errors_name_the_path(void **state)
@@ -91,12 +112,8 @@ static void test_plan_seed_payload(void **state)
 {
     (void)state;
     st_plan p;
-    char err[256];
-    assert_int_equal(parse(&p,
-                           "{\"taskCount\": 5, \"targetUrl\": \"https://api.example.com\", "
-                           "\"vus\": 100, \"rate\": 10, \"duration\": 300}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"taskCount\": 5, \"targetUrl\": \"https://api.example.com\", "
+                 "\"vus\": 100, \"rate\": 10, \"duration\": 300}");
     assert_int_equal(p.agents, 5);
     assert_int_equal(p.connections, 100);
     assert_true(p.rate_rps == 5000);
@@ -112,22 +129,17 @@ static void test_plan_ramp_and_stages(void **state)
 {
     (void)state;
     st_plan p;
-    char err[256];
-    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"rate\": 100, \"duration\": \"1m\", "
-                               "\"ramp_up\": \"10s\"}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"url\": \"http://h/\", \"rate\": 100, \"duration\": \"1m\", "
+                 "\"ramp_up\": \"10s\"}");
     assert_int_equal(p.profile.n_stages, 2);
     assert_true(p.profile.total_s == 60);
     assert_true(p.profile.total_n == 500 + 5000);
     st_plan_fini(&p);
 
-    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"start_rate\": 10, \"stages\": ["
-                               "{\"duration\": 10, \"target\": 50},"
-                               "{\"duration\": \"5s\", \"rate\": 80},"
-                               "{\"duration\": 5, \"target\": 0}]}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"url\": \"http://h/\", \"start_rate\": 10, \"stages\": ["
+                 "{\"duration\": 10, \"target\": 50},"
+                 "{\"duration\": \"5s\", \"rate\": 80},"
+                 "{\"duration\": 5, \"target\": 0}]}");
     assert_int_equal(p.profile.n_stages, 3);
     assert_true(p.profile.stages[0].from_rps == 10 && p.profile.stages[0].to_rps == 50);
     assert_true(p.profile.stages[1].from_rps == 80 && p.profile.stages[1].to_rps == 80);
@@ -137,9 +149,7 @@ static void test_plan_ramp_and_stages(void **state)
     st_plan_fini(&p);
 
     /* rate 0: closed loop. */
-    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"rate\": 0, \"duration\": 3}", err,
-                           sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"url\": \"http://h/\", \"rate\": 0, \"duration\": 3}");
     assert_true(p.closed_loop);
     st_plan_fini(&p);
 }
@@ -148,14 +158,11 @@ static void test_plan_mix_follows_weights(void **state)
 {
     (void)state;
     st_plan p;
-    char err[256];
-    assert_int_equal(parse(&p, "{\"requests\": ["
-                               "{\"url\": \"http://h/a\", \"weight\": 3},"
-                               "{\"url\": \"http://h/b\", \"method\": \"post\", \"body\": {\"k\": 1}},"
-                               "{\"url\": \"http://h/c\", \"weight\": 6, \"headers\": {\"X-T\": \"1\"}}],"
-                               "\"rate\": 10, \"duration\": 1}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"requests\": ["
+                 "{\"url\": \"http://h/a\", \"weight\": 3},"
+                 "{\"url\": \"http://h/b\", \"method\": \"post\", \"body\": {\"k\": 1}},"
+                 "{\"url\": \"http://h/c\", \"weight\": 6, \"headers\": {\"X-T\": \"1\"}}],"
+                 "\"rate\": 10, \"duration\": 1}");
     assert_int_equal(p.mix_len, 10);
     int count[3] = {0};
     for (uint32_t i = 0; i < p.mix_len; i++) {
@@ -210,23 +217,6 @@ static void test_plan_body_file_relative_to_plan(void **state)
     rmdir(dir);
 }
 
-/* Parses len bytes (which may hold NUL) and expects a refusal naming frag1 and frag2. */
-static void expect_error_n(const char *json, size_t len, const char *frag1, const char *frag2)
-{
-    st_plan p;
-    char err[512] = "";
-    st_plan_init(&p);
-    int rc = st_plan_parse(&p, json, len, "plan.json", err, sizeof(err));
-    if (rc == 0) {
-        rc = st_plan_finish(&p, 2, err, sizeof(err));
-    }
-    assert_int_equal(rc, ST_EINVAL);
-    if (!strstr(err, frag1) || (frag2 && !strstr(err, frag2))) {
-        fail_msg("message \"%s\" lacks \"%s\" / \"%s\"", err, frag1, frag2 ? frag2 : "");
-    }
-    st_plan_fini(&p);
-}
-
 /* A NUL in any string would cut it short in C: refused with its JSON path, escaped or raw. */
 static void test_plan_refuses_nul_in_strings(void **state)
 {
@@ -251,11 +241,8 @@ static void test_plan_refuses_nul_in_strings(void **state)
     static const char raw[] = "{\"url\": \"http://h/a\0b\", \"rate\": 1, \"duration\": 1}";
     expect_error_n(raw, sizeof(raw) - 1, "$.url:", "NUL");
     st_plan p;
-    char err[256] = "";
-    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"name\": \"a\\\\u0000\", \"rate\": 1, "
-                               "\"duration\": 1}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"url\": \"http://h/\", \"name\": \"a\\\\u0000\", \"rate\": 1, "
+                 "\"duration\": 1}");
     assert_string_equal(p.name, "a\\u0000");
     st_plan_fini(&p);
 }
@@ -288,12 +275,9 @@ static void test_plan_refuses_duplicate_keys(void **state)
                  "$.vus:", "twice");
     /* The same key in different objects is fine, and headers repeat in the array form. */
     st_plan p;
-    char err[256] = "";
-    assert_int_equal(parse(&p, "{\"requests\": [{\"url\": \"http://h/a\"}, {\"url\": "
-                               "\"http://h/b\", \"headers\": [\"X-A: 1\", \"X-A: 2\"]}], "
-                               "\"rate\": 1, \"duration\": 1}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"requests\": [{\"url\": \"http://h/a\"}, {\"url\": "
+                 "\"http://h/b\", \"headers\": [\"X-A: 1\", \"X-A: 2\"]}], "
+                 "\"rate\": 1, \"duration\": 1}");
     assert_int_equal(p.requests[1].n_headers, 2);
     st_plan_fini(&p);
 }
@@ -308,10 +292,7 @@ static void test_plan_refuses_trailing_bytes(void **state)
     static const char nul_after[] = "{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}\0";
     expect_error_n(nul_after, sizeof(nul_after) - 1, "line 1, column 47", "after the end");
     st_plan p;
-    char err[256] = "";
-    assert_int_equal(parse(&p, "\n {\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1} \r\n\t",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "\n {\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1} \r\n\t");
     st_plan_fini(&p);
 }
 
@@ -322,11 +303,8 @@ static void test_plan_start_rate_needs_stages(void **state)
     expect_error("{\"url\": \"http://h/\", \"start_rate\": 5, \"rate\": 10, \"duration\": 2}",
                  "plan.json: $.start_rate:", "goes with \"stages\"");
     st_plan p;
-    char err[256] = "";
-    assert_int_equal(parse(&p, "{\"url\": \"http://h/\", \"start_rate\": 5, \"stages\": "
-                               "[{\"duration\": 2, \"target\": 10}]}",
-                           err, sizeof(err)),
-                     0);
+    parse_ok(&p, "{\"url\": \"http://h/\", \"start_rate\": 5, \"stages\": "
+                 "[{\"duration\": 2, \"target\": 10}]}");
     assert_true(p.profile.stages[0].from_rps == 5);
     st_plan_fini(&p);
 }

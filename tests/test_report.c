@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "json_get.h"
+
 #include "clock.h"
 #include "coord.h"
 #include "error.h"
@@ -140,18 +142,12 @@ static void assert_prints_same(const cJSON *got, const cJSON *want)
     free(w);
 }
 
-static double num(const cJSON *o, const char *k)
+/* The report's JSON, which must be made (the caller deletes it). */
+static cJSON *report_json(const st_report *r)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
-}
-
-static const char *str(const cJSON *o, const char *k)
-{
-    const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
-    assert_non_null(v);
-    return v;
+    cJSON *j = st_report_json(r);
+    assert_non_null(j);
+    return j;
 }
 
 static void test_report_json_keeps_the_summary_layout(void **state)
@@ -167,8 +163,7 @@ static void test_report_json_keeps_the_summary_layout(void **state)
     for (size_t k = 0; k < 3; k++) {
         st_report r;
         sample(&r, statuses[k]);
-        cJSON *got = st_report_json(&r);
-        assert_non_null(got);
+        cJSON *got = report_json(&r);
         char want[4096];
         snprintf(want, sizeof(want), "%s%s%s%s", SAMPLE_HEAD, "\"start_skew_ms\":0.078125,",
                  SAMPLE_AGENTS, tails[k]);
@@ -202,8 +197,7 @@ static void test_report_json_key_order(void **state)
     };
     st_report r;
     sample(&r, ST_REPORT_FAILED);
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     size_t n = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, j)
@@ -223,8 +217,7 @@ static void test_report_json_values(void **state)
     (void)state;
     st_report r;
     sample(&r, ST_REPORT_COMPLETED);
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(j, "requests");
     assert_true(num(req, "total") == 9700 + 7 + 5 + 2 + 1 + 4);
     assert_true(num(req, "failed") == 19);
@@ -266,8 +259,7 @@ static void test_report_json_running_and_failed_before_start(void **state)
     (void)state;
     st_report r;
     sample(&r, ST_REPORT_RUNNING);
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "status"));
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "error"));
     cJSON_Delete(j);
@@ -275,8 +267,7 @@ static void test_report_json_running_and_failed_before_start(void **state)
 
     sample(&r, ST_REPORT_FAILED);
     r.have_start_skew = false;
-    j = st_report_json(&r);
-    assert_non_null(j);
+    j = report_json(&r);
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "start_skew_ms")));
     assert_string_equal(str(j, "status"), "failed");
     assert_string_equal(str(j, "error"), "agent 2 \"b\" cannot run the plan: x");
@@ -331,6 +322,156 @@ static void test_report_second_of(void **state)
     st_hist_free(h);
 }
 
+/* A row as a steady second of a run at rate_rps gives it: the merged stats of that many
+ * responses of 1 to 5 ms (one in fifty a 5xx), then the row of them. */
+static void steady_row(st_report_second *row, uint32_t second, uint64_t rate_rps, uint64_t seed)
+{
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    for (uint64_t i = 0; i < rate_rps; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t v = 1000 + (seed >> 33) % 4000;
+        st_hist_record(s.lat, v + 40);
+        st_hist_record(s.lat_raw, v);
+        if (i % 50 == 49) {
+            s.c.http_5xx++;
+        } else {
+            s.c.ok++;
+        }
+    }
+    s.c.sent = rate_rps;
+    s.c.bytes_in = 180 * rate_rps;
+    s.c.bytes_out = 95 * rate_rps;
+    s.c.inflight = 4;
+    memset(row, 0, sizeof(*row)); /* padding too: rows are compared byte for byte */
+    st_report_second_of(row, second, (double)rate_rps, &s, 10);
+    st_stats_fini(&s);
+}
+
+/* The series tests' fixture: an empty series in *state. */
+static int series_new(void **state)
+{
+    st_report_series *ser;
+    if (st_report_series_new(&ser)) {
+        return -1;
+    }
+    *state = ser;
+    return 0;
+}
+
+static int series_free(void **state)
+{
+    st_report_series_free(*state);
+    return 0;
+}
+
+/* Appends rows[0..n) and checks that the series gives them back exactly. */
+static void assert_series_keeps(st_report_series *ser, const st_report_second *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(st_report_series_append(ser, &rows[i]), 0);
+    }
+    assert_int_equal(st_report_series_count(ser), n);
+    st_report_second *back = NULL;
+    assert_int_equal(st_report_series_rows(ser, &back), 0);
+    assert_non_null(back);
+    for (size_t i = 0; i < n; i++) {
+        assert_memory_equal(&back[i], &rows[i], sizeof(rows[i]));
+    }
+    free(back);
+}
+
+/* Every field comes back as it was: the largest and smallest values, doubles bit for bit, and
+ * the view with timeouts whether or not it equals the plain one. */
+static void test_report_series_keeps_every_row_exactly(void **state)
+{
+    st_report_series *ser = *state;
+    st_report_second *none = (st_report_second *)1;
+    assert_int_equal(st_report_series_rows(ser, &none), 0);
+    assert_null(none);
+    assert_int_equal(st_report_series_count(ser), 0);
+    assert_int_equal(st_report_series_bytes(ser), 0);
+
+    st_report_second rows[5];
+    memset(rows, 0, sizeof(rows));
+    steady_row(&rows[0], 0, 1000, 1);
+    /* Everything at its largest. */
+    rows[1].second = UINT32_MAX;
+    rows[1].target_rps = -0.0;
+    rows[1].agents = INT32_MIN;
+    memset(&rows[1].counts, 0xff, sizeof(rows[1].counts));
+    memset(&rows[1].latency, 0xff, sizeof(rows[1].latency)); /* mean: a NaN */
+    memset(&rows[1].latency_uncorrected, 0xff, sizeof(rows[1].latency_uncorrected));
+    rows[1].latency_with_timeouts = rows[1].latency;
+    rows[1].latency_with_timeouts.p99_us = 0;
+    /* All zero: an empty second after the end. */
+    rows[2].second = 3;
+    /* Timeouts: the view with them differs from the plain one. */
+    steady_row(&rows[3], 4, 200, 2);
+    rows[3].counts.err_timeout = 7;
+    rows[3].latency_with_timeouts.count = rows[3].latency.count + 7;
+    rows[3].latency_with_timeouts.max_us = 500000;
+    rows[3].latency_with_timeouts.mean_us = 1e300;
+    rows[4].second = 5;
+    rows[4].agents = INT32_MAX;
+    rows[4].target_rps = 1.0 / 3.0;
+    rows[4].counts.bytes_in = (1ULL << 63) + 1;
+    assert_series_keeps(ser, rows, 5);
+    assert_int_equal(st_report_series_bytes(ser), ST_REPORT_SERIES_CHUNK);
+    st_report_series_free(NULL); /* a no-op */
+}
+
+/* A long run's rows span chunks: every one comes back, in order, and the largest rows pack to
+ * the documented bound exactly. */
+static void test_report_series_spans_chunks(void **state)
+{
+    st_report_series *ser = *state;
+    size_t n = 3 * ST_REPORT_SERIES_CHUNK / ST_REPORT_SERIES_ROW_MAX + 5;
+    st_report_second *rows = calloc(n, sizeof(*rows));
+    assert_non_null(rows);
+    for (size_t i = 0; i < n; i++) {
+        rows[i].second = UINT32_MAX - (uint32_t)i;
+        rows[i].target_rps = (double)i / 7;
+        rows[i].agents = INT32_MIN + (int)i;
+        memset(&rows[i].counts, 0xff, sizeof(rows[i].counts));
+        memset(&rows[i].latency, 0xff, sizeof(rows[i].latency));
+        memset(&rows[i].latency_uncorrected, 0xfe, sizeof(rows[i].latency_uncorrected));
+        memset(&rows[i].latency_with_timeouts, 0xfd, sizeof(rows[i].latency_with_timeouts));
+    }
+    assert_series_keeps(ser, rows, n);
+    assert_int_equal(st_report_series_packed(ser), n * ST_REPORT_SERIES_ROW_MAX);
+    assert_true(st_report_series_bytes(ser) >= 4 * (size_t)ST_REPORT_SERIES_CHUNK);
+    assert_true(st_report_series_bytes(ser) <= 5 * (size_t)ST_REPORT_SERIES_CHUNK);
+    free(rows);
+}
+
+/* What a second of a steady run costs the report: about 75 bytes, not the 320 of its struct,
+ * and no copies as the series grows (an hour at 1000 rps). */
+static void test_report_series_an_hour_is_small(void **state)
+{
+    st_report_series *ser = *state;
+    st_report_second row;
+    steady_row(&row, 0, 1000, 3);
+    for (uint32_t k = 0; k < 3600; k++) {
+        row.second = k;
+        assert_int_equal(st_report_series_append(ser, &row), 0);
+    }
+    size_t packed = st_report_series_packed(ser);
+    double per_row = (double)packed / 3600;
+    print_message("a steady second at 1000 rps packs to %.1f bytes\n", per_row);
+    assert_true(per_row <= 96);
+    assert_true(sizeof(st_report_second) >= 3 * per_row);
+    /* Held: the packed rows, rounded up to a chunk (and up to a row's room at each one's end). */
+    assert_true(st_report_series_bytes(ser) <= packed + 2 * ST_REPORT_SERIES_CHUNK);
+    st_report_second *back;
+    assert_int_equal(st_report_series_rows(ser, &back), 0);
+    for (uint32_t k = 0; k < 3600; k++) {
+        row.second = k;
+        assert_memory_equal(&back[k], &row, sizeof(row));
+    }
+    free(back);
+}
+
 /* A timed-out request counts at its timeout in the with-timeouts view, exactly: the merged
  * histogram plus the timeout count. */
 static void test_report_latency_with_timeouts_counts_each_at_its_timeout(void **state)
@@ -380,8 +521,7 @@ static void test_report_json_no_responses_are_null(void **state)
     r.total.c.sent = 50;
     r.total.c.err_timeout = 50;
     r.plan.timeout_ms = 500;
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     static const char *const keys[] = {"min", "mean", "p50", "p90", "p99", "p999", "max"};
     const cJSON *lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(j, "latency_uncorrected_ms");
@@ -399,8 +539,7 @@ static void test_report_json_no_responses_are_null(void **state)
     st_hist_record_n(r.total.lat_raw, 1900, 950);
     r.total.c.sent = 1000;
     r.total.c.ok = 950;
-    j = st_report_json(&r);
-    assert_non_null(j);
+    j = report_json(&r);
     lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
     tmo = cJSON_GetObjectItemCaseSensitive(j, "latency_with_timeouts_ms");
     assert_true(num(lat, "p99") == 2);
@@ -426,8 +565,7 @@ static void test_report_json_degraded(void **state)
         r.incomplete_seconds[k] = 3 + k;
     }
     r.n_incomplete = 3;
-    cJSON *j = st_report_json(&r);
-    assert_non_null(j);
+    cJSON *j = report_json(&r);
     char *text = cJSON_PrintUnformatted(j);
     assert_non_null(text);
     assert_non_null(strstr(text, "\"lost\":true,\"state\":\"lost\",\"reason\":\"silent\","));
@@ -566,6 +704,9 @@ int main(void)
         cmocka_unit_test(test_report_json_values),
         cmocka_unit_test(test_report_json_running_and_failed_before_start),
         cmocka_unit_test(test_report_second_of),
+        cmocka_unit_test_setup_teardown(test_report_series_keeps_every_row_exactly, series_new, series_free),
+        cmocka_unit_test_setup_teardown(test_report_series_spans_chunks, series_new, series_free),
+        cmocka_unit_test_setup_teardown(test_report_series_an_hour_is_small, series_new, series_free),
         cmocka_unit_test(test_report_latency_with_timeouts_counts_each_at_its_timeout),
         cmocka_unit_test(test_report_json_no_responses_are_null),
         cmocka_unit_test(test_report_no_responses_on_the_terminal),

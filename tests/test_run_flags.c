@@ -5,6 +5,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "error.h"
 #include "plan.h"
 #include "run_flags.h"
@@ -35,9 +37,7 @@ static void expect_refused(char **argv, const char *frag)
     st_plan p;
     char err[512] = "";
     assert_int_equal(run_flags(argv, &o, &p, err, sizeof(err)), ST_EINVAL);
-    if (!strstr(err, frag)) {
-        fail_msg("message \"%s\" lacks \"%s\"", err, frag);
-    }
+    assert_says(err, frag);
     st_plan_fini(&p);
 }
 

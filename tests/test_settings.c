@@ -7,6 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "assert_text.h"
+
 #include "error.h"
 #include "plan.h"
 #include "settings.h"
@@ -114,9 +116,7 @@ static void expect_bad_table(const st_setting *t, size_t n, const char *frag)
 {
     char err[256] = "";
     assert_int_equal(st_settings_check(t, n, err, sizeof(err)), ST_EINVAL);
-    if (!strstr(err, frag)) {
-        fail_msg("message \"%s\" lacks \"%s\"", err, frag);
-    }
+    assert_says(err, frag);
 }
 
 static void test_settings_check_refuses_bad_rows(void **state)
@@ -600,6 +600,9 @@ static void test_settings_plan_keys_and_flags_from_the_table(void **state)
     for (size_t i = 0; i < n; i++) {
         if (!plan[i].key || !(plan[i].where & ST_SETTING_FILE)) {
             continue;
+        }
+        if (strcmp(plan[i].key, "ecs") == 0) {
+            continue; /* its keys are stampede run's rows: tests/integration/test_ecs_run.py */
         }
         char doc[256], path[64];
         snprintf(doc, sizeof(doc), "{\"%s\": {\"not\": \"a value\"}}", plan[i].key);

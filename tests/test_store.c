@@ -12,7 +12,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include <curl/curl.h>
+#include "curl_group.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "assert_stats.h"
 #include "ddb.h"
 #include "error.h"
 #include "result_item.h"
@@ -254,32 +256,32 @@ static int create_table(void)
     return -1;
 }
 
+static int group_teardown(void **state)
+{
+    st_aws_client_free(emu.client);
+    emu.client = NULL;
+    stop_emulator();
+    return curl_group_teardown(state);
+}
+
 static int group_setup(void **state)
 {
-    (void)state;
+    if (curl_group_setup(state) != 0) {
+        return -1;
+    }
     /* Static credentials through the variables the chain reads first; dynalite checks the
      * Authorization header's form, not the signature. */
     setenv("AWS_ACCESS_KEY_ID", "AKIDSTAMPEDETEST", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "stampede-test-secret", 1);
     unsetenv("AWS_SESSION_TOKEN");
     if (start_emulator() != 0) {
+        curl_group_teardown(state);
         return -1;
     }
     if (new_client(emu.endpoint, &emu.client) != 0 || create_table() != 0) {
-        st_aws_client_free(emu.client);
-        emu.client = NULL;
-        stop_emulator();
+        group_teardown(state);
         return -1;
     }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    st_aws_client_free(emu.client);
-    emu.client = NULL;
-    stop_emulator();
     return 0;
 }
 
@@ -376,18 +378,6 @@ static const char *sk_of(const cJSON *item)
     return cJSON_IsString(s) ? s->valuestring : "";
 }
 
-static void assert_same_hist(const st_hist *a, const st_hist *b)
-{
-    assert_int_equal(st_hist_count(a), st_hist_count(b));
-    assert_int_equal(st_hist_min(a), st_hist_min(b));
-    assert_int_equal(st_hist_max(a), st_hist_max(b));
-    assert_int_equal(st_hist_sum(a), st_hist_sum(b));
-    assert_int_equal(st_hist_nonzero(a), st_hist_nonzero(b));
-    for (double p = 1; p <= 100; p += 3) {
-        assert_int_equal(st_hist_percentile(a, p), st_hist_percentile(b, p));
-    }
-}
-
 /* The stored item is the second that was sent, with that ttl. */
 static void assert_second_item(const cJSON *item, const char *run, const st_stats *sent,
                                int64_t ttl_want)
@@ -406,10 +396,34 @@ static void assert_second_item(const cJSON *item, const char *run, const st_stat
     assert_int_equal(m.agents, 3);
     assert_true(m.target_rps == 250.0 && m.achieved_rps == 248.5);
     assert_memory_equal(&m.stats.c, &sent->c, sizeof(sent->c));
-    assert_same_hist(m.stats.lat, sent->lat);
-    assert_same_hist(m.stats.lat_raw, sent->lat_raw);
+    assert_hist_percentiles_equal(m.stats.lat, sent->lat, 3);
+    assert_hist_percentiles_equal(m.stats.lat_raw, sent->lat_raw, 3);
     assert_int_equal(ttl, ttl_want);
     st_result_msg_fini(&m);
+}
+
+/* A store whose wall clock reads x->now (a test may move it), starting at now. */
+typedef struct store_fx {
+    int64_t now;
+    st_aws_sys sys;
+    st_sink_store s;
+} store_fx;
+
+static st_sink_store *store_open(store_fx *x, const char *table, int ttl_days, int64_t now)
+{
+    x->now = now;
+    x->sys = clock_at(&x->now);
+    store_init(&x->s, table, ttl_days, &x->sys);
+    return &x->s;
+}
+
+/* What the store counted: messages written, invalid, and failed. */
+static void expect_counts(const st_sink_store *s, uint64_t written, uint64_t invalid,
+                          uint64_t failed)
+{
+    assert_int_equal(s->written, written);
+    assert_int_equal(s->invalid, invalid);
+    assert_int_equal(s->failed, failed);
 }
 
 /* ---- tests ---- */
@@ -417,10 +431,8 @@ static void assert_second_item(const cJSON *item, const char *run, const st_stat
 static void test_store_second_and_summary_written(void **state)
 {
     (void)state;
-    int64_t now = NOW_S;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, TABLE, 30, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, TABLE, 30, NOW_S);
 
     st_stats sent;
     char *second = second_body("store-ok", 7, 120, &sent);
@@ -438,16 +450,14 @@ static void test_store_second_and_summary_written(void **state)
         {.message_id = "m-summary", .body = summary_json, .receive_count = 1},
     };
     st_aws_error err;
-    assert_int_equal(st_sink_store_records(&s, recs, 2, &err), 0);
+    assert_int_equal(st_sink_store_records(s, recs, 2, &err), 0);
     assert_int_equal(recs[0].outcome, ST_SINK_WRITTEN);
     assert_int_equal(recs[1].outcome, ST_SINK_WRITTEN);
-    assert_int_equal(s.written, 2);
-    assert_int_equal(s.invalid, 0);
-    assert_int_equal(s.failed, 0);
+    expect_counts(s, 2, 0, 0);
 
     /* Nothing to do is not an error and changes nothing. */
-    assert_int_equal(st_sink_store_records(&s, recs, 0, &err), 0);
-    assert_int_equal(s.written, 2);
+    assert_int_equal(st_sink_store_records(s, recs, 0, &err), 0);
+    assert_int_equal(s->written, 2);
 
     cJSON *items = items_of("store-ok");
     assert_int_equal(cJSON_GetArraySize(items), 2);
@@ -477,10 +487,8 @@ static void test_store_second_and_summary_written(void **state)
 static void test_store_invalid_not_written(void **state)
 {
     (void)state;
-    int64_t now = NOW_S;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, TABLE, 30, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, TABLE, 30, NOW_S);
 
     /* Well-formed messages of run store-bad, each broken in one place. */
     char *good = second_body("store-bad", 1, 10, NULL);
@@ -504,13 +512,11 @@ static void test_store_invalid_not_written(void **state)
     };
     size_t n = sizeof(recs) / sizeof(recs[0]);
     st_aws_error err;
-    assert_int_equal(st_sink_store_records(&s, recs, n, &err), 0);
+    assert_int_equal(st_sink_store_records(s, recs, n, &err), 0);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(recs[i].outcome, i == 1 ? ST_SINK_WRITTEN : ST_SINK_INVALID);
     }
-    assert_int_equal(s.written, 1);
-    assert_int_equal(s.invalid, 5);
-    assert_int_equal(s.failed, 0);
+    expect_counts(s, 1, 5, 0);
 
     cJSON *bad = items_of("store-bad");
     assert_int_equal(cJSON_GetArraySize(bad), 0);
@@ -519,9 +525,9 @@ static void test_store_invalid_not_written(void **state)
     assert_string_equal(sk_of(cJSON_GetArrayItem(mixed, 0)), "second#000002");
 
     /* Only invalid bodies: no call at all, and still no error. */
-    assert_int_equal(st_sink_store_records(&s, recs + 2, 2, &err), 0);
-    assert_int_equal(s.invalid, 7);
-    assert_int_equal(s.written, 1);
+    assert_int_equal(st_sink_store_records(s, recs + 2, 2, &err), 0);
+    assert_int_equal(s->invalid, 7);
+    assert_int_equal(s->written, 1);
 
     cJSON_Delete(bad);
     cJSON_Delete(mixed);
@@ -534,10 +540,8 @@ static void test_store_invalid_not_written(void **state)
 static void test_store_same_identity_one_item(void **state)
 {
     (void)state;
-    int64_t now = NOW_S;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, TABLE, 30, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, TABLE, 30, NOW_S);
 
     st_stats later;
     char *first = second_body("store-dup", 5, 40, NULL);
@@ -550,7 +554,7 @@ static void test_store_same_identity_one_item(void **state)
         {.message_id = "m-5b", .body = again},
     };
     st_aws_error err;
-    int rc = st_sink_store_records(&s, recs, 3, &err);
+    int rc = st_sink_store_records(s, recs, 3, &err);
     if (rc) {
         print_message("%s\n", err.message);
     }
@@ -558,7 +562,7 @@ static void test_store_same_identity_one_item(void **state)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(recs[i].outcome, ST_SINK_WRITTEN);
     }
-    assert_int_equal(s.written, 3);
+    assert_int_equal(s->written, 3);
 
     cJSON *items = items_of("store-dup");
     assert_int_equal(cJSON_GetArraySize(items), 2);
@@ -577,29 +581,27 @@ static void test_store_same_identity_one_item(void **state)
 static void test_store_ttl_from_clock(void **state)
 {
     (void)state;
-    int64_t now = NOW_S + 12345;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, TABLE, 7, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, TABLE, 7, NOW_S + 12345);
     st_stats sent;
     char *body = second_body("store-ttl", 0, 5, &sent);
     st_sink_record rec = {.message_id = "m-ttl", .body = body};
     st_aws_error err;
-    assert_int_equal(st_sink_store_records(&s, &rec, 1, &err), 0);
+    assert_int_equal(st_sink_store_records(s, &rec, 1, &err), 0);
     cJSON *items = items_of("store-ttl");
     assert_int_equal(cJSON_GetArraySize(items), 1);
-    assert_second_item(cJSON_GetArrayItem(items, 0), "store-ttl", &sent, now + 7 * 86400);
+    assert_second_item(cJSON_GetArrayItem(items, 0), "store-ttl", &sent, x.now + 7 * 86400);
     cJSON_Delete(items);
 
     /* Delivered again a day later: the same item, rewritten with a later ttl. */
-    now += 86400;
-    s.ttl_days = 90;
-    assert_int_equal(st_sink_store_records(&s, &rec, 1, &err), 0);
+    x.now += 86400;
+    s->ttl_days = 90;
+    assert_int_equal(st_sink_store_records(s, &rec, 1, &err), 0);
     assert_int_equal(rec.outcome, ST_SINK_WRITTEN);
-    assert_int_equal(s.written, 2);
+    assert_int_equal(s->written, 2);
     items = items_of("store-ttl");
     assert_int_equal(cJSON_GetArraySize(items), 1);
-    assert_second_item(cJSON_GetArrayItem(items, 0), "store-ttl", &sent, now + 90 * 86400);
+    assert_second_item(cJSON_GetArrayItem(items, 0), "store-ttl", &sent, x.now + 90 * 86400);
     cJSON_Delete(items);
     free(body);
     st_stats_fini(&sent);
@@ -608,10 +610,8 @@ static void test_store_ttl_from_clock(void **state)
 static void test_store_more_than_one_batch(void **state)
 {
     (void)state;
-    int64_t now = NOW_S;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, TABLE, 30, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, TABLE, 30, NOW_S);
     enum { N = 31 }; /* BatchWriteItem takes 25 at most */
     char *bodies[N];
     st_sink_record recs[N];
@@ -620,8 +620,8 @@ static void test_store_more_than_one_batch(void **state)
         recs[i] = (st_sink_record){.message_id = "m", .body = bodies[i]};
     }
     st_aws_error err;
-    assert_int_equal(st_sink_store_records(&s, recs, N, &err), 0);
-    assert_int_equal(s.written, N);
+    assert_int_equal(st_sink_store_records(s, recs, N, &err), 0);
+    assert_int_equal(s->written, N);
     cJSON *items = items_of("store-many");
     assert_int_equal(cJSON_GetArraySize(items), N);
     for (int i = 0; i < N; i++) {
@@ -639,10 +639,8 @@ static void test_store_more_than_one_batch(void **state)
 static void test_store_missing_table_fails(void **state)
 {
     (void)state;
-    int64_t now = NOW_S;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, "no-such-table", 30, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, "no-such-table", 30, NOW_S);
     char *a = second_body("store-lost", 1, 10, NULL);
     char *b = second_body("store-lost", 2, 10, NULL);
     st_sink_record recs[] = {
@@ -651,7 +649,7 @@ static void test_store_missing_table_fails(void **state)
         {.message_id = "m-2", .body = b},
     };
     st_aws_error err;
-    int rc = st_sink_store_records(&s, recs, 3, &err);
+    int rc = st_sink_store_records(s, recs, 3, &err);
     print_message("%s\n", err.message);
     assert_int_equal(rc, ST_ENOTFOUND);
     assert_int_equal(err.code, ST_ENOTFOUND);
@@ -661,18 +659,14 @@ static void test_store_missing_table_fails(void **state)
     assert_int_equal(recs[0].outcome, ST_SINK_FAILED);
     assert_int_equal(recs[1].outcome, ST_SINK_INVALID);
     assert_int_equal(recs[2].outcome, ST_SINK_FAILED);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.invalid, 1);
-    assert_int_equal(s.failed, 2);
+    expect_counts(s, 0, 1, 2);
 
     /* The same records into the real table go through: the table was the only fault. */
-    s.ddb.table = TABLE;
-    assert_int_equal(st_sink_store_records(&s, recs, 3, &err), 0);
+    s->ddb.table = TABLE;
+    assert_int_equal(st_sink_store_records(s, recs, 3, &err), 0);
     assert_int_equal(recs[0].outcome, ST_SINK_WRITTEN);
     assert_int_equal(recs[2].outcome, ST_SINK_WRITTEN);
-    assert_int_equal(s.written, 2);
-    assert_int_equal(s.invalid, 2);
-    assert_int_equal(s.failed, 2);
+    expect_counts(s, 2, 2, 2);
     cJSON *items = items_of("store-lost");
     assert_int_equal(cJSON_GetArraySize(items), 2);
     cJSON_Delete(items);
@@ -684,10 +678,8 @@ static void test_store_missing_table_fails(void **state)
 static void test_store_emulator_stopped_fails(void **state)
 {
     (void)state;
-    int64_t now = NOW_S;
-    st_aws_sys sys = clock_at(&now);
-    st_sink_store s;
-    store_init(&s, TABLE, 30, &sys);
+    store_fx x;
+    st_sink_store *s = store_open(&x, TABLE, 30, NOW_S);
     char *a = second_body("store-down", 1, 10, NULL);
     st_sink_record recs[] = {
         {.message_id = "m-1", .body = a},
@@ -697,7 +689,7 @@ static void test_store_emulator_stopped_fails(void **state)
     assert_false(port_open(emu.port));
     st_aws_error err;
     double t0 = mono_s();
-    int rc = st_sink_store_records(&s, recs, 2, &err);
+    int rc = st_sink_store_records(s, recs, 2, &err);
     print_message("%s (%d attempts)\n", err.message, err.attempts);
     assert_int_equal(rc, ST_ECONNECT);
     assert_int_equal(err.code, ST_ECONNECT);
@@ -705,9 +697,7 @@ static void test_store_emulator_stopped_fails(void **state)
     assert_true(mono_s() - t0 < 10);
     assert_int_equal(recs[0].outcome, ST_SINK_FAILED);
     assert_int_equal(recs[1].outcome, ST_SINK_INVALID);
-    assert_int_equal(s.written, 0);
-    assert_int_equal(s.invalid, 1);
-    assert_int_equal(s.failed, 1);
+    expect_counts(s, 0, 1, 1);
     free(a);
 }
 
@@ -722,8 +712,5 @@ int main(void)
         cmocka_unit_test(test_store_missing_table_fails),
         cmocka_unit_test(test_store_emulator_stopped_fails),
     };
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    curl_global_cleanup();
-    return failed;
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -35,6 +35,14 @@ static void fill(st_stats *s, uint32_t second, uint64_t n, uint64_t latency_us)
     st_hist_record_n(s->lat_raw, latency_us / 2, n);
 }
 
+/* A window from second first with these flags, which must be made. */
+static st_window *window_new(uint32_t first, unsigned flags)
+{
+    st_window *w = NULL;
+    assert_int_equal(st_window_new(&w, first, flags), 0);
+    return w;
+}
+
 static void add(st_window *w, uint32_t second, const st_stats *s, bool want_late)
 {
     st_stats *dst = NULL;
@@ -58,8 +66,7 @@ static void test_window_new_refuses_unknown_flags(void **state)
 static void test_window_untimed_waits_for_sources(void **state)
 {
     (void)state;
-    st_window *w;
-    assert_int_equal(st_window_new(&w, 0, 0), 0);
+    st_window *w = window_new(0, 0);
     assert_null(st_window_total(w));
     assert_null(st_window_sum(w));
     st_stats a, b, want, out;
@@ -93,8 +100,7 @@ static void test_window_untimed_waits_for_sources(void **state)
 static void test_window_untimed_refuses_seconds_handed_out(void **state)
 {
     (void)state;
-    st_window *w;
-    assert_int_equal(st_window_new(&w, 4, 0), 0);
+    st_window *w = window_new(4, 0);
     st_stats *dst = NULL;
     bool late = true;
     /* Before the first second: handed out as far as the window knows. */
@@ -115,8 +121,7 @@ static void test_window_untimed_refuses_seconds_handed_out(void **state)
 static void test_window_pops_gaps_empty_in_order(void **state)
 {
     (void)state;
-    st_window *w;
-    assert_int_equal(st_window_new(&w, 0, 0), 0);
+    st_window *w = window_new(0, 0);
     st_stats s3, out;
     fill(&s3, 3, 7, 500);
     add(w, 3, &s3, false);
@@ -154,8 +159,7 @@ static void test_window_pops_gaps_empty_in_order(void **state)
 static void test_window_timed_final_after_grace(void **state)
 {
     (void)state;
-    st_window *w;
-    assert_int_equal(st_window_new(&w, 0, ST_WINDOW_TOTAL), 0);
+    st_window *w = window_new(0, ST_WINDOW_TOTAL);
     st_window_set_timing(w, T0, GRACE);
     uint64_t end0 = T0 + ST_NS_PER_S;
     /* Every agent reported it, but it has not ended. */
@@ -181,8 +185,7 @@ static void test_window_timed_final_after_grace(void **state)
 static void test_window_late_counts_in_total(void **state)
 {
     (void)state;
-    st_window *w;
-    assert_int_equal(st_window_new(&w, 0, ST_WINDOW_TOTAL), 0);
+    st_window *w = window_new(0, ST_WINDOW_TOTAL);
     st_window_set_timing(w, T0, GRACE);
     st_stats a, b, c, want, out;
     fill(&a, 0, 10, 1000);
@@ -226,8 +229,7 @@ static void test_window_late_counts_in_total(void **state)
 static void test_window_total_takes_seconds_before_the_first(void **state)
 {
     (void)state;
-    st_window *w;
-    assert_int_equal(st_window_new(&w, 10, ST_WINDOW_TOTAL), 0);
+    st_window *w = window_new(10, ST_WINDOW_TOTAL);
     st_stats a;
     fill(&a, 2, 3, 700);
     add(w, 2, &a, true);

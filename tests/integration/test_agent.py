@@ -21,14 +21,24 @@ class AgentCase(harness.ProcTestCase):
         summary = json.loads(out) if code == 0 and out.strip() else None
         return code, summary, err
 
+    def completed(self, *args, **kw):
+        """Runs the agent to exit 0 (agent's arguments); returns its summary."""
+        code, summary, err = self.agent(*args, **kw)
+        self.assertEqual(code, 0, err)
+        return summary
+
+    def start_agent(self, *args):
+        """Starts the agent with --json and this class's engine, then these arguments."""
+        return self.start([harness.binary("stampede-agent"), "--json", "--engine", self.ENGINE]
+                          + list(args))
+
 
 class EngineBehaviour:
     """Behaviour every engine must show; mixed into one TestCase per engine."""
 
     def test_total_and_classes_match_what_the_target_saw(self):
         _, url = targets.start_target(self, "--status", "200:90,500:10")
-        code, s, err = self.agent("--url", url + "/x", "--rate", 500, "--duration", 3)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/x", "--rate", 500, "--duration", 3)
         seen = targets.target_stats(url)
         self.assertEqual(s["requests"]["total"], 1500)
         self.assertEqual(seen["requests"], s["requests"]["total"])
@@ -40,9 +50,8 @@ class EngineBehaviour:
 
     def check_rate(self, rate, duration=4):
         _, url = targets.start_target(self)
-        code, s, err = self.agent("--url", url + "/", "--rate", rate, "--duration", duration,
-                                  "--connections", 32)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", rate, "--duration", duration,
+                           "--connections", 32)
         achieved = s["rate"]["achieved_rps"]
         self.assertLessEqual(abs(achieved - rate) / rate, 0.005,
                              "achieved %.1f rps for %d requested" % (achieved, rate))
@@ -60,9 +69,8 @@ class EngineBehaviour:
 
     def test_fractional_rate_over_two_threads(self):
         _, url = targets.start_target(self)
-        code, s, err = self.agent("--url", url + "/", "--rate", 7, "--duration", 3,
-                                  "--threads", 2, "--connections", 4)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", 7, "--duration", 3,
+                           "--threads", 2, "--connections", 4)
         self.assertEqual(s["requests"]["total"], 21)
         self.assertEqual(targets.target_stats(url)["requests"], 21)
 
@@ -71,9 +79,8 @@ class EngineBehaviour:
         # other due request waits for a connection. Only latency from the intended instant sees
         # that wait.
         _, url = targets.start_target(self)
-        p = self.start([harness.binary("stampede-agent"), "--json", "--engine", self.ENGINE,
-                        "--url", url + "/", "--rate", 200, "--duration", 5,
-                        "--connections", 2, "--threads", 1])
+        p = self.start_agent("--url", url + "/", "--rate", 200, "--duration", 5,
+                             "--connections", 2, "--threads", 1)
         time.sleep(2.0)
         targets.target_stall(url, 1000)
         self.assertEqual(p.wait(30), 0, p.stderr())
@@ -86,41 +93,36 @@ class EngineBehaviour:
 
     def test_timeouts_are_counted_as_timeouts(self):
         _, url = targets.start_target(self, "--latency-ms", 400)
-        code, s, err = self.agent("--url", url + "/", "--rate", 50, "--duration", 2,
-                                  "--timeout", 100)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", 50, "--duration", 2,
+                           "--timeout", 100)
         self.assertEqual(s["errors"]["timeout"], 100)
         self.assertEqual(s["requests"]["ok"], 0)
         self.assertEqual(s["requests"]["total"], 100)
 
     def test_connect_errors_are_counted(self):
         port = harness.free_port()
-        code, s, err = self.agent("--url", "http://127.0.0.1:%d/" % port, "--rate", 20,
-                                  "--duration", 1)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", "http://127.0.0.1:%d/" % port, "--rate", 20,
+                           "--duration", 1)
         self.assertEqual(s["errors"]["connect"], 20)
         self.assertEqual(s["requests"]["failed"], 20)
 
     def test_closed_loop_counts_match(self):
         _, url = targets.start_target(self)
-        code, s, err = self.agent("--url", url + "/", "--rate", 0, "--duration", 2,
-                                  "--connections", 8)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", 0, "--duration", 2,
+                           "--connections", 8)
         self.assertTrue(s["closed_loop"])
         self.assertGreater(s["requests"]["total"], 1000)
         self.assertEqual(targets.target_stats(url)["requests"], s["requests"]["total"])
 
     def test_reconnects_when_the_target_closes_connections(self):
         _, url = targets.start_target(self, "--close-every", 3)
-        code, s, err = self.agent("--url", url + "/", "--rate", 300, "--duration", 2)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", 300, "--duration", 2)
         self.assertEqual(s["requests"]["ok"], 600)
         self.assertEqual(targets.target_stats(url)["requests"], 600)
 
     def test_sigint_stops_early_and_still_summarises(self):
         _, url = targets.start_target(self)
-        p = self.start([harness.binary("stampede-agent"), "--json", "--engine", self.ENGINE,
-                        "--url", url + "/", "--rate", 100, "--duration", 60])
+        p = self.start_agent("--url", url + "/", "--rate", 100, "--duration", 60)
         time.sleep(2.0)
         os.kill(p.pid, signal.SIGINT)
         self.assertEqual(p.wait(10), 0, p.stderr())
@@ -153,9 +155,8 @@ class CurlOnly(AgentCase):
 
     def test_http2_over_tls(self):
         url = self.start_tls_nginx("http2")
-        code, s, err = self.agent("--url", url + "/", "--rate", 200, "--duration", 2, "--http2",
-                                  "--insecure")
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", 200, "--duration", 2, "--http2",
+                           "--insecure")
         self.assertEqual(s["requests"]["ok"], 400)
 
     def test_http2_cleartext_refused_on_old_libcurl(self):
@@ -172,9 +173,8 @@ class CurlOnly(AgentCase):
 
     def test_tls_verifies_unless_insecure(self):
         url = self.start_tls_nginx()
-        code, s, err = self.agent("--url", url + "/", "--rate", 50, "--duration", 1,
-                                  "--insecure")
-        self.assertEqual(code, 0, err)
+        s = self.completed("--url", url + "/", "--rate", 50, "--duration", 1,
+                           "--insecure")
         self.assertEqual(s["requests"]["ok"], 50)
         code, s, err = self.agent("--url", url + "/", "--rate", 20, "--duration", 1)
         self.assertEqual(code, 0, err)
@@ -273,8 +273,7 @@ class Cli(AgentCase):
                 {"url": url + "/a", "weight": 3},
                 {"url": url + "/b", "method": "POST", "body": {"k": "v"}}],
                 "stages": [{"duration": 1, "target": 100}, {"duration": 1, "rate": 100}]}, f)
-        code, s, err = self.agent("--plan", path)
-        self.assertEqual(code, 0, err)
+        s = self.completed("--plan", path)
         self.assertEqual(s["requests"]["ok"], 150)
         self.assertEqual(targets.target_stats(url)["requests"], 150)
 

@@ -83,6 +83,13 @@ class AwsResultsTest(harness.ProcTestCase):
         time.sleep(1.0)
         proxy.up()
 
+    def spool_drained_by_sink(self, spool, queue, table):
+        """The spool is empty, and the sink then takes queue into table with exit 0; its stderr."""
+        self.assertEqual(os.listdir(spool), [])
+        code, _, err = self.sink(queue, table)
+        self.assertEqual(code, 0, err)
+        return err
+
     def sink(self, queue, table, *extra, env=None, timeout=60):
         return self.run_to_end([harness.binary("stampede-sink"), "--queue-url", queue, "--table",
                                 table, "--endpoint-url", self.ddb_url, "--exit-when-empty",
@@ -104,7 +111,7 @@ class AwsResultsTest(harness.ProcTestCase):
         sent = sum(int(i["sent"]["N"]) for i in items if i["sk"]["S"] != "summary")
         self.assertEqual(sent, RPS * seconds)
         summary = [i for i in items if i["sk"]["S"] == "summary"][0]
-        self.assertEqual(int(summary["summary"]["M"]["counts"]["M"]["sent"]["N"]), RPS * seconds)
+        self.assertEqual(int(summary["summary"]["M"]["requests"]["M"]["sent"]["N"]), RPS * seconds)
         return items
 
     # ---- a real distributed run ----
@@ -144,9 +151,7 @@ class AwsResultsTest(harness.ProcTestCase):
         queue, dlq, table = self.fresh("real")
         p, spool, paths, url = self.real_run(queue)
         self.assertEqual(p.wait(60), 0, p.stderr())
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         run_id, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 800)
         self.assertEqual(targets.target_stats(url)["requests"], 800)
@@ -162,9 +167,7 @@ class AwsResultsTest(harness.ProcTestCase):
         p.wait_output("[    1s]", timeout=30)
         self.outage(proxy, spool)
         self.assertEqual(p.wait(60), 0, p.stderr())
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         _, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 1200)
 
@@ -185,10 +188,7 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(p.wait(60), 0, p.stderr())
         report = json.loads(p.stdout())
         self.assertEqual((report["sent"], report["spooled"]), (13, 0))
-        self.assertEqual(os.listdir(spool), [])
-
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        err = self.spool_drained_by_sink(spool, queue, table)
         self.assertIn("13 message(s) written", err)
         items = self.check_run_items(table, "e2e-run", 12)
         second = [i for i in items if i["sk"]["S"] == "second#000003"][0]
@@ -209,10 +209,10 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(len(doc["seconds"]), 12)
         self.assertEqual(doc["whole_run"]["counts"]["sent"], RPS * 12)
         self.assertEqual(doc["whole_run"]["latency_us"]["p99"], report["p99_us"])
-        self.assertEqual(doc["whole_run"]["latency_us"]["p99"],
-                         doc["summary"]["latency_us"]["p99"])
+        self.assertEqual(doc["whole_run"]["latency_us"]["p99"] / 1000.0,
+                         doc["summary"]["latency_ms"]["p99"])
         self.assertEqual(doc["check"]["mismatched"], 0)
-        self.assertGreater(doc["check"]["compared"], 5)
+        self.assertGreaterEqual(doc["check"]["compared"], 20)
 
         code, _, err = self.results("no-such-run", table)
         self.assertEqual(code, 5, err)
@@ -230,9 +230,7 @@ class AwsResultsTest(harness.ProcTestCase):
         report = json.loads(p.stdout())
         self.assertEqual((report["sent"], report["spooled"], report["lost"]), (31, 0, 0))
         self.assertIn("SQS unreachable", p.stderr())
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         self.check_run_items(table, "down-run", 30)
 
     def test_stampede_forward_replays_a_spool(self):
@@ -254,9 +252,7 @@ class AwsResultsTest(harness.ProcTestCase):
                                          env=aws_env.aws_env())
         self.assertEqual(code, 0, err)
         self.assertIn("sent 26 result message(s)", out)
-        self.assertEqual(os.listdir(spool), [])
-        code, _, err = self.sink(queue, table)
-        self.assertEqual(code, 0, err)
+        self.spool_drained_by_sink(spool, queue, table)
         self.check_run_items(table, "replay-run", 25)
 
         code, _, err = self.run_to_end([harness.binary("stampede"), "forward", "--spool",

@@ -32,6 +32,20 @@ def children(pid):
     return out
 
 
+def load(url, rate, duration, agents):
+    """The flags of a load: GET url/ at rate for duration seconds over agents agents."""
+    return ["--url", url + "/", "--rate", rate, "--duration", duration, "--agents", agents]
+
+
+def pause(pid, seconds):
+    """Stops process pid for this long, and lets it go on whatever happens meanwhile."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -56,20 +70,57 @@ class RunCase(harness.ProcTestCase):
         code = p.wait(timeout)
         return code, p
 
+    def completed_run(self, *args):
+        """Runs to exit 0; the summary and the process."""
+        code, p = self.run_stampede(*args)
+        self.assertEqual(code, 0, p.stderr())
+        return self.summary(), p
+
     def summary(self):
         with open(self.summary_path) as f:
             return json.load(f)
 
+    def timeseries(self):
+        """Every line of the time series, as written."""
+        with open(self.ts_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
     def series(self, duration):
         """The seconds of the run proper. After them only a drain second may follow: requests
         still completing after the end, with nothing due."""
-        with open(self.ts_path) as f:
-            ts = [json.loads(line) for line in f if line.strip()]
+        ts = self.timeseries()
         self.assertEqual([r["t"] for r in ts[:duration]], list(range(duration)))
         for r in ts[duration:]:
             self.assertEqual(r["t"], duration, ts)
             self.assertEqual((r["target_rps"], r["sent"]), (0, 0), ts)
         return ts[:duration]
+
+    def agent_process(self, p, name):
+        """The pid of run p's local agent with this name."""
+        found = [c for c in children(p.pid) if name.encode() in cmdline(c)]
+        self.assertEqual(len(found), 1)
+        return found[0]
+
+    def degraded_end(self, p, url, what):
+        """Waits for run p to end degraded (exit 9) with every request the target saw counted,
+        but for a few in flight at a pause; the summary and what the target saw."""
+        code = p.wait(60)
+        s = self.summary()
+        seen = targets.target_stats(url)["requests"]
+        sent = s["requests"]["sent"]
+        print("%s: target %d, summary sent %d, exit %d, status %s, incomplete %s"
+              % (what, seen, sent, code, s.get("status"), s.get("incomplete_seconds")))
+        self.assertEqual(code, 9, p.stderr())
+        self.assertEqual(s["status"], "degraded")
+        self.assertLessEqual(abs(seen - sent), 5, s)
+        return s, seen
+
+    def lost_agent(self, s, name):
+        """The summary's only lost agent, which must be this one."""
+        lost = [a for a in s["agents"] if a["lost"]]
+        self.assertEqual([a["name"] for a in lost], [name])
+        self.assertEqual(lost[0]["state"], "lost")
+        return lost[0]
 
     def start_agent(self, coordinator, token, name, *extra):
         return self.start([harness.binary("stampede-agent"), "--coordinator", coordinator,
@@ -79,10 +130,7 @@ class RunCase(harness.ProcTestCase):
 class LocalRuns(RunCase):
     def test_three_local_agents_match_the_target(self):
         _, url = targets.start_target(self)
-        code, p = self.run_stampede("--url", url + "/", "--rate", 900, "--duration", 3,
-                                    "--agents", 3)
-        self.assertEqual(code, 0, p.stderr())
-        s = self.summary()
+        s, p = self.completed_run(*load(url, 900, 3, 3))
         self.assertEqual(s["status"], "completed")
         self.assertEqual(s["requests"]["total"], 2700)
         self.assertEqual(targets.target_stats(url)["requests"], 2700)
@@ -117,10 +165,7 @@ class LocalRuns(RunCase):
 
     def test_fractional_rate_over_eight_agents(self):
         _, url = targets.start_target(self)
-        code, p = self.run_stampede("--url", url + "/", "--rate", 5, "--duration", 4,
-                                    "--agents", 8, "--connections", 2)
-        self.assertEqual(code, 0, p.stderr())
-        s = self.summary()
+        s, p = self.completed_run(*load(url, 5, 4, 8), "--connections", 2)
         self.assertEqual(s["requests"]["total"], 20)
         self.assertEqual(targets.target_stats(url)["requests"], 20)
         self.assertAlmostEqual(sum(a["share_rps"] for a in s["agents"]), 5, places=9)
@@ -131,39 +176,29 @@ class LocalRuns(RunCase):
         with open(plan, "w") as f:
             json.dump({"taskCount": 2, "targetUrl": url + "/", "vus": 4, "rate": 25,
                        "duration": 2}, f)
-        code, p = self.run_stampede(plan)
-        self.assertEqual(code, 0, p.stderr())
-        s = self.summary()
+        s, p = self.completed_run(plan)
         self.assertEqual(len(s["agents"]), 2)
         self.assertEqual(s["requests"]["total"], 400)
         self.assertEqual(s["rate"]["target_rps"], 200)
 
     def test_closed_loop_counts_match(self):
         _, url = targets.start_target(self)
-        code, p = self.run_stampede("--url", url + "/", "--rate", 0, "--duration", 2,
-                                    "--agents", 2, "--connections", 4)
-        self.assertEqual(code, 0, p.stderr())
-        s = self.summary()
+        s, p = self.completed_run(*load(url, 0, 2, 2), "--connections", 4)
         self.assertTrue(s["closed_loop"])
         self.assertGreater(s["requests"]["total"], 500)
         self.assertEqual(targets.target_stats(url)["requests"], s["requests"]["total"])
 
     def test_kill9_agent_moves_its_share(self):
         _, url = targets.start_target(self)
-        p = self.start_run("--url", url + "/", "--rate", 600, "--duration", 9, "--agents", 3)
+        p = self.start_run(*load(url, 600, 9, 3))
         p.wait_output("[    2s]", timeout=20)
-        victims = [c for c in children(p.pid) if b"local-2" in cmdline(c)]
-        self.assertEqual(len(victims), 1)
-        os.kill(victims[0], signal.SIGKILL)
+        os.kill(self.agent_process(p, "local-2"), signal.SIGKILL)
         # A run that lost an agent is degraded, never "completed" with exit 0.
         self.assertEqual(p.wait(40), 9, p.stderr())
         s = self.summary()
         self.assertEqual(s["status"], "degraded")
         self.assertTrue(s["incomplete_seconds"])
-        lost = [a for a in s["agents"] if a["lost"]]
-        self.assertEqual([a["name"] for a in lost], ["local-2"])
-        self.assertEqual(lost[0]["state"], "lost")
-        self.assertEqual(lost[0]["reason"], "its process exited")
+        self.assertEqual(self.lost_agent(s, "local-2")["reason"], "its process exited")
         ts = self.series(9)
         # The survivors carry the whole profile again within a couple of seconds.
         for r in ts[-4:]:
@@ -179,30 +214,13 @@ class LocalRuns(RunCase):
         # An agent paused for 4 s (longer than the loss bound) and resumed: it never sends the
         # backlog it finds on waking, and whatever it sent is in the summary.
         _, url = targets.start_target(self)
-        p = self.start_run("--url", url + "/", "--rate", 300, "--duration", 12, "--agents", 3)
+        p = self.start_run(*load(url, 300, 12, 3))
         p.wait_output("[    3s]", timeout=20)
-        victims = [c for c in children(p.pid) if b"local-2" in cmdline(c)]
-        self.assertEqual(len(victims), 1)
-        os.kill(victims[0], signal.SIGSTOP)
-        try:
-            time.sleep(4)
-        finally:
-            os.kill(victims[0], signal.SIGCONT)
-        code = p.wait(60)
-        s = self.summary()
-        seen = targets.target_stats(url)["requests"]
-        sent = s["requests"]["sent"]
-        print("paused agent: target %d, summary sent %d, exit %d, status %s, incomplete %s"
-              % (seen, sent, code, s.get("status"), s.get("incomplete_seconds")))
-        self.assertEqual(code, 9, p.stderr())
-        self.assertEqual(s["status"], "degraded")
+        pause(self.agent_process(p, "local-2"), 4)
         # Every request the target saw is counted; only requests in flight at the pause (a few,
         # at 100 rps per agent and a millisecond each) may be on one side only.
-        self.assertLessEqual(abs(seen - sent), 5, s)
-        lost = [a for a in s["agents"] if a["lost"]]
-        self.assertEqual([a["name"] for a in lost], ["local-2"])
-        self.assertEqual(lost[0]["state"], "lost")
-        self.assertIn("reason", lost[0])
+        s, _ = self.degraded_end(p, url, "paused agent")
+        self.assertIn("reason", self.lost_agent(s, "local-2"))
         self.assertTrue(s["incomplete_seconds"])
         self.assertLessEqual(min(s["incomplete_seconds"]), 4, s)
         # The survivors carry the whole profile by the end.
@@ -214,22 +232,10 @@ class LocalRuns(RunCase):
         # The coordinator paused for 4 s at 3 s of a 10 s run: the agents stop their load on
         # silence, keep their records, and the coordinator takes them when it resumes.
         _, url = targets.start_target(self)
-        p = self.start_run("--url", url + "/", "--rate", 300, "--duration", 10, "--agents", 3)
+        p = self.start_run(*load(url, 300, 10, 3))
         p.wait_output("[    2s]", timeout=20)
-        os.kill(p.pid, signal.SIGSTOP)
-        try:
-            time.sleep(4)
-        finally:
-            os.kill(p.pid, signal.SIGCONT)
-        code = p.wait(60)
-        s = self.summary()
-        seen = targets.target_stats(url)["requests"]
-        sent = s["requests"]["sent"]
-        print("paused coordinator: target %d, summary sent %d, exit %d, status %s, incomplete %s"
-              % (seen, sent, code, s.get("status"), s.get("incomplete_seconds")))
-        self.assertEqual(code, 9, p.stderr())
-        self.assertEqual(s["status"], "degraded")
-        self.assertLessEqual(abs(seen - sent), 5, s)
+        pause(p.pid, 4)
+        s, seen = self.degraded_end(p, url, "paused coordinator")
         self.assertEqual(s["requests"]["total"], seen)
         # The load stopped within the agents' silence bound of the pause, and the seconds from
         # then on are incomplete, each agent saying why.
@@ -239,15 +245,14 @@ class LocalRuns(RunCase):
         for a in s["agents"]:
             self.assertEqual(a["state"], "lost")
             self.assertIn("stopped its load", a["reason"])
-        with open(self.ts_path) as f:
-            ts = [json.loads(line) for line in f if line.strip()]
+        ts = self.timeseries()
         # The seconds before the pause carry their load: nothing was lost with the records.
         for r in ts[:2]:
             self.assertLessEqual(abs(r["sent"] - 300), 8, ts)
 
     def test_sigint_stops_and_writes_the_summary(self):
         _, url = targets.start_target(self)
-        p = self.start_run("--url", url + "/", "--rate", 200, "--duration", 60, "--agents", 2)
+        p = self.start_run(*load(url, 200, 60, 2))
         p.wait_output("[    2s]", timeout=20)
         os.kill(p.pid, signal.SIGINT)
         self.assertEqual(p.wait(30), 8, p.stderr())
@@ -420,18 +425,14 @@ class FailureLatency(RunCase):
     def test_a_stall_is_no_responses_and_slow_with_timeouts(self):
         # Every answer takes 2 s, the timeout is 500 ms: no request gets a response.
         _, url = targets.start_target(self, "--latency-ms", "2000")
-        code, p = self.run_stampede("--url", url + "/", "--rate", 20, "--duration", 3,
-                                    "--agents", 1, "--timeout", 500)
-        self.assertEqual(code, 0, p.stderr())
-        s = self.summary()
+        s, p = self.completed_run(*load(url, 20, 3, 1), "--timeout", 500)
         self.assertEqual(s["errors"]["timeout"], 60)
         for block in ("latency_ms", "latency_uncorrected_ms"):
             self.assertEqual(set(s[block].values()), {None}, s[block])
         # Counted at the timeout, the stall reads as at least 500 ms, not as 0 ms.
         self.assertEqual(s["latency_with_timeouts_ms"]["p50"], 500)
         self.assertEqual(s["latency_with_timeouts_ms"]["p99"], 500)
-        with open(self.ts_path) as f:
-            ts = [json.loads(line) for line in f if line.strip()]
+        ts = self.timeseries()
         self.assertEqual(sum(r["timeouts"] for r in ts), 60)
         for r in ts:
             self.assertEqual((r["p50_ms"], r["p99_ms"], r["max_ms"]), (None, None, None), r)
@@ -450,9 +451,8 @@ class ExternalRuns(RunCase):
 
     def start_external(self, url, agents, *extra, rate=400, duration=6):
         port = harness.free_port()
-        p = self.start_run("--url", url + "/", "--rate", rate, "--duration", duration,
-                           "--agents", agents, "--launcher", "external", "--listen",
-                           "tcp://127.0.0.1:%d" % port, "--token", self.TOKEN, *extra)
+        p = self.start_run(*load(url, rate, duration, agents), "--launcher", "external",
+                           "--listen", "tcp://127.0.0.1:%d" % port, "--token", self.TOKEN, *extra)
         harness.wait_port(port)
         return p, "tcp://127.0.0.1:%d" % port
 
@@ -467,7 +467,7 @@ class ExternalRuns(RunCase):
 
     def test_generated_token_is_shown_on_a_terminal_only(self):
         _, url = targets.start_target(self)
-        args = ["--url", url + "/", "--rate", 5, "--duration", 1, "--agents", 1,
+        args = [*load(url, 5, 1, 1),
                 "--launcher", "external", "--register-timeout", 2]
         port = harness.free_port()
         code, p = self.run_stampede(*args, "--listen", "tcp://127.0.0.1:%d" % port, timeout=10)
@@ -576,7 +576,7 @@ class ExternalRuns(RunCase):
     def test_dropped_connection_loses_no_second(self):
         _, url = targets.start_target(self)
         port = harness.free_port()
-        p = self.start_run("--url", url + "/", "--rate", 300, "--duration", 7, "--agents", 2,
+        p = self.start_run(*load(url, 300, 7, 2),
                            "--launcher", "external", "--listen", "tcp://127.0.0.1:%d" % port,
                            "--token", self.TOKEN)
         harness.wait_port(port)
