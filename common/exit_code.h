@@ -21,6 +21,7 @@ enum {
     ST_EXIT_INTERRUPTED = 8, /* stopped early by a signal (the summary is still written) */
     ST_EXIT_DEGRADED = 9,    /* the run ended, but agents were lost or seconds are incomplete */
     ST_EXIT_RESULTS_LOST = 10, /* result messages were lost: neither delivered nor in the spool */
+    ST_EXIT_THRESHOLDS = 11,   /* the run's thresholds failed (or one of them stopped it) */
 };
 
 /* The exit code for a failure with error code err (0 gives ST_EXIT_OK). */

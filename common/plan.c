@@ -103,6 +103,12 @@ static const st_setting plan_settings[] = {
     {.key = "agents", .flag = "agents", .type = ST_SETTING_INT,
      .where = ST_SETTING_FILE | ST_SETTING_RUN, .arg = "N", .min = 1, .max = 10000,
      .has_def = true, .def = 1, .help = "how many agents; overrides the plan's", AT(agents)},
+    {.key = "thresholds", .flag = "threshold", .type = ST_SETTING_LIST,
+     .where = ST_SETTING_FILE | ST_SETTING_RUN, .arg = "EXPR",
+     .help = "a pass/fail condition on the merged results, e.g. 'p(99)<250ms' or "
+             "'error_rate<1%, abort after 10s' (README \"Thresholds\"); the one flag that may be "
+             "repeated, each adds to the plan's",
+     .offset = ST_SETTING_NO_FIELD, .flag_offset = offsetof(st_plan_flags, thresholds)},
     {.key = "ecs", .type = ST_SETTING_CUSTOM, .where = ST_SETTING_FILE,
      .help = "the ecs launcher's settings (cluster, task_definition, ...: stampede run --help)",
      BY_HAND},
@@ -205,6 +211,52 @@ static void free_requests(st_plan *p)
     p->n_requests = 0;
 }
 
+static void free_thresholds(st_plan *p)
+{
+    for (size_t i = 0; i < p->n_thresholds; i++) {
+        free(p->thresholds[i]);
+    }
+    free(p->thresholds);
+    p->thresholds = NULL;
+    p->n_thresholds = p->n_file_thresholds = 0;
+}
+
+/* Appends a copy of text to the plan's thresholds. */
+static int add_threshold(st_plan *p, const char *text)
+{
+    char **t = realloc(p->thresholds, (p->n_thresholds + 1) * sizeof(*t));
+    if (!t) {
+        return ST_ENOMEM;
+    }
+    p->thresholds = t;
+    if (!(t[p->n_thresholds] = strdup(text))) {
+        return ST_ENOMEM;
+    }
+    p->n_thresholds++;
+    return 0;
+}
+
+/* "thresholds": an array of expression strings (checked by their reader, the coordinator). */
+static int parse_thresholds(pctx *c, st_plan *p, const cJSON *arr)
+{
+    if (!cJSON_IsArray(arr)) {
+        return perr(c, "$.thresholds", "must be an array of expressions such as \"p(99)<250ms\"");
+    }
+    free_thresholds(p);
+    int i = 0;
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "$.thresholds[%d]", i);
+        const char *s = NULL;
+        int rc = get_string(c, it, path, &s);
+        if (rc || (rc = add_threshold(p, s))) {
+            return rc;
+        }
+    }
+    p->n_file_thresholds = p->n_thresholds;
+    return 0;
+}
+
 void st_plan_fini(st_plan *p)
 {
     if (!p) {
@@ -212,6 +264,7 @@ void st_plan_fini(st_plan *p)
     }
     free(p->name);
     free_requests(p);
+    free_thresholds(p);
     free(p->stages);
     st_profile_fini(&p->profile);
     free(p->mix);
@@ -732,6 +785,8 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
             requests = it;
         } else if (strcmp(k, "stages") == 0) {
             stages = it;
+        } else if (strcmp(k, "thresholds") == 0) {
+            rc = parse_thresholds(c, p, it);
         } else if (strcmp(k, "ecs") == 0) {
             /* Its keys are stampede run's to check (they are its flags' rows). */
             const cJSON *bad = NULL;
@@ -906,6 +961,11 @@ int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t er
     for (size_t i = 0; i < N_SETTINGS; i++) {
         if (f->given & ((uint64_t)1 << i)) {
             st_setting_copy(&plan_settings[i], p, f);
+        }
+    }
+    for (size_t i = 0; i < f->thresholds.n; i++) {
+        if ((rc = add_threshold(p, f->thresholds.v[i]))) {
+            return rc;
         }
     }
     return 0;

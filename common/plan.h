@@ -66,6 +66,13 @@ typedef struct st_plan {
     struct cJSON *ecs; /* the "ecs" object: the ecs launcher's settings, which stampede run
                         * reads (coordinator/run_flags.h); the plan's own copy, or NULL */
 
+    /* The coordinator's pass/fail expressions (coordinator/threshold.h parses them; agents never
+     * get them): the plan's "thresholds" first (n_file_thresholds of them, $.thresholds[i]), then
+     * each --threshold in command-line order. */
+    char **thresholds;
+    size_t n_thresholds;
+    size_t n_file_thresholds;
+
     /* Filled by st_plan_finish. */
     bool finished;
     bool closed_loop;
@@ -105,6 +112,7 @@ typedef struct st_plan_flags {
     double rate_rps, duration_s, ramp_up_s;
     int connections, threads, timeout_ms, late_ms, agents;
     int http2, insecure; /* 1: given */
+    st_setting_list thresholds; /* --threshold, the one repeatable flag: added to the plan's */
     uint64_t given;      /* bit i: the flag of st_plan_settings()[i] was given */
 } st_plan_flags;
 
@@ -123,7 +131,8 @@ int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, 
                          size_t err_len);
 
 /* Applies flags over a parsed (not finished) plan: --url replaces the requests, and any of
- * --rate, --duration, --ramp-up replaces the plan's stages by the rate/duration shape. Returns 0,
+ * --rate, --duration, --ramp-up replaces the plan's stages by the rate/duration shape; each
+ * --threshold is added after the plan's thresholds. Returns 0,
  * ST_EINVAL (message names the flag) or ST_ENOMEM. */
 int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len);
 

@@ -230,6 +230,7 @@ int st_setting_from_json(const st_setting *s, const cJSON *v, void *dst, char *w
         }
         return ST_EINVAL;
     case ST_SETTING_CUSTOM:
+    case ST_SETTING_LIST:
         break;
     }
     snprintf(why, why_len, "is not a plain value (its owner reads it)");
@@ -258,6 +259,15 @@ int st_setting_from_text(const st_setting *s, const char *text, void *dst, char 
     case ST_SETTING_CUSTOM:
         *(const char **)dst = text;
         return 0;
+    case ST_SETTING_LIST: {
+        st_setting_list *l = dst;
+        if (l->n >= ST_SETTING_LIST_MAX) {
+            snprintf(err, err_len, "%s: given more than %d times", flag, ST_SETTING_LIST_MAX);
+            return ST_EINVAL;
+        }
+        l->v[l->n++] = text;
+        return 0;
+    }
     case ST_SETTING_ENUM:
         for (size_t i = 0; text && s->choices[i]; i++) {
             if (strcmp(text, s->choices[i]) == 0) {
@@ -308,6 +318,7 @@ void st_settings_defaults(const st_setting *rows, size_t n, void *base, bool onl
             }
             break;
         case ST_SETTING_CUSTOM:
+        case ST_SETTING_LIST:
             break;
         }
     }
@@ -324,6 +335,8 @@ static size_t value_size(st_setting_type t)
     case ST_SETTING_STRING:
     case ST_SETTING_CUSTOM:
         return sizeof(const char *);
+    case ST_SETTING_LIST:
+        return sizeof(st_setting_list);
     default:
         return sizeof(int);
     }
@@ -410,16 +423,17 @@ int st_settings_parse_args(int argc, char **argv, const st_settings_group *group
             rc = ST_EINVAL;
             goto out;
         }
-        /* A flag given twice is a mistake in one of them, and "the last one wins" would hide it. */
-        if (had[c - 256]) {
+        const opt_ref *r = &refs[c - 256];
+        const st_settings_group *grp = &groups[r->group];
+        const st_setting *s = &grp->rows[r->row];
+        /* A flag given twice is a mistake in one of them, and "the last one wins" would hide it;
+         * only a LIST is meant to be repeated. */
+        if (had[c - 256] && s->type != ST_SETTING_LIST) {
             snprintf(err, err_len, "--%s: given twice; give it once", longopts[c - 256].name);
             rc = ST_EINVAL;
             goto out;
         }
         had[c - 256] = true;
-        const opt_ref *r = &refs[c - 256];
-        const st_settings_group *grp = &groups[r->group];
-        const st_setting *s = &grp->rows[r->row];
         if (s->flag_offset != ST_SETTING_NO_FIELD &&
             (rc = st_setting_from_text(s, optarg, (char *)grp->flags + s->flag_offset, err,
                                        err_len))) {

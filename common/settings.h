@@ -15,7 +15,8 @@
  *
  * Value types in those structs: INT, BOOL and ENUM are `int`; UINT is `unsigned long long`; DOUBLE
  * and DURATION are `double` (a duration in seconds); STRING is `const char *`, borrowed from argv
- * or from the cJSON value, never copied. CUSTOM rows only declare a key or flag that their owner
+ * or from the cJSON value, never copied; LIST is an st_setting_list. Every flag is given once,
+ * except a LIST's, which may be repeated (up to ST_SETTING_LIST_MAX values). CUSTOM rows only declare a key or flag that their owner
  * parses (e.g. a plan's "requests"), so that lookups, unknown-key messages and the usage text know
  * them.
  *
@@ -41,7 +42,16 @@ typedef enum st_setting_type {
     ST_SETTING_STRING,   /* any text */
     ST_SETTING_ENUM,     /* one of choices; the value is its index */
     ST_SETTING_CUSTOM,   /* parsed by the row's owner; this module only knows its name */
+    ST_SETTING_LIST,     /* the one repeatable kind of flag: each value is appended to an
+                          * st_setting_list (a JSON value is read by the row's owner) */
 } st_setting_type;
+
+/* The values of an ST_SETTING_LIST flag, in command-line order, borrowed from argv. */
+#define ST_SETTING_LIST_MAX 64
+typedef struct st_setting_list {
+    const char *v[ST_SETTING_LIST_MAX];
+    size_t n;
+} st_setting_list;
 
 /* Where a setting applies (st_setting.where). */
 enum {
@@ -125,7 +135,7 @@ void st_setting_copy(const st_setting *s, void *base, const void *flags);
  * flag of a row with a bit of mask, from every group. Operands are moved to the end; *first_operand
  * gets the index of the first. Returns 0; 1 when a ST_SETTING_STOP switch was given (its value is
  * set; nothing after it is read); ST_EINVAL with a message naming the flag (unknown flags end with
- * "(see <help_hint>)"; a flag given twice, also abbreviated, is refused); ST_ENOMEM. Not thread-safe: uses getopt's globals. */
+ * "(see <help_hint>)"; a flag given twice, also abbreviated, is refused, unless it is a LIST's); ST_ENOMEM. Not thread-safe: uses getopt's globals. */
 int st_settings_parse_args(int argc, char **argv, const st_settings_group *groups,
                            size_t n_groups, unsigned mask, const char *help_hint,
                            int *first_operand, char *err, size_t err_len);

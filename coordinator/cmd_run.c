@@ -17,6 +17,7 @@
 #include "server.h"
 #include "run_flags.h"
 #include "settings.h"
+#include "threshold.h"
 #include "tls.h"
 
 #include <pthread.h>
@@ -158,6 +159,8 @@ typedef struct run_ctx {
     st_output outs[MAX_OUTPUTS];
     int n_outs;
     int sqs; /* the index of the sqs output, -1 without one */
+    st_thresholds *thresholds;
+    bool threshold_stop; /* a threshold asked to stop the run */
 } run_ctx;
 
 /* The exit code of a launch that failed with rc (launch_ecs.h's codes). */
@@ -183,6 +186,27 @@ static void on_second(void *arg, const st_coord_second *sec)
     for (int i = 0; i < r->n_outs; i++) {
         r->outs[i].ops->second(r->outs[i].state, sec);
     }
+    if (st_thresholds_second(r->thresholds, sec, stdout)) {
+        r->threshold_stop = true;
+    }
+}
+
+/* Adds the output that make() opens for path, when path was given; a folder that cannot be
+ * written is said on stderr and returns non-zero. */
+static int add_file_output(run_ctx *ctx,
+                           int (*make)(st_output *, const char *, char *, size_t),
+                           const char *path)
+{
+    char err[1024];
+    if (!path) {
+        return 0;
+    }
+    if (make(&ctx->outs[ctx->n_outs], path, err, sizeof(err))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        return -1;
+    }
+    ctx->n_outs++;
+    return 0;
 }
 
 int st_cmd_run(int argc, char **argv)
@@ -216,6 +240,11 @@ int st_cmd_run(int argc, char **argv)
     int agents = 1, plan_threads = 0;
     if ((rc = st_run_flags_plan(&o, &plan, &agents, &plan_threads, err, sizeof(err))) ||
         (rc = st_run_flags_ecs(&o, &plan, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+        goto out;
+    }
+    if ((rc = st_thresholds_new(&ctx.thresholds, &plan, o.plan_file, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
@@ -281,21 +310,11 @@ int st_cmd_run(int argc, char **argv)
     if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
         ctx.n_outs++;
     }
-    if (o.timeseries) {
-        if ((rc = st_output_timeseries(&ctx.outs[ctx.n_outs], o.timeseries, err, sizeof(err)))) {
-            fprintf(stderr, "stampede run: %s\n", err);
-            code = ST_EXIT_USAGE;
-            goto out;
-        }
-        ctx.n_outs++;
-    }
-    if (o.summary) {
-        if ((rc = st_output_summary_file(&ctx.outs[ctx.n_outs], o.summary, err, sizeof(err)))) {
-            fprintf(stderr, "stampede run: %s\n", err);
-            code = ST_EXIT_USAGE;
-            goto out;
-        }
-        ctx.n_outs++;
+    if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
+        add_file_output(&ctx, st_output_summary_file, o.summary) ||
+        add_file_output(&ctx, st_output_junit, o.junit)) {
+        code = ST_EXIT_USAGE;
+        goto out;
     }
     st_forward_report delivery = {0};
     if (o.sqs_queue_url) {
@@ -368,7 +387,7 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
 
-    bool stopped = false;
+    bool stopped = false, threshold_stopped = false;
     for (;;) {
         int exited[16];
         int n_exited = lops->poll(launcher, exited, 16);
@@ -391,6 +410,15 @@ int st_cmd_run(int argc, char **argv)
         if (g_signals && !stopped) {
             stopped = true;
             st_info("stopping: agents stop sending and report their last seconds");
+            if (!threshold_stopped) {
+                st_coord_stop(core);
+            }
+        }
+        if (ctx.threshold_stop && !threshold_stopped && !stopped) {
+            threshold_stopped = true;
+            st_info("stopping: threshold %s failed for its abort delay; agents stop sending and "
+                    "report their last seconds",
+                    st_thresholds_aborted_by(ctx.thresholds));
             st_coord_stop(core);
         }
         struct timespec ts = {0, 50 * 1000 * 1000};
@@ -409,6 +437,11 @@ int st_cmd_run(int argc, char **argv)
                     "lists them)",
                     report.agents_lost, report.n_incomplete);
         }
+        if (st_thresholds_final(ctx.thresholds, &report)) {
+            st_error("out of memory: the thresholds were not evaluated");
+            outcome.outputs_failed = true;
+        }
+        outcome.thresholds_failed = st_thresholds_failed(&report);
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
@@ -468,6 +501,7 @@ out:
     for (int i = 0; i < ctx.n_outs; i++) {
         ctx.outs[i].ops->close(ctx.outs[i].state);
     }
+    st_thresholds_free(ctx.thresholds);
     st_plan_fini(&plan);
     return code;
 }

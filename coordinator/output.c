@@ -1,5 +1,6 @@
 #include "output.h"
 #include "error.h"
+#include "junit.h"
 #include "log.h"
 #include "outfile.h"
 #include "summary.h"
@@ -29,6 +30,34 @@ static int progress_second(void *state, const st_coord_second *sec)
     return 0;
 }
 
+/* The thresholds' verdicts under the summary table. */
+static void progress_thresholds(FILE *f, const st_report *r)
+{
+    size_t passed = 0;
+    for (size_t i = 0; i < r->n_thresholds; i++) {
+        passed += r->thresholds[i].pass;
+    }
+    if (r->n_thresholds) {
+        fprintf(f, "  %-22s %zu of %zu passed\n", "thresholds", passed, r->n_thresholds);
+    }
+    for (size_t i = 0; i < r->n_thresholds; i++) {
+        const st_report_threshold *t = &r->thresholds[i];
+        bool ms = strcmp(t->unit, "ms") == 0;
+        fprintf(f, "    %s  %-30s ", t->pass ? "pass" : "FAIL", t->expression);
+        if (!t->have_value) {
+            fprintf(f, "no value");
+        } else if (ms) {
+            fprintf(f, "%.3f ms", t->observed);
+        } else {
+            fprintf(f, "%.4f%%", t->observed * 100);
+        }
+        if (t->aborted) {
+            fprintf(f, "  (it stopped the run at %us)", t->aborted_at);
+        }
+        fputc('\n', f);
+    }
+}
+
 static int progress_summary(void *state, const st_report *r)
 {
     FILE *f = state;
@@ -54,6 +83,7 @@ static int progress_summary(void *state, const st_report *r)
         fprintf(f, ", start skew %.3f ms", r->start_skew_ms);
     }
     fprintf(f, "\n  %-22s %s\n", "run", r->run_id);
+    progress_thresholds(f, r);
     fflush(f);
     return 0;
 }
@@ -214,28 +244,36 @@ static int sum_second(void *state, const st_coord_second *sec)
     return 0;
 }
 
-static int sum_summary(void *state, const st_report *report)
+/* Writes text (NULL: it could not be made, out of memory) as the whole file, and commits it;
+ * text is freed. */
+static int filed_write_whole(filed *s, const char *flag, char *text)
 {
-    filed *s = state;
     if (!s->f) {
+        free(text);
         return s->failed ? ST_EIO : 0;
     }
-    cJSON *summary = st_report_json(report);
-    char *text = summary ? cJSON_Print(summary) : NULL;
-    cJSON_Delete(summary);
     char err[1024];
     int rc;
     if (!text) {
-        snprintf(err, sizeof(err), "--summary %s: out of memory: not written",
+        snprintf(err, sizeof(err), "%s %s: out of memory: not written", flag,
                  st_outfile_path(s->f));
         st_outfile_abort(s->f);
         rc = ST_ENOMEM;
     } else {
-        st_outfile_printf(s->f, "%s\n", text);
+        st_outfile_printf(s->f, "%s%s", text, text[0] && text[strlen(text) - 1] == '\n' ? "" : "\n");
         rc = st_outfile_commit(s->f, err, sizeof(err));
     }
     free(text);
     return filed_done(s, rc, err);
+}
+
+static int sum_summary(void *state, const st_report *report)
+{
+    filed *s = state;
+    cJSON *summary = s->f ? st_report_json(report) : NULL;
+    char *text = summary ? cJSON_Print(summary) : NULL;
+    cJSON_Delete(summary);
+    return filed_write_whole(s, "--summary", text);
 }
 
 static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, filed_close};
@@ -243,4 +281,19 @@ static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, filed_
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len)
 {
     return filed_open(out, &sum_ops, "--summary", path, err, err_len);
+}
+
+/* ---- JUnit (junit.h) ---- */
+
+static int junit_summary(void *state, const st_report *report)
+{
+    filed *s = state;
+    return filed_write_whole(s, "--junit", s->f ? st_junit_text(report) : NULL);
+}
+
+static const st_output_ops junit_ops = {"junit", sum_second, junit_summary, filed_close};
+
+int st_output_junit(st_output *out, const char *path, char *err, size_t err_len)
+{
+    return filed_open(out, &junit_ops, "--junit", path, err, err_len);
 }

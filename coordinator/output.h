@@ -7,6 +7,7 @@
  *               errors, p50/p99, agents), then the readable summary table;
  *   timeseries  JSON Lines, one object per second (--timeseries FILE);
  *   summary     the summary JSON (--summary FILE);
+ *   junit       the thresholds' and the run's verdicts as JUnit XML (--junit FILE, junit.h);
  *   sqs         every second and the summary as result messages (results/result_msg.h) to an SQS
  *               queue through the forwarder (forward.h): sent off the run's thread, spooled to
  *               disk while SQS is unreachable (--sqs-queue-url URL --spool DIR).
@@ -56,6 +57,8 @@ int st_output_timeseries(st_output *out, const char *path, char *err, size_t err
  * reader never sees half of it). ST_EIO when the folder cannot be written; a summary that cannot
  * be written whole makes close() fail. */
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len);
+/* The run's verdict as JUnit XML (junit.h) into path, written at the end like the summary. */
+int st_output_junit(st_output *out, const char *path, char *err, size_t err_len);
 
 /* Result messages to SQS. aws is copied; its strings must outlive the output. Checks the
  * configuration and the credentials now (before any load is sent): ST_EINVAL (no region, bad

@@ -290,6 +290,10 @@ void st_report_fini(st_report *r)
         free(a->lost_reason);
     }
     free(r->agents);
+    for (size_t i = 0; i < r->n_thresholds; i++) {
+        free(r->thresholds[i].expression);
+    }
+    free(r->thresholds);
     free(r->seconds);
     free(r->incomplete_seconds);
     st_stats_fini(&r->total);
@@ -325,6 +329,29 @@ static cJSON *agent_json(const st_report_agent *a)
     }
     cJSON_AddNumberToObject(o, "clock_offset_ms", a->clock_offset_ms);
     cJSON_AddNumberToObject(o, "clock_rtt_ms", a->clock_rtt_ms);
+    return o;
+}
+
+static cJSON *threshold_json(const st_report_threshold *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "expression", t->expression);
+    if (t->have_value) {
+        cJSON_AddNumberToObject(o, "observed", t->observed);
+    } else {
+        cJSON_AddNullToObject(o, "observed");
+    }
+    cJSON_AddStringToObject(o, "unit", t->unit);
+    cJSON_AddStringToObject(o, "op", t->op);
+    cJSON_AddNumberToObject(o, "limit", t->limit);
+    cJSON_AddStringToObject(o, "result", t->pass ? "pass" : "fail");
+    cJSON_AddBoolToObject(o, "aborted", t->aborted);
+    if (t->aborted) {
+        cJSON_AddNumberToObject(o, "aborted_at_s", t->aborted_at);
+    }
     return o;
 }
 
@@ -371,6 +398,16 @@ cJSON *st_report_json(const st_report *r)
         cJSON_AddStringToObject(j, "status", st_report_status_name(r->status));
         if (r->status == ST_REPORT_FAILED) {
             cJSON_AddStringToObject(j, "error", r->error);
+        }
+    }
+    if (r->n_thresholds > 0) {
+        cJSON *th = cJSON_AddArrayToObject(j, "thresholds");
+        for (size_t i = 0; th && i < r->n_thresholds; i++) {
+            cJSON *o = threshold_json(&r->thresholds[i]);
+            if (!o) {
+                break;
+            }
+            cJSON_AddItemToArray(th, o);
         }
     }
     return j;

@@ -12,7 +12,8 @@
  * plan.timeout_ms is set), then run_id, start_skew_ms, agents[],
  * late_records, duplicate_records, malformed_messages (out_of_memory_records after them when
  * some were), incomplete_seconds (in a degraded run, or when some second is incomplete), and,
- * once the run ended, status (and error when it failed), in that order and format. A lost
+ * once the run ended, status (and error when it failed), and last thresholds[] (when the plan
+ * has thresholds), in that order and format. A lost
  * agent's row also says why (reason), when known.
  *
  * The per-second rows (st_report_second) are also what the core hands to on_second with each
@@ -160,6 +161,20 @@ typedef struct st_report_agent {
     uint64_t first_send_coord_ns; /* its realised start in coordinator time; 0 before it sent */
 } st_report_agent;
 
+/* A threshold's verdict (coordinator/threshold.h fills these at the end of the run). */
+typedef struct st_report_threshold {
+    char *expression;  /* as written */
+    const char *unit;  /* "ms" or "ratio" (static) */
+    const char *op;    /* "<", "<=", ">", ">=" (static) */
+    double limit;      /* in unit */
+    bool have_value;   /* false: nothing to measure (no responses, a ratio over nothing) */
+    double observed;   /* in unit */
+    bool pass;
+    bool aborted;      /* it stopped the run ("abort after"): then it fails */
+    uint32_t aborted_at; /* when it stopped the run: run time in s at the end of the second whose
+                          * evaluation asked for the stop */
+} st_report_threshold;
+
 typedef struct st_report {
     char *run_id;
     st_report_status status;
@@ -196,6 +211,9 @@ typedef struct st_report {
                                   * has "out_of_memory_records" only when it is not 0 */
     uint64_t duplicate_records;  /* re-sent records ignored */
     uint64_t malformed_messages; /* foreign or malformed messages and records dropped */
+
+    st_report_threshold *thresholds; /* the plan's thresholds, in order; none without */
+    size_t n_thresholds;
 } st_report;
 
 /* Releases what r owns and zeroes it; a zeroed report is a no-op. */

@@ -29,5 +29,8 @@ int st_run_exit_code(const st_run_outcome *o)
     if (o->degraded) {
         return ST_EXIT_DEGRADED;
     }
+    if (o->thresholds_failed) {
+        return ST_EXIT_THRESHOLDS;
+    }
     return o->results_spooled ? ST_EXIT_PENDING : ST_EXIT_OK;
 }

@@ -25,6 +25,7 @@ typedef struct st_run_outcome {
                                       * memory): the series is wrong */
     uint64_t results_lost;           /* result messages neither delivered to SQS nor spooled */
     uint64_t results_spooled;        /* result messages waiting in the spool (stampede forward) */
+    bool thresholds_failed;          /* a threshold failed, or one stopped the run */
 } st_run_outcome;
 
 /* The first that applies:
@@ -34,8 +35,15 @@ typedef struct st_run_outcome {
  *   result messages were lost: ST_EXIT_RESULTS_LOST;
  *   a signal stopped the run: ST_EXIT_INTERRUPTED;
  *   agents were lost or seconds are incomplete: ST_EXIT_DEGRADED;
+ *   a threshold failed: ST_EXIT_THRESHOLDS;
  *   result messages wait in the spool: ST_EXIT_PENDING;
- *   else ST_EXIT_OK. */
+ *   else ST_EXIT_OK.
+ * Thresholds come after a signal (8) and a degraded run (9) because a verdict is only as good as
+ * the numbers it is drawn from: a run cut short by hand, or short of agents or seconds, did not
+ * measure what was asked, and that is what must be fixed first (both are non-zero, so CI fails
+ * either way). A threshold's own abort is not a signal: such a run exits ST_EXIT_THRESHOLDS.
+ * Thresholds outrank results waiting in the spool: those will still arrive, a failed threshold
+ * is the run's verdict. */
 int st_run_exit_code(const st_run_outcome *o);
 
 #endif

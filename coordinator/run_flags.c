@@ -100,6 +100,12 @@ static const st_setting run_settings[] = {
      .arg = "FILE",
      .help = "write one JSON line per second",
      ST_SETTING_AT(st_run_opts, timeseries)},
+    {.flag = "junit",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write the thresholds' verdicts as JUnit XML, for CI",
+     ST_SETTING_AT(st_run_opts, junit)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
     {.flag = "headless",
@@ -237,7 +243,8 @@ static const char run_exit_codes[] =
     "could not be written included), 2 bad flags or plan, 3 AWS credentials missing or\n"
     "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
     "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
-    "still written), 10 result messages lost (neither sent to SQS nor spooled).\n"
+    "still written), 9 degraded (agents lost or seconds incomplete), 10 result messages\n"
+    "lost (neither sent to SQS nor spooled), 11 thresholds failed.\n"
     "With --launcher ecs also: 2 parameters ECS refused, 3 access denied (the message\n"
     "names the IAM action), 5 no such cluster or task definition, 6 no capacity, a\n"
     "quota reached, or a task that stopped before its agent registered.\n";

@@ -30,6 +30,7 @@ typedef struct st_run_opts {
     const char *tls_key;
     const char *summary;
     const char *timeseries;
+    const char *junit;
     const char *engine;
     const char *sqs_queue_url;
     const char *spool;

@@ -63,12 +63,32 @@ static void test_run_exit_unwritten_files_fail(void **state)
     assert_int_equal(st_run_exit_code(&o), ST_EXIT_AGENTS);
 }
 
+/* Failed thresholds have their own code, after a signal and a degraded run, before the spool. */
+static void test_run_exit_thresholds(void **state)
+{
+    (void)state;
+    st_run_outcome o = {.thresholds_failed = true};
+    assert_int_equal(ST_EXIT_THRESHOLDS, 11);
+    assert_int_equal(st_run_exit_code(&o), ST_EXIT_THRESHOLDS);
+    o.results_spooled = 4;
+    assert_int_equal(st_run_exit_code(&o), ST_EXIT_THRESHOLDS);
+    o.degraded = true;
+    assert_int_equal(st_run_exit_code(&o), ST_EXIT_DEGRADED);
+    o.stopped = true;
+    assert_int_equal(st_run_exit_code(&o), ST_EXIT_INTERRUPTED);
+    o.results_lost = 1;
+    assert_int_equal(st_run_exit_code(&o), ST_EXIT_RESULTS_LOST);
+    o.outputs_failed = true;
+    assert_int_equal(st_run_exit_code(&o), ST_EXIT_FAILURE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_run_exit_failure_reasons_have_their_own_codes),
         cmocka_unit_test(test_run_exit_results_lost_are_not_pending),
         cmocka_unit_test(test_run_exit_unwritten_files_fail),
+        cmocka_unit_test(test_run_exit_thresholds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,24 @@
+/*
+ * junit.h - the run's verdict as a JUnit XML document (--junit FILE), for CI systems to show.
+ *
+ * output.h's junit output (st_output_junit) writes it at the end: one <testsuites>
+ * holding one <testsuite name="stampede run RUN_ID"> with a <testcase> per threshold (classname
+ * "stampede.thresholds", named by its expression; a failing one has a <failure> whose message
+ * says what was observed against what was wanted, and whether it stopped the run), then the
+ * cases "every agent completed" (fails when an agent was lost or failed, or the run failed) and
+ * "no second missing" (fails when some second is incomplete or records could not be merged),
+ * classname "stampede.run". The form is the common one Jenkins and GitLab read;
+ * tests/junit.xsd is its schema, checked with xmllint in the tests.
+ *
+ * Threading: reentrant (the report is only read).
+ */
+#ifndef ST_JUNIT_H
+#define ST_JUNIT_H
+
+#include "report.h"
+
+
+/* The document for r, NUL-terminated; the caller frees it. NULL when out of memory. */
+char *st_junit_text(const st_report *r);
+
+#endif
