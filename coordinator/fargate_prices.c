@@ -49,7 +49,7 @@ void st_fargate_print_estimate(FILE *out, const char *indent, const char *region
                                double price_vcpu_hour, double price_gb_hour)
 {
     if (price_vcpu_hour > 0 && price_gb_hour > 0) {
-        fprintf(out, "%sabout $%.4f at the given prices ($%.8g per vCPU-hour, $%.8g per GB-hour)\n",
+        fprintf(out, "%sabout $%.6f at the given prices ($%.8g per vCPU-hour, $%.8g per GB-hour)\n",
                 indent, st_fargate_cost(task_hours, vcpu, gb, price_vcpu_hour, price_gb_hour),
                 price_vcpu_hour, price_gb_hour);
         return;
@@ -63,13 +63,13 @@ void st_fargate_print_estimate(FILE *out, const char *indent, const char *region
     }
     char spot[160];
     if (p->spot_vcpu_hour > 0 && p->spot_gb_hour > 0) {
-        snprintf(spot, sizeof(spot), "about $%.4f on Spot ($%.8g, $%.8g)",
+        snprintf(spot, sizeof(spot), "about $%.6f on Spot ($%.8g, $%.8g)",
                  st_fargate_cost(task_hours, vcpu, gb, p->spot_vcpu_hour, p->spot_gb_hour),
                  p->spot_vcpu_hour, p->spot_gb_hour);
     } else {
         snprintf(spot, sizeof(spot), "no Spot price known");
     }
-    fprintf(out, "%sabout $%.4f on-demand ($%.8g per vCPU-hour, $%.8g per GB-hour), %s "
+    fprintf(out, "%sabout $%.6f on-demand ($%.8g per vCPU-hour, $%.8g per GB-hour), %s "
                  "in %s\n",
             indent, st_fargate_cost(task_hours, vcpu, gb, p->vcpu_hour, p->gb_hour),
             p->vcpu_hour, p->gb_hour, spot, region);
