@@ -200,7 +200,7 @@ static const st_setting run_settings[] = {
      .flag = "advertise",
      .type = ST_SETTING_STRING,
      .where = ECS_ROW,
-     .arg = "tcp://HOST:PORT",
+     .arg = "tls+tcp://HOST:PORT",
      .help = "ecs: the address the agents dial, with --listen's scheme (default: on ECS, this "
              "task's private IPv4 and --listen's port; elsewhere required)",
      ST_SETTING_AT(st_run_opts, advertise)},
@@ -211,7 +211,7 @@ static const st_setting run_settings[] = {
      .min = 1e-9,
      .max = 1000,
      .help = "ecs: the Fargate price per vCPU-hour for the cost estimate, with --price-gb-hour "
-             "(default: the dated table of docs/ecs.md)",
+             "(default: a dated table, see docs/ecs.md)",
      ST_SETTING_AT(st_run_opts, price_vcpu_hour)},
     {.flag = "price-gb-hour",
      .type = ST_SETTING_DOUBLE,
