@@ -17,6 +17,10 @@
 /* stampede run's own flags; the plan's come from st_plan_settings(). The ecs launcher's rows
  * also have a key: the plan's "ecs" object may set them, and their flags override it. */
 #define ECS_ROW (ST_SETTING_OWN | ST_SETTING_FILE)
+/* A price of the ecs cost estimate, in USD (fargate_prices.h). */
+#define PRICE_ROW(name, member, text)                                                              \
+    {.flag = name, .type = ST_SETTING_DOUBLE, .where = ST_SETTING_OWN, .arg = "USD", .min = 1e-9,  \
+     .max = 1000, .help = text, ST_SETTING_AT(st_run_opts, member)}
 static const st_setting run_settings[] = {
     {.flag = "launcher",
      .type = ST_SETTING_STRING,
@@ -204,23 +208,11 @@ static const st_setting run_settings[] = {
      .help = "ecs: the address the agents dial, with --listen's scheme (default: on ECS, this "
              "task's private IPv4 and --listen's port; elsewhere required)",
      ST_SETTING_AT(st_run_opts, advertise)},
-    {.flag = "price-vcpu-hour",
-     .type = ST_SETTING_DOUBLE,
-     .where = ST_SETTING_OWN,
-     .arg = "USD",
-     .min = 1e-9,
-     .max = 1000,
-     .help = "ecs: the Fargate price per vCPU-hour for the cost estimate, with --price-gb-hour "
-             "(default: a dated table, see docs/ecs.md)",
-     ST_SETTING_AT(st_run_opts, price_vcpu_hour)},
-    {.flag = "price-gb-hour",
-     .type = ST_SETTING_DOUBLE,
-     .where = ST_SETTING_OWN,
-     .arg = "USD",
-     .min = 1e-9,
-     .max = 1000,
-     .help = "ecs: the Fargate price per GB-hour of memory, with --price-vcpu-hour",
-     ST_SETTING_AT(st_run_opts, price_gb_hour)},
+    PRICE_ROW("price-vcpu-hour", price_vcpu_hour,
+              "ecs: the Fargate price per vCPU-hour for the cost estimate, with --price-gb-hour "
+              "(default: a dated table, see docs/ecs.md)"),
+    PRICE_ROW("price-gb-hour", price_gb_hour,
+              "ecs: the Fargate price per GB-hour of memory, with --price-vcpu-hour"),
     {.flag = "help",
      .type = ST_SETTING_BOOL,
      .where = ST_SETTING_OWN | ST_SETTING_STOP,
