@@ -276,6 +276,9 @@ int st_cmd_run(int argc, char **argv)
         .memory_mib = o.memory_mib,
         .region = o.region,
         .endpoint_url = o.endpoint_url,
+        .duration_s = plan.closed_loop ? plan.duration_s : plan.profile.total_s,
+        .price_vcpu_hour = o.price_vcpu_hour,
+        .price_gb_hour = o.price_gb_hour,
     };
     st_launch_cfg lcfg = {
         .agents = agents,
@@ -290,10 +293,13 @@ int st_cmd_run(int argc, char **argv)
         code = ST_EXIT_OK;
         if (lcfg.ecs) {
             lcfg.coordinator_url = o.advertise;
+            /* A certificate made for this dry run is not the real run's. */
+            lcfg.tls_fingerprint = !tls ? NULL
+                                   : o.tls_cert ? st_tls_cert_fingerprint(tls)
+                                                : "<the run's certificate's SHA-256>";
+            printf("  listen      %s (agents dial %s)\n", o.listen, o.advertise);
             fflush(stdout);
-            if ((rc = st_launch_ecs_dry_run(&lcfg, plan.closed_loop ? plan.duration_s
-                                                                     : plan.profile.total_s,
-                                            stdout, err, sizeof(err)))) {
+            if ((rc = st_launch_ecs_dry_run(&lcfg, ecs.duration_s, stdout, err, sizeof(err)))) {
                 fprintf(stderr, "stampede run: %s\n", err);
                 code = launch_exit(rc);
             }

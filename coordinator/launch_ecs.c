@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "ecs.h"
 #include "error.h"
+#include "fargate_prices.h"
 #include "log.h"
 
 #include <cjson/cJSON.h>
@@ -382,6 +383,30 @@ static int pump(ecs_launcher *e, char *err, size_t err_len)
     return 0;
 }
 
+/* The tasks' size, their task-hours for duration_s of load and what that costs (fargate_prices.h),
+ * each line after indent. */
+static void print_size(const ecs_launcher *e, double duration_s, FILE *out, const char *indent)
+{
+    const st_ecs_launch_cfg *c = &e->ecs;
+    int n = e->cfg.agents;
+    double vcpu = (double)e->cpu_units / 1024.0, gb = (double)e->memory_mib / 1024.0;
+    /* A Fargate task is billed from its image pull to its end: a minute to start is typical. */
+    double hours = n * (duration_s + 60.0) / 3600.0;
+    fprintf(out, "%s%.2f vCPU and %ld MiB per task (%s): %.2f vCPU, %ld MiB in all\n", indent,
+            vcpu, e->memory_mib, c->cpu_units > 0 ? "the run's cpu and memory" : "its task definition",
+            vcpu * n, e->memory_mib * n);
+    fprintf(out,
+            "%sabout %.3f task-hours (%.3f vCPU-hours, %.3f GB-hours): the load and about a "
+            "minute of start-up per task\n",
+            indent, hours, hours * vcpu, hours * gb);
+    const char *region = c->region                 ? c->region
+                         : e->aws                  ? st_aws_client_region(e->aws)
+                         : getenv("AWS_REGION")    ? getenv("AWS_REGION")
+                                                   : getenv("AWS_DEFAULT_REGION");
+    st_fargate_print_estimate(out, indent, region && region[0] ? region : NULL, hours, vcpu, gb,
+                              c->price_vcpu_hour, c->price_gb_hour);
+}
+
 static void ecs_finish(st_launcher *l, uint64_t grace_ns);
 static void ecs_free(st_launcher *l);
 
@@ -401,6 +426,7 @@ static int ecs_start(st_launcher **out, const st_launch_cfg *cfg, char *err, siz
             cfg->agents, (double)e->cpu_units / 1024.0, e->memory_mib, e->ecs.cluster,
             e->ecs.task_definition, e->ecs.spot ? "FARGATE_SPOT, else FARGATE" : "FARGATE",
             cfg->coordinator_url);
+    print_size(e, e->ecs.duration_s, stderr, "ecs: ");
     e->missing = cfg->agents;
     e->describe_delay_ns = DESCRIBE_BASE_NS;
     if ((rc = pump(e, err, err_len))) {
@@ -668,20 +694,10 @@ int st_launch_ecs_dry_run(const st_launch_cfg *cfg, double duration_s, FILE *out
         goto out;
     }
     int calls = (cfg->agents + ST_ECS_RUN_MAX - 1) / ST_ECS_RUN_MAX;
-    double vcpu = (double)e.cpu_units / 1024.0;
-    /* A Fargate task is billed from its image pull to its end: a minute to start is typical. */
-    double hours = cfg->agents * (duration_s + 60.0) / 3600.0;
     fprintf(out, "  ecs         %d tasks in %d RunTask calls on cluster %s (%s), %s\n", cfg->agents,
             calls, c->cluster, c->spot ? "FARGATE_SPOT, else FARGATE" : "FARGATE",
             c->task_definition);
-    fprintf(out, "              %.2f vCPU and %ld MiB per task (%s): %.2f vCPU, %ld MiB in all\n",
-            vcpu, e.memory_mib,
-            c->cpu_units > 0 ? "the run's cpu and memory" : "its task definition",
-            vcpu * cfg->agents, e.memory_mib * cfg->agents);
-    fprintf(out,
-            "              about %.3f task-hours (%.3f vCPU-hours, %.3f GB-hours): the load "
-            "and about a minute of start-up per task\n",
-            hours, hours * vcpu, hours * (double)e.memory_mib / 1024.0);
+    print_size(&e, duration_s, out, "              ");
     for (int b = 0, left = cfg->agents; left > 0; b++) {
         int count = left < ST_ECS_RUN_MAX ? left : ST_ECS_RUN_MAX;
         left -= count;

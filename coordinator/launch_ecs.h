@@ -16,7 +16,8 @@
  * failed, and fails the launch with a message for: AccessDenied (naming the action), parameters
  * ECS refused (subnets, security groups, the task definition), capacity or quota, a cluster that
  * does not exist, a task that stopped before its agent registered (its stoppedReason and its
- * container's reason, e.g. CannotPullContainerError). finish stops every task it started
+ * container's reason, e.g. CannotPullContainerError). start first logs the tasks' size, their
+ * task-hours and their cost (fargate_prices.h: the region's prices, or the run's). finish stops every task it started
  * (StopTask, with a reason naming the run) on every path; free does so too when finish was not
  * called.
  *
@@ -46,6 +47,8 @@ typedef struct st_ecs_launch_cfg {
     int cpu_units, memory_mib;   /* 0: the task definition's */
     const char *region;          /* NULL: the environment's */
     const char *endpoint_url;    /* NULL: AWS_ENDPOINT_URL_ECS, AWS_ENDPOINT_URL or AWS's */
+    double duration_s;           /* the load's planned length, for the cost start prints */
+    double price_vcpu_hour, price_gb_hour; /* > 0 both: instead of the Fargate price table */
 } st_ecs_launch_cfg;
 
 extern const st_launcher_ops st_launcher_ecs;
@@ -56,8 +59,8 @@ int st_launch_ecs_check_list(const char *flag, const char *text, const char *pre
                              char *err, size_t err_len);
 
 /* For --dry-run: prints to out the tasks, vCPU and memory per task (DescribeTaskDefinition,
- * unless --cpu, --memory and --container are all given), the task-hours for duration_s of load
- * and the exact RunTask requests start would send, the token redacted. cfg as for start (its
+ * unless --cpu, --memory and --container are all given), the task-hours for duration_s of load,
+ * their cost on-demand and on Spot (fargate_prices.h) and the exact RunTask requests start would send, the token redacted. cfg as for start (its
  * token is never printed). Returns 0, or start's errors with err saying what. */
 int st_launch_ecs_dry_run(const st_launch_cfg *cfg, double duration_s, FILE *out, char *err,
                           size_t err_len);

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "plan_cli.h"
 #include "server.h"
+#include "taskmeta.h"
 #include "tls.h"
 
 #include <cjson/cJSON.h>
@@ -16,6 +17,10 @@
 /* stampede run's own flags; the plan's come from st_plan_settings(). The ecs launcher's rows
  * also have a key: the plan's "ecs" object may set them, and their flags override it. */
 #define ECS_ROW (ST_SETTING_OWN | ST_SETTING_FILE)
+/* A price of the ecs cost estimate, in USD (fargate_prices.h). */
+#define PRICE_ROW(name, member, text)                                                              \
+    {.flag = name, .type = ST_SETTING_DOUBLE, .where = ST_SETTING_OWN, .arg = "USD", .min = 1e-9,  \
+     .max = 1000, .help = text, ST_SETTING_AT(st_run_opts, member)}
 static const st_setting run_settings[] = {
     {.flag = "launcher",
      .type = ST_SETTING_STRING,
@@ -32,7 +37,7 @@ static const st_setting run_settings[] = {
      .where = ST_SETTING_OWN,
      .arg = "URL",
      .help = "where agents reach the coordinator (default tcp://127.0.0.1:0 for local agents, "
-             "tcp://0.0.0.0:7400 for external ones)",
+             "tcp://0.0.0.0:7400 for external ones, tls+tcp://0.0.0.0:7400 for ecs)",
      ST_SETTING_AT(st_run_opts, listen)},
     {.flag = "token",
      .type = ST_SETTING_STRING,
@@ -205,10 +210,15 @@ static const st_setting run_settings[] = {
      .flag = "advertise",
      .type = ST_SETTING_STRING,
      .where = ECS_ROW,
-     .arg = "tcp://HOST:PORT",
-     .help = "ecs: the address the agents dial (required: the tasks run in the VPC, and which of "
-             "this machine's addresses they can reach is not known here)",
+     .arg = "tls+tcp://HOST:PORT",
+     .help = "ecs: the address the agents dial, with --listen's scheme (default: on ECS, this "
+             "task's private IPv4 and --listen's port; elsewhere required)",
      ST_SETTING_AT(st_run_opts, advertise)},
+    PRICE_ROW("price-vcpu-hour", price_vcpu_hour,
+              "ecs: the Fargate price per vCPU-hour for the cost estimate, with --price-gb-hour "
+              "(default: a dated table, see docs/ecs.md)"),
+    PRICE_ROW("price-gb-hour", price_gb_hour,
+              "ecs: the Fargate price per GB-hour of memory, with --price-vcpu-hour"),
     {.flag = "help",
      .type = ST_SETTING_BOOL,
      .where = ST_SETTING_OWN | ST_SETTING_STOP,
@@ -263,7 +273,8 @@ static int check_ecs_flags(const st_run_opts *o, bool ecs, char *err, size_t err
     static const char *const only_ecs[] = {"cluster", "task-definition", "subnets",
                                            "security-groups", "assign-public-ip",
                                            "no-assign-public-ip", "spot", "container", "cpu",
-                                           "memory", "advertise"};
+                                           "memory", "advertise", "price-vcpu-hour",
+                                           "price-gb-hour"};
     for (size_t i = 0; !ecs && i < sizeof(only_ecs) / sizeof(only_ecs[0]); i++) {
         if (st_run_flags_given(o, only_ecs[i])) {
             snprintf(err, err_len, "--%s goes with --launcher ecs", only_ecs[i]);
@@ -273,8 +284,43 @@ static int check_ecs_flags(const st_run_opts *o, bool ecs, char *err, size_t err
     return 0;
 }
 
+/* The default --advertise of a coordinator that runs as an ECS task itself: --listen's scheme and
+ * port at its task's private IPv4 (aws/taskmeta.h). ST_ENOTFOUND when not on ECS. */
+static int advertise_from_task(st_run_opts *o, char *err, size_t err_len)
+{
+    const char *meta = getenv(ST_TASKMETA_ENV);
+    if (!meta || !meta[0]) {
+        return ST_ENOTFOUND;
+    }
+    const char *sep = strstr(o->listen, "://"), *colon = strrchr(o->listen, ':');
+    if (!sep || !colon || colon < sep + 3 || strcmp(colon + 1, "0") == 0) {
+        snprintf(err, err_len,
+                 "--listen %s: its port is chosen when listening, so it cannot be advertised from "
+                 "the task metadata: give a port, or --advertise",
+                 o->listen);
+        return ST_EINVAL;
+    }
+    st_taskmeta m = {0};
+    char why[512];
+    int rc = st_taskmeta_get(NULL, 0, &m, why, sizeof(why));
+    if (rc) {
+        snprintf(err, err_len,
+                 "--launcher ecs without --advertise: %s is set, but this task's address cannot "
+                 "be read (%s): give --advertise",
+                 ST_TASKMETA_ENV, why);
+        return rc == ST_ENOMEM ? rc : ST_EINVAL;
+    }
+    snprintf(o->advertise_buf, sizeof(o->advertise_buf), "%.*s%s%s", (int)(sep + 3 - o->listen),
+             o->listen, m.ipv4, colon);
+    st_taskmeta_fini(&m);
+    o->advertise = o->advertise_buf;
+    st_info("agents dial %s: this task's private address (its task metadata) and --listen's port",
+            o->advertise);
+    return 0;
+}
+
 /* What --launcher ecs needs, from the flags and the plan's "ecs" object. */
-static int check_ecs(const st_run_opts *o, char *err, size_t err_len)
+static int check_ecs(st_run_opts *o, char *err, size_t err_len)
 {
     const char *missing = !o->cluster           ? "--cluster NAME"
                           : !o->task_definition ? "--task-definition FAMILY[:REV]"
@@ -286,14 +332,33 @@ static int check_ecs(const st_run_opts *o, char *err, size_t err_len)
                  missing);
         return ST_EINVAL;
     }
+    bool tls = st_tls_url_is_tls(o->listen);
+    int rc;
+    if (!o->advertise && (rc = advertise_from_task(o, err, err_len)) != ST_ENOTFOUND) {
+        if (rc) {
+            return rc;
+        }
+    }
     if (!o->advertise) {
         snprintf(err, err_len,
-                 "--launcher ecs needs --advertise tcp://HOST:PORT: the agents run as tasks in the "
+                 "--launcher ecs needs --advertise %s://HOST:PORT: the agents run as tasks in the "
                  "VPC and dial the coordinator there, and which address of this machine they can "
-                 "reach (a private IP, a load balancer, a NAT'd port) is not known here");
+                 "reach (a private IP, a load balancer, a NAT'd port) is not known here (a "
+                 "coordinator running on ECS itself uses its own task's address)",
+                 tls ? "tls+tcp" : "tcp");
         return ST_EINVAL;
     }
-    int rc;
+    if (st_tls_url_is_tls(o->advertise) != tls) {
+        snprintf(err, err_len,
+                 "--advertise %s: the coordinator listens on %s, so the agents must dial %s too",
+                 o->advertise, o->listen, tls ? "tls+tcp://" : "plain tcp:// (no tls+)");
+        return ST_EINVAL;
+    }
+    if (!tls) {
+        st_warn("--listen %s: the control channel of the ecs tasks is plaintext, so the run token "
+                "travels in clear across the network (tls+tcp:// is the default for ecs)",
+                o->listen);
+    }
     if ((rc = st_server_check_url(o->advertise, err, err_len)) ||
         (rc = st_launch_ecs_check_list("subnets", o->subnets, "subnet-", 16, err, err_len)) ||
         (rc = st_launch_ecs_check_list("security-groups", o->security_groups, "sg-", 5, err,
@@ -302,6 +367,11 @@ static int check_ecs(const st_run_opts *o, char *err, size_t err_len)
     }
     if (o->assign_public_ip && o->no_assign_public_ip) {
         snprintf(err, err_len, "--assign-public-ip and --no-assign-public-ip: one or the other");
+        return ST_EINVAL;
+    }
+    if ((o->price_vcpu_hour > 0) != (o->price_gb_hour > 0)) {
+        snprintf(err, err_len, "--price-vcpu-hour and --price-gb-hour go together (USD, e.g. "
+                               "--price-vcpu-hour 0.04048 --price-gb-hour 0.004445)");
         return ST_EINVAL;
     }
     if ((o->cpu_units > 0) != (o->memory_mib > 0)) {
@@ -344,6 +414,9 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
     }
     if (o->register_timeout_s <= 0) {
         o->register_timeout_s = ecs ? 180 : 30;
+    }
+    if (ecs && !o->listen) {
+        o->listen = "tls+tcp://0.0.0.0:7400"; /* the tasks dial across the VPC */
     }
     if (o->spool && !o->sqs_queue_url) {
         snprintf(err, err_len, "--spool goes with --sqs-queue-url");

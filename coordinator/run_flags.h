@@ -41,6 +41,8 @@ typedef struct st_run_opts {
     const char *cluster, *task_definition, *subnets, *security_groups, *container, *advertise;
     int assign_public_ip, no_assign_public_ip, spot;
     int cpu_units, memory_mib; /* 0: not given */
+    double price_vcpu_hour, price_gb_hour; /* 0: the Fargate price table's */
+    char advertise_buf[96];    /* --advertise read from the task metadata */
     int headless;
     int dry_run;
     int log_level; /* an st_log_level */
@@ -73,7 +75,10 @@ int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *pla
 
 /* With --launcher ecs: the plan's "ecs" settings (plan->ecs, from st_run_flags_plan) where no
  * flag gave them, then what the launcher needs (--cluster, --task-definition, --subnets,
- * --security-groups, --advertise; lists of ids; --cpu with --memory). Strings taken from the plan
+ * --security-groups, --advertise; lists of ids; --cpu with --memory). Without --advertise, a
+ * coordinator on ECS (ECS_CONTAINER_METADATA_URI_V4 set) advertises its own task's private IPv4
+ * with --listen's scheme and port (one GET of the task metadata); --advertise's scheme must be
+ * --listen's (tls+ or not), and a plaintext --listen is warned about. Strings taken from the plan
  * are borrowed from it. Returns 0 (at once for the other launchers), or ST_EINVAL with a
  * message naming the flag, or the plan file and its JSON path. */
 int st_run_flags_ecs(st_run_opts *o, const st_plan *plan, char *err, size_t err_len);

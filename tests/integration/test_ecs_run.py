@@ -6,11 +6,13 @@ Each case checks the message and the exit code, that the fake saw StopTask for e
 started and that no task's process is left, and that never were more tasks started than agents
 asked for (from the fake's recorded requests).
 """
+import http.server
 import json
 import os
 import re
 import signal
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -46,14 +48,51 @@ class EcsRun(harness.ProcTestCase):
                 if r["op"] == op and (r["accepted"] or not accepted)]
 
     def ecs_args(self, agents, *extra, container="agent", subnets="subnet-1,subnet-2",
-                 scheme="tcp"):
-        port = harness.free_port()
+                 scheme="tcp", listen=True, advertise=None):
+        self.port = harness.free_port()
+        url = "%s://127.0.0.1:%d" % (scheme, self.port)
         return ["--launcher", "ecs", "--agents", agents, "--cluster", "stampede",
                 "--task-definition", "stampede-agent:3", "--subnets", subnets,
-                "--security-groups", "sg-1"] + (["--container", container] if container else []) + [
-                "--listen", "%s://127.0.0.1:%d" % (scheme, port),
-                "--advertise", "%s://127.0.0.1:%d" % (scheme, port),
+                "--security-groups", "sg-1"] + (["--container", container] if container else []) + (
+                ["--listen", url] if listen else []) + (
+                ["--advertise", advertise or url] if advertise != "" else []) + [
                 "--endpoint-url", self.ecs_url, "--threads", 1] + list(extra)
+
+    def serve_own_task(self, status=200, ip="127.0.0.1"):
+        """A task metadata endpoint of the coordinator's own task (as ECS serves it); returns
+        its base URL, for ECS_CONTAINER_METADATA_URI_V4. self.meta_paths gets what was asked."""
+        self.meta_paths = []
+        paths = self.meta_paths
+        body = json.dumps({
+            "Cluster": "stampede", "TaskARN": "arn:aws:ecs:us-east-1:123456789012:task/stampede/"
+            "c00rd", "Family": "stampede-coordinator", "Revision": "1",
+            "AvailabilityZone": "us-east-1a", "Limits": {"CPU": 1.0, "Memory": 2048},
+            "Containers": [{"Name": "coordinator", "Networks": [
+                {"NetworkMode": "awsvpc", "IPv4Addresses": [ip]}]}]}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                paths.append(self.path)
+                ok = status == 200 and self.path == "/v4/coord/task"
+                data = body if ok else b"404 page not found"
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        return "http://127.0.0.1:%d/v4/coord" % server.server_address[1]
+
+    @staticmethod
+    def run_env(body):
+        return {kv["name"]: kv["value"]
+                for kv in body["overrides"]["containerOverrides"][0]["environment"]}
 
     def start_run(self, agents, *extra, summary=True, **kw):
         args = [harness.binary("stampede"), "run"] + self.ecs_args(agents, *extra, **kw)
@@ -152,7 +191,37 @@ class Launch(EcsRun):
             self.assertEqual(env["STAMPEDE_TLS_FINGERPRINT"], fp)
             self.assertTrue(env["STAMPEDE_COORDINATOR"].startswith("tls+tcp://"))
             self.assertNotIn(env["STAMPEDE_TOKEN"], err)
+        self.assertNotIn("plaintext", err)
         self.assert_teardown(3)
+
+    def test_a_coordinator_on_ecs_advertises_its_own_task_address(self):
+        # Without --advertise, a coordinator that is an ECS task itself gives its agents its own
+        # task's private IPv4 (here 127.0.0.1) with --listen's scheme and port.
+        target, url = targets.start_target(self)
+        meta = self.serve_own_task()
+        args = [harness.binary("stampede"), "run"] + self.ecs_args(
+            4, "--url", url + "/", "--rate", 40, "--duration", 2, "--summary", self.summary_path,
+            scheme="tls+tcp", advertise="")
+        self.assertNotIn("--advertise", args)
+        code, out, err = self.run_to_end(
+            args, 90, env=aws_env.aws_env(ECS_CONTAINER_METADATA_URI_V4=meta))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.meta_paths, ["/v4/coord/task"])
+        want = "tls+tcp://127.0.0.1:%d" % self.port
+        self.assertIn("agents dial %s: this task's private address" % want, err)
+        s = self.summary()
+        self.assertEqual(s["requests"]["total"], 80)
+        self.assertEqual(targets.target_stats(url)["requests"], 80)
+        fp = re.search(r"SHA-256 fingerprint (\S+)", err).group(1)
+        for r in self.calls("RunTask"):
+            env = self.run_env(r["body"])
+            self.assertEqual(env["STAMPEDE_COORDINATOR"], want)
+            self.assertEqual(env["STAMPEDE_TLS_FINGERPRINT"], fp)
+        # The start of the run logs its cost: 4 tasks of 1 vCPU, 2 GB for 2 s and a minute each.
+        hours = 4 * (2 + 60.0) / 3600
+        self.assertIn("ecs: about $%.6f on-demand ($0.04048 per vCPU-hour, $0.004445 per "
+                      "GB-hour)" % (hours * (1 * 0.04048 + 2 * 0.004445)), err)
+        self.assert_teardown(4)
 
     def test_partial_failures_are_asked_for_again(self):
         target, url = targets.start_target(self)
@@ -288,8 +357,115 @@ class Flags(EcsRun):
         code, out, err = self.run_to_end(args + ["--url", "http://127.0.0.1:9/", "--rate", 1,
                                                  "--duration", 1], 30, env=aws_env.aws_env())
         self.assertEqual(code, 2, err)
-        self.assertIn("--launcher ecs needs --advertise tcp://HOST:PORT: the agents run as tasks",
-                      err)
+        self.assertIn("--launcher ecs needs --advertise tls+tcp://HOST:PORT: the agents run as "
+                      "tasks", err)
+        self.assertIn("a coordinator running on ECS itself uses its own task's address", err)
+        self.assertEqual(self.state()["requests"], [])
+
+    def test_own_task_metadata_that_cannot_be_read(self):
+        meta = self.serve_own_task(status=404)
+        args = [harness.binary("stampede"), "run", "--dry-run"] + self.ecs_args(
+            1, "--url", "http://127.0.0.1:9/", "--rate", 1, "--duration", 1, scheme="tls+tcp",
+            advertise="")
+        code, out, err = self.run_to_end(args, 30,
+                                         env=aws_env.aws_env(ECS_CONTAINER_METADATA_URI_V4=meta))
+        self.assertEqual(code, 2, err)
+        self.assertIn("--launcher ecs without --advertise: ECS_CONTAINER_METADATA_URI_V4 is set, "
+                      "but this task's address cannot be read (", err)
+        self.assertIn("give --advertise", err)
+        # A port chosen at listening cannot be advertised before it is known.
+        args = [harness.binary("stampede"), "run", "--dry-run"] + [
+            a if a != "tls+tcp://127.0.0.1:%d" % self.port else "tls+tcp://127.0.0.1:0"
+            for a in args[3:]]
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "run", "--dry-run"] + args[3:], 30,
+            env=aws_env.aws_env(ECS_CONTAINER_METADATA_URI_V4=meta))
+        self.assertEqual(code, 2, err)
+        self.assertIn("--listen tls+tcp://127.0.0.1:0: its port is chosen when listening", err)
+        self.assertEqual(self.meta_paths, ["/v4/coord/task"])
+        self.assertEqual(self.state()["requests"], [])
+
+    def test_tls_is_the_default(self):
+        # No --listen: tls+tcp://0.0.0.0:7400, the tasks get the certificate's fingerprint (a dry
+        # run makes no certificate of the run's, so it shows where it goes).
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "run", "--dry-run"] + self.ecs_args(
+                2, "--url", "http://127.0.0.1:9/", "--rate", 1, "--duration", 1,
+                listen=False, advertise="tls+tcp://10.0.0.5:7400"), 30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("listen      tls+tcp://0.0.0.0:7400 (agents dial tls+tcp://10.0.0.5:7400)",
+                      out)
+        self.assertNotIn("plaintext", err)
+        bodies = [json.loads(b) for b in re.findall(r"^RunTask 1 of 1:\n(\{.*?^\})$", out,
+                                                     re.S | re.M)]
+        self.assertEqual(len(bodies), 1)
+        env = self.run_env(bodies[0])
+        self.assertEqual(env["STAMPEDE_COORDINATOR"], "tls+tcp://10.0.0.5:7400")
+        self.assertEqual(env["STAMPEDE_TLS_FINGERPRINT"], "<the run's certificate's SHA-256>")
+
+    def test_advertise_and_listen_schemes_must_match(self):
+        for listen, advertise, words in (
+                (False, "tcp://10.0.0.5:7400", "--advertise tcp://10.0.0.5:7400: the coordinator "
+                 "listens on tls+tcp://0.0.0.0:7400, so the agents must dial tls+tcp:// too"),
+                (True, "tls+tcp://10.0.0.5:7400", "--advertise tls+tcp://10.0.0.5:7400: the "
+                 "coordinator listens on tcp://127.0.0.1:")):
+            code, out, err = self.run_to_end(
+                [harness.binary("stampede"), "run"] + self.ecs_args(
+                    1, "--url", "http://127.0.0.1:9/", "--rate", 1, "--duration", 1,
+                    listen=listen, advertise=advertise), 30, env=aws_env.aws_env())
+            self.assertEqual(code, 2, err)
+            self.assertIn(words, err)
+        self.assertIn("so the agents must dial plain tcp:// (no tls+) too", err)
+        self.assertEqual(self.state()["requests"], [])
+
+    def test_plaintext_is_warned_about(self):
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "run", "--dry-run"] + self.ecs_args(
+                1, "--url", "http://127.0.0.1:9/", "--rate", 1, "--duration", 1,
+                "--cpu", 1024, "--memory", 2048), 30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("warning: --listen tcp://127.0.0.1:%d: the control channel of the ecs "
+                      "tasks is plaintext, so the run token travels in clear" % self.port, err)
+
+    def test_dry_run_cost_from_the_table_and_from_prices_given(self):
+        base = [harness.binary("stampede"), "run", "--dry-run"] + self.ecs_args(
+            12, "--url", "http://127.0.0.1:9/", "--rate", 10, "--duration", 60, "--cpu", 2048,
+            "--memory", 4096, scheme="tls+tcp")
+        hours = 12 * (60 + 60.0) / 3600  # a minute of start-up per task
+        code, out, err = self.run_to_end(base, 30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("about %.3f task-hours (%.3f vCPU-hours, %.3f GB-hours)"
+                      % (hours, hours * 2, hours * 4), out)
+        self.assertIn("about $%.6f on-demand ($0.04048 per vCPU-hour, $0.004445 per GB-hour), "
+                      "about $%.6f on Spot ($0.01334058, $0.00146489) in us-east-1"
+                      % (hours * (2 * 0.04048 + 4 * 0.004445),
+                         hours * (2 * 0.01334058 + 4 * 0.00146489)), out)
+        self.assertRegex(out, r"prices as of \d{4}-\d\d-\d\d \(AWS Fargate Pricing page, "
+                              r"Linux/x86\), .*: check the AWS Fargate pricing page")
+        code, out, err = self.run_to_end(
+            base + ["--price-vcpu-hour", "0.05", "--price-gb-hour", "0.0055"], 30,
+            env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        self.assertIn("about $%.6f at the given prices ($0.05 per vCPU-hour, $0.0055 per "
+                      "GB-hour)" % (hours * (2 * 0.05 + 4 * 0.0055)), out)
+        self.assertNotIn("on Spot", out)
+        code, out, err = self.run_to_end(base, 30, env=aws_env.aws_env(AWS_REGION="xx-north-9"))
+        self.assertEqual(code, 0, err)
+        self.assertIn("no Fargate price is known for region xx-north-9 (cost not estimated)", out)
+        self.assertNotIn("$", out)
+        for extra, words in ((["--price-vcpu-hour", "0.05"], "--price-vcpu-hour and "
+                              "--price-gb-hour go together"),
+                             (["--price-gb-hour", "-1", "--price-vcpu-hour", "1"],
+                              "--price-gb-hour"),):
+            code, out, err = self.run_to_end(base + extra, 30, env=aws_env.aws_env())
+            self.assertEqual(code, 2, err)
+            self.assertIn(words, err)
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "run", "--price-vcpu-hour", "1", "--url",
+             "http://127.0.0.1:9/", "--rate", 1, "--duration", 1], 30)
+        self.assertEqual(code, 2, err)
+        self.assertIn("--price-vcpu-hour goes with --launcher ecs", err)
+        self.assertEqual(self.calls("RunTask", accepted=False), [])
 
     def test_ecs_flags_need_the_ecs_launcher(self):
         code, out, err = self.run_to_end([harness.binary("stampede"), "run", "--cluster", "x",
@@ -320,7 +496,7 @@ class Flags(EcsRun):
             json.dump({"url": "http://127.0.0.1:9/", "rate": 10, "duration": 1, "agents": 3,
                        "ecs": {"cluster": "stampede", "task_definition": "stampede-agent:3",
                                "subnets": "subnet-9", "security_groups": "sg-9",
-                               "container": "agent", "advertise": "tcp://127.0.0.1:7400",
+                               "container": "agent", "advertise": "tls+tcp://127.0.0.1:7400",
                                "cpu": 512, "memory": 1024, "spot": True}}, f)
         code, out, err = self.run_to_end(
             [harness.binary("stampede"), "run", plan, "--dry-run", "--launcher", "ecs",
