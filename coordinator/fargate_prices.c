@@ -5,14 +5,14 @@
 
 /*
  * Linux/x86, USD. Source: the "AWS Fargate Pricing" page (aws.amazon.com/fargate/pricing/).
- * Written 2026-12-02 without access to that page: us-east-1's on-demand row matches copies of it
- * published in March 2026; the other on-demand rows are the page's figures as last known and
- * are unverified. Spot prices move with demand: us-east-1's is an unverified indication, and
+ * Written 2026-12-02 without access to that page, so no row was checked against it on that date:
+ * us-east-1's on-demand row is the page's long-standing figure; the other on-demand rows are the
+ * page's figures as last known. Spot prices move with demand: us-east-1's is an indication, and
  * the other regions have none (0: not known).
  */
 const char st_fargate_prices_as_of[] = "2026-12-02 (AWS Fargate Pricing page, Linux/x86)";
 
-#define CHECKED    "on-demand matches copies of the page of 2026-03; Spot unverified"
+#define CHECKED    "on-demand the long-standing figure, Spot an indication; both unverified"
 #define UNVERIFIED "unverified"
 
 static const st_fargate_price prices[] = {
