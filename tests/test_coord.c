@@ -362,6 +362,34 @@ static void sim_session(fx *f, sim *a, const char *token)
     assert_int_equal(st_session_new(&a->s, &cfg), 0);
 }
 
+/* The session's next message, which must be of this kind; the caller frees *req. */
+static void sim_request(sim *a, uint8_t **req, size_t *len, st_session_kind want)
+{
+    int timeout_ms;
+    st_session_kind kind;
+    assert_int_equal(st_session_request(a->s, req, len, &timeout_ms, &kind), 0);
+    assert_int_equal(kind, want);
+}
+
+/* Hands req to the coordinator and its reply to the session: the decoded reply, which the
+ * session took (its commands in *cmds) unless it is a refusal, met with the refusal's code.
+ * req stays the caller's. */
+static Stampede__Envelope *sim_handle_reply(fx *f, sim *a, const uint8_t *req, size_t len,
+                                            st_session_cmds *cmds)
+{
+    size_t rep_len;
+    uint8_t *rep = coord_handle(f, req, len, &rep_len);
+    Stampede__Envelope *e = decode(rep, rep_len);
+    int rc = st_session_reply(a->s, rep, rep_len, cmds);
+    free(rep);
+    if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
+        assert_int_equal(rc, e->refused->reregister ? ST_ENOTFOUND : ST_EAUTH);
+    } else {
+        assert_int_equal(rc, 0);
+    }
+    return e;
+}
+
 /* Registers with this token and returns the decoded reply. An agent already registered re-sends
  * its Register as it was (its reply lost); otherwise a new session registers. */
 static Stampede__Envelope *sim_register_token(fx *f, sim *a, const char *token)
@@ -376,20 +404,9 @@ static Stampede__Envelope *sim_register_token(fx *f, sim *a, const char *token)
         return e;
     }
     sim_session(f, a, token);
-    int timeout_ms;
-    st_session_kind kind;
-    assert_int_equal(st_session_request(a->s, &a->reg, &a->reg_len, &timeout_ms, &kind), 0);
-    assert_int_equal(kind, ST_SESSION_REGISTER);
-    rep = coord_handle(f, a->reg, a->reg_len, &rep_len);
-    Stampede__Envelope *e = decode(rep, rep_len);
+    sim_request(a, &a->reg, &a->reg_len, ST_SESSION_REGISTER);
     st_session_cmds cmds;
-    int rc = st_session_reply(a->s, rep, rep_len, &cmds);
-    free(rep);
-    if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
-        assert_int_equal(rc, e->refused->reregister ? ST_ENOTFOUND : ST_EAUTH);
-    } else {
-        assert_int_equal(rc, 0);
-    }
+    Stampede__Envelope *e = sim_handle_reply(f, a, a->reg, a->reg_len, &cmds);
     if (st_session_get_phase(a->s) == ST_SESSION_REGISTERED) {
         a->id = st_session_agent_id(a->s);
         sim_sync(a);
@@ -552,22 +569,13 @@ static void sim_update(fx *f, sim *a)
     if (st_session_get_phase(a->s) == ST_SESSION_ENDED) {
         e = sim_exchange(f, a, a->pending, a->n_pending, NULL);
     } else {
-        uint8_t *req, *rep;
-        size_t len, rep_len;
-        int timeout_ms;
-        st_session_kind kind;
-        assert_int_equal(st_session_request(a->s, &req, &len, &timeout_ms, &kind), 0);
-        assert_int_equal(kind, ST_SESSION_UPDATE);
-        rep = coord_handle(f, req, len, &rep_len);
-        free(req);
-        e = decode(rep, rep_len);
+        uint8_t *req;
+        size_t len;
+        sim_request(a, &req, &len, ST_SESSION_UPDATE);
         st_session_cmds cmds;
-        int rc = st_session_reply(a->s, rep, rep_len, &cmds);
-        free(rep);
-        if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
-            assert_int_equal(rc, e->refused->reregister ? ST_ENOTFOUND : ST_EAUTH);
-        } else {
-            assert_int_equal(rc, 0);
+        e = sim_handle_reply(f, a, req, len, &cmds);
+        free(req);
+        if (e->body_case != STAMPEDE__ENVELOPE__BODY_REFUSED) {
             sim_act(a, &cmds);
         }
     }
@@ -652,6 +660,16 @@ static void fx_advance(fx *f, sim *agents, size_t n, uint64_t to, uint64_t step_
         fx_round(f, agents, n);
         st_coord_tick(f->c);
     }
+}
+
+/* Registers the agents, lets the core take them in, and has each that talks ask for its Prepare. */
+static void fx_prepare(fx *f, sim *agents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_register(f, &agents[i]);
+    }
+    st_coord_tick(f->c);
+    fx_round(f, agents, n);
 }
 
 /* Registers the agents, prepares them and starts the run; returns t0. */
@@ -994,10 +1012,7 @@ static void test_coord_agent_failing_to_prepare_fails_run(void **state)
 {
     fx *f = fx_with_agents(state, PLAN_10RPS, 2);
     sim *ag = f->ag;
-    sim_register(f, &ag[0]);
-    sim_register(f, &ag[1]);
-    st_coord_tick(f->c);
-    fx_round(f, ag, 2);
+    fx_prepare(f, ag, 2);
     sim_fail(&ag[1], "the engine cannot do HTTP/2");
     sim_update(f, &ag[1]);
     assert_true(ag[1].done); /* a failed agent may leave */
@@ -1013,10 +1028,7 @@ static void test_coord_silent_before_start_fails_run(void **state)
 {
     fx *f = fx_with_agents(state, PLAN_10RPS, 2);
     sim *ag = f->ag;
-    sim_register(f, &ag[0]);
-    sim_register(f, &ag[1]);
-    st_coord_tick(f->c);
-    fx_round(f, ag, 2);
+    fx_prepare(f, ag, 2);
     ag[1].silent = true;
     fx_advance(f, ag, 2, f->now + f->cfg.silence_ns, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
