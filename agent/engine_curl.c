@@ -517,8 +517,8 @@ static int curl_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
         global_done = true;
     }
     if (cfg->connections < 1 || cfg->n_requests == 0) {
-        snprintf(err, err_len, "curl engine: needs at least one connection and one request");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL,
+                       "curl engine: needs at least one connection and one request");
     }
     if (cfg->http2 && curl_version_info(CURLVERSION_NOW)->version_num < 0x080000) {
         for (size_t i = 0; i < cfg->n_requests; i++) {

@@ -587,8 +587,8 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
                          size_t err_len, size_t index)
 {
     if (!method_ok(r->method)) {
-        snprintf(err, err_len, "requests[%zu]: method is not a valid HTTP token", index);
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "requests[%zu]: method is not a valid HTTP token",
+                       index);
     }
     bool head = strcmp(r->method, "HEAD") == 0;
     const char *own_host = NULL; /* the plan's first Host line */
@@ -598,9 +598,8 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
         const char *line = r->headers[h];
         size_t nl = line ? header_name_len(line) : 0;
         if (nl == 0) {
-            snprintf(err, err_len, "requests[%zu].headers[%zu]: not a \"Name: value\" line", index,
-                     h);
-            return ST_EINVAL;
+            return st_errf(err, err_len, ST_EINVAL,
+                           "requests[%zu].headers[%zu]: not a \"Name: value\" line", index, h);
         }
         if (header_is(line, nl, "Host") && !own_host) {
             own_host = line;
@@ -675,9 +674,8 @@ static int resolve(st_engine *e, const st_url *u, char *err, size_t err_len)
         if (rc == EAI_MEMORY) {
             return ST_ENOMEM;
         }
-        snprintf(err, err_len, "cannot resolve host \"%s\": %s", u->host,
-                 rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "cannot resolve host \"%s\": %s", u->host,
+                       rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
     }
     for (struct addrinfo *ai = res; ai && e->n_addrs < FAST_MAX_ADDRS; ai = ai->ai_next) {
         if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
@@ -690,8 +688,7 @@ static int resolve(st_engine *e, const st_url *u, char *err, size_t err_len)
     }
     freeaddrinfo(res);
     if (e->n_addrs == 0) {
-        snprintf(err, err_len, "host \"%s\" has no IPv4 or IPv6 address", u->host);
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "host \"%s\" has no IPv4 or IPv6 address", u->host);
     }
     return 0;
 }
@@ -735,12 +732,10 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     err[0] = 0;
     if (!out || !loop || !cfg || !done || !cfg->requests || cfg->n_requests == 0 ||
         cfg->connections < 1 || cfg->timeout_ms < 1) {
-        snprintf(err, err_len, "fast engine: invalid configuration");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "fast engine: invalid configuration");
     }
     if (cfg->http2 == 1) {
-        snprintf(err, err_len, "fast engine: HTTP/2 needs the curl engine");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "fast engine: HTTP/2 needs the curl engine");
     }
     st_engine *e = calloc(1, sizeof(*e));
     if (!e) {

@@ -309,8 +309,8 @@ int st_json_strict_check(const char *text, size_t len, const char *end, const cJ
             }
         }
         snprintf(where, where_len, "line %d, column %d", line, col);
-        snprintf(why, why_len, "text after the end of the JSON value (one value per file)");
-        return ST_EINVAL;
+        return st_errf(why, why_len, ST_EINVAL,
+                       "text after the end of the JSON value (one value per file)");
     }
     return 0;
 }

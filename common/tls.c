@@ -505,16 +505,14 @@ static int ssl_connect(SSL *ssl, int fd, const struct timespec *deadline, char *
         int e = SSL_get_error(ssl, r);
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
             unsigned long oe = ERR_peek_last_error();
-            snprintf(why, why_len, "the TLS handshake failed (%s)",
-                     oe && ERR_reason_error_string(oe) ? ERR_reason_error_string(oe)
-                                                       : "the peer closed the connection");
-            return ST_EPROTO;
+            return st_errf(why, why_len, ST_EPROTO, "the TLS handshake failed (%s)",
+                           oe && ERR_reason_error_string(oe) ? ERR_reason_error_string(oe)
+                                                             : "the peer closed the connection");
         }
         struct pollfd pfd = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
         int left = ms_left(deadline);
         if (left == 0 || poll(&pfd, 1, left) == 0) {
-            snprintf(why, why_len, "no TLS handshake in time");
-            return ST_ETIMEDOUT;
+            return st_errf(why, why_len, ST_ETIMEDOUT, "no TLS handshake in time");
         }
     }
 }

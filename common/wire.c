@@ -278,13 +278,13 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
                       int default_threads, st_plan *out, char *err, size_t err_len)
 {
     if (!spec || spec->n_requests == 0 || spec->n_requests > ST_PLAN_MAX_REQUESTS) {
-        snprintf(err, err_len, "plan: from 1 to %d requests expected", ST_PLAN_MAX_REQUESTS);
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "plan: from 1 to %d requests expected",
+                       ST_PLAN_MAX_REQUESTS);
     }
     if (spec->connections < 1 || spec->connections > 1000000 || spec->threads > 1024 ||
         spec->timeout_ms < 1 || spec->late_ms < 1) {
-        snprintf(err, err_len, "plan: connections, threads, timeout_ms or late_ms out of range");
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL,
+                       "plan: connections, threads, timeout_ms or late_ms out of range");
     }
     /* The plan goes through the same checks as a file: requests first, as JSON would give them. */
     out->requests = calloc(spec->n_requests, sizeof(*out->requests));
@@ -297,14 +297,14 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
         out->n_requests = i + 1;
         if (!q || !q->url || !q->method || q->weight < 1 || q->weight > ST_PLAN_MAX_WEIGHT ||
             q->n_headers > ST_PLAN_MAX_HEADERS) {
-            snprintf(err, err_len, "plan: request %zu is incomplete or out of range", i);
-            return ST_EINVAL;
+            return st_errf(err, err_len, ST_EINVAL,
+                           "plan: request %zu is incomplete or out of range", i);
         }
         const char *why = NULL;
         st_url u;
         if (st_url_parse(q->url, &u, &why)) {
-            snprintf(err, err_len, "plan: request %zu: URL %s", i, why ? why : "invalid");
-            return ST_EINVAL;
+            return st_errf(err, err_len, ST_EINVAL, "plan: request %zu: URL %s", i,
+                           why ? why : "invalid");
         }
         st_url_fini(&u);
         r->name = strdup(q->name && q->name[0] ? q->name : q->url);
@@ -316,8 +316,8 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
         }
         for (size_t h = 0; h < q->n_headers; h++) {
             if (!q->headers[h] || strpbrk(q->headers[h], "\r\n") || !strchr(q->headers[h], ':')) {
-                snprintf(err, err_len, "plan: request %zu: header %zu is not \"Name: value\"", i, h);
-                return ST_EINVAL;
+                return st_errf(err, err_len, ST_EINVAL,
+                               "plan: request %zu: header %zu is not \"Name: value\"", i, h);
             }
             if (!(r->headers[h] = strdup(q->headers[h]))) {
                 return ST_ENOMEM;
@@ -343,8 +343,7 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
         out->duration_s = spec->duration_s;
     } else {
         if (!asg || asg->n_stages == 0 || asg->n_stages > ST_PROFILE_MAX_STAGES) {
-            snprintf(err, err_len, "plan: the assignment carries no rate profile");
-            return ST_EINVAL;
+            return st_errf(err, err_len, ST_EINVAL, "plan: the assignment carries no rate profile");
         }
         out->stages = calloc(asg->n_stages, sizeof(*out->stages));
         if (!out->stages) {
@@ -352,8 +351,7 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
         }
         for (size_t i = 0; i < asg->n_stages; i++) {
             if (!asg->stages[i]) {
-                snprintf(err, err_len, "plan: stage %zu is empty", i);
-                return ST_EINVAL;
+                return st_errf(err, err_len, ST_EINVAL, "plan: stage %zu is empty", i);
             }
             out->stages[i].duration_s = asg->stages[i]->duration_s;
             out->stages[i].from_rps = asg->stages[i]->from_rps;

@@ -1,5 +1,6 @@
 /* stampede forward: replays a spool directory of result messages to SQS. */
 #include "aws.h"
+#include "cmd_flags.h"
 #include "commands.h"
 #include "exit_code.h"
 #include "forward.h"
@@ -34,23 +35,10 @@ int st_cmd_forward(int argc, char **argv)
     aws.retry.max_attempts = 4;
     aws.retry.base_delay_ms = 100;
     aws.retry.max_delay_ms = 2000;
-    optind = 1;
-    int c;
-    while ((c = st_aws_getopt(argc, argv, opts, &aws, ST_AWS_SQS)) != -1) {
-        switch (c) {
-        case 's':
-            spool = optarg;
-            break;
-        case 'q':
-            queue = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return ST_EXIT_OK;
-        default:
-            usage(stderr);
-            return ST_EXIT_USAGE;
-        }
+    const st_cmd_flag flags[] = {{'s', &spool, NULL}, {'q', &queue, NULL}};
+    int done = st_cmd_flags(argc, argv, opts, flags, 2, &aws, ST_AWS_SQS, usage);
+    if (done >= 0) {
+        return done;
     }
     if (optind != argc || !spool || !queue) {
         if (optind != argc) {

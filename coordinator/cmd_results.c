@@ -1,5 +1,6 @@
 /* stampede results: reads a run back from the DynamoDB table that stampede-sink writes. */
 #include "aws.h"
+#include "cmd_flags.h"
 #include "ddb.h"
 #include "commands.h"
 #include "exit_code.h"
@@ -300,23 +301,10 @@ int st_cmd_results(int argc, char **argv)
     int json = 0;
     st_aws_config aws;
     st_aws_config_init(&aws);
-    optind = 1;
-    int c;
-    while ((c = st_aws_getopt(argc, argv, opts, &aws, ST_AWS_DYNAMODB)) != -1) {
-        switch (c) {
-        case 't':
-            table = optarg;
-            break;
-        case 'j':
-            json = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return ST_EXIT_OK;
-        default:
-            usage(stderr);
-            return ST_EXIT_USAGE;
-        }
+    const st_cmd_flag flags[] = {{'t', &table, NULL}, {'j', NULL, &json}};
+    int done = st_cmd_flags(argc, argv, opts, flags, 2, &aws, ST_AWS_DYNAMODB, usage);
+    if (done >= 0) {
+        return done;
     }
     if (optind + 1 != argc || !table) {
         st_error("results: %s", !table ? "--table is required" : "give exactly one RUN_ID");

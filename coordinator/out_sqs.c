@@ -96,8 +96,8 @@ int st_output_sqs(st_output *out, const char *run_id, const char *queue_url, con
                   char *err, size_t err_len)
 {
     if (!st_result_run_id_valid(run_id)) {
-        snprintf(err, err_len, "run id \"%s\" cannot name result messages", run_id);
-        return ST_EINVAL;
+        return st_errf(err, err_len, ST_EINVAL, "run id \"%s\" cannot name result messages",
+                       run_id);
     }
     /* Credentials are looked for now: a run whose results cannot go anywhere should not start. */
     st_aws_creds_provider *prov = NULL;

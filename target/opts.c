@@ -2,7 +2,6 @@
 #include "error.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +66,7 @@ static int parse_seconds(const char *s, double max, double *out)
     if (!s || !((*s >= '0' && *s <= '9') || *s == '.')) {
         return ST_EINVAL;
     }
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v > max) {
-        return ST_EINVAL;
-    }
-    *out = v;
-    return 0;
+    return st_delay_number(s, max, out);
 }
 
 static int parse_listen(st_target_opts *o, const char *s)

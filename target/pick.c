@@ -128,6 +128,18 @@ void st_mix_rewind(st_mix *m)
     }
 }
 
+int st_delay_number(const char *s, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < 0 || v > max) {
+        return ST_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
 static int read_ms(const char *s, const char *end, double *out)
 {
     /* Plain decimals only: strtod would also take hex, exponents and "inf". */
@@ -146,14 +158,7 @@ static int read_ms(const char *s, const char *end, double *out)
     }
     memcpy(buf, s, len);
     buf[len] = '\0';
-    char *stop;
-    errno = 0;
-    double v = strtod(buf, &stop);
-    if (errno != 0 || *stop != '\0' || !isfinite(v) || v < 0 || v > ST_DELAY_MAX_MS) {
-        return ST_EINVAL;
-    }
-    *out = v;
-    return 0;
+    return st_delay_number(buf, ST_DELAY_MAX_MS, out);
 }
 
 int st_delay_parse(st_delay *d, const char *spec, const char **why)

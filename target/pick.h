@@ -58,6 +58,11 @@ typedef struct st_delay {
  * static reason in *why and *d unchanged. */
 int st_delay_parse(st_delay *d, const char *spec, const char **why);
 
+/* Reads all of s (NUL-terminated) as a finite number from 0 to max: 0 with *out set, or ST_EINVAL
+ * with *out unchanged. strtod's grammar: callers that take less (no hex, exponents or "inf") check
+ * the characters first. Used for the delays here and for stampede-target's seconds flags. */
+int st_delay_number(const char *s, double max, double *out);
+
 /* Restarts the PRNG from seed. */
 void st_delay_seed(st_delay *d, uint64_t seed);
 

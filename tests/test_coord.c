@@ -362,6 +362,34 @@ static void sim_session(fx *f, sim *a, const char *token)
     assert_int_equal(st_session_new(&a->s, &cfg), 0);
 }
 
+/* The session's next message, which must be of this kind; the caller frees *req. */
+static void sim_request(sim *a, uint8_t **req, size_t *len, st_session_kind want)
+{
+    int timeout_ms;
+    st_session_kind kind;
+    assert_int_equal(st_session_request(a->s, req, len, &timeout_ms, &kind), 0);
+    assert_int_equal(kind, want);
+}
+
+/* Hands req to the coordinator and its reply to the session: the decoded reply, which the
+ * session took (its commands in *cmds) unless it is a refusal, met with the refusal's code.
+ * req stays the caller's. */
+static Stampede__Envelope *sim_handle_reply(fx *f, sim *a, const uint8_t *req, size_t len,
+                                            st_session_cmds *cmds)
+{
+    size_t rep_len;
+    uint8_t *rep = coord_handle(f, req, len, &rep_len);
+    Stampede__Envelope *e = decode(rep, rep_len);
+    int rc = st_session_reply(a->s, rep, rep_len, cmds);
+    free(rep);
+    if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
+        assert_int_equal(rc, e->refused->reregister ? ST_ENOTFOUND : ST_EAUTH);
+    } else {
+        assert_int_equal(rc, 0);
+    }
+    return e;
+}
+
 /* Registers with this token and returns the decoded reply. An agent already registered re-sends
  * its Register as it was (its reply lost); otherwise a new session registers. */
 static Stampede__Envelope *sim_register_token(fx *f, sim *a, const char *token)
@@ -376,20 +404,9 @@ static Stampede__Envelope *sim_register_token(fx *f, sim *a, const char *token)
         return e;
     }
     sim_session(f, a, token);
-    int timeout_ms;
-    st_session_kind kind;
-    assert_int_equal(st_session_request(a->s, &a->reg, &a->reg_len, &timeout_ms, &kind), 0);
-    assert_int_equal(kind, ST_SESSION_REGISTER);
-    rep = coord_handle(f, a->reg, a->reg_len, &rep_len);
-    Stampede__Envelope *e = decode(rep, rep_len);
+    sim_request(a, &a->reg, &a->reg_len, ST_SESSION_REGISTER);
     st_session_cmds cmds;
-    int rc = st_session_reply(a->s, rep, rep_len, &cmds);
-    free(rep);
-    if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
-        assert_int_equal(rc, e->refused->reregister ? ST_ENOTFOUND : ST_EAUTH);
-    } else {
-        assert_int_equal(rc, 0);
-    }
+    Stampede__Envelope *e = sim_handle_reply(f, a, a->reg, a->reg_len, &cmds);
     if (st_session_get_phase(a->s) == ST_SESSION_REGISTERED) {
         a->id = st_session_agent_id(a->s);
         sim_sync(a);
@@ -552,22 +569,13 @@ static void sim_update(fx *f, sim *a)
     if (st_session_get_phase(a->s) == ST_SESSION_ENDED) {
         e = sim_exchange(f, a, a->pending, a->n_pending, NULL);
     } else {
-        uint8_t *req, *rep;
-        size_t len, rep_len;
-        int timeout_ms;
-        st_session_kind kind;
-        assert_int_equal(st_session_request(a->s, &req, &len, &timeout_ms, &kind), 0);
-        assert_int_equal(kind, ST_SESSION_UPDATE);
-        rep = coord_handle(f, req, len, &rep_len);
-        free(req);
-        e = decode(rep, rep_len);
+        uint8_t *req;
+        size_t len;
+        sim_request(a, &req, &len, ST_SESSION_UPDATE);
         st_session_cmds cmds;
-        int rc = st_session_reply(a->s, rep, rep_len, &cmds);
-        free(rep);
-        if (e->body_case == STAMPEDE__ENVELOPE__BODY_REFUSED) {
-            assert_int_equal(rc, e->refused->reregister ? ST_ENOTFOUND : ST_EAUTH);
-        } else {
-            assert_int_equal(rc, 0);
+        e = sim_handle_reply(f, a, req, len, &cmds);
+        free(req);
+        if (e->body_case != STAMPEDE__ENVELOPE__BODY_REFUSED) {
             sim_act(a, &cmds);
         }
     }
@@ -633,6 +641,14 @@ static void sim_first_send(sim *a, uint64_t coord_ns)
     a->first_send = coord_ns;
 }
 
+/* Registers agents[0] .. agents[n-1], in that order. */
+static void sim_register_all(fx *f, sim *agents, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        sim_register(f, &agents[i]);
+    }
+}
+
 /* Every agent that is not silent sends an update. */
 static void fx_round(fx *f, sim *agents, size_t n)
 {
@@ -654,12 +670,18 @@ static void fx_advance(fx *f, sim *agents, size_t n, uint64_t to, uint64_t step_
     }
 }
 
+/* Registers the agents, lets the core take them in, and has each that talks ask for its Prepare. */
+static void fx_prepare(fx *f, sim *agents, size_t n)
+{
+    sim_register_all(f, agents, n);
+    st_coord_tick(f->c);
+    fx_round(f, agents, n);
+}
+
 /* Registers the agents, prepares them and starts the run; returns t0. */
 static uint64_t fx_start_run(fx *f, sim *agents, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        sim_register(f, &agents[i]);
-    }
+    sim_register_all(f, agents, n);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
     fx_round(f, agents, n); /* IDLE: each gets its Prepare */
@@ -678,6 +700,23 @@ static uint64_t fx_start_run(fx *f, sim *agents, size_t n)
         assert_int_equal(agents[i].t0, t0);
     }
     return t0;
+}
+
+/* A run of PLAN_10RPS with n agents, registered, prepared and started at *t0. */
+static fx *fx_running(void **state, size_t n, uint64_t *t0)
+{
+    fx *f = fx_with_agents(state, PLAN_10RPS, n);
+    *t0 = fx_start_run(f, f->ag, n);
+    return f;
+}
+
+/* How many agents the coordinator's summary lists. */
+static int summary_agents(fx *f)
+{
+    cJSON *s = st_coord_summary(f->c);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents"));
+    cJSON_Delete(s);
+    return n;
 }
 
 /* A second of measurements: n responses (3 in 4 ok, the rest 5xx), a timeout and bytes. */
@@ -712,6 +751,14 @@ static void stats_sum(st_stats *out, const st_stats *a, const st_stats *b)
     assert_int_equal(st_stats_init(out), 0);
     st_stats_merge(out, a);
     st_stats_merge(out, b);
+}
+
+/* Finis s[0] .. s[n-1]. */
+static void stats_fini_n(st_stats *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        st_stats_fini(&s[i]);
+    }
 }
 
 /* The agents' residues cover 0 .. period-1 exactly once, each agent holding weight[i] of them. */
@@ -813,9 +860,7 @@ static void test_coord_register_wrong_token_refused(void **state)
     assert_int_equal(st_coord_agents_alive(f->c), 0);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
-    cJSON *s = st_coord_summary(f->c);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents")), 0);
-    cJSON_Delete(s);
+    assert_int_equal(summary_agents(f), 0);
     /* The right token then gets agent 1. */
     assert_int_equal(sim_register(f, a), 1);
     assert_int_equal(st_coord_agents_alive(f->c), 1);
@@ -833,9 +878,7 @@ static void test_coord_register_idempotent(void **state)
     /* Re-sent registrations do not count toward the expected agents. */
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
-    cJSON *s = st_coord_summary(f->c);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(s, "agents")), 2);
-    cJSON_Delete(s);
+    assert_int_equal(summary_agents(f), 2);
 }
 
 static void test_coord_register_after_start_refused(void **state)
@@ -944,8 +987,7 @@ static void test_coord_prepare_deadline_fails(void **state)
     f->cfg.prepare_timeout_ns = 4 * ST_NS_PER_S;
     fx_open(f);
     sim *ag = fx_sims(f, 2);
-    sim_register(f, &ag[0]);
-    sim_register(f, &ag[1]);
+    sim_register_all(f, ag, 2);
     st_coord_tick(f->c);
     uint64_t deadline = f->now + f->cfg.prepare_timeout_ns;
     /* b never gets ready: it keeps talking, but cannot load the plan. */
@@ -973,8 +1015,7 @@ static void test_coord_register_deadline_fails_as_registration(void **state)
     f->cfg.register_timeout_ns = 5 * ST_NS_PER_S;
     fx_open(f);
     sim *ag = fx_sims(f, 2);
-    sim_register(f, &ag[0]);
-    sim_register(f, &ag[1]);
+    sim_register_all(f, ag, 2);
     fx_advance(f, ag, 2, START_NS + 5 * ST_NS_PER_S - 1, 400 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_WAITING);
     assert_int_equal(st_coord_failure_reason_of(f->c), ST_COORD_FAILURE_NONE);
@@ -994,10 +1035,7 @@ static void test_coord_agent_failing_to_prepare_fails_run(void **state)
 {
     fx *f = fx_with_agents(state, PLAN_10RPS, 2);
     sim *ag = f->ag;
-    sim_register(f, &ag[0]);
-    sim_register(f, &ag[1]);
-    st_coord_tick(f->c);
-    fx_round(f, ag, 2);
+    fx_prepare(f, ag, 2);
     sim_fail(&ag[1], "the engine cannot do HTTP/2");
     sim_update(f, &ag[1]);
     assert_true(ag[1].done); /* a failed agent may leave */
@@ -1013,10 +1051,7 @@ static void test_coord_silent_before_start_fails_run(void **state)
 {
     fx *f = fx_with_agents(state, PLAN_10RPS, 2);
     sim *ag = f->ag;
-    sim_register(f, &ag[0]);
-    sim_register(f, &ag[1]);
-    st_coord_tick(f->c);
-    fx_round(f, ag, 2);
+    fx_prepare(f, ag, 2);
     ag[1].silent = true;
     fx_advance(f, ag, 2, f->now + f->cfg.silence_ns, 250 * ST_NS_PER_MS);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_PREPARING);
@@ -1230,9 +1265,9 @@ static void test_coord_exited_agent_lost_at_once(void **state)
 
 static void test_coord_failed_agent_while_running_is_lost(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    uint64_t t0;
+    fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S, 250 * ST_NS_PER_MS);
     sim_fail(&ag[1], "out of file descriptors");
     sim_update(f, &ag[1]);
@@ -1252,9 +1287,9 @@ static void test_coord_failed_agent_while_running_is_lost(void **state)
 
 static void test_coord_every_agent_lost_ends_run(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    uint64_t t0;
+    fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
-    uint64_t t0 = fx_start_run(f, a, 1);
     fx_advance(f, a, 1, t0 + ST_NS_PER_S, 250 * ST_NS_PER_MS);
     a->silent = true;
     fx_advance(f, a, 1, f->now + f->cfg.silence_ns + ST_NS_PER_MS, 250 * ST_NS_PER_MS);
@@ -1281,9 +1316,9 @@ static int incomplete_of(const cJSON *j, uint32_t *out, int max)
  * count (and what became of requests it sent then), sends after its share moved do not. */
 static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    uint64_t t0;
+    fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats s[4];
     for (uint32_t k = 0; k < 3; k++) {
         fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
@@ -1344,9 +1379,7 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     }
     assert_true(inc[n - 1] < after);
     cJSON_Delete(j);
-    for (int i = 0; i < 3; i++) {
-        st_stats_fini(&s[i]);
-    }
+    stats_fini_n(s, 3);
 }
 
 /* The coordinator's own pause (no tick for 4 s) is not its agents' silence: none is lost, the
@@ -1354,9 +1387,9 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
  * meanwhile is lost with its reason, the seconds from its stop on incomplete. */
 static void test_coord_own_stall_blames_no_agent(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    uint64_t t0;
+    fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     /* Paused: 4 s with no tick and no request taken; the agents measured seconds 2 .. 5. */
     f->now += 4 * ST_NS_PER_S;
@@ -1446,9 +1479,9 @@ static void test_coord_late_joiner_gets_share(void **state)
 
 static void test_coord_records_merged_exactly(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    uint64_t t0;
+    fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats in[2][3], want[3], total;
     assert_int_equal(st_stats_init(&total), 0);
     for (uint32_t k = 0; k < 3; k++) {
@@ -1482,9 +1515,9 @@ static void test_coord_records_merged_exactly(void **state)
 
 static void test_coord_duplicate_record_counted_once(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    uint64_t t0;
+    fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
-    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 1100 * ST_NS_PER_MS;
     st_stats s0, s1;
     make_second(&s0, 0, 11, 100);
@@ -1521,9 +1554,9 @@ static void test_coord_duplicate_record_counted_once(void **state)
 
 static void test_coord_record_gap_not_acknowledged(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    uint64_t t0;
+    fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
-    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 3100 * ST_NS_PER_MS;
     st_stats s[3];
     for (uint32_t k = 0; k < 3; k++) {
@@ -1551,16 +1584,14 @@ static void test_coord_record_gap_not_acknowledged(void **state)
     assert_true(num(j, "duplicate_records") == 0);
     cJSON_Delete(j);
     st_stats_fini(&want);
-    for (int k = 0; k < 3; k++) {
-        st_stats_fini(&s[k]);
-    }
+    stats_fini_n(s, 3);
 }
 
 static void test_coord_malformed_record_dropped(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    uint64_t t0;
+    fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
-    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 3100 * ST_NS_PER_MS;
     st_stats s[3];
     Stampede__SecondRecord *r[3];
@@ -1586,16 +1617,14 @@ static void test_coord_malformed_record_dropped(void **state)
     assert_true(num(j, "malformed_messages") == 2);
     assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s[2].c));
     cJSON_Delete(j);
-    for (int k = 0; k < 3; k++) {
-        st_stats_fini(&s[k]);
-    }
+    stats_fini_n(s, 3);
 }
 
 static void test_coord_record_far_beyond_the_run_dropped(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    uint64_t t0;
+    fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
-    uint64_t t0 = fx_start_run(f, a, 1);
     f->now = t0 + 1100 * ST_NS_PER_MS;
     st_stats s0, far;
     make_second(&s0, 0, 1, 30);
@@ -1618,9 +1647,9 @@ static void test_coord_record_far_beyond_the_run_dropped(void **state)
 
 static void test_coord_second_final_when_all_reported(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    uint64_t t0;
+    fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats s[2];
     make_second(&s[0], 0, 5, 10);
     make_second(&s[1], 0, 6, 12);
@@ -1648,9 +1677,9 @@ static void test_coord_second_final_when_all_reported(void **state)
 
 static void test_coord_second_final_after_grace(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 2);
+    uint64_t t0;
+    fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 2);
     st_stats a0, b0;
     make_second(&a0, 0, 7, 25);
     make_second(&b0, 0, 8, 15);
@@ -1690,9 +1719,9 @@ static void test_coord_second_final_after_grace(void **state)
  * counted as what it is: not a late record. */
 static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
 {
-    fx *f = fx_with_agents(state, PLAN_10RPS, 1);
+    uint64_t t0;
+    fx *f = fx_running(state, 1, &t0);
     sim *ag = f->ag;
-    uint64_t t0 = fx_start_run(f, ag, 1);
     st_stats a0;
     make_second(&a0, 0, 7, 25);
     fx_advance(f, ag, 1, t0 + 1050 * ST_NS_PER_MS, 50 * ST_NS_PER_MS);

@@ -66,6 +66,19 @@ static void expect_idle(run *r, int free_slots)
     assert_int_equal(st_engine_fast.free_slots(r->e), free_slots);
 }
 
+/* cancel_all with one request in flight: it is reported at once, aborted with its tag, and never
+ * again; then nothing is in flight and free_slots slots are free. */
+static void cancel_the_one_in_flight(run *r, uint64_t tag, int free_slots)
+{
+    st_engine_fast.cancel_all(r->e);
+    assert_int_equal(r->n_done, 1);
+    assert_int_equal(r->res[0].kind, ST_RES_ABORTED);
+    assert_int_equal(r->tags[0], tag);
+    run_for(r, 0.05);
+    assert_int_equal(r->n_done, 1);
+    expect_idle(r, free_slots);
+}
+
 /* send_until, and the result it waited for is a 200 with the server's usual body. */
 static void send_ok(run *r, size_t req, uint64_t tag, int target)
 {
@@ -302,14 +315,21 @@ static int refused_port(int *hold)
     return ntohs(a.sin_port);
 }
 
+/* A fast-engine run of one GET to such a port, with conns connection slots; *hold is the socket
+ * that holds the port, which the caller closes. */
+static run *refused_run(int conns, int *hold)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(hold));
+    st_request q = request("GET", url);
+    return fast_run(&q, 1, conns, 5000);
+}
+
 static void test_engine_fast_connect_refused(void **state)
 {
     (void)state;
     int hold;
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(&hold));
-    st_request q = request("GET", url);
-    run *r = fast_run(&q, 1, 2, 5000);
+    run *r = refused_run(2, &hold);
     assert_int_equal(run_send(r, 0, 7), 0);
     assert_int_equal(r->n_done, 0);
     /* Each failure's callback sends again: every one is reported later, from the loop. */
@@ -603,18 +623,9 @@ static void test_engine_fast_cancel_while_connecting(void **state)
 {
     (void)state;
     int hold;
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/", refused_port(&hold));
-    st_request q = request("GET", url);
-    run *r = fast_run(&q, 1, 1, 5000);
+    run *r = refused_run(1, &hold);
     assert_int_equal(run_send(r, 0, 5), 0);
-    st_engine_fast.cancel_all(r->e);
-    assert_int_equal(r->n_done, 1);
-    assert_int_equal(r->res[0].kind, ST_RES_ABORTED);
-    assert_int_equal(r->tags[0], 5);
-    run_for(r, 0.05);
-    assert_int_equal(r->n_done, 1);
-    expect_idle(r, 1);
+    cancel_the_one_in_flight(r, 5, 1);
     run_free(r);
     close(hold);
 }
@@ -684,13 +695,7 @@ static void test_engine_fast_cancel_deferred_failure(void **state)
     assert_int_equal(rc, 0);
     assert_int_equal(r->n_done, 0);
     /* Not reported yet, so still in flight: cancel_all aborts it, and it is not reported again. */
-    st_engine_fast.cancel_all(r->e);
-    assert_int_equal(r->n_done, 1);
-    assert_int_equal(r->res[0].kind, ST_RES_ABORTED);
-    assert_int_equal(r->tags[0], 4);
-    run_for(r, 0.05);
-    assert_int_equal(r->n_done, 1);
-    expect_idle(r, 2);
+    cancel_the_one_in_flight(r, 4, 2);
     run_free(r);
 }
 

@@ -102,6 +102,14 @@ static void json_ok(const char *flag, const char *json, void *dst)
     cJSON_Delete(v);
 }
 
+static void text_ok(const char *flag, const char *text, void *dst)
+{
+    char err[256] = "";
+    if (st_setting_from_text(row(flag), text, dst, err, sizeof(err)) != 0) {
+        fail_msg("--%s %s refused: %s", flag, text ? text : "(no value)", err);
+    }
+}
+
 static void test_settings_check_accepts_the_plan_table(void **state)
 {
     (void)state;
@@ -165,11 +173,10 @@ static void test_settings_check_refuses_bad_rows(void **state)
 static void test_settings_int_bounds(void **state)
 {
     (void)state;
-    char err[256] = "";
     int v = 0;
-    assert_int_equal(st_setting_from_text(row("count"), "1", &v, err, sizeof(err)), 0);
+    text_ok("count", "1", &v);
     assert_int_equal(v, 1);
-    assert_int_equal(st_setting_from_text(row("count"), "10", &v, err, sizeof(err)), 0);
+    text_ok("count", "10", &v);
     assert_int_equal(v, 10);
     text_refused("count", "0", "--count: \"0\" is not a whole number from 1 to 10");
     text_refused("count", "11", "--count");
@@ -187,11 +194,10 @@ static void test_settings_int_bounds(void **state)
 static void test_settings_uint_bounds(void **state)
 {
     (void)state;
-    char err[256] = "";
     unsigned long long v = 0;
-    assert_int_equal(st_setting_from_text(row("seed"), "4294967296", &v, err, sizeof(err)), 0);
+    text_ok("seed", "4294967296", &v);
     assert_true(v == 4294967296ULL);
-    assert_int_equal(st_setting_from_text(row("seed"), "0", &v, err, sizeof(err)), 0);
+    text_ok("seed", "0", &v);
     assert_true(v == 0);
     text_refused("seed", "4294967297",
                  "--seed: \"4294967297\" is not a whole number from 0 to 4294967296");
@@ -206,11 +212,10 @@ static void test_settings_uint_bounds(void **state)
 static void test_settings_double_bounds(void **state)
 {
     (void)state;
-    char err[256] = "";
     double v = 0;
-    assert_int_equal(st_setting_from_text(row("ratio"), "-1", &v, err, sizeof(err)), 0);
+    text_ok("ratio", "-1", &v);
     assert_true(v == -1);
-    assert_int_equal(st_setting_from_text(row("ratio"), "0.25", &v, err, sizeof(err)), 0);
+    text_ok("ratio", "0.25", &v);
     assert_true(v == 0.25);
     text_refused("ratio", "1.0001", "--ratio: \"1.0001\" is not a number from -1 to 1");
     text_refused("ratio", "nan", "--ratio");
@@ -225,11 +230,10 @@ static void test_settings_double_bounds(void **state)
 static void test_settings_duration_bounds(void **state)
 {
     (void)state;
-    char err[256] = "";
     double v = 0;
-    assert_int_equal(st_setting_from_text(row("wait"), "1h", &v, err, sizeof(err)), 0);
+    text_ok("wait", "1h", &v);
     assert_true(v == 3600);
-    assert_int_equal(st_setting_from_text(row("wait"), "250ms", &v, err, sizeof(err)), 0);
+    text_ok("wait", "250ms", &v);
     assert_true(v == 0.25);
     text_refused("wait", "61m", "--wait: \"61m\" is not a duration of at most 1 hour");
     text_refused("wait", "0", "--wait");
@@ -248,18 +252,17 @@ static void test_settings_duration_bounds(void **state)
 static void test_settings_bool_string_enum(void **state)
 {
     (void)state;
-    char err[256] = "";
     int b = -1, e = -1;
     const char *str = NULL;
-    assert_int_equal(st_setting_from_text(row("verbose"), NULL, &b, err, sizeof(err)), 0);
+    text_ok("verbose", NULL, &b);
     assert_int_equal(b, 1);
     json_ok("verbose", "false", &b);
     assert_int_equal(b, 0);
     json_refused("verbose", "1", "must be true or false");
-    assert_int_equal(st_setting_from_text(row("out"), "x.json", &str, err, sizeof(err)), 0);
+    text_ok("out", "x.json", &str);
     assert_string_equal(str, "x.json");
     json_refused("out", "5", "must be a string");
-    assert_int_equal(st_setting_from_text(row("level"), "high", &e, err, sizeof(err)), 0);
+    text_ok("level", "high", &e);
     assert_int_equal(e, 2);
     text_refused("level", "loud", "--level: \"loud\" is not low, mid or high");
     json_ok("level", "\"low\"", &e);

@@ -371,6 +371,14 @@ static cJSON *items_of(const char *run)
     return arr;
 }
 
+/* items_of(run), which must hold n items. */
+static cJSON *items_of_n(const char *run, int n)
+{
+    cJSON *items = items_of(run);
+    assert_int_equal(cJSON_GetArraySize(items), n);
+    return items;
+}
+
 static const char *sk_of(const cJSON *item)
 {
     const cJSON *s =
@@ -400,6 +408,14 @@ static void assert_second_item(const cJSON *item, const char *run, const st_stat
     assert_hist_percentiles_equal(m.stats.lat_raw, sent->lat_raw, 3);
     assert_int_equal(ttl, ttl_want);
     st_result_msg_fini(&m);
+}
+
+/* run has one item: the second that was sent, with that ttl. */
+static void assert_only_second(const char *run, const st_stats *sent, int64_t ttl)
+{
+    cJSON *items = items_of_n(run, 1);
+    assert_second_item(cJSON_GetArrayItem(items, 0), run, sent, ttl);
+    cJSON_Delete(items);
 }
 
 /* A store whose wall clock reads x->now (a test may move it), starting at now. */
@@ -459,8 +475,7 @@ static void test_store_second_and_summary_written(void **state)
     assert_int_equal(st_sink_store_records(s, recs, 0, &err), 0);
     assert_int_equal(s->written, 2);
 
-    cJSON *items = items_of("store-ok");
-    assert_int_equal(cJSON_GetArraySize(items), 2);
+    cJSON *items = items_of_n("store-ok", 2);
     const cJSON *it_second = cJSON_GetArrayItem(items, 0);
     const cJSON *it_summary = cJSON_GetArrayItem(items, 1);
     assert_string_equal(sk_of(it_second), "second#000007");
@@ -564,8 +579,7 @@ static void test_store_same_identity_one_item(void **state)
     }
     assert_int_equal(s->written, 3);
 
-    cJSON *items = items_of("store-dup");
-    assert_int_equal(cJSON_GetArraySize(items), 2);
+    cJSON *items = items_of_n("store-dup", 2);
     assert_string_equal(sk_of(cJSON_GetArrayItem(items, 0)), "second#000005");
     assert_string_equal(sk_of(cJSON_GetArrayItem(items, 1)), "second#000006");
     /* The later copy is the one kept. */
@@ -588,10 +602,7 @@ static void test_store_ttl_from_clock(void **state)
     st_sink_record rec = {.message_id = "m-ttl", .body = body};
     st_aws_error err;
     assert_int_equal(st_sink_store_records(s, &rec, 1, &err), 0);
-    cJSON *items = items_of("store-ttl");
-    assert_int_equal(cJSON_GetArraySize(items), 1);
-    assert_second_item(cJSON_GetArrayItem(items, 0), "store-ttl", &sent, x.now + 7 * 86400);
-    cJSON_Delete(items);
+    assert_only_second("store-ttl", &sent, x.now + 7 * 86400);
 
     /* Delivered again a day later: the same item, rewritten with a later ttl. */
     x.now += 86400;
@@ -599,10 +610,7 @@ static void test_store_ttl_from_clock(void **state)
     assert_int_equal(st_sink_store_records(s, &rec, 1, &err), 0);
     assert_int_equal(rec.outcome, ST_SINK_WRITTEN);
     assert_int_equal(s->written, 2);
-    items = items_of("store-ttl");
-    assert_int_equal(cJSON_GetArraySize(items), 1);
-    assert_second_item(cJSON_GetArrayItem(items, 0), "store-ttl", &sent, x.now + 90 * 86400);
-    cJSON_Delete(items);
+    assert_only_second("store-ttl", &sent, x.now + 90 * 86400);
     free(body);
     st_stats_fini(&sent);
 }
@@ -622,8 +630,7 @@ static void test_store_more_than_one_batch(void **state)
     st_aws_error err;
     assert_int_equal(st_sink_store_records(s, recs, N, &err), 0);
     assert_int_equal(s->written, N);
-    cJSON *items = items_of("store-many");
-    assert_int_equal(cJSON_GetArraySize(items), N);
+    cJSON *items = items_of_n("store-many", N);
     for (int i = 0; i < N; i++) {
         char want[32];
         snprintf(want, sizeof(want), "second#%06d", i);
@@ -667,8 +674,7 @@ static void test_store_missing_table_fails(void **state)
     assert_int_equal(recs[0].outcome, ST_SINK_WRITTEN);
     assert_int_equal(recs[2].outcome, ST_SINK_WRITTEN);
     expect_counts(s, 2, 2, 2);
-    cJSON *items = items_of("store-lost");
-    assert_int_equal(cJSON_GetArraySize(items), 2);
+    cJSON *items = items_of_n("store-lost", 2);
     cJSON_Delete(items);
     free(b);
     free(a);
