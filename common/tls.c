@@ -554,7 +554,7 @@ int st_tls_fetch_pinned(const char *url, const char *pin, int timeout_ms, st_tls
                         char *err, size_t err_len)
 {
     char host[256], port[16], why[256] = "";
-    int family, rc;
+    int family = AF_UNSPEC, rc;
     if ((rc = split_url(url, &family, host, sizeof(host), port, sizeof(port), err, err_len))) {
         return rc;
     }
