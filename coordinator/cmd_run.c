@@ -14,6 +14,7 @@
 #include "output.h"
 #include "plan.h"
 #include "run_exit.h"
+#include "run_id.h"
 #include "server.h"
 #include "run_flags.h"
 #include "settings.h"
@@ -25,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,37 +46,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_signals++;
-}
-
-static void random_hex(char *out, size_t bytes)
-{
-    unsigned char buf[32];
-    if (bytes > sizeof(buf)) {
-        bytes = sizeof(buf);
-    }
-    if (getrandom(buf, bytes, 0) != (ssize_t)bytes) {
-        uint64_t x = st_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
-        for (size_t i = 0; i < bytes; i++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            buf[i] = (unsigned char)(x >> 56);
-        }
-    }
-    for (size_t i = 0; i < bytes; i++) {
-        sprintf(out + 2 * i, "%02x", buf[i]);
-    }
-}
-
-/* run ids sort by time and stay unique: 20261121T213500Z-3f9a1c2e */
-static void make_run_id(char *out, size_t len)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char rnd[9];
-    random_hex(rnd, 4);
-    char stamp[32];
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(out, len, "%s-%s", stamp, rnd);
 }
 
 /* The URL agents dial: the listen URL with the real port, and a reachable host for wildcards. */
@@ -263,7 +232,11 @@ int st_cmd_run(int argc, char **argv)
         }
     }
     char run_id[64], token[80];
-    make_run_id(run_id, sizeof(run_id));
+    if (o.run_id) {
+        snprintf(run_id, sizeof(run_id), "%s", o.run_id); /* checked by st_run_flags_parse */
+    } else {
+        st_run_id_make(run_id, sizeof(run_id));
+    }
     st_ecs_launch_cfg ecs = {
         .cluster = o.cluster,
         .task_definition = o.task_definition,
@@ -310,7 +283,7 @@ int st_cmd_run(int argc, char **argv)
     if (o.token) {
         snprintf(token, sizeof(token), "%s", o.token);
     } else {
-        random_hex(token, 16);
+        st_random_hex(token, 16);
     }
 
     if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
