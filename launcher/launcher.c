@@ -312,11 +312,9 @@ int st_launcher_handle(void *ctx, const char *request_id, const char *event,
     if (rc) {
         return refuse(reply, "Launcher.InvalidEvent", "%s", err);
     }
-    char run_id[ST_RUN_ID_LEN + 1], token[ST_ECS_TOKEN_MAX + 1], started_by[40];
+    char run_id[ST_RUN_ID_LEN + 1], token[ST_ECS_TOKEN_MAX + 1];
     st_run_id_make(run_id, sizeof(run_id));
     snprintf(token, sizeof(token), "%s-coordinator", run_id);
-    /* Not "stampede-RUN_ID", the agents' startedBy: the coordinator stops those. */
-    snprintf(started_by, sizeof(started_by), "coordinator-%s", run_id);
     coord_cmd cmd;
     coord_command(e, ev.agents, run_id, &cmd);
     st_ecs_kv tag = {TAG_KEY, run_id};
@@ -331,7 +329,9 @@ int st_launcher_handle(void *ctx, const char *request_id, const char *event,
         .security_groups = l->groups,
         .n_security_groups = l->n_groups,
         .assign_public_ip = e->assign_public_ip,
-        .started_by = started_by,
+        /* The run id itself, not the agents' "stampede-RUN_ID" (the coordinator stops those
+         * tasks when its run ends, and must not stop its own). */
+        .started_by = run_id,
         .tags = &tag,
         .n_tags = 1,
         .container = e->coordinator_container,
@@ -345,12 +345,15 @@ int st_launcher_handle(void *ctx, const char *request_id, const char *event,
     st_aws_error aerr;
     char why[512];
     if ((rc = st_ecs_run_check(&req, why, sizeof(why)))) {
-        if (rc == ST_EINVAL) {
+        /* The settings were checked at start: what ECS's limits refuse now is the plan's size. */
+        if (rc == ST_EINVAL && strstr(why, "above ECS's limit")) {
             rc = refuse(reply, "Launcher.PlanTooLarge",
                         "$: the plan is %zu characters as compact JSON, passed to the coordinator "
                         "in %s: %s (make the plan smaller: fewer or shorter requests, headers "
                         "and bodies)",
                         strlen(ev.plan_json), ST_LAUNCHER_PLAN_ENV, why);
+        } else if (rc == ST_EINVAL) {
+            rc = refuse(reply, "Launcher.ConfigurationError", "%s", why);
         }
         goto out;
     }
