@@ -119,19 +119,44 @@ void st_launcher_event_fini(st_launcher_event *ev)
     memset(ev, 0, sizeof(*ev));
 }
 
+/* A body_file would be read here, from the function's own files, and the coordinator's task has
+ * none of the caller's: an event carries its bodies inline. */
+static int check_no_body_file(const cJSON *j, char *err, size_t err_len)
+{
+    const cJSON *reqs = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "requests") : NULL;
+    int i = 0;
+    for (const cJSON *r = cJSON_IsArray(reqs) ? reqs->child : NULL; r; r = r->next, i++) {
+        if (cJSON_IsObject(r) && cJSON_GetObjectItemCaseSensitive(r, "body_file")) {
+            return st_errf(err, err_len, ST_EINVAL,
+                           "$.requests[%d].body_file: a plan sent to the launcher carries its "
+                           "bodies inline (\"body\"): no file of yours reaches the coordinator's "
+                           "task",
+                           i);
+        }
+    }
+    return 0;
+}
+
 int st_launcher_event_read(const char *text, size_t len, st_launcher_event *ev, char *err,
                            size_t err_len)
 {
     memset(ev, 0, sizeof(*ev));
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    int rc = check_no_body_file(j, err, err_len);
+    if (rc) {
+        cJSON_Delete(j);
+        return rc;
+    }
     st_plan plan;
     st_plan_init(&plan);
     /* No origin: the messages start with the JSON path, "$.rate: ...". */
-    int rc = st_plan_parse(&plan, text, len, NULL, err, err_len);
+    rc = st_plan_parse(&plan, text, len, NULL, err, err_len);
     if (!rc) {
         rc = st_plan_finish(&plan, 1, err, err_len);
     }
     if (rc) {
         st_plan_fini(&plan);
+        cJSON_Delete(j);
         return rc;
     }
     ev->agents = plan.agents > 0 ? plan.agents : 1;
@@ -143,8 +168,11 @@ int st_launcher_event_read(const char *text, size_t len, st_launcher_event *ev, 
     }
     st_plan_fini(&plan);
     /* The plan parser read it, so it is one JSON object: hand it on compact, as it was. */
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    ev->plan_json = j ? cJSON_PrintUnformatted(j) : NULL;
+    if (!j) {
+        /* What the plan parser takes and cJSON does not (a NUL inside, say) is not handed on. */
+        return st_errf(err, err_len, ST_EINVAL, "$: the event is not one JSON document");
+    }
+    ev->plan_json = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     if (!ev->plan_json) {
         return st_errf(err, err_len, ST_ENOMEM, "out of memory");
