@@ -349,7 +349,9 @@ class Launcher(LauncherCase):
                                                                   "\"targetUrl\""),
             ({"url": "http://127.0.0.1:9/", "rate": 10, "duration": 1, "agents": 0}, "$.agents: "),
             ([1, 2], "$: a plan must be a JSON object"),
-            (b"{\"taskCount\": 2,", ""),
+            ({"requests": [{"url": "http://127.0.0.1:9/", "body_file": "/etc/hostname"}],
+              "rate": 1, "duration": 1}, "$.requests[0].body_file: "),
+            (b"{\"taskCount\": 2,", "line 1, column 16: not valid JSON"),
         ]
         for event, want in cases:
             with self.subTest(event=event):
