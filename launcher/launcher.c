@@ -45,24 +45,22 @@ int st_launcher_env_read(st_launcher_env *e, const char *(*get)(const char *name
     memset(e, 0, sizeof(*e));
     const char *public_ip = NULL;
     int rc;
-    if ((rc = need(get, "STAMPEDE_CLUSTER", &e->cluster, err, err_len,
-                   "the ECS cluster's name")) ||
+    if ((rc = need(get, "STAMPEDE_CLUSTER", &e->cluster, err, err_len, "the ECS cluster's name")) ||
         (rc = need(get, "STAMPEDE_COORDINATOR_TASK_DEFINITION", &e->coordinator_task_definition,
                    err, err_len, "the coordinator's task definition, FAMILY[:REV]")) ||
-        (rc = need(get, "STAMPEDE_AGENT_TASK_DEFINITION", &e->agent_task_definition, err,
-                   err_len, "the agents' task definition, FAMILY[:REV]")) ||
+        (rc = need(get, "STAMPEDE_AGENT_TASK_DEFINITION", &e->agent_task_definition, err, err_len,
+                   "the agents' task definition, FAMILY[:REV]")) ||
         (rc = need(get, "STAMPEDE_SUBNETS", &e->subnets, err, err_len,
                    "the tasks' subnets, subnet-a,subnet-b")) ||
         (rc = need(get, "STAMPEDE_COORDINATOR_SECURITY_GROUPS", &e->coordinator_security_groups,
                    err, err_len, "the coordinator task's security groups, sg-a[,sg-b]")) ||
-        (rc = need(get, "STAMPEDE_AGENT_SECURITY_GROUPS", &e->agent_security_groups, err,
-                   err_len, "the agent tasks' security groups, sg-a[,sg-b]")) ||
+        (rc = need(get, "STAMPEDE_AGENT_SECURITY_GROUPS", &e->agent_security_groups, err, err_len,
+                   "the agent tasks' security groups, sg-a[,sg-b]")) ||
         (rc = need(get, "STAMPEDE_ASSIGN_PUBLIC_IP", &public_ip, err, err_len,
                    "ENABLED or DISABLED")) ||
         (rc = need(get, "STAMPEDE_SQS_QUEUE_URL", &e->sqs_queue_url, err, err_len,
                    "the results queue's URL")) ||
-        (rc = need(get, "STAMPEDE_TABLE", &e->table, err, err_len,
-                   "the results table's name"))) {
+        (rc = need(get, "STAMPEDE_TABLE", &e->table, err, err_len, "the results table's name"))) {
         return rc;
     }
     if (strcmp(public_ip, "ENABLED") != 0 && strcmp(public_ip, "DISABLED") != 0) {
@@ -182,16 +180,6 @@ int st_launcher_event_read(const char *text, size_t len, st_launcher_event *ev, 
 
 /* ---- the launch ---- */
 
-static size_t cut(char *text, const char **v, size_t max)
-{
-    size_t n = 0;
-    for (char *save = NULL, *tok = strtok_r(text, ",", &save); tok && n < max;
-         tok = strtok_r(NULL, ",", &save)) {
-        v[n++] = tok;
-    }
-    return n;
-}
-
 int st_launcher_new(st_launcher **out, const st_launcher_env *env, const st_aws_config *cfg,
                     char *err, size_t err_len)
 {
@@ -207,8 +195,8 @@ int st_launcher_new(st_launcher **out, const st_launcher_env *env, const st_aws_
     }
     memcpy(l->lists, env->subnets, a);
     memcpy(l->lists + a, env->coordinator_security_groups, b);
-    l->n_subnets = cut(l->lists, l->subnets, MAX_SUBNETS);
-    l->n_groups = cut(l->lists + a, l->groups, MAX_GROUPS);
+    l->n_subnets = st_launch_ecs_cut_list(l->lists, l->subnets, MAX_SUBNETS);
+    l->n_groups = st_launch_ecs_cut_list(l->lists + a, l->groups, MAX_GROUPS);
     st_aws_error aerr;
     int rc = st_aws_client_new(&l->aws, cfg, &aerr);
     if (rc) {
@@ -326,8 +314,7 @@ static int answer(st_lambda_reply *reply, const st_launcher_env *e, const char *
     return 0;
 }
 
-int st_launcher_handle(void *ctx, const char *request_id, const char *event,
-                       st_lambda_reply *reply)
+int st_launcher_handle(void *ctx, const char *request_id, const char *event, st_lambda_reply *reply)
 {
     st_launcher *l = ctx;
     const st_launcher_env *e = &l->env;
@@ -394,8 +381,10 @@ int st_launcher_handle(void *ctx, const char *request_id, const char *event,
         const st_ecs_failure *f = got.n_failures ? &got.failures[0] : NULL;
         rc = refuse(reply, "Launcher.TaskFailed",
                     "ECS did not start the coordinator's task (ecs:RunTask of %s): %s%s%s%s",
-                    e->coordinator_task_definition, f && f->reason ? f->reason : "no task and no "
-                                                                                 "failure given",
+                    e->coordinator_task_definition,
+                    f && f->reason ? f->reason
+                                   : "no task and no "
+                                     "failure given",
                     f && f->detail ? " (" : "", f && f->detail ? f->detail : "",
                     f && f->detail ? ")" : "");
         goto out;

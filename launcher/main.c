@@ -1,6 +1,7 @@
 /* stampede-launcher: the launcher Lambda, a custom runtime that starts one stampede run on ECS per
  * invocation (launcher.h). */
 #include "aws.h"
+#include "cli.h"
 #include "error.h"
 #include "exit_code.h"
 #include "lambda.h"
@@ -25,23 +26,24 @@ static void on_signal(int sig)
 
 static void usage(FILE *to)
 {
-    fprintf(to,
-            "usage: stampede-launcher   (as a Lambda function: AWS_LAMBDA_RUNTIME_API set)\n\n"
-            "The launcher Lambda. Each invocation's event is the seed's payload\n"
-            "{\"taskCount\", \"targetUrl\", \"vus\", \"rate\", \"duration\"} or a stampede plan (its\n"
-            "\"agents\" is the number of agent tasks). It is checked as stampede run checks a plan,\n"
-            "then one coordinator task is started on ECS, which runs\n"
-            "`stampede run --plan-env STAMPEDE_PLAN --launcher ecs --headless --run-id RUN_ID ...`\n"
-            "and starts the agents. The answer: {\"run_id\", \"coordinator_task_arn\", \"queue_url\",\n"
-            "\"table\", \"agents\", \"target_rps\", \"duration_s\"}.\n\n"
-            "Settings (environment): STAMPEDE_CLUSTER, STAMPEDE_COORDINATOR_TASK_DEFINITION,\n"
-            "STAMPEDE_AGENT_TASK_DEFINITION, STAMPEDE_SUBNETS, STAMPEDE_COORDINATOR_SECURITY_GROUPS,\n"
-            "STAMPEDE_AGENT_SECURITY_GROUPS, STAMPEDE_ASSIGN_PUBLIC_IP (ENABLED or DISABLED),\n"
-            "STAMPEDE_SQS_QUEUE_URL, STAMPEDE_TABLE; optional STAMPEDE_COORDINATOR_CONTAINER\n"
-            "(default coordinator) and STAMPEDE_COORDINATOR_LISTEN (the coordinator's --listen).\n"
-            "See docs/ecs.md.\n\n"
-            "Exit codes: 0 stopped by SIGTERM, 1 the runtime API failed, 2 a setting is missing\n"
-            "or malformed (reported to the runtime API as an initialisation error).\n");
+    fprintf(
+        to,
+        "usage: stampede-launcher   (as a Lambda function: AWS_LAMBDA_RUNTIME_API set)\n\n"
+        "The launcher Lambda. Each invocation's event is the seed's payload\n"
+        "{\"taskCount\", \"targetUrl\", \"vus\", \"rate\", \"duration\"} or a stampede plan (its\n"
+        "\"agents\" is the number of agent tasks). It is checked as stampede run checks a plan,\n"
+        "then one coordinator task is started on ECS, which runs\n"
+        "`stampede run --plan-env STAMPEDE_PLAN --launcher ecs --headless --run-id RUN_ID ...`\n"
+        "and starts the agents. The answer: {\"run_id\", \"coordinator_task_arn\", \"queue_url\",\n"
+        "\"table\", \"agents\", \"target_rps\", \"duration_s\"}.\n\n"
+        "Settings (environment): STAMPEDE_CLUSTER, STAMPEDE_COORDINATOR_TASK_DEFINITION,\n"
+        "STAMPEDE_AGENT_TASK_DEFINITION, STAMPEDE_SUBNETS, STAMPEDE_COORDINATOR_SECURITY_GROUPS,\n"
+        "STAMPEDE_AGENT_SECURITY_GROUPS, STAMPEDE_ASSIGN_PUBLIC_IP (ENABLED or DISABLED),\n"
+        "STAMPEDE_SQS_QUEUE_URL, STAMPEDE_TABLE; optional STAMPEDE_COORDINATOR_CONTAINER\n"
+        "(default coordinator) and STAMPEDE_COORDINATOR_LISTEN (the coordinator's --listen).\n"
+        "See docs/ecs.md.\n\n"
+        "Exit codes: 0 stopped by SIGTERM, 1 the runtime API failed, 2 a setting is missing\n"
+        "or malformed (reported to the runtime API as an initialisation error).\n");
 }
 
 static const char *env_get(const char *name)
@@ -49,14 +51,26 @@ static const char *env_get(const char *name)
     return getenv(name);
 }
 
-int main(int argc, char **argv)
+/* STAMPEDE_LOG_LEVEL, when set, is a setting like the others: a bad one is refused. */
+static int log_level_from_env(char *err, size_t err_len)
 {
-    const char *level_name = getenv("STAMPEDE_LOG_LEVEL");
-    st_log_level level = ST_LOG_INFO;
-    if (level_name && st_log_level_parse(level_name, &level) != 0) {
-        level = ST_LOG_INFO;
+    const char *name = getenv("STAMPEDE_LOG_LEVEL");
+    st_log_level level;
+    if (!name || !*name) {
+        return 0;
+    }
+    if (st_log_level_parse(name, &level) != 0) {
+        return st_errf(err, err_len, ST_EINVAL,
+                       "STAMPEDE_LOG_LEVEL is \"%.20s\": it must be debug, info, warn or error",
+                       name);
     }
     st_log_init("stampede-launcher", level);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    st_log_init("stampede-launcher", ST_LOG_INFO);
     if (argc > 1) {
         bool help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
         if (!help) {
@@ -79,7 +93,10 @@ int main(int argc, char **argv)
     char err[1024];
     st_launcher_env env;
     st_launcher *l = NULL;
-    int rc = st_launcher_env_read(&env, env_get, err, sizeof(err));
+    int rc = log_level_from_env(err, sizeof(err));
+    if (!rc) {
+        rc = st_launcher_env_read(&env, env_get, err, sizeof(err));
+    }
     if (!rc) {
         st_aws_config cfg;
         st_aws_config_init(&cfg);
@@ -92,12 +109,7 @@ int main(int argc, char **argv)
         return rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    st_cli_stop_signals(on_signal);
 
     st_info("running as a Lambda runtime (%s): coordinators of cluster %s from %s", api,
             env.cluster, env.coordinator_task_definition);

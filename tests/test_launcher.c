@@ -104,8 +104,9 @@ static void test_launcher_event_seed_payload(void **state)
 static void test_launcher_event_plan_with_stages(void **state)
 {
     (void)state;
-    const char *text = "{\"url\": \"http://127.0.0.1:9/\", \"agents\": 4, \"stages\": "
-                       "[{\"duration\": 10, \"target\": 100}, {\"duration\": 10, \"target\": 100}]}";
+    const char *text =
+        "{\"url\": \"http://127.0.0.1:9/\", \"agents\": 4, \"stages\": "
+        "[{\"duration\": 10, \"target\": 100}, {\"duration\": 10, \"target\": 100}]}";
     st_launcher_event ev;
     char err[512];
     assert_int_equal(st_launcher_event_read(text, strlen(text), &ev, err, sizeof(err)), 0);
@@ -144,9 +145,9 @@ static void test_launcher_event_refusals_name_the_path(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         st_launcher_event ev;
         char err[512] = "";
-        assert_int_equal(st_launcher_event_read(cases[i].text, strlen(cases[i].text), &ev, err,
-                                                sizeof(err)),
-                         ST_EINVAL);
+        assert_int_equal(
+            st_launcher_event_read(cases[i].text, strlen(cases[i].text), &ev, err, sizeof(err)),
+            ST_EINVAL);
         assert_null(ev.plan_json);
         assert_true(err[0] != '\0');
         if (strncmp(err, cases[i].want, strlen(cases[i].want)) != 0) {

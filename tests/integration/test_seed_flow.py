@@ -395,6 +395,9 @@ class Launcher(LauncherCase):
                           ({"STAMPEDE_TABLE": ""}, "STAMPEDE_TABLE is not set"),
                           ({"STAMPEDE_ASSIGN_PUBLIC_IP": "yes"},
                            "STAMPEDE_ASSIGN_PUBLIC_IP is \"yes\": it must be ENABLED or DISABLED"),
+                          ({"STAMPEDE_LOG_LEVEL": "loud"},
+                           "STAMPEDE_LOG_LEVEL is \"loud\": it must be debug, info, warn or "
+                           "error"),
                           ({"STAMPEDE_AGENT_SECURITY_GROUPS": "default"},
                            "STAMPEDE_AGENT_SECURITY_GROUPS: \"default\" is not an id like sg-")]:
             with self.subTest(env=env):
