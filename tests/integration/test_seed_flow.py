@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -161,6 +162,11 @@ class LauncherCase(harness.ProcTestCase):
         p = self.start([harness.binary("stampede-launcher")], env=env, name="launcher")
         return rt, p
 
+    def assert_clean_exit(self, launcher):
+        """SIGTERM while the function waits for its next invocation ends it with exit 0."""
+        launcher.p.send_signal(signal.SIGTERM)
+        self.assertEqual(launcher.wait(10), 0, launcher.stderr())
+
     def check_coordinator_request(self, answer, event, agents, listen):
         """The one RunTask of the coordinator: its task definition, network, token, tags and the
         command and plan of its container."""
@@ -302,6 +308,9 @@ class SeedFlow(LauncherCase):
                               r"failed 0;")
         self.assertIn("match the stored histograms", out)
         stop.set()
+        poller.join(30)
+        self.assert_clean_exit(sink)
+        self.assert_clean_exit(launcher)
 
 
 class Launcher(LauncherCase):
@@ -329,6 +338,7 @@ class Launcher(LauncherCase):
         kind, second = rt.invoke(event)
         self.assertEqual(kind, "response", second)
         self.assertNotEqual(second["run_id"], answer["run_id"])
+        self.assert_clean_exit(launcher)
 
     def refused(self, rt, event, error_type):
         kind, doc = rt.invoke(event)
@@ -359,7 +369,9 @@ class Launcher(LauncherCase):
                 self.assertTrue(msg.startswith(want), msg)
         self.assertEqual(self.ecs.state()["requests"], [])
         self.assertEqual(self.ecs.state()["launched"], 0)
+        # It is still waiting for the next invocation; SIGTERM ends it cleanly.
         self.assertIsNone(launcher.p.poll(), launcher.stderr())
+        self.assert_clean_exit(launcher)
 
     def test_a_plan_too_large_for_ecs_is_refused_naming_its_size(self):
         rt, _ = self.start_launcher(launcher_env(self.ecs.url))
@@ -379,6 +391,7 @@ class Launcher(LauncherCase):
         self.assertIn("may not call ecs:RunTask", msg)
         self.assertEqual(self.ecs.state()["launched"], 0)
         self.assertIsNone(launcher.p.poll(), launcher.stderr())
+        self.assert_clean_exit(launcher)
 
     def test_a_failed_task_names_ecs_reason(self):
         self.ecs.post("/__fake/faults", [{"kind": "fail", "op": "RunTask",
