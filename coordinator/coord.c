@@ -64,7 +64,7 @@ int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
     return 0;
 }
 
-static void agent_free(st_coord_agent *a)
+void st_coord_agent_free(st_coord_agent *a)
 {
     if (!a) {
         return;
@@ -73,6 +73,8 @@ static void agent_free(st_coord_agent *a)
     free(a->host);
     free(a->task_arn);
     free(a->az);
+    free(a->cluster);
+    free(a->task_definition);
     free(a->version);
     free(a->error);
     free(a->lost_reason);
@@ -86,7 +88,7 @@ void st_coord_free(st_coord *c)
         return;
     }
     for (size_t i = 0; i < c->n_agents; i++) {
-        agent_free(c->agents[i]);
+        st_coord_agent_free(c->agents[i]);
     }
     free(c->agents);
     st_report_series_free(c->series);

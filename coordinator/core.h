@@ -27,6 +27,10 @@ struct st_coord_agent {
     uint32_t id; /* 1-based, the index + 1 */
     uint64_t instance_id;
     char *name, *host, *task_arn, *az, *version; /* never NULL ("" when not given) */
+    char *cluster, *task_definition;             /* ECS; never NULL ("" elsewhere) */
+    double cpu_vcpus;                            /* ECS: the task's CPU limit; 0 elsewhere */
+    bool has_clock_error_bound;
+    double clock_error_bound_ms; /* ECS: the task's ClockErrorBound when it gave one */
     uint32_t pid, cores, threads, weight;
     int64_t offset_ns;
     uint64_t rtt_ns;
@@ -59,6 +63,9 @@ struct st_coord_agent {
     uint64_t from_q;
     st_counts totals; /* what its records added up to (merge.c) */
 };
+
+/* Frees an agent and everything it holds (NULL is fine). */
+void st_coord_agent_free(st_coord_agent *a);
 
 struct st_coord {
     pthread_mutex_t mu;
