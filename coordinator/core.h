@@ -84,7 +84,9 @@ struct st_coord {
     uint64_t t0;
     uint64_t end_ns;
     bool stopping;
-    uint64_t stopped_at_ns;
+    uint64_t stopped_at_ns; /* the load's end when stopped: a graceful stop's instant, else
+                               when st_coord_stop was called */
+    uint64_t stop_at_ns;    /* a graceful stop waiting for its instant (share.c); 0: none */
     /* The coordinator's own stalls (ST_PROTO_COORD_STALL_MS): the previous tick, and until when
      * seconds wait for their records rather than for the grace timer. */
     uint64_t last_tick_ns;
