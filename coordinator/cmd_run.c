@@ -313,12 +313,19 @@ int st_cmd_run(int argc, char **argv)
         random_hex(token, 16);
     }
 
+    /* A CI job's step summary (GitHub Actions sets the variable for each step). */
+    const char *step_summary = getenv("GITHUB_STEP_SUMMARY");
+    if (step_summary && !step_summary[0]) {
+        step_summary = NULL;
+    }
     if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
         ctx.n_outs++;
     }
     if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
         add_file_output(&ctx, st_output_summary_file, o.summary) ||
-        add_file_output(&ctx, st_output_junit, o.junit)) {
+        add_file_output(&ctx, st_output_junit, o.junit) ||
+        add_file_output(&ctx, st_output_report, o.report) ||
+        add_file_output(&ctx, st_output_step_summary, step_summary)) {
         code = ST_EXIT_USAGE;
         goto out;
     }
@@ -455,7 +462,7 @@ int st_cmd_run(int argc, char **argv)
         st_report_fini(&report);
     } else {
         st_error("out of memory: the run's summary was not written");
-        outcome.outputs_failed = o.summary || o.timeseries;
+        outcome.outputs_failed = o.summary || o.timeseries || o.junit || o.report || step_summary;
     }
     outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
     outcome.stopped = stopped;

@@ -111,6 +111,12 @@ static const st_setting run_settings[] = {
      .arg = "FILE",
      .help = "write the thresholds' verdicts as JUnit XML, for CI",
      ST_SETTING_AT(st_run_opts, junit)},
+    {.flag = "report",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write a self-contained HTML report (charts, tables, thresholds; opens offline)",
+     ST_SETTING_AT(st_run_opts, report)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
     {.flag = "headless",

@@ -31,6 +31,7 @@ typedef struct st_run_opts {
     const char *summary;
     const char *timeseries;
     const char *junit;
+    const char *report;
     const char *engine;
     const char *sqs_queue_url;
     const char *spool;
