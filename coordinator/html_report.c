@@ -1203,7 +1203,7 @@ int st_html_report_text(const cJSON *summary, const cJSON *lines, const st_html_
         return ST_ENOMEM;
     }
     bool ok = strcmp(status, "completed") == 0 && failed == 0;
-    fprintf(f, "<h1>stampede run <span data-fig=\"run_id\">");
+    fprintf(f, "<h1>stampede run <span>");
     esc(f, run_id);
     fprintf(f, "</span></h1>\n<p><span class=\"verdict %s\" id=\"verdict\" data-value=\"%s\">%s"
                "</span> ",

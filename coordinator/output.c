@@ -344,15 +344,13 @@ int st_output_junit(st_output *out, const char *path, char *err, size_t err_len)
 
 /* ---- the HTML report (html_report.h) ---- */
 
-/* The report's seconds as the objects of the time series' lines. NULL when out of memory. */
-static cJSON *series_json(const st_report *r)
+cJSON *st_output_series_json(const st_report_second *rows, size_t n)
 {
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; arr && i < r->n_seconds; i++) {
+    for (size_t i = 0; arr && i < n; i++) {
         char line[ST_OUTPUT_SECOND_LINE_MAX];
-        cJSON *o = st_output_second_line(line, sizeof(line), &r->seconds[i]) == 0
-                       ? cJSON_Parse(line)
-                       : NULL;
+        cJSON *o = st_output_second_line(line, sizeof(line), &rows[i]) == 0 ? cJSON_Parse(line)
+                                                                             : NULL;
         if (!o || !cJSON_AddItemToArray(arr, o)) {
             cJSON_Delete(o);
             cJSON_Delete(arr);
@@ -365,7 +363,7 @@ static cJSON *series_json(const st_report *r)
 static char *report_html(const st_report *report, const char *path)
 {
     cJSON *summary = st_output_summary_json(report);
-    cJSON *series = summary ? series_json(report) : NULL;
+    cJSON *series = summary ? st_output_series_json(report->seconds, report->n_seconds) : NULL;
     char *text = NULL, err[1024];
     const st_html_source src = {"the run's summary", "the run's seconds", NULL};
     if (series && st_html_report_text(summary, series, &src, &text, err, sizeof(err)) != 0) {

@@ -81,6 +81,10 @@ cJSON *st_output_summary_json(const st_report *report);
 #define ST_OUTPUT_SECOND_LINE_MAX 1024
 int st_output_second_line(char *buf, size_t len, const st_report_second *row);
 
+/* rows as the objects of their --timeseries lines, in an array (the input of html_report.h). NULL
+ * when out of memory. */
+cJSON *st_output_series_json(const st_report_second *rows, size_t n);
+
 /* Result messages to SQS. aws is copied; its strings must outlive the output. Checks the
  * configuration and the credentials now (before any load is sent): ST_EINVAL (no region, bad
  * endpoint, bad run id), ST_EAUTH (no credentials, or expired ones), ST_EIO (the spool folder
