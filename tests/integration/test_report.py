@@ -203,7 +203,9 @@ def fmt(v, kind):
     return {"int": "%.0f", "ms": "%.3f", "rate": "%.1f"}[kind] % v
 
 
-class ReportTest(harness.ProcTestCase):
+class ReportCase(harness.ProcTestCase):
+    """A run against stampede-target, its files, and what the report must show of them."""
+
     def setUp(self):
         super().setUp()
         self.dir = tempfile.mkdtemp(prefix="st-report-")
@@ -287,6 +289,9 @@ class ReportTest(harness.ProcTestCase):
                           (VIEW_W - PLOT_L - PLOT_R) * scale, (VIEW_H - PLOT_T - PLOT_B) * scale)
         return boxes
 
+
+
+class ReportTest(ReportCase):
     def test_run_report_in_chromium(self):
         code, p, _ = self.real_run()
         self.assertEqual(code, EXIT_THRESHOLDS, p.stderr())
@@ -497,6 +502,49 @@ class ReportTest(harness.ProcTestCase):
         # The other outputs were written all the same.
         self.assertEqual(self.summary()["status"], "completed")
         self.assertTrue(os.path.exists(self.path("report.html")))
+
+
+class ResultsReportTest(ReportCase):
+    """stampede results RUN_ID --report: the report of a run read back from DynamoDB (the run's
+    results through SQS and stampede-sink, on the npm emulators)."""
+
+    def test_results_report_from_dynamodb(self):
+        import aws_env
+        ddb_proc, ddb_url = aws_env.start_dynalite()
+        self.addCleanup(ddb_proc.stop)
+        sqs_proc, sqs_url = aws_env.start_sqs()
+        self.addCleanup(sqs_proc.stop)
+        queue, _ = aws_env.create_queue_with_dlq(sqs_url, "report", max_receive=2, visibility_s=30)
+        aws_env.create_table(ddb_url, "report")
+        env = aws_env.aws_env()
+        code, p, _ = self.real_run("--sqs-queue-url", queue, "--spool", self.path("spool"),
+                                   env=env)
+        self.assertEqual(code, EXIT_THRESHOLDS, p.stderr())
+        code, _, err = self.run_to_end([harness.binary("stampede-sink"), "--queue-url", queue,
+                                        "--table", "report", "--endpoint-url", ddb_url,
+                                        "--exit-when-empty", "--wait-seconds", "1"], timeout=60,
+                                       env=env)
+        self.assertEqual(code, 0, err)
+        s = self.summary()
+        out = self.path("stored.html")
+        code, _, err = self.run_to_end([harness.binary("stampede"), "results", s["run_id"],
+                                        "--table", "report", "--endpoint-url", ddb_url,
+                                        "--report", out], timeout=60, env=env)
+        self.assertEqual(code, 0, err)
+        with open(out) as f:
+            stored = Figures(f.read())
+        with open(self.path("report.html")) as f:
+            run = Figures(f.read())
+        self.check_figures(stored.figs, s)
+        self.assertEqual(stored.figs, run.figs)
+        # The same charts: the stored seconds, and the distribution of their merged histograms.
+        self.assertEqual({k: v["data-points"] for k, v in stored.charts.items()},
+                         {k: v["data-points"] for k, v in run.charts.items()})
+        code, _, err = self.run_to_end([harness.binary("stampede"), "results", "no-such-run",
+                                        "--table", "report", "--endpoint-url", ddb_url,
+                                        "--report", self.path("none.html")], timeout=60, env=env)
+        self.assertEqual(code, 5, err)
+        self.assertFalse(os.path.exists(self.path("none.html")))
 
 
 class SmokeScriptTest(harness.ProcTestCase):
