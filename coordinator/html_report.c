@@ -1087,6 +1087,76 @@ static void section_rate_changes(FILE *f, rd *r, const cJSON *s)
     fputs("</table>\n", f);
 }
 
+/* The comparison with an earlier run (baseline.h): its deltas and regression limits. Returns how
+ * many limits failed. */
+static size_t section_baseline(FILE *f, rd *r, const cJSON *s)
+{
+    const cJSON *b = object(r, s, "", "baseline", 0);
+    if (!b) {
+        return 0;
+    }
+    const char *file = text(r, b, "baseline", "file", REQ);
+    const cJSON *old_id = member(r, b, "baseline", "run_id", 0);
+    fputs("<h2>Against the baseline</h2><p data-scope=\"baseline\">", f);
+    fig_text(f, "span", "file", file);
+    if (cJSON_IsString(old_id)) {
+        fputs(", run ", f);
+        fig_text(f, "span", "run_id", old_id->valuestring);
+    }
+    fputs("</p><table id=\"baseline-deltas\"><tr><th>figure</th><th>baseline</th><th>this run"
+          "</th><th>delta</th><th>change</th></tr>\n",
+          f);
+    const cJSON *deltas = object(r, b, "baseline", "deltas", REQ);
+    for (const cJSON *d = deltas ? deltas->child : NULL; d && !r->failed; d = d->next) {
+        disp how = strncmp(d->string, "latency", 7) == 0 ? D_MS
+                   : strcmp(d->string, "error_rate") == 0 ? D_PCT
+                                                           : D_RATE;
+        fputs("<tr data-scope=\"delta:", f);
+        esc(f, d->string);
+        fputs("\"><td>", f);
+        esc(f, d->string);
+        fputs("</td>", f);
+        cell(f, r, d, "", "baseline", REQ | NULLABLE, how);
+        cell(f, r, d, "", "observed", REQ | NULLABLE, how);
+        cell(f, r, d, "", "delta", REQ | NULLABLE, how);
+        cell(f, r, d, "", "change", REQ | NULLABLE, D_PCT);
+        fputs("</tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    const cJSON *regs = array(r, b, "baseline", "regressions", REQ);
+    size_t failed = 0, i = 0;
+    if (regs && regs->child) {
+        fputs("<table id=\"regressions\"><tr><th>limit</th><th>baseline</th><th>this run</th>"
+              "<th>allowed</th><th>result</th></tr>\n",
+              f);
+    }
+    for (const cJSON *g = regs ? regs->child : NULL; g && !r->failed; g = g->next, i++) {
+        char path[48];
+        snprintf(path, sizeof(path), "baseline.regressions[%zu]", i);
+        const char *expr = text(r, g, path, "expression", REQ);
+        const char *unit = text(r, g, path, "unit", REQ);
+        const char *result = text(r, g, path, "result", REQ);
+        if (r->failed) {
+            break;
+        }
+        bool pass = strcmp(result, "pass") == 0;
+        failed += !pass;
+        disp how = strcmp(unit, "ms") == 0 ? D_MS : D_PCT;
+        fprintf(f, "<tr data-scope=\"regression:%zu\"><td data-fig=\"expression\">", i);
+        esc(f, expr);
+        fputs("</td>", f);
+        cell(f, r, g, "", "baseline", REQ | NULLABLE, how);
+        cell(f, r, g, "", "observed", REQ | NULLABLE, how);
+        cell(f, r, g, "", "allowed", REQ | NULLABLE, how);
+        fprintf(f, "<td class=\"%s\" data-fig=\"result\" data-value=\"%s\">%s</td></tr>\n",
+                pass ? "pass" : "fail", pass ? "pass" : "fail", pass ? "pass" : "FAIL");
+    }
+    if (regs && regs->child) {
+        fputs("</table>\n", f);
+    }
+    return failed;
+}
+
 static void section_charts(FILE *f, const series *s)
 {
     fputs("<h2>Over time</h2>\n", f);
@@ -1181,6 +1251,7 @@ int st_html_report_text(const cJSON *summary, const cJSON *lines, const st_html_
     if (b) {
         section_meta(b, &r, summary, run_id, status, n_agents, n_lost);
         failed = section_thresholds(b, &r, summary);
+        failed += section_baseline(b, &r, summary);
         section_totals(b, &r, summary, lat_ms, lat_unc_ms);
         section_charts(b, &s);
         fputs("<h2>Latency distribution</h2>\n", b);
@@ -1208,7 +1279,7 @@ int st_html_report_text(const cJSON *summary, const cJSON *lines, const st_html_
     fprintf(f, "</span></h1>\n<p><span class=\"verdict %s\" id=\"verdict\" data-value=\"%s\">%s"
                "</span> ",
             ok ? "pass" : failed ? "fail" : "warn", ok ? "pass" : "fail",
-            ok ? "PASSED" : failed ? "THRESHOLDS FAILED" : "NOT COMPLETED");
+            ok ? "PASSED" : failed ? "LIMITS FAILED" : "NOT COMPLETED");
     esc(f, status);
     fputs("</p>\n", f);
     fputs(body, f);

@@ -112,6 +112,7 @@ int st_output_progress(st_output *out, FILE *f)
 typedef struct filed {
     st_outfile *f; /* NULL once committed or given up */
     bool failed;
+    const st_baseline *baseline; /* the summary's and the report's "baseline"; may be NULL */
 } filed;
 
 /* Creates the file for flag now (a folder that cannot be written is found out before the run,
@@ -286,7 +287,20 @@ static int filed_write_whole(filed *s, const char *flag, char *text)
     return filed_done(s, rc, err);
 }
 
-cJSON *st_output_summary_json(const st_report *report)
+/* Appends item to obj as key, before obj's "thresholds" (which stays last). */
+static bool add_before_thresholds(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!cJSON_AddItemToObject(obj, key, item)) {
+        return false;
+    }
+    cJSON *th = cJSON_DetachItemFromObjectCaseSensitive(obj, "thresholds");
+    if (th) {
+        cJSON_AddItemToArray(obj, th);
+    }
+    return true;
+}
+
+cJSON *st_output_summary_json(const st_report *report, const st_baseline *baseline)
 {
     cJSON *summary = st_report_json(report);
     cJSON *hist = summary ? st_html_histogram_json(&report->total) : NULL;
@@ -308,13 +322,21 @@ cJSON *st_output_summary_json(const st_report *report)
         first_after = k->next;
         cJSON_AddItemToArray(summary, cJSON_DetachItemViaPointer(summary, k));
     }
+    if (baseline) {
+        cJSON *b = st_baseline_json(baseline);
+        if (!b || !add_before_thresholds(summary, "baseline", b)) {
+            cJSON_Delete(b);
+            cJSON_Delete(summary);
+            return NULL;
+        }
+    }
     return summary;
 }
 
 static int sum_summary(void *state, const st_report *report)
 {
     filed *s = state;
-    cJSON *summary = s->f ? st_output_summary_json(report) : NULL;
+    cJSON *summary = s->f ? st_output_summary_json(report, s->baseline) : NULL;
     char *text = summary ? cJSON_Print(summary) : NULL;
     cJSON_Delete(summary);
     return filed_write_whole(s, "--summary", text);
@@ -360,9 +382,9 @@ cJSON *st_output_series_json(const st_report_second *rows, size_t n)
     return arr;
 }
 
-static char *report_html(const st_report *report, const char *path)
+static char *report_html(const st_report *report, const char *path, const st_baseline *baseline)
 {
-    cJSON *summary = st_output_summary_json(report);
+    cJSON *summary = st_output_summary_json(report, baseline);
     cJSON *series = summary ? st_output_series_json(report->seconds, report->n_seconds) : NULL;
     char *text = NULL, err[1024];
     const st_html_source src = {"the run's summary", "the run's seconds", NULL};
@@ -378,8 +400,8 @@ static char *report_html(const st_report *report, const char *path)
 static int report_summary(void *state, const st_report *report)
 {
     filed *s = state;
-    return filed_write_whole(s, "--report", s->f ? report_html(report, st_outfile_path(s->f))
-                                                  : NULL);
+    return filed_write_whole(s, "--report",
+                             s->f ? report_html(report, st_outfile_path(s->f), s->baseline) : NULL);
 }
 
 static const st_output_ops report_ops = {"report", sum_second, report_summary, filed_close};
@@ -387,6 +409,13 @@ static const st_output_ops report_ops = {"report", sum_second, report_summary, f
 int st_output_report(st_output *out, const char *path, char *err, size_t err_len)
 {
     return filed_open(out, &report_ops, "--report", path, err, err_len);
+}
+
+void st_output_set_baseline(st_output *out, const st_baseline *baseline)
+{
+    if (out->ops == &sum_ops || out->ops == &report_ops) {
+        ((filed *)out->state)->baseline = baseline;
+    }
 }
 
 /* ---- the step summary (md_summary.h) ---- */

@@ -25,6 +25,7 @@
 #define ST_OUTPUT_H
 
 #include "aws.h"
+#include "baseline.h"
 #include "coord.h"
 #include "forward.h"
 #include "report.h"
@@ -72,8 +73,13 @@ int st_output_report(st_output *out, const char *path, char *err, size_t err_len
 int st_output_step_summary(st_output *out, const char *path, char *err, size_t err_len);
 
 /* The summary object of --summary: st_report_json's, with "latency_histogram"
- * (st_html_histogram_json of the totals) after the latency blocks. NULL when out of memory. */
-cJSON *st_output_summary_json(const st_report *report);
+ * (st_html_histogram_json of the totals) after the latency blocks, and "baseline"
+ * (st_baseline_json, when baseline is not NULL) before the thresholds. NULL when out of memory. */
+cJSON *st_output_summary_json(const st_report *report, const st_baseline *baseline);
+
+/* The summary and report outputs add baseline's comparison (evaluated before their summary()
+ * is called; it must outlive them); other outputs ignore it. */
+void st_output_set_baseline(st_output *out, const st_baseline *baseline);
 
 /* The --timeseries line of row, without its newline: its keys (README "Outputs"), then
  * p50/p90/p99_uncorrected_ms and "errors" by class. Returns 0, or ST_ERANGE when len is short

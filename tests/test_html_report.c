@@ -103,7 +103,7 @@ static void test_html_report_figures_are_in_the_dom(void **state)
                       "</td><td data-fig=\"observed\" data-value=\"0.05\">5.0000%</td>");
     assert_says(html, "data-fig=\"result\" data-value=\"fail\">FAIL</td>");
     assert_says(html, "it stopped the run at 3s");
-    assert_says(html, "id=\"verdict\" data-value=\"fail\">THRESHOLDS FAILED");
+    assert_says(html, "id=\"verdict\" data-value=\"fail\">LIMITS FAILED");
     assert_says(html, "<tr data-scope=\"agent:1\"><td data-fig=\"name\">a&quot;b&#39;c&amp;d</td>");
     /* 3 seconds: 2 rate lines of 3 points, 6 latency lines of 3 less the null p99. */
     assert_says(html, "id=\"chart-rps\" viewBox=\"0 0 1100 300\" role=\"img\" aria-label=\"Target "
