@@ -384,17 +384,24 @@ cJSON *st_output_series_json(const st_report_second *rows, size_t n)
 
 static char *report_html(const st_report *report, const char *path, const st_baseline *baseline)
 {
-    cJSON *summary = st_output_summary_json(report, baseline);
+    /* Read back from its text, as `stampede report` reads the --summary file: cJSON prints a
+     * double in 15 digits when that reads back close enough, and the report must show what the
+     * file says. */
+    cJSON *built = st_output_summary_json(report, baseline);
+    char *text = built ? cJSON_PrintUnformatted(built) : NULL;
+    cJSON *summary = text ? cJSON_Parse(text) : NULL;
+    cJSON_Delete(built);
+    free(text);
     cJSON *series = summary ? st_output_series_json(report->seconds, report->n_seconds) : NULL;
-    char *text = NULL, err[1024];
+    char *html = NULL, err[1024];
     const st_html_source src = {"the run's summary", "the run's seconds", NULL};
-    if (series && st_html_report_text(summary, series, &src, &text, err, sizeof(err)) != 0) {
+    if (series && st_html_report_text(summary, series, &src, &html, err, sizeof(err)) != 0) {
         st_error("--report %s: %s", path, err);
-        text = NULL;
+        html = NULL;
     }
     cJSON_Delete(series);
     cJSON_Delete(summary);
-    return text;
+    return html;
 }
 
 static int report_summary(void *state, const st_report *report)

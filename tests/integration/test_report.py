@@ -504,6 +504,62 @@ class ReportTest(ReportCase):
         self.assertTrue(os.path.exists(self.path("report.html")))
 
 
+class BaselineTest(ReportCase):
+    """--baseline OLD_SUMMARY.json with --max-regression: a slower target fails the latency
+    limit (exit 11) and holds the error-rate one; the summary and the report say so."""
+
+    def run_once(self, name, target_args, *extra):
+        _, url = targets.start_target(self, *target_args)
+        p = self.start([harness.binary("stampede"), "run", "--url", url + "/", "--rate", "100",
+                        "--duration", "2", "--summary", self.path(name + ".json"), "--report",
+                        self.path(name + ".html")] + list(extra))
+        code = p.wait(60)
+        with open(self.path(name + ".json")) as f:
+            return code, p, json.load(f)
+
+    def test_regression_fails_the_run(self):
+        code, p, old = self.run_once("old", ["--latency-ms", "1"])
+        self.assertEqual(code, 0, p.stderr())
+        code, p, new = self.run_once("new", ["--latency-ms", "20"], "--baseline",
+                                     self.path("old.json"), "--max-regression", "p(50)+50%",
+                                     "--max-regression", "error_rate+1pt")
+        self.assertEqual(code, EXIT_THRESHOLDS, p.stderr())
+        b = new["baseline"]
+        self.assertEqual(list(new)[-1], "baseline")
+        self.assertEqual(b["file"], self.path("old.json"))
+        self.assertEqual(b["run_id"], old["run_id"])
+        lat, err = b["regressions"]
+        self.assertEqual((lat["expression"], lat["result"]), ("p(50)+50%", "fail"))
+        self.assertEqual(lat["baseline"], old["latency_ms"]["p50"])
+        self.assertEqual(lat["observed"], new["latency_ms"]["p50"])
+        self.assertAlmostEqual(lat["allowed"], old["latency_ms"]["p50"] * 1.5, places=9)
+        self.assertGreater(lat["observed"], 20)
+        self.assertEqual((err["result"], err["baseline"], err["observed"], err["allowed"]),
+                         ("pass", 0, 0, 0.01))
+        d = b["deltas"]["latency_ms.p99"]
+        self.assertEqual((d["baseline"], d["observed"]),
+                         (old["latency_ms"]["p99"], new["latency_ms"]["p99"]))
+        self.assertAlmostEqual(d["delta"], d["observed"] - d["baseline"], places=9)
+        self.assertIn("baseline               %s: 1 of 2 regression limits held"
+                      % self.path("old.json"), p.stdout())
+        self.assertIn("FAIL  p(50)+50%", p.stdout())
+        with open(self.path("new.html")) as f:
+            figs = Figures(f.read()).figs
+        self.assertEqual(figs[("regression:0", "result")][0], "fail")
+        self.assertEqual(float(figs[("regression:0", "observed")][0]), lat["observed"])
+        self.assertEqual(float(figs[("regression:0", "allowed")][0]), lat["allowed"])
+        self.assertEqual(figs[("regression:1", "result")][0], "pass")
+        self.assertEqual(float(figs[("delta:latency_ms.p99", "delta")][0]), d["delta"])
+        self.assertEqual(figs[("baseline", "run_id")][0], old["run_id"])
+        # A bad limit is refused before anything starts, naming it.
+        code, _, err_text = self.run_to_end(
+            [harness.binary("stampede"), "run", "--url", "http://127.0.0.1:9/", "--rate", "1",
+             "--duration", "1", "--baseline", self.path("old.json"), "--max-regression",
+             "p(99)+10"], timeout=30)
+        self.assertEqual(code, EXIT_USAGE)
+        self.assertIn("--max-regression \"p(99)+10\": at character 9: a unit is needed", err_text)
+
+
 class ResultsReportTest(ReportCase):
     """stampede results RUN_ID --report: the report of a run read back from DynamoDB (the run's
     results through SQS and stampede-sink, on the npm emulators)."""
