@@ -704,11 +704,9 @@ static void distribution_chart(FILE *f, rd *r, const cJSON *summary, const doubl
     }
     chart_open(f, "chart-distribution", "Latency distribution (merged histogram, log scale)");
     fprintf(f, " data-points=\"%zu\">\n", points);
-    axes a = {.x0 = points ? floor(log10(lo)) : 0, .x1 = points ? ceil(log10(hi)) : 1,
+    /* The occupied range with a little room: a decade more would squeeze the bars. */
+    axes a = {.x0 = points ? log10(lo) - 0.05 : 0, .x1 = points ? log10(hi) + 0.05 : 1,
               .y1 = round_top(top), .log_x = true};
-    if (a.x1 <= a.x0) {
-        a.x1 = a.x0 + 1;
-    }
     chart_axes(f, &a, "requests per decade", "");
     const char *labels[2] = {"corrected", "uncorrected"};
     const char *colors[2] = {"#1f77b4", "#ff7f0e"};
