@@ -93,34 +93,32 @@ static double num(rd *r, const cJSON *obj, const char *path, const char *key, in
     return v;
 }
 
-static const cJSON *object(rd *r, const cJSON *obj, const char *path, const char *key, int flags)
+/* The member key of obj when it has the type is() checks (what: its name), NULL otherwise. */
+static const cJSON *typed(rd *r, const cJSON *obj, const char *path, const char *key, int flags,
+                          cJSON_bool (*is)(const cJSON *), const char *what)
 {
     const cJSON *j = member(r, obj, path, key, flags);
-    if (j && !cJSON_IsObject(j)) {
-        rd_fail(r, path, key, "expected an object, not %s", type_name(j));
+    if (j && !is(j)) {
+        rd_fail(r, path, key, "expected %s, not %s", what, type_name(j));
         return NULL;
     }
     return j;
 }
 
+static const cJSON *object(rd *r, const cJSON *obj, const char *path, const char *key, int flags)
+{
+    return typed(r, obj, path, key, flags, cJSON_IsObject, "an object");
+}
+
 static const cJSON *array(rd *r, const cJSON *obj, const char *path, const char *key, int flags)
 {
-    const cJSON *j = member(r, obj, path, key, flags);
-    if (j && !cJSON_IsArray(j)) {
-        rd_fail(r, path, key, "expected an array, not %s", type_name(j));
-        return NULL;
-    }
-    return j;
+    return typed(r, obj, path, key, flags, cJSON_IsArray, "an array");
 }
 
 /* A string, or NULL when absent. */
 static const char *text(rd *r, const cJSON *obj, const char *path, const char *key, int flags)
 {
-    const cJSON *j = member(r, obj, path, key, flags);
-    if (j && !cJSON_IsString(j)) {
-        rd_fail(r, path, key, "expected a string, not %s", type_name(j));
-        return NULL;
-    }
+    const cJSON *j = typed(r, obj, path, key, flags, cJSON_IsString, "a string");
     return j ? j->valuestring : NULL;
 }
 
@@ -835,6 +833,36 @@ static void section_meta(FILE *f, rd *r, const cJSON *s, const char *run_id, con
     fputs("</dl>\n", f);
 }
 
+/* A verdict's row (a threshold's, a regression limit's) up to its expression: reads v's
+ * "expression", "unit" and "result" (pass or fail) into *pass and *how (the figures' display).
+ * false when v does not have them (r says why). */
+static bool verdict_open(FILE *f, rd *r, const cJSON *v, const char *path, const char *scope,
+                         size_t i, bool *pass, disp *how)
+{
+    const char *expr = text(r, v, path, "expression", REQ);
+    const char *unit = text(r, v, path, "unit", REQ);
+    const char *result = text(r, v, path, "result", REQ);
+    if (r->failed) {
+        return false;
+    }
+    if (strcmp(result, "pass") != 0 && strcmp(result, "fail") != 0) {
+        rd_fail(r, path, "result", "expected \"pass\" or \"fail\", not \"%s\"", result);
+        return false;
+    }
+    *pass = strcmp(result, "pass") == 0;
+    *how = strcmp(unit, "ms") == 0 ? D_MS : D_PCT;
+    fprintf(f, "<tr data-scope=\"%s:%zu\"><td data-fig=\"expression\">", scope, i);
+    esc(f, expr);
+    fputs("</td>", f);
+    return true;
+}
+
+static void verdict_close(FILE *f, bool pass)
+{
+    fprintf(f, "<td class=\"%s\" data-fig=\"result\" data-value=\"%s\">%s</td></tr>\n",
+            pass ? "pass" : "fail", pass ? "pass" : "fail", pass ? "pass" : "FAIL");
+}
+
 /* The thresholds' table; returns how many failed. */
 static size_t section_thresholds(FILE *f, rd *r, const cJSON *s)
 {
@@ -849,34 +877,24 @@ static size_t section_thresholds(FILE *f, rd *r, const cJSON *s)
     for (const cJSON *t = th->child; t; t = t->next, i++) {
         char path[40];
         snprintf(path, sizeof(path), "thresholds[%zu]", i);
-        const char *expr = text(r, t, path, "expression", REQ);
-        const char *unit = text(r, t, path, "unit", REQ);
         const char *op = text(r, t, path, "op", REQ);
-        const char *result = text(r, t, path, "result", REQ);
         double limit = num(r, t, path, "limit", REQ);
         double observed = num(r, t, path, "observed", REQ | NULLABLE);
         int aborted = boolean(r, t, path, "aborted", 0);
         double at = num(r, t, path, "aborted_at_s", NONNEG);
-        if (r->failed) {
+        bool pass;
+        disp d;
+        if (!verdict_open(f, r, t, path, "threshold", i, &pass, &d)) {
             break;
         }
-        if (strcmp(result, "pass") != 0 && strcmp(result, "fail") != 0) {
-            rd_fail(r, path, "result", "expected \"pass\" or \"fail\", not \"%s\"", result);
-            break;
-        }
-        bool pass = strcmp(result, "pass") == 0;
         failed += !pass;
-        disp d = strcmp(unit, "ms") == 0 ? D_MS : D_PCT;
-        fprintf(f, "<tr data-scope=\"threshold:%zu\"><td data-fig=\"expression\">", i);
-        esc(f, expr);
-        fputs("</td>", f);
         fig(f, "td", "observed", observed, d);
         fputs("<td>", f);
         esc(f, op);
         fputc(' ', f);
         fig(f, "span", "limit", limit, d);
-        fprintf(f, "</td><td class=\"%s\" data-fig=\"result\" data-value=\"%s\">%s%s</td></tr>\n",
-                pass ? "pass" : "fail", result, pass ? "pass" : "FAIL", "");
+        fputs("</td>", f);
+        verdict_close(f, pass);
         if (aborted == 1) {
             fprintf(f, "<tr><td colspan=\"4\" class=\"muted\">it stopped the run at %gs</td></tr>\n",
                     isnan(at) ? 0 : at);
@@ -1131,23 +1149,16 @@ static size_t section_baseline(FILE *f, rd *r, const cJSON *s)
     for (const cJSON *g = regs ? regs->child : NULL; g && !r->failed; g = g->next, i++) {
         char path[48];
         snprintf(path, sizeof(path), "baseline.regressions[%zu]", i);
-        const char *expr = text(r, g, path, "expression", REQ);
-        const char *unit = text(r, g, path, "unit", REQ);
-        const char *result = text(r, g, path, "result", REQ);
-        if (r->failed) {
+        bool pass;
+        disp how;
+        if (!verdict_open(f, r, g, path, "regression", i, &pass, &how)) {
             break;
         }
-        bool pass = strcmp(result, "pass") == 0;
         failed += !pass;
-        disp how = strcmp(unit, "ms") == 0 ? D_MS : D_PCT;
-        fprintf(f, "<tr data-scope=\"regression:%zu\"><td data-fig=\"expression\">", i);
-        esc(f, expr);
-        fputs("</td>", f);
         cell(f, r, g, "", "baseline", REQ | NULLABLE, how);
         cell(f, r, g, "", "observed", REQ | NULLABLE, how);
         cell(f, r, g, "", "allowed", REQ | NULLABLE, how);
-        fprintf(f, "<td class=\"%s\" data-fig=\"result\" data-value=\"%s\">%s</td></tr>\n",
-                pass ? "pass" : "fail", pass ? "pass" : "fail", pass ? "pass" : "FAIL");
+        verdict_close(f, pass);
     }
     if (regs && regs->child) {
         fputs("</table>\n", f);
