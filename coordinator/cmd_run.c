@@ -19,6 +19,7 @@
 #include "run_flags.h"
 #include "settings.h"
 #include "threshold.h"
+#include "baseline.h"
 #include "tls.h"
 
 #include <pthread.h>
@@ -162,6 +163,21 @@ static void on_second(void *arg, const st_coord_second *sec)
 
 /* Adds the output that make() opens for path, when path was given; a folder that cannot be
  * written is said on stderr and returns non-zero. */
+/* The run's summary against the baseline (baseline.h). Returns 0, or -1 when it could not be
+ * compared (logged). */
+static int compare_baseline(st_baseline *baseline, const st_report *report)
+{
+    char err[512];
+    cJSON *summary = st_report_json(report);
+    int rc = summary ? st_baseline_evaluate(baseline, summary, err, sizeof(err)) : ST_ENOMEM;
+    cJSON_Delete(summary);
+    if (rc) {
+        st_error("--baseline: not compared: %s", rc == ST_ENOMEM ? "out of memory" : err);
+        return -1;
+    }
+    return 0;
+}
+
 static int add_file_output(run_ctx *ctx,
                            int (*make)(st_output *, const char *, char *, size_t),
                            const char *path)
@@ -200,6 +216,7 @@ int st_cmd_run(int argc, char **argv)
     st_coord *core = NULL;
     st_server *server = NULL;
     st_tls_cert *tls = NULL;
+    st_baseline *baseline = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
     run_ctx ctx = {.sqs = -1};
@@ -215,6 +232,17 @@ int st_cmd_run(int argc, char **argv)
     }
     if ((rc = st_thresholds_new(&ctx.thresholds, &plan, o.plan_file, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
+        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+        goto out;
+    }
+    if (o.max_regression.n && !o.baseline) {
+        fprintf(stderr, "stampede run: --max-regression needs --baseline OLD_SUMMARY.json\n");
+        code = ST_EXIT_USAGE;
+        goto out;
+    }
+    if (o.baseline && (rc = st_baseline_new(&baseline, o.baseline, o.max_regression.v,
+                                            o.max_regression.n, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", rc == ST_ENOMEM ? "out of memory" : err);
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
     }
@@ -286,12 +314,19 @@ int st_cmd_run(int argc, char **argv)
         st_random_hex(token, 16);
     }
 
+    /* A CI job's step summary (GitHub Actions sets the variable for each step). */
+    const char *step_summary = getenv("GITHUB_STEP_SUMMARY");
+    if (step_summary && !step_summary[0]) {
+        step_summary = NULL;
+    }
     if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
         ctx.n_outs++;
     }
     if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
         add_file_output(&ctx, st_output_summary_file, o.summary) ||
-        add_file_output(&ctx, st_output_junit, o.junit)) {
+        add_file_output(&ctx, st_output_junit, o.junit) ||
+        add_file_output(&ctx, st_output_report, o.report) ||
+        add_file_output(&ctx, st_output_step_summary, step_summary)) {
         code = ST_EXIT_USAGE;
         goto out;
     }
@@ -421,14 +456,20 @@ int st_cmd_run(int argc, char **argv)
             outcome.outputs_failed = true;
         }
         outcome.thresholds_failed = st_thresholds_failed(&report);
+        if (baseline && compare_baseline(baseline, &report)) {
+            outcome.outputs_failed = true;
+        }
+        outcome.thresholds_failed |= st_baseline_failed(baseline);
         for (int i = 0; i < ctx.n_outs; i++) {
+            st_output_set_baseline(&ctx.outs[i], baseline);
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
+        st_baseline_print(baseline, stdout);
         outcome.unmerged_records = report.unmerged_records;
         st_report_fini(&report);
     } else {
         st_error("out of memory: the run's summary was not written");
-        outcome.outputs_failed = o.summary || o.timeseries;
+        outcome.outputs_failed = o.summary || o.timeseries || o.junit || o.report || step_summary;
     }
     outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
     outcome.stopped = stopped;
@@ -481,6 +522,7 @@ out:
         ctx.outs[i].ops->close(ctx.outs[i].state);
     }
     st_thresholds_free(ctx.thresholds);
+    st_baseline_free(baseline);
     st_plan_fini(&plan);
     return code;
 }

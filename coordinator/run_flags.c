@@ -126,6 +126,25 @@ static const st_setting run_settings[] = {
      .arg = "FILE",
      .help = "write the thresholds' verdicts as JUnit XML, for CI",
      ST_SETTING_AT(st_run_opts, junit)},
+    {.flag = "report",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write a self-contained HTML report (charts, tables, thresholds; opens offline)",
+     ST_SETTING_AT(st_run_opts, report)},
+    {.flag = "baseline",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "compare with an earlier run's --summary file: deltas in the summary and the report",
+     ST_SETTING_AT(st_run_opts, baseline)},
+    {.flag = "max-regression",
+     .type = ST_SETTING_LIST,
+     .where = ST_SETTING_OWN,
+     .arg = "EXPR",
+     .help = "with --baseline: fail the run (exit 11) past this rise, e.g. 'p(99)+10%' or "
+             "'error_rate+0.5pt' (README \"Baselines\"); repeatable",
+     ST_SETTING_AT(st_run_opts, max_regression)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
     {.flag = "headless",
@@ -269,7 +288,7 @@ static const char run_exit_codes[] =
     "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
     "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
     "still written), 9 degraded (agents lost or seconds incomplete), 10 result messages\n"
-    "lost (neither sent to SQS nor spooled), 11 thresholds failed.\n"
+    "lost (neither sent to SQS nor spooled), 11 thresholds or regression limits failed.\n"
     "With --launcher ecs also: 2 parameters ECS refused, 3 access denied (the message\n"
     "names the IAM action), 5 no such cluster or task definition, 6 no capacity, a\n"
     "quota reached, or a task that stopped before its agent registered.\n";

@@ -33,6 +33,9 @@ typedef struct st_run_opts {
     const char *summary;
     const char *timeseries;
     const char *junit;
+    const char *report;
+    const char *baseline;           /* --baseline OLD_SUMMARY.json */
+    st_setting_list max_regression; /* --max-regression EXPR, repeatable */
     const char *engine;
     const char *sqs_queue_url;
     const char *spool;
