@@ -111,7 +111,8 @@ class StampedeStack extends cdk.Stack {
       roleDescription: 'stampede coordinator task: runs, watches and stops agent tasks, sends results',
       entryPoint: ['/usr/bin/stampede'],
       portMappings: [{ containerPort: COORDINATOR_PORT, protocol: ecs.Protocol.TCP }],
-      environment: { AWS_REGION: this.region },
+      // The image's user has no home (/nonexistent): the forwarder's spool goes to /tmp/stampede/spool.
+      environment: { AWS_REGION: this.region, XDG_STATE_HOME: '/tmp' },
     });
 
     const taskArnInCluster = this.formatArn({
@@ -125,12 +126,14 @@ class StampedeStack extends cdk.Stack {
       resources: [this.familyArn(agent.family)],
       conditions: inCluster,
     }));
-    cr.addToPrincipalPolicy(new iam.PolicyStatement({
-      sid: 'TagAgentTasksAtLaunch',
+    // RunTask tags its tasks (stampede:run = the run id): ECS authorizes those tags as TagResource.
+    const allowTagAtLaunch = (grantee, sid) => grantee.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid,
       actions: ['ecs:TagResource'],
       resources: [taskArnInCluster],
       conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
     }));
+    allowTagAtLaunch(cr, 'TagAgentTasksAtLaunch');
     cr.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'WatchAndStopAgentTasks',
       actions: ['ecs:DescribeTasks', 'ecs:StopTask'],
@@ -193,6 +196,7 @@ class StampedeStack extends cdk.Stack {
       resources: [this.familyArn(coordinator.family)],
       conditions: inCluster,
     }));
+    allowTagAtLaunch(launcher.role, 'TagCoordinatorTaskAtLaunch');
     this.allowPassRoles(launcher.role, 'PassCoordinatorRoles', [coordinator.taskRole, coordinator.executionRole]);
 
     const region = this.region;

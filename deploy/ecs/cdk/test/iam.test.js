@@ -126,10 +126,11 @@ test('the sink: receive and delete on the queue, BatchWriteItem on the table, it
   ]);
 });
 
-test('the launcher: RunTask the coordinator family in this cluster, PassRole the coordinator roles, its own logs', () => {
+test('the launcher: RunTask the coordinator family in this cluster, tag it, PassRole the coordinator roles, its own logs', () => {
   assert.deepEqual(allowed(roles.launcher()), [
     { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(id('AWS::Logs::LogGroup', 'LauncherLogs')) },
     { Action: ['ecs:RunTask'], Resource: arn('ecs', [':task-definition/Stampede-coordinator:*']), Condition: clusterCondition() },
+    { Action: ['ecs:TagResource'], Resource: tasksInCluster(), Condition: { StringEquals: { 'ecs:CreateAction': 'RunTask' } } },
     {
       Action: ['iam:PassRole'],
       Resource: [getAtt(roles.coordTask()), getAtt(roles.coordExec())],

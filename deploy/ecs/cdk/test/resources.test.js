@@ -51,7 +51,10 @@ test('the coordinator task definition: container "coordinator", entryPoint /usr/
   assert.deepEqual(c.Ulimits, [{ Name: 'nofile', SoftLimit: 1048576, HardLimit: 1048576 }]);
   assert.equal(c.StopTimeout, 60);
   assert.deepEqual(c.LogConfiguration.Options['awslogs-group'], { Ref: logicalId(template, 'AWS::Logs::LogGroup', 'CoordinatorLogs') });
-  assert.deepEqual(c.Environment, [{ Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } }]);
+  assert.deepEqual(c.Environment, [
+    { Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } },
+    { Name: 'XDG_STATE_HOME', Value: '/tmp' }, // a spool the image's user (no home) can write
+  ]);
 });
 
 test('every log group keeps logs for logRetentionDays (30 by default)', () => {
