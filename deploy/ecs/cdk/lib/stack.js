@@ -213,6 +213,8 @@ class StampedeStack extends cdk.Stack {
     out('TableName', table.tableName, 'results table (stampede results --table)');
     out('LauncherFunctionName', launcher.functionName, 'the launcher Lambda: aws lambda invoke with the seed payload or a plan');
     out('SinkFunctionName', sink.functionName, 'the sink Lambda (SQS to DynamoDB)');
+    out('CoordinatorLogGroup', `/stampede/${this.stackName}/coordinator`, 'the coordinator tasks\' logs (aws logs tail NAME --follow)');
+    out('AgentLogGroup', `/stampede/${this.stackName}/agent`, 'the agent tasks\' logs');
     out('InvokeCommand', `aws lambda invoke --region ${region} --function-name ${launcher.functionName} ` +
       `--cli-binary-format raw-in-base64-out --payload '{"taskCount": 2, "targetUrl": "https://example.com/", ` +
       `"vus": 10, "rate": 10, "duration": 60}' launch.json && cat launch.json`,
@@ -293,10 +295,7 @@ class StampedeStack extends cdk.Stack {
 
   // A Fargate task definition with one container, its log group, the nofile ulimit, and roles.
   taskDefinition(id, o) {
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
-      retention: o.retention,
-      removalPolicy: cdk.RemovalPolicy.DESTROY,
-    });
+    const logGroup = this.logGroup(id, o.retention);
     const taskRole = new iam.Role(this, `${id}TaskRole`, {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description: o.roleDescription,
@@ -328,10 +327,7 @@ class StampedeStack extends cdk.Stack {
 
   // A Lambda from the stack's image with its own role: logs to its own log group and nothing else.
   imageFunction(id, o) {
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
-      retention: o.retention,
-      removalPolicy: cdk.RemovalPolicy.DESTROY,
-    });
+    const logGroup = this.logGroup(id, o.retention);
     const role = new iam.Role(this, `${id}Role`, {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: o.description,
@@ -350,6 +346,15 @@ class StampedeStack extends cdk.Stack {
       environment: o.environment,
       role,
       logGroup,
+    });
+  }
+
+  // /stampede/STACK/agent (coordinator, sink, launcher): names to type in `aws logs tail`.
+  logGroup(id, retention) {
+    return new logs.LogGroup(this, `${id}Logs`, {
+      logGroupName: `/stampede/${this.stackName}/${id.toLowerCase()}`,
+      retention,
+      removalPolicy: cdk.RemovalPolicy.DESTROY,
     });
   }
 

@@ -61,6 +61,8 @@ test('every log group keeps logs for logRetentionDays (30 by default)', () => {
   const groups = Object.values(template.findResources('AWS::Logs::LogGroup'));
   assert.equal(groups.length, 4, 'agent, coordinator, sink, launcher');
   for (const g of groups) assert.equal(g.Properties.RetentionInDays, 30);
+  assert.deepEqual(groups.map((g) => g.Properties.LogGroupName).sort(),
+    ['/stampede/Stampede/agent', '/stampede/Stampede/coordinator', '/stampede/Stampede/launcher', '/stampede/Stampede/sink']);
   const changed = synth({ ...ECR, logRetentionDays: 7 }).template;
   for (const g of Object.values(changed.findResources('AWS::Logs::LogGroup'))) assert.equal(g.Properties.RetentionInDays, 7);
 });
@@ -206,7 +208,7 @@ test('stack outputs: everything stampede run --launcher ecs and stampede results
   const outputs = template.findOutputs('*');
   for (const name of ['ClusterName', 'AgentTaskDefinitionArn', 'CoordinatorTaskDefinitionArn', 'Subnets', 'AssignPublicIp',
     'AgentSecurityGroupId', 'CoordinatorSecurityGroupId', 'QueueUrl', 'DeadLetterQueueUrl', 'TableName',
-    'LauncherFunctionName', 'SinkFunctionName', 'InvokeCommand', 'RunCommand', 'ResultsCommand']) {
+    'LauncherFunctionName', 'SinkFunctionName', 'CoordinatorLogGroup', 'AgentLogGroup', 'InvokeCommand', 'RunCommand', 'ResultsCommand']) {
     assert.ok(outputs[name], `output ${name}`);
   }
   const text = (name) => outputs[name].Value['Fn::Join'][1].map((x) => (typeof x === 'string' ? x : JSON.stringify(x))).join('');
