@@ -151,4 +151,4 @@ function readSettings(getContext, allKeys) {
   return s;
 }
 
-module.exports = { readSettings, SettingsError, FARGATE_MEMORY, LOG_RETENTION_DAYS };
+module.exports = { readSettings, SettingsError, SETTINGS, OTHER_KEYS, FARGATE_MEMORY, LOG_RETENTION_DAYS };

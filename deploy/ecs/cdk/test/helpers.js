@@ -1,9 +1,12 @@
 'use strict';
 // Shared by the tests: synthesize the stack with given context (cdk.json's context first, as the
-// CLI would), and read the template's IAM statements by the role that holds them.
+// CLI would), read the template's IAM statements by the role that holds them, and run the cdk CLI
+// in a sandbox with no AWS account and a recording `docker`.
 
 const fs = require('fs');
 const path = require('path');
+const os = require('os');
+const { spawnSync } = require('child_process');
 const cdk = require('aws-cdk-lib');
 const { Template } = require('aws-cdk-lib/assertions');
 const { readSettings } = require('../lib/settings');
@@ -11,7 +14,7 @@ const { StampedeStack } = require('../lib/stack');
 
 const APP_DIR = path.resolve(__dirname, '..');
 // Each synthesis writes a cloud assembly; the test process keeps them in one directory it removes.
-const OUT_ROOT = fs.mkdtempSync(path.join(require('os').tmpdir(), 'stampede-cdk-test-'));
+const OUT_ROOT = fs.mkdtempSync(path.join(os.tmpdir(), 'stampede-cdk-test-'));
 process.on('exit', () => fs.rmSync(OUT_ROOT, { recursive: true, force: true }));
 const CDK_JSON_CONTEXT = JSON.parse(fs.readFileSync(path.join(APP_DIR, 'cdk.json'), 'utf8')).context;
 
@@ -57,4 +60,33 @@ function roleOf(template, type, prefix, attribute) {
   return props[attribute]['Fn::GetAtt'][0];
 }
 
-module.exports = { synth, ECR, APP_DIR, logicalId, roleStatements, roleOf, asList };
+// The CLI of the pinned aws-cdk package.
+const CDK = path.join(APP_DIR, 'node_modules', '.bin', 'cdk');
+
+function tmpdir(t, name) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `stampede-cdk-${name}-`));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// An environment with no AWS account in reach (an empty HOME, no credentials, no instance
+// metadata) and a `docker` first on PATH that records its calls; dockerCalls() reads them.
+function sandbox(t) {
+  const home = tmpdir(t, 'home');
+  const bin = path.join(home, 'bin');
+  fs.mkdirSync(bin);
+  const calls = path.join(home, 'docker.calls');
+  fs.writeFileSync(path.join(bin, 'docker'), `#!/bin/sh\necho "$*" >> '${calls}'\nexit 1\n`, { mode: 0o755 });
+  const env = { PATH: `${bin}:${process.env.PATH}`, HOME: home, AWS_EC2_METADATA_DISABLED: 'true', CDK_DISABLE_CLI_TELEMETRY: 'true' };
+  return { env, dockerCalls: () => (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8') : '') };
+}
+
+// Runs `cdk synth` into out with context args; returns the process result and the docker calls.
+function cdkSynth(t, out, contextArgs) {
+  const box = sandbox(t);
+  const args = ['synth', '--no-notices', '--no-version-reporting', '-q', '-o', out, ...contextArgs.flatMap((c) => ['-c', c])];
+  const r = spawnSync(CDK, args, { cwd: APP_DIR, env: box.env, encoding: 'utf8', timeout: 120000 });
+  return { r, dockerCalls: box.dockerCalls() };
+}
+
+module.exports = { synth, ECR, APP_DIR, logicalId, roleStatements, roleOf, asList, tmpdir, sandbox, cdkSynth };

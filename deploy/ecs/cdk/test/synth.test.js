@@ -6,33 +6,9 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
-const { APP_DIR, synth } = require('./helpers');
+const { synth, tmpdir, cdkSynth } = require('./helpers');
 const { DOCKERFILE, REPO_ROOT } = require('../lib/stack');
-
-const CDK = path.join(APP_DIR, 'node_modules', '.bin', 'cdk');
-
-function tmpdir(t, name) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `stampede-cdk-${name}-`));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-// Runs `cdk synth` into out with context args; returns the process result and the docker calls.
-function cdkSynth(t, out, contextArgs) {
-  const sandbox = tmpdir(t, 'home');
-  const bin = path.join(sandbox, 'bin');
-  fs.mkdirSync(bin);
-  const calls = path.join(sandbox, 'docker.calls');
-  fs.writeFileSync(path.join(bin, 'docker'), `#!/bin/sh\necho "$*" >> '${calls}'\nexit 1\n`, { mode: 0o755 });
-  const env = { PATH: `${bin}:${process.env.PATH}`, HOME: sandbox, AWS_EC2_METADATA_DISABLED: 'true', CDK_DISABLE_CLI_TELEMETRY: 'true' };
-  const args = ['synth', '--no-notices', '--no-version-reporting', '-q', '-o', out, ...contextArgs.flatMap((c) => ['-c', c])];
-  const r = spawnSync(CDK, args, { cwd: APP_DIR, env, encoding: 'utf8', timeout: 120000 });
-  const dockerCalls = fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8') : '';
-  return { r, dockerCalls };
-}
 
 function readJson(file) {
   return JSON.parse(fs.readFileSync(file, 'utf8'));

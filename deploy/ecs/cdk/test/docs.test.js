@@ -1,0 +1,144 @@
+'use strict';
+// docs/deploy-ecs.md against the app: every command in it says whether a test runs it or it needs
+// an account; the commands marked as tested here are run as written (cdk synth offline, the cost
+// estimate with the built `stampede`); the settings, outputs and payloads it names are the app's.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const { spawnSync } = require('child_process');
+const { synth, ECR, APP_DIR, tmpdir, sandbox } = require('./helpers');
+const { readSettings, SETTINGS, OTHER_KEYS } = require('../lib/settings');
+const { REPO_ROOT } = require('../lib/stack');
+
+const DOC = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'deploy-ecs.md'), 'utf8');
+
+// The ```sh blocks, each as its logical lines (continuations joined).
+function shBlocks() {
+  const blocks = [];
+  for (const m of DOC.matchAll(/```sh\n([\s\S]*?)```/g)) {
+    const lines = [];
+    let cur = '';
+    for (const raw of m[1].split('\n')) {
+      cur += raw;
+      if (/\\$/.test(raw.replace(/\s+#.*$/, ''))) {
+        cur = cur.replace(/\s*#[^'"]*$/, '').replace(/\\$/, ' ');
+        continue;
+      }
+      if (cur.trim()) lines.push(cur);
+      cur = '';
+    }
+    blocks.push({ text: m[1], lines });
+  }
+  return blocks;
+}
+
+const COMMANDS = /^\s*(npm|node_modules\/\.bin\/cdk|aws|docker|stampede|out\(\))\b/;
+const MARK = /#\s*(tested: \S.*|account\b.*)$/;
+
+test('every command of the document is marked as tested (and where) or as needing an account', () => {
+  const blocks = shBlocks();
+  assert.ok(blocks.length >= 10, 'the document has its steps');
+  let commands = 0;
+  for (const b of blocks) {
+    for (const line of b.lines) {
+      if (!COMMANDS.test(line)) continue;
+      commands++;
+      assert.match(line, MARK, `unmarked command: ${line}`);
+    }
+  }
+  assert.ok(commands >= 20, `found ${commands} commands`);
+});
+
+test('the tests the document names exist', () => {
+  const named = new Set();
+  for (const m of DOC.matchAll(/tested(?: by|:) ([^\n]*)/g)) {
+    for (const f of m[1].matchAll(/((?:tests\/integration|test)\/[a-z_.]+\.(?:py|js))|\b(test\.sh)\b|\b(test_[a-z_]+\.py)\b/g)) {
+      named.add(f[1] || f[2] || f[3]);
+    }
+  }
+  assert.ok(named.size >= 5, [...named].join(', '));
+  for (const f of named) {
+    const where = f.startsWith('test_') ? path.join(REPO_ROOT, 'tests', 'integration', f)
+      : f.startsWith('tests/') ? path.join(REPO_ROOT, f) : path.join(APP_DIR, f);
+    // The image and launcher tests come with their own parts of the tree; name only what is here.
+    if (!fs.existsSync(where)) {
+      assert.ok(['tests/integration/test_container.py', 'tests/integration/test_seed_flow.py', 'test_seed_flow.py'].includes(f),
+        `the document names ${f}, which does not exist`);
+    }
+  }
+});
+
+test('every -c setting in the document is one the app accepts, and the settings table lists them all', () => {
+  const cdkLines = shBlocks().flatMap((b) => b.lines).filter((l) => l.startsWith('node_modules/.bin/cdk'));
+  for (const line of cdkLines) {
+    const context = {};
+    for (const m of line.matchAll(/-c (\w+)=(\S+)/g)) context[m[1]] = m[2];
+    if (Object.keys(context).length) readSettings((k) => context[k], Object.keys(context));
+  }
+  const table = DOC.slice(DOC.indexOf('### Settings'), DOC.indexOf('## 3.'));
+  for (const key of [...SETTINGS.map((s) => s.key), 'stackName']) assert.ok(table.includes(`\`${key}\``), `settings table lists ${key}`);
+  assert.ok(OTHER_KEYS.includes('stackName'));
+});
+
+test('the outputs the document names are the stack\'s, and it names every one', () => {
+  const outputs = Object.keys(synth(ECR).template.findOutputs('*'));
+  const section = DOC.slice(DOC.indexOf('## 5.'), DOC.indexOf('## 6.'));
+  for (const name of outputs) assert.ok(section.includes(`\`${name}\``), `section 5 names ${name}`);
+  for (const m of DOC.matchAll(/\$\(out (\w+)\)/g)) assert.ok(outputs.includes(m[1]), `out ${m[1]} is an output`);
+});
+
+test('the document\'s offline cdk synth runs as written', (t) => {
+  const lines = shBlocks().flatMap((b) => b.lines).filter((l) => /^node_modules\/\.bin\/cdk synth .*-c ecrRepository=/.test(l));
+  assert.equal(lines.length, 1);
+  const out = tmpdir(t, 'out');
+  const box = sandbox(t);
+  const command = `${lines[0].replace(/\s+#.*$/, '')} -o '${out}'`;
+  const r = spawnSync('sh', ['-c', command], { cwd: APP_DIR, env: box.env, encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.status, 0, `${command}: ${r.stderr}`);
+  assert.ok(fs.existsSync(path.join(out, 'Stampede.template.json')));
+  assert.equal(box.dockerCalls(), '');
+});
+
+test('the seed payload of the invoke is the plan the cost estimate reads', () => {
+  const seed = /cat > seed\.json <<'EOF'\n([\s\S]*?)\nEOF/.exec(DOC);
+  assert.ok(seed);
+  const invoke = /--payload '([^']+)'/.exec(DOC.slice(DOC.indexOf('## 7.')));
+  assert.ok(invoke);
+  assert.deepEqual(JSON.parse(invoke[1]), JSON.parse(seed[1]));
+  assert.deepEqual(Object.keys(JSON.parse(seed[1])), ['taskCount', 'targetUrl', 'vus', 'rate', 'duration']);
+});
+
+// The built stampede: ST_BIN_DIR (ctest sets it), else the tree's build/bin.
+function stampedeBin() {
+  const dir = process.env.ST_BIN_DIR || path.join(REPO_ROOT, 'build', 'bin');
+  return { dir, found: fs.existsSync(path.join(dir, 'stampede')), required: Boolean(process.env.ST_BIN_DIR) };
+}
+
+test('the document\'s cost estimate runs as written and prints the figures it shows', (t) => {
+  const bin = stampedeBin();
+  if (!bin.found) {
+    assert.ok(!bin.required, `ST_BIN_DIR=${bin.dir} has no stampede`);
+    t.skip(`no stampede in ${bin.dir}: build the tree (or set ST_BIN_DIR)`);
+    return;
+  }
+  const section = DOC.slice(DOC.indexOf('## 6.'), DOC.indexOf('## 7.'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)[1];
+  const dir = tmpdir(t, 'cost');
+  const env = {
+    PATH: `${bin.dir}:${process.env.PATH}`, HOME: dir, AWS_EC2_METADATA_DISABLED: 'true', AWS_REGION: 'us-east-1',
+    // What section 5 reads from the stack's outputs, as a deployed stack would give them.
+    CLUSTER: 'Stampede-ClusterEB0386A7-AbCdEf012345', AGENT_TD: 'arn:aws:ecs:us-east-1:123456789012:task-definition/Stampede-agent:1',
+    SUBNETS: 'subnet-0a1b2c3d4e5f60718,subnet-0a1b2c3d4e5f60719', AGENT_SG: 'sg-0a1b2c3d4e5f60718',
+  };
+  const r = spawnSync('sh', ['-ec', block], { cwd: dir, env, encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, `the cost block failed: ${r.stderr}`);
+  const shown = /For this payload[^\n]*\n\n```\n([\s\S]*?)```/.exec(section)[1];
+  const lines = shown.split('\n').filter((l) => l.trim() && !l.includes('...'));
+  assert.ok(lines.length >= 2);
+  for (const l of lines) assert.ok(r.stdout.includes(l), `the dry run prints "${l}":\n${r.stdout}`);
+  assert.match(r.stdout, /about \$0\.049370 on-demand/);
+  assert.match(r.stdout, /"taskDefinition":\s*"Stampede-agent:1"/);
+  assert.match(r.stdout, /"subnets":\s*\["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"\]/);
+});
