@@ -89,23 +89,11 @@ class StampedeStack extends cdk.Stack {
       removalPolicy: s.retainResults ? cdk.RemovalPolicy.RETAIN : cdk.RemovalPolicy.DESTROY,
     });
 
-    const agent = this.taskDefinition('Agent', {
-      family: `${this.stackName}-agent`,
-      container: 'agent',
-      cpu: s.agentCpu,
-      memory: s.agentMemory,
-      image: image.container,
-      retention,
+    const agent = this.taskDefinition('agent', s, image, {
       stopTimeoutS: 30,
       roleDescription: 'stampede agent tasks: no AWS permission (an agent calls no AWS API)',
     });
-    const coordinator = this.taskDefinition('Coordinator', {
-      family: `${this.stackName}-coordinator`,
-      container: 'coordinator',
-      cpu: s.coordinatorCpu,
-      memory: s.coordinatorMemory,
-      image: image.container,
-      retention,
+    const coordinator = this.taskDefinition('coordinator', s, image, {
       // Room to stop every agent task and write the summary after SIGTERM.
       stopTimeoutS: 60,
       roleDescription: 'stampede coordinator task: runs, watches and stops agent tasks, sends results',
@@ -293,33 +281,35 @@ class StampedeStack extends cdk.Stack {
     };
   }
 
-  // A Fargate task definition with one container, its log group, the nofile ulimit, and roles.
-  taskDefinition(id, o) {
-    const logGroup = this.logGroup(id, o.retention);
+  // A Fargate task definition of family STACK-NAME with one container NAME (agent, coordinator),
+  // the settings' NAMECpu and NAMEMemory, its log group, the nofile ulimit, and its roles.
+  taskDefinition(name, s, image, o) {
+    const id = name[0].toUpperCase() + name.slice(1);
+    const logGroup = this.logGroup(id, s.logRetentionDays);
     const taskRole = new iam.Role(this, `${id}TaskRole`, {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description: o.roleDescription,
     });
     const td = new ecs.FargateTaskDefinition(this, `${id}TaskDefinition`, {
-      family: o.family,
-      cpu: o.cpu,
-      memoryLimitMiB: o.memory,
+      family: `${this.stackName}-${name}`,
+      cpu: s[`${name}Cpu`],
+      memoryLimitMiB: s[`${name}Memory`],
       taskRole,
       runtimePlatform: {
         cpuArchitecture: ecs.CpuArchitecture.X86_64,
         operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
       },
     });
-    td.addContainer(o.container, {
-      containerName: o.container,
-      image: o.image,
+    td.addContainer(name, {
+      containerName: name,
+      image: image.container,
       entryPoint: o.entryPoint,
       environment: o.environment,
       portMappings: o.portMappings,
       essential: true,
       stopTimeout: cdk.Duration.seconds(o.stopTimeoutS),
       ulimits: [{ name: ecs.UlimitName.NOFILE, softLimit: NOFILE, hardLimit: NOFILE }],
-      logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: o.container }),
+      logging: ecs.LogDrivers.awsLogs({ logGroup, streamPrefix: name }),
     });
     td.obtainExecutionRole();
     return td;
