@@ -201,8 +201,8 @@ class StampedeStack extends cdk.Stack {
     out('TableName', table.tableName, 'results table (stampede results --table)');
     out('LauncherFunctionName', launcher.functionName, 'the launcher Lambda: aws lambda invoke with the seed payload or a plan');
     out('SinkFunctionName', sink.functionName, 'the sink Lambda (SQS to DynamoDB)');
-    out('CoordinatorLogGroup', `/stampede/${this.stackName}/coordinator`, 'the coordinator tasks\' logs (aws logs tail NAME --follow)');
-    out('AgentLogGroup', `/stampede/${this.stackName}/agent`, 'the agent tasks\' logs');
+    out('CoordinatorLogGroup', this.logGroupName('Coordinator'), 'the coordinator tasks\' logs (aws logs tail NAME --follow)');
+    out('AgentLogGroup', this.logGroupName('Agent'), 'the agent tasks\' logs');
     out('InvokeCommand', `aws lambda invoke --region ${region} --function-name ${launcher.functionName} ` +
       `--cli-binary-format raw-in-base64-out --payload '{"taskCount": 2, "targetUrl": "https://example.com/", ` +
       `"vus": 10, "rate": 10, "duration": 60}' launch.json && cat launch.json`,
@@ -340,9 +340,13 @@ class StampedeStack extends cdk.Stack {
   }
 
   // /stampede/STACK/agent (coordinator, sink, launcher): names to type in `aws logs tail`.
+  logGroupName(id) {
+    return `/stampede/${this.stackName}/${id.toLowerCase()}`;
+  }
+
   logGroup(id, retention) {
     return new logs.LogGroup(this, `${id}Logs`, {
-      logGroupName: `/stampede/${this.stackName}/${id.toLowerCase()}`,
+      logGroupName: this.logGroupName(id),
       retention,
       removalPolicy: cdk.RemovalPolicy.DESTROY,
     });

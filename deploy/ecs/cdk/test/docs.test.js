@@ -1,7 +1,9 @@
 'use strict';
-// docs/deploy-ecs.md against the app: every command in it says whether a test runs it or it needs
-// an account; the commands marked as tested here are run as written (cdk synth offline, the cost
-// estimate with the built `stampede`); the settings, outputs and payloads it names are the app's.
+// docs/deploy-ecs.md and the stack's ready-made commands against the app and the programs: every
+// command in the document says whether a test runs it or it needs an account; those marked as
+// tested here run as written (cdk synth offline, the cost estimate with the built stampede); the
+// settings, outputs and payloads it names are the app's; the RunCommand and InvokeCommand outputs
+// are accepted by stampede run --dry-run.
 
 const test = require('node:test');
 const assert = require('node:assert/strict');
@@ -141,4 +143,56 @@ test('the document\'s cost estimate runs as written and prints the figures it sh
   assert.match(r.stdout, /about \$0\.049370 on-demand/);
   assert.match(r.stdout, /"taskDefinition":\s*"Stampede-agent:1"/);
   assert.match(r.stdout, /"subnets":\s*\["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"\]/);
+});
+
+// An output's Fn::Join with each reference replaced by what a deployed stack would give for it.
+function resolveOutput(value, byLogicalPrefix) {
+  if (typeof value === 'string') return value;
+  const parts = value['Fn::Join'][1].map((x) => {
+    if (typeof x === 'string') return x;
+    if (x.Ref === 'AWS::Region') return 'us-east-1';
+    if (x['Fn::Join']) return resolveOutput(x, byLogicalPrefix);
+    const ref = x.Ref || (x['Fn::GetAtt'] && x['Fn::GetAtt'][0]) ||
+      (x['Fn::Select'] && `select:${x['Fn::Select'][1]['Fn::Split'][1].Ref}`);
+    const hit = Object.keys(byLogicalPrefix).find((p) => ref && ref.startsWith(p));
+    assert.ok(hit, `no stand-in for ${JSON.stringify(x)}`);
+    return byLogicalPrefix[hit];
+  });
+  return parts.join(value['Fn::Join'][0]);
+}
+
+test('the RunCommand and InvokeCommand outputs are commands stampede accepts', (t) => {
+  const bin = stampedeBin();
+  if (!bin.found) {
+    assert.ok(!bin.required, `ST_BIN_DIR=${bin.dir} has no stampede`);
+    t.skip(`no stampede in ${bin.dir}`);
+    return;
+  }
+  const outputs = synth(ECR).template.findOutputs('*');
+  const stand = {
+    'select:AgentTaskDefinition': 'Stampede-agent:1',
+    Cluster: 'Stampede-ClusterEB0386A7-AbCdEf012345',
+    VpcpublicSubnet1: 'subnet-0a1b2c3d4e5f60718',
+    VpcpublicSubnet2: 'subnet-0a1b2c3d4e5f60719',
+    AgentSecurityGroup: 'sg-0a1b2c3d4e5f60718',
+    ResultsQueue: 'https://sqs.us-east-1.amazonaws.com/123456789012/Stampede-ResultsQueue7CAAE423-AbCdEf',
+    LauncherFunction: 'Stampede-launcher',
+  };
+  const dir = tmpdir(t, 'outputs');
+  // The invoke's payload is the plan the coordinator runs: the run command reads it as plan.json.
+  const invoke = resolveOutput(outputs.InvokeCommand.Value, stand);
+  const payload = /--payload '([^']+)'/.exec(invoke)[1];
+  fs.writeFileSync(path.join(dir, 'plan.json'), payload);
+  assert.match(invoke, /^aws lambda invoke --region us-east-1 --function-name Stampede-launcher /);
+  const run = resolveOutput(outputs.RunCommand.Value, stand);
+  // The size of the task is given so that the dry run needs no DescribeTaskDefinition.
+  const command = `${run} --cpu 2048 --memory 4096 --dry-run`;
+  const env = { PATH: `${bin.dir}:${process.env.PATH}`, HOME: dir, AWS_EC2_METADATA_DISABLED: 'true' };
+  const r = spawnSync('bash', ['-c', command], { cwd: dir, env, encoding: 'utf8', timeout: 60000 });
+  assert.equal(r.status, 0, `${command}\n${r.stderr}`);
+  assert.match(r.stdout, /agents {6}2 \(ecs launcher\), 10 connections each/);
+  assert.match(r.stdout, /2 tasks in 1 RunTask calls on cluster Stampede-ClusterEB0386A7-AbCdEf012345 \(FARGATE\), Stampede-agent:1/);
+  assert.match(r.stdout, /"securityGroups":\s*\["sg-0a1b2c3d4e5f60718"\]/);
+  assert.match(r.stdout, /"assignPublicIp":\s*"ENABLED"/);
+  assert.match(r.stdout, /listen {6}tls\+tcp:\/\/0\.0\.0\.0:7400 \(agents dial tls\+tcp:\/\/[0-9.]+:7400\)/);
 });
