@@ -196,3 +196,16 @@ test('the RunCommand and InvokeCommand outputs are commands stampede accepts', (
   assert.match(r.stdout, /"assignPublicIp":\s*"ENABLED"/);
   assert.match(r.stdout, /listen {6}tls\+tcp:\/\/0\.0\.0\.0:7400 \(agents dial tls\+tcp:\/\/[0-9.]+:7400\)/);
 });
+
+test('the run id is read from the launcher\'s answer as the document shows it', (t) => {
+  const section = DOC.slice(DOC.indexOf('## 7.'), DOC.indexOf('## 8.'));
+  const answer = /```json\n([\s\S]*?)```/.exec(section)[1];
+  const line = shBlocks().flatMap((b) => b.lines).find((l) => l.startsWith('RUN_ID=$('));
+  assert.ok(line, 'the document reads RUN_ID');
+  const dir = tmpdir(t, 'answer');
+  fs.writeFileSync(path.join(dir, 'launch.json'), answer);
+  const r = spawnSync('sh', ['-ec', `${line.replace(/\s+#.*$/, '')}\nprintf '%s' "$RUN_ID"`], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, JSON.parse(answer).run_id);
+  assert.match(r.stdout, /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$/, 'the coordinator\'s run id form');
+});
