@@ -19,6 +19,7 @@
 #include "settings.h"
 #include "threshold.h"
 #include "tls.h"
+#include "tui.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -161,6 +162,8 @@ typedef struct run_ctx {
     int sqs; /* the index of the sqs output, -1 without one */
     st_thresholds *thresholds;
     bool threshold_stop; /* a threshold asked to stop the run */
+    FILE *progress;      /* the thresholds' progress lines: stdout, or stderr under the UI (its
+                          * event log) */
 } run_ctx;
 
 /* The exit code of a launch that failed with rc (launch_ecs.h's codes). */
@@ -186,7 +189,7 @@ static void on_second(void *arg, const st_coord_second *sec)
     for (int i = 0; i < r->n_outs; i++) {
         r->outs[i].ops->second(r->outs[i].state, sec);
     }
-    if (st_thresholds_second(r->thresholds, sec, stdout)) {
+    if (st_thresholds_second(r->thresholds, sec, r->progress)) {
         r->threshold_stop = true;
     }
 }
@@ -233,7 +236,8 @@ int st_cmd_run(int argc, char **argv)
     st_tls_cert *tls = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
-    run_ctx ctx = {.sqs = -1};
+    run_ctx ctx = {.sqs = -1, .progress = stdout};
+    st_tui *tui = NULL;
     int code = ST_EXIT_FAILURE;
     st_run_outcome outcome = {0};
 
@@ -313,8 +317,12 @@ int st_cmd_run(int argc, char **argv)
         random_hex(token, 16);
     }
 
-    if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
-        ctx.n_outs++;
+    /* The terminal UI by default on a terminal; under it the summary table still follows. */
+    bool want_tui = o.tui || (!o.headless && isatty(STDOUT_FILENO));
+    st_output progress_out;
+    st_output_progress(&progress_out, stdout);
+    if (!want_tui) {
+        ctx.outs[ctx.n_outs++] = progress_out;
     }
     if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
         add_file_output(&ctx, st_output_summary_file, o.summary) ||
@@ -387,6 +395,17 @@ int st_cmd_run(int argc, char **argv)
     }
     /* Signals are caught from before the launch, so that what it starts is always stopped. */
     st_cli_stop_signals(on_signal);
+    if (want_tui) {
+        st_tui_cfg tcfg = {.run_id = run_id, .expected_agents = agents};
+        if ((rc = st_tui_start(&tui, &tcfg, err, sizeof(err))) ||
+            st_tui_output(&ctx.outs[ctx.n_outs], tui)) {
+            fprintf(stderr, "stampede run: %s\n", rc ? err : st_strerror(rc));
+            code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+            goto out;
+        }
+        ctx.n_outs++;
+        ctx.progress = stderr;
+    }
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = lcfg.ecs ? launch_exit(rc) : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
@@ -413,7 +432,16 @@ int st_cmd_run(int argc, char **argv)
             lops->finish(launcher, 0);
             goto out;
         }
-        if (g_signals && !stopped) {
+        st_tui_feed(tui, core);
+        int steer = st_tui_steer(tui, core);
+        if (steer & ST_TUI_QUIT) {
+            st_tui_close(tui);
+        }
+        if (((steer & ST_TUI_STOP) || g_signals) && !stopped) {
+            /* A signal closes the UI at once too: ^C and SIGTERM mean quit. */
+            if (g_signals) {
+                st_tui_close(tui);
+            }
             stopped = true;
             st_info("stopping: agents stop sending and report their last seconds");
             if (!threshold_stopped) {
@@ -431,6 +459,7 @@ int st_cmd_run(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     st_coord_tick(core); /* hands out the last seconds */
+    st_tui_close(tui);
 
     /* The report's status says failed, stopped (st_coord_stop above) or completed. */
     st_report report;
@@ -450,6 +479,10 @@ int st_cmd_run(int argc, char **argv)
         outcome.thresholds_failed = st_thresholds_failed(&report);
         for (int i = 0; i < ctx.n_outs; i++) {
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
+        }
+        if (tui) {
+            /* The UI is closed: the summary table as without it. */
+            progress_out.ops->summary(progress_out.state, &report);
         }
         outcome.unmerged_records = report.unmerged_records;
         st_report_fini(&report);
@@ -489,6 +522,8 @@ int st_cmd_run(int argc, char **argv)
                  (unsigned long long)outcome.results_lost, code);
     }
 out:
+    /* Every way out restores the terminal first (the launcher's messages come after). */
+    st_tui_close(tui);
     if (launcher) {
         lops->free(launcher);
     }
@@ -508,6 +543,7 @@ out:
         ctx.outs[i].ops->close(ctx.outs[i].state);
     }
     st_thresholds_free(ctx.thresholds);
+    st_tui_free(tui);
     st_plan_fini(&plan);
     return code;
 }
