@@ -1,0 +1,381 @@
+"""stampede run --tui: the terminal UI driven in tmux against stampede-target on 127.0.0.1.
+
+Each test starts a tmux server of its own (a private socket) with one 120x40 window running a
+plain bash, types a `stampede run --tui` into it, sends keys and reads the screen back with
+capture-pane. Loads are a few seconds at tens of requests per second; everything started (the
+tmux server, the target, and the run through the tmux server) is stopped by tearDown.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+import targets
+
+
+def children(pid):
+    """Process ids whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(d))
+        except (OSError, IndexError):
+            pass
+    return out
+
+
+class Tmux:
+    """A tmux server of its own with one window running bash."""
+
+    def __init__(self, width=120, height=40, env=None):
+        self.sock = "st-tui-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))
+        envs = ["LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TERM=xterm-256color", "PS1=READY$ "]
+        for k, v in (env or {}).items():
+            envs.append("%s=%s" % (k, v))
+        self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "t",
+                  "env " + " ".join(envs) + " bash --norc --noprofile")
+        self.wait_for(r"READY\$", 10)
+
+    def tmux(self, *args, check=True):
+        return subprocess.run(["tmux", "-L", self.sock] + list(args), check=check,
+                              capture_output=True, text=True, timeout=20).stdout
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "t", *keys)
+
+    def type_line(self, line):
+        self.tmux("send-keys", "-t", "t", "-l", line)
+        self.tmux("send-keys", "-t", "t", "Enter")
+
+    def screen(self, escapes=False):
+        args = ["capture-pane", "-p", "-t", "t"] + (["-e"] if escapes else [])
+        return self.tmux(*args)
+
+    def wait_for(self, pattern, timeout):
+        """The screen once re.search(pattern) matches it; raises after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        s = ""
+        while time.monotonic() < deadline:
+            s = self.screen()
+            if re.search(pattern, s):
+                return s
+            time.sleep(0.1)
+        raise AssertionError("%r not on the screen after %.0fs:\n%s" % (pattern, timeout, s))
+
+    def shell_pid(self):
+        return int(self.tmux("list-panes", "-t", "t", "-F", "#{pane_pid}").split()[0])
+
+    def resize(self, width, height):
+        self.tmux("resize-window", "-t", "t", "-x", str(width), "-y", str(height))
+
+    def kill(self):
+        pid = None
+        try:
+            pid = self.shell_pid()
+        except Exception:
+            pass
+        # What the shell still runs (a run, its agents) is ended first, by its process ids.
+        if pid:
+            for c in children(pid):
+                for g in children(c):
+                    try:
+                        os.kill(g, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    os.kill(c, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.tmux("kill-server", check=False)
+
+
+@unittest.skipUnless(shutil.which("tmux"), "tmux is not installed (scripts/deps.sh installs it)")
+class TuiCase(harness.ProcTestCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="st-tui-")
+        self.summary_path = os.path.join(self.dir, "summary.json")
+        self.ts_path = os.path.join(self.dir, "ts.jsonl")
+        self.target, self.url = targets.start_target(self)
+        self.tm = None
+
+    def tearDown(self):
+        if self.tm:
+            self.tm.kill()
+        super().tearDown()
+
+    def open_tmux(self, **kw):
+        self.tm = Tmux(**kw)
+        return self.tm
+
+    def start_run(self, rate, duration, agents=2, extra=()):
+        """Types the run into the window; its exit code shows as EXIT=N after it."""
+        tm = self.tm or self.open_tmux()
+        args = [harness.binary("stampede"), "run", "--tui", "--url", self.url + "/", "--rate",
+                str(rate), "--duration", str(duration), "--agents", str(agents), "--summary",
+                self.summary_path, "--timeseries", self.ts_path] + list(extra)
+        tm.type_line("clear; " + " ".join(args) + "; echo EXIT=$?")
+        return tm
+
+    def run_pid(self):
+        for c in children(self.tm.shell_pid()):
+            with open("/proc/%d/cmdline" % c, "rb") as f:
+                if harness.binary("stampede").encode() in f.read():
+                    return c
+        raise AssertionError("no stampede process under the shell")
+
+    def wait_exit(self, timeout=40):
+        s = self.tm.wait_for(r"EXIT=\d+", timeout)
+        return int(re.search(r"EXIT=(\d+)", s).group(1)), s
+
+    def summary(self):
+        with open(self.summary_path) as f:
+            return json.load(f)
+
+    def series(self):
+        with open(self.ts_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def assert_sane(self):
+        """The shell is back with a sane terminal: the prompt, echo and canonical input on."""
+        # The marker is computed, so that the typed command line does not match it.
+        self.tm.type_line("clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e echo -e -icanon "
+                          "-e -echo | sort | tr '\\n' ' '; echo STTY-$((6*7))-DONE")
+        s = self.tm.wait_for(r"STTY-42-DONE\nREADY\$", 10)
+        flags = re.search(r"^(.*)STTY-42-DONE", s, re.M).group(1)
+        self.assertEqual(flags.split(), ["echo", "icanon"], s)
+
+    @staticmethod
+    def header_ok(screen):
+        m = re.search(r"  ok (\d+)  failed (\d+)", screen)
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+class TestTui(TuiCase):
+    def test_panels_show_the_summary_figures_and_p_pauses(self):
+        tm = self.start_run(rate=40, duration=12)
+        tm.wait_for(r"running.*\n.*\] [3-9]\.0 / 12\.0 s", 15)
+        tm.keys("p")
+        tm.wait_for(r"p \(pause\): rate 40\.0 -> 0\.0 rps", 5)
+        # The re-plan lead, then the last records of the load before the pause: the figures are
+        # final while the rate is 0.
+        time.sleep(3.0)
+        s = tm.wait_for(r"PAUSED", 5)
+        ok, failed = self.header_ok(s)
+        lat = re.search(r"p50 ([\d.]+)  p90 ([\d.]+)  p99 ([\d.]+)", s)
+        skew = re.search(r"skew ([\d.]+) ms", s)
+        chart = re.search(r"target ([\d.]+)  achieved ([\d.]+)\s", s)
+        bins = [int(x) for x in re.findall(r"\d+\.\d+-\d+\.\d+\s+█+ (\d+)", s)]
+        self.assertIsNotNone(lat, s)
+        self.assertIn("agents 2/2", s)
+        tm.keys("s")
+        code, end = self.wait_exit()
+        self.assertEqual(code, 8, end)  # stopped by the user: the exit code of a stop
+        summ = self.summary()
+        self.assertEqual(summ["status"], "stopped")
+        self.assertEqual(summ["requests"]["ok"], ok)
+        self.assertEqual(summ["requests"]["failed"], failed)
+        for i, k in enumerate(("p50", "p90", "p99")):
+            self.assertAlmostEqual(summ["latency_ms"][k], float(lat.group(i + 1)), places=3)
+        self.assertAlmostEqual(summ["start_skew_ms"], float(skew.group(1)), places=3)
+        # The distribution's bars count every response.
+        self.assertEqual(sum(bins), ok + failed)
+        # The chart's legend is the last second of the time series (paused: 0 and 0).
+        ts = self.series()
+        self.assertEqual(float(chart.group(1)), ts[-1]["target_rps"])
+        self.assertEqual(float(chart.group(2)), ts[-1]["achieved_rps"])
+        # Paused seconds asked for nothing and sent nothing; the target saw exactly the total.
+        zero = [r for r in ts if r["target_rps"] == 0]
+        self.assertGreaterEqual(len(zero), 2)
+        self.assertTrue(all(r["sent"] == 0 for r in zero))
+        self.assertEqual(summ["rate_changes"][0]["to_rps"], 0)
+        self.assertEqual(summ["rate_changes"][0]["by"], "key")
+        self.assertEqual(targets.target_stats(self.url)["requests"], summ["requests"]["total"])
+        # The summary table follows the UI, as without it.
+        self.assertIn("run                    " + summ["run_id"], end)
+        self.assert_sane()
+
+    def test_plus_raises_the_rate_exactly_and_p_resumes(self):
+        tm = self.start_run(rate=20, duration=9)
+        tm.wait_for(r"running.*\n.*\] 2\.0 / 9\.0 s", 15)
+        tm.keys("+")
+        tm.wait_for(r"\+: rate 20\.0 -> 22\.0 rps", 5)
+        tm.wait_for(r"target 22\.0 rps", 5)
+        time.sleep(1.5)
+        tm.keys("p")
+        tm.wait_for(r"p \(pause\): rate 22\.0 -> 0\.0 rps", 5)
+        time.sleep(1.5)
+        tm.keys("p")
+        tm.wait_for(r"p \(resume\): rate 0\.0 -> 22\.0 rps", 5)
+        code, end = self.wait_exit()
+        self.assertEqual(code, 0, end)
+        summ = self.summary()
+        self.assertEqual(summ["status"], "completed")
+        changes = summ["rate_changes"]
+        self.assertEqual([(c["from_rps"], c["to_rps"], c["by"]) for c in changes],
+                         [(20, 22, "key"), (22, 0, "key"), (0, 22, "key")])
+        self.assertTrue(all(0 < a["at_s"] < b["at_s"] for a, b in zip(changes, changes[1:])))
+        ts = self.series()
+        self.assertEqual(len(ts), 9)
+        # Every second wholly inside one rate asks for that rate and sends exactly that many.
+        def rate_at(t):
+            r = 20
+            for c in changes:
+                if c["at_s"] <= t:
+                    r = c["to_rps"]
+            return r
+        whole = 0
+        for row in ts:
+            t = row["t"]
+            lo, hi = rate_at(t), rate_at(t + 0.999999)
+            inside = not any(t < c["at_s"] < t + 1 for c in changes)
+            if inside:
+                whole += 1
+                self.assertEqual(row["target_rps"], lo, row)
+                self.assertEqual(row["sent"], lo, row)
+                self.assertEqual(row["achieved_rps"], lo, row)
+        self.assertGreaterEqual(whole, 4)
+        self.assertTrue(any(r["target_rps"] == 22 and r["sent"] == 22 for r in ts))
+        # The target counted exactly what the profile with its changes asks for, to the request.
+        self.assertEqual(targets.target_stats(self.url)["requests"], summ["requests"]["total"])
+        self.assertEqual(sum(r["sent"] for r in ts), summ["requests"]["total"])
+        edges = [0] + [c["at_s"] for c in changes] + [9]
+        rates = [20] + [c["to_rps"] for c in changes]
+        asked = sum(r * (b - a) for r, a, b in zip(rates, edges, edges[1:]))
+        self.assertAlmostEqual(summ["requests"]["total"], asked, delta=1)
+        self.assert_sane()
+
+    def test_resize_to_80x24_stays_readable(self):
+        tm = self.start_run(rate=20, duration=7)
+        tm.wait_for(r"running.*\n.*\] 2\.0 / 7\.0 s", 15)
+        tm.resize(80, 24)
+        time.sleep(0.6)
+        s = tm.wait_for(r"agents: 2 alive", 5)
+        lines = s.split("\n")
+        self.assertLessEqual(max(len(l) for l in lines), 80)
+        self.assertRegex(lines[0], r"^stampede \d{8}T\d{6}Z-[0-9a-f]{8}  running")
+        self.assertRegex(lines[1], r"\] [\d.]+ / 7\.0 s$")
+        self.assertIn("target 20.0 rps", lines[2])
+        for title in ("requests/s: target vs achieved", "latency ms, corrected", "errors/s",
+                      "latency distribution", "agents: 2 alive, 0 lost", "events"):
+            self.assertIn(title, s)
+        self.assertRegex(s, r"local-1 +running +10\.0")
+        self.assertIn("q quit", lines[23])
+        # The agents view and the help at that size.
+        tm.keys("Tab")
+        s = tm.wait_for(r"name +state +share/s", 3)
+        self.assertIn("local-2", s)
+        tm.keys("?")
+        tm.wait_for(r"type an exact rate", 3)
+        tm.keys("?")
+        tm.resize(120, 40)
+        tm.wait_for(r"requests/s|agents:", 3)
+        code, end = self.wait_exit()
+        self.assertEqual(code, 0, end)
+        self.assert_sane()
+
+    def test_q_quits_and_restores_the_terminal(self):
+        tm = self.start_run(rate=20, duration=20)
+        tm.wait_for(r"running.*\n.*\] 2\.0 / 20\.0 s", 15)
+        t0 = time.monotonic()
+        tm.keys("q")
+        code, end = self.wait_exit(15)
+        self.assertLess(time.monotonic() - t0, 12)
+        self.assertEqual(code, 8, end)
+        self.assertEqual(self.summary()["status"], "stopped")
+        self.assertIn("requests in", end)  # the summary table
+        self.assert_sane()
+
+    def test_sigterm_restores_the_terminal(self):
+        tm = self.start_run(rate=20, duration=20)
+        tm.wait_for(r"running.*\n.*\] 2\.0 / 20\.0 s", 15)
+        os.kill(self.run_pid(), signal.SIGTERM)
+        code, end = self.wait_exit(15)
+        self.assertEqual(code, 8, end)
+        self.assertEqual(self.summary()["status"], "stopped")
+        self.assertNotIn("requests/s: target", end)  # the UI is gone from the screen
+        self.assert_sane()
+
+    def test_exact_rate_typed(self):
+        tm = self.start_run(rate=10, duration=7)
+        tm.wait_for(r"running.*\n.*\] 2\.0 / 7\.0 s", 15)
+        tm.keys("r")
+        tm.wait_for(r"rate \(rps\): _", 3)
+        tm.keys("3", "0", "x", "BSpace", "5")  # x is ignored; backspace removes the 0
+        tm.wait_for(r"rate \(rps\): 35_", 3)
+        tm.keys("Enter")
+        tm.wait_for(r"r: rate 10\.0 -> 35\.0 rps", 5)
+        code, end = self.wait_exit()
+        self.assertEqual(code, 0, end)
+        ts = self.series()
+        self.assertEqual(ts[-1]["target_rps"], 35)
+        self.assertEqual(ts[-1]["sent"], 35)
+        self.assertEqual(self.summary()["rate_changes"][0]["to_rps"], 35)
+
+    def test_no_color(self):
+        tm = self.open_tmux(env={"NO_COLOR": "1"})
+        self.start_run(rate=10, duration=3)
+        tm.wait_for(r"running", 15)
+        plain = tm.screen(escapes=True)
+        self.assertIsNone(re.search(r"\x1b\[[0-9;]*(3[0-7]|38;5;\d+)m", plain), plain)
+        code, _ = self.wait_exit()
+        self.assertEqual(code, 0)
+        tm.kill()
+        tm = self.open_tmux()
+        self.start_run(rate=10, duration=3)
+        tm.wait_for(r"running", 15)
+        coloured = tm.screen(escapes=True)
+        self.assertIsNotNone(re.search(r"\x1b\[[0-9;]*(3[0-7]|38;5;\d+)m", coloured))
+        self.wait_exit()
+
+    def test_headless_in_a_terminal(self):
+        tm = self.open_tmux()
+        args = [harness.binary("stampede"), "run", "--headless", "--url", self.url + "/", "--rate",
+                "10", "--duration", "2", "--agents", "1"]
+        tm.type_line(" ".join(args) + "; echo EXIT=$?")
+        code, s = self.wait_exit()
+        self.assertEqual(code, 0, s)
+        self.assertRegex(s, r"\[    1s\] target +10\.0 rps")
+        self.assertNotIn("requests/s: target", s)
+
+    def test_sane_check_sees_a_raw_terminal(self):
+        """The check of the tests above fails on a terminal left as curses keeps it."""
+        tm = self.open_tmux()
+        tm.type_line("stty -echo -icanon")
+        time.sleep(0.3)
+        with self.assertRaises(AssertionError):
+            self.assert_sane()
+        tm.type_line("stty sane")
+        time.sleep(0.3)
+        self.assert_sane()
+
+
+class TestTuiFlags(harness.ProcTestCase):
+    def test_tui_without_a_terminal_is_refused(self):
+        target, url = targets.start_target(self)
+        p = self.start([harness.binary("stampede"), "run", "--tui", "--url", url + "/", "--rate",
+                        "10", "--duration", "1", "--agents", "1"])
+        self.assertEqual(p.wait(20), 2)
+        self.assertIn("--tui: stdout is not a terminal", p.stderr())
+        self.assertEqual(targets.target_stats(url)["requests"], 0)
+
+    def test_tui_with_headless_is_refused(self):
+        p = self.start([harness.binary("stampede"), "run", "--tui", "--headless", "--url",
+                        "http://127.0.0.1:9/", "--rate", "10", "--duration", "1"])
+        self.assertEqual(p.wait(20), 2)
+        self.assertIn("--tui and --headless", p.stderr())
+
+
+if __name__ == "__main__":
+    unittest.main()
