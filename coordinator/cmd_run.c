@@ -212,6 +212,30 @@ static int add_file_output(run_ctx *ctx,
     return 0;
 }
 
+/* Starts the terminal UI and its output. With lcfg (external agents and a generated token), the
+ * command that starts an agent goes to its event log. Returns 0 or the exit code of a failure
+ * (said on stderr). */
+static int start_tui(st_tui **tui, run_ctx *ctx, const char *run_id, int agents,
+                     const st_launch_cfg *lcfg)
+{
+    char err[512];
+    st_tui_cfg tcfg = {.run_id = run_id, .expected_agents = agents};
+    int rc = st_tui_start(tui, &tcfg, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "stampede run: %s\n", rc == ST_ENOMEM ? st_strerror(rc) : err);
+        return rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+    }
+    st_tui_output(&ctx->outs[ctx->n_outs++], *tui);
+    ctx->progress = stderr;
+    if (lcfg) {
+        const char *pin = lcfg->tls_fingerprint;
+        st_tui_event(*tui, "start each agent with: stampede-agent --coordinator %s --token %s%s%s",
+                     lcfg->coordinator_url, lcfg->token, pin ? " --tls-fingerprint " : "",
+                     pin ? pin : "");
+    }
+    return 0;
+}
+
 int st_cmd_run(int argc, char **argv)
 {
     st_run_opts o;
@@ -395,20 +419,19 @@ int st_cmd_run(int argc, char **argv)
     }
     /* Signals are caught from before the launch, so that what it starts is always stopped. */
     st_cli_stop_signals(on_signal);
-    if (want_tui) {
-        st_tui_cfg tcfg = {.run_id = run_id, .expected_agents = agents};
-        if ((rc = st_tui_start(&tui, &tcfg, err, sizeof(err))) ||
-            st_tui_output(&ctx.outs[ctx.n_outs], tui)) {
-            fprintf(stderr, "stampede run: %s\n", rc ? err : st_strerror(rc));
-            code = rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
-            goto out;
-        }
-        ctx.n_outs++;
-        ctx.progress = stderr;
+    /* A generated token for external agents is shown on the terminal only: the launcher prints
+     * it there before the UI takes the screen, and the UI repeats the command in its events. */
+    bool tui_after_launch = lops == &st_launcher_external && token_generated;
+    if (want_tui && !tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, NULL))) {
+        goto out;
     }
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = lcfg.ecs ? launch_exit(rc) : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+        goto out;
+    }
+    if (want_tui && tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, &lcfg))) {
+        lops->finish(launcher, 0);
         goto out;
     }
 

@@ -28,7 +28,7 @@
 
 #define ST_TUI_HISTORY   512 /* seconds the charts keep */
 #define ST_TUI_EVENTS    128 /* events kept */
-#define ST_TUI_EVENT_LEN 200
+#define ST_TUI_EVENT_LEN 256
 #define ST_TUI_AGENTS    256 /* agents' rows kept (the rest are counted) */
 #define ST_TUI_BINS      16  /* rows of the latency distribution */
 #define ST_TUI_PROMPT    24

@@ -349,6 +349,22 @@ class TestTui(TuiCase):
         self.assertRegex(s, r"\[    1s\] target +10\.0 rps")
         self.assertNotIn("requests/s: target", s)
 
+    def test_failed_run_restores_the_terminal(self):
+        """No agent registers: the UI waits with the launch panel, the run fails, the terminal is
+        restored and the failure is said after the UI."""
+        tm = self.start_run(rate=10, duration=2, agents=1,
+                            extra=["--launcher", "external", "--listen", "tcp://127.0.0.1:0",
+                                   "--register-timeout", "3"])
+        s = tm.wait_for(r"waiting for agents: 0 of 1 agents registered", 10)
+        self.assertIn("launch", s)
+        # The generated token is on the screen (only there), with the command that uses it.
+        self.assertRegex(s, r"start each agent with: stampede-agent --coordinator "
+                            r"tcp://127\.0\.0\.1:\d+ --token [0-9a-f]{32}")
+        code, end = self.wait_exit(20)
+        self.assertEqual(code, 6, end)
+        self.assertRegex(end, r"run \S+ failed: .*regist")
+        self.assert_sane()
+
     def test_sane_check_sees_a_raw_terminal(self):
         """The check of the tests above fails on a terminal left as curses keeps it."""
         tm = self.open_tmux()
