@@ -386,6 +386,11 @@ int st_coord_change_rate_by(st_coord *c, double rate_rps, const char *by)
         c->rate_changes = grown;
         c->cap_rate_changes = cap;
     }
+    if (c->plan->closed_loop) {
+        /* No profile to copy: the share module refuses the change (ST_ESTATE). */
+        rc = st_share_change_rate(c, rate_rps);
+        goto out;
+    }
     /* The rate replaced is read from the profile as it was, at the instant the change took. */
     if ((rc = st_profile_copy(&before, &c->profile))) {
         goto out;

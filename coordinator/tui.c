@@ -274,7 +274,16 @@ static void key(st_tui *t, ui_state *u, wint_t k, bool fn)
     if (fn) {
         return;
     }
-    bool ro = t->cfg.read_only;
+    /* The steering keys (none in a read-only UI). */
+    static const struct {
+        wint_t key;
+        cmd_kind kind;
+    } steer[] = {{'+', CMD_UP}, {'=', CMD_UP}, {'-', CMD_DOWN}, {'p', CMD_PAUSE}, {'s', CMD_STOP}};
+    for (size_t i = 0; i < sizeof(steer) / sizeof(steer[0]); i++) {
+        if (k == steer[i].key && !t->cfg.read_only) {
+            push_cmd(t, steer[i].kind, 0);
+        }
+    }
     switch (k) {
     case '\t':
         u->view = (u->view + 1) % ST_TUI_VIEWS;
@@ -288,29 +297,8 @@ static void key(st_tui *t, ui_state *u, wint_t k, bool fn)
     case 'q':
         push_cmd(t, CMD_QUIT, 0);
         break;
-    case '+':
-    case '=':
-        if (!ro) {
-            push_cmd(t, CMD_UP, 0);
-        }
-        break;
-    case '-':
-        if (!ro) {
-            push_cmd(t, CMD_DOWN, 0);
-        }
-        break;
-    case 'p':
-        if (!ro) {
-            push_cmd(t, CMD_PAUSE, 0);
-        }
-        break;
-    case 's':
-        if (!ro) {
-            push_cmd(t, CMD_STOP, 0);
-        }
-        break;
     case 'r':
-        if (!ro) {
+        if (!t->cfg.read_only) {
             u->prompting = true;
             u->prompt[0] = 0;
         }

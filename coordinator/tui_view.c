@@ -3,6 +3,7 @@
 #include "hist.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,12 +188,19 @@ static void fmt_axis(char *out, size_t len, double v)
 
 /* ---- braille charts ---- */
 
-typedef double (*value_fn)(const st_tui_point *p, bool *have);
-
+/* A series of a chart: the point's double at offset; latency series exist only in seconds with
+ * responses. */
 typedef struct series {
-    value_fn value;
+    size_t offset;
+    bool latency;
     int style;
 } series;
+
+static double value_of(const series *sv, const st_tui_point *p, bool *have)
+{
+    *have = !sv->latency || p->have_latency;
+    return *(const double *)((const char *)p + sv->offset);
+}
 
 /* The dot (dx, dy) of a cell (dy from the top), as braille's bit for it. */
 static uint8_t braille_bit(int dx, int dy)
@@ -232,7 +240,7 @@ static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, 
     for (size_t i = 0; i < n; i++) {
         for (int k = 0; k < n_series; k++) {
             bool have = true;
-            double v = sv[k].value(st_tui_model_point(m, from + i), &have);
+            double v = value_of(&sv[k], st_tui_model_point(m, from + i), &have);
             if (have && v > top) {
                 top = v;
             }
@@ -252,7 +260,7 @@ static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, 
         int prev = -1;
         for (size_t i = 0; i < n; i++) {
             bool have = true;
-            double v = sv[k].value(st_tui_model_point(m, from + i), &have);
+            double v = value_of(&sv[k], st_tui_model_point(m, from + i), &have);
             if (!have) {
                 prev = -1;
                 continue;
@@ -268,47 +276,6 @@ static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, 
             prev = py;
         }
     }
-}
-
-static double v_target(const st_tui_point *p, bool *have)
-{
-    (void)have;
-    return p->target_rps;
-}
-static double v_achieved(const st_tui_point *p, bool *have)
-{
-    (void)have;
-    return p->achieved_rps;
-}
-static double v_p50(const st_tui_point *p, bool *have)
-{
-    *have = p->have_latency;
-    return p->p50_ms;
-}
-static double v_p90(const st_tui_point *p, bool *have)
-{
-    *have = p->have_latency;
-    return p->p90_ms;
-}
-static double v_p99(const st_tui_point *p, bool *have)
-{
-    *have = p->have_latency;
-    return p->p99_ms;
-}
-static double v_up50(const st_tui_point *p, bool *have)
-{
-    *have = p->have_latency;
-    return p->up50_ms;
-}
-static double v_up90(const st_tui_point *p, bool *have)
-{
-    *have = p->have_latency;
-    return p->up90_ms;
-}
-static double v_up99(const st_tui_point *p, bool *have)
-{
-    *have = p->have_latency;
-    return p->up99_ms;
 }
 
 /* ---- panels ---- */
@@ -372,7 +339,8 @@ static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int
     int lx = x + 1;
     lx += text(s, lx, y + 1, w - 1, ST_TUI_TARGET, "target %.1f", p ? p->target_rps : 0.0);
     text(s, lx, y + 1, x + w - lx, ST_TUI_ACHIEVED, "  achieved %.1f", p ? p->achieved_rps : 0.0);
-    series sv[] = {{v_target, ST_TUI_TARGET}, {v_achieved, ST_TUI_ACHIEVED}};
+    series sv[] = {{offsetof(st_tui_point, target_rps), false, ST_TUI_TARGET},
+                   {offsetof(st_tui_point, achieved_rps), false, ST_TUI_ACHIEVED}};
     chart(s, m, x, y + 2, w, h - 2, sv, 2);
 }
 
@@ -390,8 +358,12 @@ static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y,
     } else {
         text(s, lx, y + 1, w - 1, ST_TUI_DIM, "no responses yet");
     }
-    series cor[] = {{v_p50, ST_TUI_P50}, {v_p90, ST_TUI_P90}, {v_p99, ST_TUI_P99}};
-    series unc[] = {{v_up50, ST_TUI_P50}, {v_up90, ST_TUI_P90}, {v_up99, ST_TUI_P99}};
+    series cor[] = {{offsetof(st_tui_point, p50_ms), true, ST_TUI_P50},
+                    {offsetof(st_tui_point, p90_ms), true, ST_TUI_P90},
+                    {offsetof(st_tui_point, p99_ms), true, ST_TUI_P99}};
+    series unc[] = {{offsetof(st_tui_point, up50_ms), true, ST_TUI_P50},
+                    {offsetof(st_tui_point, up90_ms), true, ST_TUI_P90},
+                    {offsetof(st_tui_point, up99_ms), true, ST_TUI_P99}};
     chart(s, m, x, y + 2, w, h - 2, u ? unc : cor, 3);
 }
 

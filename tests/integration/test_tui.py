@@ -17,22 +17,7 @@ import unittest
 
 import harness
 import targets
-
-
-def children(pid):
-    """Process ids whose parent is pid."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                out.append(int(d))
-        except (OSError, IndexError):
-            pass
-    return out
+from test_run import children
 
 
 class Tmux:
@@ -128,6 +113,12 @@ class TuiCase(harness.ProcTestCase):
         tm.type_line("clear; " + " ".join(args) + "; echo EXIT=$?")
         return tm
 
+    def start_running(self, rate, duration, at=2):
+        """start_run, then waits until the UI shows `at` seconds of it."""
+        tm = self.start_run(rate, duration)
+        tm.wait_for(r"running.*\n.*\] %d\.0 / %d\.0 s" % (at, duration), 15)
+        return tm
+
     def run_pid(self):
         for c in children(self.tm.shell_pid()):
             with open("/proc/%d/cmdline" % c, "rb") as f:
@@ -207,8 +198,7 @@ class TestTui(TuiCase):
         self.assert_sane()
 
     def test_plus_raises_the_rate_exactly_and_p_resumes(self):
-        tm = self.start_run(rate=20, duration=9)
-        tm.wait_for(r"running.*\n.*\] 2\.0 / 9\.0 s", 15)
+        tm = self.start_running(rate=20, duration=9)
         tm.keys("+")
         tm.wait_for(r"\+: rate 20\.0 -> 22\.0 rps", 5)
         tm.wait_for(r"target 22\.0 rps", 5)
@@ -257,8 +247,7 @@ class TestTui(TuiCase):
         self.assert_sane()
 
     def test_resize_to_80x24_stays_readable(self):
-        tm = self.start_run(rate=20, duration=7)
-        tm.wait_for(r"running.*\n.*\] 2\.0 / 7\.0 s", 15)
+        tm = self.start_running(rate=20, duration=7)
         tm.resize(80, 24)
         time.sleep(0.6)
         s = tm.wait_for(r"agents: 2 alive", 5)
@@ -286,8 +275,7 @@ class TestTui(TuiCase):
         self.assert_sane()
 
     def test_q_quits_and_restores_the_terminal(self):
-        tm = self.start_run(rate=20, duration=20)
-        tm.wait_for(r"running.*\n.*\] 2\.0 / 20\.0 s", 15)
+        tm = self.start_running(rate=20, duration=20)
         t0 = time.monotonic()
         tm.keys("q")
         code, end = self.wait_exit(15)
@@ -298,8 +286,7 @@ class TestTui(TuiCase):
         self.assert_sane()
 
     def test_sigterm_restores_the_terminal(self):
-        tm = self.start_run(rate=20, duration=20)
-        tm.wait_for(r"running.*\n.*\] 2\.0 / 20\.0 s", 15)
+        tm = self.start_running(rate=20, duration=20)
         os.kill(self.run_pid(), signal.SIGTERM)
         code, end = self.wait_exit(15)
         self.assertEqual(code, 8, end)
@@ -308,8 +295,7 @@ class TestTui(TuiCase):
         self.assert_sane()
 
     def test_exact_rate_typed(self):
-        tm = self.start_run(rate=10, duration=7)
-        tm.wait_for(r"running.*\n.*\] 2\.0 / 7\.0 s", 15)
+        tm = self.start_running(rate=10, duration=7)
         tm.keys("r")
         tm.wait_for(r"rate \(rps\): _", 3)
         tm.keys("3", "0", "x", "BSpace", "5")  # x is ignored; backspace removes the 0
@@ -363,6 +349,17 @@ class TestTui(TuiCase):
         code, end = self.wait_exit(20)
         self.assertEqual(code, 6, end)
         self.assertRegex(end, r"run \S+ failed: .*regist")
+        self.assert_sane()
+
+    def test_unknown_terminal_is_refused(self):
+        """TERM names a terminal curses does not know: exit 2 with the reason, before any load."""
+        tm = self.open_tmux(env={"TERM": "st-no-such-terminal"})
+        self.start_run(rate=10, duration=2, agents=1)
+        code, s = self.wait_exit(20)
+        self.assertEqual(code, 2, s)
+        self.assertIn('--tui: the terminal "st-no-such-terminal" cannot be used', s)
+        self.assertEqual(targets.target_stats(self.url)["requests"], 0)
+        tm.type_line("export TERM=xterm-256color")
         self.assert_sane()
 
     def test_sane_check_sees_a_raw_terminal(self):
