@@ -728,8 +728,13 @@ void st_tui_feed_report(st_tui *t, const st_report *r, const char *state)
     report_into(t, r, NULL, 0);
     snprintf(t->shared.state, sizeof(t->shared.state), "%s", state);
     t->shared.failed = r->status == ST_REPORT_FAILED;
-    if (r->n_seconds) {
-        t->shared.target_rps = r->seconds[r->n_seconds - 1].target_rps;
+    if (!r->n_agents) {
+        /* A followed run's seconds say how many agents counted, not who they were. */
+        t->shared.agents_alive = r->plan.expected_agents;
+    }
+    if (t->shared.n_points) {
+        t->shared.target_rps =
+            st_tui_model_point(&t->shared, t->shared.n_points - 1)->target_rps;
     }
     pthread_mutex_unlock(&t->mu);
 }

@@ -54,7 +54,9 @@ int st_tui_output(st_output *out, st_tui *t);
  * and whenever the state changes. */
 void st_tui_feed(st_tui *t, st_coord *core);
 
-/* Copies the state of a report (a run followed from elsewhere): header, agents, histogram. */
+/* Copies the state of a report (a run followed from elsewhere): header, agents, histogram;
+ * without agents' rows, the header counts r->plan.expected_agents alive. The target rate is the
+ * last second's handed to the output. */
 void st_tui_feed_report(st_tui *t, const st_report *r, const char *state);
 
 /* Adds a line to the event log. */

@@ -298,7 +298,9 @@ static void header(const st_tui_model *m, st_tui_screen *s)
     }
     /* The gauge: elapsed against the planned duration. */
     char right[48];
-    int rn = snprintf(right, sizeof(right), " %.1f / %.1f s", m->elapsed_s, m->planned_s);
+    int rn = m->planned_s > 0
+                 ? snprintf(right, sizeof(right), " %.1f / %.1f s", m->elapsed_s, m->planned_s)
+                 : snprintf(right, sizeof(right), " %.1f s", m->elapsed_s);
     int gw = w - rn - 2;
     if (gw >= 4) {
         double f = m->planned_s > 0 ? m->elapsed_s / m->planned_s : 0;
