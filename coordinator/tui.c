@@ -7,6 +7,7 @@
 /* cchar_t and the wide-character calls. */
 #define NCURSES_WIDECHAR 1
 #include <curses.h>
+#include <term.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <langinfo.h>
@@ -404,7 +405,16 @@ static void *ui_thread(void *arg)
     st_tui *t = arg;
     const char *term = getenv("TERM");
     FILE *out = fdopen(dup(STDOUT_FILENO), "w");
-    t->scr = out ? newterm(term && term[0] ? term : NULL, out, stdin) : NULL;
+    /* The terminal's description is looked up first: newterm on an unknown one says so on
+     * stderr itself and leaves memory behind. */
+    int known = 0;
+    if (out && setupterm(term && term[0] ? term : NULL, fileno(out), &known) == OK) {
+        del_curterm(cur_term);
+        known = 1;
+    } else {
+        known = 0;
+    }
+    t->scr = out && known ? newterm(term && term[0] ? term : NULL, out, stdin) : NULL;
     pthread_mutex_lock(&t->mu);
     if (!t->scr) {
         snprintf(t->init_err, sizeof(t->init_err),
