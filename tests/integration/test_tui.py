@@ -350,8 +350,8 @@ class TestTui(TuiCase):
         s = tm.wait_for(r"waiting for agents: 0 of 1 agents registered", 10)
         self.assertIn("launch", s)
         # The generated token is on the screen (only there), with the command that uses it.
-        self.assertRegex(s, r"start each agent with: stampede-agent --coordinator "
-                            r"tcp://127\.0\.0\.1:\d+ --token [0-9a-f]{32}")
+        tm.wait_for(r"start each agent with: stampede-agent --coordinator "
+                    r"tcp://127\.0\.0\.1:\d+ --token [0-9a-f]{32}", 5)
         code, end = self.wait_exit(20)
         self.assertEqual(code, 6, end)
         self.assertRegex(end, r"run \S+ failed: .*regist")
