@@ -368,11 +368,14 @@ static int follow_run(st_aws_client *client, const char *table, const char *run_
             run_data_fini(&r);
             break;
         }
+        /* Seconds are shown in order: one stored before an earlier one waits for it, unless
+         * the summary is there (nothing more will come). */
         for (size_t i = 0; i < r.n_seconds; i++) {
             st_stats_merge(&total, &r.seconds[i].stats);
-            if (r.seconds[i].second >= next) {
+            uint32_t k = r.seconds[i].second;
+            if (k == next || (k > next && r.have_summary)) {
                 follow_second(tui, &out, &r.seconds[i]);
-                next = r.seconds[i].second + 1;
+                next = k + 1;
             }
         }
         if (tui) {

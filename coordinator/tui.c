@@ -67,6 +67,15 @@ struct st_tui {
     bool color, utf8;
 };
 
+/* One of t's flags guarded by mu. */
+static bool flag_of(st_tui *t, const bool *flag)
+{
+    pthread_mutex_lock(&t->mu);
+    bool v = *flag;
+    pthread_mutex_unlock(&t->mu);
+    return v;
+}
+
 /* ---- stderr into the event log ---- */
 
 static void replay_add(st_tui *t, const char *s)
@@ -318,10 +327,7 @@ static void *ui_main(void *arg)
     uint64_t last_draw = 0;
     bool dirty = true;
     for (;;) {
-        pthread_mutex_lock(&t->mu);
-        bool closing = t->closing;
-        pthread_mutex_unlock(&t->mu);
-        if (closing) {
+        if (flag_of(t, &t->closing)) {
             break;
         }
         drain_stderr(t, false);
@@ -383,10 +389,7 @@ static void *ui_main(void *arg)
     }
     pthread_mutex_unlock(&t->mu);
     for (;;) {
-        pthread_mutex_lock(&t->mu);
-        bool leaving = t->leaving;
-        pthread_mutex_unlock(&t->mu);
-        if (leaving) {
+        if (flag_of(t, &t->leaving)) {
             break;
         }
         struct pollfd p = {t->pipe_rd, POLLIN, 0};
@@ -459,8 +462,9 @@ static void *ui_thread(void *arg)
 int st_tui_start(st_tui **out, const st_tui_cfg *cfg, char *err, size_t err_len)
 {
     if (!isatty(STDOUT_FILENO)) {
-        snprintf(err, err_len, "--tui: stdout is not a terminal (use --headless for progress "
-                               "lines)");
+        snprintf(err, err_len,
+                 "--tui: stdout is not a terminal (use --headless for progress "
+                 "lines)");
         return ST_EINVAL;
     }
     st_tui *t = calloc(1, sizeof(*t));
@@ -517,20 +521,18 @@ int st_tui_start(st_tui **out, const st_tui_cfg *cfg, char *err, size_t err_len)
     return 0;
 }
 
-static void point_of(st_tui_point *p, const st_report_second *row)
+/* The figures of counts c and latencies lat (corrected) and raw (uncorrected) into p. */
+static void figures_of(st_tui_point *p, const st_counts *c, const st_report_latency *lat,
+                       const st_report_latency *raw)
 {
-    const st_counts *c = &row->counts;
-    memset(p, 0, sizeof(*p));
-    p->second = row->second;
-    p->target_rps = row->target_rps;
     p->achieved_rps = (double)st_counts_done(c);
-    p->have_latency = row->latency.count > 0;
-    p->p50_ms = row->latency.p50_us / 1000.0;
-    p->p90_ms = row->latency.p90_us / 1000.0;
-    p->p99_ms = row->latency.p99_us / 1000.0;
-    p->up50_ms = row->latency_uncorrected.p50_us / 1000.0;
-    p->up90_ms = row->latency_uncorrected.p90_us / 1000.0;
-    p->up99_ms = row->latency_uncorrected.p99_us / 1000.0;
+    p->have_latency = lat->count > 0;
+    p->p50_ms = lat->p50_us / 1000.0;
+    p->p90_ms = lat->p90_us / 1000.0;
+    p->p99_ms = lat->p99_us / 1000.0;
+    p->up50_ms = raw->p50_us / 1000.0;
+    p->up90_ms = raw->p90_us / 1000.0;
+    p->up99_ms = raw->p99_us / 1000.0;
     p->ok = c->ok;
     p->failed = st_counts_failed(c);
     p->http_4xx = c->http_4xx;
@@ -540,6 +542,14 @@ static void point_of(st_tui_point *p, const st_report_second *row)
     p->other = c->err_other;
     p->late = c->late;
     p->dropped = c->dropped;
+}
+
+static void point_of(st_tui_point *p, const st_report_second *row)
+{
+    memset(p, 0, sizeof(*p));
+    p->second = row->second;
+    p->target_rps = row->target_rps;
+    figures_of(p, &row->counts, &row->latency, &row->latency_uncorrected);
     p->agents = row->agents;
 }
 
@@ -675,22 +685,8 @@ static void report_into(st_tui *t, const st_report *r, const uint32_t *heard, si
     m->agents_alive = (int)r->n_agents - r->agents_lost;
     m->have_skew = r->have_start_skew;
     m->start_skew_ms = r->start_skew_ms;
-    m->ok = c->ok;
-    m->failed_requests = st_counts_failed(c);
-    m->late = c->late;
-    m->dropped = c->dropped;
-    m->http_4xx = c->http_4xx;
-    m->http_5xx = c->http_5xx;
-    m->connect = c->err_connect;
-    m->timeout = c->err_timeout;
-    m->other = c->err_other;
-    m->have_latency = r->latency.count > 0;
-    m->p50_ms = r->latency.p50_us / 1000.0;
-    m->p90_ms = r->latency.p90_us / 1000.0;
-    m->p99_ms = r->latency.p99_us / 1000.0;
-    m->up50_ms = r->latency_uncorrected.p50_us / 1000.0;
-    m->up90_ms = r->latency_uncorrected.p90_us / 1000.0;
-    m->up99_ms = r->latency_uncorrected.p99_us / 1000.0;
+    memset(&m->run, 0, sizeof(m->run));
+    figures_of(&m->run, c, &r->latency, &r->latency_uncorrected);
     st_tui_bins(m->bins, &m->n_bins, r->total.lat);
     st_tui_bins(m->ubins, &m->n_ubins, r->total.lat_raw);
     agents_of(t, r, heard, n_heard);
@@ -743,8 +739,7 @@ void st_tui_feed_report(st_tui *t, const st_report *r, const char *state)
         t->shared.agents_alive = r->plan.expected_agents;
     }
     if (t->shared.n_points) {
-        t->shared.target_rps =
-            st_tui_model_point(&t->shared, t->shared.n_points - 1)->target_rps;
+        t->shared.target_rps = st_tui_model_point(&t->shared, t->shared.n_points - 1)->target_rps;
     }
     pthread_mutex_unlock(&t->mu);
 }
@@ -787,7 +782,7 @@ static bool change(st_tui *t, st_coord *core, const char *what, double from, dou
         return true;
     }
     say(t, "%s: rate %.1f rps refused: %s", what, to,
-        rc == ST_ESTATE  ? "the run is not running, is stopping, or ends within the re-plan lead"
+        rc == ST_ESTATE   ? "the run is not running, is stopping, or ends within the re-plan lead"
         : rc == ST_EINVAL ? "outside 0 .. the largest rate a profile takes"
                           : st_strerror(rc));
     return false;
@@ -851,10 +846,7 @@ int st_tui_steer(st_tui *t, st_coord *core)
 
 bool st_tui_quit_asked(st_tui *t)
 {
-    pthread_mutex_lock(&t->mu);
-    bool q = t->quit_asked;
-    pthread_mutex_unlock(&t->mu);
-    return q;
+    return flag_of(t, &t->quit_asked);
 }
 
 void st_tui_close(st_tui *t)

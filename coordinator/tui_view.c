@@ -308,7 +308,8 @@ static void header(const st_tui_model *m, st_tui_screen *s)
         int full = (int)(f * gw);
         put(s, 0, 1, L'[', ST_TUI_DIM);
         for (int i = 0; i < gw; i++) {
-            put(s, 1 + i, 1, i < full ? L'\x2588' : L'\x2591', i < full ? ST_TUI_GAUGE : ST_TUI_DIM);
+            put(s, 1 + i, 1, i < full ? L'\x2588' : L'\x2591',
+                i < full ? ST_TUI_GAUGE : ST_TUI_DIM);
         }
         put(s, 1 + gw, 1, L']', ST_TUI_DIM);
         text(s, gw + 2, 1, w - gw - 2, ST_TUI_PLAIN, "%s", right);
@@ -329,9 +330,9 @@ static void header(const st_tui_model *m, st_tui_screen *s)
     if (m->have_skew) {
         x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  skew %.3f ms", m->start_skew_ms);
     }
-    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  ok %llu", (unsigned long long)m->ok);
-    text(s, x, 2, w - x, m->failed_requests ? ST_TUI_ERROR : ST_TUI_PLAIN, "  failed %llu",
-         (unsigned long long)m->failed_requests);
+    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  ok %llu", (unsigned long long)m->run.ok);
+    text(s, x, 2, w - x, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN, "  failed %llu",
+         (unsigned long long)m->run.failed);
 }
 
 static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
@@ -353,10 +354,13 @@ static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y,
                          : "latency ms, corrected (l: uncorrected)");
     bool u = m->uncorrected;
     int lx = x + 1;
-    if (m->have_latency) {
-        lx += text(s, lx, y + 1, x + w - lx, ST_TUI_P50, "p50 %.3f", u ? m->up50_ms : m->p50_ms);
-        lx += text(s, lx, y + 1, x + w - lx, ST_TUI_P90, "  p90 %.3f", u ? m->up90_ms : m->p90_ms);
-        text(s, lx, y + 1, x + w - lx, ST_TUI_P99, "  p99 %.3f", u ? m->up99_ms : m->p99_ms);
+    if (m->run.have_latency) {
+        lx += text(s, lx, y + 1, x + w - lx, ST_TUI_P50, "p50 %.3f",
+                   u ? m->run.up50_ms : m->run.p50_ms);
+        lx += text(s, lx, y + 1, x + w - lx, ST_TUI_P90, "  p90 %.3f",
+                   u ? m->run.up90_ms : m->run.p90_ms);
+        text(s, lx, y + 1, x + w - lx, ST_TUI_P99, "  p99 %.3f",
+             u ? m->run.up99_ms : m->run.p99_ms);
     } else {
         text(s, lx, y + 1, w - 1, ST_TUI_DIM, "no responses yet");
     }
@@ -373,12 +377,13 @@ static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y,
 static void errors_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
 {
     title(s, x, y, w, "errors/s");
-    text(s, x + 1, y + 1, w - 1, m->failed_requests ? ST_TUI_ERROR : ST_TUI_PLAIN,
-         "4xx %llu 5xx %llu conn %llu tmo %llu other %llu", (unsigned long long)m->http_4xx,
-         (unsigned long long)m->http_5xx, (unsigned long long)m->connect,
-         (unsigned long long)m->timeout, (unsigned long long)m->other);
-    text(s, x + 1, y + 2, w - 1, m->late || m->dropped ? ST_TUI_WARN : ST_TUI_DIM,
-         "late %llu dropped %llu", (unsigned long long)m->late, (unsigned long long)m->dropped);
+    text(s, x + 1, y + 1, w - 1, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN,
+         "4xx %llu 5xx %llu conn %llu tmo %llu other %llu", (unsigned long long)m->run.http_4xx,
+         (unsigned long long)m->run.http_5xx, (unsigned long long)m->run.connect,
+         (unsigned long long)m->run.timeout, (unsigned long long)m->run.other);
+    text(s, x + 1, y + 2, w - 1, m->run.late || m->run.dropped ? ST_TUI_WARN : ST_TUI_DIM,
+         "late %llu dropped %llu", (unsigned long long)m->run.late,
+         (unsigned long long)m->run.dropped);
     int ch = h - 3, cw = w - 7;
     if (ch < 1 || cw < 2) {
         return;
@@ -482,7 +487,8 @@ static void agents_panel(const st_tui_model *m, st_tui_screen *s, int y, int h, 
     }
     bool where = wide && w >= 100;
     text(s, 0, y + 1, w, ST_TUI_DIM, "%-16s %-9s %9s %9s %7s %9s %9s %6s%s", "name", "state",
-         "share/s", "rps", "failed", "offset ms", "rtt ms", "heard", where ? "  host / task, AZ" : "");
+         "share/s", "rps", "failed", "offset ms", "rtt ms", "heard",
+         where ? "  host / task, AZ" : "");
     int rows = h - 2;
     size_t shown = 0;
     for (size_t i = 0; i < m->n_agents && (int)i < rows; i++, shown++) {
@@ -564,7 +570,8 @@ static void footer(const st_tui_model *m, st_tui_screen *s)
 {
     int y = s->h - 1;
     if (m->prompting) {
-        text(s, 0, y, s->w, ST_TUI_TITLE, "rate (rps): %s_   Enter applies, Esc cancels", m->prompt);
+        text(s, 0, y, s->w, ST_TUI_TITLE, "rate (rps): %s_   Enter applies, Esc cancels",
+             m->prompt);
         return;
     }
     int x;

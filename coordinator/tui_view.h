@@ -42,10 +42,10 @@ typedef enum st_tui_style {
     ST_TUI_P50,
     ST_TUI_P90,
     ST_TUI_P99,
-    ST_TUI_ERROR,    /* errors, failed runs */
-    ST_TUI_WARN,     /* lost agents, late and dropped requests */
-    ST_TUI_DIM,      /* axes, help text */
-    ST_TUI_GAUGE,    /* the elapsed part of the gauge */
+    ST_TUI_ERROR, /* errors, failed runs */
+    ST_TUI_WARN,  /* lost agents, late and dropped requests */
+    ST_TUI_DIM,   /* axes, help text */
+    ST_TUI_GAUGE, /* the elapsed part of the gauge */
     ST_TUI_N_STYLES
 } st_tui_style;
 
@@ -63,9 +63,9 @@ typedef struct st_tui_screen {
 typedef struct st_tui_point {
     uint32_t second;
     double target_rps, achieved_rps;
-    bool have_latency;                   /* some response in it */
-    double p50_ms, p90_ms, p99_ms;       /* corrected: from the intended send */
-    double up50_ms, up90_ms, up99_ms;    /* uncorrected: from the actual send */
+    bool have_latency;                /* some response in it */
+    double p50_ms, p90_ms, p99_ms;    /* corrected: from the intended send */
+    double up50_ms, up90_ms, up99_ms; /* uncorrected: from the actual send */
     uint64_t ok, failed;
     uint64_t http_4xx, http_5xx, connect, timeout, other;
     uint64_t late, dropped;
@@ -91,22 +91,18 @@ typedef struct st_tui_bin {
 
 typedef struct st_tui_model {
     char run_id[64];
-    char state[24];        /* "waiting for agents", "preparing", "running", "draining", ... */
+    char state[24]; /* "waiting for agents", "preparing", "running", "draining", ... */
     bool failed;
-    bool read_only;        /* following a run: no steering keys */
+    bool read_only; /* following a run: no steering keys */
     bool closed_loop;
     double elapsed_s, planned_s;
-    double target_rps;     /* the planned rate now (a pending change included) */
-    double achieved_rps;   /* of the last second handed out */
+    double target_rps;   /* the planned rate now (a pending change included) */
+    double achieved_rps; /* of the last second handed out */
     bool paused;
     int expected_agents, agents_alive, agents_lost;
     bool have_skew;
     double start_skew_ms;
-    /* The run so far. */
-    uint64_t ok, failed_requests, late, dropped;
-    bool have_latency;
-    double p50_ms, p90_ms, p99_ms, up50_ms, up90_ms, up99_ms;
-    uint64_t http_4xx, http_5xx, connect, timeout, other;
+    st_tui_point run; /* the run so far: its counts and latency (second and agents unused) */
     /* The last seconds, oldest first (a ring: points[(first + i) % ST_TUI_HISTORY]). */
     st_tui_point points[ST_TUI_HISTORY];
     size_t first, n_points;
@@ -119,10 +115,10 @@ typedef struct st_tui_model {
     size_t first_event, n_events;
     char launch[ST_TUI_EVENT_LEN]; /* the launcher's last progress line, "" without */
     /* What the user sees and types. */
-    int view;          /* 0 overview, 1 agents, 2 events */
-    bool uncorrected;  /* latency from the actual send (`l`) */
-    bool help;         /* the keys (`?`) */
-    bool prompting;    /* typing an exact rate (`r`) */
+    int view;         /* 0 overview, 1 agents, 2 events */
+    bool uncorrected; /* latency from the actual send (`l`) */
+    bool help;        /* the keys (`?`) */
+    bool prompting;   /* typing an exact rate (`r`) */
     char prompt[ST_TUI_PROMPT];
     char status[ST_TUI_EVENT_LEN]; /* the answer to the last key, "" without */
 } st_tui_model;

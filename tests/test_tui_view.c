@@ -53,17 +53,25 @@ static st_tui_model *running(size_t seconds, double rps)
     m->have_skew = true;
     m->start_skew_ms = 0.25;
     for (size_t i = 0; i < seconds; i++) {
-        st_tui_point p = {.second = (uint32_t)i, .target_rps = rps, .achieved_rps = rps,
-                          .have_latency = true, .p50_ms = 1, .p90_ms = 2, .p99_ms = 4,
-                          .up50_ms = 0.5, .up90_ms = 1, .up99_ms = 2, .ok = (uint64_t)rps};
+        st_tui_point p = {.second = (uint32_t)i,
+                          .target_rps = rps,
+                          .achieved_rps = rps,
+                          .have_latency = true,
+                          .p50_ms = 1,
+                          .p90_ms = 2,
+                          .p99_ms = 4,
+                          .up50_ms = 0.5,
+                          .up90_ms = 1,
+                          .up99_ms = 2,
+                          .ok = (uint64_t)rps};
         st_tui_model_add_point(m, &p);
-        m->ok += (uint64_t)rps;
+        m->run.ok += (uint64_t)rps;
     }
-    m->have_latency = true;
-    m->p50_ms = 1;
-    m->p90_ms = 2;
-    m->p99_ms = 4.125;
-    m->up99_ms = 2.5;
+    m->run.have_latency = true;
+    m->run.p50_ms = 1;
+    m->run.p90_ms = 2;
+    m->run.p99_ms = 4.125;
+    m->run.up99_ms = 2.5;
     for (int i = 0; i < 2; i++) {
         st_tui_agent_row *a = &m->agents[m->n_agents++];
         snprintf(a->name, sizeof(a->name), "agent-%d", i + 1);
@@ -188,9 +196,9 @@ static void test_tui_view_errors(void **state)
         st_tui_point p = {.second = (uint32_t)i, .failed = (uint64_t)(i == 3 ? 8 : i)};
         st_tui_model_add_point(m, &p);
     }
-    m->http_5xx = 14;
-    m->failed_requests = 14;
-    m->late = 3;
+    m->run.http_5xx = 14;
+    m->run.failed = 14;
+    m->run.late = 3;
     st_tui_screen s;
     draw(m, &s, 120, 40);
     int y = find_row(&s, 3, "errors/s");
@@ -342,7 +350,7 @@ static void test_tui_view_small(void **state)
     st_tui_screen s;
     draw(m, &s, 80, 24);
     const char *titles[] = {"requests/s", "latency ms", "errors/s", "latency distribution",
-                            "agents:", "events", "q quit"};
+                            "agents:",    "events",     "q quit"};
     for (size_t i = 0; i < sizeof(titles) / sizeof(titles[0]); i++) {
         assert_true(find_row(&s, 0, titles[i]) >= 0);
     }
