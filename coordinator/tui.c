@@ -744,16 +744,25 @@ void st_tui_feed_report(st_tui *t, const st_report *r, const char *state)
     pthread_mutex_unlock(&t->mu);
 }
 
-void st_tui_event(st_tui *t, const char *fmt, ...)
+/* A line for the event log; status: also the footer's answer to a key. */
+static void event_v(st_tui *t, bool status, const char *fmt, va_list ap)
 {
     char buf[ST_TUI_EVENT_LEN];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
     pthread_mutex_lock(&t->mu);
+    if (status) {
+        snprintf(t->shared.status, sizeof(t->shared.status), "%s", buf);
+    }
     st_tui_model_add_event(&t->shared, buf);
     pthread_mutex_unlock(&t->mu);
+}
+
+void st_tui_event(st_tui *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    event_v(t, false, fmt, ap);
+    va_end(ap);
 }
 
 static void say(st_tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -761,15 +770,10 @@ static void say(st_tui *t, const char *fmt, ...) __attribute__((format(printf, 2
 /* The answer to a key, in the footer and the event log. */
 static void say(st_tui *t, const char *fmt, ...)
 {
-    char buf[ST_TUI_EVENT_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    event_v(t, true, fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&t->mu);
-    snprintf(t->shared.status, sizeof(t->shared.status), "%s", buf);
-    st_tui_model_add_event(&t->shared, buf);
-    pthread_mutex_unlock(&t->mu);
 }
 
 /* Changes the rate from `from` to `to` for key `what`; true when it was made. */
