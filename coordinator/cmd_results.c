@@ -350,7 +350,7 @@ static int follow_run(st_aws_client *client, const char *table, const char *run_
     if (!headless && isatty(STDOUT_FILENO)) {
         st_tui_cfg cfg = {.run_id = run_id, .read_only = true};
         if ((rc = st_tui_start(&tui, &cfg, err, sizeof(err)))) {
-            st_error("results: %s", err);
+            st_error("results: --follow: %s (--headless prints progress lines)", err);
             return rc;
         }
         st_tui_output(&out, tui);

@@ -213,16 +213,22 @@ static int add_file_output(run_ctx *ctx,
 }
 
 /* Starts the terminal UI and its output. With lcfg (external agents and a generated token), the
- * command that starts an agent goes to its event log. Returns 0 or the exit code of a failure
- * (said on stderr). */
+ * command that starts an agent goes to its event log. A terminal the UI cannot use is an error
+ * with --tui (forced); by default the progress lines (fallback) take its place, with a warning.
+ * Returns 0 or the exit code of a failure (said on stderr). */
 static int start_tui(st_tui **tui, run_ctx *ctx, const char *run_id, int agents,
-                     const st_launch_cfg *lcfg)
+                     const st_launch_cfg *lcfg, bool forced, const st_output *fallback)
 {
     char err[512];
     st_tui_cfg tcfg = {.run_id = run_id, .expected_agents = agents};
     int rc = st_tui_start(tui, &tcfg, err, sizeof(err));
+    if (rc == ST_EINVAL && !forced) {
+        st_warn("the terminal UI cannot run: %s; progress lines instead", err);
+        ctx->outs[ctx->n_outs++] = *fallback;
+        return 0;
+    }
     if (rc) {
-        fprintf(stderr, "stampede run: %s\n", rc == ST_ENOMEM ? st_strerror(rc) : err);
+        fprintf(stderr, "stampede run: --tui: %s\n", rc == ST_ENOMEM ? st_strerror(rc) : err);
         return rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
     }
     st_tui_output(&ctx->outs[ctx->n_outs++], *tui);
@@ -422,7 +428,7 @@ int st_cmd_run(int argc, char **argv)
     /* A generated token for external agents is shown on the terminal only: the launcher prints
      * it there before the UI takes the screen, and the UI repeats the command in its events. */
     bool tui_after_launch = lops == &st_launcher_external && token_generated;
-    if (want_tui && !tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, NULL))) {
+    if (want_tui && !tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, NULL, o.tui, &progress_out))) {
         goto out;
     }
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
@@ -430,7 +436,7 @@ int st_cmd_run(int argc, char **argv)
         code = lcfg.ecs ? launch_exit(rc) : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
         goto out;
     }
-    if (want_tui && tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, &lcfg))) {
+    if (want_tui && tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, &lcfg, o.tui, &progress_out))) {
         lops->finish(launcher, 0);
         goto out;
     }

@@ -421,7 +421,7 @@ static void *ui_thread(void *arg)
     pthread_mutex_lock(&t->mu);
     if (!t->scr) {
         snprintf(t->init_err, sizeof(t->init_err),
-                 "--tui: the terminal \"%s\" cannot be used (TERM unset or unknown)",
+                 "the terminal \"%s\" is unknown to curses (TERM unset or unknown)",
                  term ? term : "");
         t->init_failed = true;
         pthread_cond_broadcast(&t->cv);
@@ -462,9 +462,7 @@ static void *ui_thread(void *arg)
 int st_tui_start(st_tui **out, const st_tui_cfg *cfg, char *err, size_t err_len)
 {
     if (!isatty(STDOUT_FILENO)) {
-        snprintf(err, err_len,
-                 "--tui: stdout is not a terminal (use --headless for progress "
-                 "lines)");
+        snprintf(err, err_len, "stdout is not a terminal");
         return ST_EINVAL;
     }
     st_tui *t = calloc(1, sizeof(*t));
@@ -486,7 +484,7 @@ int st_tui_start(st_tui **out, const st_tui_cfg *cfg, char *err, size_t err_len)
 
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) {
-        snprintf(err, err_len, "--tui: cannot make a pipe for stderr: %s", strerror(errno));
+        snprintf(err, err_len, "cannot make a pipe for stderr: %s", strerror(errno));
         st_tui_free(t);
         return ST_EIO;
     }
@@ -501,7 +499,7 @@ int st_tui_start(st_tui **out, const st_tui_cfg *cfg, char *err, size_t err_len)
     fcntl(STDERR_FILENO, F_SETFL, O_NONBLOCK);
 
     if (pthread_create(&t->thread, NULL, ui_thread, t) != 0) {
-        snprintf(err, err_len, "--tui: cannot start the UI's thread");
+        snprintf(err, err_len, "cannot start the UI's thread");
         st_tui_free(t);
         return ST_EIO;
     }

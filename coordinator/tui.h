@@ -44,7 +44,7 @@ typedef struct st_tui_cfg {
 /* Opens the UI on the terminal of stdout (keys from stdin) and starts its thread; returns once
  * the terminal is set up. NO_COLOR (set and not empty) draws without colours. Returns 0,
  * ST_EINVAL (stdout is not a terminal, or TERM names no terminal the curses library knows:
- * message in err), ST_EIO (the stderr pipe or the thread could not be made) or ST_ENOMEM. */
+ * message in err, which names no flag: the caller says which asked for the UI), ST_EIO (the stderr pipe or the thread could not be made) or ST_ENOMEM. */
 int st_tui_start(st_tui **out, const st_tui_cfg *cfg, char *err, size_t err_len);
 
 /* The output that hands every finished second to the UI (its close() does not close the UI). */

@@ -363,9 +363,31 @@ class TestTui(TuiCase):
         self.start_run(rate=10, duration=2, agents=1)
         code, s = self.wait_exit(20)
         self.assertEqual(code, 2, s)
-        self.assertIn('--tui: the terminal "st-no-such-terminal" cannot be used', s)
+        self.assertIn('--tui: the terminal "st-no-such-terminal" is unknown to curses', s)
         self.assertEqual(targets.target_stats(self.url)["requests"], 0)
         tm.type_line("export TERM=xterm-256color")
+        self.assert_sane()
+
+    def test_unknown_terminal_without_tui_falls_back_to_progress_lines(self):
+        """Not asked for with --tui, the UI gives way to the progress lines, with a warning."""
+        tm = self.open_tmux(env={"TERM": "st-no-such-terminal"})
+        args = [harness.binary("stampede"), "run", "--url", self.url + "/", "--rate", "10",
+                "--duration", "2", "--agents", "1"]
+        tm.type_line(" ".join(args) + "; echo EXIT=$?")
+        code, s = self.wait_exit(20)
+        self.assertEqual(code, 0, s)
+        self.assertIn("the terminal UI cannot run: the terminal \"st-no-such-terminal\" is "
+                      "unknown", s)
+        self.assertRegex(s, r"\[    2s\] target +10\.0 rps")
+        self.assertEqual(targets.target_stats(self.url)["requests"], 20)
+
+    def test_ctrl_c_quits_and_restores_the_terminal(self):
+        tm = self.start_running(rate=20, duration=20)
+        tm.keys("C-c")
+        code, end = self.wait_exit(15)
+        self.assertEqual(code, 8, end)
+        self.assertEqual(self.summary()["status"], "stopped")
+        self.assertIn("requests in", end)
         self.assert_sane()
 
     def test_sane_check_sees_a_raw_terminal(self):
