@@ -402,6 +402,37 @@ class TestTui(TuiCase):
         self.assert_sane()
 
 
+class TestTuiEcs(TuiCase):
+    """--launcher ecs through the fake ECS endpoint (fake_ecs.py, real stampede-agent tasks)."""
+
+    def test_launch_progress_then_tasks_in_the_agents_view(self):
+        import aws_env
+        fake = self.start(["/usr/bin/python3", os.path.join(os.path.dirname(__file__),
+                                                            "fake_ecs.py"),
+                           "--agent-cmd", harness.binary("stampede-agent"), "--provision-ms",
+                           "1500", "--pending-ms", "1000", "--log-dir", self.dir],
+                          name="fake-ecs")
+        ecs_url = "http://127.0.0.1:%d" % int(fake.wait_output("fake-ecs ready", 20).split()[2])
+        port = harness.free_port()
+        url = "tcp://127.0.0.1:%d" % port
+        tm = self.open_tmux(env=aws_env.aws_env())
+        self.start_run(rate=20, duration=4, extra=[
+            "--launcher", "ecs", "--cluster", "stampede", "--task-definition", "stampede-agent:3",
+            "--subnets", "subnet-1", "--security-groups", "sg-1", "--container", "agent",
+            "--listen", url, "--advertise", url, "--endpoint-url", ecs_url, "--threads", "1"])
+        s = tm.wait_for(r"ecs: 2 of 2 tasks started: \d+ provisioning", 20)
+        self.assertIn("waiting for agents: 0 of 2 agents registered", s)
+        tm.wait_for(r"^stampede \S+  running", 30)
+        tm.keys("Tab")
+        s = tm.wait_for(r"name +state +share/s .*host / task, AZ(.|\n)*running .* task \S+", 5)
+        code, end = self.wait_exit(40)
+        self.assertEqual(code, 0, end)
+        summ = self.summary()
+        self.assertEqual(summ["requests"]["total"], 80)
+        self.assertTrue(all(a["task"] for a in summ["agents"]))
+        self.assert_sane()
+
+
 class TestFollow(TuiCase):
     """stampede results RUN_ID --follow while a run ships its seconds through SQS (emulator) and
     the sink into DynamoDB (dynalite)."""
