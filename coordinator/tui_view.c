@@ -349,9 +349,7 @@ static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int
 
 static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
 {
-    title(s, x, y, w,
-          m->uncorrected ? "latency ms, uncorrected (l: corrected)"
-                         : "latency ms, corrected (l: uncorrected)");
+    title(s, x, y, w, m->uncorrected ? "latency ms, uncorrected" : "latency ms, corrected");
     bool u = m->uncorrected;
     int lx = x + 1;
     if (m->run.have_latency) {
@@ -486,7 +484,7 @@ static void agents_panel(const st_tui_model *m, st_tui_screen *s, int y, int h, 
         return;
     }
     bool where = wide && w >= 100;
-    text(s, 0, y + 1, w, ST_TUI_DIM, "%-16s %-9s %9s %9s %7s %9s %9s %6s%s", "name", "state",
+    text(s, 0, y + 1, w, ST_TUI_DIM, "%-16s %-8s %8s %8s %7s %9s %7s %6s%s", "name", "state",
          "share/s", "rps", "failed", "offset ms", "rtt ms", "heard",
          where ? "  host / task, AZ" : "");
     int rows = h - 2;
@@ -500,7 +498,7 @@ static void agents_panel(const st_tui_model *m, st_tui_screen *s, int y, int h, 
             break;
         }
         text(s, 0, y + 2 + (int)i, w, a->lost ? ST_TUI_WARN : ST_TUI_PLAIN,
-             "%-16.16s %-9s %9.1f %9.1f %7llu %9.3f %9.3f %6s%s%s", a->name,
+             "%-16.16s %-8s %8.1f %8.1f %7llu %9.3f %7.3f %6s%s%s", a->name,
              a->lost ? "LOST" : a->state, a->share_rps, a->achieved_rps,
              (unsigned long long)a->failed, a->offset_ms, a->rtt_ms, heard, where ? "  " : "",
              where ? a->where : "");
