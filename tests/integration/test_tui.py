@@ -30,7 +30,12 @@ class Tmux:
             envs.append("%s=%s" % (k, v))
         self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "t",
                   "env " + " ".join(envs) + " bash --norc --noprofile")
-        self.wait_for(r"READY\$", 10)
+        try:
+            self.wait_for(r"READY\$", 10)
+        except Exception:
+            # The caller never gets this object to kill: the server goes now.
+            self.tmux("kill-server", check=False)
+            raise
 
     def tmux(self, *args, check=True):
         return subprocess.run(["tmux", "-L", self.sock] + list(args), check=check,
