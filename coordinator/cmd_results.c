@@ -8,13 +8,18 @@
 #include "log.h"
 #include "output.h"
 #include "result_item.h"
+#include "cli.h"
+#include "summary.h"
+#include "tui.h"
 
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct run_data {
     st_result_msg *seconds;
@@ -29,10 +34,14 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] "
-            "[--json] [--report FILE]\n\n"
+            "[--json] [--report FILE]\n"
+            "       [--follow [--headless]]\n\n"
             "Prints the summary and the per-second series of a run that stampede-sink stored,\n"
             "and checks the summary against percentiles recomputed from the stored histograms.\n"
             "--report FILE also writes the run's HTML report (as `stampede run --report`).\n"
+            "--follow first watches the run as its seconds arrive, until its summary is stored\n"
+            "(or q, Ctrl-C): in the terminal UI, read-only, when stdout is a terminal, else\n"
+            "(or with --headless) as progress lines; then prints the above.\n"
             "Exit codes: 0 ok, 1 failure or a check that does not hold, 2 bad flags,\n"
             "3 credentials, 5 nothing stored for RUN_ID (or no such table).\n");
 }
@@ -342,6 +351,105 @@ out:
     return rc;
 }
 
+/* ---- --follow ---- */
+
+static volatile sig_atomic_t g_follow_stop;
+
+static void on_follow_stop(int sig)
+{
+    (void)sig;
+    g_follow_stop = 1;
+}
+
+/* A second not shown yet: a progress line, or a point of the UI. */
+static void follow_second(st_tui *tui, st_output *out, const st_result_msg *m)
+{
+    if (!tui) {
+        char line[320];
+        st_progress_format(line, sizeof(line), m->second, m->target_rps, &m->stats,
+                           (int)m->agents);
+        printf("%s\n", line);
+        fflush(stdout);
+        return;
+    }
+    st_report_second row;
+    st_report_second_of(&row, m->second, m->target_rps, &m->stats, (int)m->agents);
+    st_coord_second sec = {.second = m->second, .target_rps = m->target_rps, .stats = &m->stats,
+                           .agents = (int)m->agents, .row = &row};
+    out->ops->second(out->state, &sec);
+}
+
+/* The run so far (the stored seconds merged) into the UI's header and distribution. */
+static void follow_feed(st_tui *tui, const char *run_id, const run_data *r, st_stats *total)
+{
+    st_report rep;
+    memset(&rep, 0, sizeof(rep));
+    rep.run_id = (char *)run_id;
+    rep.status = r->have_summary ? ST_REPORT_COMPLETED : ST_REPORT_RUNNING;
+    rep.total = *total; /* borrowed: not released through rep */
+    rep.plan.expected_agents = r->n_seconds ? (int)r->seconds[r->n_seconds - 1].agents : 0;
+    st_report_latency_of(&rep.latency, total->lat);
+    st_report_latency_of(&rep.latency_uncorrected, total->lat_raw);
+    st_tui_feed_report(tui, &rep, r->have_summary ? "summary stored" : "following");
+}
+
+/* Watches run_id until its summary is stored (0), the user quits or a signal comes (0 too: the
+ * stored part is printed next), or DynamoDB fails (its code). */
+static int follow_run(st_aws_client *client, const char *table, const char *run_id, int headless)
+{
+    st_tui *tui = NULL;
+    st_output out;
+    char err[512];
+    int rc;
+    if (!headless && isatty(STDOUT_FILENO)) {
+        st_tui_cfg cfg = {.run_id = run_id, .read_only = true};
+        if ((rc = st_tui_start(&tui, &cfg, err, sizeof(err)))) {
+            st_error("results: --follow: %s (--headless prints progress lines)", err);
+            return rc;
+        }
+        st_tui_output(&out, tui);
+    } else {
+        printf("following run %s in table %s until its summary is stored (Ctrl-C stops)\n",
+               run_id, table);
+    }
+    st_cli_stop_signals(on_follow_stop);
+    uint32_t next = 0;
+    for (;;) {
+        run_data r;
+        memset(&r, 0, sizeof(r));
+        st_stats total;
+        if ((rc = query_run(client, table, run_id, &r)) || (rc = st_stats_init(&total))) {
+            run_data_fini(&r);
+            break;
+        }
+        /* Seconds are shown in order: one stored before an earlier one waits for it, unless
+         * the summary is there (nothing more will come). */
+        for (size_t i = 0; i < r.n_seconds; i++) {
+            st_stats_merge(&total, &r.seconds[i].stats);
+            uint32_t k = r.seconds[i].second;
+            if (k == next || (k > next && r.have_summary)) {
+                follow_second(tui, &out, &r.seconds[i]);
+                next = k + 1;
+            }
+        }
+        if (tui) {
+            follow_feed(tui, run_id, &r, &total);
+        }
+        bool done = r.have_summary;
+        st_stats_fini(&total);
+        run_data_fini(&r);
+        for (int i = 0; i < 10 && !done && !g_follow_stop && !(tui && st_tui_quit_asked(tui));
+             i++) {
+            usleep(100 * 1000);
+        }
+        if (done || g_follow_stop || (tui && st_tui_quit_asked(tui))) {
+            break;
+        }
+    }
+    st_tui_free(tui);
+    return rc;
+}
+
 int st_cmd_results(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -349,17 +457,26 @@ int st_cmd_results(int argc, char **argv)
         ST_AWS_FLAGS,
         {"json", no_argument, NULL, 'j'},
         {"report", required_argument, NULL, 'r'},
+        {"follow", no_argument, NULL, 'f'},
+        {"headless", no_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *table = NULL, *report = NULL;
-    int json = 0;
+    int json = 0, follow = 0, headless = 0;
     st_aws_config aws;
     st_aws_config_init(&aws);
-    const st_cmd_flag flags[] = {{'t', &table, NULL}, {'j', NULL, &json}, {'r', &report, NULL}};
-    int done = st_cmd_flags(argc, argv, opts, flags, 3, &aws, ST_AWS_DYNAMODB, usage);
+    const st_cmd_flag flags[] = {{'t', &table, NULL},   {'j', NULL, &json},
+                                 {'r', &report, NULL},  {'f', NULL, &follow},
+                                 {'H', NULL, &headless}};
+    int done = st_cmd_flags(argc, argv, opts, flags, 5, &aws, ST_AWS_DYNAMODB, usage);
     if (done >= 0) {
         return done;
+    }
+    if (headless && !follow) {
+        st_error("results: --headless goes with --follow");
+        usage(stderr);
+        return ST_EXIT_USAGE;
     }
     if (optind + 1 != argc || !table) {
         st_error("results: %s", !table ? "--table is required" : "give exactly one RUN_ID");
@@ -381,6 +498,9 @@ int st_cmd_results(int argc, char **argv)
     int rc = st_aws_client_new(&client, &aws, &aerr);
     if (rc) {
         st_error("results: %s", aerr.message);
+        goto out;
+    }
+    if (follow && (rc = follow_run(client, table, run_id, headless)) != 0) {
         goto out;
     }
     if ((rc = query_run(client, table, run_id, &r)) != 0) {

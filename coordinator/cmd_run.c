@@ -21,6 +21,7 @@
 #include "threshold.h"
 #include "baseline.h"
 #include "tls.h"
+#include "tui.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -131,6 +132,8 @@ typedef struct run_ctx {
     int sqs; /* the index of the sqs output, -1 without one */
     st_thresholds *thresholds;
     bool threshold_stop; /* a threshold asked to stop the run */
+    FILE *progress;      /* the thresholds' progress lines: stdout, or stderr under the UI (its
+                          * event log) */
 } run_ctx;
 
 /* The exit code of a launch that failed with rc (launch_ecs.h's codes). */
@@ -156,7 +159,7 @@ static void on_second(void *arg, const st_coord_second *sec)
     for (int i = 0; i < r->n_outs; i++) {
         r->outs[i].ops->second(r->outs[i].state, sec);
     }
-    if (st_thresholds_second(r->thresholds, sec, stdout)) {
+    if (st_thresholds_second(r->thresholds, sec, r->progress)) {
         r->threshold_stop = true;
     }
 }
@@ -194,6 +197,36 @@ static int add_file_output(run_ctx *ctx,
     return 0;
 }
 
+/* Starts the terminal UI and its output. With lcfg (external agents and a generated token), the
+ * command that starts an agent goes to its event log. A terminal the UI cannot use is an error
+ * with --tui (forced); by default the progress lines (fallback) take its place, with a warning.
+ * Returns 0 or the exit code of a failure (said on stderr). */
+static int start_tui(st_tui **tui, run_ctx *ctx, const char *run_id, int agents,
+                     const st_launch_cfg *lcfg, bool forced, const st_output *fallback)
+{
+    char err[512];
+    st_tui_cfg tcfg = {.run_id = run_id, .expected_agents = agents};
+    int rc = st_tui_start(tui, &tcfg, err, sizeof(err));
+    if (rc == ST_EINVAL && !forced) {
+        st_warn("the terminal UI cannot run: %s; progress lines instead", err);
+        ctx->outs[ctx->n_outs++] = *fallback;
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "stampede run: --tui: %s\n", rc == ST_ENOMEM ? st_strerror(rc) : err);
+        return rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+    }
+    st_tui_output(&ctx->outs[ctx->n_outs++], *tui);
+    ctx->progress = stderr;
+    if (lcfg) {
+        const char *pin = lcfg->tls_fingerprint;
+        st_tui_event(*tui, "start each agent with: stampede-agent --coordinator %s --token %s%s%s",
+                     lcfg->coordinator_url, lcfg->token, pin ? " --tls-fingerprint " : "",
+                     pin ? pin : "");
+    }
+    return 0;
+}
+
 int st_cmd_run(int argc, char **argv)
 {
     st_run_opts o;
@@ -219,7 +252,8 @@ int st_cmd_run(int argc, char **argv)
     st_baseline *baseline = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
-    run_ctx ctx = {.sqs = -1};
+    run_ctx ctx = {.sqs = -1, .progress = stdout};
+    st_tui *tui = NULL;
     int code = ST_EXIT_FAILURE;
     st_run_outcome outcome = {0};
 
@@ -319,8 +353,12 @@ int st_cmd_run(int argc, char **argv)
     if (step_summary && !step_summary[0]) {
         step_summary = NULL;
     }
-    if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
-        ctx.n_outs++;
+    /* The terminal UI by default on a terminal; under it the summary table still follows. */
+    bool want_tui = o.tui || (!o.headless && isatty(STDOUT_FILENO));
+    st_output progress_out;
+    st_output_progress(&progress_out, stdout); /* cannot fail: it keeps the stream */
+    if (!want_tui) {
+        ctx.outs[ctx.n_outs++] = progress_out;
     }
     if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
         add_file_output(&ctx, st_output_summary_file, o.summary) ||
@@ -395,9 +433,19 @@ int st_cmd_run(int argc, char **argv)
     }
     /* Signals are caught from before the launch, so that what it starts is always stopped. */
     st_cli_stop_signals(on_signal);
+    /* A generated token for external agents is shown on the terminal only: the launcher prints
+     * it there before the UI takes the screen, and the UI repeats the command in its events. */
+    bool tui_after_launch = lops == &st_launcher_external && token_generated;
+    if (want_tui && !tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, NULL, o.tui, &progress_out))) {
+        goto out;
+    }
     if ((rc = lops->start(&launcher, &lcfg, err, sizeof(err)))) {
         fprintf(stderr, "stampede run: %s\n", err);
         code = lcfg.ecs ? launch_exit(rc) : rc == ST_EINVAL ? ST_EXIT_USAGE : ST_EXIT_FAILURE;
+        goto out;
+    }
+    if (want_tui && tui_after_launch && (code = start_tui(&tui, &ctx, run_id, agents, &lcfg, o.tui, &progress_out))) {
+        lops->finish(launcher, 0);
         goto out;
     }
 
@@ -421,7 +469,16 @@ int st_cmd_run(int argc, char **argv)
             lops->finish(launcher, 0);
             goto out;
         }
-        if (g_signals && !stopped) {
+        st_tui_feed(tui, core);
+        int steer = st_tui_steer(tui, core);
+        if (steer & ST_TUI_QUIT) {
+            st_tui_close(tui);
+        }
+        if (((steer & ST_TUI_STOP) || g_signals) && !stopped) {
+            /* A signal closes the UI at once too: ^C and SIGTERM mean quit. */
+            if (g_signals) {
+                st_tui_close(tui);
+            }
             stopped = true;
             st_info("stopping: agents stop sending and report their last seconds");
             if (!threshold_stopped) {
@@ -439,6 +496,7 @@ int st_cmd_run(int argc, char **argv)
         nanosleep(&ts, NULL);
     }
     st_coord_tick(core); /* hands out the last seconds */
+    st_tui_close(tui);
 
     /* The report's status says failed, stopped (st_coord_stop above) or completed. */
     st_report report;
@@ -463,6 +521,10 @@ int st_cmd_run(int argc, char **argv)
         for (int i = 0; i < ctx.n_outs; i++) {
             st_output_set_baseline(&ctx.outs[i], baseline);
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
+        }
+        if (tui) {
+            /* The UI is closed: the summary table as without it. */
+            progress_out.ops->summary(progress_out.state, &report);
         }
         st_baseline_print(baseline, stdout);
         outcome.unmerged_records = report.unmerged_records;
@@ -503,6 +565,8 @@ int st_cmd_run(int argc, char **argv)
                  (unsigned long long)outcome.results_lost, code);
     }
 out:
+    /* Every way out restores the terminal first (the launcher's messages come after). */
+    st_tui_close(tui);
     if (launcher) {
         lops->free(launcher);
     }
@@ -523,6 +587,7 @@ out:
     }
     st_thresholds_free(ctx.thresholds);
     st_baseline_free(baseline);
+    st_tui_free(tui);
     st_plan_fini(&plan);
     return code;
 }

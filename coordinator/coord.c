@@ -92,6 +92,7 @@ void st_coord_free(st_coord *c)
     }
     free(c->agents);
     st_report_series_free(c->series);
+    free(c->rate_changes);
     st_merge_fini(&c->merge);
     st_profile_fini(&c->profile);
     pthread_mutex_destroy(&c->mu);
@@ -381,10 +382,76 @@ void st_coord_stop(st_coord *c)
 
 int st_coord_change_rate(st_coord *c, double rate_rps)
 {
+    return st_coord_change_rate_by(c, rate_rps, "api");
+}
+
+int st_coord_change_rate_by(st_coord *c, double rate_rps, const char *by)
+{
     pthread_mutex_lock(&c->mu);
-    int rc = st_share_change_rate(c, rate_rps);
+    int rc = 0;
+    st_profile before;
+    if (c->n_rate_changes == c->cap_rate_changes) {
+        size_t cap = c->cap_rate_changes ? 2 * c->cap_rate_changes : 8;
+        st_report_rate_change *grown = realloc(c->rate_changes, cap * sizeof(*grown));
+        if (!grown) {
+            rc = ST_ENOMEM;
+            goto out;
+        }
+        c->rate_changes = grown;
+        c->cap_rate_changes = cap;
+    }
+    if (c->plan->closed_loop) {
+        /* No profile to copy: the share module refuses the change (ST_ESTATE). */
+        rc = st_share_change_rate(c, rate_rps);
+        goto out;
+    }
+    /* The rate replaced is read from the profile as it was, at the instant the change took. */
+    if ((rc = st_profile_copy(&before, &c->profile))) {
+        goto out;
+    }
+    if ((rc = st_share_change_rate(c, rate_rps)) == 0) {
+        /* st_profile_change_rate makes the hold at the new rate the profile's last stage. */
+        double at_s = c->profile.t_start[c->profile.n_stages - 1];
+        st_report_rate_change *x = &c->rate_changes[c->n_rate_changes++];
+        x->at_s = at_s;
+        x->from_rps = st_profile_rate_at(&before, at_s);
+        x->to_rps = rate_rps;
+        x->by = by;
+    }
+    st_profile_fini(&before);
+out:
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+double st_coord_planned_rps(st_coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    double rps = 0;
+    if (!c->plan->closed_loop && c->t0 &&
+        (c->state == ST_COORD_RUNNING || c->state == ST_COORD_DRAINING)) {
+        uint64_t at = st_core_now(c) + st_share_lead_ns(c);
+        at = at < c->t0 ? c->t0 : at;
+        rps = st_profile_rate_at(&c->profile, (double)(at - c->t0) / 1e9);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rps;
+}
+
+size_t st_coord_heard_ago_ms(st_coord *c, uint32_t *out, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t now = st_core_now(c);
+    for (size_t i = 0; i < c->n_agents && i < n; i++) {
+        const st_coord_agent *a = c->agents[i];
+        uint64_t ms = a->last_seen_ns && now >= a->last_seen_ns
+                          ? (now - a->last_seen_ns) / 1000000
+                          : UINT32_MAX;
+        out[i] = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    }
+    size_t total = c->n_agents;
+    pthread_mutex_unlock(&c->mu);
+    return total;
 }
 
 st_coord_state st_coord_get_state(st_coord *c)

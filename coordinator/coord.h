@@ -119,6 +119,22 @@ void st_coord_stop(st_coord *c);
  * outside 0 .. ST_PROFILE_MAX_RPS). Owner thread. */
 int st_coord_change_rate(st_coord *c, double rate_rps);
 
+/* st_coord_change_rate, saying who asked: by is "key" (the terminal UI) or "api" (static; what
+ * st_coord_change_rate says). A change made is logged and listed in the report's rate_changes
+ * with the instant it applies from and the rate it replaced. Returns st_coord_change_rate's codes,
+ * or ST_ENOMEM (nothing changed). Owner thread. */
+int st_coord_change_rate_by(st_coord *c, double rate_rps, const char *by);
+
+/* The total rate a change made now would replace: the profile's rate a re-plan lead ahead (or at
+ * the start instant when that is further ahead), so that a change still pending counts. 0 before
+ * the start instant is known and in closed loop. Owner thread. */
+double st_coord_planned_rps(st_coord *c);
+
+/* How long ago each agent was last heard from, in ms, in registration order, into out (at most
+ * n; UINT32_MAX for an agent not heard from since it was lost). Returns the number of agents
+ * registered (which may exceed n). Owner thread. */
+size_t st_coord_heard_ago_ms(st_coord *c, uint32_t *out, size_t n);
+
 st_coord_state st_coord_get_state(st_coord *c);
 /* Why the run failed (ST_COORD_FAILED), or "". */
 const char *st_coord_failure(st_coord *c);

@@ -96,6 +96,9 @@ struct st_coord {
     /* The seconds handed out, for the report, packed (st_report_series). The owner thread's
      * alone (st_coord_tick appends, st_coord_report reads): not guarded by mu. */
     st_report_series *series;
+    /* The live rate changes made so far (st_coord_change_rate_by), for the report. */
+    st_report_rate_change *rate_changes;
+    size_t n_rate_changes, cap_rate_changes;
 };
 
 static inline uint64_t st_core_now(const st_coord *c)

@@ -295,6 +295,7 @@ void st_report_fini(st_report *r)
         free(r->thresholds[i].expression);
     }
     free(r->thresholds);
+    free(r->rate_changes);
     free(r->seconds);
     free(r->incomplete_seconds);
     st_stats_fini(&r->total);
@@ -408,6 +409,21 @@ cJSON *st_report_json(const st_report *r)
         cJSON_AddStringToObject(j, "status", st_report_status_name(r->status));
         if (r->status == ST_REPORT_FAILED) {
             cJSON_AddStringToObject(j, "error", r->error);
+        }
+    }
+    if (r->n_rate_changes > 0) {
+        cJSON *rc = cJSON_AddArrayToObject(j, "rate_changes");
+        for (size_t i = 0; rc && i < r->n_rate_changes; i++) {
+            const st_report_rate_change *x = &r->rate_changes[i];
+            cJSON *o = cJSON_CreateObject();
+            if (!o) {
+                break;
+            }
+            cJSON_AddNumberToObject(o, "at_s", x->at_s);
+            cJSON_AddNumberToObject(o, "from_rps", x->from_rps);
+            cJSON_AddNumberToObject(o, "to_rps", x->to_rps);
+            cJSON_AddStringToObject(o, "by", x->by);
+            cJSON_AddItemToArray(rc, o);
         }
     }
     if (r->n_thresholds > 0) {
@@ -620,6 +636,13 @@ static int copy_locked(st_coord *c, st_report *r)
             return ST_ENOMEM;
         }
         r->agents_lost += c->agents[i]->lost;
+    }
+    if (c->n_rate_changes) {
+        if (!(r->rate_changes = malloc(c->n_rate_changes * sizeof(*r->rate_changes)))) {
+            return ST_ENOMEM;
+        }
+        memcpy(r->rate_changes, c->rate_changes, c->n_rate_changes * sizeof(*r->rate_changes));
+        r->n_rate_changes = c->n_rate_changes;
     }
     r->late_records = st_merge_late(c);
     r->unmerged_records = st_merge_unstored(c);

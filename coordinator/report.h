@@ -12,8 +12,9 @@
  * plan.timeout_ms is set), then run_id, start_skew_ms, agents[],
  * late_records, duplicate_records, malformed_messages (out_of_memory_records after them when
  * some were), incomplete_seconds (in a degraded run, or when some second is incomplete), and,
- * once the run ended, status (and error when it failed), and last thresholds[] (when the plan
- * has thresholds), in that order and format. A lost
+ * once the run ended, status (and error when it failed), rate_changes[] (when the rate was
+ * changed live: {at_s, from_rps, to_rps, by}), and last thresholds[] (when the plan has
+ * thresholds), in that order and format. A lost
  * agent's row also says why (reason), when known.
  *
  * The per-second rows (st_report_second) are also what the core hands to on_second with each
@@ -177,6 +178,14 @@ typedef struct st_report_threshold {
                           * evaluation asked for the stop */
 } st_report_threshold;
 
+/* A live change of the total rate (st_coord_change_rate_by). */
+typedef struct st_report_rate_change {
+    double at_s;     /* from the start instant: the new rate holds from then on */
+    double from_rps; /* the profile's rate there before the change */
+    double to_rps;
+    const char *by;  /* "key" (the terminal UI) or "api" (static) */
+} st_report_rate_change;
+
 typedef struct st_report {
     char *run_id;
     st_report_status status;
@@ -218,6 +227,10 @@ typedef struct st_report {
 
     st_report_threshold *thresholds; /* the plan's thresholds, in order; none without */
     size_t n_thresholds;
+
+    st_report_rate_change *rate_changes; /* in the order they were made; the JSON has
+                                          * "rate_changes" only when there are some */
+    size_t n_rate_changes;
 } st_report;
 
 /* Releases what r owns and zeroes it; a zeroed report is a no-op. */

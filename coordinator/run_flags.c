@@ -145,14 +145,18 @@ static const st_setting run_settings[] = {
      .help = "with --baseline: fail the run (exit 11) past this rise, e.g. 'p(99)+10%' or "
              "'error_rate+0.5pt' (README \"Baselines\"); repeatable",
      ST_SETTING_AT(st_run_opts, max_regression)},
-    /* Progress lines are the only terminal view so far: --headless is accepted and changes
-     * nothing yet. */
     {.flag = "headless",
      .type = ST_SETTING_BOOL,
      .where = ST_SETTING_OWN,
      .help = "progress lines instead of the terminal UI (the default when stdout is not a "
              "terminal)",
      ST_SETTING_AT(st_run_opts, headless)},
+    {.flag = "tui",
+     .type = ST_SETTING_BOOL,
+     .where = ST_SETTING_OWN,
+     .help = "the terminal UI: watch the run and steer its rate (the default when stdout is a "
+             "terminal)",
+     ST_SETTING_AT(st_run_opts, tui)},
     {.flag = "dry-run",
      .type = ST_SETTING_BOOL,
      .where = ST_SETTING_OWN,
@@ -450,6 +454,10 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
     }
     if (o->engine && strcmp(o->engine, "auto") && strcmp(o->engine, "curl") && strcmp(o->engine, "fast")) {
         snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl or fast)", o->engine);
+        return ST_EINVAL;
+    }
+    if (o->tui && o->headless) {
+        snprintf(err, err_len, "--tui and --headless: one terminal view at most");
         return ST_EINVAL;
     }
     bool ecs = strcmp(o->launcher, "ecs") == 0;

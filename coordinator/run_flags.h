@@ -49,6 +49,7 @@ typedef struct st_run_opts {
     double price_vcpu_hour, price_gb_hour; /* 0: the Fargate price table's */
     char advertise_buf[96];    /* --advertise read from the task metadata */
     int headless;
+    int tui; /* --tui (with --headless: refused) */
     int dry_run;
     int log_level; /* an st_log_level */
     int help;

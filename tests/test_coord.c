@@ -2116,6 +2116,20 @@ static void test_coord_change_rate_replans(void **state)
     sim *p[2] = {&ag[0], &ag[1]};
     const uint32_t w[2] = {1, 1};
     assert_residues_cover(p, 2, w);
+    /* The change is in the report (and the summary's rate_changes), said to be the API's. */
+    st_report rep;
+    assert_int_equal(st_coord_report(f->c, &rep), 0);
+    assert_int_equal(rep.n_rate_changes, 1);
+    assert_true(fabs(rep.rate_changes[0].at_s - at_s) < 1e-9);
+    assert_true(rep.rate_changes[0].from_rps == 10 && rep.rate_changes[0].to_rps == 30);
+    assert_string_equal(rep.rate_changes[0].by, "api");
+    cJSON *sum = st_report_json(&rep);
+    cJSON *rc0 = cJSON_GetArrayItem(cJSON_GetObjectItem(sum, "rate_changes"), 0);
+    assert_non_null(rc0);
+    assert_true(cJSON_GetObjectItem(rc0, "to_rps")->valuedouble == 30);
+    assert_string_equal(cJSON_GetObjectItem(rc0, "by")->valuestring, "api");
+    cJSON_Delete(sum);
+    st_report_fini(&rep);
     /* The target follows: 10 rps up to at_s, then 30 rps. */
     double want = 10 * at_s + 30 * (20 - at_s);
     assert_true(st_coord_target_requests(f->c) > want - 1e-6 &&

@@ -1,0 +1,661 @@
+#include "tui_view.h"
+#include "error.h"
+#include "hist.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the model ---- */
+
+void st_tui_model_init(st_tui_model *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void st_tui_model_add_point(st_tui_model *m, const st_tui_point *p)
+{
+    if (m->n_points < ST_TUI_HISTORY) {
+        m->points[(m->first + m->n_points++) % ST_TUI_HISTORY] = *p;
+    } else {
+        m->points[m->first] = *p;
+        m->first = (m->first + 1) % ST_TUI_HISTORY;
+    }
+}
+
+const st_tui_point *st_tui_model_point(const st_tui_model *m, size_t i)
+{
+    return &m->points[(m->first + i) % ST_TUI_HISTORY];
+}
+
+void st_tui_model_add_event(st_tui_model *m, const char *text)
+{
+    size_t slot;
+    if (m->n_events < ST_TUI_EVENTS) {
+        slot = (m->first_event + m->n_events++) % ST_TUI_EVENTS;
+    } else {
+        slot = m->first_event;
+        m->first_event = (m->first_event + 1) % ST_TUI_EVENTS;
+    }
+    char *e = m->events[slot];
+    snprintf(e, ST_TUI_EVENT_LEN, "%s", text);
+    for (char *c = e; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            *c = ' ';
+        }
+    }
+}
+
+static const char *event_at(const st_tui_model *m, size_t i)
+{
+    return m->events[(m->first_event + i) % ST_TUI_EVENTS];
+}
+
+typedef struct bins_ctx {
+    st_tui_bin *out;
+    double lo_us, ratio; /* bin i starts at lo_us * ratio^i */
+    size_t n;
+} bins_ctx;
+
+static int bin_bucket(void *arg, uint32_t index, uint64_t count)
+{
+    bins_ctx *b = arg;
+    double low = (double)st_hist_bucket_low(index);
+    size_t i = 0;
+    if (b->ratio > 1 && low > b->lo_us) {
+        i = (size_t)(log(low / b->lo_us) / log(b->ratio));
+    }
+    b->out[i < b->n ? i : b->n - 1].count += count;
+    return 0;
+}
+
+void st_tui_bins(st_tui_bin *out, size_t *n, const struct st_hist *h)
+{
+    *n = 0;
+    if (st_hist_count(h) == 0) {
+        return;
+    }
+    double lo = (double)st_hist_min(h), hi = (double)st_hist_max(h);
+    lo = lo < 1 ? 1 : lo;
+    hi = hi < lo ? lo : hi;
+    size_t nb = hi > lo * 1.0001 ? ST_TUI_BINS : 1;
+    bins_ctx b = {out, lo, nb > 1 ? pow(hi / lo, 1.0 / (double)nb) : 1, nb};
+    for (size_t i = 0; i < nb; i++) {
+        out[i].lo_ms = lo * pow(b.ratio, (double)i) / 1000.0;
+        out[i].hi_ms = i + 1 == nb ? hi / 1000.0 : lo * pow(b.ratio, (double)(i + 1)) / 1000.0;
+        out[i].count = 0;
+    }
+    st_hist_foreach(h, bin_bucket, &b);
+    *n = nb;
+}
+
+/* ---- the screen ---- */
+
+int st_tui_screen_init(st_tui_screen *s, int w, int h)
+{
+    memset(s, 0, sizeof(*s));
+    if (w < 1 || h < 1) {
+        return ST_EINVAL;
+    }
+    if (!(s->cells = calloc((size_t)w * (size_t)h, sizeof(*s->cells)))) {
+        return ST_ENOMEM;
+    }
+    s->w = w;
+    s->h = h;
+    return 0;
+}
+
+void st_tui_screen_fini(st_tui_screen *s)
+{
+    free(s->cells);
+    memset(s, 0, sizeof(*s));
+}
+
+static void put(st_tui_screen *s, int x, int y, wchar_t ch, int style)
+{
+    if (x >= 0 && y >= 0 && x < s->w && y < s->h) {
+        st_tui_cell *c = &s->cells[(size_t)y * (size_t)s->w + (size_t)x];
+        c->ch = ch;
+        c->style = (uint8_t)style;
+    }
+}
+
+static st_tui_cell *cell_at(st_tui_screen *s, int x, int y)
+{
+    return &s->cells[(size_t)y * (size_t)s->w + (size_t)x];
+}
+
+/* Text at (x, y), at most maxw columns; bytes outside printable ASCII show as '?' (names come
+ * from the network). Returns the columns written. */
+static int text(st_tui_screen *s, int x, int y, int maxw, int style, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static int text(st_tui_screen *s, int x, int y, int maxw, int style, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    int n = 0;
+    for (const char *c = buf; *c && n < maxw; c++, n++) {
+        unsigned char b = (unsigned char)*c;
+        put(s, x + n, y, b >= 0x20 && b < 0x7f ? (wchar_t)b : L'?', style);
+    }
+    return n;
+}
+
+/* A panel's title: " title " on a rule as wide as w. */
+static void title(st_tui_screen *s, int x, int y, int w, const char *t)
+{
+    for (int i = 0; i < w; i++) {
+        put(s, x + i, y, L'\x2500', ST_TUI_DIM);
+    }
+    text(s, x + 1, y, w - 2, ST_TUI_TITLE, " %s ", t);
+}
+
+/* A round number at least v: 1, 2 or 5 times a power of ten. */
+static double nice_ceil(double v)
+{
+    if (!(v > 0)) {
+        return 1;
+    }
+    double p = pow(10, floor(log10(v)));
+    for (int i = 0; i < 3; i++) {
+        double f = (double[]){1, 2, 5}[i] * p;
+        if (f >= v * (1 - 1e-12)) {
+            return f;
+        }
+    }
+    return 10 * p;
+}
+
+static void fmt_axis(char *out, size_t len, double v)
+{
+    if (v >= 1e6) {
+        snprintf(out, len, "%.0fM", v / 1e6);
+    } else if (v >= 1e4) {
+        snprintf(out, len, "%.0fk", v / 1e3);
+    } else if (v >= 10 || v == 0) {
+        snprintf(out, len, "%.0f", v);
+    } else {
+        snprintf(out, len, "%.2g", v);
+    }
+}
+
+/* ---- braille charts ---- */
+
+/* A series of a chart: the point's double at offset; latency series exist only in seconds with
+ * responses. */
+typedef struct series {
+    size_t offset;
+    bool latency;
+    int style;
+} series;
+
+static double value_of(const series *sv, const st_tui_point *p, bool *have)
+{
+    *have = !sv->latency || p->have_latency;
+    return *(const double *)((const char *)p + sv->offset);
+}
+
+/* The dot (dx, dy) of a cell (dy from the top), as braille's bit for it. */
+static uint8_t braille_bit(int dx, int dy)
+{
+    static const uint8_t bits[2][4] = {{0x01, 0x02, 0x04, 0x40}, {0x08, 0x10, 0x20, 0x80}};
+    return bits[dx][dy];
+}
+
+/* Sets the dot at (px, py) of the plot at (x, y) of ch rows; py counts from the bottom. */
+static void dot(st_tui_screen *s, int x, int y, int ch, int px, int py, int style)
+{
+    int cx = x + px / 2, cy = y + ch - 1 - py / 4;
+    if (cx < 0 || cy < 0 || cx >= s->w || cy >= s->h) {
+        return;
+    }
+    st_tui_cell *c = cell_at(s, cx, cy);
+    uint8_t mask = c->ch >= 0x2800 && c->ch <= 0x28ff ? (uint8_t)(c->ch - 0x2800) : 0;
+    mask |= braille_bit(px % 2, 3 - py % 4);
+    c->ch = (wchar_t)(0x2800 + mask);
+    c->style = (uint8_t)style;
+}
+
+/* A chart of the last points of m over the area (x, y, w, h): the axis labels on the left, one
+ * dot column per second, the newest on the right, each series joined up dot to dot. */
+static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, int h,
+                  const series *sv, int n_series)
+{
+    const int label_w = 6;
+    int pw = w - label_w - 1;
+    if (pw < 2 || h < 2) {
+        return;
+    }
+    size_t cols = (size_t)pw * 2;
+    size_t n = m->n_points < cols ? m->n_points : cols;
+    size_t from = m->n_points - n;
+    double top = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < n_series; k++) {
+            bool have = true;
+            double v = value_of(&sv[k], st_tui_model_point(m, from + i), &have);
+            if (have && v > top) {
+                top = v;
+            }
+        }
+    }
+    top = nice_ceil(top);
+    char lab[16];
+    fmt_axis(lab, sizeof(lab), top);
+    text(s, x, y, label_w, ST_TUI_DIM, "%*s", label_w, lab);
+    text(s, x, y + h - 1, label_w, ST_TUI_DIM, "%*s", label_w, "0");
+    for (int r = 0; r < h; r++) {
+        put(s, x + label_w, y + r, L'\x2502', ST_TUI_DIM);
+    }
+    int px0 = (label_w + 1) * 2;
+    int rows = h * 4;
+    for (int k = 0; k < n_series; k++) {
+        int prev = -1;
+        for (size_t i = 0; i < n; i++) {
+            bool have = true;
+            double v = value_of(&sv[k], st_tui_model_point(m, from + i), &have);
+            if (!have) {
+                prev = -1;
+                continue;
+            }
+            int py = (int)lround(v / top * (rows - 1));
+            py = py < 0 ? 0 : py >= rows ? rows - 1 : py;
+            int lo = prev < 0 ? py : prev < py ? prev + 1 : py;
+            int hi = prev < 0 ? py : prev > py ? prev - 1 : py;
+            for (int d = lo; d <= hi; d++) {
+                dot(s, x, y, h, px0 + (int)i, d, sv[k].style);
+            }
+            dot(s, x, y, h, px0 + (int)i, py, sv[k].style);
+            prev = py;
+        }
+    }
+}
+
+/* ---- panels ---- */
+
+static const st_tui_point *last_point(const st_tui_model *m)
+{
+    return m->n_points ? st_tui_model_point(m, m->n_points - 1) : NULL;
+}
+
+static void header(const st_tui_model *m, st_tui_screen *s)
+{
+    int w = s->w;
+    int x = text(s, 0, 0, w, ST_TUI_TITLE, "stampede %s", m->run_id);
+    x += text(s, x, 0, w - x, m->failed ? ST_TUI_ERROR : ST_TUI_TITLE, "  %s", m->state);
+    if (m->paused) {
+        x += text(s, x, 0, w - x, ST_TUI_WARN, "  PAUSED");
+    }
+    if (m->read_only) {
+        text(s, x, 0, w - x, ST_TUI_DIM, "  (following, read-only)");
+    }
+    /* The gauge: elapsed against the planned duration. */
+    char right[48];
+    int rn = m->planned_s > 0
+                 ? snprintf(right, sizeof(right), " %.1f / %.1f s", m->elapsed_s, m->planned_s)
+                 : snprintf(right, sizeof(right), " %.1f s", m->elapsed_s);
+    int gw = w - rn - 2;
+    if (gw >= 4) {
+        double f = m->planned_s > 0 ? m->elapsed_s / m->planned_s : 0;
+        f = f < 0 ? 0 : f > 1 ? 1 : f;
+        int full = (int)(f * gw);
+        put(s, 0, 1, L'[', ST_TUI_DIM);
+        for (int i = 0; i < gw; i++) {
+            put(s, 1 + i, 1, i < full ? L'\x2588' : L'\x2591',
+                i < full ? ST_TUI_GAUGE : ST_TUI_DIM);
+        }
+        put(s, 1 + gw, 1, L']', ST_TUI_DIM);
+        text(s, gw + 2, 1, w - gw - 2, ST_TUI_PLAIN, "%s", right);
+    } else {
+        text(s, 0, 1, w, ST_TUI_PLAIN, "%s", right);
+    }
+    x = 0;
+    if (m->closed_loop) {
+        x += text(s, x, 2, w - x, ST_TUI_TARGET, "closed loop");
+    } else {
+        x += text(s, x, 2, w - x, ST_TUI_TARGET, "target %.1f rps", m->target_rps);
+    }
+    x += text(s, x, 2, w - x, ST_TUI_ACHIEVED, "  achieved %.1f rps", m->achieved_rps);
+    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  agents %d/%d", m->agents_alive, m->expected_agents);
+    if (m->agents_lost) {
+        x += text(s, x, 2, w - x, ST_TUI_WARN, " (%d lost)", m->agents_lost);
+    }
+    if (m->have_skew) {
+        x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  skew %.3f ms", m->start_skew_ms);
+    }
+    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  ok %llu", (unsigned long long)m->run.ok);
+    text(s, x, 2, w - x, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN, "  failed %llu",
+         (unsigned long long)m->run.failed);
+}
+
+static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
+{
+    title(s, x, y, w, "requests/s: target vs achieved");
+    const st_tui_point *p = last_point(m);
+    int lx = x + 1;
+    lx += text(s, lx, y + 1, w - 1, ST_TUI_TARGET, "target %.1f", p ? p->target_rps : 0.0);
+    text(s, lx, y + 1, x + w - lx, ST_TUI_ACHIEVED, "  achieved %.1f", p ? p->achieved_rps : 0.0);
+    series sv[] = {{offsetof(st_tui_point, target_rps), false, ST_TUI_TARGET},
+                   {offsetof(st_tui_point, achieved_rps), false, ST_TUI_ACHIEVED}};
+    chart(s, m, x, y + 2, w, h - 2, sv, 2);
+}
+
+static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
+{
+    title(s, x, y, w, m->uncorrected ? "latency ms, uncorrected" : "latency ms, corrected");
+    bool u = m->uncorrected;
+    int lx = x + 1;
+    if (m->run.have_latency) {
+        lx += text(s, lx, y + 1, x + w - lx, ST_TUI_P50, "p50 %.3f",
+                   u ? m->run.up50_ms : m->run.p50_ms);
+        lx += text(s, lx, y + 1, x + w - lx, ST_TUI_P90, "  p90 %.3f",
+                   u ? m->run.up90_ms : m->run.p90_ms);
+        text(s, lx, y + 1, x + w - lx, ST_TUI_P99, "  p99 %.3f",
+             u ? m->run.up99_ms : m->run.p99_ms);
+    } else {
+        text(s, lx, y + 1, w - 1, ST_TUI_DIM, "no responses yet");
+    }
+    series cor[] = {{offsetof(st_tui_point, p50_ms), true, ST_TUI_P50},
+                    {offsetof(st_tui_point, p90_ms), true, ST_TUI_P90},
+                    {offsetof(st_tui_point, p99_ms), true, ST_TUI_P99}};
+    series unc[] = {{offsetof(st_tui_point, up50_ms), true, ST_TUI_P50},
+                    {offsetof(st_tui_point, up90_ms), true, ST_TUI_P90},
+                    {offsetof(st_tui_point, up99_ms), true, ST_TUI_P99}};
+    chart(s, m, x, y + 2, w, h - 2, u ? unc : cor, 3);
+}
+
+/* Errors per second as block columns, the newest on the right, with the totals by class. */
+static void errors_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
+{
+    title(s, x, y, w, "errors/s");
+    text(s, x + 1, y + 1, w - 1, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN,
+         "4xx %llu 5xx %llu conn %llu tmo %llu other %llu", (unsigned long long)m->run.http_4xx,
+         (unsigned long long)m->run.http_5xx, (unsigned long long)m->run.connect,
+         (unsigned long long)m->run.timeout, (unsigned long long)m->run.other);
+    text(s, x + 1, y + 2, w - 1, m->run.late || m->run.dropped ? ST_TUI_WARN : ST_TUI_DIM,
+         "late %llu dropped %llu", (unsigned long long)m->run.late,
+         (unsigned long long)m->run.dropped);
+    int ch = h - 3, cw = w - 7;
+    if (ch < 1 || cw < 2) {
+        return;
+    }
+    size_t n = m->n_points < (size_t)cw ? m->n_points : (size_t)cw;
+    size_t from = m->n_points - n;
+    uint64_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f = st_tui_model_point(m, from + i)->failed;
+        top = f > top ? f : top;
+    }
+    char lab[16];
+    fmt_axis(lab, sizeof(lab), (double)top);
+    text(s, x, y + 3, 6, ST_TUI_DIM, "%6s", lab);
+    for (int r = 0; r < ch; r++) {
+        put(s, x + 6, y + 3 + r, L'\x2502', ST_TUI_DIM);
+    }
+    if (top == 0) {
+        text(s, x + 8, y + 3 + ch - 1, cw - 1, ST_TUI_DIM, "none");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t f = st_tui_model_point(m, from + i)->failed;
+        int eighths = (int)((double)f / (double)top * ch * 8 + 0.5);
+        if (f > 0 && eighths == 0) {
+            eighths = 1;
+        }
+        for (int r = 0; r < ch && eighths > 0; r++, eighths -= 8) {
+            wchar_t c = eighths >= 8 ? L'\x2588' : (wchar_t)(0x2580 + eighths);
+            put(s, x + 7 + (int)i, y + 3 + ch - 1 - r, c, ST_TUI_ERROR);
+        }
+    }
+}
+
+/* The run's latency distribution: one row per bin (adjacent bins joined to fit), bars scaled to
+ * the largest. */
+static void dist_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
+{
+    title(s, x, y, w, "latency distribution (run so far)");
+    int rows = h - 1;
+    const st_tui_bin *bins = m->uncorrected ? m->ubins : m->bins;
+    size_t n_bins = m->uncorrected ? m->n_ubins : m->n_bins;
+    if (n_bins == 0) {
+        text(s, x + 1, y + 1, w - 1, ST_TUI_DIM, "no responses yet");
+        return;
+    }
+    if (rows < 1) {
+        return;
+    }
+    size_t per = (n_bins + (size_t)rows - 1) / (size_t)rows;
+    st_tui_bin joined[ST_TUI_BINS];
+    size_t nj = 0;
+    uint64_t top = 0;
+    for (size_t i = 0; i < n_bins; i += per) {
+        st_tui_bin b = bins[i];
+        for (size_t k = i + 1; k < i + per && k < n_bins; k++) {
+            b.hi_ms = bins[k].hi_ms;
+            b.count += bins[k].count;
+        }
+        joined[nj++] = b;
+        top = b.count > top ? b.count : top;
+    }
+    const int lw = 20;
+    int bw = w - lw - 1;
+    for (size_t i = 0; i < nj; i++) {
+        int ry = y + 1 + (int)i;
+        text(s, x, ry, lw, ST_TUI_DIM, "%8.3f-%-8.3f", joined[i].lo_ms, joined[i].hi_ms);
+        int len = top ? (int)((double)joined[i].count / (double)top * (bw - 10) + 0.5) : 0;
+        if (joined[i].count > 0 && len == 0) {
+            len = 1;
+        }
+        int bx = x + lw - 2;
+        for (int k = 0; k < len; k++) {
+            put(s, bx + k, ry, L'\x2588', ST_TUI_ACHIEVED);
+        }
+        text(s, bx + len + 1, ry, x + w - bx - len - 1, ST_TUI_PLAIN, "%llu",
+             (unsigned long long)joined[i].count);
+    }
+}
+
+static void fmt_heard(char *out, size_t len, uint32_t ms)
+{
+    if (ms == UINT32_MAX) {
+        snprintf(out, len, "-");
+    } else if (ms < 10000) {
+        snprintf(out, len, "%.1fs", ms / 1000.0);
+    } else {
+        snprintf(out, len, "%us", ms / 1000);
+    }
+}
+
+/* The agents' table from row y, h rows (its title included). wide: with the host/task column. */
+static void agents_panel(const st_tui_model *m, st_tui_screen *s, int y, int h, bool wide)
+{
+    int w = s->w;
+    char t[64];
+    snprintf(t, sizeof(t), "agents: %d alive, %d lost", m->agents_alive, m->agents_lost);
+    title(s, 0, y, w, t);
+    if (h < 2) {
+        return;
+    }
+    bool where = wide && w >= 100;
+    text(s, 0, y + 1, w, ST_TUI_DIM, "%-16s %-8s %8s %8s %7s %9s %7s %6s%s", "name", "state",
+         "share/s", "rps", "failed", "offset ms", "rtt ms", "heard",
+         where ? "  host / task, AZ" : "");
+    int rows = h - 2;
+    size_t shown = 0;
+    for (size_t i = 0; i < m->n_agents && (int)i < rows; i++, shown++) {
+        const st_tui_agent_row *a = &m->agents[i];
+        char heard[16];
+        fmt_heard(heard, sizeof(heard), a->heard_ms);
+        bool last_row = (int)i == rows - 1 && (m->n_agents > (size_t)rows || m->more_agents);
+        if (last_row) {
+            break;
+        }
+        text(s, 0, y + 2 + (int)i, w, a->lost ? ST_TUI_WARN : ST_TUI_PLAIN,
+             "%-16.16s %-8s %8.1f %8.1f %7llu %9.3f %7.3f %6s%s%s", a->name,
+             a->lost ? "LOST" : a->state, a->share_rps, a->achieved_rps,
+             (unsigned long long)a->failed, a->offset_ms, a->rtt_ms, heard, where ? "  " : "",
+             where ? a->where : "");
+    }
+    size_t rest = m->n_agents - shown + m->more_agents;
+    if (rest) {
+        text(s, 0, y + 2 + (int)shown, w, ST_TUI_DIM, "... and %zu more (Tab: the agents view)",
+             rest);
+    }
+}
+
+static void events_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
+{
+    title(s, 0, y, s->w, "events");
+    int rows = h - 1;
+    size_t n = m->n_events < (size_t)(rows > 0 ? rows : 0) ? m->n_events : (size_t)rows;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = event_at(m, m->n_events - n + i);
+        bool warn = strstr(e, "warn") || strstr(e, "lost") || strstr(e, "late") ||
+                    strstr(e, "dropped") || strstr(e, "error");
+        text(s, 0, y + 1 + (int)i, s->w, warn ? ST_TUI_WARN : ST_TUI_PLAIN, "%s", e);
+    }
+}
+
+static void launch_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
+{
+    title(s, 0, y, s->w, "launch");
+    if (h < 2) {
+        return;
+    }
+    text(s, 1, y + 1, s->w - 1, ST_TUI_TITLE, "%s: %d of %d agents registered", m->state,
+         m->agents_alive, m->expected_agents);
+    if (m->launch[0] && h > 2) {
+        text(s, 1, y + 2, s->w - 1, ST_TUI_PLAIN, "%s", m->launch);
+    }
+}
+
+static const char *const help_lines[] = {
+    "+ / -   target rate +10% / -10%",
+    "r       type an exact rate (Enter applies, Esc cancels)",
+    "p       pause (rate 0) / resume",
+    "s       stop gracefully: drain, then the summary",
+    "q, ^C   stop and quit the UI (the summary follows)",
+    "l       latency corrected / uncorrected",
+    "Tab     views: overview, agents, events",
+    "?       this help",
+};
+
+static void help_box(st_tui_screen *s, bool read_only)
+{
+    int n = (int)(sizeof(help_lines) / sizeof(help_lines[0]));
+    int bw = 60 < s->w - 2 ? 60 : s->w - 2, bh = n + 2;
+    int x = (s->w - bw) / 2, y = (s->h - bh) / 2;
+    for (int r = 0; r < bh; r++) {
+        for (int c = 0; c < bw; c++) {
+            put(s, x + c, y + r, L' ', ST_TUI_PLAIN);
+        }
+    }
+    title(s, x, y, bw, read_only ? "keys (read-only: no steering)" : "keys");
+    for (int i = 0; i < n; i++) {
+        text(s, x + 1, y + 1 + i, bw - 2, ST_TUI_PLAIN, "%s", help_lines[i]);
+    }
+    title(s, x, y + bh - 1, bw, "? closes");
+}
+
+static void footer(const st_tui_model *m, st_tui_screen *s)
+{
+    int y = s->h - 1;
+    if (m->prompting) {
+        text(s, 0, y, s->w, ST_TUI_TITLE, "rate (rps): %s_   Enter applies, Esc cancels",
+             m->prompt);
+        return;
+    }
+    int x;
+    if (m->read_only) {
+        x = text(s, 0, y, s->w, ST_TUI_DIM, "q quit  l latency  Tab view  ? keys");
+    } else {
+        x = text(s, 0, y, s->w, ST_TUI_DIM,
+                 "+/- rate  r set  p pause  s stop  q quit  l latency  Tab view  ? keys");
+    }
+    if (m->status[0]) {
+        text(s, x + 2, y, s->w - x - 2, ST_TUI_WARN, "%s", m->status);
+    }
+}
+
+void st_tui_render(const st_tui_model *m, st_tui_screen *s)
+{
+    for (int i = 0; i < s->w * s->h; i++) {
+        s->cells[i].ch = L' ';
+        s->cells[i].style = ST_TUI_PLAIN;
+    }
+    if (s->w < 40 || s->h < 10) {
+        text(s, 0, 0, s->w, ST_TUI_WARN, "terminal too small");
+        text(s, 0, 1, s->w, ST_TUI_PLAIN, "%dx%d; 40x10 at least", s->w, s->h);
+        return;
+    }
+    header(m, s);
+    int top = 3, bh = s->h - 4;
+    if (m->view == 1) {
+        agents_panel(m, s, top, bh, true);
+    } else if (m->view == 2) {
+        events_panel(m, s, top, bh);
+    } else {
+        /* The overview: charts, errors and distribution, agents and events. */
+        int ch = bh * 2 / 5, mh = bh / 4, rest = bh - ch - mh;
+        int half = s->w / 2;
+        if (m->n_points == 0) {
+            launch_panel(m, s, top, ch + mh);
+        } else {
+            rps_panel(m, s, 0, top, half, ch);
+            latency_panel(m, s, half, top, s->w - half, ch);
+            errors_panel(m, s, 0, top + ch, half, mh);
+            dist_panel(m, s, half, top + ch, s->w - half, mh);
+        }
+        int ah = (rest + 1) / 2;
+        agents_panel(m, s, top + ch + mh, ah, false);
+        events_panel(m, s, top + ch + mh + ah, rest - ah);
+    }
+    footer(m, s);
+    if (m->help) {
+        help_box(s, m->read_only);
+    }
+}
+
+size_t st_tui_screen_line(const st_tui_screen *s, int y, char *out, size_t len)
+{
+    size_t n = 0;
+    if (len == 0) {
+        return 0;
+    }
+    int last = s->w - 1;
+    while (last >= 0 && (s->cells[(size_t)y * (size_t)s->w + (size_t)last].ch == L' ')) {
+        last--;
+    }
+    for (int x = 0; x <= last; x++) {
+        uint32_t c = (uint32_t)s->cells[(size_t)y * (size_t)s->w + (size_t)x].ch;
+        char b[4];
+        size_t k;
+        if (c < 0x80) {
+            b[0] = (char)c;
+            k = 1;
+        } else if (c < 0x800) {
+            b[0] = (char)(0xc0 | (c >> 6));
+            b[1] = (char)(0x80 | (c & 0x3f));
+            k = 2;
+        } else {
+            b[0] = (char)(0xe0 | (c >> 12));
+            b[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+            b[2] = (char)(0x80 | (c & 0x3f));
+            k = 3;
+        }
+        if (n + k >= len) {
+            break;
+        }
+        memcpy(out + n, b, k);
+        n += k;
+    }
+    out[n] = 0;
+    return n;
+}
