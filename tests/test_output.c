@@ -76,7 +76,7 @@ static int sqs_run(char *spool, int n, bool remove_spool, st_forward_report *del
         st_hist_record_n(s.lat_raw, 1400, 10);
         st_report_second row;
         st_report_second_of(&row, (uint32_t)k, 10, &s, 1);
-        st_coord_second sec = {(uint32_t)k, 10, &s, 1, &row};
+        st_coord_second sec = {(uint32_t)k, 10, &s, 1, &row, NULL};
         assert_int_equal(out.ops->second(out.state, &sec), 0);
     }
     st_stats_fini(&s);

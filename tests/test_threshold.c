@@ -147,9 +147,18 @@ static void test_threshold_refusals(void **state)
     refused("p(99)=250", false, "at character 6: the comparison must be <, <=, > or >=");
     refused("p(99)==250", false, "at character 6: the comparison must be <, <=, > or >=");
     refused("p(99)<250 ms", false, "at character 11: unexpected \"ms\" after the threshold");
-    refused("p(99){name=login}<250", false,
-            "at character 6: thresholds per request name ({name=...}) are not supported yet: the "
-            "threshold applies to the whole run");
+    refused("p(99){tag=login}<250", false,
+            "at character 7: a selector names a request: {name=NAME} (the only tag is name)");
+    refused("p(99){name login}<250", false,
+            "at character 12: \"=\" (or \":\") must follow \"name\" in the selector, as in "
+            "{name=login}");
+    refused("p(99){name=}<250", false, "at character 12: the selector names no request: {name=NAME}");
+    refused("p(99){name=login<250", false,
+            "at character 21: \"}\" must close the selector, as in {name=login}");
+    refused("p(99){name=\"login}<250", false,
+            "at character 12: the quoted name is not closed with \"");
+    refused("achieved_ratio{name=login}>0.9", false,
+            "at character 1: achieved_ratio is for the whole run: the target is not split by name");
     refused("uncorrected error_rate<1%", false,
             "at character 13: \"uncorrected\" goes with a latency: p(N), mean, min or max");
     refused("error_rate<5", false, "at character 13: 5 is ambiguous for a ratio: write a fraction "
