@@ -1,0 +1,132 @@
+"""Results per request name: a weighted 3-request mix over 3 local agents against stampede-target,
+the per-name figures against what the target counted per path."""
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import harness
+import targets
+
+NAMES = {"home": "/home", "login": "/login", "search": "/search"}
+WEIGHTS = {"home": 5, "login": 2, "search": 3}
+EXIT_THRESHOLDS = 11
+
+
+class ByNameCase(harness.ProcTestCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="st-by-name-")
+        self.summary_path = os.path.join(self.dir, "summary.json")
+        self.series_path = os.path.join(self.dir, "series.jsonl")
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def plan(self, url, **extra):
+        obj = {"requests": [{"name": n, "url": url + NAMES[n], "weight": WEIGHTS[n]}
+                            for n in ("home", "login", "search")],
+               "rate": 300, "duration": 3}
+        obj.update(extra)
+        path = os.path.join(self.dir, "plan.json")
+        with open(path, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    def run_plan(self, plan, *args):
+        p = self.start([harness.binary("stampede"), "run", plan, "--agents", 3,
+                        "--summary", self.summary_path, "--timeseries", self.series_path]
+                       + [str(a) for a in args])
+        code = p.wait(90)
+        with open(self.summary_path) as f:
+            return code, p, json.load(f)
+
+    def test_per_name_figures_equal_the_targets_per_path_counts(self):
+        _, url = targets.start_target(self, "--status", "200:9,503:1")
+        code, p, s = self.run_plan(self.plan(url))
+        self.assertEqual(code, 0, p.stderr())
+        self.assertEqual(s["status"], "completed")
+        seen = targets.target_stats(url)
+        by_path = seen["by_path"]
+        self.assertEqual(seen["other_paths"], 0)
+        by = s["requests_by_name"]
+        self.assertEqual(sorted(by), sorted(NAMES))
+        total = 0
+        for name, path in NAMES.items():
+            r = by[name]
+            self.assertEqual(list(r), ["requests", "errors", "latency_ms",
+                                       "latency_uncorrected_ms"])
+            self.assertEqual(r["requests"]["total"], by_path[path], name)
+            self.assertEqual(r["requests"]["sent"], by_path[path], name)
+            # 900 requests in a 10-request cycle of the weights: exactly the weights' share.
+            self.assertEqual(r["requests"]["total"], 900 * WEIGHTS[name] // 10, name)
+            self.assertEqual(r["requests"]["ok"] + r["errors"]["http_5xx"],
+                             r["requests"]["total"])
+            self.assertEqual(r["requests"]["failed"], r["errors"]["http_5xx"])
+            self.assertGreater(r["latency_ms"]["p99"], 0)
+            self.assertLessEqual(r["latency_ms"]["max"], s["latency_ms"]["max"])
+            total += r["requests"]["total"]
+        self.assertEqual(total, s["requests"]["total"])
+        self.assertEqual(total, seen["requests"])
+        self.assertEqual(sum(by[n]["errors"]["http_5xx"] for n in NAMES),
+                         s["errors"]["http_5xx"])
+        self.assertEqual(sum(by[n]["requests"]["ok"] for n in NAMES), s["requests"]["ok"])
+        # The largest of the names' maxima is the run's: the parts hold every sample.
+        self.assertEqual(max(by[n]["latency_ms"]["max"] for n in NAMES), s["latency_ms"]["max"])
+        # The time series carries each name's figures per second, adding up to the second's.
+        with open(self.series_path) as f:
+            lines = [json.loads(l) for l in f]
+        self.assertTrue(lines)
+        ok_by_name = {n: 0 for n in NAMES}
+        for line in lines:
+            self.assertEqual(sorted(line["by_name"]), sorted(NAMES))
+            self.assertEqual(sum(v["ok"] for v in line["by_name"].values()), line["ok"])
+            self.assertEqual(sum(v["failed"] for v in line["by_name"].values()), line["failed"])
+            for n in NAMES:
+                ok_by_name[n] += line["by_name"][n]["ok"]
+        # The final table has a block per name.
+        out = p.stdout()
+        self.assertIn("by request name", out)
+        for n in NAMES:
+            self.assertIn("    " + n + " ", out)
+
+    def test_threshold_by_name(self):
+        # Every answer waits 1 ms: the login max cannot be under 1 us, the others hold.
+        _, url = targets.start_target(self, "--latency-ms", "1")
+        plan = self.plan(url, rate=100, duration=2,
+                         thresholds=["p(99){name=home}<2s", "max{name:\"login\"}<0.001ms",
+                                     "error_rate{name=search}<1%"])
+        code, p, s = self.run_plan(plan)
+        self.assertEqual(code, EXIT_THRESHOLDS, p.stderr())
+        rows = s["thresholds"]
+        self.assertEqual([r["result"] for r in rows], ["pass", "fail", "pass"])
+        self.assertEqual(rows[0]["observed"], s["requests_by_name"]["home"]["latency_ms"]["p99"])
+        self.assertEqual(rows[1]["observed"], s["requests_by_name"]["login"]["latency_ms"]["max"])
+        self.assertEqual(rows[2]["observed"], 0)
+
+    def test_threshold_naming_no_request_is_refused(self):
+        _, url = targets.start_target(self)
+        plan = self.plan(url, thresholds=["p(99){name=checkout}<250"])
+        p = self.start([harness.binary("stampede"), "run", plan, "--agents", 1])
+        self.assertEqual(p.wait(30), 2)
+        self.assertIn('the plan has no request named "checkout" (its names: "home", "login", '
+                      '"search")', p.stderr())
+
+    def test_one_name_plan_has_no_per_name_keys(self):
+        _, url = targets.start_target(self)
+        path = os.path.join(self.dir, "one.json")
+        with open(path, "w") as f:
+            json.dump({"requests": [{"name": "a", "url": url + "/x", "weight": 1},
+                                    {"name": "a", "url": url + "/y", "weight": 1}],
+                       "rate": 50, "duration": 1}, f)
+        code, p, s = self.run_plan(path)
+        self.assertEqual(code, 0, p.stderr())
+        self.assertNotIn("requests_by_name", s)
+        with open(self.series_path) as f:
+            self.assertTrue(all("by_name" not in json.loads(l) for l in f))
+
+
+if __name__ == "__main__":
+    unittest.main()
