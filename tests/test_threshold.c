@@ -523,12 +523,60 @@ static void test_threshold_flag_repeats(void **state)
     assert_string_equal(err, "--threshold: given more than 64 times");
 }
 
+
+static void test_threshold_selector_forms(void **state)
+{
+    (void)state;
+    st_threshold t = parsed("p(99){name=login}<250");
+    assert_true(t.by_name && strcmp(t.name, "login") == 0 && t.limit == 250);
+    t = parsed("uncorrected max { name : POST /api/x } <= 1s");
+    assert_true(t.by_name && t.uncorrected && strcmp(t.name, "POST /api/x") == 0 &&
+                t.limit == 1000);
+    t = parsed("error_rate{name=\"a}b\"}<1%, abort after 2s");
+    assert_true(t.by_name && strcmp(t.name, "a}b") == 0 && t.abort && t.abort_after_s == 2);
+    t = parsed("p(99)<250");
+    assert_false(t.by_name);
+}
+
+/* A threshold by name reads that name's part only; a name with nothing yet has no value. */
+static void test_threshold_input_by_name(void **state)
+{
+    (void)state;
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    assert_int_equal(st_stats_names(&s, 2), 0);
+    st_hist_record(s.names[0].lat, 1000);
+    st_hist_record(s.names[1].lat, 9000);
+    st_hist_merge(s.lat, s.names[0].lat);
+    st_hist_merge(s.lat, s.names[1].lat);
+    s.names[0].c.ok = 1;
+    s.names[1].c.http_5xx = 1;
+    s.c.ok = 1;
+    s.c.http_5xx = 1;
+    st_threshold t = parsed("max{name=b}<5ms");
+    double v;
+    st_threshold_input in = st_threshold_input_of(&s, 1, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 9 && !st_threshold_holds(&t, v));
+    in = st_threshold_input_of(&s, 0, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 1 && st_threshold_holds(&t, v));
+    t = parsed("error_rate{name=b}<1%");
+    in = st_threshold_input_of(&s, 1, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 1);
+    in = st_threshold_input_of(&s, -1, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 0.5);
+    in = st_threshold_input_of(&s, 5, 10);
+    assert_false(st_threshold_observe(&t, &in, &v));
+    st_stats_fini(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threshold_latency_forms),
         cmocka_unit_test(test_threshold_ratio_forms),
         cmocka_unit_test(test_threshold_abort_forms),
+        cmocka_unit_test(test_threshold_selector_forms),
+        cmocka_unit_test(test_threshold_input_by_name),
         cmocka_unit_test(test_threshold_refusals),
         cmocka_unit_test(test_threshold_observe_exact),
         cmocka_unit_test(test_thresholds_from_plan_and_flags),
