@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import unittest
 
+import aws_env
 import harness
 import targets
 
@@ -35,10 +36,10 @@ class ByNameCase(harness.ProcTestCase):
             json.dump(obj, f)
         return path
 
-    def run_plan(self, plan, *args):
+    def run_plan(self, plan, *args, env=None):
         p = self.start([harness.binary("stampede"), "run", plan, "--agents", 3,
                         "--summary", self.summary_path, "--timeseries", self.series_path]
-                       + [str(a) for a in args])
+                       + [str(a) for a in args], env=env)
         code = p.wait(90)
         with open(self.summary_path) as f:
             return code, p, json.load(f)
@@ -126,6 +127,76 @@ class ByNameCase(harness.ProcTestCase):
         self.assertNotIn("requests_by_name", s)
         with open(self.series_path) as f:
             self.assertTrue(all("by_name" not in json.loads(l) for l in f))
+
+
+class ByNameAwsCase(ByNameCase):
+    """The same run through SQS, stampede-sink and DynamoDB (the emulators), and read back by
+    `stampede results`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ddb_proc, cls.ddb_url = aws_env.start_dynalite()
+        cls.sqs_proc, cls.sqs_url = aws_env.start_sqs()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sqs_proc.stop()
+        cls.ddb_proc.stop()
+
+    # Only the AWS path here: the local cases run in ByNameCase.
+    test_threshold_by_name = None
+    test_threshold_naming_no_request_is_refused = None
+    test_one_name_plan_has_no_per_name_keys = None
+
+    def test_per_name_figures_equal_the_targets_per_path_counts(self):
+        queue, _ = aws_env.create_queue_with_dlq(self.sqs_url, "by-name", max_receive=2,
+                                                 visibility_s=30)
+        aws_env.create_table(self.ddb_url, "by-name")
+        _, url = targets.start_target(self)
+        spool = os.path.join(self.dir, "spool")
+        code, p, s = self.run_plan(self.plan(url), "--sqs-queue-url", queue, "--spool", spool,
+                                env=aws_env.aws_env())
+        self.assertEqual(code, 0, p.stderr())
+        code, _, err = self.run_to_end(
+            [harness.binary("stampede-sink"), "--queue-url", queue, "--table", "by-name",
+             "--endpoint-url", self.ddb_url, "--exit-when-empty", "--wait-seconds", "1"],
+            timeout=60, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        items = [i for i in aws_env.cli_scan(self.ddb_url, "by-name")
+                 if i["testId"]["S"] == s["run_id"]]
+        self.assertTrue(items)
+        self.assertEqual({i["schema"]["S"] for i in items}, {"stampede.result/2"})
+        by_path = targets.target_stats(url)["by_path"]
+        stored = {n: 0 for n in NAMES}
+        for i in items:
+            for part in i.get("by_name", {"L": []})["L"]:
+                m = part["M"]
+                c = m["counts"]["M"]
+                stored[m["name"]["S"]] += sum(int(c[k]["N"]) for k in (
+                    "ok", "http_4xx", "http_5xx", "err_connect", "err_timeout", "err_other"))
+        self.assertEqual(stored, {n: by_path[NAMES[n]] for n in NAMES})
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "results", s["run_id"], "--table", "by-name",
+             "--endpoint-url", self.ddb_url], timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err + out)
+        self.assertIn("by request name, merged from the stored seconds:", out)
+        self.assertIn("match the stored histograms", out)
+        for n in NAMES:
+            row = [l for l in out.splitlines() if l.startswith(n + " ")]
+            self.assertEqual(len(row), 1, out)
+            self.assertEqual(int(row[0].split()[1]), by_path[NAMES[n]])
+        code, out, err = self.run_to_end(
+            [harness.binary("stampede"), "results", s["run_id"], "--table", "by-name",
+             "--endpoint-url", self.ddb_url, "--json"], timeout=30, env=aws_env.aws_env())
+        self.assertEqual(code, 0, err)
+        j = json.loads(out)
+        by = j["whole_run"]["by_name"]
+        for n in NAMES:
+            self.assertEqual(by[n]["counts"]["ok"], s["requests_by_name"][n]["requests"]["ok"])
+            self.assertEqual(by[n]["latency_us"]["p99"],
+                             round(s["requests_by_name"][n]["latency_ms"]["p99"] * 1000))
+        self.assertGreater(j["check"]["compared"], 40)
+        self.assertEqual(j["check"]["mismatched"], 0)
 
 
 if __name__ == "__main__":
