@@ -475,7 +475,7 @@ static int decode_by_name(const cJSON *root, st_result_msg *m, char *err, size_t
             if (s > w || (last && s != w)) {
                 return st_errf(err, err_len, ST_EINVAL,
                                "$.by_name: the parts' %s add up to %s%llu, the second's is %llu",
-                               st_counts_fields[f].name, last ? "" : "more than ",
+                               st_counts_fields[f].name, last ? "" : "at least ",
                                (unsigned long long)s, (unsigned long long)w);
             }
         }
