@@ -116,8 +116,8 @@ static void submit_second(st_worker *w)
     w->cur.c.inflight = (uint64_t)w->ops->inflight(w->eng);
     int rc = st_collector_submit(w->col, w->cfg.index, w->cur.second, &w->cur);
     if (rc) {
-        st_error("worker %d: second %u could not be stored (%s): its %llu requests are missing "
-                 "from the results",
+        st_error("worker %d: second %u could not be stored in full (%s): up to %llu requests are "
+                 "missing from the results (or from its per-name results)",
                  w->cfg.index, w->cur.second, st_strerror(rc),
                  (unsigned long long)st_counts_done(&w->cur.c));
     }
