@@ -1535,25 +1535,10 @@ static void make_named(st_stats *s, uint32_t second, uint64_t seed, int skip)
         }
         st_stats part;
         make_second(&part, second, seed * 7 + (uint64_t)i, 30 + 11 * i);
-        part.c.inflight = 0;
-        s->names[i].c = part.c;
-        st_hist_merge(s->names[i].lat, part.lat);
-        st_hist_merge(s->names[i].lat_raw, part.lat_raw);
-        st_stats_merge(s, &part);
+        st_test_add_part(s, (size_t)i, &part);
         st_stats_fini(&part);
     }
     s->c.inflight = 3;
-}
-
-static void assert_parts_equal(const st_stats *x, const st_stats *y)
-{
-    assert_stats_equal(x, y);
-    assert_int_equal(x->n_names, y->n_names);
-    for (size_t i = 0; i < x->n_names; i++) {
-        st_stats a = {.c = x->names[i].c, .lat = x->names[i].lat, .lat_raw = x->names[i].lat_raw};
-        st_stats b = {.c = y->names[i].c, .lat = y->names[i].lat, .lat_raw = y->names[i].lat_raw};
-        assert_stats_equal(&a, &b);
-    }
 }
 
 /* Three agents' per-name parts are merged exactly into each second and the total, name by name;
@@ -1578,9 +1563,9 @@ static void test_coord_records_by_name_merged_exactly(void **state)
         fx_round(f, ag, 3);
         st_coord_tick(f->c);
         assert_true(f->got[k]);
-        assert_parts_equal(&f->secs[k], &want[k]);
+        assert_stats_parts_equal(&f->secs[k], &want[k]);
     }
-    assert_parts_equal(st_coord_total(f->c), &total);
+    assert_stats_parts_equal(st_coord_total(f->c), &total);
     assert_int_equal(st_coord_malformed(f->c), 0);
 
     /* A part for a fourth name, and a record without its parts: both dropped. */
@@ -1595,7 +1580,7 @@ static void test_coord_records_by_name_merged_exactly(void **state)
     sim_queue(&ag[0], r1);
     sim_update(f, &ag[0]);
     assert_int_equal(st_coord_malformed(f->c), 2);
-    assert_parts_equal(st_coord_total(f->c), &total);
+    assert_stats_parts_equal(st_coord_total(f->c), &total);
 
     cJSON *j = st_coord_summary(f->c);
     const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "requests_by_name");

@@ -202,7 +202,7 @@ static void test_result_msg_errors_name_paths(void **state)
                  "$.latency_uncorrected_us: min and max do not fall");
 }
 
-/* Stats of two names (a: fill(second), b: fill(second + 1) halved), the whole their sum. */
+/* Stats of two names (fill(second) and fill(second + 1)), the whole their sum. */
 static void fill_named(st_stats *s, uint32_t second)
 {
     assert_int_equal(st_stats_init(s), 0);
@@ -211,11 +211,7 @@ static void fill_named(st_stats *s, uint32_t second)
         st_stats part;
         assert_int_equal(st_stats_init(&part), 0);
         fill(&part, second + (uint32_t)i);
-        part.c.inflight = 0;
-        s->names[i].c = part.c;
-        st_hist_merge(s->names[i].lat, part.lat);
-        st_hist_merge(s->names[i].lat_raw, part.lat_raw);
-        st_stats_merge(s, &part);
+        st_test_add_part(s, (size_t)i, &part);
         st_stats_fini(&part);
     }
     s->c.inflight = 3;
