@@ -202,7 +202,7 @@ static void ms_or_null(char *out, size_t len, const st_report_latency *l, uint64
 static int jsonl_by_name(st_outfile *f, const st_coord_second *sec)
 {
     const st_stats *s = sec->stats;
-    if (!sec->names || !st_names_kept(sec->names) || s->n_names == 0) {
+    if (!sec->names || !st_names_kept(sec->names)) {
         return 0;
     }
     int e = st_outfile_printf(f, ",\"by_name\":{");

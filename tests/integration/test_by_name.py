@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 import unittest
+import urllib.request
 
 import aws_env
 import harness
@@ -115,6 +116,25 @@ class ByNameCase(harness.ProcTestCase):
         self.assertIn('the plan has no request named "checkout" (its names: "home", "login", '
                       '"search")', p.stderr())
 
+    def test_target_counts_per_path(self):
+        # The query is left out; the first 32 distinct paths are counted, the others apart.
+        _, url = targets.start_target(self)
+        paths = ["/a?x=1", "/a", "/a?y", "/b%22q", "/c\\d"] + ["/p%d" % i for i in range(30)]
+        for p in paths:
+            with urllib.request.urlopen(url + p, timeout=5) as r:
+                r.read()
+        seen = targets.target_stats(url)
+        by = seen["by_path"]
+        self.assertEqual(by["/a"], 3)
+        self.assertEqual(by["/b%22q"], 1)
+        self.assertEqual(by["/c\\d"], 1)
+        self.assertEqual(len(by), 32)
+        self.assertEqual(sum(by.values()) + seen["other_paths"], seen["requests"])
+        self.assertEqual(seen["other_paths"], 1)  # 33 distinct paths: /p29 is the 33rd
+        harness.http_get_json(url + "/__target/reset", method="POST")
+        seen = targets.target_stats(url)
+        self.assertEqual((seen["by_path"], seen["other_paths"]), ({}, 0))
+
     def test_one_name_plan_has_no_per_name_keys(self):
         _, url = targets.start_target(self)
         path = os.path.join(self.dir, "one.json")
@@ -147,6 +167,7 @@ class ByNameAwsCase(ByNameCase):
     test_threshold_by_name = None
     test_threshold_naming_no_request_is_refused = None
     test_one_name_plan_has_no_per_name_keys = None
+    test_target_counts_per_path = None
 
     def test_per_name_figures_equal_the_targets_per_path_counts(self):
         queue, _ = aws_env.create_queue_with_dlq(self.sqs_url, "by-name", max_receive=2,
