@@ -43,7 +43,7 @@ void st_names_fini(st_names *n)
 
 size_t st_names_kept(const st_names *n)
 {
-    return n->n > 1 ? n->n : 0;
+    return n->n > 1 && n->n <= ST_NAMES_KEPT_MAX ? n->n : 0;
 }
 
 long st_names_find(const st_names *n, const char *name)
@@ -67,5 +67,5 @@ size_t st_names_kept_of(const st_plan *p)
         }
         n += j == i;
     }
-    return n > 1 ? n : 0;
+    return n > 1 && n <= ST_NAMES_KEPT_MAX ? n : 0;
 }

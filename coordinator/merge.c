@@ -16,6 +16,11 @@ int st_merge_init(st_merge *m, const st_plan *p)
         st_merge_fini(m);
         return ST_ENOMEM;
     }
+    if (m->names.n > ST_NAMES_KEPT_MAX) {
+        st_warn("the plan has %zu request names: results per name are kept for plans of at most "
+                "%d, this run's are for the whole only",
+                m->names.n, ST_NAMES_KEPT_MAX);
+    }
     return 0;
 }
 

@@ -457,6 +457,11 @@ static int resolve_name(tstate *s, const st_plan *plan, const char *where, char 
                      s->expr, s->t.name, list);
     } else if (st_names_kept(&names)) {
         s->name = at;
+    } else if (names.n > 1) {
+        rc = st_errf(err, err_len, ST_EINVAL,
+                     "%s: \"%s\": the plan has %zu request names, and results per name are kept "
+                     "for plans of at most %d",
+                     where, s->expr, names.n, ST_NAMES_KEPT_MAX);
     }
     st_names_fini(&names);
     return rc;

@@ -31,7 +31,9 @@
  * that name only (every request of the plan that has it), on the exact merge of their counts and
  * histograms (common/names.h). The name must be one of the plan's request names: another is
  * refused (ST_EINVAL naming it and the plan's names). In a plan with a single name the selector
- * names the whole run. achieved_ratio takes no selector (the target is not split by name).
+ * names the whole run; a plan of more than ST_NAMES_KEPT_MAX names keeps no results per name, and
+ * a selector is refused there. achieved_ratio takes no selector (the target is not split by
+ * name).
  *
  * Evaluation: st_thresholds_second adds each finished second (its counts and both histograms,
  * merged bucket by bucket) to the run-so-far totals and evaluates every threshold on them; the

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "hist.h"
 #include "junit.h"
+#include "names.h"
 #include "plan.h"
 #include "report.h"
 #include "run_flags.h"
@@ -569,6 +570,53 @@ static void test_threshold_input_by_name(void **state)
     st_stats_fini(&s);
 }
 
+/* A selector must name one of the plan's names, kept apart (a plan of 2 to ST_NAMES_KEPT_MAX). */
+static void test_thresholds_selector_against_the_plan(void **state)
+{
+    (void)state;
+    st_plan p;
+    char err[512];
+    st_thresholds *ts = NULL;
+    const char *ok[] = {"p(99){name=b}<250", "error_rate{name:a}<1%"};
+    plan_with(&p, "{\"requests\": [{\"name\": \"a\", \"url\": \"http://127.0.0.1:1/a\"}, "
+                  "{\"name\": \"b\", \"url\": \"http://127.0.0.1:1/b\"}], \"rate\": 10, "
+                  "\"duration\": 2}",
+              ok, 2);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), 0);
+    st_thresholds_free(ts);
+    const char *bad[] = {"p(99){name=c}<250"};
+    st_plan_fini(&p);
+    plan_with(&p, "{\"requests\": [{\"name\": \"a\", \"url\": \"http://127.0.0.1:1/a\"}, "
+                  "{\"name\": \"b\", \"url\": \"http://127.0.0.1:1/b\"}], \"rate\": 10, "
+                  "\"duration\": 2}",
+              bad, 1);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), ST_EINVAL);
+    assert_string_equal(err, "--threshold: \"p(99){name=c}<250\": the plan has no request named "
+                             "\"c\" (its names: \"a\", \"b\")");
+    st_plan_fini(&p);
+    /* One name: the selector is the whole run. */
+    const char *one[] = {"p(99){name=GET http://127.0.0.1:1/}<250"};
+    plan_with(&p, "{\"url\": \"http://127.0.0.1:1/\", \"rate\": 10, \"duration\": 2}", one, 1);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), 0);
+    st_thresholds_free(ts);
+    st_plan_fini(&p);
+    /* More names than are kept apart: refused, saying why. */
+    char json[8192];
+    size_t n = (size_t)snprintf(json, sizeof(json), "{\"requests\": [");
+    for (int i = 0; i <= ST_NAMES_KEPT_MAX; i++) {
+        n += (size_t)snprintf(json + n, sizeof(json) - n,
+                              "%s{\"name\": \"r%d\", \"url\": \"http://127.0.0.1:1/%d\"}",
+                              i ? ", " : "", i, i);
+    }
+    snprintf(json + n, sizeof(json) - n, "], \"rate\": 10, \"duration\": 2}");
+    const char *many[] = {"p(99){name=r1}<250"};
+    plan_with(&p, json, many, 1);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), ST_EINVAL);
+    assert_string_equal(err, "--threshold: \"p(99){name=r1}<250\": the plan has 33 request names, "
+                             "and results per name are kept for plans of at most 32");
+    st_plan_fini(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -577,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_threshold_abort_forms),
         cmocka_unit_test(test_threshold_selector_forms),
         cmocka_unit_test(test_threshold_input_by_name),
+        cmocka_unit_test(test_thresholds_selector_against_the_plan),
         cmocka_unit_test(test_threshold_refusals),
         cmocka_unit_test(test_threshold_observe_exact),
         cmocka_unit_test(test_thresholds_from_plan_and_flags),

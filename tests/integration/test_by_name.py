@@ -135,6 +135,20 @@ class ByNameCase(harness.ProcTestCase):
         seen = targets.target_stats(url)
         self.assertEqual((seen["by_path"], seen["other_paths"]), ({}, 0))
 
+    def test_plan_of_more_names_than_kept_keeps_the_whole_only(self):
+        _, url = targets.start_target(self)
+        path = os.path.join(self.dir, "many.json")
+        with open(path, "w") as f:
+            json.dump({"requests": [{"name": "r%d" % i, "url": "%s/%d" % (url, i)}
+                                    for i in range(33)], "rate": 66, "duration": 1}, f)
+        code, p, s = self.run_plan(path)
+        self.assertEqual(code, 0, p.stderr())
+        self.assertIn("the plan has 33 request names: results per name are kept for plans of at "
+                      "most 32", p.stderr())
+        self.assertNotIn("requests_by_name", s)
+        self.assertEqual(s["malformed_messages"], 0)
+        self.assertEqual(s["requests"]["total"], 66)
+
     def test_one_name_plan_has_no_per_name_keys(self):
         _, url = targets.start_target(self)
         path = os.path.join(self.dir, "one.json")
@@ -168,6 +182,7 @@ class ByNameAwsCase(ByNameCase):
     test_threshold_naming_no_request_is_refused = None
     test_one_name_plan_has_no_per_name_keys = None
     test_target_counts_per_path = None
+    test_plan_of_more_names_than_kept_keeps_the_whole_only = None
 
     def test_per_name_figures_equal_the_targets_per_path_counts(self):
         queue, _ = aws_env.create_queue_with_dlq(self.sqs_url, "by-name", max_receive=2,
