@@ -163,19 +163,9 @@ class ByNameCase(harness.ProcTestCase):
             self.assertTrue(all("by_name" not in json.loads(l) for l in f))
 
 
-class ByNameAwsCase(ByNameCase):
+class ByNameAwsCase(aws_env.Emulators, ByNameCase):
     """The same run through SQS, stampede-sink and DynamoDB (the emulators), and read back by
     `stampede results`."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.ddb_proc, cls.ddb_url = aws_env.start_dynalite()
-        cls.sqs_proc, cls.sqs_url = aws_env.start_sqs()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sqs_proc.stop()
-        cls.ddb_proc.stop()
 
     # Only the AWS path here: the local cases run in ByNameCase.
     test_threshold_by_name = None
