@@ -72,7 +72,7 @@ int st_collector_submit(st_collector *c, int worker, uint32_t second, const st_s
     /* ST_EINVAL (a second already taken) only for a worker that breaks the submission order. */
     int rc = st_window_at(c->win, second, &dst, &late);
     if (rc == 0) {
-        st_stats_merge(dst, s);
+        rc = st_stats_merge(dst, s);
     }
     if ((int64_t)second > c->closed[worker]) {
         c->closed[worker] = second;

@@ -26,9 +26,10 @@ typedef struct st_collector st_collector;
 int st_collector_new(st_collector **out, int n_workers, uint32_t first_second);
 void st_collector_free(st_collector *c);
 
-/* Worker `worker` closes `second`: merges s into it. Seconds must be submitted in increasing
- * order per worker (a skipped second counts as empty). Returns 0, ST_ENOMEM (that second's stats
- * could not be stored: the caller reports it) or ST_EINVAL (a second already handed out). */
+/* Worker `worker` closes `second`: merges s into it, its per-name parts (common/stats.h) name by
+ * name. Seconds must be submitted in increasing order per worker (a skipped second counts as
+ * empty). Returns 0, ST_ENOMEM (that second's stats, or its per-name parts, could not be stored:
+ * the caller reports it) or ST_EINVAL (a second already handed out). */
 int st_collector_submit(st_collector *c, int worker, uint32_t second, const st_stats *s);
 
 /* Worker `worker` will submit nothing more. */

@@ -71,6 +71,7 @@ typedef struct st_result {
     uint64_t done_ns;  /* monotonic instant the response (or the failure) was complete */
     uint64_t bytes_in; /* response bytes read, headers included */
     uint64_t bytes_out;
+    uint32_t req;      /* the request's index in st_engine_cfg.requests (the one sent) */
 } st_result;
 
 /* Called on the worker's thread exactly once per accepted send, with the tag given to send.

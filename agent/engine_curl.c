@@ -210,6 +210,7 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
     st_result r = {0};
     r.kind = classify(code);
     r.sent_ns = s->sent_ns;
+    r.req = (uint32_t)s->req;
     r.done_ns = st_clock_mono_ns();
     long status = 0, header_size = 0, request_size = 0;
     curl_off_t up = 0;
@@ -357,7 +358,7 @@ static void on_defer(struct ev_loop *loop, ev_timer *w, int revents)
     for (int i = 0; i < e->n_slots; i++) {
         slot *s = &e->slots[i];
         if (s->busy && s->failed_early) {
-            st_result r = {.kind = ST_RES_OTHER, .sent_ns = s->sent_ns};
+            st_result r = {.kind = ST_RES_OTHER, .sent_ns = s->sent_ns, .req = (uint32_t)s->req};
             r.done_ns = st_clock_mono_ns();
             uint64_t tag = s->tag;
             release(e, s);
@@ -650,7 +651,7 @@ static void curl_cancel_all(st_engine *e)
         if (!s->failed_early) {
             curl_multi_remove_handle(e->multi, s->easy);
         }
-        st_result r = {.kind = ST_RES_ABORTED, .sent_ns = s->sent_ns};
+        st_result r = {.kind = ST_RES_ABORTED, .sent_ns = s->sent_ns, .req = (uint32_t)s->req};
         r.done_ns = st_clock_mono_ns();
         uint64_t tag = s->tag;
         release(e, s);

@@ -197,6 +197,7 @@ static void conn_finish(fast_conn *c, st_res_kind kind, uint64_t done_ns, bool r
         .done_ns = done_ns,
         .bytes_in = c->bytes_in,
         .bytes_out = c->bytes_out,
+        .req = c->req ? (uint32_t)(c->req - e->reqs) : 0,
     };
     uint64_t tag = c->tag;
     c->req = NULL;
@@ -267,6 +268,7 @@ static void on_defer(struct ev_loop *loop, ev_timer *w, int revents)
             .done_ns = c->done_ns,
             .bytes_in = c->bytes_in,
             .bytes_out = c->bytes_out,
+            .req = c->req ? (uint32_t)(c->req - e->reqs) : 0,
         };
         uint64_t tag = c->tag;
         c->req = NULL;

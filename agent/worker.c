@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "error.h"
 #include "log.h"
+#include "names.h"
 #include "profile.h"
 
 #include <pthread.h>
@@ -91,6 +92,11 @@ struct st_worker {
 
     st_stats cur; /* the open second */
     uint64_t second_end_ns;
+
+    /* Plans with several request names: cur keeps a part per name (cur.n_names > 0), and
+     * name_unsent is `unsent` by name. */
+    st_names names;
+    uint64_t *name_unsent;
 };
 
 static void finish(st_worker *w);
@@ -110,8 +116,8 @@ static void submit_second(st_worker *w)
     w->cur.c.inflight = (uint64_t)w->ops->inflight(w->eng);
     int rc = st_collector_submit(w->col, w->cfg.index, w->cur.second, &w->cur);
     if (rc) {
-        st_error("worker %d: second %u could not be stored (%s): its %llu requests are missing "
-                 "from the results",
+        st_error("worker %d: second %u could not be stored in full (%s): up to %llu requests are "
+                 "missing from the results (or from its per-name results)",
                  w->cfg.index, w->cur.second, st_strerror(rc),
                  (unsigned long long)st_counts_done(&w->cur.c));
     }
@@ -221,23 +227,51 @@ static uint32_t mix_pick(const st_plan *p, uint64_t n)
     return p->mix[n % p->mix_len];
 }
 
+/* The name index of request req when the plan keeps results by name, else -1. */
+static long name_of(const st_worker *w, uint32_t req)
+{
+    return w->cur.n_names && req < w->names.n_requests ? (long)w->names.of_request[req] : -1;
+}
+
+/* Request req was due and will never be sent. */
+static void drop(st_worker *w, uint32_t req)
+{
+    w->cur.c.dropped++;
+    long n = name_of(w, req);
+    if (n >= 0) {
+        w->cur.names[n].c.dropped++;
+    }
+}
+
 static void do_send(st_worker *w, uint32_t req, uint64_t due_ns, uint64_t now)
 {
     if (w->ops->send(w->eng, req, due_ns) != 0) {
         /* Only when the engine has no slot, which callers checked; count it rather than lose it. */
-        w->cur.c.dropped++;
+        drop(w, req);
         return;
     }
-    if (w->unsent > 0) {
-        w->unsent--;
+    long n = name_of(w, req);
+    /* By name, a local failure counted in a closed second comes off its own name's next send. */
+    uint64_t *unsent = n >= 0 ? &w->name_unsent[n] : &w->unsent;
+    if (*unsent > 0) {
+        (*unsent)--;
+        if (n >= 0) {
+            w->unsent--;
+        }
     } else {
         w->cur.c.sent++;
+        if (n >= 0) {
+            w->cur.names[n].c.sent++;
+        }
     }
     if (due_ns && atomic_load_explicit(&w->first_late_ns_plus1, memory_order_relaxed) == 0) {
         atomic_store(&w->first_late_ns_plus1, (now > due_ns ? now - due_ns : 0) + 1);
     }
     if (due_ns && now > due_ns + w->late_ns) {
         w->cur.c.late++;
+        if (n >= 0) {
+            w->cur.names[n].c.late++;
+        }
     }
 }
 
@@ -245,13 +279,13 @@ static void backlog_push(st_worker *w, uint64_t due_ns, uint32_t req)
 {
     if (w->bl_len == w->bl_cap) {
         if (w->bl_cap >= ST_WORKER_MAX_BACKLOG) {
-            w->cur.c.dropped++;
+            drop(w, req);
             return;
         }
         size_t ncap = w->bl_cap ? w->bl_cap * 2 : 1024;
         pending *nb = malloc(ncap * sizeof(*nb));
         if (!nb) {
-            w->cur.c.dropped++;
+            drop(w, req);
             return;
         }
         for (size_t i = 0; i < w->bl_len; i++) {
@@ -292,7 +326,9 @@ static void begin_drain(st_worker *w)
     w->phase = PHASE_DRAIN;
     disarm_pace(w);
     /* Requests still waiting for a connection at the end were never sent. */
-    w->cur.c.dropped += w->bl_len;
+    for (size_t i = 0; i < w->bl_len; i++) {
+        drop(w, w->backlog[(w->bl_head + i) % w->bl_cap].req);
+    }
     w->bl_len = 0;
     uint64_t now = now_ns(w);
     close_through(w, now);
@@ -316,6 +352,7 @@ static bool licensed(st_worker *w, uint64_t now)
     if (!w->plan->closed_loop) {
         while (!w->sched_done && w->next_due_ns < until) {
             missed++;
+            drop(w, mix_pick(w->plan, w->next_q)); /* begin_drain counts the backlog */
             w->k++;
             schedule_next(w);
         }
@@ -323,19 +360,14 @@ static bool licensed(st_worker *w, uint64_t now)
     st_warn("worker %d: no acknowledged exchange with the coordinator in time: stopped sending "
             "(%llu requests due before then dropped)",
             w->cfg.index, (unsigned long long)missed);
-    w->cur.c.dropped += missed - w->bl_len; /* begin_drain counts the backlog */
     begin_drain(w);
     return false;
 }
 
-static void on_done(void *arg, uint64_t tag, const st_result *r)
+/* Counts result r (other than a local failure) into c, lat and lat_raw. */
+static void count_result(st_counts *c, st_hist *lat, st_hist *lat_raw, uint64_t intended,
+                         const st_result *r)
 {
-    st_worker *w = arg;
-    if (r->done_ns >= w->second_end_ns) {
-        close_through(w, r->done_ns);
-    }
-    st_counts *c = &w->cur.c;
-    uint64_t intended = tag ? tag : r->sent_ns;
     switch (r->kind) {
     case ST_RES_HTTP:
         if (r->status >= 200 && r->status < 400) {
@@ -347,9 +379,8 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
         } else {
             c->err_other++;
         }
-        st_hist_record(w->cur.lat, to_us_rounded(r->done_ns > intended ? r->done_ns - intended : 0));
-        st_hist_record(w->cur.lat_raw,
-                       to_us_rounded(r->done_ns > r->sent_ns ? r->done_ns - r->sent_ns : 0));
+        st_hist_record(lat, to_us_rounded(r->done_ns > intended ? r->done_ns - intended : 0));
+        st_hist_record(lat_raw, to_us_rounded(r->done_ns > r->sent_ns ? r->done_ns - r->sent_ns : 0));
         break;
     case ST_RES_CONNECT:
         c->err_connect++;
@@ -362,18 +393,43 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
         c->err_other++;
         break;
     case ST_RES_LOCAL:
-        /* It never left this machine: not a send, and not the target's doing. The send was
-         * counted when the engine took it, almost always in this same second. */
         c->err_local++;
-        if (c->sent > 0) {
-            c->sent--;
-        } else {
-            w->unsent++; /* its second closed already: taken off the next send's count */
-        }
         break;
     }
     c->bytes_in += r->bytes_in;
     c->bytes_out += r->bytes_out;
+}
+
+static void on_done(void *arg, uint64_t tag, const st_result *r)
+{
+    st_worker *w = arg;
+    if (r->done_ns >= w->second_end_ns) {
+        close_through(w, r->done_ns);
+    }
+    uint64_t intended = tag ? tag : r->sent_ns;
+    st_counts *c = &w->cur.c;
+    count_result(c, w->cur.lat, w->cur.lat_raw, intended, r);
+    long n = name_of(w, r->req);
+    st_name_stats *part = n >= 0 ? &w->cur.names[n] : NULL;
+    if (part) {
+        count_result(&part->c, part->lat, part->lat_raw, intended, r);
+    }
+    if (r->kind == ST_RES_LOCAL) {
+        /* It never left this machine: not a send, and not the target's doing. The send was
+         * counted when the engine took it, almost always in this same second; else it is taken
+         * off the next send's count (of the same name, by name). */
+        if (part ? part->c.sent > 0 : c->sent > 0) {
+            c->sent--;
+            if (part) {
+                part->c.sent--;
+            }
+        } else {
+            w->unsent++;
+            if (part) {
+                w->name_unsent[n]++;
+            }
+        }
+    }
 
     if (w->phase == PHASE_RUN && licensed(w, r->done_ns)) {
         if (w->plan->closed_loop) {
@@ -564,7 +620,13 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
         }
         w->has_slice = true;
     }
-    if ((rc = st_stats_init(&w->cur))) {
+    if ((rc = st_stats_init(&w->cur)) || (rc = st_names_init(&w->names, cfg->plan))) {
+        goto fail;
+    }
+    if (st_names_kept(&w->names) &&
+        ((rc = st_stats_names(&w->cur, w->names.n)) ||
+         !(w->name_unsent = calloc(w->names.n, sizeof(*w->name_unsent))))) {
+        rc = rc ? rc : ST_ENOMEM;
         goto fail;
     }
     w->cur.second = cfg->first_second;
@@ -775,6 +837,8 @@ void st_worker_free(st_worker *w)
         close(w->pace_fd);
     }
     st_stats_fini(&w->cur);
+    st_names_fini(&w->names);
+    free(w->name_unsent);
     st_slice_fini(&w->slice);
     st_slice_fini(&w->replan_slice);
     st_slice_fini(&w->switch_slice);

@@ -69,6 +69,7 @@ typedef struct sim_opts {
     int agent_rps;
     int threads;
     int variants;
+    int names; /* request names: > 1 gives each record a per-name part for each */
     int clock_pings;
     double spread_s;
     const char *expect;
@@ -198,22 +199,16 @@ static uint64_t draw_latency_us(uint64_t *x)
     return v < 80.0 ? 80 : (uint64_t)v;
 }
 
-/* A realistic agent-second at about rps requests: a few 4xx/5xx, a few timeouts (no latency
- * sample), some late sends, and the corrected latency = the actual one plus the send delay. */
-static int variant_build(variant *v, int rps, uint64_t seed, uint32_t second)
+/* A realistic part of an agent-second at about rps requests into c, lat and lat_raw: a few
+ * 4xx/5xx, a few timeouts (no latency sample), some late sends, and the corrected latency = the
+ * actual one plus the send delay (no inflight gauge). */
+static void part_fill(st_counts *c, st_hist *lat, st_hist *lat_raw, double rps, uint64_t *xp)
 {
-    if (st_stats_init(&v->s)) {
-        return ST_ENOMEM;
-    }
-    uint64_t x = seed ? seed : 0x9E3779B97F4A7C15ULL;
-    for (int i = 0; i < 8; i++) {
-        rng_next(&x);
-    }
+    uint64_t x = *xp;
     uint64_t n = (uint64_t)(rps * (0.9 + 0.2 * rng_unit(&x)));
     if (n < 1) {
         n = 1;
     }
-    st_counts *c = &v->s.c;
     c->http_4xx = n / 200 + (rng_unit(&x) < 0.5);
     c->http_5xx = n / 500 + (rng_unit(&x) < 0.5);
     if (c->http_4xx + c->http_5xx > n) {
@@ -223,15 +218,40 @@ static int variant_build(variant *v, int rps, uint64_t seed, uint32_t second)
     c->err_timeout = n / 1000;
     c->sent = n + c->err_timeout;
     c->late = n / 400;
-    c->inflight = 2 + rng_next(&x) % 4;
     c->bytes_out = c->sent * 96;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t raw = draw_latency_us(&x);
         uint64_t delay = rng_unit(&x) < 0.03 ? (uint64_t)(-1000.0 * log(rng_unit(&x))) : 0;
-        st_hist_record(v->s.lat_raw, raw);
-        st_hist_record(v->s.lat, raw + delay);
+        st_hist_record(lat_raw, raw);
+        st_hist_record(lat, raw + delay);
         c->bytes_in += 600 + rng_next(&x) % 300;
     }
+    *xp = x;
+}
+
+/* A realistic agent-second at about rps requests, over `names` request names (> 1: a per-name
+ * part each, rps / names apiece, adding up to the whole). */
+static int variant_build(variant *v, int rps, int names, uint64_t seed, uint32_t second)
+{
+    if (st_stats_init(&v->s) || (names > 1 && st_stats_names(&v->s, (size_t)names))) {
+        return ST_ENOMEM;
+    }
+    uint64_t x = seed ? seed : 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < 8; i++) {
+        rng_next(&x);
+    }
+    if (names > 1) {
+        for (int j = 0; j < names; j++) {
+            st_name_stats *p = &v->s.names[j];
+            part_fill(&p->c, p->lat, p->lat_raw, (double)rps / names, &x);
+            st_counts_add(&v->s.c, &p->c);
+            st_hist_merge(v->s.lat, p->lat);
+            st_hist_merge(v->s.lat_raw, p->lat_raw);
+        }
+    } else {
+        part_fill(&v->s.c, v->s.lat, v->s.lat_raw, rps, &x);
+    }
+    v->s.c.inflight = 2 + rng_next(&x) % 4;
     v->s.second = second;
     if (st_wire_record_build(&v->arena, &v->s, 1, &v->pb)) {
         return ST_ENOMEM;
@@ -690,7 +710,7 @@ static int pool_build(sim *s)
     size_t nonzero = 0, bytes = 0;
     for (int i = 0; i < s->o.variants; i++) {
         uint64_t vs = seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1);
-        if (variant_build(&s->pool[i], s->o.agent_rps, vs, 0)) {
+        if (variant_build(&s->pool[i], s->o.agent_rps, s->o.names, vs, 0)) {
             return ST_ENOMEM;
         }
         nonzero += st_hist_nonzero(s->pool[i].s.lat) + st_hist_nonzero(s->pool[i].s.lat_raw);
@@ -978,6 +998,10 @@ static const st_setting sim_settings[] = {
     {.flag = "variants", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "V", .min = 1,
      .max = 4096, .has_def = true, .def = 64, .help = "distinct records drawn at start-up",
      ST_SETTING_AT(sim_opts, variants)},
+    {.flag = "names", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "N", .min = 1,
+     .max = 4096, .has_def = true, .def = 1, .help = "request names of the plan (the coordinator's must have as many): "
+     "each record carries a per-name part for each when N > 1 (default 1)",
+     ST_SETTING_AT(sim_opts, names)},
     {.flag = "clock-pings", .type = ST_SETTING_INT, .where = ST_SETTING_OWN, .arg = "N", .min = 0,
      .max = ST_PROTO_CLOCK_WINDOW, .has_def = true, .def = 8,
      .help = "clock pings before registering, as the agent sends",

@@ -20,6 +20,8 @@ usage: bench/ingest.sh [options]
                      "all" gives each agent its own, as real agents have)
   --agent-rps R      requests per second each simulated record stands for (default 400,
                      about 350 non-zero buckets per histogram; 1000 gives about 770)
+  --names N          a plan of N request names (default 1): every record then carries a
+                     per-name part for each, the cost of results per request name
   --perf             also record a CPU profile of the coordinator (perf record -g) during the
                      steady window of the first repetition of each count; the CPU figure of
                      that repetition is left out of the medians, since perf itself costs
@@ -39,6 +41,7 @@ reps=3
 duration=20
 sockets=""
 agent_rps=400
+names=1
 perf=0
 keep=""
 while [ $# -gt 0 ]; do
@@ -48,6 +51,7 @@ while [ $# -gt 0 ]; do
     --duration) duration="$2"; shift 2 ;;
     --sockets) sockets="$2"; shift 2 ;;
     --agent-rps) agent_rps="$2"; shift 2 ;;
+    --names) names="$2"; shift 2 ;;
     --perf) perf=1; shift ;;
     --build) build="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
@@ -159,11 +163,20 @@ run_one() {
     rate=$(awk -v n="$n" 'BEGIN { r = n / 10; printf "%g", r < 1 ? 1 : r }')
     if [ "$sockets" = all ]; then k=$n; elif [ -n "$sockets" ]; then k=$sockets; else k=$(((n + 499) / 500)); fi
 
+    # A plan of `names` request names (each record then carries a per-name part for each), or
+    # one URL.
+    local what=(--url http://127.0.0.1:9/)
+    if [ "$names" -gt 1 ]; then
+        awk -v n="$names" 'BEGIN { printf "{\"requests\": ["; for (i = 0; i < n; i++)
+            printf "%s{\"name\": \"r%d\", \"url\": \"http://127.0.0.1:9/r%d\"}", i ? ", " : "", i, i;
+            print "]}" }' >"$dir/plan.json"
+        what=("$dir/plan.json")
+    fi
     # Another program may take the port between the check and the listen: try a few.
     for attempt in 1 2 3; do
         port=$(free_port)
-        "$coord_bin" run --launcher external --agents "$n" --listen "tcp://127.0.0.1:$port" \
-            --token "$token" --url http://127.0.0.1:9/ --rate "$rate" --duration "$duration" \
+        "$coord_bin" run "${what[@]}" --launcher external --agents "$n" \
+            --listen "tcp://127.0.0.1:$port" --token "$token" --rate "$rate" --duration "$duration" \
             --register-timeout 120s --summary "$dir/summary.json" \
             >"$dir/coord.out" 2>"$dir/coord.err" &
         cpid=$!
@@ -179,7 +192,7 @@ run_one() {
         fi
     done
     "$sim_bin" --coordinator "tcp://127.0.0.1:$port" --token "$token" --agents "$n" \
-        --sockets "$k" --agent-rps "$agent_rps" --expect "$dir/expect.json" \
+        --sockets "$k" --agent-rps "$agent_rps" --names "$names" --expect "$dir/expect.json" \
         >"$dir/sim.out" 2>"$dir/sim.err" &
     local spid=$!
     pids+=("$spid")

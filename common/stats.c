@@ -1,6 +1,7 @@
 #include "stats.h"
 #include "error.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define FIELD(n) {#n, offsetof(st_counts, n), 0}
@@ -49,11 +50,42 @@ int st_stats_init(st_stats *s)
     return 0;
 }
 
+int st_stats_names(st_stats *s, size_t n)
+{
+    if (n > ST_STATS_MAX_NAMES) {
+        return ST_EINVAL;
+    }
+    if (n <= s->n_names) {
+        return 0;
+    }
+    st_name_stats *p = realloc(s->names, n * sizeof(*p));
+    if (!p) {
+        return ST_ENOMEM;
+    }
+    s->names = p;
+    for (size_t i = s->n_names; i < n; i++) {
+        memset(&p[i], 0, sizeof(p[i]));
+        if (st_hist_new(&p[i].lat) || st_hist_new(&p[i].lat_raw)) {
+            st_hist_free(p[i].lat);
+            p[i].lat = NULL;
+            s->n_names = i;
+            return ST_ENOMEM;
+        }
+    }
+    s->n_names = n;
+    return 0;
+}
+
 void st_stats_fini(st_stats *s)
 {
     if (!s) {
         return;
     }
+    for (size_t i = 0; i < s->n_names; i++) {
+        st_hist_free(s->names[i].lat);
+        st_hist_free(s->names[i].lat_raw);
+    }
+    free(s->names);
     st_hist_free(s->lat);
     st_hist_free(s->lat_raw);
     memset(s, 0, sizeof(*s));
@@ -64,11 +96,24 @@ void st_stats_reset(st_stats *s)
     memset(&s->c, 0, sizeof(s->c));
     st_hist_reset(s->lat);
     st_hist_reset(s->lat_raw);
+    for (size_t i = 0; i < s->n_names; i++) {
+        memset(&s->names[i].c, 0, sizeof(s->names[i].c));
+        st_hist_reset(s->names[i].lat);
+        st_hist_reset(s->names[i].lat_raw);
+    }
 }
 
-void st_stats_merge(st_stats *dst, const st_stats *src)
+int st_stats_merge(st_stats *dst, const st_stats *src)
 {
     st_counts_add(&dst->c, &src->c);
     st_hist_merge(dst->lat, src->lat);
     st_hist_merge(dst->lat_raw, src->lat_raw);
+    int rc = st_stats_names(dst, src->n_names);
+    size_t n = dst->n_names < src->n_names ? dst->n_names : src->n_names;
+    for (size_t i = 0; i < n; i++) {
+        st_counts_add(&dst->names[i].c, &src->names[i].c);
+        st_hist_merge(dst->names[i].lat, src->names[i].lat);
+        st_hist_merge(dst->names[i].lat_raw, src->names[i].lat_raw);
+    }
+    return rc;
 }

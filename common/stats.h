@@ -59,19 +59,39 @@ uint64_t st_counts_failed(const st_counts *c);
 /* ok + failed: requests that completed one way or another. */
 uint64_t st_counts_done(const st_counts *c);
 
+/* The part of a second (or run) that went to one request name (plans with several names). */
+typedef struct st_name_stats {
+    st_counts c; /* inflight is not kept per name (always 0) */
+    st_hist *lat;
+    st_hist *lat_raw;
+} st_name_stats;
+
+/* At most this many request names are measured apart (a plan holds at most this many requests). */
+#define ST_STATS_MAX_NAMES 4096
+
 typedef struct st_stats {
     uint32_t second;
     st_counts c;
     st_hist *lat;     /* latency from the intended send instant (coordinated omission corrected) */
     st_hist *lat_raw; /* latency from the actual send instant (uncorrected) */
+    /* Per request name (common/names.h), for plans with more than one: n_names parts whose
+     * counts and histograms add up to the whole above. 0 and NULL otherwise. */
+    size_t n_names;
+    st_name_stats *names;
 } st_stats;
 
-/* Returns 0 or ST_ENOMEM (s is left zeroed; fini is still safe). */
+/* Returns 0 or ST_ENOMEM (s is left zeroed; fini is still safe). No per-name parts. */
 int st_stats_init(st_stats *s);
 void st_stats_fini(st_stats *s);
-/* Zeroes counts and histograms, keeps the allocation; second is left as is. */
+/* Gives s per-name parts for n names (0 .. ST_STATS_MAX_NAMES; existing ones are kept, none are
+ * taken away). Returns 0, ST_EINVAL or ST_ENOMEM (s unchanged). */
+int st_stats_names(st_stats *s, size_t n);
+/* Zeroes counts and histograms (the per-name parts too), keeps the allocation; second is left
+ * as is. */
 void st_stats_reset(st_stats *s);
-/* dst += src (counts and both histograms); dst->second is unchanged. */
-void st_stats_merge(st_stats *dst, const st_stats *src);
+/* dst += src (counts, both histograms and the per-name parts, which dst gains when src has them);
+ * dst->second is unchanged. Returns 0, or ST_ENOMEM when dst could not gain src's per-name parts
+ * (the whole is merged all the same, the parts are not). */
+int st_stats_merge(st_stats *dst, const st_stats *src);
 
 #endif

@@ -91,35 +91,105 @@ static Stampede__Histogram *hist_build(st_arena *a, const st_hist *h)
     return pb;
 }
 
+static Stampede__Counts *counts_build(st_arena *a, const st_counts *k)
+{
+    Stampede__Counts *c = st_arena_alloc(a, sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    stampede__counts__init(c);
+    c->sent = k->sent;
+    c->ok = k->ok;
+    c->http_4xx = k->http_4xx;
+    c->http_5xx = k->http_5xx;
+    c->err_connect = k->err_connect;
+    c->err_timeout = k->err_timeout;
+    c->err_other = k->err_other;
+    c->bytes_in = k->bytes_in;
+    c->bytes_out = k->bytes_out;
+    c->late = k->late;
+    c->dropped = k->dropped;
+    c->inflight = k->inflight;
+    c->err_local = k->err_local;
+    return c;
+}
+
+static st_counts counts_load(const Stampede__Counts *c)
+{
+    return (st_counts){
+        .sent = c->sent,
+        .ok = c->ok,
+        .http_4xx = c->http_4xx,
+        .http_5xx = c->http_5xx,
+        .err_connect = c->err_connect,
+        .err_timeout = c->err_timeout,
+        .err_other = c->err_other,
+        .bytes_in = c->bytes_in,
+        .bytes_out = c->bytes_out,
+        .late = c->late,
+        .dropped = c->dropped,
+        .inflight = c->inflight,
+        .err_local = c->err_local,
+    };
+}
+
+static bool counts_zero(const st_counts *k)
+{
+    static const st_counts zero;
+    return memcmp(k, &zero, sizeof(zero)) == 0;
+}
+
+/* The per-name parts of s that hold anything, as r->by_name. */
+static int by_name_build(st_arena *a, const st_stats *s, Stampede__SecondRecord *r)
+{
+    size_t used = 0;
+    for (size_t i = 0; i < s->n_names; i++) {
+        used += !counts_zero(&s->names[i].c) || st_hist_count(s->names[i].lat) > 0;
+    }
+    if (used == 0) {
+        return 0;
+    }
+    r->by_name = st_arena_alloc(a, used * sizeof(*r->by_name));
+    if (!r->by_name) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < s->n_names; i++) {
+        const st_name_stats *p = &s->names[i];
+        if (counts_zero(&p->c) && st_hist_count(p->lat) == 0) {
+            continue;
+        }
+        Stampede__NameRecord *nr = st_arena_alloc(a, sizeof(*nr));
+        if (!nr) {
+            return ST_ENOMEM;
+        }
+        stampede__name_record__init(nr);
+        nr->name = (uint32_t)i;
+        nr->counts = counts_build(a, &p->c);
+        nr->latency = hist_build(a, p->lat);
+        nr->latency_uncorrected = hist_build(a, p->lat_raw);
+        if (!nr->counts || !nr->latency || !nr->latency_uncorrected) {
+            return ST_ENOMEM;
+        }
+        nr->counts->inflight = 0;
+        r->by_name[r->n_by_name++] = nr;
+    }
+    return 0;
+}
+
 int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
                          Stampede__SecondRecord **out)
 {
     Stampede__SecondRecord *r = st_arena_alloc(a, sizeof(*r));
-    Stampede__Counts *c = st_arena_alloc(a, sizeof(*c));
-    if (!r || !c) {
+    if (!r) {
         return ST_ENOMEM;
     }
     stampede__second_record__init(r);
-    stampede__counts__init(c);
-    c->sent = s->c.sent;
-    c->ok = s->c.ok;
-    c->http_4xx = s->c.http_4xx;
-    c->http_5xx = s->c.http_5xx;
-    c->err_connect = s->c.err_connect;
-    c->err_timeout = s->c.err_timeout;
-    c->err_other = s->c.err_other;
-    c->bytes_in = s->c.bytes_in;
-    c->bytes_out = s->c.bytes_out;
-    c->late = s->c.late;
-    c->dropped = s->c.dropped;
-    c->inflight = s->c.inflight;
-    c->err_local = s->c.err_local;
     r->seq = seq;
     r->second = s->second;
-    r->counts = c;
+    r->counts = counts_build(a, &s->c);
     r->latency = hist_build(a, s->lat);
     r->latency_uncorrected = hist_build(a, s->lat_raw);
-    if (!r->latency || !r->latency_uncorrected) {
+    if (!r->counts || !r->latency || !r->latency_uncorrected || by_name_build(a, s, r)) {
         return ST_ENOMEM;
     }
     *out = r;
@@ -148,17 +218,18 @@ static int hist_check(const Stampede__Histogram *h)
                                 h->sum_us);
 }
 
-int st_wire_record_check(const Stampede__SecondRecord *r)
+/* Counts and histograms of one record or one per-name part agree. */
+static int part_check(const Stampede__Counts *c, const Stampede__Histogram *lat,
+                      const Stampede__Histogram *lat_raw)
 {
-    if (!r || !r->counts || hist_check(r->latency) || hist_check(r->latency_uncorrected)) {
+    if (!c || hist_check(lat) || hist_check(lat_raw)) {
         return ST_EINVAL;
     }
-    const Stampede__Counts *c = r->counts;
     /* Sums that wrap around 2^64 could make absurd counts look consistent: refuse them. */
     uint64_t http, samples, samples_raw;
     if (__builtin_add_overflow(c->ok, c->http_4xx, &http) ||
-        __builtin_add_overflow(http, c->http_5xx, &http) || !hist_total(r->latency, &samples) ||
-        !hist_total(r->latency_uncorrected, &samples_raw)) {
+        __builtin_add_overflow(http, c->http_5xx, &http) || !hist_total(lat, &samples) ||
+        !hist_total(lat_raw, &samples_raw)) {
         return ST_EINVAL;
     }
     /* Every HTTP response has one latency sample of each kind (a 1xx/6xx one counts as other). */
@@ -166,6 +237,94 @@ int st_wire_record_check(const Stampede__SecondRecord *r)
         return ST_EINVAL;
     }
     return 0;
+}
+
+/* What the per-name parts must add up to: counts, and per histogram its samples, sum and
+ * extremes. Sums that wrap are refused. */
+typedef struct part_sum {
+    st_counts c;
+    uint64_t n[2], sum[2], min[2], max[2];
+} part_sum;
+
+static bool sum_add(uint64_t *acc, uint64_t v)
+{
+    return !__builtin_add_overflow(*acc, v, acc);
+}
+
+static bool part_sum_add(part_sum *s, const Stampede__NameRecord *nr)
+{
+    st_counts k = counts_load(nr->counts);
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        size_t at = st_counts_fields[i].offset;
+        if (!sum_add((uint64_t *)((char *)&s->c + at), *(const uint64_t *)((const char *)&k + at))) {
+            return false;
+        }
+    }
+    const Stampede__Histogram *h[2] = {nr->latency, nr->latency_uncorrected};
+    for (int j = 0; j < 2; j++) {
+        uint64_t n;
+        if (!hist_total(h[j], &n) || !sum_add(&s->n[j], n) || !sum_add(&s->sum[j], h[j]->sum_us)) {
+            return false;
+        }
+        if (n > 0) {
+            s->min[j] = s->n[j] == n || h[j]->min_us < s->min[j] ? h[j]->min_us : s->min[j];
+            s->max[j] = h[j]->max_us > s->max[j] ? h[j]->max_us : s->max[j];
+        }
+    }
+    return true;
+}
+
+static bool part_sum_matches(const part_sum *s, const Stampede__SecondRecord *r)
+{
+    st_counts whole = counts_load(r->counts);
+    whole.inflight = 0;
+    if (memcmp(&whole, &s->c, sizeof(whole)) != 0) {
+        return false;
+    }
+    const Stampede__Histogram *h[2] = {r->latency, r->latency_uncorrected};
+    for (int j = 0; j < 2; j++) {
+        uint64_t n = 0;
+        hist_total(h[j], &n);
+        if (n != s->n[j] || h[j]->sum_us != s->sum[j] ||
+            (n > 0 && (h[j]->min_us != s->min[j] || h[j]->max_us != s->max[j]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int st_wire_record_check(const Stampede__SecondRecord *r)
+{
+    if (!r || part_check(r->counts, r->latency, r->latency_uncorrected)) {
+        return ST_EINVAL;
+    }
+    if (r->n_by_name == 0) {
+        return 0;
+    }
+    part_sum sum = {0};
+    for (size_t i = 0; i < r->n_by_name; i++) {
+        const Stampede__NameRecord *nr = r->by_name[i];
+        if (!nr || nr->name >= ST_STATS_MAX_NAMES || (i > 0 && nr->name <= r->by_name[i - 1]->name) ||
+            part_check(nr->counts, nr->latency, nr->latency_uncorrected) ||
+            nr->counts->inflight != 0 || !part_sum_add(&sum, nr)) {
+            return ST_EINVAL;
+        }
+    }
+    return part_sum_matches(&sum, r) ? 0 : ST_EINVAL;
+}
+
+int st_wire_record_check_names(const Stampede__SecondRecord *r, size_t n_names)
+{
+    if (r->n_by_name > 0) {
+        /* Ascending (checked): the last index is the highest. */
+        return r->by_name[r->n_by_name - 1]->name < n_names ? 0 : ST_EINVAL;
+    }
+    if (n_names == 0) {
+        return 0;
+    }
+    st_counts whole = counts_load(r->counts);
+    whole.inflight = 0;
+    return counts_zero(&whole) && r->latency->n_count == 0 ? 0 : ST_EINVAL;
 }
 
 static void hist_apply(const Stampede__Histogram *h, st_hist *dst)
@@ -178,32 +337,32 @@ int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst)
 {
     int rc = st_wire_record_check(r);
     if (rc == 0) {
-        st_wire_record_apply(r, dst);
+        rc = st_wire_record_apply(r, dst);
     }
     return rc;
 }
 
-void st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst)
+int st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst)
 {
-    const Stampede__Counts *c = r->counts;
-    st_counts add = {
-        .sent = c->sent,
-        .ok = c->ok,
-        .http_4xx = c->http_4xx,
-        .http_5xx = c->http_5xx,
-        .err_connect = c->err_connect,
-        .err_timeout = c->err_timeout,
-        .err_other = c->err_other,
-        .bytes_in = c->bytes_in,
-        .bytes_out = c->bytes_out,
-        .late = c->late,
-        .dropped = c->dropped,
-        .inflight = c->inflight,
-        .err_local = c->err_local,
-    };
+    st_counts add = counts_load(r->counts);
     st_counts_add(&dst->c, &add);
     hist_apply(r->latency, dst->lat);
     hist_apply(r->latency_uncorrected, dst->lat_raw);
+    if (r->n_by_name == 0) {
+        return 0;
+    }
+    if (st_stats_names(dst, (size_t)r->by_name[r->n_by_name - 1]->name + 1)) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < r->n_by_name; i++) {
+        const Stampede__NameRecord *nr = r->by_name[i];
+        st_name_stats *p = &dst->names[nr->name];
+        st_counts k = counts_load(nr->counts);
+        st_counts_add(&p->c, &k);
+        hist_apply(nr->latency, p->lat);
+        hist_apply(nr->latency_uncorrected, p->lat_raw);
+    }
+    return 0;
 }
 
 int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampede__PlanSpec **out)

@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ST_PROTOCOL_VERSION 1
+/* 2: records carry their per-name parts (SecondRecord.by_name). */
+#define ST_PROTOCOL_VERSION 2
 
 /* A bump allocator for building one message. Zero-initialise, then use; _fini frees it all. */
 typedef struct st_arena {
@@ -34,20 +35,31 @@ void *st_arena_alloc(st_arena *a, size_t n);
 char *st_arena_strdup(st_arena *a, const char *s);
 void st_arena_fini(st_arena *a);
 
-/* Builds a SecondRecord from s (counts and both histograms, sparse). Returns 0 or ST_ENOMEM. */
+/* Builds a SecondRecord from s (counts and both histograms, sparse; the per-name parts that hold
+ * anything, as by_name). Returns 0 or ST_ENOMEM. */
 int st_wire_record_build(st_arena *a, const st_stats *s, uint64_t seq,
                          Stampede__SecondRecord **out);
 
-/* Adds a received record into dst (counts and histograms; dst->second is not touched).
- * Returns 0, or ST_EINVAL for a malformed record (dst unchanged). */
+/* Adds a received record into dst (counts, histograms and per-name parts, which dst gains as
+ * needed; dst->second is not touched). Returns 0, ST_EINVAL for a malformed record (dst
+ * unchanged), or ST_ENOMEM (the whole was added, the per-name parts could not be). */
 int st_wire_record_merge(const Stampede__SecondRecord *r, st_stats *dst);
 
-/* Checks a record without merging it. Returns 0 or ST_EINVAL. */
+/* Checks a record without merging it: its counts and histograms agree, and its per-name parts
+ * (each checked the same way) have ascending name indexes below ST_STATS_MAX_NAMES, an inflight
+ * of 0, and add up to the whole in every count and in the histograms' sample counts, sums and
+ * extremes. Returns 0 or ST_EINVAL. */
 int st_wire_record_check(const Stampede__SecondRecord *r);
 
+/* Whether a checked record fits a plan that keeps n_names names apart (st_names_kept: 0 for a
+ * plan with one name): every name index is below n_names, and a record of a plan with several
+ * names that counted anything has its per-name parts. Returns 0 or ST_EINVAL. */
+int st_wire_record_check_names(const Stampede__SecondRecord *r, size_t n_names);
+
 /* st_wire_record_merge for a record st_wire_record_check accepted: no second check (the
- * coordinator's ingest path checks once). Anything else is undefined. */
-void st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst);
+ * coordinator's ingest path checks once). Anything else is undefined. Returns 0 or ST_ENOMEM
+ * (as st_wire_record_merge). */
+int st_wire_record_apply(const Stampede__SecondRecord *r, st_stats *dst);
 
 /* Builds the PlanSpec of a finished plan (requests and settings; the profile travels in the
  * assignment). Returns 0 or ST_ENOMEM. */

@@ -21,6 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The run's results per request name, merged from the stored seconds (version-2 items). */
+typedef struct name_totals {
+    char **names; /* borrowed from the seconds' messages */
+    size_t n;
+    st_stats parts; /* parts.names[i] is names[i]'s */
+} name_totals;
+
 typedef struct run_data {
     st_result_msg *seconds;
     size_t n_seconds;
@@ -110,6 +117,7 @@ static int query_run(st_aws_client *c, const char *table, const char *run_id, ru
 typedef struct check {
     int compared;
     int mismatched;
+    const char *prefix; /* "" or "requests_by_name.NAME." */
     char lines[2048];
 } check;
 
@@ -126,8 +134,8 @@ static void check_value(check *ck, const char *what, const cJSON *summary_value,
         ck->mismatched++;
         size_t len = strlen(ck->lines);
         snprintf(ck->lines + len, sizeof(ck->lines) - len,
-                 "  %s: the summary says %.17g, the stored seconds give %.17g\n", what,
-                 summary_value->valuedouble, stored);
+                 "  %s%s: the summary says %.17g, the stored seconds give %.17g\n",
+                 ck->prefix ? ck->prefix : "", what, summary_value->valuedouble, stored);
     }
 }
 
@@ -183,13 +191,122 @@ static void check_summary(const cJSON *summary, const st_stats *total, check *ck
     }
 }
 
+/* Adds the per-name parts of every stored second into t, by name. Returns 0 or ST_ENOMEM. */
+static int merge_names(const run_data *r, name_totals *t)
+{
+    if (st_stats_init(&t->parts)) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < r->n_seconds; i++) {
+        const st_result_msg *m = &r->seconds[i];
+        for (size_t k = 0; k < m->n_names; k++) {
+            size_t at = 0;
+            while (at < t->n && strcmp(t->names[at], m->names[k]) != 0) {
+                at++;
+            }
+            if (at == t->n) {
+                char **nn = realloc(t->names, (t->n + 1) * sizeof(*nn));
+                if (!nn) {
+                    return ST_ENOMEM;
+                }
+                t->names = nn;
+                t->names[t->n++] = m->names[k];
+                if (st_stats_names(&t->parts, t->n)) {
+                    return ST_ENOMEM;
+                }
+            }
+            st_name_stats *d = &t->parts.names[at];
+            const st_name_stats *s = &m->stats.names[k];
+            st_counts_add(&d->c, &s->c);
+            st_hist_merge(d->lat, s->lat);
+            st_hist_merge(d->lat_raw, s->lat_raw);
+        }
+    }
+    return 0;
+}
+
+static void name_totals_fini(name_totals *t)
+{
+    free(t->names);
+    st_stats_fini(&t->parts);
+}
+
+static st_stats name_view(const name_totals *t, size_t i)
+{
+    return (st_stats){.c = t->parts.names[i].c,
+                      .lat = t->parts.names[i].lat,
+                      .lat_raw = t->parts.names[i].lat_raw};
+}
+
+/* The summary's requests_by_name blocks against the merged parts: a name on one side only is a
+ * mismatch. */
+static void check_names(const cJSON *summary, const name_totals *t, check *ck)
+{
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(summary, "requests_by_name");
+    if (!cJSON_IsObject(by) && t->n == 0) {
+        return;
+    }
+    char prefix[1100];
+    ck->prefix = prefix;
+    for (size_t i = 0; i < t->n; i++) {
+        snprintf(prefix, sizeof(prefix), "requests_by_name.%s.", t->names[i]);
+        const cJSON *block = cJSON_GetObjectItemCaseSensitive(by, t->names[i]);
+        st_stats v = name_view(t, i);
+        if (!block) {
+            ck->mismatched++;
+            size_t len = strlen(ck->lines);
+            snprintf(ck->lines + len, sizeof(ck->lines) - len,
+                     "  %s: stored seconds have it, the summary does not\n", prefix);
+            continue;
+        }
+        check_summary(block, &v, ck);
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, by)
+    {
+        size_t k = 0;
+        while (k < t->n && strcmp(t->names[k], it->string) != 0) {
+            k++;
+        }
+        const cJSON *tot = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(it, "requests"), "total");
+        /* A name of the plan that no stored second has: fine when it counted nothing. */
+        if (k == t->n && (!cJSON_IsNumber(tot) || tot->valuedouble != 0)) {
+            ck->mismatched++;
+            size_t len = strlen(ck->lines);
+            snprintf(ck->lines + len, sizeof(ck->lines) - len,
+                     "  requests_by_name.%s: in the summary, in no stored second\n", it->string);
+        }
+    }
+    ck->prefix = NULL;
+}
+
 static double ms(uint64_t us)
 {
     return (double)us / 1000.0;
 }
 
+/* The per-name table of `stampede results`. */
+static void print_names(const name_totals *t)
+{
+    if (t->n == 0) {
+        return;
+    }
+    printf("\nby request name, merged from the stored seconds:\n%-24s %9s %9s %7s %9s %9s %9s "
+           "%9s\n",
+           "name", "requests", "ok", "failed", "p50 ms", "p90 ms", "p99 ms", "max ms");
+    for (size_t i = 0; i < t->n; i++) {
+        st_stats v = name_view(t, i);
+        printf("%-24s %9llu %9llu %7llu %9.3f %9.3f %9.3f %9.3f\n", t->names[i],
+               (unsigned long long)st_counts_done(&v.c), (unsigned long long)v.c.ok,
+               (unsigned long long)st_counts_failed(&v.c), ms(st_hist_percentile(v.lat, 50)),
+               ms(st_hist_percentile(v.lat, 90)), ms(st_hist_percentile(v.lat, 99)),
+               ms(st_hist_max(v.lat)));
+    }
+}
+
 static void print_text(const char *run_id, const char *table, const run_data *r,
-                       const st_stats *total, const check *ck)
+                       const st_stats *total, const name_totals *names, const check *ck)
 {
     printf("run %s in table %s: %zu second(s) stored", run_id, table, r->n_seconds);
     if (r->n_seconds) {
@@ -226,6 +343,7 @@ static void print_text(const char *run_id, const char *table, const run_data *r,
            (unsigned long long)st_counts_failed(&total->c), ms(st_hist_percentile(total->lat, 50)),
            ms(st_hist_percentile(total->lat, 90)), ms(st_hist_percentile(total->lat, 99)),
            ms(st_hist_percentile(total->lat, 99.9)), ms(st_hist_max(total->lat)));
+    print_names(names);
     if (ck->mismatched) {
         printf("check: the summary does NOT match the stored seconds:\n%s", ck->lines);
     } else if (ck->compared) {
@@ -240,8 +358,9 @@ static cJSON *second_json(const st_result_msg *m)
 {
     char *text = NULL;
     char id[ST_RESULT_ID_MAX + 1];
-    if (st_result_encode_second(m->run_id, &m->stats, m->target_rps, m->achieved_rps, m->agents,
-                                &text, id) != 0) {
+    if (st_result_encode_second_by_name(m->run_id, &m->stats, (const char *const *)m->names,
+                                        m->n_names, m->target_rps, m->achieved_rps, m->agents,
+                                        &text, id) != 0) {
         return NULL;
     }
     cJSON *j = cJSON_Parse(text);
@@ -257,7 +376,26 @@ static cJSON *second_json(const st_result_msg *m)
     return j;
 }
 
-static int print_json(const char *run_id, const run_data *r, const st_stats *total, const check *ck)
+/* {"sent", "ok", "failed"} and a latency_us block of s, into o. */
+static void whole_json(cJSON *o, const st_stats *s)
+{
+    cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+    cJSON_AddNumberToObject(counts, "sent", (double)s->c.sent);
+    cJSON_AddNumberToObject(counts, "ok", (double)s->c.ok);
+    cJSON_AddNumberToObject(counts, "failed", (double)st_counts_failed(&s->c));
+    cJSON *lat = cJSON_AddObjectToObject(o, "latency_us");
+    cJSON_AddNumberToObject(lat, "count", (double)st_hist_count(s->lat));
+    cJSON_AddNumberToObject(lat, "min", (double)st_hist_min(s->lat));
+    cJSON_AddNumberToObject(lat, "p50", (double)st_hist_percentile(s->lat, 50));
+    cJSON_AddNumberToObject(lat, "p90", (double)st_hist_percentile(s->lat, 90));
+    cJSON_AddNumberToObject(lat, "p95", (double)st_hist_percentile(s->lat, 95));
+    cJSON_AddNumberToObject(lat, "p99", (double)st_hist_percentile(s->lat, 99));
+    cJSON_AddNumberToObject(lat, "p999", (double)st_hist_percentile(s->lat, 99.9));
+    cJSON_AddNumberToObject(lat, "max", (double)st_hist_max(s->lat));
+}
+
+static int print_json(const char *run_id, const run_data *r, const st_stats *total,
+                      const name_totals *names, const check *ck)
 {
     cJSON *root = cJSON_CreateObject();
     if (!root) {
@@ -274,19 +412,14 @@ static int print_json(const char *run_id, const run_data *r, const st_stats *tot
     }
     cJSON *whole = cJSON_AddObjectToObject(root, "whole_run");
     cJSON_AddNumberToObject(whole, "seconds", (double)r->n_seconds);
-    cJSON *counts = cJSON_AddObjectToObject(whole, "counts");
-    cJSON_AddNumberToObject(counts, "sent", (double)total->c.sent);
-    cJSON_AddNumberToObject(counts, "ok", (double)total->c.ok);
-    cJSON_AddNumberToObject(counts, "failed", (double)st_counts_failed(&total->c));
-    cJSON *lat = cJSON_AddObjectToObject(whole, "latency_us");
-    cJSON_AddNumberToObject(lat, "count", (double)st_hist_count(total->lat));
-    cJSON_AddNumberToObject(lat, "min", (double)st_hist_min(total->lat));
-    cJSON_AddNumberToObject(lat, "p50", (double)st_hist_percentile(total->lat, 50));
-    cJSON_AddNumberToObject(lat, "p90", (double)st_hist_percentile(total->lat, 90));
-    cJSON_AddNumberToObject(lat, "p95", (double)st_hist_percentile(total->lat, 95));
-    cJSON_AddNumberToObject(lat, "p99", (double)st_hist_percentile(total->lat, 99));
-    cJSON_AddNumberToObject(lat, "p999", (double)st_hist_percentile(total->lat, 99.9));
-    cJSON_AddNumberToObject(lat, "max", (double)st_hist_max(total->lat));
+    whole_json(whole, total);
+    if (names->n > 0) {
+        cJSON *by = cJSON_AddObjectToObject(whole, "by_name");
+        for (size_t i = 0; by && i < names->n; i++) {
+            st_stats v = name_view(names, i);
+            whole_json(cJSON_AddObjectToObject(by, names->names[i]), &v);
+        }
+    }
     cJSON *chk = cJSON_AddObjectToObject(root, "check");
     cJSON_AddNumberToObject(chk, "compared", ck->compared);
     cJSON_AddNumberToObject(chk, "mismatched", ck->mismatched);
@@ -495,6 +628,8 @@ int st_cmd_results(int argc, char **argv)
     memset(&r, 0, sizeof(r));
     st_stats total;
     memset(&total, 0, sizeof(total));
+    name_totals names;
+    memset(&names, 0, sizeof(names));
     int rc = st_aws_client_new(&client, &aws, &aerr);
     if (rc) {
         st_error("results: %s", aerr.message);
@@ -517,15 +652,19 @@ int st_cmd_results(int argc, char **argv)
     for (size_t i = 0; i < r.n_seconds; i++) {
         st_stats_merge(&total, &r.seconds[i].stats);
     }
+    if ((rc = merge_names(&r, &names)) != 0) {
+        goto out;
+    }
     check ck;
     memset(&ck, 0, sizeof(ck));
     if (r.have_summary) {
         check_summary(r.summary.summary, &total, &ck);
+        check_names(r.summary.summary, &names, &ck);
     }
     if (json) {
-        rc = print_json(run_id, &r, &total, &ck);
+        rc = print_json(run_id, &r, &total, &names, &ck);
     } else {
-        print_text(run_id, table, &r, &total, &ck);
+        print_text(run_id, table, &r, &total, &names, &ck);
     }
     if (rc == 0 && report) {
         rc = write_report(report, run_id, &r, &total);
@@ -536,6 +675,7 @@ int st_cmd_results(int argc, char **argv)
     }
 out:
     st_stats_fini(&total);
+    name_totals_fini(&names);
     run_data_fini(&r);
     st_aws_client_free(client);
     return st_exit_code(rc);

@@ -50,7 +50,7 @@ int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
     }
     c->plan = cfg->plan;
     if ((!c->plan->closed_loop && st_profile_copy(&c->profile, &c->plan->profile)) ||
-        st_merge_init(&c->merge) || st_report_series_new(&c->series)) {
+        st_merge_init(&c->merge, c->plan) || st_report_series_new(&c->series)) {
         st_merge_fini(&c->merge);
         st_profile_fini(&c->profile);
         free(c);
@@ -334,7 +334,7 @@ void st_coord_tick(st_coord *c)
             }
             if (c->cfg.on_second) {
                 st_coord_second sec = {out[i].s.second, out[i].target_rps, &out[i].s,
-                                       out[i].agents, &row};
+                                       out[i].agents, &row, &c->merge.names};
                 c->cfg.on_second(c->cfg.ctx, &sec);
             }
             st_stats_fini(&out[i].s);

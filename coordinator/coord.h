@@ -36,6 +36,7 @@
 #define ST_COORD_H
 
 #include "clock.h"
+#include "names.h"
 #include "plan.h"
 #include "report.h"
 #include "stats.h"
@@ -63,6 +64,7 @@ typedef struct st_coord_second {
     const st_stats *stats;
     int agents;          /* agents counted in this second (not lost) */
     const st_report_second *row; /* the same second as the report's series holds it */
+    const st_names *names; /* the plan's request names: stats->names[i] is names->name[i]'s */
     /* stats and row are valid during the on_second call only. */
 } st_coord_second;
 

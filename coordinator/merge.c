@@ -2,20 +2,33 @@
 #include "core.h"
 #include "error.h"
 #include "log.h"
+#include "names.h"
 #include "protocol.h"
 #include "wire.h"
 
 #include <math.h>
+#include <string.h>
 
-int st_merge_init(st_merge *m)
+int st_merge_init(st_merge *m, const st_plan *p)
 {
-    return st_window_new(&m->win, 0, ST_WINDOW_TOTAL);
+    memset(m, 0, sizeof(*m));
+    if (st_names_init(&m->names, p) || st_window_new(&m->win, 0, ST_WINDOW_TOTAL)) {
+        st_merge_fini(m);
+        return ST_ENOMEM;
+    }
+    if (m->names.n > ST_NAMES_KEPT_MAX) {
+        st_warn("the plan has %zu request names: results per name are kept for plans of at most "
+                "%d, this run's are for the whole only",
+                m->names.n, ST_NAMES_KEPT_MAX);
+    }
+    return 0;
 }
 
 void st_merge_fini(st_merge *m)
 {
     st_window_free(m->win);
     m->win = NULL;
+    st_names_fini(&m->names);
 }
 
 void st_merge_start(st_coord *c)
@@ -27,6 +40,7 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
                       const unsigned char *valid)
 {
     uint32_t next_final = st_window_next(c->merge.win);
+    size_t n_names = st_names_kept(&c->merge.names);
     for (size_t i = 0; i < u->n_records; i++) {
         const Stampede__SecondRecord *r = u->records[i];
         if (!r || r->seq <= a->acked_seq) {
@@ -42,6 +56,13 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
             c->malformed++;
             st_warn("agent %u sent a malformed record (seq %llu): dropped", a->id,
                     (unsigned long long)r->seq);
+            continue;
+        }
+        if (st_wire_record_check_names(r, n_names)) {
+            c->malformed++;
+            st_warn("agent %u sent a record (seq %llu) whose per-name parts do not fit the plan "
+                    "(%zu request names kept apart): dropped",
+                    a->id, (unsigned long long)r->seq, n_names);
             continue;
         }
         if (r->second >= next_final && r->second - next_final > ST_PROTO_SECOND_HORIZON) {
@@ -79,7 +100,11 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         st_stats *dst;
         bool late;
         if (st_window_at(c->merge.win, r->second, &dst, &late) == 0) {
-            st_wire_record_apply(r, dst);
+            if (st_wire_record_apply(r, dst)) {
+                st_error("out of memory: agent %u's record for second %u counts in the run's "
+                         "figures but not in its per-name figures",
+                         a->id, r->second);
+            }
             if (late && r->second >= st_window_next(c->merge.win)) {
                 /* Not late: its second could not be stored. It is in the total, not in its
                  * second, and the run must say so (st_merge_unstored, the report, the exit). */

@@ -16,6 +16,7 @@
 #define ST_COORD_MERGE_H
 
 #include "coord.h"
+#include "names.h"
 #include "stampede.pb-c.h"
 #include "stats.h"
 #include "window.h"
@@ -27,18 +28,21 @@ typedef struct st_coord_agent st_coord_agent;
 
 typedef struct st_merge {
     st_window *win;
+    st_names names; /* the plan's request names; per-name parts for st_names_kept of them */
 } st_merge;
 
-/* Returns 0 or ST_ENOMEM (m is then empty: fini is still safe). */
-int st_merge_init(st_merge *m);
+/* For the (finished) plan p, which outlives m. Returns 0 or ST_ENOMEM (m is then empty: fini is
+ * still safe). */
+int st_merge_init(st_merge *m, const st_plan *p);
 void st_merge_fini(st_merge *m);
 
 /* The run started at t0_ns: seconds become timed, with the configured grace. */
 void st_merge_start(st_coord *c);
 
 /* Takes the records of update u from agent a; valid[i] says whether record i passed
- * st_wire_record_check. Malformed records and records for no second of the run are counted in
- * c->malformed, re-sent ones in c->duplicates. */
+ * st_wire_record_check. Malformed records (those too whose per-name parts do not fit the plan:
+ * st_wire_record_check_names) and records for no second of the run are counted in c->malformed,
+ * re-sent ones in c->duplicates. */
 void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdate *u,
                       const unsigned char *valid);
 

@@ -41,8 +41,12 @@ static int sqs_second(void *state, const st_coord_second *sec)
     sqs_out *o = state;
     char *json = NULL, id[ST_RESULT_ID_MAX + 1] = "";
     uint64_t done = st_counts_done(&sec->stats->c);
-    int rc = st_result_encode_second(o->run_id, sec->stats, sec->target_rps, (double)done,
-                                     (uint32_t)sec->agents, &json, id);
+    /* A plan with several request names ships its seconds with their per-name parts. */
+    size_t n_names = sec->names ? st_names_kept(sec->names) : 0;
+    int rc = st_result_encode_second_by_name(o->run_id, sec->stats,
+                                             n_names ? sec->names->name : NULL, n_names,
+                                             sec->target_rps, (double)done,
+                                             (uint32_t)sec->agents, &json, id);
     submit(o, rc, json, id);
     return 0;
 }

@@ -60,6 +60,28 @@ static void progress_thresholds(FILE *f, const st_report *r)
     }
 }
 
+/* The per-name block under the summary table (plans with more than one request name). */
+static void progress_by_name(FILE *f, const st_report *r)
+{
+    if (r->n_names == 0) {
+        return;
+    }
+    fprintf(f, "  %-22s %10s %10s %10s %10s %10s\n", "by request name", "requests", "ok", "failed",
+            "p50 ms", "p99 ms");
+    for (size_t i = 0; i < r->n_names; i++) {
+        st_stats v = st_report_name_view(r, i);
+        fprintf(f, "    %-20s %10llu %10llu %10llu", r->names[i],
+                (unsigned long long)st_counts_done(&v.c), (unsigned long long)v.c.ok,
+                (unsigned long long)st_counts_failed(&v.c));
+        if (st_hist_count(v.lat) == 0) {
+            fprintf(f, " %21s\n", "no responses");
+        } else {
+            fprintf(f, " %10.3f %10.3f\n", st_us_to_ms(st_hist_percentile(v.lat, 50)),
+                    st_us_to_ms(st_hist_percentile(v.lat, 99)));
+        }
+    }
+}
+
 static int progress_summary(void *state, const st_report *r)
 {
     FILE *f = state;
@@ -85,6 +107,7 @@ static int progress_summary(void *state, const st_report *r)
         fprintf(f, ", start skew %.3f ms", r->start_skew_ms);
     }
     fprintf(f, "\n  %-22s %s\n", "run", r->run_id);
+    progress_by_name(f, r);
     progress_thresholds(f, r);
     fflush(f);
     return 0;
@@ -177,6 +200,38 @@ static void ms_or_null(char *out, size_t len, const st_report_latency *l, uint64
     }
 }
 
+/* ,"by_name":{NAME:{"ok","failed","p50_ms","p99_ms"},...} for plans with several names, else
+ * nothing. Returns 0 or an errno. */
+static int jsonl_by_name(st_outfile *f, const st_coord_second *sec)
+{
+    const st_stats *s = sec->stats;
+    if (!sec->names || !st_names_kept(sec->names)) {
+        return 0;
+    }
+    int e = st_outfile_printf(f, ",\"by_name\":{");
+    for (size_t i = 0; !e && i < sec->names->n; i++) {
+        static const st_counts none;
+        const st_counts *c = i < s->n_names ? &s->names[i].c : &none;
+        const st_hist *h = i < s->n_names ? s->names[i].lat : NULL;
+        st_report_latency l = {0};
+        if (h) {
+            st_report_latency_of(&l, h);
+        }
+        char p50[32], p99[32];
+        ms_or_null(p50, sizeof(p50), &l, l.p50_us);
+        ms_or_null(p99, sizeof(p99), &l, l.p99_us);
+        cJSON *js = cJSON_CreateStringReference(sec->names->name[i]);
+        char *name = js ? cJSON_PrintUnformatted(js) : NULL;
+        cJSON_Delete(js);
+        e = name ? st_outfile_printf(f, "%s%s:{\"ok\":%llu,\"failed\":%llu,\"p50_ms\":%s,\"p99_ms\":%s}",
+                                     i ? "," : "", name, (unsigned long long)c->ok,
+                                     (unsigned long long)st_counts_failed(c), p50, p99)
+                 : ENOMEM;
+        free(name);
+    }
+    return e ? e : st_outfile_printf(f, "}");
+}
+
 int st_output_second_line(char *buf, size_t len, const st_report_second *row)
 {
     const st_counts *c = &row->counts;
@@ -218,7 +273,18 @@ static int jsonl_second(void *state, const st_coord_second *sec)
     }
     char line[ST_OUTPUT_SECOND_LINE_MAX];
     st_output_second_line(line, sizeof(line), sec->row);
-    int e = st_outfile_printf(j->f, "%s\n", line);
+    /* The line's object is closed after the per-name figures (plans with several names). */
+    size_t n = strlen(line);
+    if (n > 0 && line[n - 1] == '}') {
+        line[n - 1] = 0;
+    }
+    int e = st_outfile_printf(j->f, "%s", line);
+    if (!e) {
+        e = jsonl_by_name(j->f, sec);
+    }
+    if (!e) {
+        e = st_outfile_printf(j->f, "}\n");
+    }
     /* Flushed every second: a full disk is found out now, not at the end. */
     if (!e) {
         e = st_outfile_flush(j->f);

@@ -296,6 +296,10 @@ void st_report_fini(st_report *r)
     }
     free(r->thresholds);
     free(r->rate_changes);
+    for (size_t i = 0; i < r->n_names; i++) {
+        free(r->names[i]);
+    }
+    free(r->names);
     free(r->seconds);
     free(r->incomplete_seconds);
     st_stats_fini(&r->total);
@@ -436,7 +440,75 @@ cJSON *st_report_json(const st_report *r)
             cJSON_AddItemToArray(th, o);
         }
     }
+    if (r->n_names > 0) {
+        cJSON *by = st_report_by_name_json(r);
+        if (!by) {
+            cJSON_Delete(j);
+            return NULL;
+        }
+        cJSON_AddItemToObject(j, "requests_by_name", by);
+    }
     return j;
+}
+
+/* ---- results per request name ---- */
+
+st_stats st_report_name_view(const st_report *r, size_t i)
+{
+    const st_name_stats *p = &r->total.names[i];
+    return (st_stats){.c = p->c, .lat = p->lat, .lat_raw = p->lat_raw};
+}
+
+/* The parts of a summary object that a name's block takes (the rest is the run's). */
+static const char *const by_name_keys[] = {"requests", "errors", "latency_ms",
+                                           "latency_uncorrected_ms"};
+
+cJSON *st_report_by_name_json(const st_report *r)
+{
+    if (r->n_names == 0 || r->total.n_names < r->n_names) {
+        return NULL;
+    }
+    cJSON *by = cJSON_CreateObject();
+    for (size_t i = 0; by && i < r->n_names; i++) {
+        st_stats v = st_report_name_view(r, i);
+        st_summary s = {.total = &v, .duration_s = r->duration_s};
+        cJSON *whole = st_summary_json(&s);
+        cJSON *o = cJSON_CreateObject();
+        bool ok = whole && o;
+        for (size_t k = 0; ok && k < sizeof(by_name_keys) / sizeof(by_name_keys[0]); k++) {
+            cJSON *part = cJSON_DetachItemFromObjectCaseSensitive(whole, by_name_keys[k]);
+            ok = part != NULL;
+            if (ok) {
+                cJSON_AddItemToObject(o, by_name_keys[k], part);
+            }
+        }
+        cJSON_Delete(whole);
+        if (!ok) {
+            cJSON_Delete(o);
+            cJSON_Delete(by);
+            return NULL;
+        }
+        cJSON_AddItemToObject(by, r->names[i], o);
+    }
+    return by;
+}
+
+int st_report_names_of(st_report *r, const st_names *names)
+{
+    size_t n = st_names_kept(names);
+    if (n == 0) {
+        return 0;
+    }
+    if (st_stats_names(&r->total, n) || !(r->names = calloc(n, sizeof(*r->names)))) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!(r->names[i] = strdup(names->name[i]))) {
+            return ST_ENOMEM;
+        }
+        r->n_names = i + 1;
+    }
+    return 0;
 }
 
 /* ---- the core's report (coord.h) ---------------------------------------------------------- */
@@ -595,7 +667,10 @@ static int copy_locked(st_coord *c, st_report *r)
     if (st_stats_init(&r->total)) {
         return ST_ENOMEM;
     }
-    st_stats_merge(&r->total, st_merge_sum(c));
+    if (st_stats_merge(&r->total, st_merge_sum(c)) ||
+        st_report_names_of(r, &c->merge.names)) {
+        return ST_ENOMEM;
+    }
     st_report_latency_of(&r->latency, r->total.lat);
     st_report_latency_of(&r->latency_uncorrected, r->total.lat_raw);
     if (st_report_latency_with_timeouts(&r->latency_with_timeouts, r->total.lat,

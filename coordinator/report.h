@@ -14,8 +14,9 @@
  * some were), incomplete_seconds (in a degraded run, or when some second is incomplete), and,
  * once the run ended, status (and error when it failed), rate_changes[] (when the rate was
  * changed live: {at_s, from_rps, to_rps, by}), and last thresholds[] (when the plan has
- * thresholds), in that order and format. A lost
- * agent's row also says why (reason), when known.
+ * thresholds), in that order and format, and requests_by_name (plans with more than one
+ * request name: st_report_by_name_json) after them. A lost agent's row also says why (reason),
+ * when known.
  *
  * The per-second rows (st_report_second) are also what the core hands to on_second with each
  * finished second, so a streaming output and a final one read the same numbers.
@@ -26,6 +27,7 @@
 #define ST_COORD_REPORT_H
 
 #include "hist.h"
+#include "names.h"
 #include "stats.h"
 
 #include <cjson/cJSON.h>
@@ -231,6 +233,10 @@ typedef struct st_report {
     st_report_rate_change *rate_changes; /* in the order they were made; the JSON has
                                           * "rate_changes" only when there are some */
     size_t n_rate_changes;
+    /* Plans with more than one request name: the names (common/names.h order), and
+     * total.n_names == n_names parts (st_report_name_view). */
+    char **names;
+    size_t n_names;
 } st_report;
 
 /* Releases what r owns and zeroes it; a zeroed report is a no-op. */
@@ -239,5 +245,18 @@ void st_report_fini(st_report *r);
 /* The summary object described above; the caller frees it with cJSON_Delete. NULL when out of
  * memory. */
 cJSON *st_report_json(const st_report *r);
+
+/* Name i's part of the total as stats to read (borrowed from r: never fini'ed, never merged into;
+ * second 0). i < r->n_names. */
+st_stats st_report_name_view(const st_report *r, size_t i);
+
+/* The requests_by_name object: name -> {"requests": {total, ok, failed, sent, late, dropped},
+ * "errors": {the summary's classes}, "latency_ms": {...}, "latency_uncorrected_ms": {...}}, the
+ * blocks as in the summary (common/summary.h). NULL when the plan has one name or out of memory. */
+cJSON *st_report_by_name_json(const st_report *r);
+
+/* Copies the plan's names kept apart (st_names_kept) into r->names and gives r->total a part for
+ * each. Returns 0 or ST_ENOMEM. */
+int st_report_names_of(st_report *r, const st_names *names);
 
 #endif

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "error.h"
 #include "hist.h"
+#include "names.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -114,6 +115,60 @@ static bool take_named(tparse *c, const named_metric *names, size_t n, st_thresh
     return false;
 }
 
+/* "{name=NAME}" or "{name:NAME}", NAME bare (up to the "}") or in double quotes. */
+static int parse_selector(tparse *c, st_threshold *t)
+{
+    c->p++;
+    skip_ws(c);
+    if (!take_word(c, "name")) {
+        return terr(c, "a selector names a request: {name=NAME} (the only tag is name)");
+    }
+    skip_ws(c);
+    if (*c->p != '=' && *c->p != ':') {
+        return terr(c, "\"=\" (or \":\") must follow \"name\" in the selector, as in {name=login}");
+    }
+    c->p++;
+    skip_ws(c);
+    const char *s, *e;
+    if (*c->p == '"') {
+        s = ++c->p;
+        while (*c->p && *c->p != '"') {
+            c->p++;
+        }
+        if (!*c->p) {
+            c->p = s - 1;
+            return terr(c, "the quoted name is not closed with \"");
+        }
+        e = c->p++;
+        skip_ws(c);
+    } else {
+        s = c->p;
+        while (*c->p && *c->p != '}') {
+            c->p++;
+        }
+        e = c->p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
+            e--;
+        }
+    }
+    if (*c->p != '}') {
+        return terr(c, "\"}\" must close the selector, as in {name=login}");
+    }
+    if (e == s) {
+        return terr(c, "the selector names no request: {name=NAME}");
+    }
+    if ((size_t)(e - s) >= sizeof(t->name)) {
+        c->p = s;
+        return terr(c, "the request name is longer than %zu characters", sizeof(t->name) - 1);
+    }
+    memcpy(t->name, s, (size_t)(e - s));
+    t->name[e - s] = 0;
+    t->by_name = true;
+    c->p++;
+    skip_ws(c);
+    return 0;
+}
+
 static int parse_metric(tparse *c, st_threshold *t)
 {
     t->uncorrected = take_word(c, "uncorrected");
@@ -157,8 +212,7 @@ static int parse_metric(tparse *c, st_threshold *t)
     }
     skip_ws(c);
     if (*c->p == '{') {
-        return terr(c, "thresholds per request name ({name=...}) are not supported yet: the "
-                       "threshold applies to the whole run");
+        return parse_selector(c, t);
     }
     return 0;
 }
@@ -276,6 +330,10 @@ int st_threshold_parse(st_threshold *t, const char *text, const char *where, boo
     if (*c.p) {
         return terr(&c, "unexpected \"%s\" after the threshold", c.p);
     }
+    if (t->by_name && t->metric == ST_THRESHOLD_ACHIEVED_RATIO) {
+        c.p = text;
+        return terr(&c, "achieved_ratio is for the whole run: the target is not split by name");
+    }
     if (closed_loop && t->metric == ST_THRESHOLD_ACHIEVED_RATIO) {
         c.p = text;
         return terr(&c, "achieved_ratio needs a target rate, and the plan is closed loop");
@@ -356,6 +414,7 @@ bool st_threshold_holds(const st_threshold *t, double value)
 
 typedef struct tstate {
     st_threshold t;
+    long name;           /* the name index it measures, -1: the whole run */
     const char *expr; /* the plan's string (the plan outlives the set) */
     bool failing;
     uint32_t failing_since; /* the second whose evaluation began the breach */
@@ -370,6 +429,56 @@ struct st_thresholds {
     double target_so_far;  /* requests the profile asked for in the seconds so far */
     const tstate *abort_by;
 };
+
+/* The name index of a threshold's selector in the plan, and its share of the plan's weight. */
+static int resolve_name(tstate *s, const st_plan *plan, const char *where, char *err,
+                        size_t err_len)
+{
+    s->name = -1;
+    if (!s->t.by_name) {
+        return 0;
+    }
+    st_names names;
+    if (st_names_init(&names, plan)) {
+        return ST_ENOMEM;
+    }
+    long at = st_names_find(&names, s->t.name);
+    int rc = 0;
+    if (at < 0) {
+        char list[512] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < names.n && used + 1 < sizeof(list); i++) {
+            int w = snprintf(list + used, sizeof(list) - used, "%s\"%s\"", i ? ", " : "",
+                             names.name[i]);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        rc = st_errf(err, err_len, ST_EINVAL,
+                     "%s: \"%s\": the plan has no request named \"%s\" (its names: %s)", where,
+                     s->expr, s->t.name, list);
+    } else if (st_names_kept(&names)) {
+        s->name = at;
+    } else if (names.n > 1) {
+        rc = st_errf(err, err_len, ST_EINVAL,
+                     "%s: \"%s\": the plan has %zu request names, and results per name are kept "
+                     "for plans of at most %d",
+                     where, s->expr, names.n, ST_NAMES_KEPT_MAX);
+    }
+    st_names_fini(&names);
+    return rc;
+}
+
+st_threshold_input st_threshold_input_of(const st_stats *s, long name, double target_requests)
+{
+    static const st_counts none;
+    if (name < 0) {
+        return (st_threshold_input){&s->c, s->lat, s->lat_raw, target_requests};
+    }
+    if ((size_t)name >= s->n_names) {
+        return (st_threshold_input){&none, NULL, NULL, 0};
+    }
+    const st_name_stats *p = &s->names[name];
+    return (st_threshold_input){&p->c, p->lat, p->lat_raw, 0};
+}
 
 int st_thresholds_new(st_thresholds **out, const st_plan *plan, const char *plan_file, char *err,
                       size_t err_len)
@@ -397,6 +506,10 @@ int st_thresholds_new(st_thresholds **out, const st_plan *plan, const char *plan
         }
         ts->v[i].expr = plan->thresholds[i];
         ts->n++;
+        if ((rc = resolve_name(&ts->v[i], plan, where, err, err_len))) {
+            st_thresholds_free(ts);
+            return rc;
+        }
     }
     *out = ts;
     return 0;
@@ -435,12 +548,14 @@ bool st_thresholds_second(st_thresholds *ts, const st_coord_second *sec, FILE *p
     if (!ts || ts->n == 0) {
         return false;
     }
-    st_stats_merge(&ts->acc, sec->stats);
+    /* Out of memory for the per-name parts: thresholds by name then read what the parts hold. */
+    (void)st_stats_merge(&ts->acc, sec->stats);
     ts->target_so_far += sec->target_rps;
-    st_threshold_input in = {&ts->acc.c, ts->acc.lat, ts->acc.lat_raw, ts->target_so_far};
     bool stop = false;
     for (size_t i = 0; i < ts->n; i++) {
         tstate *s = &ts->v[i];
+        st_threshold_input in =
+            st_threshold_input_of(&ts->acc, s->name, ts->target_so_far);
         double v = 0;
         bool have = st_threshold_observe(&s->t, &in, &v);
         bool ok = have && st_threshold_holds(&s->t, v);
@@ -492,10 +607,10 @@ int st_thresholds_final(const st_thresholds *ts, st_report *r)
     if (!rows) {
         return ST_ENOMEM;
     }
-    st_threshold_input in = {&r->total.c, r->total.lat, r->total.lat_raw,
-                             r->plan.closed_loop ? 0 : r->target_requests};
     for (size_t i = 0; i < ts->n; i++) {
         const tstate *s = &ts->v[i];
+        st_threshold_input in = st_threshold_input_of(
+            &r->total, s->name, r->plan.closed_loop ? 0 : r->target_requests);
         st_report_threshold *row = &rows[i];
         if (!(row->expression = strdup(s->expr))) {
             for (size_t j = 0; j < i; j++) {

@@ -5,8 +5,10 @@
  * Grammar (README "Thresholds"; spaces are allowed between the parts, nowhere else):
  *
  *   threshold  = condition [ "," "abort" [ "after" DURATION ] ]
- *   condition  = latency OP NUMBER [ "us" | "ms" | "s" ]      a bare number is milliseconds
- *              | ratio OP NUMBER [ "%" ]                       a bare number is a fraction
+ *   condition  = latency [ selector ] OP NUMBER [ "us" | "ms" | "s" ]   a bare number is ms
+ *              | ratio [ selector ] OP NUMBER [ "%" ]                   a bare number is a fraction
+ *   selector   = "{" "name" ( "=" | ":" ) NAME "}"   one request name (k6's tag filter)
+ *   NAME       = the name as written up to the "}", or in double quotes (any character but '"')
  *   latency    = [ "uncorrected" ] ( "p(" PERCENTILE ")" | "mean" | "min" | "max" )
  *   ratio      = "error_rate"          failed / total
  *              | "errors." CLASS       CLASS / total: http_4xx, http_5xx, connect, timeout,
@@ -25,9 +27,13 @@
  * go above 1, so it takes any number). A threshold whose value cannot be measured (a latency
  * without responses, a ratio over nothing) fails, with no observed value.
  *
- * Per request name (later): a selector after the metric, "p(99){name=login}<250ms", k6's form;
- * the parser already refuses "{" after a metric with a message saying so, so adding it changes
- * no accepted expression. st_threshold would gain the name, and the evaluator a per-name input.
+ * Per request name: "p(99){name=login}<250ms" (or k6's "{name:login}") measures the requests of
+ * that name only (every request of the plan that has it), on the exact merge of their counts and
+ * histograms (common/names.h). The name must be one of the plan's request names: another is
+ * refused (ST_EINVAL naming it and the plan's names). In a plan with a single name the selector
+ * names the whole run; a plan of more than ST_NAMES_KEPT_MAX names keeps no results per name, and
+ * a selector is refused there. achieved_ratio takes no selector (the target is not split by
+ * name).
  *
  * Evaluation: st_thresholds_second adds each finished second (its counts and both histograms,
  * merged bucket by bucket) to the run-so-far totals and evaluates every threshold on them; the
@@ -86,6 +92,8 @@ typedef struct st_threshold {
     double limit;         /* milliseconds for latency, a fraction for ratios */
     bool abort;           /* stop the run when it has failed for abort_after_s */
     double abort_after_s; /* 0 with a plain "abort" */
+    bool by_name;         /* a selector named one request name: */
+    char name[256];       /* that name */
 } st_threshold;
 
 /* Whether the metric is a latency (its value in ms) rather than a ratio. */
@@ -105,6 +113,11 @@ typedef struct st_threshold_input {
     const st_hist *lat, *lat_raw; /* corrected and uncorrected latency */
     double target_requests;       /* what the profile asked for so far; 0 in closed loop */
 } st_threshold_input;
+
+/* The input of a threshold on stats s: the whole (name < 0), or the part of name index `name` (a
+ * name s holds nothing of yet reads as nothing measured; no target: achieved_ratio is refused
+ * with a selector). */
+st_threshold_input st_threshold_input_of(const st_stats *s, long name, double target_requests);
 
 /* The threshold's value on in (ms or a fraction). false when it has none (no responses, a ratio
  * over nothing). */

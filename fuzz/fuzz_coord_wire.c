@@ -4,7 +4,7 @@
  *
  * An input is a sequence of messages, each [1 byte: clock step in 10 ms units][2 bytes: length,
  * little-endian][length bytes]; after each the core ticks. Run "fuzz-run", token "fuzz-token",
- * one agent expected, 10 rps for 5 s.
+ * one agent expected, 10 rps for 5 s, two request names (records carry per-name parts).
  */
 #include "clock.h"
 #include "coord.h"
@@ -30,7 +30,9 @@ static void on_second(void *ctx, const st_coord_second *sec)
 
 static int setup(void)
 {
-    static const char plan[] = "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 5}";
+    static const char plan[] = "{\"requests\": [{\"name\": \"a\", \"url\": \"http://127.0.0.1:9/a\"}, "
+                               "{\"name\": \"b\", \"url\": \"http://127.0.0.1:9/b\"}], "
+                               "\"rate\": 10, \"duration\": 5}";
     char err[256];
     st_fuzz_quiet();
     st_plan_init(&g_plan);

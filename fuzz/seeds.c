@@ -97,15 +97,28 @@ static void update(uint8_t step, Stampede__AgentState state, uint32_t first_seco
         if (st_stats_init(&s) != 0) {
             abort();
         }
+        /* Two request names (the fuzz plan's): name k % 2 takes request k. */
+        if (st_stats_names(&s, 2) != 0) {
+            abort();
+        }
         s.second = first_second + i;
-        s.c.sent = 10;
-        s.c.ok = 9;
-        s.c.http_5xx = 1;
-        s.c.bytes_in = 1000;
-        s.c.bytes_out = 500;
         for (int k = 0; k < 10; k++) {
-            st_hist_record(s.lat, 1000 + 37 * (uint64_t)k);
-            st_hist_record(s.lat_raw, 900 + 31 * (uint64_t)k);
+            st_name_stats *p = &s.names[k % 2];
+            p->c.sent++;
+            p->c.bytes_in += 100;
+            p->c.bytes_out += 50;
+            if (k == 9) {
+                p->c.http_5xx++;
+            } else {
+                p->c.ok++;
+            }
+            st_hist_record(p->lat, 1000 + 37 * (uint64_t)k);
+            st_hist_record(p->lat_raw, 900 + 31 * (uint64_t)k);
+        }
+        for (int n = 0; n < 2; n++) {
+            st_counts_add(&s.c, &s.names[n].c);
+            st_hist_merge(s.lat, s.names[n].lat);
+            st_hist_merge(s.lat_raw, s.names[n].lat_raw);
         }
         if (st_wire_record_build(&a, &s, first_second + i + 1, &recs[i]) != 0) {
             abort();

@@ -5,12 +5,38 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 
 static int add_num(cJSON *o, const char *name, double v)
 {
     return cJSON_AddNumberToObject(o, name, v) ? 0 : ST_ENOMEM;
+}
+
+/* A version-2 second's by_name: a list of maps in the message's form. */
+static int add_by_name(cJSON *plain, const st_result_msg *m)
+{
+    if (m->n_names == 0) {
+        return cJSON_AddArrayToObject(plain, "by_name") ? 0 : ST_ENOMEM;
+    }
+    char *text = NULL;
+    char id[ST_RESULT_ID_MAX + 1];
+    int rc = st_result_encode_second_by_name(m->run_id, &m->stats, (const char *const *)m->names,
+                                             m->n_names, m->target_rps,
+                                             m->achieved_rps, m->agents, &text, id);
+    if (rc) {
+        return rc;
+    }
+    cJSON *msg = cJSON_Parse(text);
+    free(text);
+    cJSON *by = msg ? cJSON_DetachItemFromObjectCaseSensitive(msg, "by_name") : NULL;
+    cJSON_Delete(msg);
+    if (!by) {
+        return ST_ENOMEM;
+    }
+    cJSON_AddItemToObject(plain, "by_name", by);
+    return 0;
 }
 
 int st_result_item_build(const st_result_msg *m, int64_t ttl_epoch_s, cJSON **item)
@@ -25,7 +51,8 @@ int st_result_item_build(const st_result_msg *m, int64_t ttl_epoch_s, cJSON **it
     cJSON *msg = NULL;
     if (!plain || !cJSON_AddStringToObject(plain, "testId", m->run_id) ||
         !cJSON_AddStringToObject(plain, "sk", sk) ||
-        !cJSON_AddStringToObject(plain, "schema", ST_RESULT_SCHEMA) ||
+        !cJSON_AddStringToObject(plain, "schema",
+                                 m->schema == 2 ? ST_RESULT_SCHEMA_V2 : ST_RESULT_SCHEMA) ||
         !cJSON_AddStringToObject(plain, "kind",
                                  m->kind == ST_RESULT_SECOND ? "second" : "summary") ||
         add_num(plain, "ttl", (double)ttl_epoch_s)) {
@@ -81,6 +108,10 @@ int st_result_item_build(const st_result_msg *m, int64_t ttl_epoch_s, cJSON **it
             goto out;
         }
         cJSON_AddItemToObject(plain, "latency_uncorrected_us", h);
+        if (m->schema == 2 && (rc = add_by_name(plain, m))) {
+            goto out;
+        }
+        rc = ST_ENOMEM;
     }
     rc = st_ddb_item_from_json(plain, item);
 out:
@@ -132,6 +163,7 @@ int st_result_item_parse(const cJSON *item, st_result_msg *out, int64_t *ttl, ch
         (rc = copy_member(plain, msg, "achieved_rps")) ||
         (rc = copy_member(plain, msg, "latency_us")) ||
         (rc = copy_member(plain, msg, "latency_uncorrected_us")) ||
+        (rc = copy_member(plain, msg, "by_name")) ||
         (rc = copy_member(plain, msg, "summary")) ||
         !(counts = cJSON_AddObjectToObject(msg, "counts"))) {
         rc = rc ? rc : ST_ENOMEM;

@@ -7,8 +7,10 @@
  * top-level number (sent, ok, http_4xx, ... inflight), failed, error_rate, the corrected latency's
  * min_us, mean_us, p50_us, p90_us, p95_us, p99_us, p999_us, max_us, and both histograms as maps
  * latency_us and latency_uncorrected_us in the message's sparse form, so that percentiles over any
- * window can be computed again by merging them. The summary's item holds the summary as a map.
- * Layout documented in docs/results-schema.md.
+ * window can be computed again by merging them. A version-2 second's item (schema
+ * "stampede.result/2") also has by_name, a list of maps in the message's form (name, counts and
+ * both histograms per request name). The summary's item holds the summary as a map. Layout
+ * documented in docs/results-schema.md.
  *
  * The sink builds items; `stampede results` parses them. Reentrant.
  */

@@ -129,10 +129,11 @@ static int finish(cJSON *root, char **json_out, char *id_out, st_result_kind kin
     return 0;
 }
 
-static cJSON *header(st_result_kind kind, const char *run_id)
+static cJSON *header(st_result_kind kind, const char *run_id, int schema)
 {
     cJSON *root = cJSON_CreateObject();
-    if (!root || !cJSON_AddStringToObject(root, "schema", ST_RESULT_SCHEMA) ||
+    if (!root ||
+        !cJSON_AddStringToObject(root, "schema", schema == 2 ? ST_RESULT_SCHEMA_V2 : ST_RESULT_SCHEMA) ||
         !cJSON_AddStringToObject(root, "kind", kind == ST_RESULT_SECOND ? "second" : "summary") ||
         !cJSON_AddStringToObject(root, "run_id", run_id)) {
         cJSON_Delete(root);
@@ -141,43 +142,100 @@ static cJSON *header(st_result_kind kind, const char *run_id)
     return root;
 }
 
-int st_result_encode_second(const char *run_id, const st_stats *stats, double target_rps,
-                            double achieved_rps, uint32_t agents, char **json_out, char *id_out)
+/* "counts", "latency_us" and "latency_uncorrected_us" of c, lat and lat_raw into o. */
+static int add_measure(cJSON *o, const st_counts *c, const st_hist *lat, const st_hist *lat_raw)
+{
+    cJSON *counts = cJSON_AddObjectToObject(o, "counts");
+    if (!counts) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        uint64_t v = *(const uint64_t *)((const char *)c + st_counts_fields[i].offset);
+        if (!cJSON_AddNumberToObject(counts, st_counts_fields[i].name, (double)v)) {
+            return ST_ENOMEM;
+        }
+    }
+    cJSON *h = st_result_hist_to_json(lat);
+    if (!h) {
+        return ST_ENOMEM;
+    }
+    cJSON_AddItemToObject(o, "latency_us", h);
+    if (!(h = st_result_hist_to_json(lat_raw))) {
+        return ST_ENOMEM;
+    }
+    cJSON_AddItemToObject(o, "latency_uncorrected_us", h);
+    return 0;
+}
+
+static bool part_empty(const st_name_stats *p)
+{
+    static const st_counts zero;
+    return memcmp(&p->c, &zero, sizeof(zero)) == 0 && st_hist_count(p->lat) == 0;
+}
+
+/* The by_name array of a version-2 second. */
+static int add_by_name(cJSON *root, const st_stats *s, const char *const *names)
+{
+    cJSON *arr = cJSON_AddArrayToObject(root, "by_name");
+    if (!arr) {
+        return ST_ENOMEM;
+    }
+    for (size_t i = 0; i < s->n_names; i++) {
+        if (part_empty(&s->names[i])) {
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            return ST_ENOMEM;
+        }
+        if (!cJSON_AddStringToObject(o, "name", names[i])) {
+            return ST_ENOMEM;
+        }
+        int rc = add_measure(o, &s->names[i].c, s->names[i].lat, s->names[i].lat_raw);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int st_result_encode_second_by_name(const char *run_id, const st_stats *stats,
+                                    const char *const *names, size_t n_names, double target_rps,
+                                    double achieved_rps, uint32_t agents, char **json_out,
+                                    char *id_out)
 {
     if (!st_result_run_id_valid(run_id) || !stats || !stats->lat || !stats->lat_raw ||
-        !isfinite(target_rps) || !isfinite(achieved_rps) || target_rps < 0 || achieved_rps < 0) {
+        !isfinite(target_rps) || !isfinite(achieved_rps) || target_rps < 0 || achieved_rps < 0 ||
+        stats->n_names > n_names || (n_names > 0 && !names)) {
         return ST_EINVAL;
     }
-    cJSON *root = header(ST_RESULT_SECOND, run_id);
+    for (size_t i = 0; i < n_names; i++) {
+        if (!names[i] || !names[i][0] || strlen(names[i]) > ST_RESULT_NAME_MAX) {
+            return ST_EINVAL;
+        }
+    }
+    cJSON *root = header(ST_RESULT_SECOND, run_id, n_names > 0 ? 2 : 1);
     if (!root) {
         return ST_ENOMEM;
     }
-    cJSON *counts, *lat, *raw;
     if (!cJSON_AddNumberToObject(root, "second", (double)stats->second) ||
         !cJSON_AddNumberToObject(root, "agents", (double)agents) ||
         !cJSON_AddNumberToObject(root, "target_rps", target_rps) ||
         !cJSON_AddNumberToObject(root, "achieved_rps", achieved_rps) ||
-        !(counts = cJSON_AddObjectToObject(root, "counts"))) {
-        goto oom;
+        add_measure(root, &stats->c, stats->lat, stats->lat_raw) ||
+        (n_names > 0 && add_by_name(root, stats, names))) {
+        cJSON_Delete(root);
+        return ST_ENOMEM;
     }
-    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
-        uint64_t v = *(const uint64_t *)((const char *)&stats->c + st_counts_fields[i].offset);
-        if (!cJSON_AddNumberToObject(counts, st_counts_fields[i].name, (double)v)) {
-            goto oom;
-        }
-    }
-    if (!(lat = st_result_hist_to_json(stats->lat))) {
-        goto oom;
-    }
-    cJSON_AddItemToObject(root, "latency_us", lat);
-    if (!(raw = st_result_hist_to_json(stats->lat_raw))) {
-        goto oom;
-    }
-    cJSON_AddItemToObject(root, "latency_uncorrected_us", raw);
     return finish(root, json_out, id_out, ST_RESULT_SECOND, run_id, stats->second);
-oom:
-    cJSON_Delete(root);
-    return ST_ENOMEM;
+}
+
+int st_result_encode_second(const char *run_id, const st_stats *stats, double target_rps,
+                            double achieved_rps, uint32_t agents, char **json_out, char *id_out)
+{
+    return st_result_encode_second_by_name(run_id, stats, NULL, 0, target_rps, achieved_rps,
+                                           agents, json_out, id_out);
 }
 
 int st_result_encode_summary(const char *run_id, const cJSON *summary, char **json_out,
@@ -186,7 +244,8 @@ int st_result_encode_summary(const char *run_id, const cJSON *summary, char **js
     if (!st_result_run_id_valid(run_id) || !cJSON_IsObject(summary)) {
         return ST_EINVAL;
     }
-    cJSON *root = header(ST_RESULT_SUMMARY, run_id);
+    bool v2 = cJSON_GetObjectItemCaseSensitive(summary, "requests_by_name") != NULL;
+    cJSON *root = header(ST_RESULT_SUMMARY, run_id, v2 ? 2 : 1);
     cJSON *copy = root ? cJSON_Duplicate(summary, 1) : NULL;
     if (!copy) {
         cJSON_Delete(root);
@@ -296,9 +355,140 @@ void st_result_msg_fini(st_result_msg *m)
     if (!m) {
         return;
     }
+    for (size_t i = 0; i < m->n_names; i++) {
+        free(m->names[i]);
+    }
+    free(m->names);
     st_stats_fini(&m->stats);
     cJSON_Delete(m->summary);
     memset(m, 0, sizeof(*m));
+}
+
+/* The counts object at path into c (err_local and the other optional members read as 0 when
+ * absent). */
+static int get_counts(const cJSON *counts, const char *path, st_counts *c, char *err,
+                      size_t err_len)
+{
+    if (!cJSON_IsObject(counts)) {
+        return st_errf(err, err_len, ST_EINVAL, "%s: %s", path,
+                       counts ? "must be an object" : "missing");
+    }
+    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
+        uint64_t *dst = (uint64_t *)((char *)c + st_counts_fields[i].offset);
+        if (st_counts_fields[i].optional &&
+            !cJSON_GetObjectItemCaseSensitive(counts, st_counts_fields[i].name)) {
+            *dst = 0;
+            continue;
+        }
+        int rc = get_uint(counts, st_counts_fields[i].name, path, UINT64_MAX, dst, err, err_len);
+        if (rc) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* A histogram member `name` of obj (at path) into h. */
+static int get_hist(const cJSON *obj, const char *path, const char *name, st_hist *h, char *err,
+                    size_t err_len)
+{
+    char at[160];
+    snprintf(at, sizeof(at), "%s.%s", path, name);
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!j) {
+        return st_errf(err, err_len, ST_EINVAL, "%s: missing", at);
+    }
+    return st_result_hist_from_json(j, at, h, err, err_len);
+}
+
+/* The by_name array of a version-2 second: names unique, parts adding up to the whole (every
+ * count but inflight, which is 0 in a part, and the histograms' sample counts and sums). */
+static int decode_by_name(const cJSON *root, st_result_msg *m, char *err, size_t err_len)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(root, "by_name");
+    if (!cJSON_IsArray(arr)) {
+        return st_errf(err, err_len, ST_EINVAL, "$.by_name: %s",
+                       arr ? "must be an array" : "missing (schema " ST_RESULT_SCHEMA_V2 ")");
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n > ST_STATS_MAX_NAMES) {
+        return st_errf(err, err_len, ST_EINVAL, "$.by_name: more than %d names",
+                       ST_STATS_MAX_NAMES);
+    }
+    if (n == 0) {
+        return 0;
+    }
+    if (st_stats_names(&m->stats, n) || !(m->names = calloc(n, sizeof(*m->names)))) {
+        return ST_ENOMEM;
+    }
+    st_counts sum = {0}, whole = m->stats.c;
+    whole.inflight = 0;
+    /* The running sums never pass the whole's (each at most 2^53): they cannot wrap. */
+    uint64_t samples[2] = {0, 0}, sums[2] = {0, 0};
+    const uint64_t limit[4] = {st_hist_count(m->stats.lat), st_hist_count(m->stats.lat_raw),
+                               st_hist_sum(m->stats.lat), st_hist_sum(m->stats.lat_raw)};
+    size_t i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        char path[64];
+        snprintf(path, sizeof(path), "$.by_name[%zu]", i);
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (!cJSON_IsString(name) || !name->valuestring[0] ||
+            strlen(name->valuestring) > ST_RESULT_NAME_MAX) {
+            return st_errf(err, err_len, ST_EINVAL, "%s.name: %s", path,
+                           !name ? "missing" : "must be a string of 1 to 1024 bytes");
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(m->names[j], name->valuestring) == 0) {
+                return st_errf(err, err_len, ST_EINVAL, "%s.name: \"%.64s\" is listed twice", path,
+                               name->valuestring);
+            }
+        }
+        if (!(m->names[i] = strdup(name->valuestring))) {
+            return ST_ENOMEM;
+        }
+        m->n_names = i + 1;
+        st_name_stats *p = &m->stats.names[i];
+        char cpath[80];
+        snprintf(cpath, sizeof(cpath), "%s.counts", path);
+        int rc;
+        if ((rc = get_counts(cJSON_GetObjectItemCaseSensitive(it, "counts"), cpath, &p->c, err,
+                             err_len)) ||
+            (rc = get_hist(it, path, "latency_us", p->lat, err, err_len)) ||
+            (rc = get_hist(it, path, "latency_uncorrected_us", p->lat_raw, err, err_len))) {
+            return rc;
+        }
+        if (p->c.inflight != 0) {
+            return st_errf(err, err_len, ST_EINVAL, "%s.inflight: must be 0 in a part", cpath);
+        }
+        st_counts_add(&sum, &p->c);
+        samples[0] += st_hist_count(p->lat);
+        samples[1] += st_hist_count(p->lat_raw);
+        sums[0] += st_hist_sum(p->lat);
+        sums[1] += st_hist_sum(p->lat_raw);
+        bool last = ++i == n;
+        for (size_t f = 0; f < ST_COUNTS_N_FIELDS; f++) {
+            size_t at = st_counts_fields[f].offset;
+            uint64_t w = *(const uint64_t *)((const char *)&whole + at);
+            uint64_t s = *(const uint64_t *)((const char *)&sum + at);
+            if (s > w || (last && s != w)) {
+                return st_errf(err, err_len, ST_EINVAL,
+                               "$.by_name: the parts' %s add up to %s%llu, the second's is %llu",
+                               st_counts_fields[f].name, last ? "" : "at least ",
+                               (unsigned long long)s, (unsigned long long)w);
+            }
+        }
+        const uint64_t got[4] = {samples[0], samples[1], sums[0], sums[1]};
+        for (int k = 0; k < 4; k++) {
+            if (got[k] > limit[k] || (last && got[k] != limit[k])) {
+                return st_errf(err, err_len, ST_EINVAL,
+                               "$.by_name: the parts' latency samples do not add up to the "
+                               "second's");
+            }
+        }
+    }
+    return 0;
 }
 
 static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t err_len)
@@ -326,31 +516,18 @@ static int decode_second(const cJSON *root, st_result_msg *m, char *err, size_t 
         return ST_ENOMEM;
     }
     m->stats.second = m->second;
-    for (size_t i = 0; i < ST_COUNTS_N_FIELDS; i++) {
-        uint64_t *dst = (uint64_t *)((char *)&m->stats.c + st_counts_fields[i].offset);
-        if (st_counts_fields[i].optional &&
-            !cJSON_GetObjectItemCaseSensitive(counts, st_counts_fields[i].name)) {
-            *dst = 0;
-            continue;
-        }
-        if ((rc = get_uint(counts, st_counts_fields[i].name, "$.counts", UINT64_MAX, dst, err,
-                           err_len))) {
-            return rc;
-        }
-    }
-    const cJSON *lat = cJSON_GetObjectItemCaseSensitive(root, "latency_us");
-    if (!lat) {
-        return st_errf(err, err_len, ST_EINVAL, "$.latency_us: missing");
-    }
-    if ((rc = st_result_hist_from_json(lat, "$.latency_us", m->stats.lat, err, err_len))) {
+    if ((rc = get_counts(counts, "$.counts", &m->stats.c, err, err_len)) ||
+        (rc = get_hist(root, "$", "latency_us", m->stats.lat, err, err_len)) ||
+        (rc = get_hist(root, "$", "latency_uncorrected_us", m->stats.lat_raw, err, err_len))) {
         return rc;
     }
-    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(root, "latency_uncorrected_us");
-    if (!raw) {
-        return st_errf(err, err_len, ST_EINVAL, "$.latency_uncorrected_us: missing");
+    if (m->schema == 2) {
+        return decode_by_name(root, m, err, err_len);
     }
-    return st_result_hist_from_json(raw, "$.latency_uncorrected_us", m->stats.lat_raw, err,
-                                    err_len);
+    if (cJSON_GetObjectItemCaseSensitive(root, "by_name")) {
+        return st_errf(err, err_len, ST_EINVAL, "$.by_name: needs schema %s", ST_RESULT_SCHEMA_V2);
+    }
+    return 0;
 }
 
 int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size_t err_len)
@@ -366,10 +543,14 @@ int st_result_decode_json(const cJSON *root, st_result_msg *out, char *err, size
         return st_errf(err, err_len, ST_EINVAL, "$.schema: %s",
                        schema ? "must be a string" : "missing");
     }
-    if (strcmp(schema->valuestring, ST_RESULT_SCHEMA) != 0) {
+    if (strcmp(schema->valuestring, ST_RESULT_SCHEMA) == 0) {
+        m.schema = 1;
+    } else if (strcmp(schema->valuestring, ST_RESULT_SCHEMA_V2) == 0) {
+        m.schema = 2;
+    } else {
         return st_errf(err, err_len, ST_EINVAL,
-                       "$.schema: \"%.64s\" is not supported (this program reads %s)",
-                       schema->valuestring, ST_RESULT_SCHEMA);
+                       "$.schema: \"%.64s\" is not supported (this program reads %s and %s)",
+                       schema->valuestring, ST_RESULT_SCHEMA, ST_RESULT_SCHEMA_V2);
     }
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (!cJSON_IsString(kind)) {

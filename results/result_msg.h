@@ -1,7 +1,10 @@
 /*
  * result_msg.h - the JSON messages that carry a run's results from the coordinator to storage.
  *
- * Schema "stampede.result/1", documented in docs/results-schema.md. Two kinds of message:
+ * Schemas "stampede.result/1" and "stampede.result/2", documented in docs/results-schema.md;
+ * version 2 is version 1 with results per request name: a second's "by_name" parts, and the
+ * summary's requests_by_name. A run whose plan has several request names is written in version 2,
+ * any other in version 1, so that version-1 readers keep reading those. Two kinds of message:
  *   - "second": the merged aggregate of one finalised second of a run: counts, both latency
  *     histograms as sparse buckets with exact count/min/max/sum, target and achieved rates, agents;
  *   - "summary": the run's summary object, carried as given.
@@ -26,7 +29,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ST_RESULT_SCHEMA "stampede.result/1"
+#define ST_RESULT_SCHEMA    "stampede.result/1"
+#define ST_RESULT_SCHEMA_V2 "stampede.result/2"
+/* A request name in a message: 1 to this many bytes. */
+#define ST_RESULT_NAME_MAX 1024
 /* A run id is 1 to 64 characters of A-Z a-z 0-9 '.' '_' '-', not starting with '.'. */
 #define ST_RESULT_RUN_ID_MAX 64
 /* Room for any identity: run id, ".s", up to 10 digits. */
@@ -49,6 +55,11 @@ typedef struct st_result_msg {
     double achieved_rps;
     st_stats stats; /* stats.second == second; histograms allocated for seconds only */
     cJSON *summary; /* owned; NULL for seconds */
+    int schema;     /* 1 or 2 */
+    /* Version 2 seconds: the names of the parts in stats.names (stats.n_names == n_names), in
+     * the message's order; owned. */
+    char **names;
+    size_t n_names;
 } st_result_msg;
 
 /* True when run_id follows the rule above. */
@@ -73,8 +84,18 @@ int st_result_sort_key(st_result_kind kind, uint32_t second, char *out, size_t o
 int st_result_encode_second(const char *run_id, const st_stats *stats, double target_rps,
                             double achieved_rps, uint32_t agents, char **json_out, char *id_out);
 
+/* st_result_encode_second for a run with n_names > 0 request names kept apart: a version-2
+ * message whose by_name lists the parts of stats (stats->names[i] is names[i]'s; a part that
+ * holds nothing is left out; stats may have fewer parts than names, none beyond). n_names 0 is
+ * st_result_encode_second. Also ST_EINVAL when stats has parts that no name is given for. */
+int st_result_encode_second_by_name(const char *run_id, const st_stats *stats,
+                                    const char *const *names, size_t n_names, double target_rps,
+                                    double achieved_rps, uint32_t agents, char **json_out,
+                                    char *id_out);
+
 /* Encodes the run's summary: summary must be a JSON object (not modified, copied into the
- * message). Same ownership and errors as st_result_encode_second. */
+ * message); version 2 when it has requests_by_name. Same ownership and errors as
+ * st_result_encode_second. */
 int st_result_encode_summary(const char *run_id, const cJSON *summary, char **json_out,
                              char *id_out);
 

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,7 +119,22 @@ typedef struct conn {
     char url[URL_MAX];
 } conn;
 
+/* Requests are counted per path (the request target without its query) for the first
+ * TARGET_PATHS distinct paths, each kept to PATH_KEY_MAX - 1 bytes; later paths count in
+ * other_paths. */
+#define TARGET_PATHS 32
+#define PATH_KEY_MAX 96
+#define STATS_JSON_MAX 32768
+
+typedef struct path_count {
+    char path[PATH_KEY_MAX];
+    uint64_t n;
+} path_count;
+
 typedef struct target_stats {
+    path_count by_path[TARGET_PATHS];
+    size_t n_paths;
+    uint64_t other_paths;
     uint64_t requests;
     uint64_t responses;
     uint64_t by_status[600];
@@ -243,6 +259,71 @@ static void stats_reset(target *t)
     t->reset_ns = st_clock_mono_ns();
 }
 
+/* Counts one request for the path of url (len bytes; the query left out). */
+static void path_count_add(target_stats *s, const char *url, size_t len)
+{
+    const char *q = memchr(url, '?', len);
+    size_t n = q ? (size_t)(q - url) : len;
+    if (n >= PATH_KEY_MAX) {
+        n = PATH_KEY_MAX - 1;
+    }
+    for (size_t i = 0; i < s->n_paths; i++) {
+        if (strlen(s->by_path[i].path) == n && memcmp(s->by_path[i].path, url, n) == 0) {
+            s->by_path[i].n++;
+            return;
+        }
+    }
+    if (s->n_paths == TARGET_PATHS) {
+        s->other_paths++;
+        return;
+    }
+    path_count *p = &s->by_path[s->n_paths++];
+    memcpy(p->path, url, n);
+    p->path[n] = 0;
+    p->n = 1;
+}
+
+/* Appends printf output at buf + *n. Returns false when it does not fit. */
+static bool put(char *buf, size_t len, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool put(char *buf, size_t len, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *n, len - *n, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= len - *n) {
+        return false;
+    }
+    *n += (size_t)w;
+    return true;
+}
+
+/* Appends s as a JSON string at buf + *n. Returns false when it does not fit. */
+static bool json_string(char *buf, size_t len, size_t *n, const char *s)
+{
+    bool ok = put(buf, len, n, "\"");
+    for (; ok && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        ok = ch == '"' || ch == '\\' ? put(buf, len, n, "\\%c", ch)
+             : ch < 0x20 || ch >= 0x7f ? put(buf, len, n, "\\u%04x", ch)
+                                       : put(buf, len, n, "%c", ch);
+    }
+    return ok && put(buf, len, n, "\"");
+}
+
+/* ", "by_path": {PATH: N, ...}, "other_paths": N" at buf + *n. */
+static bool paths_json(const target_stats *s, char *buf, size_t len, size_t *n)
+{
+    bool ok = put(buf, len, n, ", \"by_path\": {");
+    for (size_t i = 0; ok && i < s->n_paths; i++) {
+        ok = (i == 0 || put(buf, len, n, ", ")) && json_string(buf, len, n, s->by_path[i].path) &&
+             put(buf, len, n, ": %llu", (unsigned long long)s->by_path[i].n);
+    }
+    return ok && put(buf, len, n, "}, \"other_paths\": %llu", (unsigned long long)s->other_paths);
+}
+
 /* Renders the counters as one line of JSON (no newline). Returns the length, or -1 if buf is too
  * small. */
 static int stats_json(const target *t, char *buf, size_t len)
@@ -268,9 +349,12 @@ static int stats_json(const target *t, char *buf, size_t len)
         n += (size_t)w;
         first = false;
     }
+    if (!put(buf, len, &n, "}") || !paths_json(s, buf, len, &n)) {
+        return -1;
+    }
     uint64_t now = st_clock_mono_ns();
     w = snprintf(buf + n, len - n,
-                 "}, \"connections_accepted\": %llu, \"connections_open\": %llu, "
+                 ", \"connections_accepted\": %llu, \"connections_open\": %llu, "
                  "\"bytes_in\": %llu, \"bytes_out\": %llu, \"rejected\": %llu, "
                  "\"uptime_s\": %.3f, \"since_reset_s\": %.3f}",
                  (unsigned long long)s->connections_accepted,
@@ -373,7 +457,7 @@ static int append_small(conn *c, const req *r, const char *type, const char *ext
 
 static int append_answer(conn *c, const req *r)
 {
-    char body[4096];
+    char body[STATS_JSON_MAX];
     int n;
     switch (r->kind) {
     case KIND_NORMAL:
@@ -777,6 +861,7 @@ static int conn_dispatch(conn *c)
     } else {
         conn_count(c);
         t->st.requests++;
+        path_count_add(&t->st, c->url, c->url_len);
         t->st.bytes_in += c->msg_bytes;
         int idx = st_mix_next(&t->mix);
         r->kind = KIND_NORMAL;
@@ -1289,7 +1374,7 @@ int main(int argc, char **argv)
     }
     rc = target_run(t);
     if (rc == 0) {
-        char line[4096];
+        char line[STATS_JSON_MAX];
         int n = stats_json(t, line, sizeof(line));
         if (n > 0) {
             printf("%s\n", line);

@@ -81,4 +81,34 @@ static inline void assert_stats_equal(const st_stats *x, const st_stats *y)
     assert_hist_equal(x->lat_raw, y->lat_raw);
 }
 
+/* Name i's part of s, as stats to read (borrowed). */
+static inline st_stats st_test_part(const st_stats *s, size_t i)
+{
+    return (st_stats){.c = s->names[i].c, .lat = s->names[i].lat, .lat_raw = s->names[i].lat_raw};
+}
+
+/* x and y equal, and so are their per-name parts, name by name. */
+static inline void assert_stats_parts_equal(const st_stats *x, const st_stats *y)
+{
+    assert_stats_equal(x, y);
+    assert_int_equal(x->n_names, y->n_names);
+    for (size_t i = 0; i < x->n_names; i++) {
+        st_stats a = st_test_part(x, i), b = st_test_part(y, i);
+        assert_stats_equal(&a, &b);
+    }
+}
+
+/* part becomes name i's part of s (which has the parts; its inflight left out) and joins s's
+ * whole. */
+static inline void st_test_add_part(st_stats *s, size_t i, st_stats *part)
+{
+    part->c.inflight = 0;
+    s->names[i].c = part->c;
+    st_hist_merge(s->names[i].lat, part->lat);
+    st_hist_merge(s->names[i].lat_raw, part->lat_raw);
+    st_counts_add(&s->c, &part->c);
+    st_hist_merge(s->lat, part->lat);
+    st_hist_merge(s->lat_raw, part->lat_raw);
+}
+
 #endif

@@ -68,6 +68,48 @@ static void take(st_collector *c, st_stats *out, uint32_t k)
     assert_int_equal(out->second, k);
 }
 
+/* Worker w's second k over 3 request names: name j gets put(w + j, k), the whole their sum. */
+static void measured_named(st_stats *s, int w, uint32_t k)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    assert_int_equal(st_stats_names(s, 3), 0);
+    for (int j = 0; j < 3; j++) {
+        st_stats part;
+        measured(&part, w + j, k);
+        st_test_add_part(s, (size_t)j, &part);
+        st_stats_fini(&part);
+    }
+    s->second = k;
+}
+
+/* Per-name parts are merged name by name, exactly, with the whole; a worker whose stats have no
+ * parts (none measured yet) leaves the parts as the others made them. */
+static void test_collect_merges_per_name_parts(void **state)
+{
+    (void)state;
+    st_collector *c = collector_new(3, 0);
+    st_stats out, want, s;
+    assert_int_equal(st_stats_init(&out), 0);
+    assert_int_equal(st_stats_init(&want), 0);
+    for (int w = 0; w < 2; w++) {
+        measured_named(&s, w, 0);
+        assert_int_equal(st_collector_submit(c, w, 0, &s), 0);
+        st_stats_merge(&want, &s);
+        st_stats_fini(&s);
+    }
+    assert_int_equal(st_stats_init(&s), 0);
+    assert_int_equal(st_collector_submit(c, 2, 0, &s), 0);
+    st_stats_fini(&s);
+    take(c, &out, 0);
+    assert_stats_parts_equal(&out, &want);
+    for (int j = 0; j < 3; j++) {
+        assert_int_equal(out.names[j].c.ok, 2 * 9 + (uint64_t)(2 * j + 1));
+    }
+    st_stats_fini(&want);
+    st_stats_fini(&out);
+    st_collector_free(c);
+}
+
 static void test_collect_new_needs_a_worker(void **state)
 {
     (void)state;
@@ -222,6 +264,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collect_new_needs_a_worker),
+        cmocka_unit_test(test_collect_merges_per_name_parts),
         cmocka_unit_test(test_collect_waits_for_every_worker),
         cmocka_unit_test(test_collect_skips_and_finish),
         cmocka_unit_test(test_collect_refuses_seconds_taken),

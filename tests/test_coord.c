@@ -22,6 +22,7 @@
 #include "report.h"
 #include "session.h"
 #include "stats.h"
+#include "summary.h"
 #include "wire.h"
 
 /*
@@ -1513,6 +1514,112 @@ static void test_coord_records_merged_exactly(void **state)
     st_stats_fini(&total);
 }
 
+/* ---- results per request name ---- */
+
+#define PLAN_NAMED                                                                                 \
+    "{\"requests\": [{\"name\": \"home\", \"url\": \"http://127.0.0.1:9/h\", \"weight\": 3},"       \
+    " {\"name\": \"login\", \"url\": \"http://127.0.0.1:9/l\"},"                                   \
+    " {\"name\": \"home\", \"url\": \"http://127.0.0.1:9/h2\"},"                                   \
+    " {\"name\": \"search\", \"url\": \"http://127.0.0.1:9/s\"}], \"rate\": 10, \"duration\": 20}"
+
+/* A second of 3 names (home, login, search) whose whole is the sum of its parts; name `skip`
+ * holds nothing. */
+static void make_named(st_stats *s, uint32_t second, uint64_t seed, int skip)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    assert_int_equal(st_stats_names(s, 3), 0);
+    s->second = second;
+    for (int i = 0; i < 3; i++) {
+        if (i == skip) {
+            continue;
+        }
+        st_stats part;
+        make_second(&part, second, seed * 7 + (uint64_t)i, 30 + 11 * i);
+        st_test_add_part(s, (size_t)i, &part);
+        st_stats_fini(&part);
+    }
+    s->c.inflight = 3;
+}
+
+/* Three agents' per-name parts are merged exactly into each second and the total, name by name;
+ * the summary has requests_by_name in the plan's name order with the contract's layout. Records
+ * whose parts do not fit the plan are dropped as malformed. */
+static void test_coord_records_by_name_merged_exactly(void **state)
+{
+    fx *f = fx_with_agents(state, PLAN_NAMED, 3);
+    uint64_t t0 = fx_start_run(f, f->ag, 3);
+    sim *ag = f->ag;
+    st_stats in[3][2], want[2], total;
+    assert_int_equal(st_stats_init(&total), 0);
+    for (uint32_t k = 0; k < 2; k++) {
+        assert_int_equal(st_stats_init(&want[k]), 0);
+        fx_advance(f, ag, 3, t0 + (k + 1) * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+        for (int i = 0; i < 3; i++) {
+            make_named(&in[i][k], k, 100 * (uint64_t)k + (uint64_t)i + 1, (i + (int)k) % 4);
+            sim_push(&ag[i], &in[i][k]);
+            st_stats_merge(&want[k], &in[i][k]);
+            st_stats_merge(&total, &in[i][k]);
+        }
+        fx_round(f, ag, 3);
+        st_coord_tick(f->c);
+        assert_true(f->got[k]);
+        assert_stats_parts_equal(&f->secs[k], &want[k]);
+    }
+    assert_stats_parts_equal(st_coord_total(f->c), &total);
+    assert_int_equal(st_coord_malformed(f->c), 0);
+
+    /* A part for a fourth name, and a record without its parts: both dropped. */
+    st_stats bad[2];
+    make_named(&bad[0], 2, 9, -1);
+    make_named(&bad[1], 2, 10, -1);
+    Stampede__SecondRecord *r0 = sim_build(&ag[0], &bad[0]);
+    r0->by_name[2]->name = 3;
+    Stampede__SecondRecord *r1 = sim_build(&ag[0], &bad[1]);
+    r1->n_by_name = 0;
+    sim_queue(&ag[0], r0);
+    sim_queue(&ag[0], r1);
+    sim_update(f, &ag[0]);
+    assert_int_equal(st_coord_malformed(f->c), 2);
+    assert_stats_parts_equal(st_coord_total(f->c), &total);
+
+    cJSON *j = st_coord_summary(f->c);
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "requests_by_name");
+    assert_non_null(by);
+    const char *names[] = {"home", "login", "search"};
+    const char *keys[] = {"requests", "errors", "latency_ms", "latency_uncorrected_ms"};
+    const cJSON *it = by->child;
+    for (int i = 0; i < 3; i++, it = it->next) {
+        assert_non_null(it);
+        assert_string_equal(it->string, names[i]);
+        const cJSON *k = it->child;
+        for (int n = 0; n < 4; n++, k = k->next) {
+            assert_non_null(k);
+            assert_string_equal(k->string, keys[n]);
+        }
+        assert_null(k);
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(it, "requests");
+        assert_true(num(req, "total") == (double)st_counts_done(&total.names[i].c));
+        assert_true(num(req, "sent") == (double)total.names[i].c.sent);
+        assert_true(num(cJSON_GetObjectItemCaseSensitive(it, "errors"), "http_5xx") ==
+                    (double)total.names[i].c.http_5xx);
+        assert_true(num(cJSON_GetObjectItemCaseSensitive(it, "latency_ms"), "p99") ==
+                    st_us_to_ms(st_hist_percentile(total.names[i].lat, 99)));
+    }
+    assert_null(it);
+    /* requests_by_name is the last member. */
+    assert_string_equal(cJSON_GetArrayItem(j, cJSON_GetArraySize(j) - 1)->string,
+                        "requests_by_name");
+    cJSON_Delete(j);
+    for (uint32_t k = 0; k < 2; k++) {
+        for (int i = 0; i < 3; i++) {
+            st_stats_fini(&in[i][k]);
+        }
+        st_stats_fini(&want[k]);
+    }
+    stats_fini_n(bad, 2);
+    st_stats_fini(&total);
+}
+
 static void test_coord_duplicate_record_counted_once(void **state)
 {
     uint64_t t0;
@@ -2285,6 +2392,7 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_own_stall_blames_no_agent, fx_teardown),
         cmocka_unit_test_teardown(test_coord_late_joiner_gets_share, fx_teardown),
         cmocka_unit_test_teardown(test_coord_records_merged_exactly, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_records_by_name_merged_exactly, fx_teardown),
         cmocka_unit_test_teardown(test_coord_duplicate_record_counted_once, fx_teardown),
         cmocka_unit_test_teardown(test_coord_record_gap_not_acknowledged, fx_teardown),
         cmocka_unit_test_teardown(test_coord_malformed_record_dropped, fx_teardown),

@@ -76,7 +76,7 @@ static int sqs_run(char *spool, int n, bool remove_spool, st_forward_report *del
         st_hist_record_n(s.lat_raw, 1400, 10);
         st_report_second row;
         st_report_second_of(&row, (uint32_t)k, 10, &s, 1);
-        st_coord_second sec = {(uint32_t)k, 10, &s, 1, &row};
+        st_coord_second sec = {(uint32_t)k, 10, &s, 1, &row, NULL};
         assert_int_equal(out.ops->second(out.state, &sec), 0);
     }
     st_stats_fini(&s);
@@ -109,11 +109,71 @@ static void test_output_sqs_messages_spooled_nowhere_are_lost(void **state)
     expect_delivery(&d, 0, 0, 3);
 }
 
+/* A plan with several request names: every time-series line has by_name with each name, in the
+ * plan's order, a name with nothing in a second at zero with null latencies (names are JSON
+ * strings, escaped). */
+static void test_output_timeseries_by_name(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/st-out-ts-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/ts.jsonl", dir);
+    st_output out;
+    char err[512] = "";
+    assert_int_equal(st_output_timeseries(&out, path, err, sizeof(err)), 0);
+    const char *names[] = {"home", "log\"in"};
+    uint32_t of_request[] = {0, 1};
+    st_names nm = {.n = 2, .name = names, .of_request = of_request, .n_requests = 2};
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    for (uint32_t k = 0; k < 2; k++) {
+        st_stats_reset(&s);
+        s.second = k;
+        if (k == 0) {
+            assert_int_equal(st_stats_names(&s, 2), 0);
+            s.c.sent = s.c.ok = 3;
+            s.c.http_5xx = 1;
+            s.names[0].c.ok = 3;
+            s.names[1].c.http_5xx = 1;
+            st_hist_record_n(s.lat, 1500, 3);
+            st_hist_record_n(s.names[0].lat, 1500, 3);
+            st_hist_record(s.lat, 2500);
+            st_hist_record(s.names[1].lat, 2500);
+        }
+        st_report_second row;
+        st_report_second_of(&row, k, 10, &s, 1);
+        st_coord_second sec = {k, 10, &s, 1, &row, &nm};
+        assert_int_equal(out.ops->second(out.state, &sec), 0);
+    }
+    st_stats_fini(&s);
+    st_report r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(out.ops->summary(out.state, &r), 0);
+    assert_int_equal(out.ops->close(out.state), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[2048];
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_non_null(strstr(line, ",\"by_name\":{\"home\":{\"ok\":3,\"failed\":0,\"p50_ms\":1.500,"
+                                 "\"p99_ms\":1.500},\"log\\\"in\":{\"ok\":0,\"failed\":1,"
+                                 "\"p50_ms\":2.500,\"p99_ms\":2.500}}}\n"));
+    assert_non_null(fgets(line, sizeof(line), f));
+    assert_non_null(strstr(line, ",\"by_name\":{\"home\":{\"ok\":0,\"failed\":0,\"p50_ms\":null,"
+                                 "\"p99_ms\":null},\"log\\\"in\":{\"ok\":0,\"failed\":0,"
+                                 "\"p50_ms\":null,\"p99_ms\":null}}}\n"));
+    assert_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_sqs_messages_wait_in_the_spool),
         cmocka_unit_test(test_output_sqs_messages_spooled_nowhere_are_lost),
+        cmocka_unit_test(test_output_timeseries_by_name),
     };
     st_log_init("test_output", ST_LOG_ERROR);
     return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);

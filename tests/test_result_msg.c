@@ -165,7 +165,7 @@ static void test_result_msg_errors_name_paths(void **state)
     expect_error("{nope", "$: not valid JSON");
     expect_error("[1]", "$: must be a JSON object");
     expect_error("{\"kind\":\"second\"}", "$.schema: missing");
-    expect_error("{\"schema\":\"stampede.result/2\"}", "$.schema: \"stampede.result/2\" is not");
+    expect_error("{\"schema\":\"stampede.result/3\"}", "$.schema: \"stampede.result/3\" is not");
     expect_error("{\"schema\":\"stampede.result/1\",\"kind\":\"minute\"}", "$.kind: must be");
     expect_error("{\"schema\":\"stampede.result/1\",\"kind\":\"summary\",\"run_id\":\"a b\"}",
                  "$.run_id: must be");
@@ -200,6 +200,112 @@ static void test_result_msg_errors_name_paths(void **state)
                       ",\"latency_uncorrected_us\":{\"count\":1,\"min\":1,\"max\":7,"
                       "\"sum\":5,\"buckets\":[[5,1]]}}",
                  "$.latency_uncorrected_us: min and max do not fall");
+}
+
+/* Stats of two names (fill(second) and fill(second + 1)), the whole their sum. */
+static void fill_named(st_stats *s, uint32_t second)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    assert_int_equal(st_stats_names(s, 2), 0);
+    for (int i = 0; i < 2; i++) {
+        st_stats part;
+        assert_int_equal(st_stats_init(&part), 0);
+        fill(&part, second + (uint32_t)i);
+        st_test_add_part(s, (size_t)i, &part);
+        st_stats_fini(&part);
+    }
+    s->c.inflight = 3;
+    s->second = second;
+}
+
+static void assert_named_equal(const st_result_msg *m, const st_stats *s, const char *const *names)
+{
+    assert_memory_equal(&m->stats.c, &s->c, sizeof(s->c));
+    assert_int_equal(m->n_names, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(m->names[i], names[i]);
+        assert_memory_equal(&m->stats.names[i].c, &s->names[i].c, sizeof(s->c));
+        assert_same_buckets(m->stats.names[i].lat, s->names[i].lat);
+        assert_same_buckets(m->stats.names[i].lat_raw, s->names[i].lat_raw);
+    }
+}
+
+/* A run with several names: version 2, its parts round trip through the message and the item. */
+static void test_result_msg_by_name_round_trip(void **state)
+{
+    (void)state;
+    const char *names[] = {"home", "login \"x\""};
+    st_stats s;
+    fill_named(&s, 5);
+    char *json = NULL, id[ST_RESULT_ID_MAX + 1];
+    assert_int_equal(st_result_encode_second_by_name("run-2", &s, names, 2, 10, 9, 1, &json, id),
+                     0);
+    assert_non_null(strstr(json, "\"schema\":\"stampede.result/2\""));
+    st_result_msg m, back;
+    char err[256] = "";
+    assert_int_equal(st_result_decode(json, strlen(json), &m, err, sizeof(err)), 0);
+    assert_int_equal(m.schema, 2);
+    assert_named_equal(&m, &s, names);
+    cJSON *item = NULL;
+    assert_int_equal(st_result_item_build(&m, 1700000000, &item), 0);
+    const cJSON *schema = cJSON_GetObjectItem(cJSON_GetObjectItem(item, "schema"), "S");
+    assert_string_equal(schema->valuestring, "stampede.result/2");
+    assert_int_equal(st_result_item_parse(item, &back, NULL, err, sizeof(err)), 0);
+    assert_named_equal(&back, &s, names);
+    st_result_msg_fini(&back);
+    cJSON_Delete(item);
+    st_result_msg_fini(&m);
+    free(json);
+    /* Parts without a name for them are refused; a version-1 run has no by_name. */
+    assert_int_equal(st_result_encode_second_by_name("run-2", &s, names, 1, 10, 9, 1, &json, id),
+                     ST_EINVAL);
+    assert_int_equal(st_result_encode_second("run-2", &s, 10, 9, 1, &json, id), ST_EINVAL);
+    st_stats_fini(&s);
+
+    /* A summary with requests_by_name is version 2, any other version 1. */
+    cJSON *sum = cJSON_Parse("{\"requests_by_name\": {}}");
+    assert_int_equal(st_result_encode_summary("run-2", sum, &json, id), 0);
+    assert_non_null(strstr(json, "\"schema\":\"stampede.result/2\""));
+    free(json);
+    cJSON_Delete(sum);
+}
+
+#define HEAD2 "{\"schema\":\"stampede.result/2\",\"kind\":\"second\",\"run_id\":\"r\","
+#define PART(name, sent)                                                                           \
+    "{\"name\":\"" name "\",\"counts\":{\"sent\":" #sent ",\"ok\":1,\"http_4xx\":0,\"http_5xx\":0," \
+    "\"err_connect\":0,\"err_timeout\":0,\"err_other\":0,\"bytes_in\":0,\"bytes_out\":0,"          \
+    "\"late\":0,\"dropped\":0,\"inflight\":0},\"latency_us\":{\"count\":1,\"min\":5,\"max\":5,"    \
+    "\"sum\":5,\"buckets\":[[5,1]]},\"latency_uncorrected_us\":{\"count\":1,\"min\":5,\"max\":5,"  \
+    "\"sum\":5,\"buckets\":[[5,1]]}}"
+#define HIST_SAME "{\"count\":2,\"min\":5,\"max\":5,\"sum\":10,\"buckets\":[[5,2]]}"
+#define BODY2                                                                                      \
+    "\"second\":1,\"agents\":1,\"target_rps\":2,\"achieved_rps\":2,\"counts\":" COUNTS            \
+    ",\"latency_us\":" HIST_SAME ",\"latency_uncorrected_us\":" HIST_SAME
+
+static void test_result_msg_by_name_refusals(void **state)
+{
+    (void)state;
+    const char *good = HEAD2 BODY2 ",\"by_name\":[" PART("a", 1) "," PART("b", 1) "]}";
+    st_result_msg m;
+    char err[256] = "";
+    assert_int_equal(st_result_decode(good, strlen(good), &m, err, sizeof(err)), 0);
+    assert_int_equal(m.n_names, 2);
+    st_result_msg_fini(&m);
+    expect_error(HEAD2 BODY2 "}", "$.by_name: missing (schema stampede.result/2)");
+    expect_error(HEAD BODY2 ",\"by_name\":[]}", "$.by_name: needs schema stampede.result/2");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[" PART("a", 1) "," PART("a", 1) "]}",
+                 "$.by_name[1].name: \"a\" is listed twice");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[" PART("a", 1) "," PART("b", 0) "]}",
+                 "$.by_name: the parts' sent add up to 1, the second's is 2");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[" PART("a", 1) "," PART("b", 2) "]}",
+                 "$.by_name: the parts' sent add up to 3, the second's is 2");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[" PART("a", 3) "," PART("b", 0) "]}",
+                 "$.by_name: the parts' sent add up to at least 3, the second's is 2");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[" PART("a", 2) "]}",
+                 "$.by_name: the parts' ok add up to 1, the second's is 2");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[{\"name\":\"\"}]}",
+                 "$.by_name[0].name: must be a string of 1 to 1024 bytes");
+    expect_error(HEAD2 BODY2 ",\"by_name\":[{\"name\":\"a\"}]}", "$.by_name[0].counts: missing");
 }
 
 static void test_result_item_round_trip(void **state)
@@ -275,6 +381,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_msg_second_round_trip),
+        cmocka_unit_test(test_result_msg_by_name_round_trip),
+        cmocka_unit_test(test_result_msg_by_name_refusals),
         cmocka_unit_test(test_result_msg_summary_round_trip),
         cmocka_unit_test(test_result_msg_ids_and_keys),
         cmocka_unit_test(test_result_msg_encode_rejects),

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "hist.h"
 #include "junit.h"
+#include "names.h"
 #include "plan.h"
 #include "report.h"
 #include "run_flags.h"
@@ -147,9 +148,18 @@ static void test_threshold_refusals(void **state)
     refused("p(99)=250", false, "at character 6: the comparison must be <, <=, > or >=");
     refused("p(99)==250", false, "at character 6: the comparison must be <, <=, > or >=");
     refused("p(99)<250 ms", false, "at character 11: unexpected \"ms\" after the threshold");
-    refused("p(99){name=login}<250", false,
-            "at character 6: thresholds per request name ({name=...}) are not supported yet: the "
-            "threshold applies to the whole run");
+    refused("p(99){tag=login}<250", false,
+            "at character 7: a selector names a request: {name=NAME} (the only tag is name)");
+    refused("p(99){name login}<250", false,
+            "at character 12: \"=\" (or \":\") must follow \"name\" in the selector, as in "
+            "{name=login}");
+    refused("p(99){name=}<250", false, "at character 12: the selector names no request: {name=NAME}");
+    refused("p(99){name=login<250", false,
+            "at character 21: \"}\" must close the selector, as in {name=login}");
+    refused("p(99){name=\"login}<250", false,
+            "at character 12: the quoted name is not closed with \"");
+    refused("achieved_ratio{name=login}>0.9", false,
+            "at character 1: achieved_ratio is for the whole run: the target is not split by name");
     refused("uncorrected error_rate<1%", false,
             "at character 13: \"uncorrected\" goes with a latency: p(N), mean, min or max");
     refused("error_rate<5", false, "at character 13: 5 is ambiguous for a ratio: write a fraction "
@@ -514,12 +524,108 @@ static void test_threshold_flag_repeats(void **state)
     assert_string_equal(err, "--threshold: given more than 64 times");
 }
 
+
+static void test_threshold_selector_forms(void **state)
+{
+    (void)state;
+    st_threshold t = parsed("p(99){name=login}<250");
+    assert_true(t.by_name && strcmp(t.name, "login") == 0 && t.limit == 250);
+    t = parsed("uncorrected max { name : POST /api/x } <= 1s");
+    assert_true(t.by_name && t.uncorrected && strcmp(t.name, "POST /api/x") == 0 &&
+                t.limit == 1000);
+    t = parsed("error_rate{name=\"a}b\"}<1%, abort after 2s");
+    assert_true(t.by_name && strcmp(t.name, "a}b") == 0 && t.abort && t.abort_after_s == 2);
+    t = parsed("p(99)<250");
+    assert_false(t.by_name);
+}
+
+/* A threshold by name reads that name's part only; a name with nothing yet has no value. */
+static void test_threshold_input_by_name(void **state)
+{
+    (void)state;
+    st_stats s;
+    assert_int_equal(st_stats_init(&s), 0);
+    assert_int_equal(st_stats_names(&s, 2), 0);
+    st_hist_record(s.names[0].lat, 1000);
+    st_hist_record(s.names[1].lat, 9000);
+    st_hist_merge(s.lat, s.names[0].lat);
+    st_hist_merge(s.lat, s.names[1].lat);
+    s.names[0].c.ok = 1;
+    s.names[1].c.http_5xx = 1;
+    s.c.ok = 1;
+    s.c.http_5xx = 1;
+    st_threshold t = parsed("max{name=b}<5ms");
+    double v;
+    st_threshold_input in = st_threshold_input_of(&s, 1, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 9 && !st_threshold_holds(&t, v));
+    in = st_threshold_input_of(&s, 0, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 1 && st_threshold_holds(&t, v));
+    t = parsed("error_rate{name=b}<1%");
+    in = st_threshold_input_of(&s, 1, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 1);
+    in = st_threshold_input_of(&s, -1, 10);
+    assert_true(st_threshold_observe(&t, &in, &v) && v == 0.5);
+    in = st_threshold_input_of(&s, 5, 10);
+    assert_false(st_threshold_observe(&t, &in, &v));
+    st_stats_fini(&s);
+}
+
+/* A selector must name one of the plan's names, kept apart (a plan of 2 to ST_NAMES_KEPT_MAX). */
+static void test_thresholds_selector_against_the_plan(void **state)
+{
+    (void)state;
+    st_plan p;
+    char err[512];
+    st_thresholds *ts = NULL;
+    const char *ok[] = {"p(99){name=b}<250", "error_rate{name:a}<1%"};
+    plan_with(&p, "{\"requests\": [{\"name\": \"a\", \"url\": \"http://127.0.0.1:1/a\"}, "
+                  "{\"name\": \"b\", \"url\": \"http://127.0.0.1:1/b\"}], \"rate\": 10, "
+                  "\"duration\": 2}",
+              ok, 2);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), 0);
+    st_thresholds_free(ts);
+    const char *bad[] = {"p(99){name=c}<250"};
+    st_plan_fini(&p);
+    plan_with(&p, "{\"requests\": [{\"name\": \"a\", \"url\": \"http://127.0.0.1:1/a\"}, "
+                  "{\"name\": \"b\", \"url\": \"http://127.0.0.1:1/b\"}], \"rate\": 10, "
+                  "\"duration\": 2}",
+              bad, 1);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), ST_EINVAL);
+    assert_string_equal(err, "--threshold: \"p(99){name=c}<250\": the plan has no request named "
+                             "\"c\" (its names: \"a\", \"b\")");
+    st_plan_fini(&p);
+    /* One name: the selector is the whole run. */
+    const char *one[] = {"p(99){name=GET http://127.0.0.1:1/}<250"};
+    plan_with(&p, "{\"url\": \"http://127.0.0.1:1/\", \"rate\": 10, \"duration\": 2}", one, 1);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), 0);
+    st_thresholds_free(ts);
+    st_plan_fini(&p);
+    /* More names than are kept apart: refused, saying why. */
+    char json[8192];
+    size_t n = (size_t)snprintf(json, sizeof(json), "{\"requests\": [");
+    for (int i = 0; i <= ST_NAMES_KEPT_MAX; i++) {
+        n += (size_t)snprintf(json + n, sizeof(json) - n,
+                              "%s{\"name\": \"r%d\", \"url\": \"http://127.0.0.1:1/%d\"}",
+                              i ? ", " : "", i, i);
+    }
+    snprintf(json + n, sizeof(json) - n, "], \"rate\": 10, \"duration\": 2}");
+    const char *many[] = {"p(99){name=r1}<250"};
+    plan_with(&p, json, many, 1);
+    assert_int_equal(st_thresholds_new(&ts, &p, NULL, err, sizeof(err)), ST_EINVAL);
+    assert_string_equal(err, "--threshold: \"p(99){name=r1}<250\": the plan has 33 request names, "
+                             "and results per name are kept for plans of at most 32");
+    st_plan_fini(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threshold_latency_forms),
         cmocka_unit_test(test_threshold_ratio_forms),
         cmocka_unit_test(test_threshold_abort_forms),
+        cmocka_unit_test(test_threshold_selector_forms),
+        cmocka_unit_test(test_threshold_input_by_name),
+        cmocka_unit_test(test_thresholds_selector_against_the_plan),
         cmocka_unit_test(test_threshold_refusals),
         cmocka_unit_test(test_threshold_observe_exact),
         cmocka_unit_test(test_thresholds_from_plan_and_flags),

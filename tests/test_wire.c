@@ -794,6 +794,110 @@ static void test_wire_arena_strings_and_alignment(void **state)
     st_arena_fini(&a);
 }
 
+
+/* ---- per-name parts ---- */
+
+/* Stats with n names: name i holds fill_stats(seed + i) (inflight 0), the whole their sum plus an
+ * inflight gauge. Names in skip hold nothing. */
+static void fill_by_name(st_stats *s, size_t n, uint64_t seed, size_t skip)
+{
+    assert_int_equal(st_stats_init(s), 0);
+    assert_int_equal(st_stats_names(s, n), 0);
+    for (size_t i = 0; i < n; i++) {
+        if (i == skip) {
+            continue;
+        }
+        st_stats part;
+        assert_int_equal(st_stats_init(&part), 0);
+        fill_stats(&part, seed + i, 20 + (int)i * 7);
+        st_test_add_part(s, i, &part);
+        st_stats_fini(&part);
+    }
+    s->c.inflight = 9;
+}
+
+/* Three agents' records with per-name parts, packed and unpacked, merge into exactly what merging
+ * the source stats gives, name by name and bucket by bucket; an empty name is left out. */
+static void test_wire_by_name_round_trip_merges_exactly(void **state)
+{
+    (void)state;
+    st_stats src[3], want, got;
+    assert_int_equal(st_stats_init(&want), 0);
+    assert_int_equal(st_stats_init(&got), 0);
+    for (int k = 0; k < 3; k++) {
+        fill_by_name(&src[k], 4, 100 * (uint64_t)k, (size_t)k + 1);
+        st_stats_merge(&want, &src[k]);
+        st_arena a = {0};
+        Stampede__SecondRecord *r;
+        assert_int_equal(st_wire_record_build(&a, &src[k], 1, &r), 0);
+        assert_int_equal(r->n_by_name, 3); /* name k + 1 held nothing */
+        size_t len = stampede__second_record__get_packed_size(r);
+        uint8_t *buf = malloc(len);
+        stampede__second_record__pack(r, buf);
+        Stampede__SecondRecord *back = stampede__second_record__unpack(NULL, len, buf);
+        assert_non_null(back);
+        assert_int_equal(st_wire_record_check(back), 0);
+        assert_int_equal(st_wire_record_check_names(back, 4), 0);
+        assert_int_equal(st_wire_record_check_names(back, 3), k == 2 ? 0 : ST_EINVAL);
+        assert_int_equal(st_wire_record_check_names(back, 0), ST_EINVAL);
+        assert_int_equal(st_wire_record_merge(back, &got), 0);
+        stampede__second_record__free_unpacked(back, NULL);
+        free(buf);
+        st_arena_fini(&a);
+    }
+    assert_stats_parts_equal(&got, &want);
+    for (int k = 0; k < 3; k++) {
+        st_stats_fini(&src[k]);
+    }
+    st_stats_fini(&want);
+    st_stats_fini(&got);
+}
+
+/* Per-name parts that do not add up, are out of order, carry an inflight, or are missing from
+ * a plan with several names are refused. */
+static void test_wire_by_name_refusals(void **state)
+{
+    (void)state;
+    st_stats s;
+    fill_by_name(&s, 3, 7, 99);
+    st_arena a = {0};
+    Stampede__SecondRecord *r;
+    assert_int_equal(st_wire_record_build(&a, &s, 1, &r), 0);
+    assert_int_equal(st_wire_record_check(r), 0);
+
+    r->by_name[1]->counts->ok++; /* a part's count no longer adds up (nor matches its samples) */
+    expect_refused(r);
+    r->by_name[1]->counts->ok--;
+    r->by_name[1]->counts->sent++; /* adds up per part, not to the whole */
+    expect_refused(r);
+    r->by_name[1]->counts->sent--;
+    r->by_name[2]->counts->inflight = 1;
+    expect_refused(r);
+    r->by_name[2]->counts->inflight = 0;
+    uint32_t n1 = r->by_name[1]->name;
+    r->by_name[1]->name = r->by_name[0]->name; /* twice the same name */
+    expect_refused(r);
+    r->by_name[1]->name = n1;
+    r->by_name[2]->name = ST_STATS_MAX_NAMES;
+    expect_refused(r);
+    r->by_name[2]->name = 2;
+    r->by_name[0]->latency->sum_us++; /* the sums of the parts' histograms differ */
+    expect_refused(r);
+    r->by_name[0]->latency->sum_us--;
+    assert_int_equal(st_wire_record_check(r), 0);
+
+    /* Without its parts the record is well formed, but not for a plan with several names. */
+    size_t nb = r->n_by_name;
+    r->n_by_name = 0;
+    assert_int_equal(st_wire_record_check(r), 0);
+    assert_int_equal(st_wire_record_check_names(r, 0), 0);
+    assert_int_equal(st_wire_record_check_names(r, 3), ST_EINVAL);
+    r->n_by_name = nb;
+    assert_int_equal(st_wire_record_check_names(r, 3), 0);
+    st_arena_fini(&a);
+    st_stats_fini(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -820,6 +924,8 @@ int main(void)
         cmocka_unit_test(test_wire_profile_load_refusals),
         cmocka_unit_test(test_wire_unpack_refusals),
         cmocka_unit_test(test_wire_arena_strings_and_alignment),
+        cmocka_unit_test(test_wire_by_name_round_trip_merges_exactly),
+        cmocka_unit_test(test_wire_by_name_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

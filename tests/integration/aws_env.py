@@ -87,6 +87,22 @@ def start_sqs():
     return p, "http://127.0.0.1:%d" % port
 
 
+class Emulators:
+    """A test case mixin: the DynamoDB and SQS emulators for the whole class (ddb_url, sqs_url)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ddb_proc, cls.ddb_url = start_dynalite()
+        cls.sqs_proc, cls.sqs_url = start_sqs()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sqs_proc.stop()
+        cls.ddb_proc.stop()
+        super().tearDownClass()
+
+
 class AwsError(Exception):
     def __init__(self, status, body):
         super().__init__("HTTP %d: %s" % (status, body))
