@@ -19,7 +19,9 @@ PENDING -> RUNNING on a clock (--provision-ms, --pending-ms); on RUNNING one rea
 from --agent-cmd with the RunTask environment overrides and ECS_CONTAINER_METADATA_URI_V4 pointing
 at a task-metadata endpoint of the task's own (GET <uri>/task). StopTask kills the process
 (TERM, then KILL) and the task goes DEPROVISIONING -> STOPPED with the reason; a process that exits
-makes its task STOPPED with the exit code. RunTask is idempotent by clientToken.
+makes its task STOPPED with the exit code. RunTask is idempotent by clientToken. With
+--docker-image IMAGE each task is a container of IMAGE instead (`docker run --rm --network host`,
+--agent-cmd its entrypoint), stopped with `docker stop` / `docker kill`.
 
 Control, unsigned, for the tests (paths under /__fake/):
   POST /__fake/faults  a JSON list of rules, appended; each {"kind": K, "op": OP (default any),
@@ -165,6 +167,60 @@ def pdeathsig():
         pass
 
 
+# ---- what a task runs: a process, or a container of --docker-image ----
+
+class ProcessRunner:
+    """Each task is a process of --agent-cmd with the task's environment."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def start(self, t, env, out):
+        return subprocess.Popen([self.a.agent_cmd] + self.a.agent_arg, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=pdeathsig)
+
+    def stop(self, t):
+        t.proc.terminate()
+
+    def kill(self, t):
+        t.proc.kill()
+
+
+class DockerRunner:
+    """Each task is a container of --docker-image on the host's network (`docker run --rm`, the
+    client in the foreground: its exit code is the container's), given only the task's
+    environment and metadata URI; StopTask is `docker stop`, a hard stop `docker kill`. The
+    client is $ST_DOCKER (default docker) and reaches the daemon of $DOCKER_HOST."""
+
+    def __init__(self, a):
+        self.a = a
+        self.docker = os.environ.get("ST_DOCKER", "docker")
+
+    @staticmethod
+    def name(t):
+        return "st-task-" + t.id
+
+    def start(self, t, env, out):
+        cmd = [self.docker, "run", "--rm", "--network", "host", "--name", self.name(t)]
+        for k, v in sorted(t.env.items()):
+            cmd += ["-e", "%s=%s" % (k, v)]
+        cmd += ["-e", "ECS_CONTAINER_METADATA_URI_V4=" + env["ECS_CONTAINER_METADATA_URI_V4"]]
+        cmd += ["--entrypoint", self.a.agent_cmd, self.a.docker_image] + self.a.agent_arg
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=pdeathsig)
+
+    def _docker(self, *args):
+        subprocess.Popen([self.docker] + list(args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self, t):
+        self._docker("stop", "--time", "2", self.name(t))
+
+    def kill(self, t):
+        self._docker("kill", self.name(t))
+
+
 # ---- tasks ----
 
 class Task:
@@ -270,6 +326,7 @@ class Fake:
     def __init__(self, a):
         self.a = a
         self.model = Model(MODEL_PATH)
+        self.runner = DockerRunner(a) if a.docker_image else ProcessRunner(a)
         self.lock = threading.RLock()
         self.cluster_arn = "arn:aws:ecs:%s:%s:cluster/%s" % (a.region, ACCOUNT, a.cluster)
         self.td_arn = "arn:aws:ecs:%s:%s:task-definition/%s:%d" % (a.region, ACCOUNT, a.family,
@@ -325,7 +382,8 @@ class Fake:
                         else:
                             t.last = "STOPPED"
                     elif t.kill_at is not None and now >= t.kill_at:
-                        t.proc.kill()
+                        t.kill_at = None
+                        self.runner.kill(t)
                 if t.last == "DEPROVISIONING" and (t.proc is None or t.exit_code is not None):
                     t.last = "STOPPED"
                     t.container_status = "STOPPED"
@@ -356,9 +414,7 @@ class Fake:
         out = subprocess.DEVNULL
         if self.a.log_dir:
             out = open(os.path.join(self.a.log_dir, "task-%s.log" % t.id), "wb")
-        t.proc = subprocess.Popen([self.a.agent_cmd] + self.a.agent_arg, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  preexec_fn=pdeathsig)
+        t.proc = self.runner.start(t, env, out)
         if out is not subprocess.DEVNULL:
             out.close()
         self.launched += 1
@@ -366,10 +422,10 @@ class Fake:
     def _kill(self, t, hard=False):
         if t.proc is not None and t.proc.poll() is None:
             if hard:
-                t.proc.kill()
+                self.runner.kill(t)
                 t.proc.wait()
             else:
-                t.proc.terminate()
+                self.runner.stop(t)
                 t.kill_at = time.monotonic() + 2.0
 
     # -- operations --
@@ -687,6 +743,8 @@ def main():
     p.add_argument("--provision-ms", type=int, default=200)
     p.add_argument("--pending-ms", type=int, default=200)
     p.add_argument("--log-dir")
+    p.add_argument("--docker-image", help="start each task as a container of this image, "
+                   "--agent-cmd its entrypoint (see DockerRunner)")
     a = p.parse_args()
     fake = Fake(a)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(fake))
