@@ -2,7 +2,7 @@
 # Builds stampede's container image (deploy/ecs/Dockerfile) on a machine without a registry, under a
 # private Docker daemon of its own. Called by the container tests and by deploy/ecs/README.md.
 #
-#   scripts/container.sh start        starts the daemon (if this cache's is not running) and prints
+#   scripts/container.sh start        starts the daemon for the calling process and prints
 #                                     "DOCKER_HOST=unix://... PID=N" on stdout
 #   scripts/container.sh stop PID     stops the daemon that `start` reported (TERM, then KILL)
 #   scripts/container.sh base         makes the Debian 12 base image once (debootstrap + import)
@@ -14,7 +14,8 @@
 # root, exec root, socket and pid file, and the base image's tarball (base-TAG.tar). A second run
 # neither bootstraps again (the imported image, or else the tarball, is reused) nor reinstalls the
 # build stage's packages (the daemon's build cache). One daemon per cache directory: `start` waits
-# up to $ST_DOCKER_LOCK_WAIT seconds (default 900) for another caller's daemon to stop.
+# up to $ST_DOCKER_LOCK_WAIT seconds (default 900) for another caller's daemon to stop, and stops a
+# daemon whose caller (the process that ran `start`) is gone without stopping it.
 #
 # Exit codes: 0 done; 2 bad usage; 3 the daemon did not start or answer; 4 debootstrap or the
 # import failed; 5 the image build failed; 6 another caller held the cache for too long.
@@ -52,12 +53,22 @@ st_docker_wait() {
     return 1
 }
 
-# Starts the cache's daemon; prints "DOCKER_HOST=... PID=..." on stdout. The daemon keeps a lock
-# on the cache (fd 9) for as long as it runs, so a second caller waits for it instead of sharing.
+# Starts the cache's daemon for the caller OWNER (a pid); prints "DOCKER_HOST=... PID=..." on
+# stdout. The daemon keeps a lock on the cache (fd 9) for as long as it runs, so a second caller
+# waits for it instead of sharing.
 st_docker_start() {
+    local owner=$1
     command -v dockerd >/dev/null 2>&1 && [ -x "$ST_DOCKER" ] || st_need_apt "${ST_CONTAINER_PKGS[@]}"
     mkdir -p "$ST_DOCKER_DIR"
     local lock=$ST_DOCKER_DIR/lock log=$ST_DOCKER_DIR/dockerd.log wait=${ST_DOCKER_LOCK_WAIT:-900}
+    local old_owner old_pid
+    old_owner=$(cat "$ST_DOCKER_DIR/owner" 2>/dev/null || true)
+    old_pid=$(cat "$ST_DOCKER_DIR/dockerd.pid" 2>/dev/null || true)
+    if [[ $old_owner =~ ^[0-9]+$ && $old_pid =~ ^[0-9]+$ ]] && ! kill -0 "$old_owner" 2>/dev/null &&
+        [ "$(cat "/proc/$old_pid/comm" 2>/dev/null)" = dockerd ]; then
+        echo "container.sh: stopping dockerd $old_pid, left running by $old_owner (gone)" >&2
+        st_docker_stop "$old_pid"
+    fi
     (
         exec 9>"$lock"
         flock -w "$wait" 9 || exit 75
@@ -81,6 +92,7 @@ st_docker_start() {
         kill -KILL "$pid" 2>/dev/null || true
         st_die 3 "dockerd did not answer on $ST_DOCKER_SOCK within 60 s; its log: $log"
     }
+    echo "$owner" >"$ST_DOCKER_DIR/owner"
     echo "DOCKER_HOST=unix://$ST_DOCKER_SOCK PID=$pid"
 }
 
@@ -156,7 +168,7 @@ st_container_main() {
     local cmd=${1:-}
     [ $# -gt 0 ] && shift
     case $cmd in
-    start) st_docker_start ;;
+    start) st_docker_start "$PPID" ;;
     stop)
         [ $# -eq 1 ] || st_die 2 "usage: container.sh stop PID"
         st_docker_stop "$1"
@@ -165,7 +177,7 @@ st_container_main() {
     build) st_docker_build "$@" ;;
     image)
         local line pid
-        line=$(st_docker_start)
+        line=$(st_docker_start $$)
         pid=${line##*PID=}
         trap 'st_docker_stop '"$pid" EXIT
         st_docker_build "$@"
