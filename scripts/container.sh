@@ -115,7 +115,7 @@ st_docker_stop() {
 st_docker_base() {
     st_docker info >/dev/null 2>&1 || st_die 3 "no daemon answers on $ST_DOCKER_SOCK (container.sh start)"
     st_docker image inspect "$ST_BASE_IMAGE" >/dev/null 2>&1 && return 0
-    local tarball=$ST_DOCKER_DIR/base-${ST_BASE_IMAGE//[:\/]/-}.tar
+    local tarball=$ST_DOCKER_DIR/base-${ST_BASE_IMAGE//[:\/]/-}.tar started=$SECONDS
     if ! [ -s "$tarball" ]; then
         command -v debootstrap >/dev/null 2>&1 || st_need_apt "${ST_CONTAINER_PKGS[@]}"
         local rootfs
@@ -132,6 +132,7 @@ st_docker_base() {
         rm -rf "$rootfs" "$rootfs.log"
     fi
     st_docker import "$tarball" "$ST_BASE_IMAGE" >/dev/null || st_die 4 "docker import of $tarball failed"
+    echo "container.sh: base image $ST_BASE_IMAGE made in $((SECONDS - started)) s" >&2
 }
 
 # Builds the image from the tree as TAG, on $ST_BASE_IMAGE, then reports its size.

@@ -85,7 +85,8 @@ def setUpModule():
         raise RuntimeError("container.sh build: exit %d\n%s" % (p.returncode, p.stderr))
     DAEMON["report"] = p.stdout
     # The build's time and the image's size, for the log of the suite.
-    print("\nimage built in %.0f s\n%s" % (time.monotonic() - started, p.stdout), flush=True)
+    print("\n%simage built in %.0f s\n%s" % (p.stderr, time.monotonic() - started, p.stdout),
+          flush=True)
 
 
 class ContainerCase(harness.ProcTestCase):
