@@ -16,6 +16,7 @@
 #include "summary.h"
 #include "taskmeta.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -139,6 +140,20 @@ static bool read_task(st_taskmeta *m)
     return true;
 }
 
+/* The CPUs an agent may use: its own (affinity, cgroup quota), and on ECS no more than the task's
+ * vCPU limit rounded up (a 0.25-vCPU task runs 1 thread, not one per CPU the VM shows). */
+static int agent_cpus(const st_taskmeta *task)
+{
+    int n = st_cli_cpus();
+    if (task && task->cpu_vcpus > 0) {
+        double v = ceil(task->cpu_vcpus);
+        if (v < n) {
+            n = (int)v;
+        }
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     st_agent_opts o;
@@ -163,6 +178,10 @@ int main(int argc, char **argv)
         st_taskmeta task = {0};
         bool on_ecs = read_task(&task);
         const char *id = on_ecs ? strrchr(task.task_arn, '/') : NULL;
+        char taskdef[256] = "";
+        if (on_ecs) {
+            snprintf(taskdef, sizeof(taskdef), "%s:%s", task.family, task.revision);
+        }
         st_remote_opts ro = {
             .url = o.coordinator,
             .token = o.token,
@@ -170,8 +189,14 @@ int main(int argc, char **argv)
             .name = o.name ? o.name : id ? id + 1 : NULL, /* a task is named by its id */
             .engine = o.engine,
             .threads = o.f.threads,
+            .cpus = agent_cpus(on_ecs ? &task : NULL),
             .task_arn = on_ecs ? task.task_arn : NULL,
             .availability_zone = on_ecs ? task.availability_zone : NULL,
+            .cluster = on_ecs ? task.cluster : NULL,
+            .task_definition = taskdef,
+            .cpu_vcpus = on_ecs ? task.cpu_vcpus : 0,
+            .has_clock_error_bound = on_ecs && task.has_clock_error_bound,
+            .clock_error_bound_ms = on_ecs ? task.clock_error_bound_ms : 0,
         };
         int code = st_remote_run(&ro, &g_stop_signal);
         st_taskmeta_fini(&task);

@@ -137,7 +137,7 @@ static void apply_prepare(remote *r, const Stampede__Prepare *p)
     st_plan_fini(&r->plan);
     st_slice_fini(&r->slice);
     st_plan_init(&r->plan);
-    int rc = st_wire_plan_load(p->plan, p->assignment, st_cli_cpus(), &r->plan, err, sizeof(err));
+    int rc = st_wire_plan_load(p->plan, p->assignment, r->o->cpus, &r->plan, err, sizeof(err));
     if (rc) {
         fail_plan(r, "the coordinator's plan cannot be run: %s", err);
         return;
@@ -426,11 +426,16 @@ static int session_open(remote *r)
     cfg.name = name;
     cfg.host = host;
     cfg.pid = (uint32_t)getpid();
-    cfg.cores = (uint32_t)st_cli_cpus();
-    cfg.threads = (uint32_t)(r->o->threads > 0 ? r->o->threads : st_cli_cpus());
+    cfg.cores = (uint32_t)r->o->cpus;
+    cfg.threads = (uint32_t)(r->o->threads > 0 ? r->o->threads : r->o->cpus);
     cfg.version = ST_VERSION;
     cfg.task_arn = r->o->task_arn;
     cfg.availability_zone = r->o->availability_zone;
+    cfg.cluster = r->o->cluster;
+    cfg.task_definition = r->o->task_definition;
+    cfg.cpu_vcpus = r->o->cpu_vcpus;
+    cfg.has_clock_error_bound = r->o->has_clock_error_bound;
+    cfg.clock_error_bound_ms = r->o->clock_error_bound_ms;
     return st_session_new(&r->ss, &cfg);
 }
 

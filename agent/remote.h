@@ -28,6 +28,7 @@
 #define ST_REMOTE_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 typedef struct st_remote_opts {
     const char *url;    /* coordinator, e.g. tcp://10.0.0.5:7400 */
@@ -36,8 +37,16 @@ typedef struct st_remote_opts {
     const char *name;   /* this agent's name; NULL: host-pid */
     const char *engine; /* auto / curl / fast; NULL: what the plan asks */
     int threads;        /* > 0: overrides the plan's threads */
+    int cpus;           /* the CPUs this agent may use (st_cli_cpus, lowered on ECS to the task's
+                           vCPUs rounded up): its threads when neither the plan nor threads say */
+    /* On ECS, from the task metadata (NULL / 0 elsewhere): what the agent registers with. */
     const char *task_arn;
     const char *availability_zone;
+    const char *cluster;
+    const char *task_definition; /* "family:revision" */
+    double cpu_vcpus;
+    bool has_clock_error_bound;
+    double clock_error_bound_ms;
 } st_remote_opts;
 
 /* Runs until the coordinator is done with this agent. stop_signal, when it becomes non-zero

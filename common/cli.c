@@ -176,16 +176,65 @@ int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char
     return 0;
 }
 
+int st_cli_quota_cpus(long long quota_us, long long period_us)
+{
+    if (quota_us <= 0 || period_us <= 0) {
+        return 0;
+    }
+    long long n = (quota_us + period_us - 1) / period_us;
+    return n > 4096 ? 4096 : (int)n;
+}
+
+int st_cli_cpu_max_cpus(const char *text)
+{
+    long long quota, period;
+    char end;
+    if (!text || strncmp(text, "max", 3) == 0) {
+        return 0;
+    }
+    if (sscanf(text, "%lld %lld%c", &quota, &period, &end) < 2) {
+        return 0;
+    }
+    return st_cli_quota_cpus(quota, period);
+}
+
+/* The first line of a small file, "" when it cannot be read. */
+static void read_line(const char *path, char *out, size_t len)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(out, (int)len, f)) {
+            out[0] = 0;
+        }
+        fclose(f);
+    }
+}
+
+static int cgroup_cpus(void)
+{
+    char a[64], b[64];
+    read_line("/sys/fs/cgroup/cpu.max", a, sizeof(a));
+    if (a[0]) {
+        return st_cli_cpu_max_cpus(a);
+    }
+    read_line("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", a, sizeof(a));
+    read_line("/sys/fs/cgroup/cpu/cpu.cfs_period_us", b, sizeof(b));
+    if (a[0] && b[0]) {
+        return st_cli_quota_cpus(strtoll(a, NULL, 10), strtoll(b, NULL, 10));
+    }
+    return 0;
+}
+
 int st_cli_cpus(void)
 {
+    int n = 1;
     cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-        int n = CPU_COUNT(&set);
-        if (n > 0) {
-            return n;
-        }
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0) {
+        n = CPU_COUNT(&set);
     }
-    return 1;
+    int quota = cgroup_cpus();
+    return quota > 0 && quota < n ? quota : n;
 }
 
 void st_cli_stop_signals(void (*on_stop)(int sig))

@@ -37,8 +37,18 @@ void st_cli_format_duration(double s, char *out, size_t len);
 int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char *err,
                      size_t err_len);
 
-/* The number of CPUs this process may run on (its affinity mask), at least 1. */
+/* The number of CPUs this process may use, at least 1: its affinity mask, lowered by a CPU quota
+ * of its cgroup (a container's `--cpus`: cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` over
+ * `cpu.cfs_period_us`, as the container sees them at /sys/fs/cgroup), rounded up. */
 int st_cli_cpus(void);
+
+/* A cgroup CPU quota as CPUs, rounded up: quota and period in microseconds, quota < 0 for none
+ * (v1's -1). Returns 0 when there is no quota or it is not a usable number. */
+int st_cli_quota_cpus(long long quota_us, long long period_us);
+
+/* The quota of a cgroup v2 `cpu.max` text ("max 100000", "150000 100000\n") as
+ * st_cli_quota_cpus counts it; 0 for none or text that is not of that form. */
+int st_cli_cpu_max_cpus(const char *text);
 
 /* Calls on_stop on SIGINT and SIGTERM (no SA_RESTART: a blocked call returns EINTR), and ignores
  * SIGPIPE so that a peer's close shows as EPIPE. */

@@ -21,7 +21,9 @@ typedef struct record {
 
 struct st_session {
     const st_clock *clock;
-    char *token, *name, *host, *version, *task_arn, *availability_zone;
+    char *token, *name, *host, *version, *task_arn, *availability_zone, *cluster, *task_definition;
+    double cpu_vcpus, clock_error_bound_ms;
+    bool has_clock_error_bound;
     uint64_t instance_id;
     uint32_t pid, cores, threads;
     int clock_pings;
@@ -100,7 +102,10 @@ int st_session_new(st_session **out, const st_session_cfg *cfg)
     s->version = dup_or_empty(cfg->version);
     s->task_arn = dup_or_empty(cfg->task_arn);
     s->availability_zone = dup_or_empty(cfg->availability_zone);
-    if (!s->token || !s->name || !s->host || !s->version || !s->task_arn || !s->availability_zone) {
+    s->cluster = dup_or_empty(cfg->cluster);
+    s->task_definition = dup_or_empty(cfg->task_definition);
+    if (!s->token || !s->name || !s->host || !s->version || !s->task_arn || !s->availability_zone ||
+        !s->cluster || !s->task_definition) {
         st_session_free(s);
         return ST_ENOMEM;
     }
@@ -109,6 +114,9 @@ int st_session_new(st_session **out, const st_session_cfg *cfg)
     s->pid = cfg->pid;
     s->cores = cfg->cores;
     s->threads = cfg->threads;
+    s->cpu_vcpus = cfg->cpu_vcpus;
+    s->has_clock_error_bound = cfg->has_clock_error_bound;
+    s->clock_error_bound_ms = cfg->clock_error_bound_ms;
     s->clock_pings = cfg->clock_pings;
     if (cfg->connect_deadline_ms) {
         s->deadline_ns = now_ns(s) + cfg->connect_deadline_ms * ST_NS_PER_MS;
@@ -139,6 +147,8 @@ void st_session_free(st_session *s)
     free(s->version);
     free(s->task_arn);
     free(s->availability_zone);
+    free(s->cluster);
+    free(s->task_definition);
     free(s);
 }
 
@@ -218,6 +228,11 @@ static int build_register(st_session *s, uint8_t **buf, size_t *len)
     reg.version = s->version;
     reg.task_arn = s->task_arn;
     reg.availability_zone = s->availability_zone;
+    reg.cluster = s->cluster;
+    reg.task_definition = s->task_definition;
+    reg.cpu_vcpus = s->cpu_vcpus;
+    reg.has_clock_error_bound = s->has_clock_error_bound;
+    reg.clock_error_bound_ms = s->clock_error_bound_ms;
     reg.clock_offset_ns = s->offset_ns;
     reg.clock_rtt_ns = s->rtt_ns;
     return pack_envelope(s, &env, STAMPEDE__ENVELOPE__BODY_REGISTER, buf, len);

@@ -50,6 +50,11 @@ typedef struct st_session_cfg {
     const char *version;
     const char *task_arn;
     const char *availability_zone;
+    const char *cluster;         /* ECS: the task's cluster */
+    const char *task_definition; /* ECS: "family:revision" */
+    double cpu_vcpus;            /* ECS: the task's CPU limit, 0 when not on ECS */
+    bool has_clock_error_bound;
+    double clock_error_bound_ms; /* ECS: the task's ClockErrorBound */
     int clock_pings;              /* pings before registering, 0 .. ST_PROTO_CLOCK_WINDOW */
     uint32_t connect_deadline_ms; /* to be registered by, from st_session_new; 0: none */
 } st_session_cfg;

@@ -6,6 +6,7 @@
 #include "share.h"
 #include "wire.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,7 +148,17 @@ static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **o
         a->host = dup_or_empty(r->host);
         a->task_arn = dup_or_empty(r->task_arn);
         a->az = dup_or_empty(r->availability_zone);
+        a->cluster = dup_or_empty(r->cluster);
+        a->task_definition = dup_or_empty(r->task_definition);
+        a->cpu_vcpus = isfinite(r->cpu_vcpus) && r->cpu_vcpus > 0 ? r->cpu_vcpus : 0;
+        a->has_clock_error_bound = r->has_clock_error_bound && isfinite(r->clock_error_bound_ms) &&
+                                   r->clock_error_bound_ms >= 0;
+        a->clock_error_bound_ms = a->has_clock_error_bound ? r->clock_error_bound_ms : 0;
         a->version = dup_or_empty(r->version);
+        if (!a->host || !a->task_arn || !a->az || !a->cluster || !a->task_definition || !a->version) {
+            st_coord_agent_free(a);
+            return ST_ENOMEM;
+        }
         a->pid = r->pid;
         a->cores = r->cores;
         a->threads = r->threads;
@@ -160,11 +171,15 @@ static int handle_register(st_coord *c, const Stampede__Register *r, uint8_t **o
         a->assigned_until_ns = UINT64_MAX;
         a->last_seen_ns = st_core_now(c);
         c->agents[c->n_agents++] = a;
+        char vcpus[32] = "";
+        if (a->cpu_vcpus > 0) {
+            snprintf(vcpus, sizeof(vcpus), ", %g vCPU", a->cpu_vcpus);
+        }
         st_info("agent %u \"%s\" registered from %s (%u threads, clock offset %.3f ms, rtt %.3f ms"
-                "%s%s%s%s)",
+                "%s%s%s%s%s)",
                 a->id, a->name, a->host, a->weight, (double)a->offset_ns / 1e6,
                 (double)a->rtt_ns / 1e6, a->task_arn[0] ? ", task " : "", a->task_arn,
-                a->az[0] ? " in " : "", a->az);
+                a->az[0] ? " in " : "", a->az, vcpus);
         if (running) {
             a->counted = true;
             st_share_replan_ahead(c, "an agent joined");

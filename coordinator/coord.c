@@ -64,7 +64,7 @@ int st_coord_new(st_coord **out, const st_coord_cfg *cfg)
     return 0;
 }
 
-static void agent_free(st_coord_agent *a)
+void st_coord_agent_free(st_coord_agent *a)
 {
     if (!a) {
         return;
@@ -73,6 +73,8 @@ static void agent_free(st_coord_agent *a)
     free(a->host);
     free(a->task_arn);
     free(a->az);
+    free(a->cluster);
+    free(a->task_definition);
     free(a->version);
     free(a->error);
     free(a->lost_reason);
@@ -86,7 +88,7 @@ void st_coord_free(st_coord *c)
         return;
     }
     for (size_t i = 0; i < c->n_agents; i++) {
-        agent_free(c->agents[i]);
+        st_coord_agent_free(c->agents[i]);
     }
     free(c->agents);
     st_report_series_free(c->series);
@@ -133,9 +135,10 @@ void st_core_lose(st_coord *c, st_coord_agent *a, const char *why)
         survivors |= st_core_active(c->agents[i]);
     }
     uint64_t at = now + st_share_lead_ns(c);
-    a->assigned_until_ns =
-        survivors && !c->stopping && c->state == ST_COORD_RUNNING && at < c->end_ns ? at
-                                                                                    : UINT64_MAX;
+    a->assigned_until_ns = survivors && !c->stopping && !c->stop_at_ns &&
+                                   c->state == ST_COORD_RUNNING && at < c->end_ns
+                               ? at
+                               : UINT64_MAX;
     free(a->lost_reason);
     a->lost_reason = strdup(why); /* NULL when out of memory: the report says "lost" only */
     st_warn("agent %u \"%s\" lost: %s", a->id, a->name, why);
@@ -235,8 +238,12 @@ static void tick_locked(st_coord *c, uint64_t now)
             st_error("every agent was lost: the run ends here");
             break;
         }
+        if (c->state == ST_COORD_RUNNING && c->stop_at_ns && now >= c->stop_at_ns) {
+            c->stopping = true;
+            c->stopped_at_ns = c->stop_at_ns;
+        }
         if (c->state == ST_COORD_RUNNING) {
-            if (replan && now + st_share_lead_ns(c) < c->end_ns && !c->stopping) {
+            if (replan && now + st_share_lead_ns(c) < c->end_ns && !c->stopping && !c->stop_at_ns) {
                 st_share_replan_ahead(c, "an agent was lost");
             }
             if (now >= c->end_ns || c->stopping || counted == 0) {
@@ -355,7 +362,14 @@ void st_coord_agent_exited(st_coord *c, int pid)
 void st_coord_stop(st_coord *c)
 {
     pthread_mutex_lock(&c->mu);
-    if (!c->stopping) {
+    uint64_t at = 0;
+    if (!c->stopping && !c->stop_at_ns && st_share_stop_ahead(c, &at) == 0) {
+        /* Open loop and running: every agent stops at the same instant, a re-plan lead ahead, so
+         * the load ends where the duration does and target and achieved agree. */
+        c->stop_at_ns = at;
+        st_info("stopping: the load ends %.3f s from now, at %.3f s of the run",
+                (double)(at - st_core_now(c)) / 1e9, (double)(at - c->t0) / 1e9);
+    } else if (!c->stopping && !c->stop_at_ns) {
         c->stopping = true;
         c->stopped_at_ns = st_core_now(c);
         if (c->state == ST_COORD_WAITING || c->state == ST_COORD_PREPARING) {

@@ -27,6 +27,10 @@ struct st_coord_agent {
     uint32_t id; /* 1-based, the index + 1 */
     uint64_t instance_id;
     char *name, *host, *task_arn, *az, *version; /* never NULL ("" when not given) */
+    char *cluster, *task_definition;             /* ECS; never NULL ("" elsewhere) */
+    double cpu_vcpus;                            /* ECS: the task's CPU limit; 0 elsewhere */
+    bool has_clock_error_bound;
+    double clock_error_bound_ms; /* ECS: the task's ClockErrorBound when it gave one */
     uint32_t pid, cores, threads, weight;
     int64_t offset_ns;
     uint64_t rtt_ns;
@@ -60,6 +64,9 @@ struct st_coord_agent {
     st_counts totals; /* what its records added up to (merge.c) */
 };
 
+/* Frees an agent and everything it holds (NULL is fine). */
+void st_coord_agent_free(st_coord_agent *a);
+
 struct st_coord {
     pthread_mutex_t mu;
     st_coord_cfg cfg;
@@ -77,7 +84,9 @@ struct st_coord {
     uint64_t t0;
     uint64_t end_ns;
     bool stopping;
-    uint64_t stopped_at_ns;
+    uint64_t stopped_at_ns; /* the load's end when stopped: a graceful stop's instant, else
+                               when st_coord_stop was called */
+    uint64_t stop_at_ns;    /* a graceful stop waiting for its instant (share.c); 0: none */
     /* The coordinator's own stalls (ST_PROTO_COORD_STALL_MS): the previous tick, and until when
      * seconds wait for their records rather than for the grace timer. */
     uint64_t last_tick_ns;

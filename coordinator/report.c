@@ -286,6 +286,7 @@ void st_report_fini(st_report *r)
         free(a->version);
         free(a->task);
         free(a->availability_zone);
+        free(a->task_definition);
         free(a->error);
         free(a->lost_reason);
     }
@@ -317,6 +318,12 @@ static cJSON *agent_json(const st_report_agent *a)
     }
     if (a->availability_zone[0]) {
         cJSON_AddStringToObject(o, "availability_zone", a->availability_zone);
+    }
+    if (a->task_definition && a->task_definition[0]) {
+        cJSON_AddStringToObject(o, "task_definition", a->task_definition);
+    }
+    if (a->cpu_vcpus > 0) {
+        cJSON_AddNumberToObject(o, "cpu_vcpus", a->cpu_vcpus);
     }
     cJSON_AddNumberToObject(o, "share_rps", a->share_rps);
     cJSON_AddNumberToObject(o, "requests", (double)st_counts_done(&a->counts));
@@ -373,6 +380,9 @@ cJSON *st_report_json(const st_report *r)
         cJSON_AddNumberToObject(j, "start_skew_ms", r->start_skew_ms);
     } else {
         cJSON_AddNullToObject(j, "start_skew_ms");
+    }
+    if (r->have_clock_error_bound) {
+        cJSON_AddNumberToObject(j, "clock_error_bound_ms", r->clock_error_bound_ms);
     }
     cJSON *arr = cJSON_AddArrayToObject(j, "agents");
     for (size_t i = 0; arr && i < r->n_agents; i++) {
@@ -528,12 +538,14 @@ static bool copy_agent(const st_coord *c, const st_coord_agent *a, st_report_age
     if (a->lost && o->state != ST_REPORT_AGENT_FAILED) {
         o->state = ST_REPORT_AGENT_LOST;
     }
+    o->cpu_vcpus = a->cpu_vcpus;
     o->clock_offset_ms = (double)a->offset_ns / 1e6;
     o->clock_rtt_ms = (double)a->rtt_ns / 1e6;
     o->first_send_coord_ns = a->first_send_coord_ns;
     return (o->name = strdup(a->name)) && (o->host = strdup(a->host)) &&
            (o->version = strdup(a->version)) && (o->task = strdup(a->task_arn)) &&
            (o->availability_zone = strdup(a->az)) &&
+           (o->task_definition = strdup(a->task_definition)) &&
            (o->error = strdup(a->error ? a->error : "")) &&
            (o->lost_reason = strdup(a->lost ? (a->lost_reason ? a->lost_reason : "lost") : ""));
 }
@@ -589,6 +601,14 @@ static int copy_locked(st_coord *c, st_report *r)
     }
     r->have_start_skew = n > 0;
     r->start_skew_ms = n > 0 ? (double)(hi - lo) / 1e6 : 0;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        const st_coord_agent *a = c->agents[i];
+        if (a->has_clock_error_bound &&
+            (!r->have_clock_error_bound || a->clock_error_bound_ms > r->clock_error_bound_ms)) {
+            r->have_clock_error_bound = true;
+            r->clock_error_bound_ms = a->clock_error_bound_ms;
+        }
+    }
 
     if (c->n_agents && !(r->agents = calloc(c->n_agents, sizeof(*r->agents)))) {
         return ST_ENOMEM;

@@ -149,6 +149,8 @@ typedef struct st_report_agent {
     char *name, *host, *version;
     char *task;              /* its ECS task ARN, "" elsewhere */
     char *availability_zone; /* "" when unknown */
+    char *task_definition;   /* ECS: "family:revision", "" elsewhere */
+    double cpu_vcpus;        /* ECS: the task's CPU limit, 0 elsewhere */
     uint32_t pid, cores, threads;
     uint32_t weight;  /* its part of the split: the threads it runs */
     double share_rps; /* the average rate of its current share; 0 without one (lost) */
@@ -191,6 +193,8 @@ typedef struct st_report {
 
     bool have_start_skew; /* some agent sent (false: nothing was sent) */
     double start_skew_ms; /* the spread of the agents' realised starts, coordinator time */
+    bool have_clock_error_bound; /* some agent (on ECS) gave its clock's error bound */
+    double clock_error_bound_ms; /* the largest of them */
 
     st_report_agent *agents;
     size_t n_agents;

@@ -90,24 +90,47 @@ void st_share_replan_ahead(st_coord *c, const char *why)
     }
 }
 
-int st_share_change_rate(st_coord *c, double rate_rps)
+/* The instant a change made now takes effect; 0 when it cannot be made (ST_ESTATE). */
+static uint64_t change_at(const st_coord *c)
 {
-    int rc = 0;
     uint64_t at = st_core_now(c) + st_share_lead_ns(c);
     if (c->state == ST_COORD_RUNNING && at < c->t0) {
         /* A start lead longer than the re-plan lead: nothing was sent yet, so the new rate holds
          * from the start (at - t0 would wrap around and be refused). */
         at = c->t0;
     }
-    if (c->state != ST_COORD_RUNNING || c->plan->closed_loop || c->stopping || at >= c->end_ns) {
-        rc = ST_ESTATE;
-    } else if ((rc = st_profile_change_rate(&c->profile, (double)(at - c->t0) / 1e9, rate_rps)) ==
-               0) {
+    if (c->state != ST_COORD_RUNNING || c->plan->closed_loop || c->stopping || c->stop_at_ns ||
+        at >= c->end_ns) {
+        return 0;
+    }
+    return at;
+}
+
+static int change_rate_at(st_coord *c, uint64_t at, double rate_rps)
+{
+    int rc = st_profile_change_rate(&c->profile, (double)(at - c->t0) / 1e9, rate_rps);
+    if (rc == 0) {
         uint64_t q = first_q_at(c, at);
         if ((rc = st_share_split(c, q)) == 0) {
             st_info("rate changed to %.1f rps from request %llu (epoch %u)", rate_rps,
                     (unsigned long long)q, c->epoch);
         }
+    }
+    return rc;
+}
+
+int st_share_change_rate(st_coord *c, double rate_rps)
+{
+    uint64_t at = change_at(c);
+    return at ? change_rate_at(c, at, rate_rps) : ST_ESTATE;
+}
+
+int st_share_stop_ahead(st_coord *c, uint64_t *at_ns)
+{
+    uint64_t at = change_at(c);
+    int rc = at ? change_rate_at(c, at, 0) : ST_ESTATE;
+    if (rc == 0) {
+        *at_ns = at;
     }
     return rc;
 }

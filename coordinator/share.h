@@ -37,6 +37,12 @@ void st_share_replan_ahead(st_coord *c, const char *why);
  * loop, or the planned end within the lead), ST_EINVAL (rate_rps out of range) or ST_ENOMEM. */
 int st_share_change_rate(st_coord *c, double rate_rps);
 
+/* A graceful stop of an open-loop run: the rate becomes 0 from a re-plan lead ahead (as
+ * st_share_change_rate), so every agent sends exactly what was due before that instant and
+ * nothing after. Returns 0 with *at_ns (coordinator time) set, or what st_share_change_rate
+ * returns (ST_ESTATE: the caller stops at once instead). */
+int st_share_stop_ahead(st_coord *c, uint64_t *at_ns);
+
 /* The average rate agent a carries in the current split (0 without a share). */
 double st_share_rps(const st_coord *c, const st_coord_agent *a);
 

@@ -1,3 +1,4 @@
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -118,6 +119,32 @@ static void test_cli_format_duration(void **state)
     assert_string_equal(out, "0.5s");
 }
 
+static void test_cli_cpu_quota(void **state)
+{
+    (void)state;
+    /* cgroup v2 cpu.max: "max PERIOD" is no quota; a quota rounds up to whole CPUs. */
+    assert_int_equal(st_cli_cpu_max_cpus("max 100000\n"), 0);
+    assert_int_equal(st_cli_cpu_max_cpus("100000 100000\n"), 1);
+    assert_int_equal(st_cli_cpu_max_cpus("150000 100000\n"), 2);
+    assert_int_equal(st_cli_cpu_max_cpus("25000 100000"), 1);
+    assert_int_equal(st_cli_cpu_max_cpus("400000 100000"), 4);
+    assert_int_equal(st_cli_cpu_max_cpus(""), 0);
+    assert_int_equal(st_cli_cpu_max_cpus("100000"), 0);
+    assert_int_equal(st_cli_cpu_max_cpus("abc 100000"), 0);
+    assert_int_equal(st_cli_cpu_max_cpus("100000 0"), 0);
+    assert_int_equal(st_cli_cpu_max_cpus(NULL), 0);
+    /* cgroup v1: a quota of -1 is none. */
+    assert_int_equal(st_cli_quota_cpus(-1, 100000), 0);
+    assert_int_equal(st_cli_quota_cpus(50000, 100000), 1);
+    assert_int_equal(st_cli_quota_cpus(200001, 100000), 3);
+    /* Whatever the cgroup says, at least one CPU and no more than the affinity mask. */
+    int n = st_cli_cpus();
+    assert_true(n >= 1);
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+    assert_true(n <= CPU_COUNT(&set));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_cli_uint),
         cmocka_unit_test(test_cli_plain_decimal),
         cmocka_unit_test(test_cli_format_duration),
+        cmocka_unit_test(test_cli_cpu_quota),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2032,17 +2032,43 @@ static void test_coord_stop_during_run(void **state)
     uint64_t t0 = fx_start_run(f, ag, 2);
     fx_advance(f, ag, 2, t0 + 3 * ST_NS_PER_S + 500 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_false(ag[0].stopped);
+    uint32_t epoch0 = ag[0].epoch;
+    /* A graceful stop: the rate becomes 0 a re-plan lead ahead, for every agent at once, and the
+     * agents are told to stop once that instant has passed. */
+    uint64_t lead = (uint64_t)f->cfg.run_heartbeat_ms * ST_NS_PER_MS + 250 * ST_NS_PER_MS;
+    uint64_t at = f->now + lead;
+    double at_s = (double)(at - t0) / 1e9;
     st_coord_stop(f->c);
     assert_int_equal(st_coord_change_rate(f->c, 20), ST_ESTATE);
+    f->now += 10 * ST_NS_PER_MS;
+    fx_round(f, ag, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_false(ag[i].stopped);
+        assert_int_equal(ag[i].n_assignments, 1);
+        assert_true(ag[i].asg_epoch > epoch0);
+        assert_int_equal(ag[i].from_q, (uint64_t)ceil(10 * at_s - 1e-9));
+        assert_int_equal(ag[i].n_stages, 2);
+        assert_true(ag[i].stages[1].from_rps == 0 && ag[i].stages[1].to_rps == 0);
+    }
+    st_coord_tick(f->c);
+    assert_int_equal(st_coord_get_state(f->c), ST_COORD_RUNNING);
+    /* A second stop changes nothing. */
+    st_coord_stop(f->c);
+    fx_advance(f, ag, 2, at - ST_NS_PER_MS, 100 * ST_NS_PER_MS);
+    assert_false(ag[0].stopped || ag[1].stopped);
+    assert_int_equal(ag[0].n_assignments, 1);
+    f->now = at;
+    st_coord_tick(f->c);
     f->now += 10 * ST_NS_PER_MS;
     fx_round(f, ag, 2);
     assert_true(ag[0].stopped && ag[1].stopped);
     assert_int_equal(ag[0].state, STAMPEDE__AGENT_STATE__AGENT_DRAINING);
     st_coord_tick(f->c);
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
-    assert_true(st_coord_duration_s(f->c) > 3.5 - 1e-9 && st_coord_duration_s(f->c) < 3.5 + 1e-9);
-    assert_true(st_coord_target_requests(f->c) > 35 - 1e-6 &&
-                st_coord_target_requests(f->c) < 35 + 1e-6);
+    /* The run lasted until the stop's instant, and asked for exactly what was due before it. */
+    assert_true(st_coord_duration_s(f->c) > at_s - 1e-9 && st_coord_duration_s(f->c) < at_s + 1e-9);
+    assert_true(st_coord_target_requests(f->c) > 10 * at_s - 1e-6 &&
+                st_coord_target_requests(f->c) < 10 * at_s + 1e-6);
     /* A stopped run takes no late joiner either. */
     assert_newcomer_refused(f, 9);
     sim_finish(&ag[0]);

@@ -48,7 +48,7 @@ class EcsRun(harness.ProcTestCase):
                 if r["op"] == op and (r["accepted"] or not accepted)]
 
     def ecs_args(self, agents, *extra, container="agent", subnets="subnet-1,subnet-2",
-                 scheme="tcp", listen=True, advertise=None):
+                 scheme="tcp", listen=True, advertise=None, threads=True):
         self.port = harness.free_port()
         url = "%s://127.0.0.1:%d" % (scheme, self.port)
         return ["--launcher", "ecs", "--agents", agents, "--cluster", "stampede",
@@ -56,7 +56,7 @@ class EcsRun(harness.ProcTestCase):
                 "--security-groups", "sg-1"] + (["--container", container] if container else []) + (
                 ["--listen", url] if listen else []) + (
                 ["--advertise", advertise or url] if advertise != "" else []) + [
-                "--endpoint-url", self.ecs_url, "--threads", 1] + list(extra)
+                "--endpoint-url", self.ecs_url] + (["--threads", 1] if threads else []) + list(extra)
 
     def serve_own_task(self, status=200, ip="127.0.0.1"):
         """A task metadata endpoint of the coordinator's own task (as ECS serves it); returns
@@ -148,8 +148,10 @@ class Launch(EcsRun):
         for a in s["agents"]:
             self.assertEqual(a["name"], a["task"].rsplit("/", 1)[1])
             self.assertRegex(a["availability_zone"], r"^us-east-1[abc]$")
+            self.assertEqual(a["task_definition"], "stampede-agent:3")
+            self.assertEqual(a["cpu_vcpus"], 1.0)
             self.assertIn('"%s" registered from ' % a["name"], err)
-            self.assertIn("task %s in %s)" % (a["task"], a["availability_zone"]), err)
+            self.assertIn("task %s in %s, 1 vCPU)" % (a["task"], a["availability_zone"]), err)
         runs = self.calls("RunTask")
         self.assertEqual([r["body"]["count"] for r in runs], [10, 2])
         tokens = [r["body"]["clientToken"] for r in runs]
@@ -171,8 +173,32 @@ class Launch(EcsRun):
                              {"subnets": ["subnet-1", "subnet-2"], "securityGroups": ["sg-1"],
                               "assignPublicIp": "DISABLED"})
         self.assertIn("12 of 12 agents registered", err)
+        # The largest ClockErrorBound of the tasks (the fake's 0.35 ms), beside the start skew.
+        keys = list(s)
+        self.assertEqual(s["clock_error_bound_ms"], 0.35)
+        self.assertEqual(keys.index("clock_error_bound_ms"), keys.index("start_skew_ms") + 1)
         self.assertNotIn(env["STAMPEDE_TOKEN"], err)
         self.assertEqual(self.assert_teardown(12)["launched"], 12)
+
+    def test_threads_follow_the_tasks_vcpus(self):
+        # Half a vCPU per task: each agent runs one thread (and weighs one), whatever number of
+        # CPUs the machine under the task shows.
+        target, url = targets.start_target(self)
+        code, err = self.run_ecs(2, "--url", url + "/", "--rate", 40, "--duration", 2,
+                                 "--cpu", 512, "--memory", 1024, threads=False)
+        self.assertEqual(code, 0, err)
+        s = self.summary()
+        self.assertEqual(s["requests"]["total"], 80)
+        self.assertEqual(targets.target_stats(url)["requests"], 80)
+        for a in s["agents"]:
+            self.assertEqual(a["cpu_vcpus"], 0.5)
+            self.assertIn('"%s" registered from ' % a["name"], err)
+            line = [l for l in err.splitlines() if '"%s" registered from ' % a["name"] in l][0]
+            self.assertIn("(1 threads,", line)
+            self.assertIn(", 0.5 vCPU)", line)
+        for r in self.calls("RunTask"):
+            self.assertNotIn("STAMPEDE_THREADS", self.run_env(r["body"]))
+        self.assert_teardown(2)
 
     def test_tasks_over_tls_pin_the_run_certificate(self):
         # Over tls+tcp:// the tasks get the certificate's fingerprint beside the token, in their

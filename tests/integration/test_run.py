@@ -260,6 +260,14 @@ class LocalRuns(RunCase):
         self.assertEqual(s["status"], "stopped")
         self.assertLess(s["duration_s"], 10)
         self.assertEqual(targets.target_stats(url)["requests"], s["requests"]["total"])
+        # Every agent stopped at the same instant, which ends the duration: what was asked for
+        # up to it is what was sent, and the rates agree.
+        # (request q is due at q / 200 s: those due before the instant, to within the rounding
+        # of duration_s in the summary)
+        self.assertLessEqual(abs(s["requests"]["sent"] - 200 * s["duration_s"]), 1)
+        self.assertEqual(s["requests"]["total"], s["requests"]["sent"])
+        self.assertAlmostEqual(s["rate"]["achieved_rps"], s["rate"]["target_rps"], delta=0.5)
+        self.assertIn("stopping: the load ends", p.stderr())
         for c in children(p.pid):
             self.assertNotIn(b"--coordinator", cmdline(c))
 
