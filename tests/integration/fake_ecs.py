@@ -218,7 +218,14 @@ class DockerRunner:
         self._docker("stop", "--time", "2", self.name(t))
 
     def kill(self, t):
-        self._docker("kill", self.name(t))
+        """`docker kill`, then the client too if it is still there (a container not created
+        yet when it was killed)."""
+        subprocess.run([self.docker, "kill", self.name(t)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+        try:
+            t.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            t.proc.kill()
 
 
 # ---- tasks ----
