@@ -202,6 +202,15 @@ static int check_fields(const st_ecs_run_req *r, char *why, size_t why_len)
         return st_errf(why, why_len, ST_EINVAL,
                        "ECS RunTask: environment overrides need the container's name");
     }
+    if (r->n_command && (!r->container || !*r->container)) {
+        return st_errf(why, why_len, ST_EINVAL,
+                       "ECS RunTask: a command override needs the container's name");
+    }
+    for (size_t i = 0; i < r->n_command; i++) {
+        if (!r->command[i]) {
+            return st_errf(why, why_len, ST_EINVAL, "ECS RunTask: command[%zu] is missing", i);
+        }
+    }
     for (size_t i = 0; i < r->n_env; i++) {
         if (!r->env[i].name || !*r->env[i].name || !r->env[i].value) {
             return st_errf(why, why_len, ST_EINVAL,
@@ -280,6 +289,7 @@ static int build_overrides(const st_ecs_run_req *r, cJSON **out)
             goto oom;
         }
         if (!cJSON_AddStringToObject(c, "name", r->container) ||
+            (r->n_command && add_str_array(c, "command", r->command, r->n_command) != 0) ||
             add_pairs(c, "environment", "name", "value", r->env, r->n_env) != 0) {
             goto oom;
         }
@@ -310,7 +320,7 @@ static int check_overrides_size(const cJSON *o, char *why, size_t why_len)
     if (n > ST_ECS_OVERRIDES_MAX) {
         return st_errf(why, why_len, ST_EINVAL,
                        "ECS RunTask: the overrides are %zu characters as JSON, above ECS's limit "
-                       "of %d: shorten the environment handed to the agents",
+                       "of %d: shorten the environment or the command handed to the tasks",
                        n, ST_ECS_OVERRIDES_MAX);
     }
     return 0;

@@ -92,6 +92,9 @@ typedef struct st_ecs_run_req {
                             * container override */
     const st_ecs_kv *env;
     size_t n_env;
+    const char *const *command; /* the container's command override (argv after the image's
+                                 * entryPoint), or NULL: the image's own; needs container */
+    size_t n_command;
     const char *cpu;                   /* task-level override in CPU units ("1024"), or NULL */
     const char *memory;                /* task-level override in MiB ("2048"), or NULL */
     const char *client_token;          /* 1..64 ASCII characters, from the run id and the batch */

@@ -21,7 +21,7 @@ typedef struct st_lambda_reply {
     cJSON *response;     /* when the handler returns 0: the response document (st_lambda_run
                             posts and frees it) */
     char error_type[64]; /* when it returns ST_EINVAL: errorType of the error document */
-    char error_message[256];
+    char error_message[1024];
 } st_lambda_reply;
 
 /* Handles one event (the invocation's body, NUL-terminated). Returns 0 with reply->response set,

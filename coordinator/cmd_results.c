@@ -4,7 +4,9 @@
 #include "ddb.h"
 #include "commands.h"
 #include "exit_code.h"
+#include "html_report.h"
 #include "log.h"
+#include "output.h"
 #include "result_item.h"
 
 #include <getopt.h>
@@ -27,9 +29,10 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "usage: stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] "
-            "[--json]\n\n"
+            "[--json] [--report FILE]\n\n"
             "Prints the summary and the per-second series of a run that stampede-sink stored,\n"
             "and checks the summary against percentiles recomputed from the stored histograms.\n"
+            "--report FILE also writes the run's HTML report (as `stampede run --report`).\n"
             "Exit codes: 0 ok, 1 failure or a check that does not hold, 2 bad flags,\n"
             "3 credentials, 5 nothing stored for RUN_ID (or no such table).\n");
 }
@@ -288,21 +291,73 @@ static int print_json(const char *run_id, const run_data *r, const st_stats *tot
     return 0;
 }
 
+/* The HTML report of the stored run: its summary, with the distribution of the merged stored
+ * histograms when the summary has none, and its seconds as time series lines. */
+static int write_report(const char *path, const char *run_id, const run_data *r,
+                        const st_stats *total)
+{
+    if (!r->have_summary) {
+        st_error("results: run %s has no stored summary: no --report", run_id);
+        return ST_ENOTFOUND;
+    }
+    st_report_second *rows = calloc(r->n_seconds ? r->n_seconds : 1, sizeof(*rows));
+    cJSON *summary = cJSON_Duplicate(r->summary.summary, 1);
+    cJSON *series = NULL;
+    int rc = ST_ENOMEM;
+    if (!rows || !summary) {
+        goto out;
+    }
+    if (!cJSON_HasObjectItem(summary, "latency_histogram")) {
+        cJSON *hist = st_html_histogram_json(total);
+        if (!hist || !cJSON_AddItemToObject(summary, "latency_histogram", hist)) {
+            cJSON_Delete(hist);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < r->n_seconds; i++) {
+        const st_result_msg *m = &r->seconds[i];
+        st_report_second_of(&rows[i], m->second, m->target_rps, &m->stats, (int)m->agents);
+        /* The run's timeout is not stored: the view with timeouts is left as the plain one (the
+         * report does not draw it). */
+        rows[i].latency_with_timeouts = rows[i].latency;
+    }
+    if (!(series = st_output_series_json(rows, r->n_seconds))) {
+        goto out;
+    }
+    char err[1024], summary_name[128], series_name[128];
+    snprintf(summary_name, sizeof(summary_name), "the stored summary of run %s", run_id);
+    snprintf(series_name, sizeof(series_name), "the stored seconds of run %s", run_id);
+    st_html_source src = {summary_name, series_name, NULL};
+    rc = st_html_report_file("--report", path, summary, series, &src, err, sizeof(err));
+    if (rc && rc != ST_ENOMEM) {
+        st_error("results: %s", err);
+    }
+out:
+    if (rc == ST_ENOMEM) {
+        st_error("results: out of memory: --report %s not written", path);
+    }
+    cJSON_Delete(series);
+    cJSON_Delete(summary);
+    free(rows);
+    return rc;
+}
+
 int st_cmd_results(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"table", required_argument, NULL, 't'},
         ST_AWS_FLAGS,
         {"json", no_argument, NULL, 'j'},
+        {"report", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *table = NULL;
+    const char *table = NULL, *report = NULL;
     int json = 0;
     st_aws_config aws;
     st_aws_config_init(&aws);
-    const st_cmd_flag flags[] = {{'t', &table, NULL}, {'j', NULL, &json}};
-    int done = st_cmd_flags(argc, argv, opts, flags, 2, &aws, ST_AWS_DYNAMODB, usage);
+    const st_cmd_flag flags[] = {{'t', &table, NULL}, {'j', NULL, &json}, {'r', &report, NULL}};
+    int done = st_cmd_flags(argc, argv, opts, flags, 3, &aws, ST_AWS_DYNAMODB, usage);
     if (done >= 0) {
         return done;
     }
@@ -351,6 +406,9 @@ int st_cmd_results(int argc, char **argv)
         rc = print_json(run_id, &r, &total, &ck);
     } else {
         print_text(run_id, table, &r, &total, &ck);
+    }
+    if (rc == 0 && report) {
+        rc = write_report(report, run_id, &r, &total);
     }
     if (rc == 0 && ck.mismatched) {
         st_error("results: the summary of run %s does not match its stored seconds", run_id);

@@ -14,10 +14,12 @@
 #include "output.h"
 #include "plan.h"
 #include "run_exit.h"
+#include "run_id.h"
 #include "server.h"
 #include "run_flags.h"
 #include "settings.h"
 #include "threshold.h"
+#include "baseline.h"
 #include "tls.h"
 
 #include <pthread.h>
@@ -25,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,37 +47,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     g_signals++;
-}
-
-static void random_hex(char *out, size_t bytes)
-{
-    unsigned char buf[32];
-    if (bytes > sizeof(buf)) {
-        bytes = sizeof(buf);
-    }
-    if (getrandom(buf, bytes, 0) != (ssize_t)bytes) {
-        uint64_t x = st_clock_wall_ns() ^ ((uint64_t)getpid() << 32);
-        for (size_t i = 0; i < bytes; i++) {
-            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-            buf[i] = (unsigned char)(x >> 56);
-        }
-    }
-    for (size_t i = 0; i < bytes; i++) {
-        sprintf(out + 2 * i, "%02x", buf[i]);
-    }
-}
-
-/* run ids sort by time and stay unique: 20261121T213500Z-3f9a1c2e */
-static void make_run_id(char *out, size_t len)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    char rnd[9];
-    random_hex(rnd, 4);
-    char stamp[32];
-    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    snprintf(out, len, "%s-%s", stamp, rnd);
 }
 
 /* The URL agents dial: the listen URL with the real port, and a reachable host for wildcards. */
@@ -193,6 +163,21 @@ static void on_second(void *arg, const st_coord_second *sec)
 
 /* Adds the output that make() opens for path, when path was given; a folder that cannot be
  * written is said on stderr and returns non-zero. */
+/* The run's summary against the baseline (baseline.h). Returns 0, or -1 when it could not be
+ * compared (logged). */
+static int compare_baseline(st_baseline *baseline, const st_report *report)
+{
+    char err[512];
+    cJSON *summary = st_report_json(report);
+    int rc = summary ? st_baseline_evaluate(baseline, summary, err, sizeof(err)) : ST_ENOMEM;
+    cJSON_Delete(summary);
+    if (rc) {
+        st_error("--baseline: not compared: %s", rc == ST_ENOMEM ? "out of memory" : err);
+        return -1;
+    }
+    return 0;
+}
+
 static int add_file_output(run_ctx *ctx,
                            int (*make)(st_output *, const char *, char *, size_t),
                            const char *path)
@@ -231,6 +216,7 @@ int st_cmd_run(int argc, char **argv)
     st_coord *core = NULL;
     st_server *server = NULL;
     st_tls_cert *tls = NULL;
+    st_baseline *baseline = NULL;
     st_launcher *launcher = NULL;
     const st_launcher_ops *lops = st_launcher_find(o.launcher);
     run_ctx ctx = {.sqs = -1};
@@ -249,6 +235,17 @@ int st_cmd_run(int argc, char **argv)
         code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
         goto out;
     }
+    if (o.max_regression.n && !o.baseline) {
+        fprintf(stderr, "stampede run: --max-regression needs --baseline OLD_SUMMARY.json\n");
+        code = ST_EXIT_USAGE;
+        goto out;
+    }
+    if (o.baseline && (rc = st_baseline_new(&baseline, o.baseline, o.max_regression.v,
+                                            o.max_regression.n, err, sizeof(err)))) {
+        fprintf(stderr, "stampede run: %s\n", rc == ST_ENOMEM ? "out of memory" : err);
+        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+        goto out;
+    }
     /* Made or loaded before --dry-run returns, so that a dry run refuses what a run would. */
     if (st_tls_url_is_tls(o.listen)) {
         double valid_s = o.register_timeout_s + 86400 +
@@ -263,7 +260,11 @@ int st_cmd_run(int argc, char **argv)
         }
     }
     char run_id[64], token[80];
-    make_run_id(run_id, sizeof(run_id));
+    if (o.run_id) {
+        snprintf(run_id, sizeof(run_id), "%s", o.run_id); /* checked by st_run_flags_parse */
+    } else {
+        st_run_id_make(run_id, sizeof(run_id));
+    }
     st_ecs_launch_cfg ecs = {
         .cluster = o.cluster,
         .task_definition = o.task_definition,
@@ -310,15 +311,22 @@ int st_cmd_run(int argc, char **argv)
     if (o.token) {
         snprintf(token, sizeof(token), "%s", o.token);
     } else {
-        random_hex(token, 16);
+        st_random_hex(token, 16);
     }
 
+    /* A CI job's step summary (GitHub Actions sets the variable for each step). */
+    const char *step_summary = getenv("GITHUB_STEP_SUMMARY");
+    if (step_summary && !step_summary[0]) {
+        step_summary = NULL;
+    }
     if (st_output_progress(&ctx.outs[ctx.n_outs], stdout) == 0) {
         ctx.n_outs++;
     }
     if (add_file_output(&ctx, st_output_timeseries, o.timeseries) ||
         add_file_output(&ctx, st_output_summary_file, o.summary) ||
-        add_file_output(&ctx, st_output_junit, o.junit)) {
+        add_file_output(&ctx, st_output_junit, o.junit) ||
+        add_file_output(&ctx, st_output_report, o.report) ||
+        add_file_output(&ctx, st_output_step_summary, step_summary)) {
         code = ST_EXIT_USAGE;
         goto out;
     }
@@ -448,14 +456,20 @@ int st_cmd_run(int argc, char **argv)
             outcome.outputs_failed = true;
         }
         outcome.thresholds_failed = st_thresholds_failed(&report);
+        if (baseline && compare_baseline(baseline, &report)) {
+            outcome.outputs_failed = true;
+        }
+        outcome.thresholds_failed |= st_baseline_failed(baseline);
         for (int i = 0; i < ctx.n_outs; i++) {
+            st_output_set_baseline(&ctx.outs[i], baseline);
             ctx.outs[i].ops->summary(ctx.outs[i].state, &report);
         }
+        st_baseline_print(baseline, stdout);
         outcome.unmerged_records = report.unmerged_records;
         st_report_fini(&report);
     } else {
         st_error("out of memory: the run's summary was not written");
-        outcome.outputs_failed = o.summary || o.timeseries;
+        outcome.outputs_failed = o.summary || o.timeseries || o.junit || o.report || step_summary;
     }
     outcome.failure = failed ? st_coord_failure_reason_of(core) : ST_COORD_FAILURE_NONE;
     outcome.stopped = stopped;
@@ -508,6 +522,7 @@ out:
         ctx.outs[i].ops->close(ctx.outs[i].state);
     }
     st_thresholds_free(ctx.thresholds);
+    st_baseline_free(baseline);
     st_plan_fini(&plan);
     return code;
 }

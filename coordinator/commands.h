@@ -21,6 +21,8 @@ int st_cmd_run(int argc, char **argv);
 int st_cmd_forward(int argc, char **argv);
 /* stampede results RUN_ID --table NAME [--endpoint-url URL] [--region R] [--json] */
 int st_cmd_results(int argc, char **argv);
+/* stampede report SUMMARY.json [TIMESERIES.jsonl] -o FILE: the HTML report from the files */
+int st_cmd_report(int argc, char **argv);
 /* stampede ecs list|stop --cluster NAME [--run RUN_ID] [--endpoint-url URL] [--region R] */
 int st_cmd_ecs(int argc, char **argv);
 

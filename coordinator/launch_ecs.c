@@ -104,8 +104,7 @@ int st_launch_ecs_check_list(const char *flag, const char *text, const char *pre
     }
 }
 
-/* Cuts text (a copy in e->lists) into v at the commas. */
-static size_t cut(char *text, const char **v, size_t max)
+size_t st_launch_ecs_cut_list(char *text, const char **v, size_t max)
 {
     size_t n = 0;
     for (char *save = NULL, *tok = strtok_r(text, ",", &save); tok && n < max;
@@ -163,8 +162,9 @@ static int setup(ecs_launcher *e, const st_launch_cfg *cfg, bool need_aws, char 
     }
     memcpy(e->lists, c->subnets, a);
     memcpy(e->lists + a, c->security_groups, b);
-    e->n_subnets = cut(e->lists, e->subnets, MAX_SUBNETS);
-    e->n_security_groups = cut(e->lists + a, e->security_groups, MAX_SECURITY_GROUPS);
+    e->n_subnets = st_launch_ecs_cut_list(e->lists, e->subnets, MAX_SUBNETS);
+    e->n_security_groups =
+        st_launch_ecs_cut_list(e->lists + a, e->security_groups, MAX_SECURITY_GROUPS);
     snprintf(e->started_by, sizeof(e->started_by), "stampede-%s", cfg->run_id);
     if (c->cpu_units > 0) {
         snprintf(e->cpu, sizeof(e->cpu), "%d", c->cpu_units);

@@ -58,6 +58,10 @@ extern const st_launcher_ops st_launcher_ecs;
 int st_launch_ecs_check_list(const char *flag, const char *text, const char *prefix, size_t max,
                              char *err, size_t err_len);
 
+/* Cuts a list st_launch_ecs_check_list accepted (text, the caller's copy, is written) into v at
+ * the commas: at most max ids, pointing into text. Returns how many. */
+size_t st_launch_ecs_cut_list(char *text, const char **v, size_t max);
+
 /* For --dry-run: prints to out the tasks, vCPU and memory per task (DescribeTaskDefinition,
  * unless --cpu, --memory and --container are all given), the task-hours for duration_s of load,
  * their cost on-demand and on Spot (fargate_prices.h) and the exact RunTask requests start would send, the token redacted. cfg as for start (its

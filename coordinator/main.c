@@ -12,6 +12,7 @@ static const st_command commands[] = {
     {"run", "run a distributed load test", st_cmd_run},
     {"forward", "send results spooled while SQS was unreachable", st_cmd_forward},
     {"results", "print a run stored in DynamoDB by stampede-sink", st_cmd_results},
+    {"report", "write the HTML report of a run from its summary and time series", st_cmd_report},
     {"ecs", "list or stop the ECS tasks of runs (leftovers)", st_cmd_ecs},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,7 +1,9 @@
 #include "output.h"
 #include "error.h"
+#include "html_report.h"
 #include "junit.h"
 #include "log.h"
+#include "md_summary.h"
 #include "outfile.h"
 #include "summary.h"
 
@@ -110,6 +112,7 @@ int st_output_progress(st_output *out, FILE *f)
 typedef struct filed {
     st_outfile *f; /* NULL once committed or given up */
     bool failed;
+    const st_baseline *baseline; /* the summary's and the report's "baseline"; may be NULL */
 } filed;
 
 /* Creates the file for flag now (a folder that cannot be written is found out before the run,
@@ -174,31 +177,48 @@ static void ms_or_null(char *out, size_t len, const st_report_latency *l, uint64
     }
 }
 
-static int jsonl_second(void *state, const st_coord_second *sec)
+int st_output_second_line(char *buf, size_t len, const st_report_second *row)
 {
-    filed *j = state;
-    if (j->failed || !j->f) {
-        return ST_EIO;
-    }
-    const st_report_second *row = sec->row;
     const st_counts *c = &row->counts;
-    const st_report_latency *l = &row->latency, *t = &row->latency_with_timeouts;
-    char p50[32], p90[32], p99[32], max[32], p50t[32], p99t[32];
+    const st_report_latency *l = &row->latency, *t = &row->latency_with_timeouts,
+                            *u = &row->latency_uncorrected;
+    char p50[32], p90[32], p99[32], max[32], p50t[32], p99t[32], p50u[32], p90u[32], p99u[32];
     ms_or_null(p50, sizeof(p50), l, l->p50_us);
     ms_or_null(p90, sizeof(p90), l, l->p90_us);
     ms_or_null(p99, sizeof(p99), l, l->p99_us);
     ms_or_null(max, sizeof(max), l, l->max_us);
     ms_or_null(p50t, sizeof(p50t), t, t->p50_us);
     ms_or_null(p99t, sizeof(p99t), t, t->p99_us);
-    int e = st_outfile_printf(
-        j->f,
+    ms_or_null(p50u, sizeof(p50u), u, u->p50_us);
+    ms_or_null(p90u, sizeof(p90u), u, u->p90_us);
+    ms_or_null(p99u, sizeof(p99u), u, u->p99_us);
+    int n = snprintf(
+        buf, len,
         "{\"t\":%u,\"target_rps\":%.3f,\"achieved_rps\":%llu,\"sent\":%llu,\"ok\":%llu,"
         "\"failed\":%llu,\"p50_ms\":%s,\"p90_ms\":%s,\"p99_ms\":%s,\"max_ms\":%s,\"agents\":%d,"
-        "\"timeouts\":%llu,\"p50_with_timeouts_ms\":%s,\"p99_with_timeouts_ms\":%s}\n",
+        "\"timeouts\":%llu,\"p50_with_timeouts_ms\":%s,\"p99_with_timeouts_ms\":%s,"
+        "\"p50_uncorrected_ms\":%s,\"p90_uncorrected_ms\":%s,\"p99_uncorrected_ms\":%s,"
+        "\"errors\":{\"http_4xx\":%llu,\"http_5xx\":%llu,\"connect\":%llu,\"timeout\":%llu,"
+        "\"other\":%llu,\"local\":%llu}}",
         row->second, row->target_rps, (unsigned long long)st_counts_done(c),
         (unsigned long long)c->sent, (unsigned long long)c->ok,
         (unsigned long long)st_counts_failed(c), p50, p90, p99, max, row->agents,
-        (unsigned long long)c->err_timeout, p50t, p99t);
+        (unsigned long long)c->err_timeout, p50t, p99t, p50u, p90u, p99u,
+        (unsigned long long)c->http_4xx, (unsigned long long)c->http_5xx,
+        (unsigned long long)c->err_connect, (unsigned long long)c->err_timeout,
+        (unsigned long long)c->err_other, (unsigned long long)c->err_local);
+    return n < 0 || (size_t)n >= len ? ST_ERANGE : 0;
+}
+
+static int jsonl_second(void *state, const st_coord_second *sec)
+{
+    filed *j = state;
+    if (j->failed || !j->f) {
+        return ST_EIO;
+    }
+    char line[ST_OUTPUT_SECOND_LINE_MAX];
+    st_output_second_line(line, sizeof(line), sec->row);
+    int e = st_outfile_printf(j->f, "%s\n", line);
     /* Flushed every second: a full disk is found out now, not at the end. */
     if (!e) {
         e = st_outfile_flush(j->f);
@@ -267,10 +287,56 @@ static int filed_write_whole(filed *s, const char *flag, char *text)
     return filed_done(s, rc, err);
 }
 
+/* Appends item to obj as key, before obj's "thresholds" (which stays last). */
+static bool add_before_thresholds(cJSON *obj, const char *key, cJSON *item)
+{
+    if (!cJSON_AddItemToObject(obj, key, item)) {
+        return false;
+    }
+    cJSON *th = cJSON_DetachItemFromObjectCaseSensitive(obj, "thresholds");
+    if (th) {
+        cJSON_AddItemToArray(obj, th);
+    }
+    return true;
+}
+
+cJSON *st_output_summary_json(const st_report *report, const st_baseline *baseline)
+{
+    cJSON *summary = st_report_json(report);
+    cJSON *hist = summary ? st_html_histogram_json(&report->total) : NULL;
+    if (!hist || !cJSON_AddItemToObject(summary, "latency_histogram", hist)) {
+        cJSON_Delete(hist);
+        cJSON_Delete(summary);
+        return NULL;
+    }
+    /* Beside the latency blocks: the keys after them move behind it, in their order
+     * (thresholds stay last). */
+    cJSON *first_after = summary->child;
+    for (cJSON *k = summary->child; k != hist; k = k->next) {
+        if (strncmp(k->string, "latency_", 8) == 0) {
+            first_after = k->next;
+        }
+    }
+    while (first_after != hist) {
+        cJSON *k = first_after;
+        first_after = k->next;
+        cJSON_AddItemToArray(summary, cJSON_DetachItemViaPointer(summary, k));
+    }
+    if (baseline) {
+        cJSON *b = st_baseline_json(baseline);
+        if (!b || !add_before_thresholds(summary, "baseline", b)) {
+            cJSON_Delete(b);
+            cJSON_Delete(summary);
+            return NULL;
+        }
+    }
+    return summary;
+}
+
 static int sum_summary(void *state, const st_report *report)
 {
     filed *s = state;
-    cJSON *summary = s->f ? st_report_json(report) : NULL;
+    cJSON *summary = s->f ? st_output_summary_json(report, s->baseline) : NULL;
     char *text = summary ? cJSON_Print(summary) : NULL;
     cJSON_Delete(summary);
     return filed_write_whole(s, "--summary", text);
@@ -296,4 +362,130 @@ static const st_output_ops junit_ops = {"junit", sum_second, junit_summary, file
 int st_output_junit(st_output *out, const char *path, char *err, size_t err_len)
 {
     return filed_open(out, &junit_ops, "--junit", path, err, err_len);
+}
+
+/* ---- the HTML report (html_report.h) ---- */
+
+cJSON *st_output_series_json(const st_report_second *rows, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < n; i++) {
+        char line[ST_OUTPUT_SECOND_LINE_MAX];
+        cJSON *o = st_output_second_line(line, sizeof(line), &rows[i]) == 0 ? cJSON_Parse(line)
+                                                                             : NULL;
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            arr = NULL;
+        }
+    }
+    return arr;
+}
+
+static char *report_html(const st_report *report, const char *path, const st_baseline *baseline)
+{
+    /* Read back from its text, as `stampede report` reads the --summary file: cJSON prints a
+     * double in 15 digits when that reads back close enough, and the report must show what the
+     * file says. */
+    cJSON *built = st_output_summary_json(report, baseline);
+    char *text = built ? cJSON_PrintUnformatted(built) : NULL;
+    cJSON *summary = text ? cJSON_Parse(text) : NULL;
+    cJSON_Delete(built);
+    free(text);
+    cJSON *series = summary ? st_output_series_json(report->seconds, report->n_seconds) : NULL;
+    char *html = NULL, err[1024];
+    const st_html_source src = {"the run's summary", "the run's seconds", NULL};
+    if (series && st_html_report_text(summary, series, &src, &html, err, sizeof(err)) != 0) {
+        st_error("--report %s: %s", path, err);
+        html = NULL;
+    }
+    cJSON_Delete(series);
+    cJSON_Delete(summary);
+    return html;
+}
+
+static int report_summary(void *state, const st_report *report)
+{
+    filed *s = state;
+    return filed_write_whole(s, "--report",
+                             s->f ? report_html(report, st_outfile_path(s->f), s->baseline) : NULL);
+}
+
+static const st_output_ops report_ops = {"report", sum_second, report_summary, filed_close};
+
+int st_output_report(st_output *out, const char *path, char *err, size_t err_len)
+{
+    return filed_open(out, &report_ops, "--report", path, err, err_len);
+}
+
+void st_output_set_baseline(st_output *out, const st_baseline *baseline)
+{
+    if (out->ops == &sum_ops || out->ops == &report_ops) {
+        ((filed *)out->state)->baseline = baseline;
+    }
+}
+
+/* ---- the step summary (md_summary.h) ---- */
+
+typedef struct appended {
+    char *path;
+    bool failed;
+} appended;
+
+static int step_summary(void *state, const st_report *report)
+{
+    appended *a = state;
+    char *text = st_md_summary_text(report);
+    if (!text) {
+        st_error("GITHUB_STEP_SUMMARY %s: out of memory: the summary was not appended", a->path);
+        a->failed = true;
+        return ST_ENOMEM;
+    }
+    FILE *f = fopen(a->path, "a");
+    int e = f ? 0 : errno;
+    if (f && fputs(text, f) == EOF) {
+        e = errno;
+    }
+    if (f && fclose(f) != 0 && !e) {
+        e = errno;
+    }
+    free(text);
+    if (e) {
+        st_error("GITHUB_STEP_SUMMARY %s: cannot append the summary: %s", a->path, strerror(e));
+        a->failed = true;
+        return ST_EIO;
+    }
+    return 0;
+}
+
+static int step_close(void *state)
+{
+    appended *a = state;
+    int rc = a->failed ? ST_EIO : 0;
+    free(a->path);
+    free(a);
+    return rc;
+}
+
+static const st_output_ops step_ops = {"step summary", sum_second, step_summary, step_close};
+
+int st_output_step_summary(st_output *out, const char *path, char *err, size_t err_len)
+{
+    /* Opened now, so that a path that cannot be written is found out before the run. */
+    FILE *f = fopen(path, "a");
+    if (!f || fclose(f) != 0) {
+        return st_errf(err, err_len, ST_EIO, "GITHUB_STEP_SUMMARY %s: cannot append to it: %s",
+                       path, strerror(errno));
+    }
+    appended *a = calloc(1, sizeof(*a));
+    char *copy = strdup(path);
+    if (!a || !copy) {
+        free(a);
+        free(copy);
+        return ST_ENOMEM;
+    }
+    a->path = copy;
+    out->ops = &step_ops;
+    out->state = a;
+    return 0;
 }

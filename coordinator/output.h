@@ -8,6 +8,8 @@
  *   timeseries  JSON Lines, one object per second (--timeseries FILE);
  *   summary     the summary JSON (--summary FILE);
  *   junit       the thresholds' and the run's verdicts as JUnit XML (--junit FILE, junit.h);
+ *   report      the self-contained HTML report (--report FILE, html_report.h);
+ *   step summary a Markdown summary appended to $GITHUB_STEP_SUMMARY (md_summary.h);
  *   sqs         every second and the summary as result messages (results/result_msg.h) to an SQS
  *               queue through the forwarder (forward.h): sent off the run's thread, spooled to
  *               disk while SQS is unreachable (--sqs-queue-url URL --spool DIR).
@@ -23,6 +25,7 @@
 #define ST_OUTPUT_H
 
 #include "aws.h"
+#include "baseline.h"
 #include "coord.h"
 #include "forward.h"
 #include "report.h"
@@ -59,6 +62,34 @@ int st_output_timeseries(st_output *out, const char *path, char *err, size_t err
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len);
 /* The run's verdict as JUnit XML (junit.h) into path, written at the end like the summary. */
 int st_output_junit(st_output *out, const char *path, char *err, size_t err_len);
+
+/* The HTML report (html_report.h) of the run's summary and seconds into path, written at the
+ * end like the summary. */
+int st_output_report(st_output *out, const char *path, char *err, size_t err_len);
+/* The Markdown summary (md_summary.h) appended to path at the end (GITHUB_STEP_SUMMARY: a file
+ * the CI system made, shared by the job's steps, so it is appended to, not replaced). The file
+ * must exist or be creatable now: ST_EIO with a message in err otherwise. A write that fails at
+ * the end is logged (path and errno) and makes close() fail. */
+int st_output_step_summary(st_output *out, const char *path, char *err, size_t err_len);
+
+/* The summary object of --summary: st_report_json's, with "latency_histogram"
+ * (st_html_histogram_json of the totals) after the latency blocks, and "baseline"
+ * (st_baseline_json, when baseline is not NULL) before the thresholds. NULL when out of memory. */
+cJSON *st_output_summary_json(const st_report *report, const st_baseline *baseline);
+
+/* The summary and report outputs add baseline's comparison (evaluated before their summary()
+ * is called; it must outlive them); other outputs ignore it. */
+void st_output_set_baseline(st_output *out, const st_baseline *baseline);
+
+/* The --timeseries line of row, without its newline: its keys (README "Outputs"), then
+ * p50/p90/p99_uncorrected_ms and "errors" by class. Returns 0, or ST_ERANGE when len is short
+ * (ST_OUTPUT_SECOND_LINE_MAX always suffices). */
+#define ST_OUTPUT_SECOND_LINE_MAX 1024
+int st_output_second_line(char *buf, size_t len, const st_report_second *row);
+
+/* rows as the objects of their --timeseries lines, in an array (the input of html_report.h). NULL
+ * when out of memory. */
+cJSON *st_output_series_json(const st_report_second *rows, size_t n);
 
 /* Result messages to SQS. aws is copied; its strings must outlive the output. Checks the
  * configuration and the credentials now (before any load is sent): ST_EINVAL (no region, bad

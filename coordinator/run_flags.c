@@ -6,6 +6,7 @@
 #include "launch_ecs.h"
 #include "log.h"
 #include "plan_cli.h"
+#include "run_id.h"
 #include "server.h"
 #include "taskmeta.h"
 #include "tls.h"
@@ -39,6 +40,20 @@ static const st_setting run_settings[] = {
      .help = "where agents reach the coordinator (default tcp://127.0.0.1:0 for local agents, "
              "tcp://0.0.0.0:7400 for external ones, tls+tcp://0.0.0.0:7400 for ecs)",
      ST_SETTING_AT(st_run_opts, listen)},
+    {.flag = "run-id",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "ID",
+     .help = "the run's id, like 20261121T213500Z-3f9a1c2e (default: a new one); the launcher "
+             "Lambda gives the id it answered with",
+     ST_SETTING_AT(st_run_opts, run_id)},
+    {.flag = "plan-env",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "NAME",
+     .help = "read the plan's JSON from the environment variable NAME instead of a PLAN file "
+             "(how the launcher Lambda hands its plan to a coordinator task)",
+     ST_SETTING_AT(st_run_opts, plan_env)},
     {.flag = "token",
      .type = ST_SETTING_STRING,
      .where = ST_SETTING_OWN,
@@ -111,6 +126,25 @@ static const st_setting run_settings[] = {
      .arg = "FILE",
      .help = "write the thresholds' verdicts as JUnit XML, for CI",
      ST_SETTING_AT(st_run_opts, junit)},
+    {.flag = "report",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "write a self-contained HTML report (charts, tables, thresholds; opens offline)",
+     ST_SETTING_AT(st_run_opts, report)},
+    {.flag = "baseline",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "FILE",
+     .help = "compare with an earlier run's --summary file: deltas in the summary and the report",
+     ST_SETTING_AT(st_run_opts, baseline)},
+    {.flag = "max-regression",
+     .type = ST_SETTING_LIST,
+     .where = ST_SETTING_OWN,
+     .arg = "EXPR",
+     .help = "with --baseline: fail the run (exit 11) past this rise, e.g. 'p(99)+10%' or "
+             "'error_rate+0.5pt' (README \"Baselines\"); repeatable",
+     ST_SETTING_AT(st_run_opts, max_regression)},
     /* Progress lines are the only terminal view so far: --headless is accepted and changes
      * nothing yet. */
     {.flag = "headless",
@@ -254,7 +288,7 @@ static const char run_exit_codes[] =
     "expired (nothing was started), 4 completed but results wait in the spool, 6 the\n"
     "agents did not all register in time, 8 stopped early by a signal (the summary is\n"
     "still written), 9 degraded (agents lost or seconds incomplete), 10 result messages\n"
-    "lost (neither sent to SQS nor spooled), 11 thresholds failed.\n"
+    "lost (neither sent to SQS nor spooled), 11 thresholds or regression limits failed.\n"
     "With --launcher ecs also: 2 parameters ECS refused, 3 access denied (the message\n"
     "names the IAM action), 5 no such cluster or task definition, 6 no capacity, a\n"
     "quota reached, or a task that stopped before its agent registered.\n";
@@ -400,6 +434,16 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
                  argv[optind_first]);
         return ST_EINVAL;
     }
+    if (o->plan_file && o->plan_env) {
+        snprintf(err, err_len, "--plan-env %s and the plan file %s: one plan or the other",
+                 o->plan_env, o->plan_file);
+        return ST_EINVAL;
+    }
+    char why[256];
+    if (o->run_id && !st_run_id_check(o->run_id, why, sizeof(why))) {
+        snprintf(err, err_len, "--run-id \"%.40s\": %s", o->run_id, why);
+        return ST_EINVAL;
+    }
     if (!st_launcher_find(o->launcher)) {
         snprintf(err, err_len, "--launcher: \"%s\" is not a launcher (local, external or ecs)", o->launcher);
         return ST_EINVAL;
@@ -443,11 +487,33 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
     return 0;
 }
 
+/* --plan-env NAME: the plan is the variable's JSON, the flags over it. */
+static int plan_from_env(st_plan *plan, const char *name, const st_plan_flags *f, char *err,
+                         size_t err_len)
+{
+    st_plan_init(plan);
+    const char *text = getenv(name);
+    if (!text || !*text) {
+        snprintf(err, err_len, "--plan-env %s: the environment has no %s (or it is empty)", name,
+                 name);
+        return ST_EINVAL;
+    }
+    char origin[160];
+    snprintf(origin, sizeof(origin), "the plan in %s", name);
+    int rc = st_plan_parse(plan, text, strlen(text), origin, err, err_len);
+    return rc ? rc : st_plan_apply_flags(plan, f, err, err_len);
+}
+
 int st_run_flags_plan(const st_run_opts *o, st_plan *plan, int *agents, int *plan_threads,
                       char *err, size_t err_len)
 {
     int rc;
-    if ((rc = st_plan_cli_plan(plan, o->plan_file, &o->f, err, err_len))) {
+    if (o->plan_env) {
+        rc = plan_from_env(plan, o->plan_env, &o->f, err, err_len);
+    } else {
+        rc = st_plan_cli_plan(plan, o->plan_file, &o->f, err, err_len);
+    }
+    if (rc) {
         return rc;
     }
     bool local = strcmp(o->launcher, "local") == 0;

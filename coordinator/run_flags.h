@@ -22,6 +22,8 @@
 
 typedef struct st_run_opts {
     const char *plan_file;
+    const char *plan_env; /* --plan-env NAME: the plan's JSON is NAME's value */
+    const char *run_id;   /* --run-id: checked to have st_run_id_check's form */
     st_plan_flags f;
     const char *launcher;
     const char *listen;
@@ -31,6 +33,9 @@ typedef struct st_run_opts {
     const char *summary;
     const char *timeseries;
     const char *junit;
+    const char *report;
+    const char *baseline;           /* --baseline OLD_SUMMARY.json */
+    st_setting_list max_regression; /* --max-regression EXPR, repeatable */
     const char *engine;
     const char *sqs_queue_url;
     const char *spool;
@@ -65,7 +70,7 @@ bool st_run_flags_given(const st_run_opts *o, const char *flag);
 /* The usage text, flags from the tables. */
 void st_run_flags_usage(FILE *f);
 
-/* The run's plan: o->plan_file first (if any), the flags over it, finished with the threads the
+/* The run's plan: o->plan_file or the plan in the environment variable o->plan_env first (if any), the flags over it, finished with the threads the
  * launcher implies, and checked against the agents' --engine. Initialises *plan; the caller finis
  * it, also on error. On 0 *agents gets the number of agents and *plan_threads the threads each
  * agent is told to use (0: each its own CPUs). Returns 0, ST_EINVAL (message names the flag, file

@@ -4,6 +4,7 @@
 Run with Debian's python3 (it imports Debian's python3-botocore):
 
     /usr/bin/python3 fake_ecs.py --agent-cmd /path/to/program [--agent-arg ARG ...] [--port 0]
+    /usr/bin/python3 fake_ecs.py --taskdef family=F,container=C,cmd=PATH[,ip=A][,aws=1] ...
 
 It prints "fake-ecs ready PORT" on stdout once it listens. Every AWS request (POST /) must be
 SigV4-signed for service "ecs" with the test credentials (--key-id, --secret, --region): the
@@ -13,15 +14,21 @@ count is 1..10, its overrides are at most 8192 characters, and its `clientToken`
 Debian's model) is 1..64 ASCII characters. Violations answer ECS-shaped errors ({"__type",
 "message"}, HTTP 400).
 
-One cluster (--cluster) and one task definition (--family, revision --revision, --cpu, --memory,
---container) exist. Subnets must start "subnet-", security groups "sg-". Tasks go PROVISIONING ->
-PENDING -> RUNNING on a clock (--provision-ms, --pending-ms); on RUNNING one real process is started
-from --agent-cmd with the RunTask environment overrides and ECS_CONTAINER_METADATA_URI_V4 pointing
-at a task-metadata endpoint of the task's own (GET <uri>/task). StopTask kills the process
+One cluster (--cluster) exists, and the task definitions: the agents' of --agent-cmd (family
+--family, revision --revision, --cpu, --memory, container --container beside a "log-router" one),
+and one per --taskdef family=F,container=C,cmd=PATH (--revision, --cpu, --memory, one container C;
+keys ip=A: its tasks' private IPv4 is A, e.g. 127.0.0.1 for a coordinator its agents dial;
+aws=1: its tasks get this fake's endpoint, region and credentials in their environment, as a
+task role gives them through the credential chain). Subnets must start "subnet-", security groups
+"sg-". Tasks go PROVISIONING -> PENDING -> RUNNING on a clock (--provision-ms, --pending-ms); on
+RUNNING one real process is started: the task definition's program (its entryPoint) with the
+RunTask command override as its arguments (else --agent-arg's for --agent-cmd, none for
+--taskdef), the environment overrides, and ECS_CONTAINER_METADATA_URI_V4 pointing at a
+task-metadata endpoint of the task's own (GET <uri>/task). StopTask kills the process
 (TERM, then KILL) and the task goes DEPROVISIONING -> STOPPED with the reason; a process that exits
 makes its task STOPPED with the exit code. RunTask is idempotent by clientToken. With
---docker-image IMAGE each task is a container of IMAGE instead (`docker run --rm --network host`,
---agent-cmd its entrypoint), stopped with `docker stop` / `docker kill`.
+--docker-image IMAGE each task is a container of IMAGE instead (`docker run --rm --network host`
+of the image's /usr/bin/NAME, NAME the program's file name), stopped with `docker stop` / `kill`.
 
 Control, unsigned, for the tests (paths under /__fake/):
   POST /__fake/faults  a JSON list of rules, appended; each {"kind": K, "op": OP (default any),
@@ -38,7 +45,8 @@ Control, unsigned, for the tests (paths under /__fake/):
                          list_page     ListTasks pages hold "size" ARNs
                          answer        answer "body" (HTTP 200) instead of doing the call
   POST /__fake/metadata?task=ID   the body is served as that task's /task answer from now on
-  GET  /__fake/state   {"requests": [...], "launched": N, "tasks": [...]}
+  GET  /__fake/state   {"requests": [...], "launched": N, "tasks": [...]} (a task's "family",
+                       "command", "env", "pid", "exit_code", ...)
   POST /__fake/reset   stops every task and forgets everything (faults included)
 """
 import argparse
@@ -170,14 +178,13 @@ def pdeathsig():
 # ---- what a task runs: a process, or a container of --docker-image ----
 
 class ProcessRunner:
-    """Each task is a process of --agent-cmd with the task's environment."""
+    """Each task is a process of its task definition's program, with the task's environment."""
 
     def __init__(self, a):
         self.a = a
 
-    def start(self, t, env, out):
-        return subprocess.Popen([self.a.agent_cmd] + self.a.agent_arg, env=env,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+    def start(self, t, argv, env, out):
+        return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 preexec_fn=pdeathsig)
 
     def stop(self, t):
@@ -189,9 +196,11 @@ class ProcessRunner:
 
 class DockerRunner:
     """Each task is a container of --docker-image on the host's network (`docker run --rm`, the
-    client in the foreground: its exit code is the container's), given only the task's
-    environment and metadata URI; StopTask is `docker stop`, a hard stop `docker kill`. The
-    client is $ST_DOCKER (default docker) and reaches the daemon of $DOCKER_HOST."""
+    client in the foreground: its exit code is the container's) running /usr/bin/NAME of the
+    image, NAME the task definition's program's file name, with only what the task adds to the
+    fake's own environment (its overrides, metadata URI, AWS settings). StopTask is `docker
+    stop`, a hard stop `docker kill`. The client is $ST_DOCKER (default docker) and reaches the
+    daemon of $DOCKER_HOST."""
 
     def __init__(self, a):
         self.a = a
@@ -201,14 +210,14 @@ class DockerRunner:
     def name(t):
         return "st-task-" + t.id
 
-    def start(self, t, env, out):
+    def start(self, t, argv, env, out):
         cmd = [self.docker, "run", "--rm", "--network", "host", "--name", self.name(t)]
-        for k, v in sorted(t.env.items()):
-            cmd += ["-e", "%s=%s" % (k, v)]
-        cmd += ["-e", "ECS_CONTAINER_METADATA_URI_V4=" + env["ECS_CONTAINER_METADATA_URI_V4"]]
-        cmd += ["--entrypoint", self.a.agent_cmd, self.a.docker_image] + self.a.agent_arg
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                preexec_fn=pdeathsig)
+        for k, v in sorted(env.items()):
+            if os.environ.get(k) != v:
+                cmd += ["-e", "%s=%s" % (k, v)]
+        cmd += ["--entrypoint", "/usr/bin/" + os.path.basename(argv[0]), self.a.docker_image]
+        return subprocess.Popen(cmd + argv[1:], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, preexec_fn=pdeathsig)
 
     def _docker(self, *args):
         subprocess.Popen([self.docker] + list(args), stdin=subprocess.DEVNULL,
@@ -228,16 +237,48 @@ class DockerRunner:
             t.proc.kill()
 
 
+# ---- task definitions ----
+
+class TaskDef:
+    """A registered task definition: its one stampede container and the program it runs."""
+
+    def __init__(self, a, family, container, cmd, args=(), ip=None, aws=False, extra=()):
+        self.family, self.revision, self.container = family, a.revision, container
+        self.cmd, self.args, self.ip, self.aws, self.extra = cmd, list(args), ip, aws, list(extra)
+        self.arn = "arn:aws:ecs:%s:%s:task-definition/%s:%d" % (a.region, ACCOUNT, family,
+                                                                a.revision)
+
+    def names(self):
+        return (self.family, "%s:%d" % (self.family, self.revision), self.arn)
+
+    @staticmethod
+    def parse(a, spec):
+        """--taskdef family=F,container=C,cmd=PATH[,ip=A][,aws=1]"""
+        kv = {}
+        for part in spec.split(","):
+            k, sep, v = part.partition("=")
+            if not sep or k not in ("family", "container", "cmd", "ip", "aws"):
+                raise SystemExit("fake_ecs.py: --taskdef %s: %r is not one of family=, "
+                                 "container=, cmd=, ip=, aws=" % (spec, part))
+            kv[k] = v
+        for k in ("family", "container", "cmd"):
+            if not kv.get(k):
+                raise SystemExit("fake_ecs.py: --taskdef %s: %s= is required" % (spec, k))
+        return TaskDef(a, kv["family"], kv["container"], kv["cmd"], ip=kv.get("ip"),
+                       aws=kv.get("aws") == "1")
+
+
 # ---- tasks ----
 
 class Task:
-    def __init__(self, fake, n, req, launch):
+    def __init__(self, fake, n, req, launch, td):
+        self.td = td
         self.id = uuid.uuid4().hex
         self.n = n
         self.arn = "arn:aws:ecs:%s:%s:task/%s/%s" % (fake.a.region, ACCOUNT, fake.a.cluster,
                                                      self.id)
         self.az = fake.a.region + AZS[n % len(AZS)]
-        self.ip = "10.0.%d.%d" % (n // 250, n % 250 + 4)
+        self.ip = td.ip or "10.0.%d.%d" % (n // 250, n % 250 + 4)
         self.created = time.monotonic()
         self.last = "PROVISIONING"
         self.desired = "RUNNING"
@@ -251,9 +292,12 @@ class Task:
         self.launch = launch
         self.overrides = req.get("overrides", {})
         self.env = {}
+        self.command = None  # the container's command override: the program's arguments
         for c in self.overrides.get("containerOverrides", []):
             for kv in c.get("environment", []):
                 self.env[kv["name"]] = kv["value"]
+            if "command" in c:
+                self.command = list(c["command"])
         self.cpu = self.overrides.get("cpu", fake.a.cpu)
         self.memory = self.overrides.get("memory", fake.a.memory)
         self.pull_error = False
@@ -265,15 +309,15 @@ class Task:
 
     def describe(self, fake, tags):
         cont = {"containerArn": self.arn.replace(":task/", ":container/") + "/agent",
-                "taskArn": self.arn, "name": fake.a.container, "image": "stampede-agent:test",
+                "taskArn": self.arn, "name": self.td.container, "image": "stampede-agent:test",
                 "lastStatus": self.container_status}
         if self.exit_code is not None:
             cont["exitCode"] = self.exit_code
         if self.container_reason:
             cont["reason"] = self.container_reason
-        d = {"taskArn": self.arn, "clusterArn": fake.cluster_arn, "taskDefinitionArn": fake.td_arn,
+        d = {"taskArn": self.arn, "clusterArn": fake.cluster_arn, "taskDefinitionArn": self.td.arn,
              "lastStatus": self.last, "desiredStatus": self.desired, "availabilityZone": self.az,
-             "cpu": self.cpu, "memory": self.memory, "group": "family:" + fake.a.family,
+             "cpu": self.cpu, "memory": self.memory, "group": "family:" + self.td.family,
              "overrides": self.overrides, "containers": [cont], "createdAt": time.time(),
              "attachments": [{"id": self.id[:8], "type": "ElasticNetworkInterface",
                               "status": "ATTACHED",
@@ -294,14 +338,14 @@ class Task:
         return d
 
     def metadata(self, fake):
-        return {"Cluster": fake.cluster_arn, "TaskARN": self.arn, "Family": fake.a.family,
-                "Revision": str(fake.a.revision), "DesiredStatus": self.desired,
+        return {"Cluster": fake.cluster_arn, "TaskARN": self.arn, "Family": self.td.family,
+                "Revision": str(self.td.revision), "DesiredStatus": self.desired,
                 "KnownStatus": self.last, "AvailabilityZone": self.az, "LaunchType": "FARGATE",
                 "Limits": {"CPU": int(self.cpu) / 1024.0, "Memory": int(self.memory)},
                 "ClockDrift": {"ClockErrorBound": 0.35,
                                "ReferenceTimestamp": "2026-12-01T00:00:00Z",
                                "ClockSynchronizationStatus": "SYNCHRONIZED"},
-                "Containers": [{"Name": fake.a.container, "Image": "stampede-agent:test",
+                "Containers": [{"Name": self.td.container, "Image": "stampede-agent:test",
                                 "Networks": [{"NetworkMode": "awsvpc",
                                               "IPv4Addresses": [self.ip]}]}]}
 
@@ -336,8 +380,14 @@ class Fake:
         self.runner = DockerRunner(a) if a.docker_image else ProcessRunner(a)
         self.lock = threading.RLock()
         self.cluster_arn = "arn:aws:ecs:%s:%s:cluster/%s" % (a.region, ACCOUNT, a.cluster)
-        self.td_arn = "arn:aws:ecs:%s:%s:task-definition/%s:%d" % (a.region, ACCOUNT, a.family,
-                                                                   a.revision)
+        self.taskdefs = []
+        if a.agent_cmd:
+            self.taskdefs.append(TaskDef(a, a.family, a.container, a.agent_cmd, a.agent_arg,
+                                         extra=["log-router"]))
+        self.taskdefs += [TaskDef.parse(a, spec) for spec in a.taskdef]
+        if not self.taskdefs:
+            raise SystemExit("fake_ecs.py: give --agent-cmd or --taskdef")
+        self.url = None  # this endpoint's, once it listens
         self.reset()
 
     def reset(self):
@@ -415,13 +465,18 @@ class Fake:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         t.meta = srv
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        if t.td.aws:
+            env.update({"AWS_ACCESS_KEY_ID": self.a.key_id, "AWS_SECRET_ACCESS_KEY": self.a.secret,
+                        "AWS_REGION": self.a.region, "AWS_DEFAULT_REGION": self.a.region,
+                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_ECS": self.url})
         env.update(t.env)
         env["ECS_CONTAINER_METADATA_URI_V4"] = "http://127.0.0.1:%d/v4/%s" % (
             srv.server_address[1], t.id)
         out = subprocess.DEVNULL
         if self.a.log_dir:
             out = open(os.path.join(self.a.log_dir, "task-%s.log" % t.id), "wb")
-        t.proc = self.runner.start(t, env, out)
+        args = t.command if t.command is not None else t.td.args
+        t.proc = self.runner.start([t.td.cmd] + args, env, out)
         if out is not subprocess.DEVNULL:
             out.close()
         self.launched += 1
@@ -457,8 +512,8 @@ class Fake:
                 raise ApiError("ClusterNotFoundException", "Cluster not found.")
         return getattr(self, "op_" + op)(body)
 
-    def _taskdef_ok(self, name):
-        return name in (self.a.family, "%s:%d" % (self.a.family, self.a.revision), self.td_arn)
+    def _taskdef(self, name):
+        return next((td for td in self.taskdefs if name in td.names()), None)
 
     def op_RunTask(self, b):
         token = b.get("clientToken")
@@ -472,7 +527,8 @@ class Fake:
         count = b.get("count", 1)
         if not 1 <= count <= 10:
             raise ApiError("InvalidParameterException", "count must be between 1 and 10")
-        if not self._taskdef_ok(b["taskDefinition"]):
+        td = self._taskdef(b["taskDefinition"])
+        if not td:
             raise ApiError("ClientException", "Unable to describe task definition.")
         if "launchType" in b and "capacityProviderStrategy" in b:
             raise ApiError("InvalidParameterException",
@@ -498,7 +554,7 @@ class Fake:
             raise ApiError("InvalidParameterException",
                            "Container Overrides length must be at most 8192")
         for c in (ov or {}).get("containerOverrides", []):
-            if c.get("name") != self.a.container:
+            if c.get("name") != td.container:
                 raise ApiError("InvalidParameterException",
                                "Override for container named %s is not a container in the "
                                "TaskDefinition." % c.get("name"))
@@ -524,7 +580,7 @@ class Fake:
                 failures.append({"arn": "arn:aws:ecs:%s:%s:container-instance/%s" % (
                     self.a.region, ACCOUNT, uuid.uuid4().hex), "reason": reason})
                 continue
-            t = Task(self, len(self.tasks), b, launch)
+            t = Task(self, len(self.tasks), b, launch, td)
             t.pull_error = bool(self.take_fault("RunTask", ("pull_error",)))
             t.no_process = bool(self.take_fault("RunTask", ("no_process",)))
             self.tasks.append(t)
@@ -598,22 +654,24 @@ class Fake:
         return reply
 
     def op_DescribeTaskDefinition(self, b):
-        if not self._taskdef_ok(b["taskDefinition"]):
+        td = self._taskdef(b["taskDefinition"])
+        if not td:
             raise ApiError("ClientException", "Unable to describe task definition.")
         return {"taskDefinition": {
-            "taskDefinitionArn": self.td_arn, "family": self.a.family,
-            "revision": self.a.revision, "status": "ACTIVE", "networkMode": "awsvpc",
+            "taskDefinitionArn": td.arn, "family": td.family,
+            "revision": td.revision, "status": "ACTIVE", "networkMode": "awsvpc",
             "requiresCompatibilities": ["FARGATE"], "compatibilities": ["EC2", "FARGATE"],
             "cpu": self.a.cpu, "memory": self.a.memory,
-            "containerDefinitions": [{"name": self.a.container, "image": "stampede-agent:test",
-                                      "essential": True},
-                                     {"name": "log-router", "image": "fluent-bit:test",
-                                      "essential": False}]}}
+            "containerDefinitions": [{"name": td.container, "image": "stampede-agent:test",
+                                      "essential": True}] + [
+                {"name": name, "image": "fluent-bit:test", "essential": False}
+                for name in td.extra]}}
 
     def state(self):
         return {"requests": self.requests, "launched": self.launched,
                 "tasks": [{"arn": t.arn, "id": t.id, "last": t.last, "desired": t.desired,
                            "pid": t.proc.pid if t.proc else None, "exit_code": t.exit_code,
+                           "family": t.td.family, "command": t.command,
                            "env": t.env, "launch": t.launch, "stopped_reason": t.stopped_reason,
                            "meta_url": "http://127.0.0.1:%d/v4/%s" % (t.meta.server_address[1],
                                                                      t.id) if t.meta else None}
@@ -736,8 +794,10 @@ def make_handler(fake):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=0)
-    p.add_argument("--agent-cmd", required=True)
+    p.add_argument("--agent-cmd")
     p.add_argument("--agent-arg", action="append", default=[])
+    p.add_argument("--taskdef", action="append", default=[],
+                   help="family=F,container=C,cmd=PATH[,ip=A][,aws=1] (repeatable)")
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--key-id", default="AKIDSTAMPEDETEST")
     p.add_argument("--secret", default="stampede-test-secret-never-printed")
@@ -750,8 +810,8 @@ def main():
     p.add_argument("--provision-ms", type=int, default=200)
     p.add_argument("--pending-ms", type=int, default=200)
     p.add_argument("--log-dir")
-    p.add_argument("--docker-image", help="start each task as a container of this image, "
-                   "--agent-cmd its entrypoint (see DockerRunner)")
+    p.add_argument("--docker-image", help="start each task as a container of this image "
+                   "(see DockerRunner)")
     a = p.parse_args()
     fake = Fake(a)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(fake))
@@ -763,6 +823,7 @@ def main():
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    fake.url = "http://127.0.0.1:%d" % srv.server_address[1]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     print("fake-ecs ready %d" % srv.server_address[1], flush=True)
     while not stop.wait(0.02):
