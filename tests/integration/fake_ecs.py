@@ -476,7 +476,7 @@ class Fake:
         if self.a.log_dir:
             out = open(os.path.join(self.a.log_dir, "task-%s.log" % t.id), "wb")
         args = t.command if t.command is not None else t.td.args
-        t.proc = self.runner.start([t.td.cmd] + args, env, out)
+        t.proc = self.runner.start(t, [t.td.cmd] + args, env, out)
         if out is not subprocess.DEVNULL:
             out.close()
         self.launched += 1
