@@ -32,6 +32,9 @@ ST_TEST_PKGS=(python3 nng-utils nginx-light curl awscli python3-botocore libxml2
 # Node.js and npm run the AWS emulators. Installed from Debian only when `node` or `npm` is missing,
 # so that a Node.js already on the machine (with its own npm) is left alone.
 ST_NODE_PKGS=(nodejs npm)
+# What the container tests take (scripts/container.sh): a private Docker daemon, and debootstrap for
+# a Debian 12 base image made without a registry.
+ST_CONTAINER_PKGS=(docker.io debootstrap)
 # The emulators, from the npm registry, in a cache shared by every build tree.
 ST_NPM_PKGS=(dynalite@4.0.0 local-aws-sqs@2.0.2)
 ST_NPM_DIR=${STAMPEDE_NPM_DIR:-$HOME/.cache/stampede/npm}

@@ -26,7 +26,9 @@ RunTask command override as its arguments (else --agent-arg's for --agent-cmd, n
 --taskdef), the environment overrides, and ECS_CONTAINER_METADATA_URI_V4 pointing at a
 task-metadata endpoint of the task's own (GET <uri>/task). StopTask kills the process
 (TERM, then KILL) and the task goes DEPROVISIONING -> STOPPED with the reason; a process that exits
-makes its task STOPPED with the exit code. RunTask is idempotent by clientToken.
+makes its task STOPPED with the exit code. RunTask is idempotent by clientToken. With
+--docker-image IMAGE each task is a container of IMAGE instead (`docker run --rm --network host`
+of the image's /usr/bin/NAME, NAME the program's file name), stopped with `docker stop` / `kill`.
 
 Control, unsigned, for the tests (paths under /__fake/):
   POST /__fake/faults  a JSON list of rules, appended; each {"kind": K, "op": OP (default any),
@@ -173,6 +175,68 @@ def pdeathsig():
         pass
 
 
+# ---- what a task runs: a process, or a container of --docker-image ----
+
+class ProcessRunner:
+    """Each task is a process of its task definition's program, with the task's environment."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def start(self, t, argv, env, out):
+        return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=pdeathsig)
+
+    def stop(self, t):
+        t.proc.terminate()
+
+    def kill(self, t):
+        t.proc.kill()
+
+
+class DockerRunner:
+    """Each task is a container of --docker-image on the host's network (`docker run --rm`, the
+    client in the foreground: its exit code is the container's) running /usr/bin/NAME of the
+    image, NAME the task definition's program's file name, with only what the task adds to the
+    fake's own environment (its overrides, metadata URI, AWS settings). StopTask is `docker
+    stop`, a hard stop `docker kill`. The client is $ST_DOCKER (default docker) and reaches the
+    daemon of $DOCKER_HOST."""
+
+    def __init__(self, a):
+        self.a = a
+        self.docker = os.environ.get("ST_DOCKER", "docker")
+
+    @staticmethod
+    def name(t):
+        return "st-task-" + t.id
+
+    def start(self, t, argv, env, out):
+        cmd = [self.docker, "run", "--rm", "--network", "host", "--name", self.name(t)]
+        for k, v in sorted(env.items()):
+            if os.environ.get(k) != v:
+                cmd += ["-e", "%s=%s" % (k, v)]
+        cmd += ["--entrypoint", "/usr/bin/" + os.path.basename(argv[0]), self.a.docker_image]
+        return subprocess.Popen(cmd + argv[1:], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out, preexec_fn=pdeathsig)
+
+    def _docker(self, *args):
+        subprocess.Popen([self.docker] + list(args), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self, t):
+        self._docker("stop", "--time", "2", self.name(t))
+
+    def kill(self, t):
+        """`docker kill`, then the client too if it is still there (a container not created
+        yet when it was killed)."""
+        subprocess.run([self.docker, "kill", self.name(t)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+        try:
+            t.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            t.proc.kill()
+
+
 # ---- task definitions ----
 
 class TaskDef:
@@ -313,6 +377,7 @@ class Fake:
     def __init__(self, a):
         self.a = a
         self.model = Model(MODEL_PATH)
+        self.runner = DockerRunner(a) if a.docker_image else ProcessRunner(a)
         self.lock = threading.RLock()
         self.cluster_arn = "arn:aws:ecs:%s:%s:cluster/%s" % (a.region, ACCOUNT, a.cluster)
         self.taskdefs = []
@@ -374,7 +439,8 @@ class Fake:
                         else:
                             t.last = "STOPPED"
                     elif t.kill_at is not None and now >= t.kill_at:
-                        t.proc.kill()
+                        t.kill_at = None
+                        self.runner.kill(t)
                 if t.last == "DEPROVISIONING" and (t.proc is None or t.exit_code is not None):
                     t.last = "STOPPED"
                     t.container_status = "STOPPED"
@@ -410,9 +476,7 @@ class Fake:
         if self.a.log_dir:
             out = open(os.path.join(self.a.log_dir, "task-%s.log" % t.id), "wb")
         args = t.command if t.command is not None else t.td.args
-        t.proc = subprocess.Popen([t.td.cmd] + args, env=env,
-                                  stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                  preexec_fn=pdeathsig)
+        t.proc = self.runner.start(t, [t.td.cmd] + args, env, out)
         if out is not subprocess.DEVNULL:
             out.close()
         self.launched += 1
@@ -420,10 +484,10 @@ class Fake:
     def _kill(self, t, hard=False):
         if t.proc is not None and t.proc.poll() is None:
             if hard:
-                t.proc.kill()
+                self.runner.kill(t)
                 t.proc.wait()
             else:
-                t.proc.terminate()
+                self.runner.stop(t)
                 t.kill_at = time.monotonic() + 2.0
 
     # -- operations --
@@ -746,6 +810,8 @@ def main():
     p.add_argument("--provision-ms", type=int, default=200)
     p.add_argument("--pending-ms", type=int, default=200)
     p.add_argument("--log-dir")
+    p.add_argument("--docker-image", help="start each task as a container of this image "
+                   "(see DockerRunner)")
     a = p.parse_args()
     fake = Fake(a)
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), make_handler(fake))
