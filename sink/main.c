@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,10 +195,8 @@ int main(int argc, char **argv)
 {
     const char *level_name = getenv("STAMPEDE_LOG_LEVEL");
     st_log_level level = ST_LOG_INFO;
-    if (level_name && st_log_level_parse(level_name, &level) != 0) {
-        level = ST_LOG_INFO;
-    }
-    st_log_init("stampede-sink", level);
+    bool bad_level = level_name && *level_name && st_log_level_parse(level_name, &level) != 0;
+    st_log_init("stampede-sink", bad_level ? ST_LOG_INFO : level);
 
     sink_opts o;
     memset(&o, 0, sizeof(o));
@@ -220,6 +219,11 @@ int main(int argc, char **argv)
                                                           : NULL;
     if (prc == 0 && missing) {
         st_error("%s is required", missing);
+        prc = ST_EINVAL;
+    }
+    if (prc == 0 && bad_level) {
+        st_error("STAMPEDE_LOG_LEVEL is \"%.20s\": it must be debug, info, warn or error",
+                 level_name);
         prc = ST_EINVAL;
     }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

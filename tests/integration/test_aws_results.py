@@ -406,6 +406,14 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(sink.wait(10), 0, sink.stderr())
         self.assertLess(time.monotonic() - t0, 5)
 
+    def test_bad_log_level_is_refused(self):
+        # A setting that does not parse is an error, never a quiet fall back to info.
+        queue, dlq, table = self.fresh("level")
+        code, _, err = self.sink(queue, table, env=aws_env.aws_env(STAMPEDE_LOG_LEVEL="loud"),
+                                 timeout=20)
+        self.assertEqual(code, 2, err)
+        self.assertIn('STAMPEDE_LOG_LEVEL is "loud": it must be debug, info, warn or error', err)
+
     def test_lambda_mode_reports_batch_item_failures(self):
         queue, dlq, table = self.fresh("lambda")
         spool = self.spool_run("lambda-run", "1")

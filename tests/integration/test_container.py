@@ -120,6 +120,13 @@ class Image(ContainerCase):
         code, out, err = self.run_in_image("/usr/bin/id")
         self.assertEqual(code, 0, err)
         self.assertEqual(out.strip(), "uid=10001(stampede) gid=10001(stampede) groups=10001(stampede)")
+        # Its home is its own: the coordinator's default spool (~/.local/state/stampede/spool)
+        # can be made there.
+        code, out, err = self.run_in_image("/bin/sh", "-c",
+                                           'mkdir -p "$HOME/.local/state/stampede/spool" && '
+                                           'echo "$HOME"')
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out.strip(), "/home/stampede")
 
     def test_programs_run_and_nothing_to_build_with_is_left(self):
         for prog in ("stampede", "stampede-sink", "stampede-agent"):

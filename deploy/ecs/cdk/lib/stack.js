@@ -99,8 +99,8 @@ class StampedeStack extends cdk.Stack {
       roleDescription: 'stampede coordinator task: runs, watches and stops agent tasks, sends results',
       entryPoint: ['/usr/bin/stampede'],
       portMappings: [{ containerPort: COORDINATOR_PORT, protocol: ecs.Protocol.TCP }],
-      // The image's user has no home (/nonexistent): the forwarder's spool goes to /tmp/stampede/spool.
-      environment: { AWS_REGION: this.region, XDG_STATE_HOME: '/tmp' },
+      // The forwarder's spool is the image user's ~/.local/state/stampede/spool.
+      environment: { AWS_REGION: this.region },
     });
 
     const taskArnInCluster = this.formatArn({

@@ -53,7 +53,6 @@ test('the coordinator task definition: container "coordinator", entryPoint /usr/
   assert.deepEqual(c.LogConfiguration.Options['awslogs-group'], { Ref: logicalId(template, 'AWS::Logs::LogGroup', 'CoordinatorLogs') });
   assert.deepEqual(c.Environment, [
     { Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } },
-    { Name: 'XDG_STATE_HOME', Value: '/tmp' }, // a spool the image's user (no home) can write
   ]);
 });
 
