@@ -34,6 +34,35 @@ static void value_text(const st_report_threshold *t, double v, bool have, char *
     }
 }
 
+/* A regression verdict's figure: "12.500 ms", "1.2500% (0.0125)", or "no value". */
+static void regression_value(const cJSON *v, bool ms, char *out, size_t len)
+{
+    if (!cJSON_IsNumber(v)) {
+        snprintf(out, len, "no value");
+    } else if (ms) {
+        snprintf(out, len, "%.3f ms", v->valuedouble);
+    } else {
+        snprintf(out, len, "%.4f%% (%.6g)", v->valuedouble * 100, v->valuedouble);
+    }
+}
+
+/* Why a --max-regression limit failed, or "" when it held. */
+static void regression_failure(const cJSON *g, char *out, size_t len)
+{
+    out[0] = 0;
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(g, "result");
+    if (cJSON_IsString(res) && strcmp(res->valuestring, "pass") == 0) {
+        return;
+    }
+    const cJSON *unit = cJSON_GetObjectItemCaseSensitive(g, "unit");
+    bool ms = cJSON_IsString(unit) && strcmp(unit->valuestring, "ms") == 0;
+    char got[64], allowed[64], base[64];
+    regression_value(cJSON_GetObjectItemCaseSensitive(g, "observed"), ms, got, sizeof(got));
+    regression_value(cJSON_GetObjectItemCaseSensitive(g, "allowed"), ms, allowed, sizeof(allowed));
+    regression_value(cJSON_GetObjectItemCaseSensitive(g, "baseline"), ms, base, sizeof(base));
+    snprintf(out, len, "observed %s, allowed at most %s (baseline %s)", got, allowed, base);
+}
+
 /* One <testcase>; failure NULL when it passed. */
 static void testcase(FILE *f, const char *classname, const char *name, const char *failure,
                      const char *type)
@@ -94,7 +123,7 @@ static void seconds_failure(const st_report *r, char *out, size_t len)
     }
 }
 
-char *st_junit_text(const st_report *r)
+char *st_junit_text(const st_report *r, const cJSON *regressions)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -109,7 +138,15 @@ char *st_junit_text(const st_report *r)
     for (size_t i = 0; i < r->n_thresholds; i++) {
         failures += !r->thresholds[i].pass;
     }
-    size_t tests = r->n_thresholds + 2;
+    size_t n_regressions = (size_t)cJSON_GetArraySize(regressions); /* 0 for NULL */
+    const cJSON *g;
+    cJSON_ArrayForEach(g, regressions)
+    {
+        char why[512];
+        regression_failure(g, why, sizeof(why));
+        failures += why[0] != 0;
+    }
+    size_t tests = r->n_thresholds + n_regressions + 2;
     fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", f);
     fprintf(f, "<testsuites name=\"stampede\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
                "time=\"%.3f\">\n",
@@ -131,6 +168,14 @@ char *st_junit_text(const st_report *r)
             }
         }
         testcase(f, "stampede.thresholds", t->expression, t->pass ? NULL : msg, "threshold");
+    }
+    cJSON_ArrayForEach(g, regressions)
+    {
+        char why[512];
+        regression_failure(g, why, sizeof(why));
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(g, "expression");
+        testcase(f, "stampede.baseline", cJSON_IsString(e) ? e->valuestring : "?",
+                 why[0] ? why : NULL, "regression");
     }
     testcase(f, "stampede.run", "every agent completed", agents[0] ? agents : NULL, "agents");
     testcase(f, "stampede.run", "no second missing", seconds[0] ? seconds : NULL, "seconds");

@@ -7,7 +7,9 @@
  * says what was observed against what was wanted, and whether it stopped the run), then the
  * cases "every agent completed" (fails when an agent was lost or failed, or the run failed) and
  * "no second missing" (fails when some second is incomplete or records could not be merged),
- * classname "stampede.run". The form is the common one Jenkins and GitLab read;
+ * classname "stampede.run". With --baseline, each --max-regression limit is a case too
+ * (classname "stampede.baseline", named by its expression; a failure says observed, allowed and
+ * the baseline's value). The form is the common one Jenkins and GitLab read;
  * tests/junit.xsd is its schema, checked with xmllint in the tests.
  *
  * Threading: reentrant (the report is only read).
@@ -17,8 +19,10 @@
 
 #include "report.h"
 
+#include <cjson/cJSON.h>
 
-/* The document for r, NUL-terminated; the caller frees it. NULL when out of memory. */
-char *st_junit_text(const st_report *r);
+/* The document for r, NUL-terminated; the caller frees it. NULL when out of memory.
+ * regressions: the "regressions" array of st_baseline_json, or NULL without a baseline. */
+char *st_junit_text(const st_report *r, const cJSON *regressions);
 
 #endif

@@ -420,7 +420,14 @@ int st_output_summary_file(st_output *out, const char *path, char *err, size_t e
 static int junit_summary(void *state, const st_report *report)
 {
     filed *s = state;
-    return filed_write_whole(s, "--junit", s->f ? st_junit_text(report) : NULL);
+    if (!s->f) {
+        return filed_write_whole(s, "--junit", NULL);
+    }
+    /* NULL without a baseline, or when it could not be evaluated (the run fails for that). */
+    cJSON *b = s->baseline ? st_baseline_json(s->baseline) : NULL;
+    char *text = st_junit_text(report, cJSON_GetObjectItemCaseSensitive(b, "regressions"));
+    cJSON_Delete(b);
+    return filed_write_whole(s, "--junit", text);
 }
 
 static const st_output_ops junit_ops = {"junit", sum_second, junit_summary, filed_close};
@@ -486,7 +493,7 @@ int st_output_report(st_output *out, const char *path, char *err, size_t err_len
 
 void st_output_set_baseline(st_output *out, const st_baseline *baseline)
 {
-    if (out->ops == &sum_ops || out->ops == &report_ops) {
+    if (out->ops == &sum_ops || out->ops == &report_ops || out->ops == &junit_ops) {
         ((filed *)out->state)->baseline = baseline;
     }
 }

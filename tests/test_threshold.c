@@ -413,7 +413,7 @@ static void test_thresholds_abort_after_delay(void **state)
     assert_string_equal(strstr(text, want), want);
     free(text);
     cJSON_Delete(j);
-    char *xml = st_junit_text(&r);
+    char *xml = st_junit_text(&r, NULL);
     assert_non_null(xml);
     assert_non_null(strstr(xml, "<testsuites name=\"stampede\" tests=\"4\" failures=\"1\""));
     assert_non_null(strstr(xml, "<testcase classname=\"stampede.thresholds\" name=\"p(99)&lt;10ms, "
@@ -434,7 +434,7 @@ static void test_thresholds_abort_after_delay(void **state)
     r.n_agents = 1;
     r.incomplete_seconds = inc;
     r.n_incomplete = 2;
-    xml = st_junit_text(&r);
+    xml = st_junit_text(&r, NULL);
     assert_non_null(strstr(xml, "failures=\"3\""));
     assert_non_null(strstr(xml, "message=\"agent local-2 was lost: its process exited\""));
     assert_non_null(strstr(xml, "message=\"2 incomplete second(s): 3 4\""));
@@ -443,6 +443,29 @@ static void test_thresholds_abort_after_delay(void **state)
     r.n_agents = 0;
     r.incomplete_seconds = NULL;
     r.n_incomplete = 0;
+
+    /* --max-regression limits are cases of their own. */
+    cJSON *regs = cJSON_Parse(
+        "[{\"expression\": \"p(99)+10%\", \"metric\": \"p(99)\", \"unit\": \"ms\", "
+        "\"baseline\": 10, \"observed\": 12.5, \"allowed\": 11, \"result\": \"fail\"},"
+        "{\"expression\": \"error_rate+0.5pt\", \"metric\": \"error_rate\", "
+        "\"unit\": \"ratio\", \"baseline\": 0.01, \"observed\": 0.012, \"allowed\": 0.015, "
+        "\"result\": \"pass\"},"
+        "{\"expression\": \"max+1s\", \"metric\": \"max\", \"unit\": \"ms\", "
+        "\"baseline\": null, \"observed\": 3, \"allowed\": null, \"result\": \"fail\"}]");
+    assert_non_null(regs);
+    xml = st_junit_text(&r, regs);
+    assert_non_null(strstr(xml, "<testsuites name=\"stampede\" tests=\"7\" failures=\"3\""));
+    assert_non_null(strstr(xml, "<testcase classname=\"stampede.baseline\" name=\"p(99)+10%\" "
+                                "time=\"0\">\n      <failure type=\"regression\" "
+                                "message=\"observed 12.500 ms, allowed at most 11.000 ms "
+                                "(baseline 10.000 ms)\">"));
+    assert_non_null(strstr(xml, "<testcase classname=\"stampede.baseline\" "
+                                "name=\"error_rate+0.5pt\" time=\"0\"/>"));
+    assert_non_null(strstr(xml, "message=\"observed 3.000 ms, allowed at most no value "
+                                "(baseline no value)\""));
+    free(xml);
+    cJSON_Delete(regs);
 
     st_report_fini(&r);
     st_stats_fini(&s);

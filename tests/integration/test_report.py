@@ -522,8 +522,22 @@ class BaselineTest(ReportCase):
         self.assertEqual(code, 0, p.stderr())
         code, p, new = self.run_once("new", ["--latency-ms", "20"], "--baseline",
                                      self.path("old.json"), "--max-regression", "p(50)+50%",
-                                     "--max-regression", "error_rate+1pt")
+                                     "--max-regression", "error_rate+1pt", "--junit",
+                                     self.path("new.xml"))
         self.assertEqual(code, EXIT_THRESHOLDS, p.stderr())
+        # Each limit is a JUnit case of its own, valid against the schema CI systems read.
+        schema = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "junit.xsd")
+        r = subprocess.run(["xmllint", "--noout", "--schema", schema, self.path("new.xml")],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.path("new.xml")) as f:
+            xml = f.read()
+        self.assertIn('tests="4" failures="1"', xml)
+        self.assertRegex(xml, r'<testcase classname="stampede.baseline" name="p\(50\)\+50%" '
+                              r'time="0">\n      <failure type="regression" message="observed '
+                              r'[0-9.]+ ms, allowed at most [0-9.]+ ms \(baseline [0-9.]+ ms\)"')
+        self.assertIn('<testcase classname="stampede.baseline" name="error_rate+1pt" time="0"/>',
+                      xml)
         b = new["baseline"]
         self.assertEqual(list(new)[-1], "baseline")
         self.assertEqual(b["file"], self.path("old.json"))
