@@ -240,6 +240,12 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if self._listener is not listener:
+                    # down() ran while this connection was being set up: it must not survive
+                    # the outage (a kept-alive connection would carry every later request).
+                    client.close()
+                    upstream.close()
+                    return
                 self._conns += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
