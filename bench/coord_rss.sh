@@ -26,15 +26,6 @@ samples after 60 s; over all samples when the run is shorter). Exit 0 when the r
 EOF
 }
 
-# need_value FLAG VALUE...: stops the script (exit 2) unless VALUE is a whole number from 1.
-need_value() {
-    [ $# -ge 2 ] || { echo "$me: $1 needs a value (see --help)" >&2; exit 2; }
-    case "$2" in
-    '' | *[!0-9]*) echo "$me: $1: '$2' is not a positive whole number" >&2; exit 2 ;;
-    esac
-    [ "$2" -gt 0 ] || { echo "$me: $1: must be at least 1" >&2; exit 2; }
-}
-
 me=coord_rss.sh
 duration=600
 agents=10
@@ -45,17 +36,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 build="$here/../build"
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --duration) need_value "$@"; duration="$2"; shift 2 ;;
-    --agents) need_value "$@"; agents="$2"; shift 2 ;;
-    --rate) need_value "$@"; rate="$2"; shift 2 ;;
-    --every) need_value "$@"; every="$2"; shift 2 ;;
-    --build) [ $# -ge 2 ] || { echo "$me: --build needs a value" >&2; exit 2; }; build="$2"; shift 2 ;;
-    --keep) [ $# -ge 2 ] || { echo "$me: --keep needs a value" >&2; exit 2; }; keep="$2"; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "$me: unknown option $1 (see --help)" >&2; exit 2 ;;
-    esac
+bench_parse_opts --duration=duration --agents=agents --rate=rate --every=every -- "$@"
+for v in duration agents rate every; do
+    bench_need_whole "--$v" "${!v}"
 done
 bench_need_bins "$build/bin/stampede" "$build/bin/stampede-agent" "$build/bin/stampede-target"
 bench_need_jq "to read the summary"

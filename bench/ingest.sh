@@ -44,26 +44,12 @@ agent_rps=400
 names=1
 perf=0
 keep=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --agents) counts="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    --sockets) sockets="$2"; shift 2 ;;
-    --agent-rps) agent_rps="$2"; shift 2 ;;
-    --names) names="$2"; shift 2 ;;
-    --perf) perf=1; shift ;;
-    --build) build="$2"; shift 2 ;;
-    --keep) keep="$2"; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "ingest.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-    esac
-done
-case "$reps$duration$agent_rps" in *[!0-9]*) echo "ingest.sh: --reps, --duration and --agent-rps take whole numbers" >&2; exit 2 ;; esac
-if [ "$duration" -lt 10 ]; then
-    echo "ingest.sh: --duration must be at least 10 s (the window leaves 3 s at each end)" >&2
-    exit 2
-fi
+bench_parse_opts --agents=counts --reps=reps --duration=duration --sockets=sockets \
+    --agent-rps=agent_rps --names=names --perf=perf=1 -- "$@"
+bench_need_whole --reps "$reps"
+bench_need_whole --agent-rps "$agent_rps"
+bench_need_whole --names "$names"
+bench_need_whole --duration "$duration" 10
 coord_bin="$build/bin/stampede"
 sim_bin="$build/bin/stampede-agent-sim"
 bench_need_bins "$coord_bin" "$sim_bin"
@@ -104,34 +90,12 @@ if [ "$soft" != unlimited ] && [ "$soft" -lt "$need" ]; then
     exit 2
 fi
 
-now() { echo "$EPOCHREALTIME"; }
-# Sleeps until the given $EPOCHREALTIME instant.
-sleep_until() {
-    local d
-    d=$(awk -v t="$1" -v n="$(now)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')
-    sleep "$d"
-}
-# utime + stime of a process, in clock ticks.
-cpu_ticks() {
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
 # Busy and total jiffies of the whole machine (all CPUs), from /proc/stat.
 machine_ticks() {
     awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
 rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
-}
-free_port() {
-    local p
-    for p in $(shuf -i 20000-39999 -n 50); do
-        if ! ss -Hltn "sport = :$p" | grep -q .; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "ingest.sh: no free port found" >&2
-    exit 1
 }
 # Waits up to $3 seconds for a line matching $2 in file $1; prints it.
 wait_line() {
@@ -143,9 +107,6 @@ wait_line() {
         sleep 0.05
     done
     return 1
-}
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "ingest: $(nproc) CPUs, $duration s runs, window [t0+3 s, t0+$((duration - 3)) s]," \
@@ -174,7 +135,7 @@ run_one() {
     fi
     # Another program may take the port between the check and the listen: try a few.
     for attempt in 1 2 3; do
-        port=$(free_port)
+        port=$(bench_free_port)
         "$coord_bin" run "${what[@]}" --launcher external --agents "$n" \
             --listen "tcp://127.0.0.1:$port" --token "$token" --rate "$rate" --duration "$duration" \
             --register-timeout 120s --summary "$dir/summary.json" \
@@ -204,26 +165,26 @@ run_one() {
         return 1
     fi
     lead=$(echo "$line" | awk '{ print $5 }')
-    t0=$(awk -v n="$(now)" -v l="$lead" 'BEGIN { printf "%.6f", n + l / 1000 }')
+    t0=$(awk -v n="$(bench_now)" -v l="$lead" 'BEGIN { printf "%.6f", n + l / 1000 }')
     w0=$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 3 }')
     w1=$(awk -v t="$t0" -v d="$duration" 'BEGIN { printf "%.6f", t + d - 3 }')
 
-    sleep_until "$w0"
+    bench_sleep_until "$w0"
     local c0 s0 a0 c1 s1 a1 rss
-    c0=$(cpu_ticks "$cpid"); s0=$(cpu_ticks "$spid"); a0=$(now)
+    c0=$(bench_cpu_ticks "$cpid"); s0=$(bench_cpu_ticks "$spid"); a0=$(bench_now)
     local m0 m1
     m0=$(machine_ticks)
     local perf_pid=""
     if [ "$profile" = 1 ]; then
         local span
-        span=$(awk -v a="$w1" -v b="$(now)" 'BEGIN { printf "%.1f", a - b - 0.2 }')
+        span=$(awk -v a="$w1" -v b="$(bench_now)" 'BEGIN { printf "%.1f", a - b - 0.2 }')
         perf record --call-graph dwarf,16384 -F 499 -p "$cpid" -o "$dir/perf.data" -- sleep "$span" \
             >"$dir/perf.log" 2>&1 &
         perf_pid=$!
     fi
-    sleep_until "$w1"
-    c1=$(cpu_ticks "$cpid" 2>/dev/null || true); s1=$(cpu_ticks "$spid" 2>/dev/null || true)
-    a1=$(now)
+    bench_sleep_until "$w1"
+    c1=$(bench_cpu_ticks "$cpid" 2>/dev/null || true); s1=$(bench_cpu_ticks "$spid" 2>/dev/null || true)
+    a1=$(bench_now)
     m1=$(machine_ticks)
     rss=$(rss_kb "$cpid" 2>/dev/null || true)
     [ -n "$perf_pid" ] && wait "$perf_pid" || true
@@ -305,12 +266,12 @@ echo
 echo "medians over $reps repetitions (coordinator CPU as % of one core, in the steady window):"
 printf "  %-7s %-10s %-10s %-9s %-10s %-9s %-9s %s\n" agents "CPU %" records/s "RSS MB" updates/s "sim CPU%" "busy %" "exact merge"
 for n in $counts; do
-    cpu=$(awk -v n="$n" '$1 == n && $3 != "n/a" { print $3 }' "$results" | median)
-    rss=$(awk -v n="$n" '$1 == n && $4 > 0 { printf "%.1f\n", $4 / 1024 }' "$results" | median)
-    recs=$(awk -v n="$n" '$1 == n && $5 != "n/a" { print $5 }' "$results" | median)
-    ups=$(awk -v n="$n" '$1 == n && $6 != "n/a" { print $6 }' "$results" | median)
-    scpu=$(awk -v n="$n" '$1 == n && $7 != "n/a" { print $7 }' "$results" | median)
-    busy=$(awk -v n="$n" '$1 == n { print $8 }' "$results" | median)
+    cpu=$(awk -v n="$n" '$1 == n && $3 != "n/a" { print $3 }' "$results" | bench_median)
+    rss=$(awk -v n="$n" '$1 == n && $4 > 0 { printf "%.1f\n", $4 / 1024 }' "$results" | bench_median)
+    recs=$(awk -v n="$n" '$1 == n && $5 != "n/a" { print $5 }' "$results" | bench_median)
+    ups=$(awk -v n="$n" '$1 == n && $6 != "n/a" { print $6 }' "$results" | bench_median)
+    scpu=$(awk -v n="$n" '$1 == n && $7 != "n/a" { print $7 }' "$results" | bench_median)
+    busy=$(awk -v n="$n" '$1 == n { print $8 }' "$results" | bench_median)
     ok=$(awk -v n="$n" '$1 == n && $9 == "exact" { k++ } $1 == n { t++ } END { printf "%d/%d exact", k, t }' "$results")
     printf "  %-7s %-10s %-10s %-9s %-10s %-9s %-9s %s\n" "$n" "$cpu" "$recs" "$rss" "$ups" "$scpu" "$busy" "$ok"
 done

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# lib.sh - the setup and the ending that bench/ingest.sh, bench/skew.sh and bench/coord_rss.sh
-# share. Source it after setting `me` (the script's name, for messages) and `keep` (--keep's
-# directory, or "").
+# lib.sh - what bench/ingest.sh, bench/skew.sh, bench/tui.sh and bench/coord_rss.sh share: their
+# option parsing, setup, clocks, CPU sampling, medians and ending. Source it after setting `me`
+# (the script's name, for messages).
 # shellcheck disable=SC2154 # me, keep and cleanup come from the script that sources this file
 # shellcheck disable=SC2034 # target_pid and url are set for the script that sources this file
 
@@ -59,4 +59,76 @@ bench_finish() {
     if [ -z "$keep" ] && [ "${3:-0}" != 1 ]; then
         rm -rf "$out"
     fi
+}
+
+# bench_parse_opts SPEC... -- ARG...: parses a script's command line. Each SPEC is "--flag=var"
+# (the flag takes a value, stored in var) or "--flag=var=VALUE" (a switch: var is set to VALUE).
+# Every script also takes --build DIR (var build), --keep DIR (var keep) and -h/--help (calls the
+# script's usage and exits 0). An unknown option or a missing value stops the script (exit 2).
+bench_parse_opts() {
+    local specs=("--build=build" "--keep=keep") s flag rest var
+    while [ "$1" != "--" ]; do
+        specs+=("$1")
+        shift
+    done
+    shift
+    while [ $# -gt 0 ]; do
+        case "$1" in -h | --help) usage; exit 0 ;; esac
+        var=""
+        for s in "${specs[@]}"; do
+            flag=${s%%=*}
+            [ "$1" = "$flag" ] || continue
+            rest=${s#*=}
+            var=${rest%%=*}
+            if [ "$rest" != "$var" ]; then
+                printf -v "$var" '%s' "${rest#*=}"
+                shift
+            else
+                [ $# -ge 2 ] || { echo "$me: $1 needs a value (see --help)" >&2; exit 2; }
+                printf -v "$var" '%s' "$2"
+                shift 2
+            fi
+            break
+        done
+        [ -n "$var" ] || { echo "$me: unknown option $1 (see --help)" >&2; exit 2; }
+    done
+}
+
+# bench_need_whole FLAG VALUE [MIN]: stops the script (exit 2) unless VALUE is a whole number of at
+# least MIN (default 1); FLAG names it in the message.
+bench_need_whole() {
+    case "$2" in
+    '' | *[!0-9]*) echo "$me: $1: '$2' is not a whole number" >&2; exit 2 ;;
+    esac
+    [ "$2" -ge "${3:-1}" ] || { echo "$me: $1 must be at least ${3:-1}" >&2; exit 2; }
+}
+
+# bench_now: seconds since the epoch, with microseconds.
+bench_now() { echo "$EPOCHREALTIME"; }
+
+# bench_sleep_until T: sleeps until the bench_now instant T (at once when it has passed).
+bench_sleep_until() {
+    sleep "$(awk -v t="$1" -v n="$(bench_now)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')"
+}
+
+# bench_cpu_ticks PID: the process's user + system time, in clock ticks (getconf CLK_TCK).
+bench_cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+
+# bench_listening PORT: true when something listens on TCP PORT.
+bench_listening() { ss -Hltn "sport = :$1" | grep -q .; }
+
+# bench_free_port: prints a TCP port of 20000-59999 that nothing listens on; exit 1 if none found.
+bench_free_port() {
+    local p
+    for p in $(shuf -i 20000-59999 -n 50); do
+        bench_listening "$p" || { echo "$p"; return; }
+    done
+    echo "$me: no free port found" >&2
+    exit 1
+}
+
+# bench_median: the median of the numbers on stdin, one a line (the mean of the middle two for an
+# even count); "n/a" when there are none.
+bench_median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }

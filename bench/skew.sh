@@ -32,18 +32,9 @@ agents=8
 rate=800
 duration=3
 keep=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --runs) runs="$2"; shift 2 ;;
-    --agents) agents="$2"; shift 2 ;;
-    --rate) rate="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    --build) build="$2"; shift 2 ;;
-    --keep) keep="$2"; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "skew.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-    esac
-done
+bench_parse_opts --runs=runs --agents=agents --rate=rate --duration=duration -- "$@"
+bench_need_whole --runs "$runs"
+bench_need_whole --agents "$agents"
 bench_need_bins "$build/bin/stampede" "$build/bin/stampede-agent" "$build/bin/stampede-target"
 bench_need_jq "to read the summaries"
 

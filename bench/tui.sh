@@ -32,19 +32,9 @@ counts="100 1000"
 reps=3
 duration=15
 keep=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-    --agents) counts="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    --build) build="$2"; shift 2 ;;
-    --keep) keep="$2"; shift 2 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "tui.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
-    esac
-done
-case "$reps$duration" in *[!0-9]*) echo "tui.sh: --reps and --duration take whole numbers" >&2; exit 2 ;; esac
-[ "$duration" -ge 10 ] || { echo "tui.sh: --duration must be at least 10 s" >&2; exit 2; }
+bench_parse_opts --agents=counts --reps=reps --duration=duration -- "$@"
+bench_need_whole --reps "$reps"
+bench_need_whole --duration "$duration" 10
 coord_bin="$build/bin/stampede"
 sim_bin="$build/bin/stampede-agent-sim"
 bench_need_bins "$coord_bin" "$sim_bin"
@@ -62,20 +52,6 @@ cleanup() {
 trap cleanup EXIT
 hz=$(getconf CLK_TCK)
 
-ticks_of() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-listening() { ss -Hltn "sport = :$1" | grep -q .; }
-pick_port() {
-    local p
-    for p in $(shuf -i 40000-59999 -n 50); do
-        listening "$p" || { echo "$p"; return; }
-    done
-    echo "tui.sh: no free port" >&2
-    exit 1
-}
-# Seconds (fractional) since the epoch.
-t_now() { echo "$EPOCHREALTIME"; }
-nap_until() { sleep "$(awk -v t="$1" -v n="$(t_now)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')"; }
-mid() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "n/a" }'; }
 
 echo "tui: $(nproc) CPUs, $duration s runs, steady window [t0+3 s, t0+$((duration - 3)) s], logs in $out"
 results="$out/results.txt"
@@ -87,7 +63,7 @@ run_one() {
     local n=$1 mode=$2 rep=$3 dir="$out/n$1-$2-r$3"
     mkdir -p "$dir"
     local port token rate cpid=""
-    port=$(pick_port)
+    port=$(bench_free_port)
     token="tui-$RANDOM$RANDOM"
     rate=$(awk -v n="$n" 'BEGIN { printf "%g", n / 10 }')
     local args=(run --launcher external --agents "$n" --listen "tcp://127.0.0.1:$port" --token "$token"
@@ -110,7 +86,7 @@ run_one() {
     pids+=("$cpid")
     local i
     for i in $(seq 1 200); do
-        listening "$port" && break
+        bench_listening "$port" && break
         sleep 0.05
     done
     "$sim_bin" --coordinator "tcp://127.0.0.1:$port" --token "$token" --agents "$n" \
@@ -124,12 +100,12 @@ run_one() {
         sleep 0.05
     done
     [ -n "$line" ] || { echo "tui.sh: run $dir did not start" >&2; bad=$((bad + 1)); return; }
-    t0=$(awk -v n="$(t_now)" -v l="$(echo "$line" | awk '{ print $5 }')" 'BEGIN { printf "%.6f", n + l / 1000 }')
-    nap_until "$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 3 }')"
+    t0=$(awk -v n="$(bench_now)" -v l="$(echo "$line" | awk '{ print $5 }')" 'BEGIN { printf "%.6f", n + l / 1000 }')
+    bench_sleep_until "$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 3 }')"
     local c0 c1 a0 a1
-    c0=$(ticks_of "$cpid"); a0=$(t_now)
-    nap_until "$(awk -v t="$t0" -v d="$duration" 'BEGIN { printf "%.6f", t + d - 3 }')"
-    c1=$(ticks_of "$cpid"); a1=$(t_now)
+    c0=$(bench_cpu_ticks "$cpid"); a0=$(bench_now)
+    bench_sleep_until "$(awk -v t="$t0" -v d="$duration" 'BEGIN { printf "%.6f", t + d - 3 }')"
+    c1=$(bench_cpu_ticks "$cpid"); a1=$(bench_now)
     local k
     for k in $(seq 1 $(((duration + 60) * 5))); do
         kill -0 "$cpid" 2>/dev/null || kill -0 "$spid" 2>/dev/null || break
@@ -161,8 +137,8 @@ done
 echo
 printf '%8s  %16s  %16s  %10s\n' agents "headless CPU %" "with --tui CPU %" "UI's cost"
 for n in $counts; do
-    h=$(awk -v n="$n" '$1 == n && $2 == "headless" { print $3 }' "$results" | mid)
-    t=$(awk -v n="$n" '$1 == n && $2 == "tui" { print $3 }' "$results" | mid)
+    h=$(awk -v n="$n" '$1 == n && $2 == "headless" { print $3 }' "$results" | bench_median)
+    t=$(awk -v n="$n" '$1 == n && $2 == "tui" { print $3 }' "$results" | bench_median)
     printf '%8d  %16s  %16s  %10s\n' "$n" "$h" "$t" "$(awk -v h="$h" -v t="$t" 'BEGIN { printf "%+.2f", t - h }')"
 done
 bench_finish "$bad" "failed their checks"
