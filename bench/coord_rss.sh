@@ -12,13 +12,13 @@ usage() {
     cat <<'EOF'
 usage: bench/coord_rss.sh [options]
 
-  --duration S   run length in seconds (default 600)
-  --agents N     local agents (default 10)
-  --rate RPS     total rate (default 1000)
-  --every S      seconds between RSS samples (default 2)
-  --build DIR    the build directory (default: build next to this script's parent)
-  --keep DIR     keep the samples, outputs and logs in DIR (default: a temporary directory,
-                 removed at the end unless the run failed)
+  --duration S       run length in seconds (default 600)
+  --agents N         local agents (default 10)
+  --rate RPS         total rate (default 1000)
+  --every S          seconds between RSS samples (default 2)
+EOF
+    bench_usage_common "the samples, outputs and logs"
+    cat <<'EOF'
 
 Prints the RSS at start, at 60 s and at the end, and the slope in KB/s (least squares over the
 samples after 60 s; over all samples when the run is shorter). Exit 0 when the run completed
@@ -31,9 +31,7 @@ duration=600
 agents=10
 rate=1000
 every=2
-keep=""
 here=$(cd "$(dirname "$0")" && pwd)
-build="$here/../build"
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
 bench_parse_opts --duration=duration --agents=agents --rate=rate --every=every -- "$@"

@@ -25,17 +25,14 @@ usage: bench/ingest.sh [options]
   --perf             also record a CPU profile of the coordinator (perf record -g) during the
                      steady window of the first repetition of each count; the CPU figure of
                      that repetition is left out of the medians, since perf itself costs
-  --build DIR        the build directory (default: build next to this script's parent)
-  --keep DIR         keep logs, summaries and profiles in DIR (default: a temporary directory,
-                     removed at the end unless a check failed)
 EOF
+    bench_usage_common "logs, summaries and profiles"
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
 me=ingest.sh
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
-build="$here/../build"
 counts="100 1000 10000"
 reps=3
 duration=20
@@ -43,7 +40,6 @@ sockets=""
 agent_rps=400
 names=1
 perf=0
-keep=""
 bench_parse_opts --agents=counts --reps=reps --duration=duration --sockets=sockets \
     --agent-rps=agent_rps --names=names --perf=perf=1 -- "$@"
 bench_need_whole --reps "$reps"

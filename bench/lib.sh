@@ -1,9 +1,22 @@
 # shellcheck shell=bash
 # lib.sh - what bench/ingest.sh, bench/skew.sh, bench/tui.sh and bench/coord_rss.sh share: their
 # option parsing, setup, clocks, CPU sampling, medians and ending. Source it after setting `me`
-# (the script's name, for messages).
+# (the script's name, for messages). It sets the defaults of the options every script takes:
+# `build` (the build directory next to bench/) and `keep` (none).
 # shellcheck disable=SC2154 # me, keep and cleanup come from the script that sources this file
 # shellcheck disable=SC2034 # target_pid and url are set for the script that sources this file
+
+build="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build"
+keep=""
+
+# bench_usage_common WHAT: the usage lines of --build and --keep; WHAT is what --keep keeps.
+bench_usage_common() {
+    cat <<EOF
+  --build DIR        the build directory (default: build next to this script's parent)
+  --keep DIR         keep $1 in DIR (default: a temporary directory,
+                     removed at the end unless something failed)
+EOF
+}
 
 # bench_need_bins FILE...: stops the script (exit 2) unless every FILE is an executable.
 bench_need_bins() {

@@ -12,26 +12,22 @@ usage() {
     cat <<'EOF'
 usage: bench/skew.sh [options]
 
-  --runs N       runs (default 5)
-  --agents N     local agents per run (default 8)
-  --rate RPS     total rate (default 800)
-  --duration S   run length (default 3)
-  --build DIR    the build directory (default: build next to this script's parent)
-  --keep DIR     keep the summaries and logs in DIR (default: a temporary directory, removed
-                 at the end unless a run failed)
+  --runs N           runs (default 5)
+  --agents N         local agents per run (default 8)
+  --rate RPS         total rate (default 800)
+  --duration S       run length (default 3)
 EOF
+    bench_usage_common "the summaries and logs"
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
 me=skew.sh
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
-build="$here/../build"
 runs=5
 agents=8
 rate=800
 duration=3
-keep=""
 bench_parse_opts --runs=runs --agents=agents --rate=rate --duration=duration -- "$@"
 bench_need_whole --runs "$runs"
 bench_need_whole --agents "$agents"

@@ -17,21 +17,17 @@ usage: bench/tui.sh [options]
   --agents "N ..."   agent counts to measure (default "100 1000")
   --reps R           repetitions per count and mode; medians are reported (default 3)
   --duration S       run length in seconds, at least 10 (default 15)
-  --build DIR        the build directory (default: build next to this script's parent)
-  --keep DIR         keep logs and summaries in DIR (default: a temporary directory, removed
-                     at the end unless a check failed)
 EOF
+    bench_usage_common "logs and summaries"
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
 me=tui.sh
 # shellcheck source=bench/lib.sh
 . "$here/lib.sh"
-build="$here/../build"
 counts="100 1000"
 reps=3
 duration=15
-keep=""
 bench_parse_opts --agents=counts --reps=reps --duration=duration -- "$@"
 bench_need_whole --reps "$reps"
 bench_need_whole --duration "$duration" 10
