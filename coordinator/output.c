@@ -91,13 +91,7 @@ static int progress_summary(void *state, const st_report *r)
         fflush(f);
         return 0;
     }
-    st_summary s = {
-        .total = &r->total,
-        .duration_s = r->duration_s,
-        .target_requests = r->target_requests,
-        .closed_loop = r->plan.closed_loop,
-        .timeout_ms = r->plan.timeout_ms,
-    };
+    st_summary s = st_report_summary(r);
     st_summary_print(f, &s);
     fprintf(f, "  %-22s %zu", "agents", r->n_agents);
     if (r->agents_lost) {

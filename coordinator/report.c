@@ -367,15 +367,20 @@ static cJSON *threshold_json(const st_report_threshold *t)
     return o;
 }
 
-cJSON *st_report_json(const st_report *r)
+st_summary st_report_summary(const st_report *r)
 {
-    st_summary s = {
+    return (st_summary){
         .total = &r->total,
         .duration_s = r->duration_s,
         .target_requests = r->target_requests,
         .closed_loop = r->plan.closed_loop,
         .timeout_ms = r->plan.timeout_ms,
     };
+}
+
+cJSON *st_report_json(const st_report *r)
+{
+    st_summary s = st_report_summary(r);
     cJSON *j = st_summary_json(&s);
     if (!j) {
         return NULL;

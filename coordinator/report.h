@@ -29,6 +29,7 @@
 #include "hist.h"
 #include "names.h"
 #include "stats.h"
+#include "summary.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -245,6 +246,10 @@ void st_report_fini(st_report *r);
 /* The summary object described above; the caller frees it with cJSON_Delete. NULL when out of
  * memory. */
 cJSON *st_report_json(const st_report *r);
+
+/* The whole-run figures of r as summary.h renders them (st_summary_print, st_summary_json); the
+ * result points into r and lives as long as r does. */
+st_summary st_report_summary(const st_report *r);
 
 /* Name i's part of the total as stats to read (borrowed from r: never fini'ed, never merged into;
  * second 0). i < r->n_names. */
