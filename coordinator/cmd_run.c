@@ -369,8 +369,8 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
     st_forward_report delivery = {0};
+    char spool[1024] = "";
     if (o.sqs_queue_url) {
-        char spool[1024];
         if (o.spool) {
             snprintf(spool, sizeof(spool), "%s", o.spool);
         } else {
@@ -387,6 +387,9 @@ int st_cmd_run(int argc, char **argv)
             goto out;
         }
         ctx.sqs = ctx.n_outs++;
+        for (int i = 0; i < ctx.sqs; i++) {
+            st_output_set_delivery(&ctx.outs[i], &delivery, spool);
+        }
     }
 
     st_coord_cfg cfg;
@@ -543,10 +546,13 @@ int st_cmd_run(int argc, char **argv)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    /* Outputs close now (the SQS forwarder flushes), so the exit code can tell about the files
-     * and the spool. */
+    /* Outputs close now, the SQS forwarder first (it flushes, and the summary file says what
+     * became of the messages), so the exit code can tell about the files and the spool. */
+    if (ctx.sqs >= 0) {
+        ctx.outs[ctx.sqs].ops->close(ctx.outs[ctx.sqs].state);
+    }
     for (int i = 0; i < ctx.n_outs; i++) {
-        if (ctx.outs[i].ops->close(ctx.outs[i].state) != 0 && i != ctx.sqs) {
+        if (i != ctx.sqs && ctx.outs[i].ops->close(ctx.outs[i].state) != 0) {
             outcome.outputs_failed = true;
         }
     }

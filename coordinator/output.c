@@ -130,6 +130,9 @@ typedef struct filed {
     st_outfile *f; /* NULL once committed or given up */
     bool failed;
     const st_baseline *baseline; /* the summary's and the report's "baseline"; may be NULL */
+    const st_forward_report *delivery; /* the summary's "results_delivery", known at close() */
+    const char *spool_dir;
+    cJSON *held; /* the summary, waiting in summary() for the delivery's outcome */
 } filed;
 
 /* Creates the file for flag now (a folder that cannot be written is found out before the run,
@@ -393,16 +396,65 @@ cJSON *st_output_summary_json(const st_report *report, const st_baseline *baseli
     return summary;
 }
 
-static int sum_summary(void *state, const st_report *report)
+/* The summary's "results_delivery" (before the thresholds); false when out of memory. */
+static bool add_delivery(cJSON *summary, const st_forward_report *d, const char *spool_dir)
 {
-    filed *s = state;
-    cJSON *summary = s->f ? st_output_summary_json(report, s->baseline) : NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddNumberToObject(o, "sent", (double)d->sent) ||
+        !cJSON_AddNumberToObject(o, "spooled", (double)d->spooled) ||
+        !cJSON_AddNumberToObject(o, "lost", (double)d->lost) ||
+        !cJSON_AddStringToObject(o, "spool", spool_dir ? spool_dir : "") ||
+        !add_before_thresholds(summary, "results_delivery", o)) {
+        cJSON_Delete(o);
+        return false;
+    }
+    return true;
+}
+
+static int sum_write(filed *s, cJSON *summary)
+{
     char *text = summary ? cJSON_Print(summary) : NULL;
     cJSON_Delete(summary);
     return filed_write_whole(s, "--summary", text);
 }
 
-static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, filed_close};
+static int sum_summary(void *state, const st_report *report)
+{
+    filed *s = state;
+    cJSON *summary = s->f ? st_output_summary_json(report, s->baseline) : NULL;
+    if (s->delivery && summary) {
+        cJSON_Delete(s->held);
+        s->held = summary;
+        return 0;
+    }
+    return sum_write(s, summary);
+}
+
+static int sum_close(void *state)
+{
+    filed *s = state;
+    if (s->held) {
+        cJSON *summary = s->held;
+        s->held = NULL;
+        if (!add_delivery(summary, s->delivery, s->spool_dir)) {
+            cJSON_Delete(summary);
+            summary = NULL;
+        }
+        sum_write(s, summary);
+    }
+    return filed_close(s);
+}
+
+static const st_output_ops sum_ops = {"summary", sum_second, sum_summary, sum_close};
+
+void st_output_set_delivery(st_output *out, const st_forward_report *delivery,
+                            const char *spool_dir)
+{
+    if (out->ops == &sum_ops) {
+        ((filed *)out->state)->delivery = delivery;
+        ((filed *)out->state)->spool_dir = spool_dir;
+    }
+}
 
 int st_output_summary_file(st_output *out, const char *path, char *err, size_t err_len)
 {

@@ -81,6 +81,13 @@ cJSON *st_output_summary_json(const st_report *report, const st_baseline *baseli
  * is called; it must outlive them); other outputs ignore it. */
 void st_output_set_baseline(st_output *out, const st_baseline *baseline);
 
+/* The summary file's "results_delivery": what became of the run's result messages (the sqs
+ * output's *delivery) and the spool they wait in. With it set, the summary file holds its summary
+ * from summary() until close(), which must then come after the sqs output's close() (which fills
+ * *delivery); delivery and spool_dir must outlive out. Other outputs ignore it. */
+void st_output_set_delivery(st_output *out, const st_forward_report *delivery,
+                            const char *spool_dir);
+
 /* The --timeseries line of row, without its newline: its keys (README "Outputs"), then
  * p50/p90/p99_uncorrected_ms and "errors" by class. Returns 0, or ST_ERANGE when len is short
  * (ST_OUTPUT_SECOND_LINE_MAX always suffices). */

@@ -168,12 +168,57 @@ static void test_output_timeseries_by_name(void **state)
     assert_int_equal(rmdir(dir), 0);
 }
 
+/* With --sqs-queue-url, the summary file waits for the forwarder's account: nothing at its path
+ * after summary(), and at close() its "results_delivery" holds the figures the sqs output's
+ * close() wrote (here by hand), the spool named. */
+static void test_output_summary_file_says_what_became_of_the_messages(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/st-out-sum-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/summary.json", dir);
+    st_output out;
+    char err[512] = "";
+    assert_int_equal(st_output_summary_file(&out, path, err, sizeof(err)), 0);
+    st_forward_report d = {0};
+    st_output_set_delivery(&out, &d, "/var/spool/here");
+    st_report r;
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(st_stats_init(&r.total), 0);
+    r.total.c.sent = r.total.c.ok = 7;
+    st_hist_record_n(r.total.lat, 1500, 7);
+    st_hist_record_n(r.total.lat_raw, 1400, 7);
+    assert_int_equal(out.ops->summary(out.state, &r), 0);
+    st_report_fini(&r);
+    assert_int_equal(access(path, F_OK), -1);
+    d = (st_forward_report){.sent = 5, .spooled = 2, .lost = 1};
+    assert_int_equal(out.ops->close(out.state), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char text[16384];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = 0;
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    cJSON *rd = cJSON_GetObjectItemCaseSensitive(j, "results_delivery");
+    assert_non_null(rd);
+    char *got = cJSON_PrintUnformatted(rd);
+    assert_string_equal(got, "{\"sent\":5,\"spooled\":2,\"lost\":1,\"spool\":\"/var/spool/here\"}");
+    free(got);
+    cJSON_Delete(j);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_sqs_messages_wait_in_the_spool),
         cmocka_unit_test(test_output_sqs_messages_spooled_nowhere_are_lost),
         cmocka_unit_test(test_output_timeseries_by_name),
+        cmocka_unit_test(test_output_summary_file_says_what_became_of_the_messages),
     };
     st_log_init("test_output", ST_LOG_ERROR);
     return cmocka_run_group_tests(tests, curl_group_setup, curl_group_teardown);

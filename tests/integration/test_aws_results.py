@@ -155,6 +155,11 @@ class AwsResultsTest(harness.ProcTestCase):
         run_id, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 800)
         self.assertEqual(targets.target_stats(url)["requests"], 800)
+        # Every second and the summary itself reached SQS, and the summary file says so.
+        with open(paths["ts"]) as f:
+            n_seconds = sum(1 for line in f if line.strip())
+        self.assertEqual(summary["results_delivery"],
+                         {"sent": n_seconds + 1, "spooled": 0, "lost": 0, "spool": spool})
         code, out, err = self.results(run_id, table)
         self.assertEqual(code, 0, err)
         self.assertIn("summary stored", out)
@@ -170,6 +175,23 @@ class AwsResultsTest(harness.ProcTestCase):
         self.spool_drained_by_sink(spool, queue, table)
         _, summary = self.check_real_items(table, paths)
         self.assertEqual(summary["requests"]["total"], 1200)
+
+    def test_sqs_down_for_a_whole_real_run_is_exit_4_with_the_messages_counted(self):
+        queue, dlq, table = self.fresh("realalldown")
+        proxy = self.sqs_proxy()
+        proxy.down()
+        p, spool, paths, url = self.real_run(
+            queue, "--endpoint-url", "http://127.0.0.1:%d" % proxy.port, duration=2)
+        self.assertEqual(p.wait(60), 4, p.stderr())
+        with open(paths["summary"]) as f:
+            summary = json.load(f)
+        with open(paths["ts"]) as f:
+            n_seconds = sum(1 for line in f if line.strip())
+        self.assertEqual(summary["requests"]["total"], 400)
+        self.assertEqual(summary["results_delivery"],
+                         {"sent": 0, "spooled": n_seconds + 1, "lost": 0, "spool": spool})
+        self.assertEqual(len(os.listdir(spool)), n_seconds + 1)
+        self.assertIn("wait in the spool", p.stderr())
 
     def test_real_run_without_credentials_does_not_start(self):
         queue, dlq, table = self.fresh("realnocreds")
