@@ -21,7 +21,13 @@ class TcpProxy:
 
     def _run(self):
         while not self.closed:
-            r, _, _ = select.select([self.listener] + self._sockets(), [], [], 0.05)
+            try:
+                r, _, _ = select.select([self.listener] + self._sockets(), [], [], 0.05)
+            except (OSError, ValueError):
+                # cut() closed a socket of the list between taking it and the select: the
+                # next turn takes the list again. (Left unhandled, it ends the thread and every
+                # later connection through the proxy with it.)
+                continue
             for s in r:
                 if s is self.listener:
                     self._accept()
@@ -37,7 +43,11 @@ class TcpProxy:
             client, _ = self.listener.accept()
         except OSError:
             return
-        upstream = socket.create_connection(self.target)
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
         with self.lock:
             self.pairs.append((client, upstream))
 
