@@ -109,6 +109,18 @@ static void test_output_sqs_messages_spooled_nowhere_are_lost(void **state)
     expect_delivery(&d, 0, 0, 3);
 }
 
+/* Opens the file output made by open on dir/name into out, dir a new folder made from the mkdtemp
+ * template dir; path receives dir/name. */
+typedef int (*file_output_fn)(st_output *out, const char *path, char *err, size_t err_len);
+static void open_in_new_dir(st_output *out, file_output_fn open, char *dir, const char *name,
+                            char *path, size_t path_len)
+{
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, path_len, "%s/%s", dir, name);
+    char err[512] = "";
+    assert_int_equal(open(out, path, err, sizeof(err)), 0);
+}
+
 /* A plan with several request names: every time-series line has by_name with each name, in the
  * plan's order, a name with nothing in a second at zero with null latencies (names are JSON
  * strings, escaped). */
@@ -116,12 +128,9 @@ static void test_output_timeseries_by_name(void **state)
 {
     (void)state;
     char dir[] = "/tmp/st-out-ts-XXXXXX";
-    assert_non_null(mkdtemp(dir));
     char path[128];
-    snprintf(path, sizeof(path), "%s/ts.jsonl", dir);
     st_output out;
-    char err[512] = "";
-    assert_int_equal(st_output_timeseries(&out, path, err, sizeof(err)), 0);
+    open_in_new_dir(&out, st_output_timeseries, dir, "ts.jsonl", path, sizeof(path));
     const char *names[] = {"home", "log\"in"};
     uint32_t of_request[] = {0, 1};
     st_names nm = {.n = 2, .name = names, .of_request = of_request, .n_requests = 2};
@@ -175,12 +184,9 @@ static void test_output_summary_file_says_what_became_of_the_messages(void **sta
 {
     (void)state;
     char dir[] = "/tmp/st-out-sum-XXXXXX";
-    assert_non_null(mkdtemp(dir));
     char path[128];
-    snprintf(path, sizeof(path), "%s/summary.json", dir);
     st_output out;
-    char err[512] = "";
-    assert_int_equal(st_output_summary_file(&out, path, err, sizeof(err)), 0);
+    open_in_new_dir(&out, st_output_summary_file, dir, "summary.json", path, sizeof(path));
     st_forward_report d = {0};
     st_output_set_delivery(&out, &d, "/var/spool/here");
     st_report r;
