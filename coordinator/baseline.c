@@ -27,7 +27,8 @@ typedef struct limit {
 } limit;
 
 struct st_baseline {
-    char *path;
+    char *path;  /* the file, or the stored run's id */
+    char *table; /* NULL for a file; the DynamoDB table the baseline was read from */
     cJSON *old;
     limit *limits;
     size_t n;
@@ -273,6 +274,7 @@ void st_baseline_free(st_baseline *b)
     free(b->limits);
     cJSON_Delete(b->old);
     free(b->path);
+    free(b->table);
     free(b);
 }
 
@@ -307,15 +309,24 @@ static int read_file(const char *path, cJSON **out, char *err, size_t err_len)
     return 0;
 }
 
-int st_baseline_new(st_baseline **out, const char *path, const char *const *exprs, size_t n,
-                    char *err, size_t err_len)
+static int baseline_make(st_baseline **out, const char *path, const char *table, cJSON *old,
+                         const char *const *exprs, size_t n, char *err, size_t err_len)
 {
     st_baseline *b = calloc(1, sizeof(*b));
-    if (!b || !(b->path = strdup(path)) || !(b->limits = calloc(n ? n : 1, sizeof(limit)))) {
+    if (!b || !(b->path = strdup(path)) || (table && !(b->table = strdup(table))) ||
+        !(b->limits = calloc(n ? n : 1, sizeof(limit)))) {
         st_baseline_free(b);
+        cJSON_Delete(old);
         return ST_ENOMEM;
     }
-    int rc = read_file(path, &b->old, err, err_len);
+    b->old = old;
+    char what[192];
+    if (table) {
+        snprintf(what, sizeof(what), "--baseline %s (stored in %s)", path, table);
+    } else {
+        snprintf(what, sizeof(what), "--baseline %s", path);
+    }
+    int rc = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         limit *l = &b->limits[i];
         if (!(l->expression = strdup(exprs[i]))) {
@@ -323,8 +334,6 @@ int st_baseline_new(st_baseline **out, const char *path, const char *const *expr
             break;
         }
         b->n++;
-        char what[128];
-        snprintf(what, sizeof(what), "--baseline %s", path);
         if (!(rc = parse_limit(exprs[i], l, err, err_len))) {
             rc = metric_value(&l->m, b->old, what, &l->baseline, err, err_len);
         }
@@ -335,6 +344,27 @@ int st_baseline_new(st_baseline **out, const char *path, const char *const *expr
     }
     *out = b;
     return 0;
+}
+
+int st_baseline_new(st_baseline **out, const char *path, const char *const *exprs, size_t n,
+                    char *err, size_t err_len)
+{
+    cJSON *old = NULL;
+    int rc = read_file(path, &old, err, err_len);
+    return rc ? rc : baseline_make(out, path, NULL, old, exprs, n, err, err_len);
+}
+
+int st_baseline_new_stored(st_baseline **out, const char *run_id, const char *table,
+                           cJSON *summary, const char *const *exprs, size_t n, char *err,
+                           size_t err_len)
+{
+    if (!cJSON_IsObject(summary)) {
+        cJSON_Delete(summary);
+        return st_errf(err, err_len, ST_EINVAL,
+                       "--baseline %s: the summary stored in %s is not a JSON object", run_id,
+                       table);
+    }
+    return baseline_make(out, run_id, table, summary, exprs, n, err, err_len);
 }
 
 int st_baseline_evaluate(st_baseline *b, const cJSON *summary, char *err, size_t err_len)
@@ -392,7 +422,10 @@ cJSON *st_baseline_json(const st_baseline *b)
     }
     cJSON *o = cJSON_CreateObject();
     const cJSON *old_id = cJSON_GetObjectItemCaseSensitive(b->old, "run_id");
-    cJSON_AddStringToObject(o, "file", b->path);
+    cJSON_AddItemToObject(o, "file", b->table ? cJSON_CreateNull() : cJSON_CreateString(b->path));
+    if (b->table) {
+        cJSON_AddStringToObject(o, "table", b->table);
+    }
     cJSON_AddItemToObject(o, "run_id", cJSON_IsString(old_id) ? cJSON_CreateString(old_id->valuestring)
                                                               : cJSON_CreateNull());
     cJSON *deltas = cJSON_AddObjectToObject(o, "deltas");
@@ -420,7 +453,7 @@ cJSON *st_baseline_json(const st_baseline *b)
     /* Any member that could not be made leaves a hole: out of memory is all or nothing. */
     char *probe = cJSON_PrintUnformatted(o);
     bool whole = probe && cJSON_GetArraySize(regs) == (int)b->n &&
-                 cJSON_GetArraySize(deltas) == 7 && cJSON_GetArraySize(o) == 4;
+                 cJSON_GetArraySize(deltas) == 7 && cJSON_GetArraySize(o) == (b->table ? 5 : 4);
     free(probe);
     if (!whole) {
         cJSON_Delete(o);
@@ -449,7 +482,11 @@ void st_baseline_print(const st_baseline *b, FILE *f)
     for (size_t i = 0; i < b->n; i++) {
         passed += b->limits[i].pass;
     }
-    fprintf(f, "  %-22s %s", "baseline", b->path);
+    if (b->table) {
+        fprintf(f, "  %-22s run %s (stored in %s)", "baseline", b->path, b->table);
+    } else {
+        fprintf(f, "  %-22s %s", "baseline", b->path);
+    }
     if (b->n) {
         fprintf(f, ": %zu of %zu regression limits held", passed, b->n);
     }

@@ -2,7 +2,9 @@
  * baseline.h - a run compared with an earlier one: --baseline OLD_SUMMARY.json and
  * --max-regression EXPR (stampede run).
  *
- * The baseline is the summary JSON of an earlier run (its --summary file). At the end of the run
+ * The baseline is the summary JSON of an earlier run: its --summary file, or the summary that
+ * stampede-sink stored in DynamoDB for a run id (--baseline RUN_ID --baseline-table TABLE: the
+ * caller reads it, stored_run.h, and hands it to st_baseline_new_stored). At the end of the run
  * (cmd_run.c) its figures are set beside this run's summary: the deltas of a fixed set of figures
  * (p50, p90, p99, p99.9 and max latency, error rate, achieved rate), and one verdict per
  * --max-regression limit. A failed limit fails the run like a threshold (exit 11). The summary and
@@ -36,6 +38,12 @@ typedef struct st_baseline st_baseline;
 /* Reads the baseline summary at path and parses the n expressions (n may be 0: deltas only). */
 int st_baseline_new(st_baseline **out, const char *path, const char *const *exprs, size_t n,
                     char *err, size_t err_len);
+
+/* The same with the baseline given: summary is the stored run's summary object, taken over (freed
+ * with b, and on every error); run_id and table name it in messages and in the JSON. */
+int st_baseline_new_stored(st_baseline **out, const char *run_id, const char *table,
+                           cJSON *summary, const char *const *exprs, size_t n, char *err,
+                           size_t err_len);
 void st_baseline_free(st_baseline *b);
 
 /* Compares summary (this run's summary object) with the baseline; the verdicts are kept in b.
@@ -45,7 +53,8 @@ int st_baseline_evaluate(st_baseline *b, const cJSON *summary, char *err, size_t
 /* Some limit failed (false before st_baseline_evaluate). */
 bool st_baseline_failed(const st_baseline *b);
 
-/* The summary's "baseline" object: {"file", "run_id" (the baseline's, null when it had none),
+/* The summary's "baseline" object: {"file" (null for a stored run, which has "table" instead),
+ * "run_id" (the baseline's, null when it had none),
  * "deltas": {NAME: {"baseline", "observed", "delta", "change"}}, "regressions": [{"expression",
  * "metric", "unit" ("ms" or "ratio"), "baseline", "observed", "allowed", "result"}]}, values null
  * where they do not exist ("change" is delta / baseline). NULL when out of memory or before

@@ -20,6 +20,7 @@
 #include "settings.h"
 #include "threshold.h"
 #include "baseline.h"
+#include "stored_run.h"
 #include "tls.h"
 #include "tui.h"
 
@@ -166,6 +167,38 @@ static void on_second(void *arg, const st_coord_second *sec)
 
 /* Adds the output that make() opens for path, when path was given; a folder that cannot be
  * written is said on stderr and returns non-zero. */
+/* --baseline: the summary file, or with --baseline-table the summary stored for that run id.
+ * Returns ST_EXIT_OK, or the exit code after saying why: 2 for a bad file, stored summary or
+ * expression, 3 for credentials, 5 for no such table or no summary stored, 1 for other AWS
+ * failures. */
+static int load_baseline(const st_run_opts *o, st_baseline **baseline)
+{
+    char err[1024];
+    int rc;
+    if (!o->baseline_table) {
+        rc = st_baseline_new(baseline, o->baseline, o->max_regression.v, o->max_regression.n, err,
+                             sizeof(err));
+    } else {
+        st_aws_config aws;
+        st_aws_config_init(&aws);
+        aws.region = o->region;
+        cJSON *old = NULL;
+        rc = st_stored_summary(&aws, o->baseline_table, o->baseline, &old, err, sizeof(err));
+        if (rc) {
+            fprintf(stderr, "stampede run: --baseline %s: %s\n", o->baseline,
+                    rc == ST_ENOMEM ? "out of memory" : err);
+            return rc == ST_EAGAIN ? ST_EXIT_FAILURE : st_exit_code(rc);
+        }
+        rc = st_baseline_new_stored(baseline, o->baseline, o->baseline_table, old,
+                                    o->max_regression.v, o->max_regression.n, err, sizeof(err));
+    }
+    if (rc) {
+        fprintf(stderr, "stampede run: %s\n", rc == ST_ENOMEM ? "out of memory" : err);
+        return rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+    }
+    return ST_EXIT_OK;
+}
+
 /* The run's summary against the baseline (baseline.h). Returns 0, or -1 when it could not be
  * compared (logged). */
 static int compare_baseline(st_baseline *baseline, const st_report *report)
@@ -270,14 +303,11 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
     if (o.max_regression.n && !o.baseline) {
-        fprintf(stderr, "stampede run: --max-regression needs --baseline OLD_SUMMARY.json\n");
+        fprintf(stderr, "stampede run: --max-regression needs --baseline (a summary file or a stored run)\n");
         code = ST_EXIT_USAGE;
         goto out;
     }
-    if (o.baseline && (rc = st_baseline_new(&baseline, o.baseline, o.max_regression.v,
-                                            o.max_regression.n, err, sizeof(err)))) {
-        fprintf(stderr, "stampede run: %s\n", rc == ST_ENOMEM ? "out of memory" : err);
-        code = rc == ST_ENOMEM ? ST_EXIT_FAILURE : ST_EXIT_USAGE;
+    if (o.baseline && (code = load_baseline(&o, &baseline)) != ST_EXIT_OK) {
         goto out;
     }
     /* Made or loaded before --dry-run returns, so that a dry run refuses what a run would. */

@@ -1111,10 +1111,22 @@ static size_t section_baseline(FILE *f, rd *r, const cJSON *s)
     if (!b) {
         return 0;
     }
-    const char *file = text(r, b, "baseline", "file", REQ);
+    /* A file's path, or null for a run read back from the table named beside it. */
+    const cJSON *file = member(r, b, "baseline", "file", REQ);
+    const char *table = NULL;
+    if (file && !cJSON_IsString(file) && !cJSON_IsNull(file)) {
+        rd_fail(r, "baseline", "file", "expected a string or null, not %s", type_name(file));
+    } else if (cJSON_IsNull(file)) {
+        table = text(r, b, "baseline", "table", REQ);
+    }
     const cJSON *old_id = member(r, b, "baseline", "run_id", 0);
     fputs("<h2>Against the baseline</h2><p data-scope=\"baseline\">", f);
-    fig_text(f, "span", "file", file);
+    if (cJSON_IsString(file)) {
+        fig_text(f, "span", "file", file->valuestring);
+    } else {
+        fputs("stored in table ", f);
+        fig_text(f, "span", "table", table);
+    }
     if (cJSON_IsString(old_id)) {
         fputs(", run ", f);
         fig_text(f, "span", "run_id", old_id->valuestring);

@@ -6,6 +6,7 @@
 #include "launch_ecs.h"
 #include "log.h"
 #include "plan_cli.h"
+#include "result_msg.h"
 #include "run_id.h"
 #include "server.h"
 #include "taskmeta.h"
@@ -135,9 +136,17 @@ static const st_setting run_settings[] = {
     {.flag = "baseline",
      .type = ST_SETTING_STRING,
      .where = ST_SETTING_OWN,
-     .arg = "FILE",
-     .help = "compare with an earlier run's --summary file: deltas in the summary and the report",
+     .arg = "FILE|RUN_ID",
+     .help = "compare with an earlier run: its --summary file, or with --baseline-table the run "
+             "id whose summary stampede-sink stored; deltas in the summary and the report",
      ST_SETTING_AT(st_run_opts, baseline)},
+    {.flag = "baseline-table",
+     .type = ST_SETTING_STRING,
+     .where = ST_SETTING_OWN,
+     .arg = "TABLE",
+     .help = "with --baseline RUN_ID: the DynamoDB table stampede-sink writes (its endpoint: "
+             "AWS_ENDPOINT_URL_DYNAMODB, else AWS_ENDPOINT_URL; region as --region)",
+     ST_SETTING_AT(st_run_opts, baseline_table)},
     {.flag = "max-regression",
      .type = ST_SETTING_LIST,
      .where = ST_SETTING_OWN,
@@ -474,7 +483,22 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
         snprintf(err, err_len, "--spool goes with --sqs-queue-url");
         return ST_EINVAL;
     }
-    if ((o->region || o->endpoint_url) && !o->sqs_queue_url && !ecs) {
+    if (o->baseline_table && !o->baseline) {
+        snprintf(err, err_len, "--baseline-table goes with --baseline RUN_ID");
+        return ST_EINVAL;
+    }
+    if (o->baseline_table && !st_result_run_id_valid(o->baseline)) {
+        snprintf(err, err_len,
+                 "--baseline \"%s\": with --baseline-table it is a run id (1 to 64 characters "
+                 "of A-Z a-z 0-9 . _ -)",
+                 o->baseline);
+        return ST_EINVAL;
+    }
+    if (o->endpoint_url && !o->sqs_queue_url && !ecs) {
+        snprintf(err, err_len, "--endpoint-url goes with --sqs-queue-url or --launcher ecs");
+        return ST_EINVAL;
+    }
+    if (o->region && !o->sqs_queue_url && !ecs && !o->baseline_table) {
         snprintf(err, err_len, "%s goes with --sqs-queue-url",
                  o->region ? "--region" : "--endpoint-url");
         return ST_EINVAL;

@@ -34,7 +34,8 @@ typedef struct st_run_opts {
     const char *timeseries;
     const char *junit;
     const char *report;
-    const char *baseline;           /* --baseline OLD_SUMMARY.json */
+    const char *baseline;           /* --baseline OLD_SUMMARY.json, or a run id with: */
+    const char *baseline_table;     /* --baseline-table TABLE */
     st_setting_list max_regression; /* --max-regression EXPR, repeatable */
     const char *engine;
     const char *sqs_queue_url;

@@ -171,12 +171,55 @@ static void test_baseline_verdicts(void **state)
     st_baseline_free(b);
 }
 
+/* A baseline read back from DynamoDB: named by its run and table in the JSON and the messages. */
+static void test_baseline_stored(void **state)
+{
+    (void)state;
+    const char *exprs[] = {"p(99)+10%", "mean+1ms"};
+    st_baseline *b = NULL;
+    char err[512];
+    assert_int_equal(st_baseline_new_stored(&b, "old-1", "results", cJSON_CreateArray(), exprs, 1,
+                                            err, sizeof(err)),
+                     ST_EINVAL);
+    assert_says(err, "--baseline old-1: the summary stored in results is not a JSON object");
+    assert_int_equal(st_baseline_new_stored(&b, "old-1", "results", cJSON_Parse("{}"), exprs, 1,
+                                            err, sizeof(err)),
+                     ST_EINVAL);
+    assert_says(err, "--baseline old-1 (stored in results): key \"latency_ms.p99\": missing");
+    assert_int_equal(st_baseline_new_stored(&b, "old-1", "results", cJSON_Parse(old_summary),
+                                            exprs, 2, err, sizeof(err)),
+                     0);
+    cJSON *now = cJSON_Parse(new_summary);
+    assert_int_equal(st_baseline_evaluate(b, now, err, sizeof(err)), 0);
+    cJSON *j = st_baseline_json(b);
+    assert_non_null(j);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "file")));
+    assert_string_equal(cJSON_GetObjectItem(j, "table")->valuestring, "results");
+    assert_string_equal(cJSON_GetObjectItem(j, "run_id")->valuestring, "old-1");
+    cJSON *regs = cJSON_GetObjectItem(j, "regressions");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(regs, 0), "result")->valuestring,
+                        "fail");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(regs, 1), "result")->valuestring,
+                        "pass");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    st_baseline_print(b, f);
+    fclose(f);
+    assert_says(text, "run old-1 (stored in results): 1 of 2 regression limits held");
+    free(text);
+    cJSON_Delete(j);
+    cJSON_Delete(now);
+    st_baseline_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_baseline_refuses_bad_expressions),
         cmocka_unit_test(test_baseline_refuses_bad_files),
         cmocka_unit_test(test_baseline_verdicts),
+        cmocka_unit_test(test_baseline_stored),
     };
     return cmocka_run_group_tests(tests, write_old, remove_old);
 }

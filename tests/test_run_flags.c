@@ -105,6 +105,30 @@ static void test_run_flags_listen_url(void **state)
     expect_refused(foo, "--listen: \"foo\" is not tcp://HOST:PORT");
 }
 
+/* A stored baseline is named by a run id and its table; each half alone is refused. */
+static void test_run_flags_baseline_table(void **state)
+{
+    (void)state;
+    char *table_alone[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
+                           "--baseline-table", "results", NULL};
+    expect_refused(table_alone, "--baseline-table goes with --baseline RUN_ID");
+    char *not_an_id[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
+                         "--baseline", "old/summary.json", "--baseline-table", "results", NULL};
+    expect_refused(not_an_id, "--baseline \"old/summary.json\": with --baseline-table it is a run id");
+    char *endpoint[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
+                        "--endpoint-url", "http://127.0.0.1:1", NULL};
+    expect_refused(endpoint, "--endpoint-url goes with --sqs-queue-url or --launcher ecs");
+    st_run_opts o;
+    st_plan p;
+    char err[512] = "";
+    char *region[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
+                      "--baseline", "20261202T171531Z-735085d0", "--baseline-table", "results",
+                      "--region", "eu-west-1", NULL};
+    assert_int_equal(run_flags(region, &o, &p, err, sizeof(err)), 0);
+    assert_string_equal(o.baseline_table, "results");
+    st_plan_fini(&p);
+}
+
 /* What the agents' engine cannot send is refused with the plan, not by each agent later. */
 static void test_run_flags_engine_must_fit_the_plan(void **state)
 {
@@ -132,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_run_flags_refuses_bent_values),
         cmocka_unit_test(test_run_flags_listen_url),
         cmocka_unit_test(test_run_flags_engine_must_fit_the_plan),
+        cmocka_unit_test(test_run_flags_baseline_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

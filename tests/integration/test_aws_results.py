@@ -164,6 +164,56 @@ class AwsResultsTest(harness.ProcTestCase):
         self.assertEqual(code, 0, err)
         self.assertIn("summary stored", out)
 
+    def test_a_run_compared_with_a_stored_run_by_its_id(self):
+        queue, dlq, table = self.fresh("baseline")
+        p, spool, paths, url = self.real_run(queue)
+        self.assertEqual(p.wait(60), 0, p.stderr())
+        self.spool_drained_by_sink(spool, queue, table)
+        old_id, old = self.check_real_items(table, paths)
+        env = aws_env.aws_env(AWS_ENDPOINT_URL_DYNAMODB=self.ddb_url)
+        d = aws_env.tmpdir(self, "st-base-")
+
+        def run(target_url, name, *extra):
+            summary = os.path.join(d, name + ".json")
+            code, out, err = self.run_to_end(
+                [harness.binary("stampede"), "run", "--url", target_url + "/", "--rate", 100,
+                 "--duration", 2, "--agents", 1, "--headless", "--summary", summary,
+                 "--baseline", old_id, "--baseline-table", table] + list(extra),
+                timeout=60, env=env)
+            s = None
+            if os.path.exists(summary):
+                with open(summary) as f:
+                    s = json.load(f)
+            return code, out, err, s
+
+        # The stored summary is the baseline: its figures, named by run and table, not a file.
+        code, out, err, s = run(url, "same", "--max-regression", "error_rate+5pt")
+        self.assertEqual(code, 0, err)
+        b = s["baseline"]
+        self.assertEqual((b["run_id"], b["file"], b["table"]), (old_id, None, table))
+        self.assertEqual(b["deltas"]["latency_ms.p99"]["baseline"], old["latency_ms"]["p99"])
+        self.assertEqual(b["regressions"][0]["result"], "pass")
+        self.assertIn("baseline               run %s (stored in %s)" % (old_id, table), out)
+        # Half the answers failing against the stored 1%: the limit fails the run (exit 11).
+        _, bad_url = targets.start_target(self, "--status", "200:1,503:1")
+        code, out, err, s = run(bad_url, "worse", "--max-regression", "error_rate+5pt")
+        self.assertEqual(code, 11, err)
+        self.assertEqual(s["baseline"]["regressions"][0]["result"], "fail")
+        self.assertAlmostEqual(s["baseline"]["regressions"][0]["baseline"],
+                               old["requests"]["failed"] / old["requests"]["total"])
+        # A run the table does not hold, and a table that does not exist: exit 5, nothing sent.
+        before = targets.target_stats(url)["requests"]
+        for run_id, tbl, want in (("20260101T000000Z-00000000", table, "holds no summary of run"),
+                                  (old_id, "no-such-table", "no-such-table")):
+            code, _, err = self.run_to_end(
+                [harness.binary("stampede"), "run", "--url", url + "/", "--rate", 100,
+                 "--duration", 2, "--baseline", run_id, "--baseline-table", tbl],
+                timeout=60, env=env)
+            self.assertEqual(code, 5, err)
+            self.assertIn("--baseline %s" % run_id, err)
+            self.assertIn(want, err)
+        self.assertEqual(targets.target_stats(url)["requests"], before)
+
     def test_sqs_down_during_a_real_run_spools_then_delivers(self):
         queue, dlq, table = self.fresh("realdown")
         proxy = self.sqs_proxy()
