@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FEED_EVERY_NS   (500 * ST_NS_PER_MS)
@@ -76,6 +77,17 @@ static bool flag_of(st_tui *t, const bool *flag)
     return v;
 }
 
+/* A line of the event log, after the wall-clock time it came at (local, HH:MM:SS). Lock held. */
+static void log_event(st_tui *t, const char *text)
+{
+    char line[ST_TUI_EVENT_LEN];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t n = localtime_r(&now, &tm) ? strftime(line, sizeof(line), "%H:%M:%S ", &tm) : 0;
+    snprintf(line + n, sizeof(line) - n, "%s", text);
+    st_tui_model_add_event(&t->shared, line);
+}
+
 /* ---- stderr into the event log ---- */
 
 static void replay_add(st_tui *t, const char *s)
@@ -113,7 +125,7 @@ static void stderr_line(st_tui *t, char *s)
     if (strncmp(shown, "ecs: ", 5) == 0) {
         snprintf(t->shared.launch, sizeof(t->shared.launch), "%s", shown);
     }
-    st_tui_model_add_event(&t->shared, shown);
+    log_event(t, shown);
 }
 
 /* Reads what stderr's pipe holds. fwd: the UI is closed, write it to the real stderr. */
@@ -605,7 +617,7 @@ static int tui_second(void *state, const st_coord_second *sec)
         char e[128];
         snprintf(e, sizeof(e), "second %u: %llu late sends, %llu dropped requests", p.second + 1,
                  (unsigned long long)p.late, (unsigned long long)p.dropped);
-        st_tui_model_add_event(&t->shared, e);
+        log_event(t, e);
     }
     pthread_mutex_unlock(&t->mu);
     return 0;
@@ -676,7 +688,10 @@ static void agents_of(st_tui *t, const st_report *r, const uint32_t *heard, size
         const st_report_agent *a = &r->agents[i];
         uint64_t done = st_counts_done(&a->counts);
         double rps = 0;
-        if (i < t->n_prev) {
+        if (r->status != ST_REPORT_RUNNING && r->duration_s > 0) {
+            /* The run is over: its average. */
+            rps = (double)done / r->duration_s;
+        } else if (i < t->n_prev) {
             if (ds) {
                 t->agent_rps[i] =
                     done >= t->prev_done[i] ? (double)(done - t->prev_done[i]) / (double)ds : 0;
@@ -777,7 +792,7 @@ void st_tui_feed(st_tui *t, st_coord *core)
         t->shared.target_rps = r.plan.average_rps;
     }
     if (s == ST_COORD_FAILED) {
-        st_tui_model_add_event(&t->shared, st_coord_failure(core));
+        log_event(t, st_coord_failure(core));
     }
     pthread_mutex_unlock(&t->mu);
     st_report_fini(&r);
@@ -808,7 +823,7 @@ static void event_v(st_tui *t, bool status, const char *fmt, va_list ap)
     if (status) {
         snprintf(t->shared.status, sizeof(t->shared.status), "%s", buf);
     }
-    st_tui_model_add_event(&t->shared, buf);
+    log_event(t, buf);
     pthread_mutex_unlock(&t->mu);
 }
 

@@ -353,23 +353,42 @@ static void header(const st_tui_model *m, st_tui_screen *s)
     } else {
         text(s, 0, 1, w, ST_TUI_PLAIN, "%s", right);
     }
-    x = 0;
+    /* The figures' line: its parts two spaces apart, one when that does not fit the width. */
+    char part[7][64];
+    int style[7], n = 0;
     if (m->closed_loop) {
-        x += text(s, x, 2, w - x, ST_TUI_TARGET, "closed loop");
+        snprintf(part[n], sizeof(part[n]), "closed loop");
     } else {
-        x += text(s, x, 2, w - x, ST_TUI_TARGET, "target %.1f rps", m->target_rps);
+        snprintf(part[n], sizeof(part[n]), "target %.1f rps", m->target_rps);
     }
-    x += text(s, x, 2, w - x, ST_TUI_ACHIEVED, "  achieved %.1f rps", m->achieved_rps);
-    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  agents %d/%d", m->agents_alive, m->expected_agents);
+    style[n++] = ST_TUI_TARGET;
+    snprintf(part[n], sizeof(part[n]), "achieved %.1f rps", m->achieved_rps);
+    style[n++] = ST_TUI_ACHIEVED;
+    snprintf(part[n], sizeof(part[n]), "agents %d/%d", m->agents_alive, m->expected_agents);
+    style[n++] = ST_TUI_PLAIN;
     if (m->agents_lost) {
-        x += text(s, x, 2, w - x, ST_TUI_WARN, " (%d lost)", m->agents_lost);
+        snprintf(part[n], sizeof(part[n]), "(%d lost)", m->agents_lost);
+        style[n++] = ST_TUI_WARN;
     }
     if (m->have_skew) {
-        x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  skew %.3f ms", m->start_skew_ms);
+        snprintf(part[n], sizeof(part[n]), "skew %.3f ms", m->start_skew_ms);
+        style[n++] = ST_TUI_PLAIN;
     }
-    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  ok %llu", (unsigned long long)m->run.ok);
-    text(s, x, 2, w - x, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN, "  failed %llu",
-         (unsigned long long)m->run.failed);
+    snprintf(part[n], sizeof(part[n]), "ok %llu", (unsigned long long)m->run.ok);
+    style[n++] = ST_TUI_PLAIN;
+    snprintf(part[n], sizeof(part[n]), "failed %llu", (unsigned long long)m->run.failed);
+    style[n++] = m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN;
+    int len = 0;
+    for (int i = 0; i < n; i++) {
+        len += (int)strlen(part[i]) + (i ? 2 : 0);
+    }
+    int sep = len <= w ? 2 : 1;
+    x = 0;
+    for (int i = 0; i < n; i++) {
+        /* "(1 lost)" belongs to the agents before it. */
+        int gap = i == 0 ? 0 : style[i] == ST_TUI_WARN ? 1 : sep;
+        x += text(s, x, 2, w - x, style[i], "%*s%s", gap, "", part[i]);
+    }
 }
 
 static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
@@ -589,9 +608,9 @@ static void names_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
     int sel = m->name_sel < 0 ? 0 : m->name_sel >= (int)m->n_names ? (int)m->n_names - 1
                                                                    : m->name_sel;
     /* The table takes what the chart leaves it (the chart at least 6 rows, with its title). */
-    int chart_h = h - 2 - (int)m->n_names;
-    chart_h = chart_h < 6 ? 6 : chart_h > h / 2 + 2 ? h / 2 + 2 : chart_h;
-    int rows = h - 2 - chart_h;
+    int rows = h - 2 - 6;
+    rows = rows > (int)m->n_names ? (int)m->n_names : rows;
+    int chart_h = h - 2 - rows;
     if (rows < 1) {
         return;
     }
@@ -624,7 +643,9 @@ static void names_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
                           (double)(u ? last->up99_ms : last->p99_ms));
         lx += text(s, lx, cy + 1, w - lx, ST_TUI_P50, "  p50 %.3f",
                    (double)(u ? last->up50_ms : last->p50_ms));
-        text(s, lx, cy + 1, w - lx, ST_TUI_DIM, "  (the last second: %u responses)", last->done);
+        uint32_t k = st_tui_model_point(m, m->n_points - 1)->second;
+        text(s, lx, cy + 1, w - lx, ST_TUI_DIM, "  (the second %u-%u s: %u responses)", k, k + 1,
+             last->done);
     } else {
         text(s, 1, cy + 1, w - 1, ST_TUI_DIM, "no responses of it in the last second");
     }

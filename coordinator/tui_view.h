@@ -113,7 +113,7 @@ typedef struct st_tui_bin {
 
 typedef struct st_tui_model {
     char run_id[64];
-    char state[24]; /* "waiting for agents", "preparing", "running", "draining", ... */
+    char state[40]; /* "waiting for agents", "preparing", "running", "draining", ... */
     bool failed;
     bool read_only; /* following a run: no steering keys */
     bool closed_loop;

@@ -473,7 +473,7 @@ static void test_tui_view_names(void **state)
         int cy = find_row(&s, yo, "item: p99 and p50 ms per second, corrected");
         assert_true(cy > yo);
         assert_non_null(strstr(row(&s, cy + 1), "p99 2.000  p50 1.000"));
-        assert_non_null(strstr(row(&s, cy + 1), "20 responses"));
+        assert_non_null(strstr(row(&s, cy + 1), "(the second 19-20 s: 20 responses)"));
         int dots = 0;
         for (int y = cy + 2; y < h - 1; y++) {
             for (int x = 0; x < w; x++) {
