@@ -113,7 +113,9 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         if ((int64_t)r->second > a->max_second) {
             a->max_second = r->second;
         }
-        agent_p99(a, r);
+        if (c->cfg.agent_p99) {
+            agent_p99(a, r);
+        }
         /* Checked once above, merged once: into its second, which joins the total when it is
          * handed out, or straight into the total when its second is gone already. */
         st_stats *dst;
