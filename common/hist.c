@@ -178,6 +178,26 @@ double st_hist_mean(const st_hist *h)
     return h->total ? (double)h->sum / (double)h->total : 0.0;
 }
 
+/* The rank of percentile p (0 < p < 100) among total values. The rank is computed in integers
+ * where possible so that p50 of two values is the lower one, as HdrHistogram does; the small
+ * epsilon keeps 99.9% of 1000 at rank 999, not 1000. */
+static uint64_t rank_of(double p, uint64_t total)
+{
+    double want = p / 100.0 * (double)total;
+    uint64_t rank = (uint64_t)(want - 1e-9);
+    if ((double)rank < want - 1e-9) {
+        rank++;
+    }
+    return rank == 0 ? 1 : rank;
+}
+
+/* Bucket i's highest value within the exact min and max. */
+static uint64_t clamp_high(uint32_t i, uint64_t min, uint64_t max)
+{
+    uint64_t v = st_hist_bucket_high(i);
+    return v > max ? max : v < min ? min : v;
+}
+
 uint64_t st_hist_percentile(const st_hist *h, double p)
 {
     if (h->total == 0) {
@@ -189,31 +209,43 @@ uint64_t st_hist_percentile(const st_hist *h, double p)
     if (p >= 100.0) {
         return h->max;
     }
-    /* The rank is computed in integers where possible so that p50 of two values is the lower one,
-     * as HdrHistogram does; the small epsilon keeps 99.9% of 1000 at rank 999, not 1000. */
-    double want = p / 100.0 * (double)h->total;
-    uint64_t rank = (uint64_t)(want - 1e-9);
-    if ((double)rank < want - 1e-9) {
-        rank++;
-    }
-    if (rank == 0) {
-        rank = 1;
-    }
+    uint64_t rank = rank_of(p, h->total);
     uint64_t seen = 0;
     for (uint32_t i = h->lo_idx; i <= h->hi_idx; i++) {
         seen += h->counts[i];
         if (seen >= rank) {
-            uint64_t v = st_hist_bucket_high(i);
-            if (v > h->max) {
-                v = h->max;
-            }
-            if (v < h->min) {
-                v = h->min;
-            }
-            return v;
+            return clamp_high(i, h->min, h->max);
         }
     }
     return h->max;
+}
+
+uint64_t st_hist_sparse_percentile(const uint32_t *index, const uint64_t *count, size_t n,
+                                   bool gaps, uint64_t min_us, uint64_t max_us, double p)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += count[i];
+    }
+    if (total == 0) {
+        return 0;
+    }
+    if (p <= 0.0) {
+        return min_us;
+    }
+    if (p >= 100.0) {
+        return max_us;
+    }
+    uint64_t rank = rank_of(p, total), seen = 0;
+    uint32_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        at = gaps ? at + index[i] : index[i];
+        seen += count[i];
+        if (seen >= rank) {
+            return clamp_high(at, min_us, max_us);
+        }
+    }
+    return max_us;
 }
 
 int st_hist_foreach(const st_hist *h, st_hist_visit_fn fn, void *ctx)

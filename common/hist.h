@@ -92,6 +92,12 @@ int st_hist_check_sparse(const uint32_t *index, const uint64_t *count, size_t n,
 int st_hist_merge_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,
                          bool gaps, uint64_t min_us, uint64_t max_us, uint64_t sum_us);
 
+/* st_hist_percentile of such a sparse histogram (one st_hist_check_sparse accepted), read in
+ * place: the same value as loading it into an empty histogram and asking that, without the
+ * histogram (one pass over the n pairs, nothing allocated). 0 when it holds nothing. */
+uint64_t st_hist_sparse_percentile(const uint32_t *index, const uint64_t *count, size_t n,
+                                   bool gaps, uint64_t min_us, uint64_t max_us, double p);
+
 /* st_hist_merge_sparse without the check, for a sparse histogram st_hist_check_sparse already
  * accepted (a hot path that checks once and merges several times). Anything else is undefined. */
 void st_hist_add_sparse(st_hist *h, const uint32_t *index, const uint64_t *count, size_t n,

@@ -47,8 +47,9 @@ static void usage(FILE *to)
             "and checks the summary against percentiles recomputed from the stored histograms.\n"
             "--report FILE also writes the run's HTML report (as `stampede run --report`).\n"
             "--follow first watches the run as its seconds arrive, until its summary is stored\n"
-            "(or q, Ctrl-C): in the terminal UI, read-only, when stdout is a terminal, else\n"
-            "(or with --headless) as progress lines; then prints the above.\n"
+            "(or Ctrl-C): in the terminal UI, read-only, when stdout is a terminal (it stays\n"
+            "open on the stored run until q), else (or with --headless) as progress lines;\n"
+            "then prints the above.\n"
             "Exit codes: 0 ok, 1 failure or a check that does not hold, 2 bad flags,\n"
             "3 credentials, 5 nothing stored for RUN_ID (or no such table).\n");
 }
@@ -507,23 +508,102 @@ static void follow_second(st_tui *tui, st_output *out, const st_result_msg *m)
     }
     st_report_second row;
     st_report_second_of(&row, m->second, m->target_rps, &m->stats, (int)m->agents);
+    /* The message's names, in its own order, as the UI looks its parts up. */
+    st_names names = {.n = m->n_names, .name = (const char **)m->names};
     st_coord_second sec = {.second = m->second, .target_rps = m->target_rps, .stats = &m->stats,
-                           .agents = (int)m->agents, .row = &row};
+                           .agents = (int)m->agents, .row = &row, .names = &names};
     out->ops->second(out->state, &sec);
 }
 
-/* The run so far (the stored seconds merged) into the UI's header and distribution. */
+static double json_number(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static char *json_string(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : "";
+}
+
+/* The agents of a stored summary (its agents[]) as report rows whose strings are borrowed from
+ * it; *n of them (none when it has no agents[]). NULL with *n 0 when there are none or out of
+ * memory (the UI then shows no rows). */
+static st_report_agent *summary_agents(const cJSON *summary, size_t *n, int *lost)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(summary, "agents");
+    size_t count = cJSON_IsArray(arr) ? (size_t)cJSON_GetArraySize(arr) : 0;
+    *n = 0;
+    *lost = 0;
+    st_report_agent *out = count ? calloc(count, sizeof(*out)) : NULL;
+    if (!out) {
+        return NULL;
+    }
+    static const char *const states[] = {"unknown", "idle", "ready",  "running",
+                                         "draining", "done", "failed", "lost"};
+    const cJSON *a;
+    cJSON_ArrayForEach(a, arr)
+    {
+        st_report_agent *o = &out[(*n)++];
+        o->id = (uint32_t)json_number(a, "id");
+        o->name = json_string(a, "name");
+        o->host = json_string(a, "host");
+        o->task = json_string(a, "task");
+        o->availability_zone = json_string(a, "availability_zone");
+        const char *st = json_string(a, "state");
+        for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+            if (strcmp(st, states[k]) == 0) {
+                o->state = (st_report_agent_state)k;
+            }
+        }
+        o->share_rps = json_number(a, "share_rps");
+        /* The summary gives an agent's failures as one figure: counted as one class here, for
+         * the table's "failed" column only. */
+        o->counts.ok = (uint64_t)json_number(a, "ok");
+        o->counts.err_other = (uint64_t)json_number(a, "failed");
+        o->lost = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "lost"));
+        *lost += o->lost;
+        o->clock_offset_ms = json_number(a, "clock_offset_ms");
+        o->clock_rtt_ms = json_number(a, "clock_rtt_ms");
+    }
+    return out;
+}
+
+/* The run so far (the stored seconds merged, by name too) into the UI's header, distribution
+ * and names table; once the summary is stored, its agents, status and planned length. */
 static void follow_feed(st_tui *tui, const char *run_id, const run_data *r, st_stats *total)
 {
     st_report rep;
     memset(&rep, 0, sizeof(rep));
     rep.run_id = (char *)run_id;
-    rep.status = r->have_summary ? ST_REPORT_COMPLETED : ST_REPORT_RUNNING;
+    rep.status = ST_REPORT_RUNNING;
     rep.total = *total; /* borrowed: not released through rep */
     rep.plan.expected_agents = r->n_seconds ? (int)r->seconds[r->n_seconds - 1].agents : 0;
     st_report_latency_of(&rep.latency, total->lat);
     st_report_latency_of(&rep.latency_uncorrected, total->lat_raw);
-    st_tui_feed_report(tui, &rep, r->have_summary ? "summary stored" : "following");
+    name_totals names;
+    memset(&names, 0, sizeof(names));
+    if (merge_names(r, &names) == 0 && names.n) {
+        rep.names = names.names;
+        rep.n_names = names.n;
+        rep.total.names = names.parts.names;
+        rep.total.n_names = names.parts.n_names;
+    }
+    char state[40] = "following";
+    if (r->have_summary) {
+        const cJSON *sum = r->summary.summary;
+        rep.agents = summary_agents(sum, &rep.n_agents, &rep.agents_lost);
+        rep.plan.expected_agents = (int)rep.n_agents;
+        rep.duration_s = json_number(sum, "duration_s");
+        rep.plan.duration_s = rep.duration_s;
+        const char *status = json_string(sum, "status");
+        rep.status = strcmp(status, "failed") == 0 ? ST_REPORT_FAILED : ST_REPORT_COMPLETED;
+        snprintf(state, sizeof(state), "summary stored: %s", status[0] ? status : "?");
+    }
+    st_tui_feed_report(tui, &rep, state);
+    free(rep.agents);
+    name_totals_fini(&names);
 }
 
 /* Watches run_id until its summary is stored (0), the user quits or a signal comes (0 too: the
@@ -568,6 +648,10 @@ static int follow_run(st_aws_client *client, const char *table, const char *run_
         if (tui) {
             follow_feed(tui, run_id, &r, &total);
         }
+        if (r.have_summary && tui && !g_follow_stop && !st_tui_quit_asked(tui)) {
+            st_tui_event(tui, "the summary of run %s is stored: q closes the UI and prints it",
+                         run_id);
+        }
         bool done = r.have_summary;
         st_stats_fini(&total);
         run_data_fini(&r);
@@ -578,6 +662,10 @@ static int follow_run(st_aws_client *client, const char *table, const char *run_
         if (done || g_follow_stop || (tui && st_tui_quit_asked(tui))) {
             break;
         }
+    }
+    /* The UI stays open on the whole run until q (or a signal): nothing more will come. */
+    while (rc == 0 && tui && !g_follow_stop && !st_tui_quit_asked(tui)) {
+        usleep(100 * 1000);
     }
     st_tui_free(tui);
     return rc;

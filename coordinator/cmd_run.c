@@ -434,6 +434,7 @@ int st_cmd_run(int argc, char **argv)
     cfg.register_timeout_ns = (uint64_t)(o.register_timeout_s * 1e9);
     cfg.on_second = on_second;
     cfg.ctx = &ctx;
+    cfg.agent_p99 = want_tui; /* the UI's agents' table; headless ingest does without */
     if ((rc = st_coord_new(&core, &cfg))) {
         st_error("cannot set up the run: %s", st_strerror(rc));
         goto out;

@@ -87,6 +87,8 @@ typedef struct st_coord_cfg {
     uint32_t heartbeat_ms;     /* how often agents send updates before the start and after it */
     uint32_t run_heartbeat_ms; /* while running, when every update carries a second anyway */
     const st_clock *clock;     /* NULL: the real monotonic clock */
+    bool agent_p99;            /* read each agent's p99 from its records as they are taken
+                                * (st_report_agent.p99_ms: the terminal UI's); default false */
     st_coord_second_fn on_second;
     void *ctx;
 } st_coord_cfg;

@@ -62,6 +62,11 @@ struct st_coord_agent {
     uint32_t n_residues;
     uint64_t from_q;
     st_counts totals; /* what its records added up to (merge.c) */
+    /* Its latest record with responses (merge.c): its second and the p99 of its two latency
+     * histograms, read from the record as it is taken (has_p99 false until one came). */
+    bool has_p99;
+    uint32_t p99_second;
+    uint64_t p99_us, p99_raw_us;
 };
 
 /* Frees an agent and everything it holds (NULL is fine). */

@@ -36,6 +36,24 @@ void st_merge_start(st_coord *c)
     st_window_set_timing(c->merge.win, c->t0, c->cfg.grace_ns);
 }
 
+/* The agent's p99 of record r's second, when it had responses: read from the sparse histograms
+ * in place (one pass over their buckets, nothing merged or allocated), so that the agents' table
+ * costs admission a walk over buckets it decodes anyway. Records come in sequence order, so
+ * the latest with responses wins. */
+static void agent_p99(st_coord_agent *a, const Stampede__SecondRecord *r)
+{
+    const Stampede__Histogram *h = r->latency, *raw = r->latency_uncorrected;
+    if (!h || !raw || h->n_count == 0) {
+        return;
+    }
+    a->has_p99 = true;
+    a->p99_second = r->second;
+    a->p99_us = st_hist_sparse_percentile(h->index_gap, h->count, h->n_count, true, h->min_us,
+                                          h->max_us, 99);
+    a->p99_raw_us = st_hist_sparse_percentile(raw->index_gap, raw->count, raw->n_count, true,
+                                              raw->min_us, raw->max_us, 99);
+}
+
 void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdate *u,
                       const unsigned char *valid)
 {
@@ -94,6 +112,9 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         a->totals.err_local += k->err_local;
         if ((int64_t)r->second > a->max_second) {
             a->max_second = r->second;
+        }
+        if (c->cfg.agent_p99) {
+            agent_p99(a, r);
         }
         /* Checked once above, merged once: into its second, which joins the total when it is
          * handed out, or straight into the total when its second is gone already. */

@@ -635,6 +635,10 @@ static bool copy_agent(const st_coord *c, const st_coord_agent *a, st_report_age
     o->clock_offset_ms = (double)a->offset_ns / 1e6;
     o->clock_rtt_ms = (double)a->rtt_ns / 1e6;
     o->first_send_coord_ns = a->first_send_coord_ns;
+    o->have_p99 = a->has_p99;
+    o->p99_second = a->p99_second;
+    o->p99_ms = (double)a->p99_us / 1000.0;
+    o->p99_uncorrected_ms = (double)a->p99_raw_us / 1000.0;
     return (o->name = strdup(a->name)) && (o->host = strdup(a->host)) &&
            (o->version = strdup(a->version)) && (o->task = strdup(a->task_arn)) &&
            (o->availability_zone = strdup(a->az)) &&

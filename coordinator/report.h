@@ -165,6 +165,12 @@ typedef struct st_report_agent {
     char *lost_reason; /* why it was lost, "" otherwise */
     double clock_offset_ms, clock_rtt_ms;
     uint64_t first_send_coord_ns; /* its realised start in coordinator time; 0 before it sent */
+    /* The p99 of its latest record with responses (second p99_second): the terminal UI's
+     * agents' table. have_p99 false before one came, without st_coord_cfg.agent_p99, and in a
+     * report read back from JSON. */
+    bool have_p99;
+    uint32_t p99_second;
+    double p99_ms, p99_uncorrected_ms;
 } st_report_agent;
 
 /* A threshold's verdict (coordinator/threshold.h fills these at the end of the run). */

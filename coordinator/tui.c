@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FEED_EVERY_NS   (500 * ST_NS_PER_MS)
@@ -76,6 +77,17 @@ static bool flag_of(st_tui *t, const bool *flag)
     return v;
 }
 
+/* A line of the event log, after the wall-clock time it came at (local, HH:MM:SS). Lock held. */
+static void log_event(st_tui *t, const char *text)
+{
+    char line[ST_TUI_EVENT_LEN];
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t n = localtime_r(&now, &tm) ? strftime(line, sizeof(line), "%H:%M:%S ", &tm) : 0;
+    snprintf(line + n, sizeof(line) - n, "%s", text);
+    st_tui_model_add_event(&t->shared, line);
+}
+
 /* ---- stderr into the event log ---- */
 
 static void replay_add(st_tui *t, const char *s)
@@ -113,7 +125,7 @@ static void stderr_line(st_tui *t, char *s)
     if (strncmp(shown, "ecs: ", 5) == 0) {
         snprintf(t->shared.launch, sizeof(t->shared.launch), "%s", shown);
     }
-    st_tui_model_add_event(&t->shared, shown);
+    log_event(t, shown);
 }
 
 /* Reads what stderr's pipe holds. fwd: the UI is closed, write it to the real stderr. */
@@ -244,6 +256,7 @@ static void push_cmd(st_tui *t, cmd_kind k, double rps)
 /* The UI's own part of the model: what the user looks at and types. */
 typedef struct ui_state {
     int view;
+    int name_sel;
     bool uncorrected, help, prompting;
     char prompt[ST_TUI_PROMPT];
 } ui_state;
@@ -282,6 +295,10 @@ static void key(st_tui *t, ui_state *u, wint_t k, bool fn)
         return;
     }
     if (fn) {
+        if (u->view == ST_TUI_VIEW_NAMES && (k == KEY_UP || k == KEY_DOWN)) {
+            u->name_sel += k == KEY_UP ? -1 : 1;
+            u->name_sel = u->name_sel < 0 ? 0 : u->name_sel;
+        }
         return;
     }
     /* The steering keys (none in a read-only UI). */
@@ -341,6 +358,11 @@ static void *ui_main(void *arg)
             memcpy(m, &t->shared, sizeof(*m));
             pthread_mutex_unlock(&t->mu);
             m->view = u.view;
+            /* The selection stays on the names there are (Down past the last stays there). */
+            if (u.name_sel >= (int)m->n_names) {
+                u.name_sel = m->n_names ? (int)m->n_names - 1 : 0;
+            }
+            m->name_sel = u.name_sel;
             m->uncorrected = u.uncorrected;
             m->help = u.help;
             m->prompting = u.prompting;
@@ -551,20 +573,51 @@ static void point_of(st_tui_point *p, const st_report_second *row)
     p->agents = row->agents;
 }
 
+/* A name's part of a second as its chart needs it. */
+static void name_point_of(st_tui_name_point *o, const st_name_stats *n)
+{
+    uint64_t done = st_counts_done(&n->c);
+    o->have_latency = st_hist_count(n->lat) > 0;
+    o->done = done > UINT32_MAX ? UINT32_MAX : (uint32_t)done;
+    o->p50_ms = (float)(st_hist_percentile(n->lat, 50) / 1000.0);
+    o->p99_ms = (float)(st_hist_percentile(n->lat, 99) / 1000.0);
+    o->up50_ms = (float)(st_hist_percentile(n->lat_raw, 50) / 1000.0);
+    o->up99_ms = (float)(st_hist_percentile(n->lat_raw, 99) / 1000.0);
+}
+
 static int tui_second(void *state, const st_coord_second *sec)
 {
     st_tui *t = state;
     st_tui_point p;
     point_of(&p, sec->row);
+    /* The names' parts are read before the lock is taken: the UI thread waits for none of it. */
+    size_t n_names = sec->names && sec->stats ? sec->stats->n_names : 0;
+    n_names = sec->names && n_names > sec->names->n ? sec->names->n : n_names;
+    n_names = n_names > ST_TUI_NAMES ? ST_TUI_NAMES : n_names;
+    st_tui_name_point np[ST_TUI_NAMES];
+    for (size_t i = 0; i < n_names; i++) {
+        name_point_of(&np[i], &sec->stats->names[i]);
+    }
     pthread_mutex_lock(&t->mu);
     st_tui_model_add_point(&t->shared, &p);
+    st_tui_name_point *slots = st_tui_model_last_name_points(&t->shared);
+    for (size_t i = 0; i < t->shared.n_names; i++) {
+        t->shared.names[i].last_rps = 0;
+    }
+    for (size_t i = 0; i < n_names; i++) {
+        int slot = st_tui_model_name(&t->shared, sec->names->name[i]);
+        if (slot >= 0) {
+            slots[slot] = np[i];
+            t->shared.names[slot].last_rps = np[i].done;
+        }
+    }
     t->shared.achieved_rps = p.achieved_rps;
     t->shared.elapsed_s = p.second + 1;
     if (p.late || p.dropped) {
         char e[128];
         snprintf(e, sizeof(e), "second %u: %llu late sends, %llu dropped requests", p.second + 1,
                  (unsigned long long)p.late, (unsigned long long)p.dropped);
-        st_tui_model_add_event(&t->shared, e);
+        log_event(t, e);
     }
     pthread_mutex_unlock(&t->mu);
     return 0;
@@ -635,7 +688,10 @@ static void agents_of(st_tui *t, const st_report *r, const uint32_t *heard, size
         const st_report_agent *a = &r->agents[i];
         uint64_t done = st_counts_done(&a->counts);
         double rps = 0;
-        if (i < t->n_prev) {
+        if (r->status != ST_REPORT_RUNNING && r->duration_s > 0) {
+            /* The run is over: its average. */
+            rps = (double)done / r->duration_s;
+        } else if (i < t->n_prev) {
             if (ds) {
                 t->agent_rps[i] =
                     done >= t->prev_done[i] ? (double)(done - t->prev_done[i]) / (double)ds : 0;
@@ -664,6 +720,9 @@ static void agents_of(st_tui *t, const st_report *r, const uint32_t *heard, size
         o->offset_ms = a->clock_offset_ms;
         o->rtt_ms = a->clock_rtt_ms;
         o->heard_ms = heard && i < n_heard ? heard[i] : UINT32_MAX;
+        o->have_p99 = a->have_p99;
+        o->p99_ms = a->p99_ms;
+        o->up99_ms = a->p99_uncorrected_ms;
     }
     m->more_agents = r->n_agents - m->n_agents;
     if (ds) {
@@ -688,6 +747,19 @@ static void report_into(st_tui *t, const st_report *r, const uint32_t *heard, si
     st_tui_bins(m->bins, &m->n_bins, r->total.lat);
     st_tui_bins(m->ubins, &m->n_ubins, r->total.lat_raw);
     agents_of(t, r, heard, n_heard);
+    for (size_t i = 0; i < r->n_names && i < r->total.n_names; i++) {
+        int slot = st_tui_model_name(m, r->names[i]);
+        if (slot < 0) {
+            continue;
+        }
+        st_stats v = st_report_name_view(r, i);
+        st_report_latency lat, raw;
+        st_report_latency_of(&lat, v.lat);
+        st_report_latency_of(&raw, v.lat_raw);
+        st_tui_point *p = &m->names[slot].run;
+        memset(p, 0, sizeof(*p));
+        figures_of(p, &v.c, &lat, &raw);
+    }
 }
 
 void st_tui_feed(st_tui *t, st_coord *core)
@@ -720,7 +792,7 @@ void st_tui_feed(st_tui *t, st_coord *core)
         t->shared.target_rps = r.plan.average_rps;
     }
     if (s == ST_COORD_FAILED) {
-        st_tui_model_add_event(&t->shared, st_coord_failure(core));
+        log_event(t, st_coord_failure(core));
     }
     pthread_mutex_unlock(&t->mu);
     st_report_fini(&r);
@@ -751,7 +823,7 @@ static void event_v(st_tui *t, bool status, const char *fmt, va_list ap)
     if (status) {
         snprintf(t->shared.status, sizeof(t->shared.status), "%s", buf);
     }
-    st_tui_model_add_event(&t->shared, buf);
+    log_event(t, buf);
     pthread_mutex_unlock(&t->mu);
 }
 

@@ -3,8 +3,10 @@
  *
  * `stampede run` starts it when stdout is a terminal (or with --tui; --headless never does): the
  * UI runs on a thread of its own that owns the terminal (every curses call is made there). The
- * coordinator's owner thread feeds it: the output of st_tui_output receives every finished second,
- * st_tui_feed copies the run's state (header, agents, the merged histogram) at most twice a second;
+ * coordinator's owner thread feeds it: the output of st_tui_output receives every finished second
+ * (its per-name parts too, looked up by name: sec->names names sec->stats->names), st_tui_feed
+ * copies the run's state (header, agents, the merged histogram, the names' totals) at most twice
+ * a second;
  * both only copy into a mutex-guarded model that the UI thread copies out of before it draws, so
  * neither side ever waits for the other's work (the UI never touches the core). Keys turn into
  * commands that the owner thread applies with st_tui_steer through st_coord_change_rate_by (which
@@ -54,9 +56,11 @@ int st_tui_output(st_output *out, st_tui *t);
  * and whenever the state changes. */
 void st_tui_feed(st_tui *t, st_coord *core);
 
-/* Copies the state of a report (a run followed from elsewhere): header, agents, histogram;
- * without agents' rows, the header counts r->plan.expected_agents alive. The target rate is the
- * last second's handed to the output. */
+/* Copies the state of a report (a run followed from elsewhere): header, agents, histogram, and
+ * the requests by name when r has names (r->total.names parts); without agents' rows, the header
+ * counts r->plan.expected_agents alive. Once r->status is not ST_REPORT_RUNNING an agent's rate
+ * is its average over r->duration_s (st_tui_feed does the same at the run's end). The target
+ * rate is the last second's handed to the output. */
 void st_tui_feed_report(st_tui *t, const st_report *r, const char *state);
 
 /* Adds a line to the event log. */

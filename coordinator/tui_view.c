@@ -18,17 +18,47 @@ void st_tui_model_init(st_tui_model *m)
 
 void st_tui_model_add_point(st_tui_model *m, const st_tui_point *p)
 {
+    size_t slot;
     if (m->n_points < ST_TUI_HISTORY) {
-        m->points[(m->first + m->n_points++) % ST_TUI_HISTORY] = *p;
+        slot = (m->first + m->n_points++) % ST_TUI_HISTORY;
     } else {
-        m->points[m->first] = *p;
+        slot = m->first;
         m->first = (m->first + 1) % ST_TUI_HISTORY;
     }
+    m->points[slot] = *p;
+    memset(m->name_points[slot], 0, sizeof(m->name_points[slot]));
 }
 
 const st_tui_point *st_tui_model_point(const st_tui_model *m, size_t i)
 {
     return &m->points[(m->first + i) % ST_TUI_HISTORY];
+}
+
+const st_tui_name_point *st_tui_model_name_points(const st_tui_model *m, size_t i)
+{
+    return m->name_points[(m->first + i) % ST_TUI_HISTORY];
+}
+
+st_tui_name_point *st_tui_model_last_name_points(st_tui_model *m)
+{
+    size_t i = m->n_points ? m->n_points - 1 : 0;
+    return m->name_points[(m->first + i) % ST_TUI_HISTORY];
+}
+
+int st_tui_model_name(st_tui_model *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_names; i++) {
+        if (strncmp(m->names[i].name, name, ST_TUI_NAME_LEN - 1) == 0) {
+            return (int)i;
+        }
+    }
+    if (m->n_names == ST_TUI_NAMES) {
+        return -1;
+    }
+    st_tui_name_row *r = &m->names[m->n_names];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    return (int)m->n_names++;
 }
 
 void st_tui_model_add_event(st_tui_model *m, const char *text)
@@ -188,16 +218,22 @@ static void fmt_axis(char *out, size_t len, double v)
 
 /* ---- braille charts ---- */
 
-/* A series of a chart: the point's double at offset; latency series exist only in seconds with
- * responses. */
+/* A series of a chart: the point's double at offset (name < 0), or the float at offset of the
+ * point's part for name slot `name`; latency series exist only in seconds with responses. */
 typedef struct series {
     size_t offset;
     bool latency;
     int style;
 } series;
 
-static double value_of(const series *sv, const st_tui_point *p, bool *have)
+static double value_of(const series *sv, const st_tui_model *m, int name, size_t i, bool *have)
 {
+    if (name >= 0) {
+        const st_tui_name_point *np = &st_tui_model_name_points(m, i)[name];
+        *have = !sv->latency || np->have_latency;
+        return *(const float *)((const char *)np + sv->offset);
+    }
+    const st_tui_point *p = st_tui_model_point(m, i);
     *have = !sv->latency || p->have_latency;
     return *(const double *)((const char *)p + sv->offset);
 }
@@ -223,9 +259,10 @@ static void dot(st_tui_screen *s, int x, int y, int ch, int px, int py, int styl
     c->style = (uint8_t)style;
 }
 
-/* A chart of the last points of m over the area (x, y, w, h): the axis labels on the left, one
- * dot column per second, the newest on the right, each series joined up dot to dot. */
-static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, int h,
+/* A chart of the last points of m (of name slot `name`'s parts when >= 0) over the area (x, y,
+ * w, h): the axis labels on the left, one dot column per second, the newest on the right, each
+ * series joined up dot to dot. */
+static void chart(st_tui_screen *s, const st_tui_model *m, int name, int x, int y, int w, int h,
                   const series *sv, int n_series)
 {
     const int label_w = 6;
@@ -240,7 +277,7 @@ static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, 
     for (size_t i = 0; i < n; i++) {
         for (int k = 0; k < n_series; k++) {
             bool have = true;
-            double v = value_of(&sv[k], st_tui_model_point(m, from + i), &have);
+            double v = value_of(&sv[k], m, name, from + i, &have);
             if (have && v > top) {
                 top = v;
             }
@@ -260,7 +297,7 @@ static void chart(st_tui_screen *s, const st_tui_model *m, int x, int y, int w, 
         int prev = -1;
         for (size_t i = 0; i < n; i++) {
             bool have = true;
-            double v = value_of(&sv[k], st_tui_model_point(m, from + i), &have);
+            double v = value_of(&sv[k], m, name, from + i, &have);
             if (!have) {
                 prev = -1;
                 continue;
@@ -316,23 +353,42 @@ static void header(const st_tui_model *m, st_tui_screen *s)
     } else {
         text(s, 0, 1, w, ST_TUI_PLAIN, "%s", right);
     }
-    x = 0;
+    /* The figures' line: its parts two spaces apart, one when that does not fit the width. */
+    char part[7][64];
+    int style[7], n = 0;
     if (m->closed_loop) {
-        x += text(s, x, 2, w - x, ST_TUI_TARGET, "closed loop");
+        snprintf(part[n], sizeof(part[n]), "closed loop");
     } else {
-        x += text(s, x, 2, w - x, ST_TUI_TARGET, "target %.1f rps", m->target_rps);
+        snprintf(part[n], sizeof(part[n]), "target %.1f rps", m->target_rps);
     }
-    x += text(s, x, 2, w - x, ST_TUI_ACHIEVED, "  achieved %.1f rps", m->achieved_rps);
-    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  agents %d/%d", m->agents_alive, m->expected_agents);
+    style[n++] = ST_TUI_TARGET;
+    snprintf(part[n], sizeof(part[n]), "achieved %.1f rps", m->achieved_rps);
+    style[n++] = ST_TUI_ACHIEVED;
+    snprintf(part[n], sizeof(part[n]), "agents %d/%d", m->agents_alive, m->expected_agents);
+    style[n++] = ST_TUI_PLAIN;
     if (m->agents_lost) {
-        x += text(s, x, 2, w - x, ST_TUI_WARN, " (%d lost)", m->agents_lost);
+        snprintf(part[n], sizeof(part[n]), "(%d lost)", m->agents_lost);
+        style[n++] = ST_TUI_WARN;
     }
     if (m->have_skew) {
-        x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  skew %.3f ms", m->start_skew_ms);
+        snprintf(part[n], sizeof(part[n]), "skew %.3f ms", m->start_skew_ms);
+        style[n++] = ST_TUI_PLAIN;
     }
-    x += text(s, x, 2, w - x, ST_TUI_PLAIN, "  ok %llu", (unsigned long long)m->run.ok);
-    text(s, x, 2, w - x, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN, "  failed %llu",
-         (unsigned long long)m->run.failed);
+    snprintf(part[n], sizeof(part[n]), "ok %llu", (unsigned long long)m->run.ok);
+    style[n++] = ST_TUI_PLAIN;
+    snprintf(part[n], sizeof(part[n]), "failed %llu", (unsigned long long)m->run.failed);
+    style[n++] = m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN;
+    int len = 0;
+    for (int i = 0; i < n; i++) {
+        len += (int)strlen(part[i]) + (i ? 2 : 0);
+    }
+    int sep = len <= w ? 2 : 1;
+    x = 0;
+    for (int i = 0; i < n; i++) {
+        /* "(1 lost)" belongs to the agents before it. */
+        int gap = i == 0 ? 0 : style[i] == ST_TUI_WARN ? 1 : sep;
+        x += text(s, x, 2, w - x, style[i], "%*s%s", gap, "", part[i]);
+    }
 }
 
 static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
@@ -344,7 +400,7 @@ static void rps_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int
     text(s, lx, y + 1, x + w - lx, ST_TUI_ACHIEVED, "  achieved %.1f", p ? p->achieved_rps : 0.0);
     series sv[] = {{offsetof(st_tui_point, target_rps), false, ST_TUI_TARGET},
                    {offsetof(st_tui_point, achieved_rps), false, ST_TUI_ACHIEVED}};
-    chart(s, m, x, y + 2, w, h - 2, sv, 2);
+    chart(s, m, -1, x, y + 2, w, h - 2, sv, 2);
 }
 
 static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
@@ -368,7 +424,7 @@ static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y,
     series unc[] = {{offsetof(st_tui_point, up50_ms), true, ST_TUI_P50},
                     {offsetof(st_tui_point, up90_ms), true, ST_TUI_P90},
                     {offsetof(st_tui_point, up99_ms), true, ST_TUI_P99}};
-    chart(s, m, x, y + 2, w, h - 2, u ? unc : cor, 3);
+    chart(s, m, -1, x, y + 2, w, h - 2, u ? unc : cor, 3);
 }
 
 /* Errors per second as block columns, the newest on the right, with the totals by class. */
@@ -473,41 +529,131 @@ static void fmt_heard(char *out, size_t len, uint32_t ms)
     }
 }
 
+/* A latency in ms in at most 7 columns; "-" without one. */
+static void fmt_ms(char *out, size_t len, bool have, double v)
+{
+    if (!have) {
+        snprintf(out, len, "-");
+    } else if (v < 100) {
+        snprintf(out, len, "%.3f", v);
+    } else if (v < 10000) {
+        snprintf(out, len, "%.1f", v);
+    } else {
+        snprintf(out, len, "%.0f", v);
+    }
+}
+
+/* A rate in at most 7 columns. */
+static void fmt_rate(char *out, size_t len, double v)
+{
+    snprintf(out, len, v < 10000 ? "%.1f" : "%.0f", v);
+}
+
 /* The agents' table from row y, h rows (its title included). wide: with the host/task column. */
 static void agents_panel(const st_tui_model *m, st_tui_screen *s, int y, int h, bool wide)
 {
     int w = s->w;
-    char t[64];
-    snprintf(t, sizeof(t), "agents: %d alive, %d lost", m->agents_alive, m->agents_lost);
+    char t[128];
+    snprintf(t, sizeof(t), "agents: %d alive, %d lost; p99 of each one's last second, %s",
+             m->agents_alive, m->agents_lost, m->uncorrected ? "uncorrected" : "corrected");
     title(s, 0, y, w, t);
     if (h < 2) {
         return;
     }
-    bool where = wide && w >= 100;
-    text(s, 0, y + 1, w, ST_TUI_DIM, "%-16s %-8s %8s %8s %7s %9s %7s %6s%s", "name", "state",
-         "share/s", "rps", "failed", "offset ms", "rtt ms", "heard",
-         where ? "  host / task, AZ" : "");
+    bool big = w >= 100, where = wide && big;
+    int nw = big ? 20 : 14, ow = big ? 9 : 7;
+    text(s, 0, y + 1, w, ST_TUI_DIM, "%-*s %-8s %7s %7s %7s %6s %*s %6s %5s%s", nw, "name",
+         "state", "share/s", "rps", "p99 ms", "failed", ow, big ? "offset ms" : "off ms",
+         "rtt ms", "heard", where ? "  host / task, AZ" : "");
     int rows = h - 2;
     size_t shown = 0;
     for (size_t i = 0; i < m->n_agents && (int)i < rows; i++, shown++) {
         const st_tui_agent_row *a = &m->agents[i];
-        char heard[16];
+        char heard[16], p99[16], share[16], rps[16];
         fmt_heard(heard, sizeof(heard), a->heard_ms);
+        fmt_ms(p99, sizeof(p99), a->have_p99, m->uncorrected ? a->up99_ms : a->p99_ms);
+        fmt_rate(share, sizeof(share), a->share_rps);
+        fmt_rate(rps, sizeof(rps), a->achieved_rps);
         bool last_row = (int)i == rows - 1 && (m->n_agents > (size_t)rows || m->more_agents);
         if (last_row) {
             break;
         }
         text(s, 0, y + 2 + (int)i, w, a->lost ? ST_TUI_WARN : ST_TUI_PLAIN,
-             "%-16.16s %-8s %8.1f %8.1f %7llu %9.3f %7.3f %6s%s%s", a->name,
-             a->lost ? "LOST" : a->state, a->share_rps, a->achieved_rps,
-             (unsigned long long)a->failed, a->offset_ms, a->rtt_ms, heard, where ? "  " : "",
-             where ? a->where : "");
+             "%-*.*s %-8s %7s %7s %7s %6llu %*.3f %6.3f %5s%s%s", nw, nw, a->name,
+             a->lost ? "LOST" : a->state, share, rps, p99, (unsigned long long)a->failed, ow,
+             a->offset_ms, a->rtt_ms, heard, where ? "  " : "", where ? a->where : "");
     }
     size_t rest = m->n_agents - shown + m->more_agents;
     if (rest) {
         text(s, 0, y + 2 + (int)shown, w, ST_TUI_DIM, "... and %zu more (Tab: the agents view)",
              rest);
     }
+}
+
+/* The requests by name: a table of the names (the selected one marked), then the selected
+ * name's p99 and p50 per second. */
+static void names_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
+{
+    int w = s->w;
+    bool u = m->uncorrected;
+    char t[128];
+    snprintf(t, sizeof(t), "requests by name: %zu names, latency %s (Up/Down selects)",
+             m->n_names, u ? "uncorrected" : "corrected");
+    title(s, 0, y, w, t);
+    if (m->n_names == 0) {
+        text(s, 1, y + 1, w - 1, ST_TUI_DIM,
+             "the plan has one request name: its figures are the run's (the overview)");
+        return;
+    }
+    int sel = m->name_sel < 0 ? 0 : m->name_sel >= (int)m->n_names ? (int)m->n_names - 1
+                                                                   : m->name_sel;
+    /* The table takes what the chart leaves it (the chart at least 6 rows, with its title). */
+    int rows = h - 2 - 6;
+    rows = rows > (int)m->n_names ? (int)m->n_names : rows;
+    int chart_h = h - 2 - rows;
+    if (rows < 1) {
+        return;
+    }
+    int nw = w >= 100 ? 30 : 14;
+    text(s, 0, y + 1, w, ST_TUI_DIM, "  %-*s %8s %8s %7s %7s %8s %8s %8s", nw, "name",
+         "requests", "ok", "failed", "rps", "p50 ms", "p90 ms", "p99 ms");
+    int first = sel >= rows ? sel - rows + 1 : 0;
+    for (int r = 0; r < rows && first + r < (int)m->n_names; r++) {
+        const st_tui_name_row *n = &m->names[first + r];
+        const st_tui_point *p = &n->run;
+        char p50[16], p90[16], p99[16], rps[16];
+        fmt_ms(p50, sizeof(p50), p->have_latency, u ? p->up50_ms : p->p50_ms);
+        fmt_ms(p90, sizeof(p90), p->have_latency, u ? p->up90_ms : p->p90_ms);
+        fmt_ms(p99, sizeof(p99), p->have_latency, u ? p->up99_ms : p->p99_ms);
+        fmt_rate(rps, sizeof(rps), n->last_rps);
+        bool is_sel = first + r == sel;
+        text(s, 0, y + 2 + r, w, is_sel ? ST_TUI_TITLE : p->failed ? ST_TUI_ERROR : ST_TUI_PLAIN,
+             "%s %-*.*s %8llu %8llu %7llu %7s %8s %8s %8s", is_sel ? ">" : " ", nw, nw, n->name,
+             (unsigned long long)(p->ok + p->failed), (unsigned long long)p->ok,
+             (unsigned long long)p->failed, rps, p50, p90, p99);
+    }
+    int cy = y + 2 + rows;
+    snprintf(t, sizeof(t), "%.*s: p99 and p50 ms per second, %s", ST_TUI_NAME_LEN,
+             m->names[sel].name, u ? "uncorrected" : "corrected");
+    title(s, 0, cy, w, t);
+    const st_tui_name_point *last =
+        m->n_points ? &st_tui_model_name_points(m, m->n_points - 1)[sel] : NULL;
+    if (last && last->have_latency) {
+        int lx = 1 + text(s, 1, cy + 1, w - 1, ST_TUI_P99, "p99 %.3f",
+                          (double)(u ? last->up99_ms : last->p99_ms));
+        lx += text(s, lx, cy + 1, w - lx, ST_TUI_P50, "  p50 %.3f",
+                   (double)(u ? last->up50_ms : last->p50_ms));
+        uint32_t k = st_tui_model_point(m, m->n_points - 1)->second;
+        text(s, lx, cy + 1, w - lx, ST_TUI_DIM, "  (the second %u-%u s: %u responses)", k, k + 1,
+             last->done);
+    } else {
+        text(s, 1, cy + 1, w - 1, ST_TUI_DIM, "no responses of it in the last second");
+    }
+    series cor[] = {{offsetof(st_tui_name_point, p50_ms), true, ST_TUI_P50},
+                    {offsetof(st_tui_name_point, p99_ms), true, ST_TUI_P99}};
+    series unc[] = {{offsetof(st_tui_name_point, up50_ms), true, ST_TUI_P50},
+                    {offsetof(st_tui_name_point, up99_ms), true, ST_TUI_P99}};
+    chart(s, m, sel, 0, cy + 2, w, chart_h - 2, u ? unc : cor, 2);
 }
 
 static void events_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
@@ -543,7 +689,8 @@ static const char *const help_lines[] = {
     "s       stop gracefully: drain, then the summary",
     "q, ^C   stop and quit the UI (the summary follows)",
     "l       latency corrected / uncorrected",
-    "Tab     views: overview, agents, events",
+    "Tab     views: overview, agents, requests by name, events",
+    "Up/Down the request name shown (requests by name)",
     "?       this help",
 };
 
@@ -597,9 +744,11 @@ void st_tui_render(const st_tui_model *m, st_tui_screen *s)
     }
     header(m, s);
     int top = 3, bh = s->h - 4;
-    if (m->view == 1) {
+    if (m->view == ST_TUI_VIEW_AGENTS) {
         agents_panel(m, s, top, bh, true);
-    } else if (m->view == 2) {
+    } else if (m->view == ST_TUI_VIEW_NAMES) {
+        names_panel(m, s, top, bh);
+    } else if (m->view == ST_TUI_VIEW_EVENTS) {
         events_panel(m, s, top, bh);
     } else {
         /* The overview: charts, errors and distribution, agents and events. */

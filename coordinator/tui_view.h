@@ -9,10 +9,13 @@
  * on plain buffers (tests/test_tui_view.c).
  *
  * Layout: a header (run id, state, a gauge of the elapsed time against the planned duration,
- * target and achieved rps, agents alive and lost, start skew), then one of three views (Tab):
+ * target and achieved rps, agents alive and lost, start skew), then one of four views (Tab):
  * the overview (charts of target against achieved rps and of p50/p90/p99, errors per second with
  * the totals by class, the latency distribution, the first agents and the last events), the
- * agents table, the event log; a footer with the keys. While no second has been handed out yet
+ * agents table (each agent's p99 is that of its latest second with responses), the requests by
+ * name (a table of each name's counts and latency over the run so far, one name selected with
+ * the arrows, and the selected name's p99 and p50 per second as a chart), the event log; a
+ * footer with the keys. `l` switches every latency figure, chart and column to uncorrected. While no second has been handed out yet
  * the charts give way to the launch progress. Any size works; below 40x10 the screen says it is
  * too small. Charts are braille cells (2x4 dots each); the error chart is block cells.
  *
@@ -32,6 +35,8 @@
 #define ST_TUI_AGENTS    256 /* agents' rows kept (the rest are counted) */
 #define ST_TUI_BINS      16  /* rows of the latency distribution */
 #define ST_TUI_PROMPT    24
+#define ST_TUI_NAMES     32 /* request names kept (common/names.h keeps at most as many) */
+#define ST_TUI_NAME_LEN  48
 
 /* The style of a cell: what it shows, mapped to colours (or to bold / reverse under NO_COLOR). */
 typedef enum st_tui_style {
@@ -82,7 +87,24 @@ typedef struct st_tui_agent_row {
     uint64_t failed;
     double offset_ms, rtt_ms;
     uint32_t heard_ms; /* UINT32_MAX: not since it was lost */
+    bool have_p99;          /* it reported a second with responses */
+    double p99_ms, up99_ms; /* of its latest such second: corrected, uncorrected */
 } st_tui_agent_row;
+
+/* One request name's part of one second, for its chart. */
+typedef struct st_tui_name_point {
+    bool have_latency; /* some response of that name in it */
+    float p50_ms, p99_ms, up50_ms, up99_ms;
+    uint32_t done;
+} st_tui_name_point;
+
+/* One request name: the run so far (counts and latency in run; second, target and agents
+ * unused), and its responses in the last second handed out. */
+typedef struct st_tui_name_row {
+    char name[ST_TUI_NAME_LEN];
+    st_tui_point run;
+    double last_rps;
+} st_tui_name_row;
 
 typedef struct st_tui_bin {
     double lo_ms, hi_ms;
@@ -91,7 +113,7 @@ typedef struct st_tui_bin {
 
 typedef struct st_tui_model {
     char run_id[64];
-    char state[24]; /* "waiting for agents", "preparing", "running", "draining", ... */
+    char state[40]; /* "waiting for agents", "preparing", "running", "draining", ... */
     bool failed;
     bool read_only; /* following a run: no steering keys */
     bool closed_loop;
@@ -114,8 +136,14 @@ typedef struct st_tui_model {
     char events[ST_TUI_EVENTS][ST_TUI_EVENT_LEN];
     size_t first_event, n_events;
     char launch[ST_TUI_EVENT_LEN]; /* the launcher's last progress line, "" without */
+    /* Request names (plans with more than one), in the order first seen, and each name's part
+     * of the seconds kept: name_points[slot][k] goes with points[slot] (the same ring). */
+    st_tui_name_row names[ST_TUI_NAMES];
+    size_t n_names;
+    st_tui_name_point name_points[ST_TUI_HISTORY][ST_TUI_NAMES];
     /* What the user sees and types. */
-    int view;         /* 0 overview, 1 agents, 2 events */
+    int view;         /* an ST_TUI_VIEW_* */
+    int name_sel;     /* the name selected in the names view (clamped to the names there are) */
     bool uncorrected; /* latency from the actual send (`l`) */
     bool help;        /* the keys (`?`) */
     bool prompting;   /* typing an exact rate (`r`) */
@@ -123,7 +151,11 @@ typedef struct st_tui_model {
     char status[ST_TUI_EVENT_LEN]; /* the answer to the last key, "" without */
 } st_tui_model;
 
-#define ST_TUI_VIEWS 3
+#define ST_TUI_VIEW_OVERVIEW 0
+#define ST_TUI_VIEW_AGENTS   1
+#define ST_TUI_VIEW_NAMES    2
+#define ST_TUI_VIEW_EVENTS   3
+#define ST_TUI_VIEWS         4
 
 /* Clears m to an empty model. */
 void st_tui_model_init(st_tui_model *m);
@@ -137,6 +169,15 @@ void st_tui_model_add_event(st_tui_model *m, const char *text);
 
 /* The i-th point, oldest first (i < n_points). */
 const st_tui_point *st_tui_model_point(const st_tui_model *m, size_t i);
+
+/* The names' parts of the i-th point (ST_TUI_NAMES of them, by slot), oldest first; the newest
+ * point's are written after st_tui_model_add_point (which zeroes them). i < n_points. */
+const st_tui_name_point *st_tui_model_name_points(const st_tui_model *m, size_t i);
+st_tui_name_point *st_tui_model_last_name_points(st_tui_model *m);
+
+/* The slot of request name `name` (copied, truncated to ST_TUI_NAME_LEN - 1 bytes), added
+ * when new. Returns it, or -1 when ST_TUI_NAMES names are kept already. */
+int st_tui_model_name(st_tui_model *m, const char *name);
 
 /* The distribution of h in at most ST_TUI_BINS bins into out (*n of them): log-spaced from its
  * minimum to its maximum, each of the histogram's buckets counted in the bin of its low end.

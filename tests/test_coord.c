@@ -1313,6 +1313,50 @@ static int incomplete_of(const cJSON *j, uint32_t *out, int max)
     return n;
 }
 
+/* With cfg.agent_p99, each agent's p99 is that of its latest record with responses (a record
+ * without any leaves it), corrected and uncorrected; without it none is read. */
+static void test_coord_agent_p99_of_its_latest_second(void **state)
+{
+    for (int on = 0; on < 2; on++) {
+        fx *f = fx_in(state, PLAN_10RPS, 2);
+        f->cfg.agent_p99 = on;
+        fx_open(f);
+        fx_sims(f, 2);
+        sim *ag = f->ag;
+        uint64_t t0 = fx_start_run(f, ag, 2);
+        fx_advance(f, ag, 2, t0 + 3 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
+        st_stats s[4];
+        make_second(&s[0], 0, 7, 50);
+        make_second(&s[1], 1, 8, 30);
+        assert_int_equal(st_stats_init(&s[2]), 0); /* nothing came back in second 2 */
+        s[2].second = 2;
+        make_second(&s[3], 0, 9, 20);
+        for (int i = 0; i < 3; i++) {
+            sim_push(&ag[0], &s[i]);
+        }
+        sim_push(&ag[1], &s[3]);
+        fx_round(f, ag, 2);
+        st_report r;
+        assert_int_equal(st_coord_report(f->c, &r), 0);
+        assert_int_equal(r.n_agents, 2);
+        assert_int_equal(r.agents[0].have_p99, on);
+        assert_int_equal(r.agents[1].have_p99, on);
+        if (on) {
+            assert_int_equal(r.agents[0].p99_second, 1);
+            assert_true(r.agents[0].p99_ms == (double)st_hist_percentile(s[1].lat, 99) / 1000.0);
+            assert_true(r.agents[0].p99_uncorrected_ms ==
+                        (double)st_hist_percentile(s[1].lat_raw, 99) / 1000.0);
+            assert_int_equal(r.agents[1].p99_second, 0);
+            assert_true(r.agents[1].p99_ms == (double)st_hist_percentile(s[3].lat, 99) / 1000.0);
+            assert_true(r.agents[0].p99_ms != r.agents[1].p99_ms);
+        }
+        st_report_fini(&r);
+        stats_fini_n(s, 4);
+        fx_free(f);
+        *state = NULL;
+    }
+}
+
 /* A lost agent that speaks again is answered: the records of seconds its share was still its own
  * count (and what became of requests it sent then), sends after its share moved do not. */
 static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **state)
@@ -2387,6 +2431,7 @@ int main(void)
         cmocka_unit_test_teardown(test_coord_exited_agent_lost_at_once, fx_teardown),
         cmocka_unit_test_teardown(test_coord_failed_agent_while_running_is_lost, fx_teardown),
         cmocka_unit_test_teardown(test_coord_every_agent_lost_ends_run, fx_teardown),
+        cmocka_unit_test_teardown(test_coord_agent_p99_of_its_latest_second, fx_teardown),
         cmocka_unit_test_teardown(test_coord_lost_agent_delivers_what_it_sent_while_assigned,
                                   fx_teardown),
         cmocka_unit_test_teardown(test_coord_own_stall_blames_no_agent, fx_teardown),

@@ -197,6 +197,38 @@ static st_test_buckets *sparse_of(const st_hist *h, uint32_t *gaps)
     return b;
 }
 
+static void test_hist_sparse_percentile_equals_percentile(void **state)
+{
+    (void)state;
+    uint32_t *gaps = calloc(30000, sizeof(*gaps));
+    assert_non_null(gaps);
+    uint64_t seed = 77;
+    const double ps[] = {-1, 0, 1, 50, 90, 99, 99.9, 99.99, 100, 120};
+    for (int round = 0; round < 3; round++) {
+        st_hist *src;
+        assert_int_equal(st_hist_new(&src), 0);
+        int n = round == 0 ? 1 : round == 1 ? 7 : 20000;
+        for (int i = 0; i < n; i++) {
+            st_hist_record(src, random_latency(&seed));
+        }
+        st_test_buckets *b = sparse_of(src, gaps);
+        for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) {
+            uint64_t want = st_hist_percentile(src, ps[i]);
+            assert_int_equal(st_hist_sparse_percentile(b->idx, b->cnt, b->n, false,
+                                                       st_hist_min(src), st_hist_max(src), ps[i]),
+                             want);
+            assert_int_equal(st_hist_sparse_percentile(gaps, b->cnt, b->n, true, st_hist_min(src),
+                                                       st_hist_max(src), ps[i]),
+                             want);
+        }
+        free(b);
+        st_hist_free(src);
+    }
+    /* Nothing in it: 0, as an empty histogram says. */
+    assert_int_equal(st_hist_sparse_percentile(NULL, NULL, 0, true, 0, 0, 99), 0);
+    free(gaps);
+}
+
 static void test_hist_merge_sparse_equals_merge(void **state)
 {
     (void)state;
@@ -370,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_hist_sparse_roundtrip),
         cmocka_unit_test(test_hist_percentile_edges),
         cmocka_unit_test(test_hist_merge_sparse_equals_merge),
+        cmocka_unit_test(test_hist_sparse_percentile_equals_percentile),
         cmocka_unit_test(test_hist_merge_sparse_empty),
         cmocka_unit_test(test_hist_check_sparse_refusals),
     };

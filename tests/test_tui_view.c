@@ -294,7 +294,7 @@ static void test_tui_view_agents_lost(void **state)
     assert_int_equal(s.cells[(size_t)y * 120].style, ST_TUI_WARN);
     st_tui_screen_fini(&s);
     /* The agents view shows the host column on a wide screen. */
-    m->view = 1;
+    m->view = ST_TUI_VIEW_AGENTS;
     draw(m, &s, 120, 40);
     y = find_row(&s, 3, "agent-1");
     assert_non_null(strstr(row(&s, y), "host1"));
@@ -316,6 +316,234 @@ static void test_tui_view_many_agents(void **state)
     free(m);
 }
 
+/* Each agent's p99 (of its latest second) in its own column at 80x24, under its title; `l`
+ * shows the uncorrected one; an agent without responses yet shows "-". */
+static void test_tui_view_agents_p99(void **state)
+{
+    (void)state;
+    st_tui_model *m = running(3, 10);
+    m->agents[0].have_p99 = true;
+    m->agents[0].p99_ms = 12.345;
+    m->agents[0].up99_ms = 3.25;
+    m->agents[0].offset_ms = -0.125;
+    m->agents[0].rtt_ms = 0.5;
+    st_tui_screen s;
+    for (int view = 0; view < 2; view++) {
+        m->view = view == 0 ? ST_TUI_VIEW_OVERVIEW : ST_TUI_VIEW_AGENTS;
+        m->uncorrected = false;
+        draw(m, &s, 80, 24);
+        int hy = find_row(&s, 3, "p99 ms");
+        assert_true(hy > 0);
+        char head[4096];
+        snprintf(head, sizeof(head), "%s", row(&s, hy));
+        /* Every column title fits in 80 columns, the last one included. */
+        assert_non_null(strstr(head, "heard"));
+        int col = (int)(strstr(head, "p99 ms") - head) + 6; /* the column's right edge */
+        int y1 = find_row(&s, hy, "agent-1"), y2 = find_row(&s, hy, "agent-2");
+        assert_true(y1 > hy && y2 > y1);
+        const char *r1 = row(&s, y1);
+        const char *v = strstr(r1, "12.345");
+        assert_non_null(v);
+        assert_int_equal((int)(v - r1) + 6, col);
+        assert_non_null(strstr(r1, "-0.125"));
+        assert_non_null(strstr(r1, "0.1s")); /* heard, the last column, is on screen */
+        /* agent-2 has no p99: a dash at the column's right edge. */
+        const char *r2 = row(&s, y2);
+        assert_int_equal(r2[col - 1], '-');
+        assert_int_equal(r2[col - 2], ' ');
+        st_tui_screen_fini(&s);
+        m->uncorrected = true;
+        draw(m, &s, 80, 24);
+        y1 = find_row(&s, hy, "agent-1");
+        assert_non_null(strstr(row(&s, y1), " 3.250 "));
+        assert_null(strstr(row(&s, y1), "12.345"));
+        assert_true(find_row(&s, 3, "last second, uncorrected") > 0);
+        st_tui_screen_fini(&s);
+    }
+    free(m);
+}
+
+/* Request names get slots in the order first seen, 32 at most; each point's parts go with it
+ * through the ring and start empty. */
+static void test_tui_view_name_slots(void **state)
+{
+    (void)state;
+    st_tui_model *m = running(0, 0);
+    assert_int_equal(st_tui_model_name(m, "home"), 0);
+    assert_int_equal(st_tui_model_name(m, "item"), 1);
+    assert_int_equal(st_tui_model_name(m, "home"), 0);
+    for (int i = 2; i < ST_TUI_NAMES; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "n%d", i);
+        assert_int_equal(st_tui_model_name(m, n), i);
+    }
+    assert_int_equal(st_tui_model_name(m, "one too many"), -1);
+    assert_int_equal(st_tui_model_name(m, "item"), 1);
+    assert_int_equal(m->n_names, ST_TUI_NAMES);
+    for (uint32_t k = 0; k < ST_TUI_HISTORY + 3; k++) {
+        st_tui_point p = {.second = k};
+        st_tui_model_add_point(m, &p);
+        st_tui_name_point *np = st_tui_model_last_name_points(m);
+        assert_false(np[1].have_latency); /* the slot reused from the ring's start is empty */
+        assert_int_equal(np[1].done, 0);
+        np[1].have_latency = true;
+        np[1].done = k;
+    }
+    for (size_t i = 0; i < m->n_points; i++) {
+        assert_int_equal(st_tui_model_name_points(m, i)[1].done,
+                         st_tui_model_point(m, i)->second);
+    }
+    free(m);
+}
+
+/* A model with three names over `seconds` seconds: name k has (k + 1) * 10 responses a second
+ * and a p99 of (k + 1) ms (uncorrected: half); name 2 had nothing in the last second. */
+static st_tui_model *with_names(size_t seconds)
+{
+    st_tui_model *m = running(0, 0);
+    static const char *const names[] = {"home", "item", "order"};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(st_tui_model_name(m, names[k]), k);
+    }
+    for (size_t i = 0; i < seconds; i++) {
+        st_tui_point p = {.second = (uint32_t)i, .target_rps = 60, .achieved_rps = 60};
+        st_tui_model_add_point(m, &p);
+        st_tui_name_point *np = st_tui_model_last_name_points(m);
+        for (int k = 0; k < 3; k++) {
+            if (k == 2 && i + 1 == seconds) {
+                continue;
+            }
+            np[k] = (st_tui_name_point){.have_latency = true,
+                                        .p50_ms = (float)(k + 1) / 2,
+                                        .p99_ms = (float)(k + 1),
+                                        .up50_ms = (float)(k + 1) / 4,
+                                        .up99_ms = (float)(k + 1) / 2,
+                                        .done = (uint32_t)(k + 1) * 10};
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        st_tui_name_row *r = &m->names[k];
+        r->run = (st_tui_point){.have_latency = true,
+                                .ok = (uint64_t)(k + 1) * 10 * seconds - (uint64_t)k,
+                                .failed = (uint64_t)k,
+                                .p50_ms = (k + 1) / 2.0,
+                                .p90_ms = (k + 1) * 0.75,
+                                .p99_ms = k + 1.0,
+                                .up50_ms = (k + 1) / 4.0,
+                                .up90_ms = (k + 1) * 0.375,
+                                .up99_ms = (k + 1) / 2.0};
+        r->last_rps = k == 2 ? 0 : (k + 1) * 10.0;
+    }
+    m->elapsed_s = (double)seconds;
+    return m;
+}
+
+/* The names view: every name's counts and latency, the selected one marked, and its p99 over
+ * time as a chart; at 80x24 and larger; l switches them all to uncorrected. */
+static void test_tui_view_names(void **state)
+{
+    (void)state;
+    st_tui_model *m = with_names(20);
+    m->view = ST_TUI_VIEW_NAMES;
+    st_tui_screen s;
+    int sizes[][2] = {{80, 24}, {120, 40}};
+    for (int z = 0; z < 2; z++) {
+        int w = sizes[z][0], h = sizes[z][1];
+        m->name_sel = 1;
+        m->uncorrected = false;
+        draw(m, &s, w, h);
+        assert_true(find_row(&s, 3, "requests by name: 3 names") == 3);
+        int hy = find_row(&s, 4, "requests");
+        assert_int_equal(hy, 4);
+        assert_non_null(strstr(row(&s, hy), "p99 ms"));
+        int yh = find_row(&s, hy, "home"), yi = find_row(&s, hy, "item"),
+            yo = find_row(&s, hy, "order");
+        assert_true(yh == hy + 1 && yi == hy + 2 && yo == hy + 3);
+        /* item: 400 requests, 399 ok, 1 failed, 20 in the last second, p50 1, p90 1.5, p99 2. */
+        char want[128];
+        assert_non_null(strstr(row(&s, yi), "> item"));
+        assert_int_equal(s.cells[(size_t)yi * (size_t)w].style, ST_TUI_TITLE);
+        snprintf(want, sizeof(want), "%8d %8d %7d %7s %8s %8s %8s", 400, 399, 1, "20.0", "1.000",
+                 "1.500", "2.000");
+        assert_non_null(strstr(row(&s, yi), want));
+        assert_int_equal(row(&s, yh)[0], ' ');
+        snprintf(want, sizeof(want), "%7s %8s %8s %8s", "0.0", "1.500", "2.250", "3.000");
+        assert_non_null(strstr(row(&s, yo), want));
+        /* The chart of the selected name: its title, the last second's figures, and dots. */
+        int cy = find_row(&s, yo, "item: p99 and p50 ms per second, corrected");
+        assert_true(cy > yo);
+        assert_non_null(strstr(row(&s, cy + 1), "p99 2.000  p50 1.000"));
+        assert_non_null(strstr(row(&s, cy + 1), "(the second 19-20 s: 20 responses)"));
+        int dots = 0;
+        for (int y = cy + 2; y < h - 1; y++) {
+            for (int x = 0; x < w; x++) {
+                dots += at(&s, x, y) > 0x2800 && at(&s, x, y) <= 0x28ff;
+            }
+        }
+        assert_true(dots >= 10);
+        assert_true(find_row(&s, 0, "Tab view") == h - 1);
+        st_tui_screen_fini(&s);
+        /* Uncorrected: the table and the chart. */
+        m->uncorrected = true;
+        draw(m, &s, w, h);
+        snprintf(want, sizeof(want), "%8s %8s %8s", "0.500", "0.750", "1.000");
+        assert_non_null(strstr(row(&s, yi), want));
+        cy = find_row(&s, yo, "item: p99 and p50 ms per second, uncorrected");
+        assert_true(cy > yo);
+        assert_non_null(strstr(row(&s, cy + 1), "p99 1.000  p50 0.500"));
+        st_tui_screen_fini(&s);
+        /* A selection past the last name shows the last; that name had nothing just now. */
+        m->name_sel = 7;
+        m->uncorrected = false;
+        draw(m, &s, w, h);
+        assert_non_null(strstr(row(&s, yo), "> order"));
+        cy = find_row(&s, yo, "order: p99 and p50 ms per second");
+        assert_true(cy > yo);
+        assert_non_null(strstr(row(&s, cy + 1), "no responses of it in the last second"));
+        st_tui_screen_fini(&s);
+    }
+    free(m);
+}
+
+/* More names than rows at 80x24: the table scrolls to keep the selected name on screen. */
+static void test_tui_view_names_scroll(void **state)
+{
+    (void)state;
+    st_tui_model *m = with_names(5);
+    for (int k = 3; k < ST_TUI_NAMES; k++) {
+        char n[16];
+        snprintf(n, sizeof(n), "name-%02d", k);
+        assert_int_equal(st_tui_model_name(m, n), k);
+    }
+    m->view = ST_TUI_VIEW_NAMES;
+    m->name_sel = ST_TUI_NAMES - 1;
+    st_tui_screen s;
+    draw(m, &s, 80, 24);
+    assert_true(find_row(&s, 3, "> name-31") > 0);
+    assert_int_equal(find_row(&s, 3, "home"), -1);
+    assert_true(find_row(&s, 3, "name-31: p99 and p50") > 0);
+    st_tui_screen_fini(&s);
+    m->name_sel = 0;
+    draw(m, &s, 80, 24);
+    assert_true(find_row(&s, 3, "> home") > 0);
+    assert_int_equal(find_row(&s, 3, "name-31 "), -1);
+    st_tui_screen_fini(&s);
+    free(m);
+}
+
+/* A plan of one name: the view says where its figures are. */
+static void test_tui_view_names_none(void **state)
+{
+    (void)state;
+    st_tui_model *m = running(3, 10);
+    m->view = ST_TUI_VIEW_NAMES;
+    st_tui_screen s;
+    draw(m, &s, 80, 24);
+    assert_true(find_row(&s, 3, "the plan has one request name") > 0);
+    st_tui_screen_fini(&s);
+    free(m);
+}
+
 /* The newest events are shown; the ring drops the oldest. */
 static void test_tui_view_events(void **state)
 {
@@ -328,7 +556,7 @@ static void test_tui_view_events(void **state)
     }
     assert_int_equal(m->n_events, ST_TUI_EVENTS);
     st_tui_screen s;
-    m->view = 2;
+    m->view = ST_TUI_VIEW_EVENTS;
     draw(m, &s, 80, 24);
     char last[32];
     snprintf(last, sizeof(last), "event %d end", ST_TUI_EVENTS + 4);
@@ -437,6 +665,11 @@ int main(void)
         cmocka_unit_test(test_tui_view_distribution),
         cmocka_unit_test(test_tui_view_agents_lost),
         cmocka_unit_test(test_tui_view_many_agents),
+        cmocka_unit_test(test_tui_view_agents_p99),
+        cmocka_unit_test(test_tui_view_name_slots),
+        cmocka_unit_test(test_tui_view_names),
+        cmocka_unit_test(test_tui_view_names_scroll),
+        cmocka_unit_test(test_tui_view_names_none),
         cmocka_unit_test(test_tui_view_events),
         cmocka_unit_test(test_tui_view_small),
         cmocka_unit_test(test_tui_view_waiting),

@@ -205,6 +205,70 @@ class TestTui(TuiCase):
         self.assertIn("run                    " + summ["run_id"], end)
         self.assert_sane()
 
+    def test_agents_p99_and_the_requests_by_name_view(self):
+        """One agent, a mix of three names: its p99 in the agents' table is that of its last
+        second with responses in the time series (corrected, and uncorrected after l); the names
+        view shows each name's figures as the summary and the target's counts per path give
+        them, and the selected name's last second as the time series has it."""
+        plan = os.path.join(self.dir, "mix.json")
+        with open(plan, "w") as f:
+            json.dump({"requests": [{"name": "home", "url": self.url + "/", "weight": 6},
+                                    {"name": "item", "url": self.url + "/items?id=1", "weight": 3},
+                                    {"name": "order", "url": self.url + "/orders", "weight": 1}],
+                       "rate": 40, "duration": "14s", "agents": 1}, f)
+        tm = self.open_tmux()
+        tm.type_line("clear; " + " ".join([
+            harness.binary("stampede"), "run", plan, "--tui", "--summary", self.summary_path,
+            "--timeseries", self.ts_path]) + "; echo EXIT=$?")
+        tm.wait_for(r"running.*\n.*\] [3-9]\.0 / 14\.0 s", 15)
+        tm.keys("Tab")
+        tm.keys("Tab")
+        tm.wait_for(r"requests by name: 3 names", 3)
+        tm.keys("Down")
+        s = tm.wait_for(r"item: p99 and p50 ms per second, corrected", 3)
+        last = re.search(r"p99 ([\d.]+)  p50 ([\d.]+)  \(the second (\d+)-\d+ s: (\d+) "
+                         r"responses\)", s)
+        self.assertIsNotNone(last, s)
+        self.assertIsNotNone(re.search(r"> item ", s), s)
+        self.assertRegex(s, "\u2502.*[\u2801-\u28ff]")  # the chart has dots
+        tm.keys("p")
+        tm.wait_for(r"p \(pause\): rate 40\.0 -> 0\.0 rps", 5)
+        time.sleep(3.0)  # the re-plan lead, then the last responses: the figures are final
+        s = tm.screen()
+        table = {m[0]: [int(m[1]), int(m[2]), int(m[3]), float(m[5]), float(m[6]), float(m[7])]
+                 for m in re.findall(r"^[> ] (home|item|order) +(\d+) +(\d+) +(\d+) +([\d.]+) "
+                                     r"+([\d.]+) +([\d.]+) +([\d.]+)$", s, re.M)}
+        self.assertEqual(sorted(table), ["home", "item", "order"], s)
+        tm.keys("Tab")
+        tm.keys("Tab")
+        s = tm.wait_for(r"p99 of each one's last second, corrected", 3)
+        row = r"local-1 +\S+ +[\d.]+ +[\d.]+ +([\d.]+) "
+        p99 = float(re.search(row, s).group(1))
+        tm.keys("l")
+        s = tm.wait_for(r"p99 of each one's last second, uncorrected", 3)
+        up99 = float(re.search(row, s).group(1))
+        tm.keys("s")
+        code, end = self.wait_exit()
+        self.assertEqual(code, 8, end)
+        summ, ts = self.summary(), self.series()
+        with_responses = [r for r in ts if r["ok"] + r["failed"] > 0]
+        self.assertEqual(p99, with_responses[-1]["p99_ms"])
+        self.assertEqual(up99, with_responses[-1]["p99_uncorrected_ms"])
+        second = [r for r in ts if r["t"] == int(last.group(3))][0]["by_name"]["item"]
+        self.assertEqual(float(last.group(1)), second["p99_ms"])
+        self.assertEqual(float(last.group(2)), second["p50_ms"])
+        self.assertEqual(int(last.group(4)), second["ok"] + second["failed"])
+        by_path = targets.target_stats(self.url)["by_path"]
+        for name, path in (("home", "/"), ("item", "/items"), ("order", "/orders")):
+            want = summ["requests_by_name"][name]
+            lat = want["latency_ms"]
+            self.assertEqual(table[name], [want["requests"]["total"], want["requests"]["ok"],
+                                           want["requests"]["failed"], lat["p50"], lat["p90"],
+                                           lat["p99"]], name)
+            self.assertEqual(table[name][0], by_path[path], name)
+        self.assertGreater(table["order"][0], 0)
+        self.assert_sane()
+
     def test_plus_raises_the_rate_exactly_and_p_resumes(self):
         tm = self.start_running(rate=20, duration=9)
         tm.keys("+")
@@ -508,7 +572,18 @@ class TestFollow(TuiCase):
         tm.wait_for(r"keys \(read-only: no steering\)", 5)
         tm.keys("?")
         self.assertEqual(run.wait(60), 0, run.stderr())
-        code, end = self.wait_exit(40)
+        # The summary is stored: the UI stays on the run, with its agents, until q.
+        tm.wait_for(r"summary stored: completed", 30)
+        tm.keys("Tab")
+        s = tm.wait_for(r"local-2 +done", 5)
+        for a in self.summary()["agents"]:
+            self.assertRegex(s, r"%s +done +%.1f +%.1f +- +0 " % (a["name"], a["share_rps"],
+                                                                 a["requests"] / 6.0))
+        self.assertIn("agents 2/2", s)
+        time.sleep(1.5)
+        self.assertNotIn("EXIT=", tm.screen())
+        tm.keys("q")
+        code, end = self.wait_exit(20)
         self.assertEqual(code, 0, end)
         self.assertIn("match the stored histograms", end)
         # The keys steered nothing: the run kept its rate.
