@@ -656,16 +656,41 @@ static void names_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
     chart(s, m, sel, 0, cy + 2, w, chart_h - 2, u ? unc : cor, 2);
 }
 
+/* The rows event e takes at width w: the first, then continuations indented by 2. */
+static int event_rows(const char *e, int w)
+{
+    int len = (int)strlen(e);
+    return len <= w || w <= 2 ? 1 : 1 + (len - w + (w - 2) - 1) / (w - 2);
+}
+
+/* The last events that fit, oldest first; a line wider than the screen goes on over the next
+ * rows (a command line with its token must be read whole). */
 static void events_panel(const st_tui_model *m, st_tui_screen *s, int y, int h)
 {
     title(s, 0, y, s->w, "events");
-    int rows = h - 1;
-    size_t n = m->n_events < (size_t)(rows > 0 ? rows : 0) ? m->n_events : (size_t)rows;
-    for (size_t i = 0; i < n; i++) {
-        const char *e = event_at(m, m->n_events - n + i);
+    int rows = h - 1, w = s->w;
+    if (rows <= 0 || m->n_events == 0) {
+        return;
+    }
+    size_t from = m->n_events;
+    int used = 0;
+    while (from > 0 && used + event_rows(event_at(m, from - 1), w) <= rows) {
+        used += event_rows(event_at(m, --from), w);
+    }
+    if (from == m->n_events) {
+        from--; /* the newest alone is taller than the panel: its start, cut */
+    }
+    int yy = y + 1;
+    for (size_t i = from; i < m->n_events && yy < y + 1 + rows; i++) {
+        const char *e = event_at(m, i);
         bool warn = strstr(e, "warn") || strstr(e, "lost") || strstr(e, "late") ||
                     strstr(e, "dropped") || strstr(e, "error");
-        text(s, 0, y + 1 + (int)i, s->w, warn ? ST_TUI_WARN : ST_TUI_PLAIN, "%s", e);
+        int style = warn ? ST_TUI_WARN : ST_TUI_PLAIN;
+        int len = (int)strlen(e);
+        text(s, 0, yy++, w, style, "%.*s", w, e);
+        for (int off = w; off < len && w > 2 && yy < y + 1 + rows; off += w - 2) {
+            text(s, 2, yy++, w - 2, style, "%.*s", w - 2, e + off);
+        }
     }
 }
 

@@ -568,6 +568,30 @@ static void test_tui_view_events(void **state)
     free(m);
 }
 
+/* An event wider than the screen goes on over the next rows, indented: its end is on screen. */
+static void test_tui_view_events_wrap(void **state)
+{
+    (void)state;
+    st_tui_model *m = running(1, 1);
+    char e[200];
+    memset(e, 'a', 70);
+    snprintf(e + 70, sizeof(e) - 70, " --token 0123456789abcdef0123456789abcdef TAIL");
+    st_tui_model_add_event(m, e);
+    m->view = ST_TUI_VIEW_EVENTS;
+    st_tui_screen s;
+    draw(m, &s, 80, 24);
+    int y = find_row(&s, 3, "aaaaaaaaaa");
+    assert_true(y > 0);
+    assert_int_equal((int)strlen(row(&s, y)), 80);
+    const char *next = row(&s, y + 1);
+    assert_true(next[0] == ' ' && next[1] == ' ');
+    assert_non_null(strstr(next, "0123456789abcdef TAIL"));
+    /* The earlier events are above it. */
+    assert_true(find_row(&s, 3, "registered") < y);
+    st_tui_screen_fini(&s);
+    free(m);
+}
+
 /* Every panel keeps its title at 80x24, and no text runs past the edge (the renderer clips). */
 static void test_tui_view_small(void **state)
 {
@@ -671,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_tui_view_names_scroll),
         cmocka_unit_test(test_tui_view_names_none),
         cmocka_unit_test(test_tui_view_events),
+        cmocka_unit_test(test_tui_view_events_wrap),
         cmocka_unit_test(test_tui_view_small),
         cmocka_unit_test(test_tui_view_waiting),
         cmocka_unit_test(test_tui_view_prompt_help),

@@ -52,13 +52,14 @@ class Tmux:
         args = ["capture-pane", "-p", "-t", "t"] + (["-e"] if escapes else [])
         return self.tmux(*args)
 
-    def wait_for(self, pattern, timeout):
-        """The screen once re.search(pattern) matches it; raises after timeout seconds."""
+    def wait_for(self, pattern, timeout, joined=False):
+        """The screen once re.search(pattern) matches it; raises after timeout seconds. joined:
+        the event log's continuation rows (a newline and two spaces) joined to their line."""
         deadline = time.monotonic() + timeout
         s = ""
         while time.monotonic() < deadline:
             s = self.screen()
-            if re.search(pattern, s):
+            if re.search(pattern, s.replace("\n  ", "") if joined else s):
                 return s
             time.sleep(0.1)
         raise AssertionError("%r not on the screen after %.0fs:\n%s" % (pattern, timeout, s))
@@ -420,7 +421,7 @@ class TestTui(TuiCase):
         self.assertIn("launch", s)
         # The generated token is on the screen (only there), with the command that uses it.
         tm.wait_for(r"start each agent with: stampede-agent --coordinator "
-                    r"tcp://127\.0\.0\.1:\d+ --token [0-9a-f]{32}", 5)
+                    r"tcp://127\.0\.0\.1:\d+ --token [0-9a-f]{32}", 5, joined=True)
         code, end = self.wait_exit(20)
         self.assertEqual(code, 6, end)
         self.assertRegex(end, r"run \S+ failed: .*regist")
