@@ -52,6 +52,7 @@ struct st_worker {
     int pace_fd;
     ev_io pace; /* next due request (open loop), the start, and the end of the profile */
     uint64_t pace_armed_ns; /* the instant the pacing timer is set for, or DISARMED */
+    uint64_t pace_plan_ns;  /* the instant it was last asked to wake at (both clocks) */
     bool pace_set;          /* the timerfd was set (which clears its readiness) in this wake-up */
     ev_timer tick;  /* second boundaries */
     ev_timer drain; /* the drain bound, or an immediate finish */
@@ -153,6 +154,7 @@ static void arm(st_worker *w, ev_timer *t, uint64_t at_ns, uint64_t now)
  * already set for that instant is left alone: each setting is a system call. */
 static void arm_pace(st_worker *w, uint64_t at_ns)
 {
+    w->pace_plan_ns = at_ns;
     if (w->manual) {
         w->due_at[T_PACE] = at_ns;
         return;
@@ -437,10 +439,13 @@ static uint64_t next_wake(const st_worker *w, uint64_t now)
         return w->end_ns;
     }
     uint64_t due = w->next_due_ns;
-    if (w->window_ns == 0 || now + w->window_ns <= due) {
+    /* The window counts from the instant this wake-up was planned for, not from when the kernel
+     * delivered it, so that wake-up delays do not add up from window to window. */
+    uint64_t from = w->pace_plan_ns <= now ? w->pace_plan_ns : now;
+    if (w->window_ns == 0 || from + w->window_ns <= due) {
         return due;
     }
-    uint64_t at = now + w->window_ns;
+    uint64_t at = from + w->window_ns;
     uint64_t second_end =
         w->cfg.t0_ns + ((due - w->cfg.t0_ns) / ST_NS_PER_S + 1) * ST_NS_PER_S;
     if (at >= second_end) {

@@ -443,7 +443,7 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
     }
     if (spec->connections < 1 || spec->connections > 1000000 || spec->threads > 1024 ||
         spec->timeout_ms < 1 || spec->late_ms < 1 || spec->send_window_us > 1000000 ||
-        spec->send_window_us >= spec->late_ms * 1000ull) {
+        spec->send_window_us > spec->late_ms * 1000ull) {
         return st_errf(err, err_len, ST_EINVAL,
                        "plan: connections, threads, timeout_ms, late_ms or send_window_us out of "
                        "range");

@@ -437,7 +437,7 @@ static void test_plan_send_window(void **state)
         int rc;
         double want_s;
     } cases[] = {
-        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}", 0, 500e-6},
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}", 0, 1e-3},
         {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": 0}", 0, 0},
         {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"0ms\"}", 0,
          0},
@@ -447,8 +447,8 @@ static void test_plan_send_window(void **state)
          ST_EINVAL, 0},
         {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"soon\"}",
          ST_EINVAL, 0},
-        /* A window as long as late_ms would make every batched send late. */
-        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"5ms\", "
+        /* A window longer than late_ms would make batched sends late. */
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"6ms\", "
          "\"late_ms\": 5}",
          ST_EINVAL, 0},
     };
