@@ -145,8 +145,20 @@ def parse_engine_bench(out, err):
             "errors": (int(m.group(1)) - ok) + conn + tmo + other}
 
 
+def parse_wrk2(out, err):
+    """wrk2 prints wrk's summary with its percentiles as "50.000%    1.20ms"."""
+    rec = parse_wrk(out, err)
+    lat = dict(
+        (float(p), _ms(v, u))
+        for p, v, u in re.findall(r"^\s*(\d+\.\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M))
+    rec["p50_ms"] = lat.get(50.0)
+    rec["p99_ms"] = lat.get(99.0)
+    return rec
+
+
 PARSERS = {
     "wrk": parse_wrk,
+    "wrk2": parse_wrk2,
     "hey": parse_hey,
     "ab": parse_ab,
     "locust": parse_locust,
