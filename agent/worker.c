@@ -51,6 +51,9 @@ struct st_worker {
      * request sent up to 1 ms after its instant would add that to every corrected latency. */
     int pace_fd;
     ev_io pace; /* next due request (open loop), the start, and the end of the profile */
+    uint64_t pace_armed_ns; /* the instant the pacing timer is set for, or DISARMED */
+    uint64_t pace_plan_ns;  /* the instant it was last asked to wake at (both clocks) */
+    bool pace_set;          /* the timerfd was set (which clears its readiness) in this wake-up */
     ev_timer tick;  /* second boundaries */
     ev_timer drain; /* the drain bound, or an immediate finish */
     ev_async wake;  /* st_worker_stop */
@@ -77,6 +80,7 @@ struct st_worker {
     phase_t phase;
     uint64_t end_ns;
     uint64_t late_ns;
+    uint64_t window_ns; /* the plan's send_window: at most one pacing wake-up per window */
 
     /* Open-loop schedule: element k of the slice is global request q, due at next_due_ns. */
     uint64_t k;
@@ -146,13 +150,20 @@ static void arm(st_worker *w, ev_timer *t, uint64_t at_ns, uint64_t now)
     ev_timer_start(w->loop, t);
 }
 
-/* Arms the pacing timer for the monotonic instant at_ns (absolute, nanosecond precision). */
+/* Arms the pacing timer for the monotonic instant at_ns (absolute, nanosecond precision). A timer
+ * already set for that instant is left alone: each setting is a system call. */
 static void arm_pace(st_worker *w, uint64_t at_ns)
 {
+    w->pace_plan_ns = at_ns;
     if (w->manual) {
         w->due_at[T_PACE] = at_ns;
         return;
     }
+    if (at_ns == w->pace_armed_ns) {
+        return;
+    }
+    w->pace_armed_ns = at_ns;
+    w->pace_set = true;
     struct itimerspec its = {0};
     if (at_ns == 0) {
         at_ns = 1; /* zero would disarm: any past instant fires at once */
@@ -168,6 +179,8 @@ static void disarm_pace(st_worker *w)
         w->due_at[T_PACE] = DISARMED;
         return;
     }
+    w->pace_armed_ns = DISARMED;
+    w->pace_set = true;
     struct itimerspec its = {0};
     timerfd_settime(w->pace_fd, 0, &its, NULL);
 }
@@ -400,6 +413,50 @@ static void count_result(st_counts *c, st_hist *lat, st_hist *lat_raw, uint64_t 
     c->bytes_out += r->bytes_out;
 }
 
+/* Sends (or queues for a connection) every request of the schedule due by now. */
+static void send_due(st_worker *w, uint64_t now)
+{
+    while (!w->sched_done && w->next_due_ns <= now) {
+        uint32_t req = mix_pick(w->plan, w->next_q);
+        if (w->bl_len == 0 && w->ops->free_slots(w->eng) > 0) {
+            do_send(w, req, w->next_due_ns, now);
+        } else {
+            backlog_push(w, w->next_due_ns, req);
+        }
+        w->k++;
+        schedule_next(w);
+    }
+}
+
+/* When the pacing timer should wake next after a wake-up at now that sent everything due by now:
+ * at the next request's instant, but no sooner than one send window after this wake-up, so that
+ * every request due within the window goes out together (each still timed from its own instant,
+ * never before it). A batch never crosses the end of a second, so that each request is sent in
+ * the second it is due (the per-second records stay exact), nor the end of the profile. */
+static uint64_t next_wake(const st_worker *w, uint64_t now)
+{
+    if (w->sched_done) {
+        return w->end_ns;
+    }
+    uint64_t due = w->next_due_ns;
+    /* The window counts from the instant this wake-up was planned for, not from when the kernel
+     * delivered it, so that wake-up delays do not add up from window to window. */
+    uint64_t from = w->pace_plan_ns <= now ? w->pace_plan_ns : now;
+    if (w->window_ns == 0 || from + w->window_ns <= due) {
+        return due;
+    }
+    uint64_t at = from + w->window_ns;
+    uint64_t second_end =
+        w->cfg.t0_ns + ((due - w->cfg.t0_ns) / ST_NS_PER_S + 1) * ST_NS_PER_S;
+    if (at >= second_end) {
+        at = second_end - 1 > due ? second_end - 1 : due;
+    }
+    if (at > w->end_ns) {
+        at = w->end_ns > due ? w->end_ns : due;
+    }
+    return at;
+}
+
 static void on_done(void *arg, uint64_t tag, const st_result *r)
 {
     st_worker *w = arg;
@@ -436,8 +493,15 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
             if (r->done_ns < w->end_ns) {
                 closed_loop_fill(w, r->done_ns);
             }
-        } else if (w->bl_len > 0) {
-            backlog_drain(w, r->done_ns);
+        } else {
+            if (w->bl_len > 0) {
+                backlog_drain(w, r->done_ns);
+            }
+            /* The loop is awake anyway: what is due already goes now, not at the next timer
+             * wake-up (which then finds less or nothing to do). */
+            if (!w->sched_done && w->next_due_ns <= r->done_ns && w->window_ns > 0) {
+                send_due(w, r->done_ns);
+            }
         }
     } else if (w->phase == PHASE_DRAIN && w->ops->inflight(w->eng) == 0) {
         /* Finish from the loop, not from inside the engine's callback. */
@@ -470,21 +534,12 @@ static void pace_due(st_worker *w)
     }
     /* Everything due by now goes out (or waits for a connection), even when the wake-up came
      * after the end: a late send is counted late, never silently skipped. */
-    while (!w->sched_done && w->next_due_ns <= now) {
-        uint32_t req = mix_pick(w->plan, w->next_q);
-        if (w->bl_len == 0 && w->ops->free_slots(w->eng) > 0) {
-            do_send(w, req, w->next_due_ns, now);
-        } else {
-            backlog_push(w, w->next_due_ns, req);
-        }
-        w->k++;
-        schedule_next(w);
-    }
+    send_due(w, now);
     if (now >= w->end_ns) {
         begin_drain(w);
         return;
     }
-    arm_pace(w, w->sched_done ? w->end_ns : w->next_due_ns);
+    arm_pace(w, next_wake(w, now));
 }
 
 static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
@@ -492,12 +547,18 @@ static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
     (void)loop;
     (void)revents;
     st_worker *w = io->data;
-    uint64_t expirations;
-    if (read(w->pace_fd, &expirations, sizeof(expirations)) < 0) {
-        /* EAGAIN: disarmed or re-armed since it became readable; nothing is due. */
-        return;
-    }
+    /* The one-shot timer expired (or was disarmed or re-armed since it became readable: then
+     * pace_due finds nothing due). Setting it again clears its readiness, so the expiration count
+     * is read only when this wake-up does not set it: one system call fewer per wake-up. */
+    w->pace_armed_ns = DISARMED;
+    w->pace_set = false;
     pace_due(w);
+    if (!w->pace_set && w->pace_fd >= 0) {
+        uint64_t expirations;
+        if (read(w->pace_fd, &expirations, sizeof(expirations)) < 0) {
+            /* EAGAIN: nothing had expired */
+        }
+    }
 }
 
 static void tick_due(st_worker *w)
@@ -610,6 +671,9 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
     pthread_mutex_init(&w->mu, NULL);
     atomic_init(&w->licence_ns, UINT64_MAX);
     w->late_ns = (uint64_t)cfg->plan->late_ms * ST_NS_PER_MS;
+    w->window_ns = cfg->plan->send_window_s > 0 ? (uint64_t)(cfg->plan->send_window_s * 1e9 + 0.5)
+                                                : 0;
+    w->pace_armed_ns = DISARMED;
     w->profile = cfg->profile ? cfg->profile : &cfg->plan->profile;
     set_end(w);
     if (!cfg->plan->closed_loop && cfg->slice) {

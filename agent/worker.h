@@ -10,6 +10,13 @@
  * mode (the plan's closed_loop) every connection sends its next request as soon as the previous
  * one completes.
  *
+ * Send window (the plan's send_window, > 0): the pacing timer wakes at most once per window
+ * (counted from the instant the last wake-up was planned for) and sends every request due by
+ * then, each timed from its own instant; a request is never sent before its instant, at most a
+ * window after it, and always within the second (aligned to t0) it is due in, so the per-second
+ * counts stay exact. A completion also sends the requests already due. Window 0: a wake-up at
+ * each request's instant.
+ *
  * Every second (aligned to t0) the worker submits its stats of that second to the collector and
  * starts afresh. At the end of the profile (or on st_worker_stop) it stops sending, counts the
  * backlog as dropped, waits for in-flight requests up to drain_ns, aborts the rest, submits its

@@ -26,6 +26,12 @@ usage: bench/peers.sh [--duration SECONDS] [--reps N] [--quick] [--json-out FILE
 
 nginx is pinned to CPU 1 and the generators to CPU 0 (ST_BENCH_SERVER_CPU and ST_BENCH_GEN_CPU
 change them). Needs 2 CPUs.
+
+Open loop (bench/openloop_report.py prints its table): stampede-agent beside wrk2 at 2k, 20k and
+40k rps with 100 connections (CPU per request, served vs asked), the highest rate each holds
+within 1% on one core, and 6,000 connections to stampede-target answering in 1 s at 5,000 rps
+(RSS, time to rate). wrk2 is not in Debian: WRK2=PATH names its binary; without it those rows
+are skipped with a note. ST_BENCH_ONLY=openloop runs only the open-loop rows.
 EOF
 }
 
@@ -89,6 +95,7 @@ tmp=$(mktemp -d /tmp/stampede-peers.XXXXXX)
 nginx_pid=
 worker_pid=
 cur_pid=
+target_pid=
 
 stop_pid() {
     local pid=$1
@@ -106,6 +113,7 @@ cleanup() {
     local code=$?
     trap - EXIT INT TERM
     stop_pid "$cur_pid"
+    stop_pid "$target_pid"
     stop_pid "$nginx_pid"
     # The master takes its worker with it; this only matters if the master had to be killed.
     if [ -n "$worker_pid" ] && kill -0 "$worker_pid" 2>/dev/null; then
@@ -246,8 +254,11 @@ echo "== nginx on 127.0.0.1:$port (CPU $server_cpu); generators on CPU $gen_cpu;
 # A short warm-up so that the first measured run does not pay for nginx's cold caches.
 taskset -c "$gen_cpu" wrk -t1 -c"$peak_conns" -d1s "$url" >/dev/null 2>&1 || fail "wrk cannot reach nginx at $url"
 
-echo "== peak throughput ==" >&2
+only=${ST_BENCH_ONLY:-}
+[ -z "$only" ] || [ "$only" = openloop ] || fail "ST_BENCH_ONLY: \"$only\" is not openloop"
+[ -n "$only" ] || echo "== peak throughput ==" >&2
 for rep in $(seq "$reps"); do
+    [ -z "$only" ] || break
     run peak wrk "$rep" wrk wrk -t1 -c"$peak_conns" -d"${duration}s" "$url"
     run peak agent-fast "$rep" agent "${agent[@]}" --rate 0 --connections "$peak_conns" --engine fast
     run peak agent-curl "$rep" agent "${agent[@]}" --rate 0 --connections "$peak_conns" --engine curl
@@ -258,21 +269,66 @@ for rep in $(seq "$reps"); do
         -r "$peak_conns" -t "${duration}s" --host "${url%/}" --only-summary
 done
 
-echo "== rate accuracy ==" >&2
+[ -n "$only" ] || echo "== rate accuracy ==" >&2
 for rep in $(seq "$reps"); do
+    [ -z "$only" ] || break
     for rc_pair in "${rate_conns[@]}"; do
         run "rate${rc_pair%%:*}" agent-fast "$rep" agent "${agent[@]}" --rate "${rc_pair%%:*}" \
             --connections "${rc_pair##*:}" --engine fast
     done
 done
 
-echo "== latency at a fixed rate ==" >&2
+[ -n "$only" ] || echo "== latency at a fixed rate ==" >&2
 for rep in $(seq "$reps"); do
+    [ -z "$only" ] || break
     run latency agent-fast "$rep" agent "${agent[@]}" --rate "$lat_rate" --connections "$lat_conns" --engine fast
     run latency agent-curl "$rep" agent "${agent[@]}" --rate "$lat_rate" --connections "$lat_conns" --engine curl
     run latency hey "$rep" hey hey -z "${duration}s" -c "$lat_conns" -q $((lat_rate / lat_conns)) -cpus 1 "$url"
     run latency wrk "$rep" wrk wrk -t1 -c"$lat_conns" -d"${duration}s" --latency "$url"
 done
+
+# ---- open loop beside wrk2 ----
+
+WRK2=${WRK2:-}
+if [ -n "$WRK2" ] && ! [ -x "$WRK2" ]; then
+    fail "WRK2=$WRK2 is not an executable"
+fi
+[ -n "$WRK2" ] || echo "peers: WRK2 is not set: the open-loop rows run stampede-agent alone" >&2
+ol_conns=100
+ol_rates=(2000 20000 40000)
+ol_peak_rates=(45000 50000 55000 60000) # and 40000 above
+many_conns=6000
+many_rate=5000
+echo "== open loop ==" >&2
+for rep in $(seq "$reps"); do
+    for rate in "${ol_rates[@]}" "${ol_peak_rates[@]}"; do
+        run "open$rate" agent-fast "$rep" agent "${agent[@]}" --rate "$rate" --connections "$ol_conns" --engine fast
+        [ -z "$WRK2" ] || run "open$rate" wrk2 "$rep" wrk2 "$WRK2" -t1 -c"$ol_conns" -d"${duration}s" \
+            -R"$rate" --latency "$url"
+    done
+done
+# Many connections: stampede-target holds every answer 1 s, so 5,000 rps needs 5,000 open.
+"$bin_dir/stampede-target" --listen 127.0.0.1:0 --latency-ms 1000 --port-file "$tmp/target.port" \
+    >"$tmp/target.out" 2>&1 &
+target_pid=$!
+for _ in $(seq 100); do [ -s "$tmp/target.port" ] && break; sleep 0.05; done
+[ -s "$tmp/target.port" ] || fail "stampede-target did not start: $(cat "$tmp/target.out")"
+slow_url="http://127.0.0.1:$(cat "$tmp/target.port")/"
+many_s=$((duration < 10 ? 10 : duration))
+for rep in $(seq "$reps"); do
+    run many agent-fast "$rep" agent /usr/bin/time -f "rss_kb %M" -o "$tmp/runs/many.agent-fast.$rep.rss" \
+        "$bin_dir/stampede-agent" --url "$slow_url" --duration "$many_s" --threads 1 --json \
+        --rate "$many_rate" --connections "$many_conns" --engine fast --timeout 5000
+    [ -z "$WRK2" ] || run many wrk2 "$rep" wrk2 /usr/bin/time -f "rss_kb %M" -o "$tmp/runs/many.wrk2.$rep.rss" \
+        "$WRK2" -t1 -c"$many_conns" -d"${many_s}s" -R"$many_rate" --timeout 5s --latency "$slow_url"
+done
+stop_pid "$target_pid"
+target_pid=
+"$PY" "$ST_ROOT/bench/openloop_report.py" --records "$tmp/records.jsonl" --runs "$tmp/runs" \
+    --rates "$(IFS=,; echo "${ol_rates[*]}")" --peak-rates "$(IFS=,; echo "${ol_peak_rates[*]}")" \
+    --many-rate "$many_rate" --many-conns "$many_conns" --many-duration "$many_s" \
+    ${json_out:+--json-out "${json_out%.json}.openloop.json"} || fail "the open-loop figures could not be read"
+[ -z "$only" ] || exit 0
 
 report_args=(report --records "$tmp/records.jsonl" --bin-dir "$bin_dir" --reps "$reps"
     --duration "$duration" --gen-cpu "$gen_cpu" --server-cpu "$server_cpu"

@@ -100,7 +100,8 @@ int st_cli_uint(const char *flag, const char *text, unsigned long long min, unsi
     return 0;
 }
 
-int st_cli_parse_duration(const char *text, double *out_s)
+/* A duration as st_cli_parse_duration reads it; zero_ok also takes 0 ("0", "0ms"). */
+static int parse_duration(const char *text, bool zero_ok, double *out_s)
 {
     size_t n = text ? decimal_len(text, false, true) : 0;
     if (n == 0) {
@@ -117,6 +118,8 @@ int st_cli_parse_duration(const char *text, double *out_s)
         scale = 1;
     } else if (strcmp(end, "ms") == 0) {
         scale = 1e-3;
+    } else if (strcmp(end, "us") == 0) {
+        scale = 1e-6;
     } else if (strcmp(end, "m") == 0) {
         scale = 60;
     } else if (strcmp(end, "h") == 0) {
@@ -125,11 +128,21 @@ int st_cli_parse_duration(const char *text, double *out_s)
         return ST_EINVAL;
     }
     v *= scale;
-    if (!(v > 0) || !isfinite(v)) {
+    if (!(v > 0 || (zero_ok && v == 0 && !signbit(v))) || !isfinite(v)) {
         return ST_EINVAL;
     }
     *out_s = v;
     return 0;
+}
+
+int st_cli_parse_duration(const char *text, double *out_s)
+{
+    return parse_duration(text, false, out_s);
+}
+
+int st_cli_parse_duration_or_zero(const char *text, double *out_s)
+{
+    return parse_duration(text, true, out_s);
 }
 
 void st_cli_format_duration(double s, char *out, size_t len)
@@ -148,21 +161,34 @@ void st_cli_format_duration(double s, char *out, size_t len)
     snprintf(out, len, "%gs", s);
 }
 
-int st_cli_duration(const char *flag, const char *text, double min_s, double max_s, double *out_s,
-                    char *err, size_t err_len)
+static int cli_duration(const char *flag, const char *text, bool zero_ok, double min_s,
+                        double max_s, double *out_s, char *err, size_t err_len)
 {
     double v;
-    if (st_cli_parse_duration(text, &v) != 0 || v < min_s || v > max_s) {
+    if (parse_duration(text, zero_ok, &v) != 0 || (v < min_s && !(zero_ok && v == 0)) ||
+        v > max_s) {
         char most[32];
         st_cli_format_duration(max_s, most, sizeof(most));
         snprintf(err, err_len,
-                 "%s: \"%s\" is not a duration of at most %s (seconds, or e.g. 500ms, 30s, 2m, "
+                 "%s: \"%s\" is not a duration of %s%s (seconds, or e.g. 500ms, 30s, 2m, "
                  "1h)",
-                 flag, text ? text : "", most);
+                 flag, text ? text : "", zero_ok ? "0 up to " : "at most ", most);
         return ST_EINVAL;
     }
     *out_s = v;
     return 0;
+}
+
+int st_cli_duration(const char *flag, const char *text, double min_s, double max_s, double *out_s,
+                    char *err, size_t err_len)
+{
+    return cli_duration(flag, text, false, min_s, max_s, out_s, err, err_len);
+}
+
+int st_cli_duration_or_zero(const char *flag, const char *text, double max_s, double *out_s,
+                            char *err, size_t err_len)
+{
+    return cli_duration(flag, text, true, 0, max_s, out_s, err, err_len);
 }
 
 int st_cli_log_level(const char *flag, const char *text, st_log_level *out, char *err,

@@ -26,9 +26,15 @@ int st_cli_uint(const char *flag, const char *text, unsigned long long min, unsi
 int st_cli_duration(const char *flag, const char *text, double min_s, double max_s, double *out_s,
                     char *err, size_t err_len);
 
-/* Parses a duration: a number of seconds ("30", "1.5") or a number with a unit ("500ms", "30s",
- * "2m", "1h"). Returns 0 and writes *out_s (finite, > 0), or ST_EINVAL (nothing written). */
+/* The same, or 0 ("0", "0ms"), from 0 to max_s. */
+int st_cli_duration_or_zero(const char *flag, const char *text, double max_s, double *out_s,
+                            char *err, size_t err_len);
+
+/* Parses a duration: a number of seconds ("30", "1.5") or a number with a unit ("250us",
+ * "500ms", "30s", "2m", "1h"). Returns 0 and writes *out_s (finite, > 0), or ST_EINVAL (nothing
+ * written). The _or_zero form also takes 0 (*out_s = 0). */
 int st_cli_parse_duration(const char *text, double *out_s);
+int st_cli_parse_duration_or_zero(const char *text, double *out_s);
 
 /* Writes a duration for people: "30 days", "2 hours", "1 minute", else seconds ("1.5s"). */
 void st_cli_format_duration(double s, char *out, size_t len);

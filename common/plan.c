@@ -96,6 +96,12 @@ static const st_setting plan_settings[] = {
     {.key = "late_ms", .flag = "late-ms", .type = ST_SETTING_INT, .where = FLAGS, .arg = "MS",
      .min = 1, .max = 3600000, .has_def = true, .def = 10,
      .help = "a send this late after its instant counts as late", AT(late_ms)},
+    {.key = "send_window", .flag = "send-window", .type = ST_SETTING_DURATION, .where = FLAGS,
+     .arg = "TIME", .max = 1, .zero_ok = true, .has_def = true, .def = 1e-3,
+     .help = "open loop: a thread wakes at most once per window and sends every request due by "
+             "then, each timed from its own instant (e.g. 250us; 0 = a wake-up per request); "
+             "at most late_ms",
+     AT(send_window_s)},
     {.key = "http2", .flag = "http2", .type = ST_SETTING_BOOL, .where = FLAGS, .has_def = true,
      .def = 0, .help = "HTTP/2 over TLS (curl engine)", AT(http2)},
     {.key = "insecure", .flag = "insecure", .type = ST_SETTING_BOOL, .where = FLAGS,
@@ -1048,6 +1054,11 @@ int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len)
         p->duration_s = p->profile.total_s;
     }
     st_settings_defaults(plan_settings, N_SETTINGS, p, true);
+    if (p->send_window_s * 1e3 > p->late_ms) {
+        return perr(&c, "send_window", "%gms is longer than late_ms (%dms): batched sends "
+                    "would count as late; shorten the window or raise late_ms",
+                    p->send_window_s * 1e3, p->late_ms);
+    }
     if (p->threads < 0) {
         p->threads = default_threads > 0 ? default_threads : 1;
     }

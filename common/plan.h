@@ -58,6 +58,7 @@ typedef struct st_plan {
     int threads;
     int timeout_ms;
     int late_ms;
+    double send_window_s; /* < 0: unset; 0: every open-loop send on its own wake-up */
     int http2;    /* -1 unset, 0/1 */
     int insecure; /* -1 unset, 0/1 */
 
@@ -109,7 +110,7 @@ const st_setting *st_plan_settings(size_t *n);
 /* Command-line values that override a plan file; negative / NULL / 0 means not given. */
 typedef struct st_plan_flags {
     const char *url;
-    double rate_rps, duration_s, ramp_up_s;
+    double rate_rps, duration_s, ramp_up_s, send_window_s;
     int connections, threads, timeout_ms, late_ms, agents;
     int http2, insecure; /* 1: given */
     st_setting_list thresholds; /* --threshold, the one repeatable flag: added to the plan's */

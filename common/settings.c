@@ -83,7 +83,7 @@ int st_settings_check(const st_setting *rows, size_t n, char *err, size_t err_le
         }
         if (s->has_def && is_numeric(s->type) &&
             (s->def < s->min || s->def > s->max ||
-             (s->type == ST_SETTING_DURATION && !(s->def > 0)) ||
+             (s->type == ST_SETTING_DURATION && !(s->def > 0 || (s->zero_ok && s->def == 0))) ||
              (s->type != ST_SETTING_DOUBLE && s->type != ST_SETTING_DURATION &&
               s->def != floor(s->def)))) {
             snprintf(err, err_len, "%s: default %g is outside %g to %g", name, s->def, s->min,
@@ -153,8 +153,12 @@ static int duration_why(const st_setting *s, double got, bool have_got, char *wh
     char most[32];
     st_cli_format_duration(s->max, most, sizeof(most));
     if (have_got) {
-        snprintf(why, len, "must be a duration above %g and at most %s (got %g)", s->min, most,
-                 got);
+        if (s->zero_ok) {
+            snprintf(why, len, "must be 0 or a duration of at most %s (got %g)", most, got);
+        } else {
+            snprintf(why, len, "must be a duration above %g and at most %s (got %g)", s->min,
+                     most, got);
+        }
     } else {
         snprintf(why, len, "must be a duration: seconds as a number, or a string like \"500ms\", "
                            "\"30s\", \"2m\", \"1h\"");
@@ -192,12 +196,16 @@ int st_setting_from_json(const st_setting *s, const cJSON *v, void *dst, char *w
         return 0;
     case ST_SETTING_DURATION:
         if (cJSON_IsNumber(v)) {
-            if (!(d > 0) || d < s->min || d > s->max) {
+            if (s->zero_ok && d == 0) {
+                /* 0 is a value of its own here */
+            } else if (!(d > 0) || d < s->min || d > s->max) {
                 return duration_why(s, d, true, why, why_len);
             }
-        } else if (!cJSON_IsString(v) || st_cli_parse_duration(v->valuestring, &d) != 0) {
+        } else if (!cJSON_IsString(v) ||
+                   (s->zero_ok ? st_cli_parse_duration_or_zero(v->valuestring, &d)
+                               : st_cli_parse_duration(v->valuestring, &d)) != 0) {
             return duration_why(s, 0, false, why, why_len);
-        } else if (d < s->min || d > s->max) {
+        } else if ((d < s->min && !(s->zero_ok && d == 0)) || d > s->max) {
             return duration_why(s, d, true, why, why_len);
         }
         *(double *)dst = d;
@@ -251,6 +259,9 @@ int st_setting_from_text(const st_setting *s, const char *text, void *dst, char 
     case ST_SETTING_DOUBLE:
         return st_cli_double(flag, text, s->min, s->max, dst, err, err_len);
     case ST_SETTING_DURATION:
+        if (s->zero_ok) {
+            return st_cli_duration_or_zero(flag, text, s->max, dst, err, err_len);
+        }
         return st_cli_duration(flag, text, s->min, s->max, dst, err, err_len);
     case ST_SETTING_BOOL:
         *(int *)dst = 1;

@@ -37,7 +37,8 @@ typedef enum st_setting_type {
     ST_SETTING_INT,      /* an integer from min to max */
     ST_SETTING_UINT,     /* a non-negative integer from min to max (exact up to 2^53) */
     ST_SETTING_DOUBLE,   /* a finite number from min to max */
-    ST_SETTING_DURATION, /* seconds above 0 (and >= min), at most max: 30, "500ms", "2m", "1h" */
+    ST_SETTING_DURATION, /* seconds above 0 (and >= min), at most max: 30, "500ms", "2m", "1h";
+                          * or 0 in a zero_ok row */
     ST_SETTING_BOOL,     /* JSON true/false; on the command line a switch without a value */
     ST_SETTING_STRING,   /* any text */
     ST_SETTING_ENUM,     /* one of choices; the value is its index */
@@ -75,6 +76,7 @@ typedef struct st_setting {
     st_setting_type type;
     unsigned where;   /* ST_SETTING_* bits */
     double min, max;  /* bounds of INT, UINT, DOUBLE and DURATION values */
+    bool zero_ok;     /* DURATION only: 0 is a value too ("0", "0ms"), below min */
     bool has_def;     /* def / def_text below is the default */
     double def;       /* default of a numeric, BOOL (0/1) or ENUM (index) value */
     const char *def_text;       /* default of a STRING value */

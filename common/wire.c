@@ -411,6 +411,7 @@ int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampe
     spec->threads = (uint32_t)(p->threads > 0 ? p->threads : 0);
     spec->timeout_ms = (uint32_t)p->timeout_ms;
     spec->late_ms = (uint32_t)p->late_ms;
+    spec->send_window_us = (uint32_t)(p->send_window_s > 0 ? p->send_window_s * 1e6 + 0.5 : 0);
     spec->http2 = p->http2 == 1;
     spec->insecure = p->insecure == 1;
     spec->engine = st_arena_strdup(a, engine ? engine : "auto");
@@ -441,9 +442,11 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
                        ST_PLAN_MAX_REQUESTS);
     }
     if (spec->connections < 1 || spec->connections > 1000000 || spec->threads > 1024 ||
-        spec->timeout_ms < 1 || spec->late_ms < 1) {
+        spec->timeout_ms < 1 || spec->late_ms < 1 || spec->send_window_us > 1000000 ||
+        spec->send_window_us > spec->late_ms * 1000ull) {
         return st_errf(err, err_len, ST_EINVAL,
-                       "plan: connections, threads, timeout_ms or late_ms out of range");
+                       "plan: connections, threads, timeout_ms, late_ms or send_window_us out of "
+                       "range");
     }
     /* The plan goes through the same checks as a file: requests first, as JSON would give them. */
     out->requests = calloc(spec->n_requests, sizeof(*out->requests));
@@ -495,6 +498,7 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
     out->threads = spec->threads > 0 ? (int)spec->threads : -1;
     out->timeout_ms = (int)spec->timeout_ms;
     out->late_ms = (int)spec->late_ms;
+    out->send_window_s = spec->send_window_us / 1e6;
     out->http2 = spec->http2;
     out->insecure = spec->insecure;
     if (spec->closed_loop) {

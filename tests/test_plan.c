@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -428,6 +429,48 @@ static void test_plan_flags_override(void **state)
     st_plan_fini(&p);
 }
 
+static void test_plan_send_window(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        int rc;
+        double want_s;
+    } cases[] = {
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1}", 0, 1e-3},
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": 0}", 0, 0},
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"0ms\"}", 0,
+         0},
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"2ms\"}", 0,
+         2e-3},
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": -0.001}",
+         ST_EINVAL, 0},
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"soon\"}",
+         ST_EINVAL, 0},
+        /* A window longer than late_ms would make batched sends late. */
+        {"{\"url\": \"http://h/\", \"rate\": 1, \"duration\": 1, \"send_window\": \"6ms\", "
+         "\"late_ms\": 5}",
+         ST_EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        st_plan p;
+        st_plan_init(&p);
+        char err[256] = "";
+        int rc = st_plan_parse(&p, cases[i].json, strlen(cases[i].json), "plan.json", err,
+                               sizeof(err));
+        if (rc == 0) {
+            rc = st_plan_finish(&p, 1, err, sizeof(err));
+        }
+        assert_int_equal(rc, cases[i].rc);
+        if (rc == 0) {
+            assert_true(fabs(p.send_window_s - cases[i].want_s) < 1e-12);
+        } else {
+            assert_non_null(strstr(err, "send_window"));
+        }
+        st_plan_fini(&p);
+    }
+}
+
 static void test_plan_flags_option(void **state)
 {
     (void)state;
@@ -440,6 +483,13 @@ static void test_plan_flags_option(void **state)
     assert_true(f.ramp_up_s == 120);
     assert_int_equal(st_plan_flags_option(&f, "late-ms", "25", err, sizeof(err)), 0);
     assert_int_equal(f.late_ms, 25);
+    assert_int_equal(st_plan_flags_option(&f, "send-window", "250us", err, sizeof(err)), 0);
+    assert_true(fabs(f.send_window_s - 250e-6) < 1e-12);
+    assert_int_equal(st_plan_flags_option(&f, "send-window", "0", err, sizeof(err)), 0);
+    assert_true(f.send_window_s == 0);
+    assert_int_equal(st_plan_flags_option(&f, "send-window", "-1ms", err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--send-window"));
+    assert_int_equal(st_plan_flags_option(&f, "send-window", "2s", err, sizeof(err)), ST_EINVAL);
     assert_int_equal(st_plan_flags_option(&f, "insecure", NULL, err, sizeof(err)), 0);
     assert_int_equal(f.insecure, 1);
     assert_int_equal(f.http2, 0);
@@ -455,6 +505,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_errors_name_the_path),
+        cmocka_unit_test(test_plan_send_window),
         cmocka_unit_test(test_plan_seed_payload),
         cmocka_unit_test(test_plan_ramp_and_stages),
         cmocka_unit_test(test_plan_mix_follows_weights),

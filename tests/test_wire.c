@@ -465,7 +465,7 @@ static void make_plan(st_plan *p)
         " \"headers\": {\"Content-Type\": \"application/octet-stream\"}}],"
         "\"stages\": [{\"duration\": 5, \"target\": 50}, {\"duration\": 10, \"rate\": 50}],"
         "\"connections\": 12, \"threads\": 3, \"timeout_ms\": 2500, \"late_ms\": 7,"
-        " \"insecure\": true}";
+        " \"send_window\": \"250us\", \"insecure\": true}";
     assert_int_equal(st_plan_parse(p, json, strlen(json), "plan.json", err, sizeof(err)), 0);
     free(p->requests[1].body);
     p->requests[1].body = malloc(sizeof(binary_body));
@@ -540,6 +540,7 @@ static void test_wire_plan_round_trip(void **state)
     assert_int_equal(got.threads, 3);
     assert_int_equal(got.timeout_ms, 2500);
     assert_int_equal(got.late_ms, 7);
+    assert_true(got.send_window_s == 250e-6); /* as send_window_us = 250 */
     assert_int_equal(got.insecure, 1);
     assert_int_equal(got.http2, 0);
     assert_false(got.closed_loop);

@@ -716,6 +716,123 @@ static void test_worker_closed_loop(void **state)
     fx_free(f);
 }
 
+/* ---- the send window ---- */
+
+/* The distinct instants at which f's first worker sent: its wake-ups that sent something. */
+static size_t send_instants(const fx *f)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < f->fk[0].n_sent; k++) {
+        if (k == 0 || f->fk[0].sent[k].at_ns != f->fk[0].sent[k - 1].at_ns) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static void test_worker_window_exact_per_second_never_early(void **state)
+{
+    (void)state;
+    /* 1000 rps for 3 s in 7 ms windows (which do not divide a second), answers in 0.5 ms (so
+     * that no completion falls on a later request's instant and sends it). */
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 1000, \"duration\": 3, "
+                   "\"send_window\": \"7ms\", \"late_ms\": 20}");
+    f->fk[0].latency_ns = ST_NS_PER_MS / 2;
+    fx_open(f, 1, 64, ST_NS_PER_S);
+    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    assert_int_equal(f->fk[0].n_sent, 3000);
+    assert_evenly_due(f->fk[0].sent, 3000, (double)T0_NS, 1e6, 1);
+    size_t batched = 0;
+    for (size_t k = 0; k < 3000; k++) {
+        const sent_req *r = &f->fk[0].sent[k];
+        /* Never before its instant, never more than a window after it. */
+        assert_true(r->at_ns >= r->tag);
+        assert_true(r->at_ns - r->tag < 7 * ST_NS_PER_MS);
+        batched += r->at_ns > r->tag;
+        /* A batch never crosses the end of a second: each request leaves in its own second. */
+        assert_int_equal((r->at_ns - T0_NS) / ST_NS_PER_S, (r->tag - T0_NS) / ST_NS_PER_S);
+    }
+    /* The window is in use: many requests waited for their batch (the others left on time, on a
+     * completion's wake-up or as the first of a window). */
+    if (batched < 2000) {
+        fail_msg("only %zu of 3000 requests were batched", batched);
+    }
+    assert_sent_per_second(f, (const uint64_t[]){1000, 1000, 1000}, 3);
+    assert_int_equal(f->total.ok, 3000);
+    assert_int_equal(f->total.late, 0);
+    assert_int_equal(f->total.dropped, 0);
+    fx_free(f);
+}
+
+static void test_worker_window_one_wake_up_per_window(void **state)
+{
+    (void)state;
+    /* 2000 rps for 1 s; answers at once, so that only the pacing timer sends. */
+    static const char *plans[] = {
+        "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 2000, \"duration\": 1, \"send_window\": "
+        "\"1ms\"}",
+        "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 2000, \"duration\": 1, \"send_window\": 0}",
+    };
+    size_t instants[2];
+    for (int i = 0; i < 2; i++) {
+        fx *f = fx_new(plans[i]);
+        f->fk[0].latency_ns = 0;
+        fx_open(f, 1, 64, ST_NS_PER_S);
+        fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+        assert_int_equal(f->fk[0].n_sent, 2000);
+        assert_int_equal(f->sec[0].sent, 2000);
+        instants[i] = send_instants(f);
+        fx_free(f);
+    }
+    /* 1 ms windows: a wake-up every 1 ms (two requests each), one more where a second ends. */
+    if (instants[0] < 999 || instants[0] > 1001) {
+        fail_msg("%zu wake-ups sent with a 1 ms window", instants[0]);
+    }
+    /* Window 0: every request on a wake-up of its own. */
+    assert_int_equal(instants[1], 2000);
+}
+
+static void test_worker_window_zero_sends_at_each_instant(void **state)
+{
+    (void)state;
+    fx *f = fx_run("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 1000, \"duration\": 2, "
+                   "\"send_window\": 0}",
+                   1, 64);
+    assert_int_equal(f->fk[0].n_sent, 2000);
+    for (size_t k = 0; k < 2000; k++) {
+        assert_int_equal(f->fk[0].sent[k].at_ns, f->fk[0].sent[k].tag);
+    }
+    assert_sent_per_second(f, (const uint64_t[]){1000, 1000}, 2);
+    fx_free(f);
+}
+
+static void test_worker_window_batch_stops_at_second_end(void **state)
+{
+    (void)state;
+    /* 5 rps in 350 ms windows: requests at 0, 200, 400, 600 and 800 ms of each second. Wake-ups
+     * at 0, 350 (the 200 ms request) and 700 ms (400 and 600); the next would be at 1050 ms, but
+     * the 800 ms request's second ends at 1000 ms: it goes just before, and the batch after it
+     * starts in the next second (1000 and 1200 a window later, at 1350 ms less 1 ns). */
+    fx *f = fx_new("{\"url\": \"http://127.0.0.1:9/\", \"rate\": 5, \"duration\": 3, "
+                   "\"send_window\": \"350ms\", \"late_ms\": 1000}");
+    f->fk[0].latency_ns = 0; /* only the pacing timer sends */
+    fx_open(f, 1, 4, ST_NS_PER_S);
+    fx_finish(f, T0_NS + 10 * ST_NS_PER_S);
+    assert_int_equal(f->fk[0].n_sent, 15);
+    for (size_t k = 0; k < 15; k++) {
+        const sent_req *r = &f->fk[0].sent[k];
+        assert_true(r->at_ns >= r->tag);
+        assert_true(r->at_ns - r->tag < 350 * ST_NS_PER_MS);
+        assert_int_equal((r->at_ns - T0_NS) / ST_NS_PER_S, (r->tag - T0_NS) / ST_NS_PER_S);
+    }
+    assert_int_equal(f->fk[0].sent[1].at_ns, T0_NS + 350 * ST_NS_PER_MS);
+    assert_int_equal(f->fk[0].sent[4].at_ns, T0_NS + ST_NS_PER_S - 1);
+    assert_int_equal(f->fk[0].sent[5].at_ns, T0_NS + 1350 * ST_NS_PER_MS - 1);
+    assert_int_equal(f->fk[0].sent[6].at_ns, T0_NS + 1350 * ST_NS_PER_MS - 1);
+    assert_sent_per_second(f, (const uint64_t[]){5, 5, 5}, 3);
+    fx_free(f);
+}
+
 /* ---- the seam itself ---- */
 
 static void test_worker_real_clock_is_not_driven(void **state)
@@ -764,6 +881,10 @@ int main(void)
         cmocka_unit_test(test_worker_without_licence_sends_everything),
         cmocka_unit_test(test_worker_first_late),
         cmocka_unit_test(test_worker_closed_loop),
+        cmocka_unit_test(test_worker_window_exact_per_second_never_early),
+        cmocka_unit_test(test_worker_window_one_wake_up_per_window),
+        cmocka_unit_test(test_worker_window_zero_sends_at_each_instant),
+        cmocka_unit_test(test_worker_window_batch_stops_at_second_end),
         cmocka_unit_test(test_worker_real_clock_is_not_driven),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
