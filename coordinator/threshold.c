@@ -17,6 +17,7 @@ static const struct {
     {"http_4xx", offsetof(st_counts, http_4xx)},  {"http_5xx", offsetof(st_counts, http_5xx)},
     {"connect", offsetof(st_counts, err_connect)}, {"timeout", offsetof(st_counts, err_timeout)},
     {"other", offsetof(st_counts, err_other)},     {"local", offsetof(st_counts, err_local)},
+    {"tls", offsetof(st_counts, err_tls)},         {"cert", offsetof(st_counts, err_cert)},
 };
 #define N_CLASSES (sizeof(classes) / sizeof(classes[0]))
 
