@@ -90,7 +90,8 @@ typedef struct st_engine_cfg {
     int timeout_ms;  /* >= 1: per request, from its send */
     int http2;       /* curl only: HTTP/2 (prior knowledge for http://, ALPN for https://) */
     int insecure;    /* do not verify TLS certificates */
-    const char *cacert; /* PEM file of the CAs to trust instead of the system's, or NULL */
+    const char *cacert; /* PEM file of the CAs to trust instead of the system's, or NULL; outlives
+                           the engine */
 } st_engine_cfg;
 
 typedef struct st_engine st_engine;

@@ -1,10 +1,10 @@
 /*
- * HTTPS through the fast engine, against tests/tls_srv.c's TLS server on loopback with
+ * HTTPS through the fast engine (and the curl engine's failure classes), against tests/tls_srv.c's TLS server on loopback with
  * certificates made here: keep-alive over one handshake, resumption on reconnect (the server
  * counts resumed handshakes), --cacert, --insecure, a TLS 1.2-only server, and the failure classes
  * (an expired or untrusted certificate or another name -> ST_RES_CERT, a server that is not TLS or
  * refuses ALPN http/1.1 -> ST_RES_TLS, a handshake that never ends -> ST_RES_TIMEOUT), each with
- * nothing left on the loop.
+ * nothing left on the loop; and the curl engine classing the same failures alike.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,6 +62,8 @@ typedef struct https {
 } https;
 
 /* Starts a server with cfg and a fast engine aimed at it as host (localhost or 127.0.0.1). */
+static const st_engine_ops *ops = &st_engine_fast; /* the engine under test */
+
 static void https_start(https *h, const tsrv_cfg *cfg, const char *host, int conns,
                         int timeout_ms, bool insecure, const char *cacert)
 {
@@ -71,7 +73,7 @@ static void https_start(https *h, const tsrv_cfg *cfg, const char *host, int con
     h->req.method = "GET";
     h->req.url = h->url;
     h->req.weight = 1;
-    h->r = run_new(&st_engine_fast);
+    h->r = run_new(ops);
     st_engine_cfg ec = {.requests = &h->req,
                         .n_requests = 1,
                         .connections = conns,
@@ -79,7 +81,7 @@ static void https_start(https *h, const tsrv_cfg *cfg, const char *host, int con
                         .insecure = insecure,
                         .cacert = cacert};
     char err[256] = "";
-    int rc = st_engine_fast.create(&h->r->e, h->r->loop, &ec, run_on_done, h->r, err, sizeof(err));
+    int rc = ops->create(&h->r->e, h->r->loop, &ec, run_on_done, h->r, err, sizeof(err));
     if (rc != 0) {
         fail_msg("create: %s (%s)", st_strerror(rc), err);
     }
@@ -96,7 +98,7 @@ static void send_n(https *h, int n)
 {
     int sent = 0;
     while (sent < n) {
-        int free_now = st_engine_fast.free_slots(h->r->e);
+        int free_now = ops->free_slots(h->r->e);
         for (int i = 0; i < free_now && sent < n; i++) {
             assert_int_equal(run_send(h->r, 0, (uint64_t)sent + 1), 0);
             sent++;
@@ -216,6 +218,29 @@ static void test_engine_tls_handshake_timeout(void **state)
     expect_all(&cfg, P.ca.cert_file, 200, ST_RES_TIMEOUT);
 }
 
+/* The curl engine classes the same failures the same way, and takes the same cacert. */
+static void test_engine_tls_curl_same_classes(void **state)
+{
+    (void)state;
+    ops = &st_engine_curl;
+    tsrv_cfg cfg = {.mode = TSRV_HTTP, .id = &P.good};
+    https h;
+    https_start(&h, &cfg, "localhost", 2, 5000, false, P.ca.cert_file);
+    send_n(&h, 10);
+    assert_int_equal(count_kind(h.r, ST_RES_HTTP, 200), 10);
+    https_stop(&h);
+    tsrv_cfg bad = {.mode = TSRV_HTTP, .id = &P.expired};
+    expect_all(&bad, P.ca.cert_file, 5000, ST_RES_CERT);
+    bad.id = &P.other;
+    expect_all(&bad, P.ca.cert_file, 5000, ST_RES_CERT);
+    tsrv_cfg garbage = {.mode = TSRV_GARBAGE};
+    expect_all(&garbage, P.ca.cert_file, 5000, ST_RES_TLS);
+    /* libcurl's handshake timeout is a connect failure (engine_curl.c says why). */
+    tsrv_cfg silent = {.mode = TSRV_SILENT};
+    expect_all(&silent, P.ca.cert_file, 300, ST_RES_CONNECT);
+    ops = &st_engine_fast;
+}
+
 static void test_engine_tls_cacert_unreadable(void **state)
 {
     (void)state;
@@ -243,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_engine_tls_certificate_failures),
         cmocka_unit_test(test_engine_tls_protocol_failures),
         cmocka_unit_test(test_engine_tls_handshake_timeout),
+        cmocka_unit_test(test_engine_tls_curl_same_classes),
         cmocka_unit_test(test_engine_tls_cacert_unreadable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
