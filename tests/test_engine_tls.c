@@ -1,5 +1,5 @@
 /*
- * HTTPS through the fast engine (and the curl engine's failure classes), against tests/tls_srv.c's TLS server on loopback with
+ * HTTPS through the fast engine, against tests/tls_srv.c's TLS server on loopback with
  * certificates made here: keep-alive over one handshake, resumption on reconnect (the server
  * counts resumed handshakes), --cacert, --insecure, a TLS 1.2-only server, and the failure classes
  * (an expired or untrusted certificate or another name -> ST_RES_CERT, a server that is not TLS or
