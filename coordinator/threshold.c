@@ -202,8 +202,8 @@ static int parse_metric(tparse *c, st_threshold *t)
             i++;
         }
         if (i == N_CLASSES) {
-            return terr(c, "not an error class (http_4xx, http_5xx, connect, timeout, other or "
-                           "local)");
+            return terr(c, "not an error class (http_4xx, http_5xx, connect, timeout, other, "
+                           "local, tls or cert)");
         }
         t->metric = ST_THRESHOLD_ERROR_CLASS;
         t->class_offset = classes[i].offset;
