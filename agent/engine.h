@@ -5,8 +5,9 @@
  * is; an engine only sends it and reports how it ended. Two engines implement these ops:
  *   - "curl" (engine_curl.c): libcurl multi on the worker's libev loop; every case (TLS, HTTP/2,
  *     redirects off, proxies from the environment, any origin mix).
- *   - "fast" (engine_fast.c): our own HTTP/1.1 keep-alive client for plain http:// plans whose
- *     requests all go to one origin, with http-parser reading the responses.
+ *   - "fast" (engine_fast.c): our own HTTP/1.1 keep-alive client for http:// and https:// plans
+ *     whose requests all go to one origin, with http-parser reading the responses and conn_io.h
+ *     carrying the bytes (TLS through OpenSSL: SNI, ALPN http/1.1, verification, resumption).
  * st_engine_choose() asks each engine's applies op and picks the fast one wherever it applies.
  *
  * Threading: an engine instance belongs to one worker thread and its libev loop; every op and every
@@ -56,12 +57,16 @@
 /* How a request ended. */
 typedef enum {
     ST_RES_HTTP = 0,    /* a complete HTTP response arrived: see status */
-    ST_RES_CONNECT = 1, /* the connection could not be made (refused, unreachable, DNS, TLS setup) */
+    ST_RES_CONNECT = 1, /* the connection could not be made (refused, unreachable, DNS) */
     ST_RES_TIMEOUT = 2, /* no complete response within cfg->timeout_ms of the send */
     ST_RES_OTHER = 3,   /* reset, malformed response, or any other failure */
     ST_RES_ABORTED = 4, /* cancelled by st_engine_ops.cancel_all (the run stopped) */
     ST_RES_LOCAL = 5,   /* never left this machine: no file descriptor for a socket (EMFILE,
                            ENFILE); the worker counts it as err_local, not as sent */
+    ST_RES_TLS = 6,     /* the TLS handshake failed: protocol error, alert, no common version,
+                           cipher or ALPN protocol, a peer that is not TLS (conn_io.h) */
+    ST_RES_CERT = 7,    /* the server's certificate did not verify (untrusted, expired, wrong
+                           name) */
 } st_res_kind;
 
 typedef struct st_result {
@@ -84,7 +89,9 @@ typedef struct st_engine_cfg {
     int connections; /* >= 1: the cap for this instance */
     int timeout_ms;  /* >= 1: per request, from its send */
     int http2;       /* curl only: HTTP/2 (prior knowledge for http://, ALPN for https://) */
-    int insecure;    /* curl only: do not verify TLS certificates */
+    int insecure;    /* do not verify TLS certificates */
+    const char *cacert; /* PEM file of the CAs to trust instead of the system's, or NULL; outlives
+                           the engine */
 } st_engine_cfg;
 
 typedef struct st_engine st_engine;
@@ -95,7 +102,8 @@ typedef struct st_engine_ops {
     /* Whether this engine can send every request of the plan (finished or not). Returns 1 when it
      * can and 0 when it cannot (a yes/no answer, not an error code); when it cannot and
      * why_len > 0, the reason goes to why. Any thread. The curl engine always can. The fast one
-     * can when every request is http:// (not https), on one origin (scheme, host, port), without
+     * can when every request is http:// or https:// (HTTP/1.1 over TLS, ALPN http/1.1), on one
+     * origin (scheme, host, port), without
      * HTTP/2, and no proxy is configured in the environment (http_proxy, HTTP_PROXY, all_proxy,
      * ALL_PROXY), since only libcurl honours proxies. */
     int (*applies)(const st_plan *plan, char *why, size_t why_len);
@@ -103,7 +111,8 @@ typedef struct st_engine_ops {
     /* Creates an instance on loop (which must outlive it). Nothing is connected yet.
      * Returns 0 and writes *out, ST_EINVAL (a request this engine cannot send, or, for the fast
      * engine, an origin that does not resolve: it resolves once here; the message goes to err),
-     * ST_ENOMEM, or ST_ESYSTEM. */
+     * ST_ENOTFOUND / ST_EIO (fast, https: the cacert file does not exist / cannot be read, named
+     * in err), ST_ENOMEM, or ST_ESYSTEM. */
     int (*create)(st_engine **out, struct ev_loop *loop, const st_engine_cfg *cfg,
                   st_engine_done_fn done, void *worker, char *err, size_t err_len);
 

@@ -145,9 +145,14 @@ static st_res_kind classify(CURLcode rc)
     case CURLE_OK: return ST_RES_HTTP;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_PROXY: return ST_RES_CONNECT;
+    /* The same classes as conn_io.h gives the fast engine. */
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION: return ST_RES_CONNECT;
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CERTPROBLEM: return ST_RES_TLS;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH: return ST_RES_CERT;
     case CURLE_OPERATION_TIMEDOUT: return ST_RES_TIMEOUT;
     default: return ST_RES_OTHER;
     }
@@ -225,7 +230,9 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
          * certificate checks, whatever the error code says) could not connect. */
         curl_off_t pretransfer_us = 0;
         curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer_us);
-        if (pretransfer_us == 0) {
+        /* TLS failures keep their class. A TLS handshake that did not finish in time stays a
+         * connect failure here: libcurl 7.88 reports no connect time for it to tell it apart. */
+        if (pretransfer_us == 0 && r.kind != ST_RES_TLS && r.kind != ST_RES_CERT) {
             r.kind = s->no_fd ? ST_RES_LOCAL : ST_RES_CONNECT;
         }
     }
@@ -245,6 +252,8 @@ static void finish_transfer(st_engine *e, CURL *easy, CURLcode code)
                 r.kind == ST_RES_LOCAL     ? "local (no file descriptor)"
                 : r.kind == ST_RES_CONNECT ? "connect"
                 : r.kind == ST_RES_TIMEOUT ? "timeout"
+                : r.kind == ST_RES_TLS     ? "tls"
+                : r.kind == ST_RES_CERT    ? "cert"
                                            : "other");
     }
     uint64_t tag = s->tag;
@@ -428,6 +437,10 @@ static int setup_easy(st_engine *e, slot *s)
     if (e->cfg.insecure) {
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (e->cfg.cacert) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, e->cfg.cacert);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
     }
     return 0;
 }

@@ -1,6 +1,10 @@
 /*
  * engine_fast.c - the "fast" engine: a plain HTTP/1.1 keep-alive client on libev.
  *
+ * https:// goes through conn_io.h's TLS channel: a connection that is open runs its handshake
+ * (HANDSHAKE) before the request goes out; the request's timeout runs from the send, across the
+ * connect and the handshake, and a handshake still unfinished then is ST_RES_TIMEOUT.
+ *
  * Each request of the plan is serialised once at create, so a send is one send(2) on a connection
  * that is already open, and a completion is one recv(2) parsed by http-parser. Connections live in
  * a fixed array; a slot is CLOSED (not opened yet, or closed), CONNECTING, BUSY (one request on
@@ -8,6 +12,8 @@
  * waits for the loop). Free slots are kept on two stacks, idle first, so a send never searches.
  */
 #include "engine.h"
+
+#include "conn_io.h"
 
 #include "clock.h"
 #include "error.h"
@@ -36,6 +42,7 @@
 typedef enum {
     CONN_CLOSED = 0,
     CONN_CONNECTING,
+    CONN_HANDSHAKE, /* TLS: connected, handshake under way */
     CONN_BUSY,
     CONN_IDLE,
     CONN_DEFERRED,
@@ -54,7 +61,7 @@ struct fast_conn {
     ev_io wio; /* started only while connecting or after EAGAIN */
     st_engine *e;
     http_parser parser;
-    int fd;
+    st_conn_io io; /* io.fd: -1 when closed */
     conn_state state;
     int pos;            /* index in the idle or closed stack while on one */
     int addr_first;     /* e->cur_addr when the current connect began */
@@ -104,6 +111,8 @@ struct st_engine {
     bool in_send;
     uint64_t epoch;
     uint64_t timeout_ns;
+
+    st_conn_tls *tls; /* https: the TLS context; NULL for http */
 
     fast_conn *defer_head;
     fast_conn *defer_tail;
@@ -174,15 +183,15 @@ static void closed_push(st_engine *e, fast_conn *c)
 
 /* ---- connection plumbing ---- */
 
-static void conn_close_fd(fast_conn *c)
+/* clean: the connection ended in order, so its TLS session stays resumable. */
+static void conn_close_fd(fast_conn *c, bool clean)
 {
-    if (c->fd < 0) {
+    if (c->io.fd < 0) {
         return;
     }
     ev_io_stop(c->e->loop, &c->rio);
     ev_io_stop(c->e->loop, &c->wio);
-    close(c->fd);
-    c->fd = -1;
+    st_conn_io_close(&c->io, clean);
 }
 
 /* Ends the request on c: frees the slot first (so done() may send on it), then reports. Nothing
@@ -208,7 +217,7 @@ static void conn_finish(fast_conn *c, st_res_kind kind, uint64_t done_ns, bool r
         c->responses++;
         idle_push(e, c);
     } else {
-        conn_close_fd(c);
+        conn_close_fd(c, kind == ST_RES_HTTP);
         closed_push(e, c);
     }
     e->inflight--;
@@ -232,7 +241,7 @@ static void conn_fail(fast_conn *c, st_res_kind kind)
         conn_finish(c, kind, now, false);
         return;
     }
-    conn_close_fd(c);
+    conn_close_fd(c, false);
     c->state = CONN_DEFERRED;
     c->kind = kind;
     c->done_ns = now;
@@ -288,12 +297,44 @@ static void conn_broken(fast_conn *c)
 {
     if (c->bytes_in == 0 && c->responses > 0 && !c->retried) {
         c->retried = true;
-        conn_close_fd(c);
+        conn_close_fd(c, false);
         c->addr_try = 0;
         conn_open(c);
         return;
     }
     conn_fail(c, ST_RES_OTHER);
+}
+
+static void conn_ready(fast_conn *c)
+{
+    c->state = CONN_BUSY;
+    c->written = 0;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+    c->sent_ns = st_clock_mono_ns();
+    conn_write(c);
+}
+
+/* Advances the TLS handshake; the request goes out once it is done. */
+static void conn_handshake(fast_conn *c)
+{
+    int rc = st_conn_io_handshake(&c->io);
+    if (rc == 0) {
+        if (ev_is_active(&c->wio)) {
+            ev_io_stop(c->e->loop, &c->wio);
+        }
+        conn_ready(c);
+    } else if (rc == ST_CONN_IO_WANT_WRITE) {
+        if (!ev_is_active(&c->wio)) {
+            ev_io_start(c->e->loop, &c->wio);
+        }
+    } else if (rc == ST_CONN_IO_WANT_READ) {
+        if (ev_is_active(&c->wio)) {
+            ev_io_stop(c->e->loop, &c->wio);
+        }
+    } else {
+        conn_fail(c, st_conn_io_fail_kind(&c->io));
+    }
 }
 
 static void conn_connected(fast_conn *c)
@@ -302,12 +343,12 @@ static void conn_connected(fast_conn *c)
     e->cur_addr = c->addr;
     c->addr_try = 0;
     c->responses = 0;
-    c->state = CONN_BUSY;
-    c->written = 0;
-    http_parser_init(&c->parser, HTTP_RESPONSE);
-    c->parser.data = c;
-    c->sent_ns = st_clock_mono_ns();
-    conn_write(c);
+    if (e->tls) {
+        c->state = CONN_HANDSHAKE;
+        conn_handshake(c);
+        return;
+    }
+    conn_ready(c);
 }
 
 /* Opens a connection for the request on c, trying the resolved addresses in turn. */
@@ -332,7 +373,11 @@ static void conn_open(fast_conn *c)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         int rc = connect(fd, sa, e->addr_lens[i]);
         if (rc == 0 || errno == EINPROGRESS) {
-            c->fd = fd;
+            if (st_conn_io_start(&c->io, e->tls, fd) != 0) {
+                close(fd);
+                conn_fail(c, ST_RES_LOCAL);
+                return;
+            }
             ev_io_set(&c->rio, fd, EV_READ);
             ev_io_start(e->loop, &c->rio);
             ev_io_set(&c->wio, fd, EV_WRITE);
@@ -353,14 +398,14 @@ static void conn_connect_done(fast_conn *c)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
         err = errno;
     }
     if (err == EINPROGRESS || err == EALREADY) {
         return;
     }
     if (err != 0) {
-        conn_close_fd(c);
+        conn_close_fd(c, false);
         c->addr_try++;
         conn_open(c);
         return;
@@ -373,20 +418,20 @@ static void conn_write(fast_conn *c)
 {
     const fast_req *r = c->req;
     while (c->written < r->len) {
-        ssize_t n = send(c->fd, r->bytes + c->written, r->len - c->written, MSG_NOSIGNAL);
-        if (n >= 0) {
+        ssize_t n = st_conn_io_write(&c->io, r->bytes + c->written, r->len - c->written);
+        if (n > 0) {
             c->written += (size_t)n;
             c->bytes_out += (uint64_t)n;
             continue;
         }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (n == ST_CONN_IO_WANT_WRITE) {
             if (!ev_is_active(&c->wio)) {
                 ev_io_start(c->e->loop, &c->wio);
             }
             return;
+        }
+        if (n == ST_CONN_IO_WANT_READ) {
+            return; /* TLS wants the peer's bytes first: on_readable writes again */
         }
         conn_broken(c);
         return;
@@ -444,13 +489,45 @@ static void conn_eof(fast_conn *c, int err)
 static void conn_idle_readable(fast_conn *c)
 {
     st_engine *e = c->e;
-    ssize_t n = recv(c->fd, e->rbuf, sizeof(e->rbuf), 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    /* With TLS this also takes session tickets and other records that carry no data. */
+    ssize_t n = st_conn_io_read(&c->io, e->rbuf, sizeof(e->rbuf));
+    if (n == ST_CONN_IO_WANT_READ || n == ST_CONN_IO_WANT_WRITE) {
         return;
     }
     idle_remove(e, c);
-    conn_close_fd(c);
+    conn_close_fd(c, n == 0);
     closed_push(e, c);
+}
+
+/* Reads the response on c. A short read of a plain socket means it is drained; TLS may hold
+ * bytes already read from the socket, which the fd will not announce again. The bound keeps a
+ * server that streams without end from holding the loop (and the timeout sweep) hostage: the
+ * level-triggered watcher fires again. */
+static void conn_read(fast_conn *c)
+{
+    st_engine *e = c->e;
+    for (int reads = 0; reads < FAST_MAX_READS; reads++) {
+        ssize_t n = st_conn_io_read(&c->io, e->rbuf, sizeof(e->rbuf));
+        if (n > 0) {
+            if (!conn_data(c, e->rbuf, (size_t)n)) {
+                return;
+            }
+            if ((size_t)n < sizeof(e->rbuf) && !st_conn_io_pending(&c->io)) {
+                return;
+            }
+            continue;
+        }
+        if (n == 0) {
+            conn_eof(c, 0);
+        } else if (n == ST_CONN_IO_WANT_WRITE) {
+            if (!ev_is_active(&c->wio)) {
+                ev_io_start(e->loop, &c->wio);
+            }
+        } else if (n == ST_CONN_IO_ERROR) {
+            conn_eof(c, ECONNRESET);
+        }
+        return;
+    }
 }
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -458,40 +535,26 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     fast_conn *c = w->data;
-    st_engine *e = c->e;
     switch (c->state) {
     case CONN_BUSY:
-        break;
+        if (c->written < c->req->len) {
+            conn_write(c); /* a TLS write that waited for the peer */
+            if (c->state != CONN_BUSY || c->written < c->req->len) {
+                return;
+            }
+        }
+        conn_read(c);
+        return;
     case CONN_CONNECTING:
         conn_connect_done(c);
+        return;
+    case CONN_HANDSHAKE:
+        conn_handshake(c);
         return;
     case CONN_IDLE:
         conn_idle_readable(c);
         return;
     default:
-        return;
-    }
-    /* A short read means the socket is drained. The bound keeps a server that streams without end
-     * from holding the loop (and the timeout sweep) hostage: the level-triggered watcher fires
-     * again. */
-    for (int reads = 0; reads < FAST_MAX_READS; reads++) {
-        ssize_t n = recv(c->fd, e->rbuf, sizeof(e->rbuf), 0);
-        if (n > 0) {
-            if (!conn_data(c, e->rbuf, (size_t)n) || (size_t)n < sizeof(e->rbuf)) {
-                return;
-            }
-            continue;
-        }
-        if (n == 0) {
-            conn_eof(c, 0);
-            return;
-        }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            conn_eof(c, errno);
-        }
         return;
     }
 }
@@ -503,8 +566,13 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
     fast_conn *c = w->data;
     if (c->state == CONN_CONNECTING) {
         conn_connect_done(c);
-    } else if (c->state == CONN_BUSY) {
+    } else if (c->state == CONN_HANDSHAKE) {
+        conn_handshake(c);
+    } else if (c->state == CONN_BUSY && c->written < c->req->len) {
         conn_write(c);
+    } else if (c->state == CONN_BUSY) {
+        ev_io_stop(c->e->loop, w); /* a TLS read that wanted to write */
+        conn_read(c);
     } else {
         ev_io_stop(c->e->loop, w);
     }
@@ -524,7 +592,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     for (int i = 0; i < e->n_conns; i++) {
         fast_conn *c = &e->conns[i];
         /* start_ns may be later than now for a send made from a callback of this sweep. */
-        if ((c->state == CONN_BUSY || c->state == CONN_CONNECTING) &&
+        if ((c->state == CONN_BUSY || c->state == CONN_CONNECTING ||
+             c->state == CONN_HANDSHAKE) &&
             now >= c->start_ns + e->timeout_ns) {
             conn_finish(c, c->state == CONN_CONNECTING ? ST_RES_CONNECT : ST_RES_TIMEOUT, now,
                         false);
@@ -707,7 +776,7 @@ static void fast_destroy(st_engine *e)
     if (e->conns) {
         for (int i = 0; i < e->n_conns; i++) {
             if (e->conns[i].e) { /* set up: create may fail before it is */
-                conn_close_fd(&e->conns[i]);
+                conn_close_fd(&e->conns[i], true);
             }
         }
     }
@@ -717,6 +786,7 @@ static void fast_destroy(st_engine *e)
         }
     }
     free(e->reqs);
+    st_conn_tls_free(e->tls);
     free(e->conns);
     free(e->idle);
     free(e->closed);
@@ -770,7 +840,7 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     for (int i = e->n_conns - 1; i >= 0; i--) {
         fast_conn *c = &e->conns[i];
         c->e = e;
-        c->fd = -1;
+        st_conn_io_init(&c->io);
         ev_io_init(&c->rio, on_readable, -1, EV_READ);
         c->rio.data = c;
         ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
@@ -787,8 +857,8 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
             }
             goto out;
         }
-        if (strcmp(cur->scheme, "http") != 0) {
-            snprintf(err, err_len, "requests[%zu].url: the fast engine sends http:// only", i);
+        if (strcmp(cur->scheme, "http") != 0 && strcmp(cur->scheme, "https") != 0) {
+            snprintf(err, err_len, "requests[%zu].url: the fast engine sends http(s):// only", i);
             rc = ST_EINVAL;
             goto out;
         }
@@ -808,6 +878,16 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     rc = resolve(e, &first, err, err_len);
     if (rc != 0) {
         goto out;
+    }
+    if (strcmp(first.scheme, "https") == 0) {
+        st_conn_tls_cfg tc = {.host = first.host,
+                              .insecure = cfg->insecure == 1,
+                              .cacert = cfg->cacert,
+                              .alpn = "http/1.1"};
+        rc = st_conn_tls_new(&e->tls, &tc, err, err_len);
+        if (rc != 0) {
+            goto out;
+        }
     }
 out:
     st_url_fini(&u);
@@ -918,8 +998,8 @@ static int fast_applies(const st_plan *plan, char *why, size_t why_len)
             ok = rc == ST_ENOMEM
                      ? st_errf(why, why_len, 0, "out of memory checking requests[%zu].url", i)
                      : st_errf(why, why_len, 0, "requests[%zu].url is not a valid URL", i);
-        } else if (strcmp(cur->scheme, "http") != 0) {
-            ok = st_errf(why, why_len, 0, "requests[%zu].url is not http://", i);
+        } else if (strcmp(cur->scheme, "http") != 0 && strcmp(cur->scheme, "https") != 0) {
+            ok = st_errf(why, why_len, 0, "requests[%zu].url is not http:// or https://", i);
         } else if (i > 0 && !st_url_same_origin(&first, cur)) {
             ok = st_errf(why, why_len, 0, "requests[%zu].url is on another origin than requests[0]",
                          i);

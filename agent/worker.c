@@ -398,6 +398,12 @@ static void count_result(st_counts *c, st_hist *lat, st_hist *lat_raw, uint64_t 
     case ST_RES_CONNECT:
         c->err_connect++;
         break;
+    case ST_RES_TLS:
+        c->err_tls++;
+        break;
+    case ST_RES_CERT:
+        c->err_cert++;
+        break;
     case ST_RES_TIMEOUT:
         c->err_timeout++;
         break;

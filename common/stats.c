@@ -10,6 +10,8 @@ const st_counts_field st_counts_fields[ST_COUNTS_N_FIELDS] = {
     FIELD(err_connect), FIELD(err_timeout), FIELD(err_other), FIELD(bytes_in),
     FIELD(bytes_out), FIELD(late),     FIELD(dropped),   FIELD(inflight),
     {"err_local", offsetof(st_counts, err_local), 1},
+    {"err_tls", offsetof(st_counts, err_tls), 1},
+    {"err_cert", offsetof(st_counts, err_cert), 1},
 };
 #undef FIELD
 
@@ -32,7 +34,8 @@ void st_counts_add(st_counts *dst, const st_counts *src)
 
 uint64_t st_counts_failed(const st_counts *c)
 {
-    return c->http_4xx + c->http_5xx + c->err_connect + c->err_timeout + c->err_other;
+    return c->http_4xx + c->http_5xx + c->err_connect + c->err_timeout + c->err_other +
+           c->err_tls + c->err_cert;
 }
 
 uint64_t st_counts_done(const st_counts *c)

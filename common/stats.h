@@ -36,6 +36,9 @@ typedef struct st_counts {
     uint64_t inflight; /* gauge: summed across threads and agents, not over time */
     uint64_t err_local; /* due, but this agent could not send it: out of file descriptors
                            (EMFILE/ENFILE). Never a target error and never in `sent`. */
+    uint64_t err_tls;   /* the TLS handshake failed: protocol error, alert, no common version or
+                           ALPN protocol, a peer that is not TLS */
+    uint64_t err_cert;  /* the server's certificate did not verify */
 } st_counts;
 
 /* Every counter by name, in declaration order, for encoders that walk them all (result messages,
@@ -48,13 +51,13 @@ typedef struct st_counts_field {
 } st_counts_field;
 
 extern const st_counts_field st_counts_fields[];
-#define ST_COUNTS_N_FIELDS 13
+#define ST_COUNTS_N_FIELDS 15
 
 /* dst += src, field by field (inflight included: callers merging seconds over time overwrite it). */
 void st_counts_add(st_counts *dst, const st_counts *src);
 /* dst += src * times, field by field (inflight included): times records alike at once. */
 void st_counts_add_times(st_counts *dst, const st_counts *src, uint64_t times);
-/* 4xx + 5xx + connect + timeout + other. */
+/* 4xx + 5xx + connect + timeout + other + tls + cert. */
 uint64_t st_counts_failed(const st_counts *c);
 /* ok + failed: requests that completed one way or another. */
 uint64_t st_counts_done(const st_counts *c);

@@ -98,6 +98,8 @@ cJSON *st_summary_json(const st_summary *s)
     cJSON_AddNumberToObject(err, "other", (double)c->err_other);
     /* Due but never sent: this machine had no file descriptor for it (not the target's doing). */
     cJSON_AddNumberToObject(err, "local", (double)c->err_local);
+    cJSON_AddNumberToObject(err, "tls", (double)c->err_tls);
+    cJSON_AddNumberToObject(err, "cert", (double)c->err_cert);
     cJSON_AddNumberToObject(bytes, "in", (double)c->bytes_in);
     cJSON_AddNumberToObject(bytes, "out", (double)c->bytes_out);
     return root;
@@ -129,11 +131,12 @@ void st_summary_print(FILE *f, const st_summary *s)
                 dur > 0 ? s->target_requests / dur : 0, dur > 0 ? (double)done / dur : 0);
     }
     fprintf(f, "  %-22s ok %llu, failed %llu (4xx %llu, 5xx %llu, connect %llu, timeout %llu, "
-               "other %llu)\n",
+               "other %llu, tls %llu, cert %llu)\n",
             "requests", (unsigned long long)c->ok, (unsigned long long)st_counts_failed(c),
             (unsigned long long)c->http_4xx, (unsigned long long)c->http_5xx,
             (unsigned long long)c->err_connect, (unsigned long long)c->err_timeout,
-            (unsigned long long)c->err_other);
+            (unsigned long long)c->err_other, (unsigned long long)c->err_tls,
+            (unsigned long long)c->err_cert);
     fprintf(f, "  %-22s sent %llu, late %llu, dropped %llu, not sent for lack of file descriptors "
                "%llu\n",
             "sends", (unsigned long long)c->sent, (unsigned long long)c->late,

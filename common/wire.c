@@ -111,6 +111,8 @@ static Stampede__Counts *counts_build(st_arena *a, const st_counts *k)
     c->dropped = k->dropped;
     c->inflight = k->inflight;
     c->err_local = k->err_local;
+    c->err_tls = k->err_tls;
+    c->err_cert = k->err_cert;
     return c;
 }
 
@@ -130,6 +132,8 @@ static st_counts counts_load(const Stampede__Counts *c)
         .dropped = c->dropped,
         .inflight = c->inflight,
         .err_local = c->err_local,
+        .err_tls = c->err_tls,
+        .err_cert = c->err_cert,
     };
 }
 

@@ -36,8 +36,8 @@ struct st_baseline {
     double delta_base[7], delta_obs[7];
 };
 
-static const char *const err_classes[] = {"http_4xx", "http_5xx", "connect",
-                                          "timeout",  "other",    "local"};
+static const char *const err_classes[] = {"http_4xx", "http_5xx", "connect", "timeout",
+                                          "other",    "local",    "tls",     "cert"};
 
 /* The deltas the summary always gets. */
 static const char *const delta_exprs[7] = {"p(50)+0%", "p(90)+0%",     "p(99)+0%",  "p(99.9)+0%",
@@ -153,7 +153,7 @@ static int parse_metric(const char *expr, const char **p, metric *m, char *err, 
             snprintf(m->den[0], sizeof(m->den[0]), "requests.sent");
             snprintf(m->den[1], sizeof(m->den[1]), "requests.dropped");
         } else {
-            for (size_t i = 0; n > 7 && strncmp(s, "errors.", 7) == 0 && i < 6; i++) {
+            for (size_t i = 0; n > 7 && strncmp(s, "errors.", 7) == 0 && i < 8; i++) {
                 if (word_is(s + 7, n - 7, err_classes[i])) {
                     snprintf(m->num, sizeof(m->num), "errors.%s", err_classes[i]);
                 }

@@ -181,6 +181,7 @@ static void check_summary(const cJSON *summary, const st_stats *total, check *ck
         {1, "http_4xx", c->http_4xx},   {1, "http_5xx", c->http_5xx},
         {1, "connect", c->err_connect}, {1, "timeout", c->err_timeout},
         {1, "other", c->err_other},     {1, "local", c->err_local},
+        {1, "tls", c->err_tls},         {1, "cert", c->err_cert},
         {2, "in", c->bytes_in},         {2, "out", c->bytes_out},
     };
     for (size_t i = 0; i < sizeof(figs) / sizeof(figs[0]); i++) {

@@ -231,11 +231,13 @@ static const char *const lat_keys[] = {"min", "mean", "p50", "p90", "p99", "p999
 #define N_LAT 7
 static const char *const req_keys[] = {"total", "ok", "failed", "sent", "late", "dropped"};
 #define N_REQ 6
-static const char *const err_keys[] = {"http_4xx", "http_5xx", "connect",
-                                       "timeout",  "other",    "local"};
-#define N_ERR 6
-static const char *const err_colors[] = {"#e6a700", "#d62728", "#8c564b",
-                                         "#9467bd", "#7f7f7f", "#17becf"};
+static const char *const err_keys[] = {"http_4xx", "http_5xx", "connect", "timeout",
+                                       "other",    "local",    "tls",     "cert"};
+#define N_ERR 8
+/* tls and cert came later: a file without them reads as none. */
+#define ERR_FLAGS(e) ((e) < 6 ? REQ | COUNT : COUNT)
+static const char *const err_colors[] = {"#e6a700", "#d62728", "#8c564b", "#9467bd",
+                                         "#7f7f7f", "#17becf", "#bcbd22", "#e377c2"};
 
 /* ---- the time series ---- */
 
@@ -321,7 +323,7 @@ static int series_read(series *s, rd *r, const cJSON *lines, const size_t *line_
         const cJSON *errors = object(r, l, "", "errors", 0);
         s->have_errors &= errors != NULL;
         for (size_t e = 0; e < N_ERR; e++) {
-            s->col[S_ERR + e][i] = num(r, errors, "errors", err_keys[e], REQ | COUNT);
+            s->col[S_ERR + e][i] = num(r, errors, "errors", err_keys[e], ERR_FLAGS(e));
         }
         const cJSON *names = object(r, l, "", "by_name", 0);
         for (size_t k = 0; k < s->n_names; k++) {
@@ -962,7 +964,7 @@ static void section_totals(FILE *f, rd *r, const cJSON *s, double *lat_ms, doubl
     fputs("</tr><tr><td>count</td>", f);
     const cJSON *err = object(r, s, "", "errors", REQ);
     for (size_t k = 0; k < N_ERR; k++) {
-        cell(f, r, err, "errors", err_keys[k], REQ | COUNT, D_INT);
+        cell(f, r, err, "errors", err_keys[k], ERR_FLAGS(k), D_INT);
     }
     fputs("</tr></table>\n", f);
 }
@@ -1002,7 +1004,7 @@ static void section_by_name(FILE *f, rd *r, const cJSON *by_name)
         const cJSON *err = object(r, n, path, "errors", REQ);
         for (size_t k = 0; k < N_ERR; k++) {
             fig(f, "td", (snprintf(sub, sizeof(sub), "errors.%s", err_keys[k]), sub),
-                num(r, err, path, err_keys[k], REQ | COUNT), D_INT);
+                num(r, err, path, err_keys[k], ERR_FLAGS(k)), D_INT);
         }
         fputs("</tr>\n", f);
     }

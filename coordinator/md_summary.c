@@ -133,11 +133,12 @@ char *st_md_summary_text(const st_report *r)
             done ? 100.0 * (double)st_counts_failed(c) / (double)done : 0.0,
             (unsigned long long)c->sent, (unsigned long long)c->late,
             (unsigned long long)c->dropped);
-    fprintf(f, "| errors | 4xx %llu, 5xx %llu, connect %llu, timeout %llu, other %llu, local %llu "
-               "|\n",
+    fprintf(f, "| errors | 4xx %llu, 5xx %llu, connect %llu, timeout %llu, other %llu, local %llu, "
+               "tls %llu, cert %llu |\n",
             (unsigned long long)c->http_4xx, (unsigned long long)c->http_5xx,
             (unsigned long long)c->err_connect, (unsigned long long)c->err_timeout,
-            (unsigned long long)c->err_other, (unsigned long long)c->err_local);
+            (unsigned long long)c->err_other, (unsigned long long)c->err_local,
+            (unsigned long long)c->err_tls, (unsigned long long)c->err_cert);
     fprintf(f, "| achieved | %.1f rps over %.3f s |\n",
             r->duration_s > 0 ? (double)done / r->duration_s : 0.0, r->duration_s);
     latency_line(f, "latency p50 / p90 / p99 / p99.9 / max", &r->latency);

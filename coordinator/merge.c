@@ -110,6 +110,8 @@ void st_merge_records(st_coord *c, st_coord_agent *a, const Stampede__AgentUpdat
         a->totals.err_timeout += k->err_timeout;
         a->totals.err_other += k->err_other;
         a->totals.err_local += k->err_local;
+        a->totals.err_tls += k->err_tls;
+        a->totals.err_cert += k->err_cert;
         if ((int64_t)r->second > a->max_second) {
             a->max_second = r->second;
         }

@@ -251,14 +251,15 @@ int st_output_second_line(char *buf, size_t len, const st_report_second *row)
         "\"timeouts\":%llu,\"p50_with_timeouts_ms\":%s,\"p99_with_timeouts_ms\":%s,"
         "\"p50_uncorrected_ms\":%s,\"p90_uncorrected_ms\":%s,\"p99_uncorrected_ms\":%s,"
         "\"errors\":{\"http_4xx\":%llu,\"http_5xx\":%llu,\"connect\":%llu,\"timeout\":%llu,"
-        "\"other\":%llu,\"local\":%llu}}",
+        "\"other\":%llu,\"local\":%llu,\"tls\":%llu,\"cert\":%llu}}",
         row->second, row->target_rps, (unsigned long long)st_counts_done(c),
         (unsigned long long)c->sent, (unsigned long long)c->ok,
         (unsigned long long)st_counts_failed(c), p50, p90, p99, max, row->agents,
         (unsigned long long)c->err_timeout, p50t, p99t, p50u, p90u, p99u,
         (unsigned long long)c->http_4xx, (unsigned long long)c->http_5xx,
         (unsigned long long)c->err_connect, (unsigned long long)c->err_timeout,
-        (unsigned long long)c->err_other, (unsigned long long)c->err_local);
+        (unsigned long long)c->err_other, (unsigned long long)c->err_local,
+        (unsigned long long)c->err_tls, (unsigned long long)c->err_cert);
     return n < 0 || (size_t)n >= len ? ST_ERANGE : 0;
 }
 

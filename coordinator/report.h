@@ -112,7 +112,7 @@ void st_report_second_of(st_report_second *row, uint32_t second, double target_r
 typedef struct st_report_series st_report_series;
 
 #define ST_REPORT_SERIES_CHUNK   65536 /* bytes taken at a time, in the chunk's own memory */
-#define ST_REPORT_SERIES_ROW_MAX 383   /* bytes of a row with every field at its largest */
+#define ST_REPORT_SERIES_ROW_MAX 403   /* bytes of a row with every field at its largest */
 
 /* An empty series. Returns 0 or ST_ENOMEM. */
 int st_report_series_new(st_report_series **out);

@@ -17,6 +17,7 @@ static const struct {
     {"http_4xx", offsetof(st_counts, http_4xx)},  {"http_5xx", offsetof(st_counts, http_5xx)},
     {"connect", offsetof(st_counts, err_connect)}, {"timeout", offsetof(st_counts, err_timeout)},
     {"other", offsetof(st_counts, err_other)},     {"local", offsetof(st_counts, err_local)},
+    {"tls", offsetof(st_counts, err_tls)},         {"cert", offsetof(st_counts, err_cert)},
 };
 #define N_CLASSES (sizeof(classes) / sizeof(classes[0]))
 
@@ -201,8 +202,8 @@ static int parse_metric(tparse *c, st_threshold *t)
             i++;
         }
         if (i == N_CLASSES) {
-            return terr(c, "not an error class (http_4xx, http_5xx, connect, timeout, other or "
-                           "local)");
+            return terr(c, "not an error class (http_4xx, http_5xx, connect, timeout, other, "
+                           "local, tls or cert)");
         }
         t->metric = ST_THRESHOLD_ERROR_CLASS;
         t->class_offset = classes[i].offset;

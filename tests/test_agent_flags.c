@@ -70,7 +70,7 @@ static void test_agent_flags_refuses_bent_values(void **state)
                      "--name", "a", "--name", "b", NULL};
     expect_refused(names, "--name: given twice");
     char *fast[] = {"agent", "--url", "https://127.0.0.1/", "--rate", "10", "--duration", "1",
-                    "--engine", "fast", NULL};
+                    "--http2", "--engine", "fast", NULL};
     expect_refused(fast, "--engine fast: cannot send this plan");
 }
 

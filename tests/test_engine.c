@@ -86,8 +86,12 @@ static void test_engine_choose_auto(void **state)
     assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_fast);
     assert_ptr_equal(choose(NULL, &p, 0, err, sizeof(err)), &st_engine_fast);
 
-    /* What the fast engine does not speak goes to curl, without an error. */
+    /* https:// on one origin is the fast engine's too. */
     q[0] = request("https://127.0.0.1:9/");
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_fast);
+
+    /* What the fast engine does not speak goes to curl, without an error. */
+    q[0] = request("ftp://127.0.0.1:9/");
     assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
     q[0] = request("http://127.0.0.1:9/");
     p.http2 = 1;
@@ -105,9 +109,11 @@ static void test_engine_choose_forced(void **state)
     assert_ptr_equal(choose("fast", &p, 0, err, sizeof(err)), &st_engine_fast);
 
     q[0] = request("https://127.0.0.1:9/");
+    assert_ptr_equal(choose("fast", &p, 0, err, sizeof(err)), &st_engine_fast);
+    q[0] = request("ftp://127.0.0.1:9/");
     assert_null(choose("fast", &p, ST_EINVAL, err, sizeof(err)));
     assert_string_equal(err, "--engine fast: cannot send this plan (requests[0].url is not "
-                             "http://); use --engine curl");
+                             "a valid URL); use --engine curl");
     assert_ptr_equal(choose("curl", &p, 0, err, sizeof(err)), &st_engine_curl);
 }
 

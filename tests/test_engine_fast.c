@@ -762,7 +762,7 @@ static void test_engine_fast_create_errors(void **state)
 {
     (void)state;
     char err[256];
-    st_request q[2] = {request("GET", "https://127.0.0.1/"), request("GET", "http://a.test/")};
+    st_request q[2] = {request("GET", "ftp://127.0.0.1/"), request("GET", "http://a.test/")};
     assert_int_equal(create_error(q, 1, err, sizeof(err)), ST_EINVAL);
     assert_non_null(strstr(err, "requests[0].url"));
 

@@ -108,7 +108,7 @@ static void sample(st_report *r, st_report_status status)
     "{\"requests\":{\"total\":9719,\"ok\":9700,\"failed\":19,\"sent\":9800,\"late\":12,"           \
     "\"dropped\":3},\"rate\":{\"target_rps\":1000,\"achieved_rps\":996.82051282051282},"           \
     "\"errors\":{\"http_4xx\":7,\"http_5xx\":5,\"connect\":2,\"timeout\":1,\"other\":4,"          \
-    "\"local\":0},"                                                                               \
+    "\"local\":0,\"tls\":0,\"cert\":0},"                                                                            \
     "\"bytes\":{\"in\":123456789,\"out\":9876543},\"duration_s\":9.75,\"closed_loop\":false,"      \
     "\"latency_ms\":{\"min\":0.133,\"mean\":6.596,\"p50\":6.595,\"p90\":11.775,\"p99\":12.943,"    \
     "\"p999\":13.055,\"max\":13.06},\"latency_uncorrected_ms\":{\"min\":0.1,\"mean\":4.948,"       \

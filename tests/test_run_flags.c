@@ -134,7 +134,7 @@ static void test_run_flags_engine_must_fit_the_plan(void **state)
 {
     (void)state;
     char *https_fast[] = {"run", "--url", "https://127.0.0.1/", "--rate", "10", "--duration", "1",
-                          "--engine", "fast", "--dry-run", NULL};
+                          "--http2", "--engine", "fast", "--dry-run", NULL};
     expect_refused(https_fast, "--engine fast: cannot send this plan");
     st_run_opts o;
     st_plan p;

@@ -75,11 +75,13 @@ static void test_threshold_ratio_forms(void **state)
     t = parsed("errors.timeout<0.1%");
     assert_true(t.metric == ST_THRESHOLD_ERROR_CLASS &&
                 t.class_offset == offsetof(st_counts, err_timeout) && fabs(t.limit - 0.001) < 1e-15);
-    const char *names[] = {"http_4xx", "http_5xx", "connect", "timeout", "other", "local"};
+    const char *names[] = {"http_4xx", "http_5xx", "connect", "timeout",
+                           "other",    "local",    "tls",     "cert"};
     size_t offs[] = {offsetof(st_counts, http_4xx),    offsetof(st_counts, http_5xx),
                      offsetof(st_counts, err_connect), offsetof(st_counts, err_timeout),
-                     offsetof(st_counts, err_other),   offsetof(st_counts, err_local)};
-    for (size_t i = 0; i < 6; i++) {
+                     offsetof(st_counts, err_other),   offsetof(st_counts, err_local),
+                     offsetof(st_counts, err_tls),     offsetof(st_counts, err_cert)};
+    for (size_t i = 0; i < 8; i++) {
         char text[64];
         snprintf(text, sizeof(text), "errors.%s<=1", names[i]);
         t = parsed(text);
@@ -168,7 +170,7 @@ static void test_threshold_refusals(void **state)
     refused("error_rate<1ms", false, "at character 13: a ratio takes no unit but % (a bare number "
                                      "is a fraction: 0.01 or 1%)");
     refused("errors.teapot<1%", false, "at character 8: not an error class (http_4xx, http_5xx, "
-                                       "connect, timeout, other or local)");
+                                       "connect, timeout, other, local, tls or cert)");
     refused("p(99)<250, stop", false, "at character 12: after the \",\" only \"abort\" or \"abort "
                                       "after DURATION\" may follow");
     refused("p(99)<250, abort in 2s", false, "at character 18: \"abort\" is followed by nothing or "

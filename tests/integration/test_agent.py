@@ -178,9 +178,9 @@ class CurlOnly(AgentCase):
         self.assertEqual(s["requests"]["ok"], 50)
         code, s, err = self.agent("--url", url + "/", "--rate", 20, "--duration", 1)
         self.assertEqual(code, 0, err)
-        # A self-signed certificate fails verification: every request is a connect error, none
-        # goes missing (sent or counted as dropped).
-        self.assertEqual(s["errors"]["connect"], s["requests"]["total"], (s["errors"], err))
+        # A self-signed certificate fails verification: every request is a certificate error,
+        # none goes missing (sent or counted as dropped).
+        self.assertEqual(s["errors"]["cert"], s["requests"]["total"], (s["errors"], err))
         self.assertEqual(s["requests"]["ok"], 0)
         self.assertEqual(s["requests"]["total"] + s["requests"]["dropped"], 20)
 
@@ -233,8 +233,8 @@ class Cli(AgentCase):
         self.expect_usage_error(["--url", "http://127.0.0.1:1/", "--duration", 1], "rate")
         self.expect_usage_error(["--bogus"], "--bogus")
         # (--engine through the helper, which gives it once: a flag given twice is refused)
-        self.expect_usage_error(["--url", "https://127.0.0.1:1/", "--rate", 5, "--duration", 1],
-                                "--engine fast", engine="fast")
+        self.expect_usage_error(["--url", "https://127.0.0.1:1/", "--rate", 5, "--duration", 1,
+                                 "--http2"], "--engine fast", engine="fast")
 
     def test_bad_plan_exit_2_naming_the_json_path(self):
         d = tempfile.mkdtemp(prefix="st-plan-")

@@ -299,7 +299,8 @@ class LocalRuns(RunCase):
     def test_dry_run_refuses_what_the_run_would_fail_on(self):
         load = ["--url", "http://127.0.0.1:1/", "--rate", 5, "--duration", 1]
         self.expect_dry_run_refused(["--url", "https://127.0.0.1:1/", "--rate", 5,
-                                     "--duration", 1, "--engine", "fast"], "--engine fast")
+                                     "--duration", 1, "--http2", "--engine", "fast"],
+                                    "--engine fast")
         self.expect_dry_run_refused(load + ["--listen", "foo"], "--listen")
         # A run (not a dry one) is refused the same way, before any agent starts.
         code, p = self.run_stampede(*load, "--listen", "foo", timeout=10)

@@ -1,0 +1,93 @@
+"""HTTPS against Debian's nginx with TLS on loopback: what stampede-agent counts equals what nginx's
+access log saw, --engine auto picks the fast engine for https://, certificates are verified by
+default (errors.cert), and a server that does not speak TLS is errors.tls."""
+import os
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+import harness
+from test_agent import AgentCase
+
+NGINX = "/usr/sbin/nginx"
+
+
+class HttpsCase(AgentCase):
+    def nginx_tls(self):
+        """Starts nginx with TLS (a self-signed certificate made here) and an access log; returns
+        (base URL, access log path)."""
+        if not os.access(NGINX, os.X_OK):
+            raise unittest.SkipTest("nginx is not installed")
+        d = tempfile.mkdtemp(prefix="st-https-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", d])
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", d + "/key.pem", "-out",
+                        d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        port = harness.free_port()
+        conf = os.path.join(d, "nginx.conf")
+        log = os.path.join(d, "access.log")
+        with open(conf, "w") as f:
+            f.write(textwrap.dedent("""\
+                worker_processes 1;
+                daemon off;
+                pid %(d)s/nginx.pid;
+                error_log %(d)s/error.log;
+                events { worker_connections 1024; }
+                http {
+                  access_log %(log)s;
+                  client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
+                  uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
+                  server {
+                    listen 127.0.0.1:%(port)d ssl;
+                    ssl_certificate %(d)s/cert.pem;
+                    ssl_certificate_key %(d)s/key.pem;
+                    location / { return 200 "ok"; }
+                  }
+                }
+                """) % {"d": d, "port": port, "log": log})
+        self.start([NGINX, "-c", conf, "-e", os.path.join(d, "error.log")])
+        harness.wait_port(port)
+        self.cert = d + "/cert.pem"
+        return "https://127.0.0.1:%d/" % port, log
+
+    @staticmethod
+    def logged(log):
+        with open(log) as f:
+            return sum(1 for _ in f)
+
+    def test_counts_match_nginx_and_auto_picks_fast(self):
+        url, log = self.nginx_tls()
+        s = self.completed("--url", url, "--rate", 100, "--duration", 2, "--connections", 4,
+                           "--insecure")
+        self.assertEqual(s["engine"], "fast")
+        self.assertEqual(s["requests"]["failed"], 0, s)
+        self.assertEqual(s["requests"]["ok"], 200, s)
+        self.assertEqual(self.logged(log), s["requests"]["total"])
+
+    def test_certificate_verified_by_default(self):
+        url, log = self.nginx_tls()
+        for engine in ("fast", "curl"):
+            code, s, err = self.agent("--url", url, "--rate", 20, "--duration", 1,
+                                      "--connections", 2, engine=engine)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(s["errors"]["cert"], s["requests"]["total"], (engine, s))
+            self.assertEqual(s["requests"]["total"], 20, (engine, s))
+            self.assertEqual(s["requests"]["ok"], 0, (engine, s))
+        self.assertEqual(self.logged(log), 0)
+
+    def test_plain_http_server_is_a_tls_error(self):
+        from targets import start_target
+        _, base = start_target(self)
+        url = base.replace("http://", "https://")
+        for engine in ("fast", "curl"):
+            code, s, err = self.agent("--url", url, "--rate", 20, "--duration", 1,
+                                      "--connections", 2, "--insecure", engine=engine)
+            self.assertEqual(code, 0, err)
+            self.assertEqual(s["errors"]["tls"], 20, (engine, s))
+
+
+if __name__ == "__main__":
+    unittest.main()
