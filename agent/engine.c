@@ -4,7 +4,7 @@
 #include <string.h>
 
 /* In order of preference for --engine auto: the first that applies wins. */
-static const st_engine_ops *const engines[] = {&st_engine_fast, &st_engine_curl};
+static const st_engine_ops *const engines[] = {&st_engine_fast, &st_engine_h2, &st_engine_curl};
 #define N_ENGINES (sizeof(engines) / sizeof(engines[0]))
 
 int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops **out, char *err,
@@ -33,5 +33,5 @@ int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops 
         return 0;
     }
     return st_errf(err, err_len, ST_EINVAL,
-                   "--engine: \"%s\" is not an engine (auto, curl or fast)", name);
+                   "--engine: \"%s\" is not an engine (auto, curl, fast or h2)", name);
 }

@@ -97,7 +97,15 @@ static const st_setting plan_settings[] = {
      .min = 1, .max = 3600000, .has_def = true, .def = 10,
      .help = "a send this late after its instant counts as late", AT(late_ms)},
     {.key = "http2", .flag = "http2", .type = ST_SETTING_BOOL, .where = FLAGS, .has_def = true,
-     .def = 0, .help = "HTTP/2 over TLS (curl engine)", AT(http2)},
+     .def = 0,
+     .help = "HTTP/2: h2c with prior knowledge for http:// (h2 engine, one origin), ALPN h2 for "
+             "https:// (curl engine)",
+     AT(http2)},
+    {.key = "streams", .flag = "streams", .type = ST_SETTING_INT, .where = FLAGS, .arg = "M",
+     .min = 1, .max = 1000, .has_def = true, .def = 1,
+     .help = "HTTP/2 (h2 engine): concurrent streams per connection, as h2load -m; up to "
+             "connections x M requests in flight",
+     AT(streams)},
     {.key = "insecure", .flag = "insecure", .type = ST_SETTING_BOOL, .where = FLAGS,
      .has_def = true, .def = 0, .help = "do not verify TLS certificates", AT(insecure)},
     {.key = "agents", .flag = "agents", .type = ST_SETTING_INT,

@@ -412,6 +412,7 @@ int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampe
     spec->timeout_ms = (uint32_t)p->timeout_ms;
     spec->late_ms = (uint32_t)p->late_ms;
     spec->http2 = p->http2 == 1;
+    spec->streams = (uint32_t)(p->streams > 0 ? p->streams : 1);
     spec->insecure = p->insecure == 1;
     spec->engine = st_arena_strdup(a, engine ? engine : "auto");
     if (!spec->engine) {
@@ -496,6 +497,7 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
     out->timeout_ms = (int)spec->timeout_ms;
     out->late_ms = (int)spec->late_ms;
     out->http2 = spec->http2;
+    out->streams = spec->streams > 0 ? (int)spec->streams : 1;
     out->insecure = spec->insecure;
     if (spec->closed_loop) {
         out->rate_rps = 0;

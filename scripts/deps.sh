@@ -24,7 +24,7 @@ st_need_apt() {
 
 # What building stampede takes.
 ST_BUILD_PKGS=(build-essential cmake pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler
-    libcurl4-openssl-dev libssl-dev libev-dev libcjson-dev libcmocka-dev libncurses-dev libhttp-parser-dev)
+    libcurl4-openssl-dev libssl-dev libev-dev libcjson-dev libcmocka-dev libncurses-dev libhttp-parser-dev libnghttp2-dev)
 # What the tests take beyond that: real peers and tools they drive (the AWS CLI reads back what the
 # sink wrote; botocore's signer checks ours; headless Chromium opens the HTML report; tmux drives
 # the terminal UI).
