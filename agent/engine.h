@@ -16,9 +16,10 @@
  *
  * Connections: an instance opens at most cfg->connections connections and has at most that many
  * requests in flight (one request per connection at a time, no pipelining; with HTTP/2 the curl
- * engine may multiplex them over fewer connections). The h2 engine opens exactly up to
- * cfg->connections connections and has at most connections x streams requests in flight, fewer
- * when the server's SETTINGS_MAX_CONCURRENT_STREAMS is lower; its request carries the same
+ * engine may multiplex them over fewer connections). The h2 engine opens up to
+ * cfg->connections connections and has at most connections x streams requests in flight, each
+ * connection carrying up to cfg->streams of them at once (fewer when the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS is lower: the rest wait in the engine for a stream); its request carries the same
  * headers as below (names lower-cased, Host as :authority, values without surrounding blanks,
  * content-length for a body), and a plan header HTTP/2 forbids (Connection, Keep-Alive,
  * Proxy-Connection, Upgrade, TE) is ST_EINVAL at create. Streams the server did not process

@@ -190,6 +190,10 @@ static void conn_update(h2_conn *c)
     } else if (a == 0) {
         ring_remove(e, c);
     }
+    if (a > 0 && e->pending_head && !ev_is_active(&e->flush)) {
+        /* Waiting streams are placed before the loop waits (never from inside this call). */
+        ev_prepare_start(e->loop, &e->flush);
+    }
 }
 
 static void mark_dirty(h2_conn *c)
@@ -305,6 +309,23 @@ static void on_defer(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
+/* Queues st until a connection has room for it. */
+static void pending_push(st_engine *e, h2_stream *st)
+{
+    st->state = S_PENDING;
+    st->next = NULL;
+    if (e->pending_tail) {
+        e->pending_tail->next = st;
+    } else {
+        e->pending_head = st;
+    }
+    e->pending_tail = st;
+    e->n_pending++;
+    if (e->ring && !ev_is_active(&e->flush)) {
+        ev_prepare_start(e->loop, &e->flush);
+    }
+}
+
 /* Sends st again elsewhere (GOAWAY or REFUSED_STREAM: the server did not process it). */
 static void stream_resend(h2_stream *st)
 {
@@ -315,15 +336,7 @@ static void stream_resend(h2_stream *st)
     st->bytes_out = 0;
     st->body_off = 0;
     st->status = 0;
-    st->state = S_PENDING;
-    st->next = NULL;
-    if (e->pending_tail) {
-        e->pending_tail->next = st;
-    } else {
-        e->pending_head = st;
-    }
-    e->pending_tail = st;
-    e->n_pending++;
+    pending_push(e, st);
 }
 
 /* Places waiting resends on connections with room, oldest first. */
@@ -505,7 +518,6 @@ static void conn_close(h2_conn *c, st_res_kind kind)
         stream_finish(st, kind);
     }
     conn_update(c);
-    pending_drain(e);
 }
 
 /* Closes c once nghttp2 has nothing left to do on it (after GOAWAY, every stream done). */
@@ -605,11 +617,20 @@ static void on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)revents;
     st_engine *e = w->data;
     ev_prepare_stop(loop, w);
-    while (e->dirty_head) {
-        h2_conn *c = e->dirty_head;
-        e->dirty_head = c->dirty_next;
-        c->dirty = false;
-        conn_flush(c);
+    for (;;) {
+        pending_drain(e);
+        if (!e->dirty_head) {
+            break;
+        }
+        while (e->dirty_head) {
+            h2_conn *c = e->dirty_head;
+            e->dirty_head = c->dirty_next;
+            c->dirty = false;
+            conn_flush(c);
+        }
+    }
+    if (ev_is_active(w) && !(e->pending_head && e->ring) && !e->dirty_head) {
+        ev_prepare_stop(loop, w);
     }
 }
 
@@ -718,7 +739,6 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
                 return;
             }
             mark_dirty(c);
-            pending_drain(e);
             if ((size_t)n < sizeof(e->rbuf)) {
                 break;
             }
@@ -1139,8 +1159,7 @@ out:
 
 static int h2_free_slots(st_engine *e)
 {
-    int n = e->avail - e->n_pending;
-    return n > 0 ? n : 0;
+    return e->n_pool - e->inflight;
 }
 
 static int h2_inflight(st_engine *e)
@@ -1153,7 +1172,7 @@ static int h2_send(st_engine *e, size_t req_index, uint64_t tag)
     if (req_index >= e->n_reqs) {
         return ST_EINVAL;
     }
-    if (h2_free_slots(e) == 0 || !e->free_list) {
+    if (!e->free_list) {
         return ST_EAGAIN;
     }
     h2_stream *st = e->free_list;
@@ -1170,7 +1189,11 @@ static int h2_send(st_engine *e, size_t req_index, uint64_t tag)
         ev_timer_start(e->loop, &e->sweep);
     }
     e->in_send = true;
-    stream_place(e, st);
+    if (e->ring && !e->pending_head) {
+        stream_place(e, st);
+    } else {
+        pending_push(e, st);
+    }
     e->in_send = false;
     return 0;
 }
