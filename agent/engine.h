@@ -109,7 +109,8 @@ typedef struct st_engine_ops {
      * why_len > 0, the reason goes to why. Any thread. The curl engine always can. The fast one
      * can when every request is http:// (not https), on one origin (scheme, host, port), without
      * HTTP/2, and no proxy is configured in the environment (http_proxy, HTTP_PROXY, all_proxy,
-     * ALL_PROXY), since only libcurl honours proxies. */
+     * ALL_PROXY), since only libcurl honours proxies. The h2 one can when the plan asks for
+     * HTTP/2 and every request is http:// on one origin, with no proxy configured. */
     int (*applies)(const st_plan *plan, char *why, size_t why_len);
 
     /* Creates an instance on loop (which must outlive it). Nothing is connected yet.

@@ -66,7 +66,8 @@ rate_conns=(1000:10 5000:20 20000:100)
 
 # ---- what it needs ----
 
-st_need_apt "${ST_BUILD_PKGS[@]}" nginx-light wrk hey apache2-utils python3 python3-locust procps util-linux
+st_need_apt "${ST_BUILD_PKGS[@]}" nginx-light wrk hey apache2-utils python3 python3-locust procps util-linux \
+    nghttp2-client
 PY=/usr/bin/python3
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -z "$bin_dir" ]; then
@@ -131,6 +132,8 @@ fail() {
 # ---- nginx ----
 
 port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# HTTP/2 over cleartext (h2c with prior knowledge) on a second port of the same worker.
+h2_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/nginx/tmp" "$tmp/runs"
 cat >"$tmp/nginx/nginx.conf" <<EOF
 worker_processes 1;
@@ -151,6 +154,13 @@ http {
     scgi_temp_path $tmp/nginx/tmp;
     server {
         listen 127.0.0.1:$port;
+        location / {
+            return 200 "ok";
+        }
+    }
+    server {
+        listen 127.0.0.1:$h2_port http2;
+        http2_max_concurrent_streams 128;
         location / {
             return 200 "ok";
         }
@@ -272,6 +282,21 @@ for rep in $(seq "$reps"); do
     run latency agent-curl "$rep" agent "${agent[@]}" --rate "$lat_rate" --connections "$lat_conns" --engine curl
     run latency hey "$rep" hey hey -z "${duration}s" -c "$lat_conns" -q $((lat_rate / lat_conns)) -cpus 1 "$url"
     run latency wrk "$rep" wrk wrk -t1 -c"$lat_conns" -d"${duration}s" --latency "$url"
+done
+
+# HTTP/2: h2load's -c/-m beside the h2 engine's --connections/--streams. (libcurl 7.88 cannot keep
+# an h2c connection: its row would be errors, so the curl engine is not run here.)
+h2_url="http://127.0.0.1:$h2_port/"
+h2_shapes=(20:1 1:50)
+echo "== HTTP/2 ==" >&2
+for rep in $(seq "$reps"); do
+    for cm in "${h2_shapes[@]}"; do
+        c=${cm%%:*} m=${cm##*:}
+        run "h2-c${c}m${m}" h2load "$rep" h2load h2load -t1 -c"$c" -m"$m" -D "$duration" "$h2_url"
+        run "h2-c${c}m${m}" agent-h2 "$rep" agent "$bin_dir/stampede-agent" --url "$h2_url" \
+            --duration "$duration" --threads 1 --json --rate 0 --http2 --connections "$c" \
+            --streams "$m" --engine h2
+    done
 done
 
 report_args=(report --records "$tmp/records.jsonl" --bin-dir "$bin_dir" --reps "$reps"

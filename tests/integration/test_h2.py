@@ -125,8 +125,8 @@ class H2Nginx(harness.ProcTestCase):
                        "rate": 10, "duration": 1, "http2": True}, f)
         code, out, err = self.run_to_end([harness.binary("stampede-agent"), "--plan", plan],
                                          timeout=30)
-        self.assertNotEqual(code, 0)
-        self.assertIn("Connection is a connection header", err)
+        self.assertEqual(code, 2, err)
+        self.assertIn("requests[0].headers[0]: Connection is a connection header", err)
 
 
 if __name__ == "__main__":
