@@ -67,12 +67,16 @@
 /* How a request ended. */
 typedef enum {
     ST_RES_HTTP = 0,    /* a complete HTTP response arrived: see status */
-    ST_RES_CONNECT = 1, /* the connection could not be made (refused, unreachable, DNS, TLS setup) */
+    ST_RES_CONNECT = 1, /* the connection could not be made (refused, unreachable, DNS) */
     ST_RES_TIMEOUT = 2, /* no complete response within cfg->timeout_ms of the send */
     ST_RES_OTHER = 3,   /* reset, malformed response, or any other failure */
     ST_RES_ABORTED = 4, /* cancelled by st_engine_ops.cancel_all (the run stopped) */
     ST_RES_LOCAL = 5,   /* never left this machine: no file descriptor for a socket (EMFILE,
                            ENFILE); the worker counts it as err_local, not as sent */
+    ST_RES_TLS = 6,     /* the TLS handshake failed: protocol error, alert, no common version,
+                           cipher or ALPN protocol, a peer that is not TLS (conn_io.h) */
+    ST_RES_CERT = 7,    /* the server's certificate did not verify (untrusted, expired, wrong
+                           name) */
 } st_res_kind;
 
 typedef struct st_result {

@@ -383,6 +383,8 @@ static void count_result(st_counts *c, st_hist *lat, st_hist *lat_raw, uint64_t 
         st_hist_record(lat_raw, to_us_rounded(r->done_ns > r->sent_ns ? r->done_ns - r->sent_ns : 0));
         break;
     case ST_RES_CONNECT:
+    case ST_RES_TLS:  /* no engine reports these yet; they get counters of their own */
+    case ST_RES_CERT:
         c->err_connect++;
         break;
     case ST_RES_TIMEOUT:
