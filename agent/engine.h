@@ -7,8 +7,10 @@
  *     redirects off, proxies from the environment, any origin mix).
  *   - "fast" (engine_fast.c): our own HTTP/1.1 keep-alive client for plain http:// plans whose
  *     requests all go to one origin, with http-parser reading the responses.
- *   - "h2" (engine_h2.c): HTTP/2 on libnghttp2 for --http2 plans of one http:// origin (h2c with
- *     prior knowledge): cfg->connections connections, each with up to cfg->streams streams.
+ *   - "h2" (engine_h2.c): HTTP/2 on libnghttp2 for --http2 plans of one origin (h2c with prior
+ *     knowledge for http://, TLS with ALPN h2 through conn_io.h for https://, verified unless
+ *     cfg->insecure; a server that does not choose h2 is ST_RES_TLS): cfg->connections
+ *     connections, each with up to cfg->streams streams.
  * st_engine_choose() asks each engine's applies op and picks fast, then h2, wherever one applies.
  *
  * Threading: an engine instance belongs to one worker thread and its libev loop; every op and every
@@ -114,7 +116,7 @@ typedef struct st_engine_ops {
      * can when every request is http:// (not https), on one origin (scheme, host, port), without
      * HTTP/2, and no proxy is configured in the environment (http_proxy, HTTP_PROXY, all_proxy,
      * ALL_PROXY), since only libcurl honours proxies. The h2 one can when the plan asks for
-     * HTTP/2 and every request is http:// on one origin, with no proxy configured. */
+     * HTTP/2 and every request is on one origin, http:// or https://, with no proxy configured. */
     int (*applies)(const st_plan *plan, char *why, size_t why_len);
 
     /* Creates an instance on loop (which must outlive it). Nothing is connected yet.

@@ -1,6 +1,6 @@
 /*
- * engine_h2.c - the "h2" engine: HTTP/2 over cleartext TCP with prior knowledge (h2c), on
- * libnghttp2 and the worker's libev loop.
+ * engine_h2.c - the "h2" engine: HTTP/2 over cleartext TCP with prior knowledge (h2c), or over
+ * TLS with ALPN h2 (conn_io.h), on libnghttp2 and the worker's libev loop.
  *
  * cfg->connections TCP connections, each carrying up to cfg->streams concurrent streams (fewer
  * when the server's SETTINGS_MAX_CONCURRENT_STREAMS is lower). The connections that can take a
@@ -17,6 +17,7 @@
 #include "engine.h"
 
 #include "clock.h"
+#include "conn_io.h"
 #include "error.h"
 #include "tcp_open.h"
 #include "url.h"
@@ -40,7 +41,7 @@
 #define H2_USER_AGENT   "stampede/" ST_VERSION
 #define H2_FRAME_HDLEN  9
 
-typedef enum { C_CLOSED = 0, C_CONNECTING, C_OPEN, C_DRAINING } conn_state;
+typedef enum { C_CLOSED = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DRAINING } conn_state;
 
 typedef struct h2_req {
     nghttp2_nv *nv;
@@ -70,6 +71,7 @@ typedef struct h2_stream {
     size_t body_off;
     int status;
     int resends;
+    bool lost_resend; /* sent again once after its connection broke */
     st_res_kind kind;
     struct h2_stream *next; /* free list, pending or deferred queue */
 } h2_stream;
@@ -80,9 +82,11 @@ struct h2_conn {
     st_engine *e;
     nghttp2_session *s;
     int fd;
+    st_conn_io io; /* owns fd from the handshake on */
     conn_state state;
     st_tcp_try try_;
     int active;    /* streams of ours attached */
+    unsigned responses; /* complete responses on this connection since it opened */
     int avail;     /* what this connection adds to e->avail */
     bool on_ring;
     bool dirty;
@@ -99,6 +103,7 @@ struct st_engine {
     h2_req *reqs;
     size_t n_reqs;
     st_tcp_addrs addrs;
+    st_conn_tls *tls; /* https://: ALPN h2; NULL for h2c */
     h2_conn *conns;
     int n_conns;
     int streams; /* per connection, as asked */
@@ -395,6 +400,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         st->bytes_in += H2_FRAME_HDLEN + frame->hd.length;
         /* A final response (not a 1xx) that ends the stream is complete. */
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && st->status >= 200) {
+            c->responses++;
             stream_finish(st, ST_RES_HTTP);
         }
     }
@@ -474,7 +480,11 @@ static void conn_close_fd(h2_conn *c)
     if (c->fd >= 0) {
         ev_io_stop(e->loop, &c->rio);
         ev_io_stop(e->loop, &c->wio);
-        close(c->fd);
+        if (c->io.fd >= 0) {
+            st_conn_io_close(&c->io, false);
+        } else {
+            close(c->fd);
+        }
         c->fd = -1;
     }
     if (c->s) {
@@ -520,6 +530,25 @@ static void conn_close(h2_conn *c, st_res_kind kind)
     conn_update(c);
 }
 
+/* The connection broke (EOF, reset, a failed write). As with HTTP/1.1 (engine.h), a stream on a
+ * connection that had answered before and that got no byte back was most likely never seen (the
+ * server closed the connection, often after a GOAWAY that this end had not read yet, as the
+ * request went out): it is sent once more on another connection. The others end as other. */
+static void conn_lost(h2_conn *c)
+{
+    st_engine *e = c->e;
+    if (c->responses > 0) {
+        for (int i = 0; i < e->n_pool; i++) {
+            h2_stream *st = &e->pool[i];
+            if (st->state == S_ACTIVE && st->c == c && st->bytes_in == 0 && !st->lost_resend) {
+                st->lost_resend = true;
+                stream_resend(st);
+            }
+        }
+    }
+    conn_close(c, ST_RES_OTHER);
+}
+
 /* Closes c once nghttp2 has nothing left to do on it (after GOAWAY, every stream done). */
 static void conn_maybe_done(h2_conn *c)
 {
@@ -534,21 +563,21 @@ static void conn_maybe_done(h2_conn *c)
 static void conn_write_out(h2_conn *c)
 {
     while (c->woff < c->wlen) {
-        ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
-        if (n >= 0) {
+        ssize_t n = st_conn_io_write(&c->io, c->wbuf + c->woff, c->wlen - c->woff);
+        if (n > 0) {
             c->woff += (size_t)n;
             continue;
         }
-        if (errno == EINTR) {
-            continue;
-        }
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (n == ST_CONN_IO_WANT_WRITE) {
             if (!ev_is_active(&c->wio)) {
                 ev_io_start(c->e->loop, &c->wio);
             }
             return;
         }
-        conn_close(c, ST_RES_OTHER);
+        if (n == ST_CONN_IO_WANT_READ) {
+            return; /* the read watcher is always on: the next read flushes again */
+        }
+        conn_lost(c);
         return;
     }
     c->woff = c->wlen = 0;
@@ -557,7 +586,7 @@ static void conn_write_out(h2_conn *c)
 /* Writes what nghttp2 has to send, in buffers of H2_WBUF_SIZE. */
 static void conn_flush(h2_conn *c)
 {
-    if (c->state == C_CONNECTING || c->fd < 0) {
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE || c->fd < 0) {
         return;
     }
     for (;;) {
@@ -653,11 +682,52 @@ static int conn_session(h2_conn *c)
     return 0;
 }
 
-static void conn_connected(h2_conn *c)
+static void conn_ready(h2_conn *c)
 {
     c->state = C_OPEN;
     conn_update(c);
     mark_dirty(c);
+}
+
+/* One step of the TLS handshake (at once done for h2c); the server must choose h2 by ALPN. */
+static void conn_handshake(h2_conn *c)
+{
+    int rc = st_conn_io_handshake(&c->io);
+    if (rc == ST_CONN_IO_WANT_WRITE) {
+        if (!ev_is_active(&c->wio)) {
+            ev_io_start(c->e->loop, &c->wio);
+        }
+        return;
+    }
+    if (ev_is_active(&c->wio)) {
+        ev_io_stop(c->e->loop, &c->wio);
+    }
+    if (rc == ST_CONN_IO_WANT_READ) {
+        return;
+    }
+    if (rc != 0) {
+        conn_close(c, st_conn_io_fail_kind(&c->io));
+        return;
+    }
+    if (c->e->tls) {
+        const unsigned char *p = NULL;
+        size_t n = st_conn_io_alpn(&c->io, &p);
+        if (n != 2 || memcmp(p, "h2", 2) != 0) {
+            conn_close(c, ST_RES_TLS);
+            return;
+        }
+    }
+    conn_ready(c);
+}
+
+static void conn_connected(h2_conn *c)
+{
+    if (st_conn_io_start(&c->io, c->e->tls, c->fd) != 0) {
+        conn_close(c, ST_RES_LOCAL);
+        return;
+    }
+    c->state = C_HANDSHAKE;
+    conn_handshake(c);
 }
 
 /* Opens c (its session takes streams at once; they go out when the socket connects). */
@@ -693,6 +763,7 @@ static int conn_open(h2_conn *c)
         return rc;
     }
     c->state = C_CONNECTING;
+    c->responses = 0;
     st_tcp_begin(&c->e->addrs, &c->try_);
     conn_connect(c);
     return 0;
@@ -727,8 +798,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         conn_connect_done(c);
         return;
     }
+    if (c->state == C_HANDSHAKE) {
+        conn_handshake(c);
+        return;
+    }
     for (int reads = 0; reads < H2_MAX_READS && c->fd >= 0; reads++) {
-        ssize_t n = recv(c->fd, e->rbuf, sizeof(e->rbuf), 0);
+        ssize_t n = st_conn_io_read(&c->io, e->rbuf, sizeof(e->rbuf));
         if (n > 0) {
             ssize_t used = nghttp2_session_mem_recv(c->s, e->rbuf, (size_t)n);
             if (c->fd < 0) {
@@ -739,19 +814,22 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
                 return;
             }
             mark_dirty(c);
-            if ((size_t)n < sizeof(e->rbuf)) {
+            if ((size_t)n < sizeof(e->rbuf) && !st_conn_io_pending(&c->io)) {
                 break;
             }
             continue;
         }
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (n == ST_CONN_IO_WANT_READ || n == ST_CONN_IO_WANT_WRITE) {
+            /* A TLS read that wants the socket writable is retried on the next event. */
             break;
         }
         /* EOF or an error: whatever is still on the connection was lost mid-stream. */
-        conn_close(c, ST_RES_OTHER);
+        conn_lost(c);
+        return;
+    }
+    if (c->fd >= 0 && st_conn_io_pending(&c->io)) {
+        /* Bytes wait in the TLS layer, where the socket's readiness does not show them. */
+        ev_feed_event(e->loop, &c->rio, EV_READ);
         return;
     }
     if (c->fd >= 0 && c->s) {
@@ -766,6 +844,8 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
     h2_conn *c = w->data;
     if (c->state == C_CONNECTING) {
         conn_connect_done(c);
+    } else if (c->state == C_HANDSHAKE) {
+        conn_handshake(c);
     } else {
         conn_flush(c);
     }
@@ -839,10 +919,12 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
             continue;
         }
         h2_conn *c = st->c;
-        if (c->state == C_CONNECTING) {
-            stream_finish(st, ST_RES_CONNECT);
-            if (c->active == 0 && c->state == C_CONNECTING) {
-                conn_close(c, ST_RES_CONNECT);
+        if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+            /* A handshake that does not finish in time is a timeout (engine.h). */
+            conn_state was = c->state;
+            stream_finish(st, was == C_CONNECTING ? ST_RES_CONNECT : ST_RES_TIMEOUT);
+            if (c->active == 0 && c->state == was) {
+                conn_close(c, ST_RES_OTHER);
             }
             continue;
         }
@@ -973,7 +1055,8 @@ static int build_request(const st_request *r, const st_url *u, h2_req *out, char
     } while (0)
     /* The URL's strings are copied: the URL is freed after create. */
     NV(":method", 7, r->method, strlen(r->method));
-    NV(":scheme", 7, "http", 4);
+    bool tls = strcmp(u->scheme, "https") == 0;
+    NV(":scheme", 7, tls ? "https" : "http", tls ? 5 : 4);
     if (host) {
         const char *v;
         size_t vl;
@@ -1049,6 +1132,7 @@ static void h2_destroy(st_engine *e)
     if (e->cbs) {
         nghttp2_session_callbacks_del(e->cbs);
     }
+    st_conn_tls_free(e->tls);
     free(e->reqs);
     free(e->conns);
     free(e->pool);
@@ -1111,6 +1195,7 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
         h2_conn *c = &e->conns[i];
         c->e = e;
         c->fd = -1;
+        st_conn_io_init(&c->io);
         ev_io_init(&c->rio, on_readable, -1, EV_READ);
         c->rio.data = c;
         ev_io_init(&c->wio, on_writable, -1, EV_WRITE);
@@ -1127,9 +1212,9 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
             }
             goto out;
         }
-        if (strcmp(cur->scheme, "http") != 0) {
+        if (strcmp(cur->scheme, "http") != 0 && strcmp(cur->scheme, "https") != 0) {
             rc = st_errf(err, err_len, ST_EINVAL,
-                         "requests[%zu].url: the h2 engine sends http:// (h2c) only", i);
+                         "requests[%zu].url: the h2 engine sends http:// and https:// only", i);
             goto out;
         }
         if (i > 0 && !st_url_same_origin(&first, cur)) {
@@ -1146,6 +1231,10 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
         }
     }
     rc = st_tcp_resolve(&e->addrs, first.host, first.port, err, err_len);
+    if (rc == 0 && strcmp(first.scheme, "https") == 0) {
+        st_conn_tls_cfg tc = {.host = first.host, .insecure = cfg->insecure != 0, .alpn = "h2"};
+        rc = st_conn_tls_new(&e->tls, &tc, err, err_len);
+    }
 out:
     st_url_fini(&u);
     st_url_fini(&first);
@@ -1253,8 +1342,8 @@ static int h2_applies(const st_plan *plan, char *why, size_t why_len)
         int rc = st_url_parse(plan->requests[i].url, cur, NULL);
         if (rc != 0) {
             ok = st_errf(why, why_len, 0, "requests[%zu].url is not a valid URL", i);
-        } else if (strcmp(cur->scheme, "http") != 0) {
-            ok = st_errf(why, why_len, 0, "requests[%zu].url is not http://", i);
+        } else if (strcmp(cur->scheme, "http") != 0 && strcmp(cur->scheme, "https") != 0) {
+            ok = st_errf(why, why_len, 0, "requests[%zu].url is not http:// or https://", i);
         } else if (i > 0 && !st_url_same_origin(&first, cur)) {
             ok = st_errf(why, why_len, 0, "requests[%zu].url is on another origin than requests[0]",
                          i);

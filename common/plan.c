@@ -98,8 +98,8 @@ static const st_setting plan_settings[] = {
      .help = "a send this late after its instant counts as late", AT(late_ms)},
     {.key = "http2", .flag = "http2", .type = ST_SETTING_BOOL, .where = FLAGS, .has_def = true,
      .def = 0,
-     .help = "HTTP/2: h2c with prior knowledge for http:// (h2 engine, one origin), ALPN h2 for "
-             "https:// (curl engine)",
+     .help = "HTTP/2: h2c with prior knowledge for http://, ALPN h2 for https:// (the h2 "
+             "engine for one origin, else curl)",
      AT(http2)},
     {.key = "streams", .flag = "streams", .type = ST_SETTING_INT, .where = FLAGS, .arg = "M",
      .min = 1, .max = 1000, .has_def = true, .def = 1,

@@ -89,12 +89,12 @@ static void test_engine_choose_auto(void **state)
     /* What the fast engine does not speak goes to curl, without an error. */
     q[0] = request("https://127.0.0.1:9/");
     assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
-    /* HTTP/2 to one http:// origin goes to h2 (h2c), over TLS to curl. */
+    /* HTTP/2 to one origin goes to h2: h2c for http://, ALPN h2 for https://. */
     q[0] = request("http://127.0.0.1:9/");
     p.http2 = 1;
     assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_h2);
     q[0] = request("https://127.0.0.1:9/");
-    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_h2);
     assert_string_equal(err, "");
 }
 

@@ -459,11 +459,11 @@ static void test_engine_h2_connection_header_refused(void **state)
                      ST_EINVAL);
     assert_null(e);
     assert_non_null(strstr(err, "requests[0].headers[0]: Connection"));
+    /* https:// is h2 over TLS: the context is built at create. */
     q.url = "https://127.0.0.1:9/";
     q.n_headers = 0;
-    assert_int_equal(st_engine_h2.create(&e, loop, &cfg, run_on_done, NULL, err, sizeof(err)),
-                     ST_EINVAL);
-    assert_non_null(strstr(err, "http://"));
+    assert_int_equal(st_engine_h2.create(&e, loop, &cfg, run_on_done, NULL, err, sizeof(err)), 0);
+    st_engine_h2.destroy(e);
     assert_loop_empty(loop);
     ev_loop_destroy(loop);
 }

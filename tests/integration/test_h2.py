@@ -1,5 +1,5 @@
 """The h2 engine (agent/engine_h2.c) against Debian's nginx with HTTP/2 over cleartext (h2c with
-prior knowledge) on loopback: the connections nginx logged are exactly those asked for, nginx
+prior knowledge) and over TLS (ALPN h2) on loopback: the connections nginx logged are exactly those asked for, nginx
 served as many requests as the summary counts, several streams share one connection at once, and
 GOAWAY (nginx's keepalive_requests) costs no request."""
 import json
@@ -14,11 +14,21 @@ NGINX = "/usr/sbin/nginx"
 
 
 class H2Nginx(harness.ProcTestCase):
-    def start_nginx(self, keepalive_requests=1000000, delay=False):
+    def start_nginx(self, keepalive_requests=1000000, delay=False, tls=False, h2=True):
         if not os.access(NGINX, os.X_OK):
             raise unittest.SkipTest("nginx is not installed")
         port = harness.free_port()
         d = tempfile.mkdtemp(prefix="st-h2-")
+        listen = "http2" if h2 else ""
+        if tls:
+            # A self-signed certificate for 127.0.0.1, made now.
+            crt, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+            code, _, err = self.run_to_end(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                 "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1",
+                 "-addext", "subjectAltName=IP:127.0.0.1"], timeout=30)
+            self.assertEqual(code, 0, err)
+            listen = "ssl %s;\n ssl_certificate %s; ssl_certificate_key %s" % (listen, crt, key)
         self.log = os.path.join(d, "access.log")
         # $connection numbers nginx's connections. The echo module (Debian's
         # libnginx-mod-http-echo) holds each response of /slow for 50 ms so that streams overlap.
@@ -44,16 +54,16 @@ class H2Nginx(harness.ProcTestCase):
                   uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
                   keepalive_requests %(kr)d;
                   server {
-                    listen 127.0.0.1:%(port)d http2;
+                    listen 127.0.0.1:%(port)d %(listen)s;
                     location / { return 200 "ok"; }
                     %(slow)s
                   }
                 }
                 """) % {"d": d, "port": port, "kr": keepalive_requests, "mods": mods,
-                        "slow": slow})
+                        "slow": slow, "listen": listen})
         self.start([NGINX, "-c", os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "error.log")])
         harness.wait_port(port)
-        return "http://127.0.0.1:%d" % port
+        return "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
 
     def agent(self, url, *args):
         cmd = [harness.binary("stampede-agent"), "--url", url, "--http2", "--json"]
@@ -115,6 +125,46 @@ class H2Nginx(harness.ProcTestCase):
         self.assertEqual(s["requests"]["ok"], 400)
         self.assertEqual(len(lines), 400)
         self.assertLessEqual(len({l[0] for l in lines}), 3)
+
+    def test_tls_connections_as_asked_and_counts_agree(self):
+        base = self.start_nginx(tls=True)
+        s, err = self.agent(base + "/", "--insecure", "--rate", 0, "--duration", 1,
+                            "--connections", 3, "--streams", 4, "--threads", 1)
+        self.assertIn("engine h2", err)
+        lines = self.logged()
+        self.assertEqual(s["requests"]["failed"], 0)
+        self.assertGreater(s["requests"]["ok"], 1000)
+        self.assertEqual(s["requests"]["ok"], len(lines))
+        self.assertTrue(all(l[2] == "HTTP/2.0" for l in lines))
+        self.assertEqual(len({l[0] for l in lines}), 3)
+
+    def test_tls_goaway_costs_no_request(self):
+        base = self.start_nginx(tls=True, keepalive_requests=100)
+        s, _ = self.agent(base + "/", "--insecure", "--rate", 0, "--duration", 1,
+                          "--connections", 2, "--streams", 10, "--threads", 1)
+        lines = self.logged()
+        self.assertEqual(s["requests"]["failed"], 0)
+        self.assertEqual(s["requests"]["ok"], len(lines))
+        self.assertGreater(len({l[0] for l in lines}), 10)
+
+    def test_tls_unverified_certificate_fails(self):
+        # Verification is on by default: a self-signed certificate fails every request, and
+        # nginx serves none.
+        base = self.start_nginx(tls=True)
+        s, _ = self.agent(base + "/", "--rate", 50, "--duration", 1, "--connections", 2,
+                          "--threads", 1)
+        self.assertEqual(s["requests"]["ok"], 0)
+        self.assertEqual(s["requests"]["failed"], 50)
+        self.assertEqual(self.logged(), [])
+
+    def test_tls_server_without_h2_fails(self):
+        # A server that does not choose h2 by ALPN: the handshake fails, nothing is sent.
+        base = self.start_nginx(tls=True, h2=False)
+        s, _ = self.agent(base + "/", "--insecure", "--rate", 50, "--duration", 1,
+                          "--connections", 2, "--threads", 1)
+        self.assertEqual(s["requests"]["ok"], 0)
+        self.assertEqual(s["requests"]["failed"], 50)
+        self.assertEqual(self.logged(), [])
 
     def test_forbidden_header_refused(self):
         base = self.start_nginx()
