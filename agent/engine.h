@@ -27,7 +27,8 @@
  * Proxy-Connection, Upgrade, TE) is ST_EINVAL at create. Streams the server did not process
  * (above a GOAWAY's last stream id, or reset with REFUSED_STREAM before any answer) are sent again
  * on another connection, at most 3 times; a connection lost mid-stream ends its streams as
- * ST_RES_OTHER. Connections are opened lazily on first use and
+ * ST_RES_OTHER, except, as with HTTP/1.1 above, streams that got no byte back on a connection
+ * that had answered before, which are sent once more. Connections are opened lazily on first use and
  * kept alive; a connection the server closed is reopened on the next send.
  *
  * The request on the wire: for one plan both engines send the same bytes over HTTP/1.1 (only how
