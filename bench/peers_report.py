@@ -521,20 +521,21 @@ def cmd_report(a):
                                                 ref["requests_per_cpu_s_reps"]))
             h2_rows.append(x)
     if h2_rows:
-        w("HTTP/2 (h2c, prior knowledge): closed loop, same connections (c) and streams (m), one core\n")
-        w("  %-10s %-20s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
+        w("HTTP/2 (h2: cleartext, prior knowledge; h2tls: TLS, ALPN h2): closed loop, same\n"
+          "connections (c) and streams (m), one core\n")
+        w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
             "shape", "tool", "req/s", "paired", "req/CPU-s", "paired", "used", "steal", "other",
             "errors"))
         for x in h2_rows:
-            w("  %-10s %-20s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
-                x["section"][3:], x["tool"], fmt(x["rps_median"], ",.0f"),
+            w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
+                x["section"], x["tool"], fmt(x["rps_median"], ",.0f"),
                 fmt(x.get("paired_ratio_to_h2load_median"), ".2f"),
                 fmt(x["requests_per_cpu_s_median"], ",.0f"),
                 fmt(x.get("paired_cpu_ratio_to_h2load_median"), ".2f")) + core_cols(x) +
                 (x["errors_total"],)))
         w("  paired: median over repetitions of the ratio to h2load's run of the same repetition.\n")
         for x in h2_rows:
-            w("    %-10s %-12s %s\n" % (x["section"][3:], x["tool"] + ":", x["command"]))
+            w("    %-12s %-12s %s\n" % (x["section"], x["tool"] + ":", x["command"]))
         w("\n")
 
     result = {

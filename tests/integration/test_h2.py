@@ -83,6 +83,7 @@ class H2Nginx(harness.ProcTestCase):
                                 "--streams", streams, "--threads", 2 if conns > 1 else 1)
             self.assertIn("engine h2", err)
             self.assertEqual(s["engine"], "h2")
+            self.assertEqual(s["streams"], streams)
             lines = self.logged()
             self.assertEqual(s["requests"]["failed"], 0)
             self.assertGreater(s["requests"]["ok"], 1000)
