@@ -33,13 +33,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define H2_RBUF_SIZE    (64 * 1024)
-#define H2_WBUF_SIZE    (64 * 1024)
-#define H2_MAX_READS    4
-#define H2_MAX_RESENDS  3
-#define H2_WINDOW       ((1 << 30) - 1) /* h2load's default: flow control never slows reads */
-#define H2_USER_AGENT   "stampede/" ST_VERSION
-#define H2_FRAME_HDLEN  9
+#define H2_RBUF_SIZE   (64 * 1024)
+#define H2_WBUF_SIZE   (64 * 1024)
+#define H2_MAX_READS   4
+#define H2_MAX_RESENDS 3
+#define H2_WINDOW      ((1 << 30) - 1) /* h2load's default: flow control never slows reads */
+#define H2_USER_AGENT  "stampede/" ST_VERSION
+#define H2_FRAME_HDLEN 9
 
 typedef enum { C_CLOSED = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DRAINING } conn_state;
 
@@ -85,9 +85,9 @@ struct h2_conn {
     st_conn_io io; /* owns fd from the handshake on */
     conn_state state;
     st_tcp_try try_;
-    int active;    /* streams of ours attached */
+    int active;         /* streams of ours attached */
     unsigned responses; /* complete responses on this connection since it opened */
-    int avail;     /* what this connection adds to e->avail */
+    int avail;          /* what this connection adds to e->avail */
     bool on_ring;
     bool dirty;
     h2_conn *prev, *next; /* ring */
@@ -172,7 +172,8 @@ static int conn_cap(const h2_conn *c)
     }
     int cap = c->e->streams;
     if (c->s && c->state == C_OPEN) {
-        uint32_t srv = nghttp2_session_get_remote_settings(c->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+        uint32_t srv =
+            nghttp2_session_get_remote_settings(c->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
         if (srv < (uint32_t)cap) {
             cap = (int)srv;
         }
@@ -424,8 +425,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error_code, 
     if (!st) {
         return 0;
     }
-    if (error_code == NGHTTP2_REFUSED_STREAM && st->bytes_in == 0 &&
-        st->resends < H2_MAX_RESENDS) {
+    if (error_code == NGHTTP2_REFUSED_STREAM && st->bytes_in == 0 && st->resends < H2_MAX_RESENDS) {
         stream_resend(st);
         return 0;
     }
@@ -895,7 +895,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     uint64_t now = st_clock_mono_ns();
     for (int i = 0; i < e->n_pool; i++) {
         h2_stream *st = &e->pool[i];
-        if ((st->state != S_ACTIVE && st->state != S_PENDING) || now < st->start_ns + e->timeout_ns) {
+        if ((st->state != S_ACTIVE && st->state != S_PENDING) ||
+            now < st->start_ns + e->timeout_ns) {
             continue;
         }
         if (st->state == S_PENDING) {
@@ -1044,7 +1045,7 @@ static int build_request(const st_request *r, const st_url *u, h2_req *out, char
     }
     char *s = out->strings;
     size_t n = 0;
-#define NV(nm, nml, val, vall)                                                                      \
+#define NV(nm, nml, val, vall)                                                                     \
     do {                                                                                           \
         out->nv[n].name = (uint8_t *)(nm);                                                         \
         out->nv[n].namelen = (nml);                                                                \

@@ -30,13 +30,13 @@
 /* ---- the HTTP/2 server ---- */
 
 typedef enum {
-    H_OK,      /* 200 "hello" to every request */
-    H_HOLD,    /* answers only when `hold` requests are open on the connection (or after 200 ms) */
-    H_GOAWAY,  /* answers `limit` requests per connection, then GOAWAY with the last one's id */
-    H_REFUSE,  /* resets the first stream of each connection with REFUSED_STREAM */
-    H_SILENT,  /* never answers */
-    H_DROP,    /* closes the connection when the first request arrives */
-    H_BIG,     /* answers with big_len bytes */
+    H_OK,     /* 200 "hello" to every request */
+    H_HOLD,   /* answers only when `hold` requests are open on the connection (or after 200 ms) */
+    H_GOAWAY, /* answers `limit` requests per connection, then GOAWAY with the last one's id */
+    H_REFUSE, /* resets the first stream of each connection with REFUSED_STREAM */
+    H_SILENT, /* never answers */
+    H_DROP,   /* closes the connection when the first request arrives */
+    H_BIG,    /* answers with big_len bytes */
 } h_mode;
 
 #define H_MAX_CONNS 64
@@ -53,7 +53,7 @@ typedef struct hsrv {
     pthread_mutex_t mu;
     bool stopping;
     int n_conns, n_reqs, max_open;
-    size_t body_bytes; /* request body bytes received */
+    size_t body_bytes;  /* request body bytes received */
     char headers[1024]; /* the last request's header list, "name: value\n" each */
 } hsrv;
 
@@ -106,8 +106,8 @@ static int s_on_header(nghttp2_session *ss, const nghttp2_frame *f, const uint8_
     (void)f;
     (void)flags;
     hconn *h = user;
-    int n = snprintf(h->hdr + h->hdr_len, sizeof(h->hdr) - h->hdr_len, "%.*s: %.*s\n",
-                     (int)namelen, name, (int)valuelen, value);
+    int n = snprintf(h->hdr + h->hdr_len, sizeof(h->hdr) - h->hdr_len, "%.*s: %.*s\n", (int)namelen,
+                     name, (int)valuelen, value);
     if (n > 0 && h->hdr_len + (size_t)n < sizeof(h->hdr)) {
         h->hdr_len += (size_t)n;
     }
@@ -361,8 +361,12 @@ static run *h2_run(plan1 *p, hsrv *s, const char *path, int conns, int streams, 
     p->q.weight = 1;
     run *r = run_new(&st_engine_h2);
     r->loop = r->loop ? r->loop : ev_loop_new(EVFLAG_AUTO);
-    st_engine_cfg cfg = {.requests = &p->q, .n_requests = 1, .connections = conns,
-                         .streams = streams, .timeout_ms = timeout_ms, .http2 = 1};
+    st_engine_cfg cfg = {.requests = &p->q,
+                         .n_requests = 1,
+                         .connections = conns,
+                         .streams = streams,
+                         .timeout_ms = timeout_ms,
+                         .http2 = 1};
     char err[256] = "";
     int rc = st_engine_h2.create(&r->e, r->loop, &cfg, run_on_done, r, err, sizeof(err));
     if (rc) {
@@ -449,8 +453,11 @@ static void test_engine_h2_connection_header_refused(void **state)
 {
     (void)state;
     char *hdrs[] = {"Connection: close"};
-    st_request q = {.method = "GET", .url = "http://127.0.0.1:9/", .headers = hdrs,
-                    .n_headers = 1, .weight = 1};
+    st_request q = {.method = "GET",
+                    .url = "http://127.0.0.1:9/",
+                    .headers = hdrs,
+                    .n_headers = 1,
+                    .weight = 1};
     st_engine_cfg cfg = {.requests = &q, .n_requests = 1, .connections = 1, .timeout_ms = 100};
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     st_engine *e = NULL;
