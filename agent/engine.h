@@ -153,7 +153,8 @@ extern const st_engine_ops st_engine_curl;
 extern const st_engine_ops st_engine_fast;
 extern const st_engine_ops st_engine_h2;
 
-/* "auto" (or NULL) picks the first engine whose applies op accepts the plan: fast, h2, curl;
+/* "auto" (or NULL) picks the first engine whose applies op accepts the plan: fast, h2, curl; a
+ * plan with streams > 1 must end with h2 (ST_EINVAL otherwise, with the reason in err);
  * "curl", "fast" and "h2" force one (forcing an engine that does not apply is ST_EINVAL with the reason
  * in err). Returns 0 and writes *out, or ST_EINVAL. */
 int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops **out, char *err,

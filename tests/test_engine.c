@@ -120,6 +120,18 @@ static void test_engine_choose_forced(void **state)
                              "HTTP/2 (--http2)); use --engine curl");
     p.http2 = 1;
     assert_ptr_equal(choose("h2", &p, 0, err, sizeof(err)), &st_engine_h2);
+
+    /* Streams only where they multiplex. */
+    p.streams = 8;
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_h2);
+    assert_null(choose("curl", &p, ST_EINVAL, err, sizeof(err)));
+    assert_string_equal(err, "--streams 8: only the h2 engine multiplexes streams (an --http2 plan "
+                             "of one origin, no proxy); the curl engine would send one request "
+                             "per connection");
+    p.http2 = 0;
+    assert_null(choose("auto", &p, ST_EINVAL, err, sizeof(err)));
+    p.streams = 1;
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_fast);
 }
 
 static void test_engine_choose_unknown(void **state)
