@@ -15,7 +15,7 @@ static const st_setting agent_settings[] = {
      .help = "JSON plan: weighted requests, stages, settings (see README)",
      ST_SETTING_AT(st_agent_opts, plan_file)},
     {.flag = "engine", .type = ST_SETTING_STRING, .where = ST_SETTING_OWN | ST_SETTING_REMOTE,
-     .arg = "NAME", .help = "auto (the default), curl, or fast (HTTP/1.1, http:// or https://, to one origin)",
+     .arg = "NAME", .help = "auto (the default), curl, fast (HTTP/1.1, http:// or https://, to one origin) or h2 (--http2, one origin)",
      ST_SETTING_AT(st_agent_opts, engine)},
     {.flag = "json", .type = ST_SETTING_BOOL, .where = ST_SETTING_OWN,
      .help = "print the summary as JSON on stdout", ST_SETTING_AT(st_agent_opts, json)},

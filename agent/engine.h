@@ -2,20 +2,34 @@
  * engine.h - the transport behind the agent: how one worker thread sends HTTP requests.
  *
  * A worker (agent/worker.c) decides *when* each request is due and *which* request of the plan it
- * is; an engine only sends it and reports how it ended. Two engines implement these ops:
+ * is; an engine only sends it and reports how it ended. Three engines implement these ops:
  *   - "curl" (engine_curl.c): libcurl multi on the worker's libev loop; every case (TLS, HTTP/2,
  *     redirects off, proxies from the environment, any origin mix).
  *   - "fast" (engine_fast.c): our own HTTP/1.1 keep-alive client for http:// and https:// plans
  *     whose requests all go to one origin, with http-parser reading the responses and conn_io.h
  *     carrying the bytes (TLS through OpenSSL: SNI, ALPN http/1.1, verification, resumption).
- * st_engine_choose() asks each engine's applies op and picks the fast one wherever it applies.
+ *   - "h2" (engine_h2.c): HTTP/2 on libnghttp2 for --http2 plans of one origin (h2c with prior
+ *     knowledge for http://, TLS with ALPN h2 through conn_io.h for https://, verified unless
+ *     cfg->insecure; a server that does not choose h2 is ST_RES_TLS): cfg->connections
+ *     connections, each with up to cfg->streams streams.
+ * st_engine_choose() asks each engine's applies op and picks fast, then h2, wherever one applies.
  *
  * Threading: an engine instance belongs to one worker thread and its libev loop; every op and every
  * callback runs on that thread. Nothing is shared between instances except the read-only config.
  *
  * Connections: an instance opens at most cfg->connections connections and has at most that many
  * requests in flight (one request per connection at a time, no pipelining; with HTTP/2 the curl
- * engine may multiplex them over fewer connections). Connections are opened lazily on first use and
+ * engine may multiplex them over fewer connections). The h2 engine opens up to
+ * cfg->connections connections and has at most connections x streams requests in flight, each
+ * connection carrying up to cfg->streams of them at once (fewer when the server's
+ * SETTINGS_MAX_CONCURRENT_STREAMS is lower: the rest wait in the engine for a stream); its request carries the same
+ * headers as below (names lower-cased, Host as :authority, values without surrounding blanks,
+ * content-length for a body), and a plan header HTTP/2 forbids (Connection, Keep-Alive,
+ * Proxy-Connection, Upgrade, TE) is ST_EINVAL at create. Streams the server did not process
+ * (above a GOAWAY's last stream id, or reset with REFUSED_STREAM before any answer) are sent again
+ * on another connection, at most 3 times; a connection lost mid-stream ends its streams as
+ * ST_RES_OTHER, except, as with HTTP/1.1 above, streams that got no byte back on a connection
+ * that had answered before, which are sent once more. Connections are opened lazily on first use and
  * kept alive; a connection the server closed is reopened on the next send.
  *
  * The request on the wire: for one plan both engines send the same bytes over HTTP/1.1 (only how
@@ -88,7 +102,8 @@ typedef struct st_engine_cfg {
     size_t n_requests;
     int connections; /* >= 1: the cap for this instance */
     int timeout_ms;  /* >= 1: per request, from its send */
-    int http2;       /* curl only: HTTP/2 (prior knowledge for http://, ALPN for https://) */
+    int streams;     /* h2 only: concurrent streams per connection (>= 1; 0 counts as 1) */
+    int http2;       /* curl: HTTP/2 (prior knowledge for http://, ALPN for https://) */
     int insecure;    /* do not verify TLS certificates */
     const char *cacert; /* PEM file of the CAs to trust instead of the system's, or NULL; outlives
                            the engine */
@@ -105,7 +120,8 @@ typedef struct st_engine_ops {
      * can when every request is http:// or https:// (HTTP/1.1 over TLS, ALPN http/1.1), on one
      * origin (scheme, host, port), without
      * HTTP/2, and no proxy is configured in the environment (http_proxy, HTTP_PROXY, all_proxy,
-     * ALL_PROXY), since only libcurl honours proxies. */
+     * ALL_PROXY), since only libcurl honours proxies. The h2 one can when the plan asks for
+     * HTTP/2 and every request is on one origin, http:// or https://, with no proxy configured. */
     int (*applies)(const st_plan *plan, char *why, size_t why_len);
 
     /* Creates an instance on loop (which must outlive it). Nothing is connected yet.
@@ -140,9 +156,11 @@ typedef struct st_engine_ops {
 
 extern const st_engine_ops st_engine_curl;
 extern const st_engine_ops st_engine_fast;
+extern const st_engine_ops st_engine_h2;
 
-/* "auto" (or NULL) picks the first engine whose applies op accepts the plan, fast before curl;
- * "curl" and "fast" force one (forcing an engine that does not apply is ST_EINVAL with the reason
+/* "auto" (or NULL) picks the first engine whose applies op accepts the plan: fast, h2, curl; a
+ * plan with streams > 1 must end with h2 (ST_EINVAL otherwise, with the reason in err);
+ * "curl", "fast" and "h2" force one (forcing an engine that does not apply is ST_EINVAL with the reason
  * in err). Returns 0 and writes *out, or ST_EINVAL. */
 int st_engine_choose(const char *name, const st_plan *plan, const st_engine_ops **out, char *err,
                      size_t err_len);

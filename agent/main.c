@@ -105,6 +105,9 @@ static int run_standalone(const st_plan *plan, const st_engine_ops *engine, int 
             cJSON_AddStringToObject(j, "engine", engine->name);
             cJSON_AddNumberToObject(j, "threads", plan->threads);
             cJSON_AddNumberToObject(j, "connections", plan->connections);
+            if (engine == &st_engine_h2) {
+                cJSON_AddNumberToObject(j, "streams", plan->streams);
+            }
         }
         char *text = j ? cJSON_Print(j) : NULL;
         if (!text) {

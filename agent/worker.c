@@ -725,6 +725,7 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
         .n_requests = cfg->plan->n_requests,
         .connections = cfg->connections,
         .timeout_ms = cfg->plan->timeout_ms,
+        .streams = cfg->plan->streams,
         .http2 = cfg->plan->http2 == 1,
         .insecure = cfg->plan->insecure == 1,
     };

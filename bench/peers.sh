@@ -72,7 +72,8 @@ rate_conns=(1000:10 5000:20 20000:100)
 
 # ---- what it needs ----
 
-st_need_apt "${ST_BUILD_PKGS[@]}" nginx-light wrk hey apache2-utils python3 python3-locust procps util-linux
+st_need_apt "${ST_BUILD_PKGS[@]}" nginx-light wrk hey apache2-utils python3 python3-locust procps util-linux \
+    nghttp2-client openssl
 PY=/usr/bin/python3
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ -z "$bin_dir" ]; then
@@ -139,7 +140,14 @@ fail() {
 # ---- nginx ----
 
 port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# HTTP/2 over cleartext (h2c with prior knowledge) on a second port of the same worker.
+h2_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# And over TLS (ALPN h2), with a self-signed certificate made now (the agent runs --insecure).
+h2s_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/nginx/tmp" "$tmp/runs"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/nginx/key.pem" -out "$tmp/nginx/cert.pem" \
+    -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1 ||
+    fail "openssl could not make a certificate for the TLS rows"
 cat >"$tmp/nginx/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
@@ -159,6 +167,22 @@ http {
     scgi_temp_path $tmp/nginx/tmp;
     server {
         listen 127.0.0.1:$port;
+        location / {
+            return 200 "ok";
+        }
+    }
+    server {
+        listen 127.0.0.1:$h2_port http2;
+        http2_max_concurrent_streams 128;
+        location / {
+            return 200 "ok";
+        }
+    }
+    server {
+        listen 127.0.0.1:$h2s_port ssl http2;
+        http2_max_concurrent_streams 128;
+        ssl_certificate $tmp/nginx/cert.pem;
+        ssl_certificate_key $tmp/nginx/key.pem;
         location / {
             return 200 "ok";
         }
@@ -287,6 +311,26 @@ for rep in $(seq "$reps"); do
     run latency wrk "$rep" wrk wrk -t1 -c"$lat_conns" -d"${duration}s" --latency "$url"
 done
 
+# HTTP/2, cleartext and TLS: h2load's -c/-m beside the h2 engine's --connections/--streams. (libcurl 7.88 cannot keep
+# an h2c connection: its row would be errors, so the curl engine is not run here.)
+h2_url="http://127.0.0.1:$h2_port/"
+h2s_url="https://127.0.0.1:$h2s_port/"
+h2_shapes=(20:1 1:50)
+[ -n "$only" ] || echo "== HTTP/2 ==" >&2
+for rep in $(seq "$reps"); do
+    [ -z "$only" ] || break
+    for cm in "${h2_shapes[@]}"; do
+        c=${cm%%:*} m=${cm##*:}
+        for proto in h2c h2tls; do
+            u=$h2_url sec="h2-c${c}m${m}"
+            if [ "$proto" = h2tls ]; then u=$h2s_url sec="h2tls-c${c}m${m}"; fi
+            run "$sec" h2load "$rep" h2load h2load -t1 -c"$c" -m"$m" -D "$duration" "$u"
+            run "$sec" agent-h2 "$rep" agent "$bin_dir/stampede-agent" --url "$u" \
+                --duration "$duration" --threads 1 --json --rate 0 --http2 --insecure \
+                --connections "$c" --streams "$m" --engine h2
+        done
+    done
+done
 # ---- open loop beside wrk2 ----
 
 WRK2=${WRK2:-}

@@ -156,7 +156,17 @@ def parse_wrk2(out, err):
     return rec
 
 
+def parse_h2load(out, err):
+    rps = float(_search(r"^finished in [\d.]+s, ([\d.]+) req/s", out, "finished line").group(1))
+    m = _search(r"^requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+                r"(\d+) errored, (\d+) timeout", out, "requests line")
+    # "succeeded" are the 2xx answers among the requests done; the rest failed or timed out.
+    done, ok = int(m.group(2)), int(m.group(3))
+    return {"requests": done, "rps": rps, "errors": done - ok}
+
+
 PARSERS = {
+    "h2load": parse_h2load,
     "wrk": parse_wrk,
     "wrk2": parse_wrk2,
     "hey": parse_hey,
@@ -504,6 +514,42 @@ def cmd_report(a):
                 w("    %-20s %s\n" % (descr[s["tool"]][0] + ":", s["command"]))
         w("\n")
 
+    # HTTP/2: the h2 engine beside h2load with the same connections (-c) and streams (-m).
+    h2_rows = []
+    for sec in sorted({r["section"] for r in records if r["section"].startswith("h2")}):
+        groups = by_tool(records, sec)
+        keys = ["rps", "requests_per_cpu_s"] + CORE_KEYS
+        ref = summarise(groups["h2load"], keys) if "h2load" in groups else None
+        for tool in ("h2load", "agent-h2", "agent-curl"):
+            if tool not in groups:
+                continue
+            x = summarise(groups[tool], keys)
+            x.update({"section": sec, "tool": tool})
+            if ref:
+                x["paired_ratio_to_h2load_median"] = median(
+                    ratio(u, v) for u, v in zip(x["rps_reps"], ref["rps_reps"]))
+                x["paired_cpu_ratio_to_h2load_median"] = median(
+                    ratio(u, v) for u, v in zip(x["requests_per_cpu_s_reps"],
+                                                ref["requests_per_cpu_s_reps"]))
+            h2_rows.append(x)
+    if h2_rows:
+        w("HTTP/2 (h2: cleartext, prior knowledge; h2tls: TLS, ALPN h2): closed loop, same\n"
+          "connections (c) and streams (m), one core\n")
+        w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
+            "shape", "tool", "req/s", "paired", "req/CPU-s", "paired", "used", "steal", "other",
+            "errors"))
+        for x in h2_rows:
+            w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
+                x["section"], x["tool"], fmt(x["rps_median"], ",.0f"),
+                fmt(x.get("paired_ratio_to_h2load_median"), ".2f"),
+                fmt(x["requests_per_cpu_s_median"], ",.0f"),
+                fmt(x.get("paired_cpu_ratio_to_h2load_median"), ".2f")) + core_cols(x) +
+                (x["errors_total"],)))
+        w("  paired: median over repetitions of the ratio to h2load's run of the same repetition.\n")
+        for x in h2_rows:
+            w("    %-12s %-12s %s\n" % (x["section"], x["tool"] + ":", x["command"]))
+        w("\n")
+
     result = {
         "schema": "stampede-bench-peers/1",
         "settings": {
@@ -532,6 +578,7 @@ def cmd_report(a):
             "wrk2": "not in Debian 12: see the open-loop rows (WRK2=PATH), printed by bench/openloop_report.py",
         },
         "latency": {"rows": lat_rows},
+        "http2": {"rows": h2_rows},
         "runs": records,
     }
     if a.json_out:

@@ -103,7 +103,15 @@ static const st_setting plan_settings[] = {
              "at most late_ms",
      AT(send_window_s)},
     {.key = "http2", .flag = "http2", .type = ST_SETTING_BOOL, .where = FLAGS, .has_def = true,
-     .def = 0, .help = "HTTP/2 over TLS (curl engine)", AT(http2)},
+     .def = 0,
+     .help = "HTTP/2: h2c with prior knowledge for http://, ALPN h2 for https:// (the h2 "
+             "engine for one origin, else curl)",
+     AT(http2)},
+    {.key = "streams", .flag = "streams", .type = ST_SETTING_INT, .where = FLAGS, .arg = "M",
+     .min = 1, .max = 1000, .has_def = true, .def = 1,
+     .help = "HTTP/2 (h2 engine): concurrent streams per connection, as h2load -m; up to "
+             "connections x M requests in flight",
+     AT(streams)},
     {.key = "insecure", .flag = "insecure", .type = ST_SETTING_BOOL, .where = FLAGS,
      .has_def = true, .def = 0, .help = "do not verify TLS certificates", AT(insecure)},
     {.key = "agents", .flag = "agents", .type = ST_SETTING_INT,

@@ -60,6 +60,7 @@ typedef struct st_plan {
     int late_ms;
     double send_window_s; /* < 0: unset; 0: every open-loop send on its own wake-up */
     int http2;    /* -1 unset, 0/1 */
+    int streams;  /* HTTP/2 streams per connection (h2 engine) */
     int insecure; /* -1 unset, 0/1 */
 
     /* Distributed-run settings; < 0 / NULL means unset. */
@@ -111,7 +112,7 @@ const st_setting *st_plan_settings(size_t *n);
 typedef struct st_plan_flags {
     const char *url;
     double rate_rps, duration_s, ramp_up_s, send_window_s;
-    int connections, threads, timeout_ms, late_ms, agents;
+    int connections, threads, timeout_ms, late_ms, agents, streams;
     int http2, insecure; /* 1: given */
     st_setting_list thresholds; /* --threshold, the one repeatable flag: added to the plan's */
     uint64_t given;      /* bit i: the flag of st_plan_settings()[i] was given */

@@ -417,6 +417,7 @@ int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampe
     spec->late_ms = (uint32_t)p->late_ms;
     spec->send_window_us = (uint32_t)(p->send_window_s > 0 ? p->send_window_s * 1e6 + 0.5 : 0);
     spec->http2 = p->http2 == 1;
+    spec->streams = (uint32_t)(p->streams > 0 ? p->streams : 1);
     spec->insecure = p->insecure == 1;
     spec->engine = st_arena_strdup(a, engine ? engine : "auto");
     if (!spec->engine) {
@@ -504,6 +505,7 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
     out->late_ms = (int)spec->late_ms;
     out->send_window_s = spec->send_window_us / 1e6;
     out->http2 = spec->http2;
+    out->streams = spec->streams > 0 ? (int)spec->streams : 1;
     out->insecure = spec->insecure;
     if (spec->closed_loop) {
         out->rate_rps = 0;

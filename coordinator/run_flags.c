@@ -80,7 +80,7 @@ static const st_setting run_settings[] = {
      .type = ST_SETTING_STRING,
      .where = ST_SETTING_OWN,
      .arg = "NAME",
-     .help = "the agents' engine: auto, curl, fast",
+     .help = "the agents' engine: auto, curl, fast, h2",
      ST_SETTING_AT(st_run_opts, engine)},
     {.flag = "summary",
      .type = ST_SETTING_STRING,
@@ -461,8 +461,9 @@ int st_run_flags_parse(int argc, char **argv, st_run_opts *o, char *err, size_t 
         snprintf(err, err_len, "--launcher: \"%s\" is not a launcher (local, external or ecs)", o->launcher);
         return ST_EINVAL;
     }
-    if (o->engine && strcmp(o->engine, "auto") && strcmp(o->engine, "curl") && strcmp(o->engine, "fast")) {
-        snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl or fast)", o->engine);
+    if (o->engine && strcmp(o->engine, "auto") && strcmp(o->engine, "curl") && strcmp(o->engine, "fast") &&
+        strcmp(o->engine, "h2")) {
+        snprintf(err, err_len, "--engine: \"%s\" is not an engine (auto, curl, fast or h2)", o->engine);
         return ST_EINVAL;
     }
     if (o->tui && o->headless) {

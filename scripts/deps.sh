@@ -24,11 +24,12 @@ st_need_apt() {
 
 # What building stampede takes.
 ST_BUILD_PKGS=(build-essential cmake pkg-config libnng-dev libprotobuf-c-dev protobuf-c-compiler
-    libcurl4-openssl-dev libssl-dev libev-dev libcjson-dev libcmocka-dev libncurses-dev libhttp-parser-dev)
+    libcurl4-openssl-dev libssl-dev libev-dev libcjson-dev libcmocka-dev libncurses-dev libhttp-parser-dev libnghttp2-dev)
 # What the tests take beyond that: real peers and tools they drive (the AWS CLI reads back what the
 # sink wrote; botocore's signer checks ours; headless Chromium opens the HTML report; tmux drives
 # the terminal UI).
-ST_TEST_PKGS=(python3 nng-utils nginx-light curl awscli python3-botocore libxml2-utils chromium tmux)
+ST_TEST_PKGS=(python3 nng-utils nginx-light libnginx-mod-http-echo openssl curl awscli python3-botocore libxml2-utils
+    chromium tmux)
 # Node.js and npm run the AWS emulators. Installed from Debian only when `node` or `npm` is missing,
 # so that a Node.js already on the machine (with its own npm) is left alone.
 ST_NODE_PKGS=(nodejs npm)

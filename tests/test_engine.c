@@ -93,9 +93,12 @@ static void test_engine_choose_auto(void **state)
     /* What the fast engine does not speak goes to curl, without an error. */
     q[0] = request("ftp://127.0.0.1:9/");
     assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
+    /* HTTP/2 to one origin goes to h2: h2c for http://, ALPN h2 for https://. */
     q[0] = request("http://127.0.0.1:9/");
     p.http2 = 1;
-    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_curl);
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_h2);
+    q[0] = request("https://127.0.0.1:9/");
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_h2);
     assert_string_equal(err, "");
 }
 
@@ -115,6 +118,26 @@ static void test_engine_choose_forced(void **state)
     assert_string_equal(err, "--engine fast: cannot send this plan (requests[0].url is not "
                              "a valid URL); use --engine curl");
     assert_ptr_equal(choose("curl", &p, 0, err, sizeof(err)), &st_engine_curl);
+
+    /* h2 only with --http2, only for http://. */
+    q[0] = request("http://127.0.0.1:9/");
+    assert_null(choose("h2", &p, ST_EINVAL, err, sizeof(err)));
+    assert_string_equal(err, "--engine h2: cannot send this plan (the plan does not ask for "
+                             "HTTP/2 (--http2)); use --engine curl");
+    p.http2 = 1;
+    assert_ptr_equal(choose("h2", &p, 0, err, sizeof(err)), &st_engine_h2);
+
+    /* Streams only where they multiplex. */
+    p.streams = 8;
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_h2);
+    assert_null(choose("curl", &p, ST_EINVAL, err, sizeof(err)));
+    assert_string_equal(err, "--streams 8: only the h2 engine multiplexes streams (an --http2 plan "
+                             "of one origin, no proxy); the curl engine would send one request "
+                             "per connection");
+    p.http2 = 0;
+    assert_null(choose("auto", &p, ST_EINVAL, err, sizeof(err)));
+    p.streams = 1;
+    assert_ptr_equal(choose("auto", &p, 0, err, sizeof(err)), &st_engine_fast);
 }
 
 static void test_engine_choose_unknown(void **state)
@@ -124,7 +147,7 @@ static void test_engine_choose_unknown(void **state)
     st_plan p = plan_of(q, 1, 0);
     char err[256] = "";
     assert_null(choose("turbo", &p, ST_EINVAL, err, sizeof(err)));
-    assert_string_equal(err, "--engine: \"turbo\" is not an engine (auto, curl or fast)");
+    assert_string_equal(err, "--engine: \"turbo\" is not an engine (auto, curl, fast or h2)");
     assert_null(choose("", &p, ST_EINVAL, err, sizeof(err)));
 }
 
