@@ -560,6 +560,8 @@ static void figures_of(st_tui_point *p, const st_counts *c, const st_report_late
     p->connect = c->err_connect;
     p->timeout = c->err_timeout;
     p->other = c->err_other;
+    p->tls = c->err_tls;
+    p->cert = c->err_cert;
     p->late = c->late;
     p->dropped = c->dropped;
 }

@@ -431,10 +431,16 @@ static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y,
 static void errors_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
 {
     title(s, x, y, w, "errors/s");
+    /* The TLS classes only when some came: plain-HTTP runs keep the line short at 80 columns. */
+    char tls[48] = "";
+    if (m->run.tls || m->run.cert) {
+        snprintf(tls, sizeof(tls), " tls %llu cert %llu", (unsigned long long)m->run.tls,
+                 (unsigned long long)m->run.cert);
+    }
     text(s, x + 1, y + 1, w - 1, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN,
-         "4xx %llu 5xx %llu conn %llu tmo %llu other %llu", (unsigned long long)m->run.http_4xx,
+         "4xx %llu 5xx %llu conn %llu tmo %llu%s other %llu", (unsigned long long)m->run.http_4xx,
          (unsigned long long)m->run.http_5xx, (unsigned long long)m->run.connect,
-         (unsigned long long)m->run.timeout, (unsigned long long)m->run.other);
+         (unsigned long long)m->run.timeout, tls, (unsigned long long)m->run.other);
     text(s, x + 1, y + 2, w - 1, m->run.late || m->run.dropped ? ST_TUI_WARN : ST_TUI_DIM,
          "late %llu dropped %llu", (unsigned long long)m->run.late,
          (unsigned long long)m->run.dropped);

@@ -73,6 +73,7 @@ typedef struct st_tui_point {
     double up50_ms, up90_ms, up99_ms; /* uncorrected: from the actual send */
     uint64_t ok, failed;
     uint64_t http_4xx, http_5xx, connect, timeout, other;
+    uint64_t tls, cert; /* TLS handshakes failed, certificates that did not verify */
     uint64_t late, dropped;
     int agents;
 } st_tui_point;

@@ -204,6 +204,7 @@ static void test_tui_view_errors(void **state)
     int y = find_row(&s, 3, "errors/s");
     assert_true(y > 0);
     assert_non_null(strstr(row(&s, y + 1), "5xx 14"));
+    assert_null(strstr(row(&s, y + 1), "tls"));
     assert_non_null(strstr(row(&s, y + 2), "late 3 dropped 0"));
     assert_non_null(strstr(row(&s, y + 3), "     8\xe2\x94\x82"));
     /* The tallest column is full on every row; the one of 0 is empty. */
@@ -216,6 +217,13 @@ static void test_tui_view_errors(void **state)
     }
     assert_int_equal(at(&s, 7, bottom), L' ');
     assert_true(at(&s, 8, bottom) >= 0x2581 && at(&s, 8, bottom) <= 0x2588);
+    st_tui_screen_fini(&s);
+    /* Failed handshakes and certificates have their own counts once some came. */
+    m->run.tls = 5;
+    m->run.cert = 2;
+    m->run.failed = 21;
+    draw(m, &s, 120, 40);
+    assert_non_null(strstr(row(&s, y + 1), "tmo 0 tls 5 cert 2 other 0"));
     st_tui_screen_fini(&s);
     free(m);
 }
