@@ -117,6 +117,30 @@ static int alpn_wire(const char *list, unsigned char **out, size_t *out_len, cha
     return 0;
 }
 
+/* The CAs of a PEM text in memory, in place of the system's. */
+static int load_cacert_pem(SSL_CTX *ctx, const char *name, const char *pem, size_t len, char *err,
+                           size_t err_len)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int added = 0;
+    for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+        X509_INFO *info = sk_X509_INFO_value(infos, i);
+        if (info->x509 && X509_STORE_add_cert(store, info->x509) == 1) {
+            added++;
+        }
+    }
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    ERR_clear_error();
+    if (added == 0) {
+        return st_errf(err, err_len, ST_EIO, "--cacert %s: holds no PEM certificate OpenSSL can read",
+                       name ? name : "(given in memory)");
+    }
+    return 0;
+}
+
 static int load_cacert(SSL_CTX *ctx, const char *file, char *err, size_t err_len)
 {
     FILE *f = fopen(file, "r");
@@ -193,8 +217,10 @@ int st_conn_tls_new(st_conn_tls **out, const st_conn_tls_cfg *cfg, char *err, si
         rc = st_errf(err, err_len, ST_ENOMEM, "TLS: cannot set the ALPN list");
         goto out;
     }
-    if (cfg->cacert) {
-        rc = load_cacert(t->ctx, cfg->cacert, err, err_len);
+    if (cfg->cacert_pem || cfg->cacert) {
+        rc = cfg->cacert_pem ? load_cacert_pem(t->ctx, cfg->cacert, cfg->cacert_pem,
+                                               cfg->cacert_pem_len, err, err_len)
+                             : load_cacert(t->ctx, cfg->cacert, err, err_len);
         if (rc != 0) {
             goto out;
         }

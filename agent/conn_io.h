@@ -71,6 +71,8 @@ typedef struct st_conn_tls_cfg {
     const char *host;   /* the URL's host, IPv6 without brackets: SNI and the name verified */
     bool insecure;      /* verify nothing (--insecure) */
     const char *cacert; /* PEM file whose CAs are trusted instead of the system's, or NULL */
+    const char *cacert_pem; /* or that file's contents (cacert then only names it in messages) */
+    size_t cacert_pem_len;
     const char *alpn;   /* protocols to offer, comma-separated ("http/1.1", "h2"); NULL: none */
 } st_conn_tls_cfg;
 

@@ -107,6 +107,9 @@ typedef struct st_engine_cfg {
     int insecure;    /* do not verify TLS certificates */
     const char *cacert; /* PEM file of the CAs to trust instead of the system's, or NULL; outlives
                            the engine */
+    const char *cacert_pem; /* or that file's contents, read by the plan (cacert then names it in
+                               messages); outlives the engine */
+    size_t cacert_pem_len;
 } st_engine_cfg;
 
 typedef struct st_engine st_engine;

@@ -438,7 +438,14 @@ static int setup_easy(st_engine *e, slot *s)
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    if (e->cfg.cacert) {
+    if (e->cfg.cacert_pem) {
+        struct curl_blob blob = {.data = (void *)e->cfg.cacert_pem,
+                                 .len = e->cfg.cacert_pem_len,
+                                 .flags = CURL_BLOB_NOCOPY};
+        curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
+        curl_easy_setopt(c, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+    } else if (e->cfg.cacert) {
         curl_easy_setopt(c, CURLOPT_CAINFO, e->cfg.cacert);
         curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
     }

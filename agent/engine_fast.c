@@ -883,6 +883,8 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
         st_conn_tls_cfg tc = {.host = first.host,
                               .insecure = cfg->insecure == 1,
                               .cacert = cfg->cacert,
+                              .cacert_pem = cfg->cacert_pem,
+                              .cacert_pem_len = cfg->cacert_pem_len,
                               .alpn = "http/1.1"};
         rc = st_conn_tls_new(&e->tls, &tc, err, err_len);
         if (rc != 0) {

@@ -1233,7 +1233,12 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
     }
     rc = st_tcp_resolve(&e->addrs, first.host, first.port, err, err_len);
     if (rc == 0 && strcmp(first.scheme, "https") == 0) {
-        st_conn_tls_cfg tc = {.host = first.host, .insecure = cfg->insecure != 0, .alpn = "h2"};
+        st_conn_tls_cfg tc = {.host = first.host,
+                              .insecure = cfg->insecure != 0,
+                              .cacert = cfg->cacert,
+                              .cacert_pem = cfg->cacert_pem,
+                              .cacert_pem_len = cfg->cacert_pem_len,
+                              .alpn = "h2"};
         rc = st_conn_tls_new(&e->tls, &tc, err, err_len);
     }
 out:

@@ -728,6 +728,9 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
         .streams = cfg->plan->streams,
         .http2 = cfg->plan->http2 == 1,
         .insecure = cfg->plan->insecure == 1,
+        .cacert = cfg->plan->cacert,
+        .cacert_pem = cfg->plan->cacert_pem,
+        .cacert_pem_len = cfg->plan->cacert_pem_len,
     };
     if ((rc = w->ops->create(&w->eng, w->loop, &ecfg, on_done, w, err, err_len))) {
         goto fail;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define MAX_BODY_BYTES (64u << 20)
+#define MAX_CACERT_BYTES (1u << 20)
 #define MAX_PLAN_BYTES (16u << 20)
 
 /* Parsing context: where we are (for messages) and where messages go. */
@@ -114,6 +115,10 @@ static const st_setting plan_settings[] = {
      AT(streams)},
     {.key = "insecure", .flag = "insecure", .type = ST_SETTING_BOOL, .where = FLAGS,
      .has_def = true, .def = 0, .help = "do not verify TLS certificates", AT(insecure)},
+    {.key = "cacert", .flag = "cacert", .type = ST_SETTING_STRING, .where = FLAGS, .arg = "FILE",
+     .help = "TLS: trust the CAs of this PEM file instead of the system's (read where the plan is "
+             "made: remote agents get its contents)",
+     .offset = ST_SETTING_NO_FIELD, .flag_offset = offsetof(st_plan_flags, cacert)},
     {.key = "agents", .flag = "agents", .type = ST_SETTING_INT,
      .where = ST_SETTING_FILE | ST_SETTING_RUN, .arg = "N", .min = 1, .max = 10000,
      .has_def = true, .def = 1, .help = "how many agents; overrides the plan's", AT(agents)},
@@ -277,6 +282,8 @@ void st_plan_fini(st_plan *p)
         return;
     }
     free(p->name);
+    free(p->cacert);
+    free(p->cacert_pem);
     free_requests(p);
     free_thresholds(p);
     free(p->stages);
@@ -441,6 +448,36 @@ out:
     free(buf);
     close(fd);
     return rc;
+}
+
+/* The CAs of a PEM file, the "cacert" setting: read now, where the plan is made, so that a file
+ * that cannot be read is refused before anything starts and remote agents get its contents.
+ * On ST_EINVAL msg says what is wrong ("file F does not exist"), for the caller to prefix with
+ * the setting's name. */
+static int read_cacert(st_plan *p, const char *file, char *msg, size_t msg_len)
+{
+    char why[200], *pem = NULL, *name = NULL;
+    size_t len = 0;
+    int rc = read_regular_file(file, MAX_CACERT_BYTES, &pem, &len, why, sizeof(why));
+    if (rc == ST_ENOMEM) {
+        return rc;
+    } else if (rc) {
+        return st_errf(msg, msg_len, ST_EINVAL, "file %s %s", file, why);
+    }
+    if (!memmem(pem, len, "-----BEGIN CERTIFICATE-----", 27)) {
+        free(pem);
+        return st_errf(msg, msg_len, ST_EINVAL, "file %s holds no PEM certificate", file);
+    }
+    if (!(name = strdup(file))) {
+        free(pem);
+        return ST_ENOMEM;
+    }
+    free(p->cacert);
+    free(p->cacert_pem);
+    p->cacert = name;
+    p->cacert_pem = pem;
+    p->cacert_pem_len = len;
+    return 0;
 }
 
 static int parse_request(pctx *c, const cJSON *obj, const char *path, st_request *r)
@@ -795,6 +832,17 @@ static int parse_root(pctx *c, st_plan *p, const cJSON *root)
             start_rate = it;
         } else if (strcmp(k, "url") == 0) {
             url = it;
+        } else if (strcmp(k, "cacert") == 0) {
+            const char *file = NULL;
+            char full[4096];
+            if (!(rc = get_string(c, it, path, &file))) {
+                snprintf(full, sizeof(full), "%s%s%s", file[0] == '/' || !c->base_dir ? "" :
+                         c->base_dir, file[0] == '/' || !c->base_dir ? "" : "/", file);
+                char msg[4400];
+                if ((rc = read_cacert(p, full, msg, sizeof(msg))) == ST_EINVAL) {
+                    rc = perr(c, path, "%s", msg);
+                }
+            }
         } else if (strcmp(k, "requests") == 0) {
             requests = it;
         } else if (strcmp(k, "stages") == 0) {
@@ -965,6 +1013,12 @@ int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t er
     int rc;
     if (given(f, "url") && (rc = st_plan_set_url(p, f->url, err, err_len))) {
         return rc;
+    }
+    if (given(f, "cacert")) {
+        char msg[4400];
+        if ((rc = read_cacert(p, f->cacert, msg, sizeof(msg))) != 0) {
+            return rc == ST_EINVAL ? st_errf(err, err_len, rc, "--cacert: %s", msg) : rc;
+        }
     }
     /* The rate/duration shape given on the command line replaces the plan's stages. */
     if (given(f, "rate") || given(f, "duration") || given(f, "ramp_up")) {

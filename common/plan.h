@@ -62,6 +62,11 @@ typedef struct st_plan {
     int http2;    /* -1 unset, 0/1 */
     int streams;  /* HTTP/2 streams per connection (h2 engine) */
     int insecure; /* -1 unset, 0/1 */
+    char *cacert;          /* TLS: the CA file as given (the plan's folder prepended to a relative
+                              path), or NULL for the system's CAs */
+    char *cacert_pem;      /* its contents, read when the plan or --cacert named it (remote
+                              agents get these, not the path) */
+    size_t cacert_pem_len;
 
     /* Distributed-run settings; < 0 / NULL means unset. */
     int agents;
@@ -111,6 +116,7 @@ const st_setting *st_plan_settings(size_t *n);
 /* Command-line values that override a plan file; negative / NULL / 0 means not given. */
 typedef struct st_plan_flags {
     const char *url;
+    const char *cacert;
     double rate_rps, duration_s, ramp_up_s, send_window_s;
     int connections, threads, timeout_ms, late_ms, agents, streams;
     int http2, insecure; /* 1: given */

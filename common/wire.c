@@ -419,6 +419,11 @@ int st_wire_plan_build(st_arena *a, const st_plan *p, const char *engine, Stampe
     spec->http2 = p->http2 == 1;
     spec->streams = (uint32_t)(p->streams > 0 ? p->streams : 1);
     spec->insecure = p->insecure == 1;
+    if (p->cacert_pem) {
+        spec->cacert.data = (uint8_t *)p->cacert_pem;
+        spec->cacert.len = p->cacert_pem_len;
+        spec->cacert_name = p->cacert; /* the plan outlives the message, as the bodies do */
+    }
     spec->engine = st_arena_strdup(a, engine ? engine : "auto");
     if (!spec->engine) {
         return ST_ENOMEM;
@@ -507,6 +512,15 @@ int st_wire_plan_load(const Stampede__PlanSpec *spec, const Stampede__Assignment
     out->http2 = spec->http2;
     out->streams = spec->streams > 0 ? (int)spec->streams : 1;
     out->insecure = spec->insecure;
+    if (spec->cacert.len > 0) {
+        const char *name = spec->cacert_name && spec->cacert_name[0] ? spec->cacert_name
+                                                                      : "(the coordinator's)";
+        if (!(out->cacert_pem = dup_n((const char *)spec->cacert.data, spec->cacert.len)) ||
+            !(out->cacert = strdup(name))) {
+            return ST_ENOMEM;
+        }
+        out->cacert_pem_len = spec->cacert.len;
+    }
     if (spec->closed_loop) {
         out->rate_rps = 0;
         out->duration_s = spec->duration_s;

@@ -218,6 +218,52 @@ static void test_plan_body_file_relative_to_plan(void **state)
     rmdir(dir);
 }
 
+/* "cacert" names a PEM file, relative to the plan's folder; the plan keeps its contents. */
+static void test_plan_cacert_read_with_the_plan(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/st-plan-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char ca[256], junk[256], plan_path[256], err[512] = "";
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(junk, sizeof(junk), "%s/junk.pem", dir);
+    snprintf(plan_path, sizeof(plan_path), "%s/plan.json", dir);
+    static const char pem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    FILE *f = fopen(ca, "w");
+    fputs(pem, f);
+    fclose(f);
+    f = fopen(junk, "w");
+    fputs("not a certificate\n", f);
+    fclose(f);
+    f = fopen(plan_path, "w");
+    fputs("{\"url\": \"https://h/\", \"rate\": 1, \"duration\": 1, \"cacert\": \"ca.pem\"}", f);
+    fclose(f);
+    st_plan p;
+    st_plan_init(&p);
+    assert_int_equal(st_plan_load_file(&p, plan_path, err, sizeof(err)), 0);
+    assert_string_equal(p.cacert, ca);
+    assert_int_equal(p.cacert_pem_len, strlen(pem));
+    assert_memory_equal(p.cacert_pem, pem, strlen(pem));
+    /* --cacert replaces it; a file without a certificate, or none at all, is refused. */
+    st_plan_flags fl;
+    st_plan_flags_init(&fl);
+    assert_int_equal(st_plan_flags_option(&fl, "cacert", junk, err, sizeof(err)), 0);
+    assert_int_equal(st_plan_apply_flags(&p, &fl, err, sizeof(err)), ST_EINVAL);
+    assert_non_null(strstr(err, "--cacert: file"));
+    assert_non_null(strstr(err, "junk.pem holds no PEM certificate"));
+    assert_string_equal(p.cacert, ca);
+    st_plan_fini(&p);
+    expect_error("{\"url\": \"https://h/\", \"rate\": 1, \"duration\": 1, \"cacert\": "
+                 "\"/nonexistent/ca.pem\"}",
+                 "$.cacert", "file /nonexistent/ca.pem does not exist");
+    expect_error("{\"url\": \"https://h/\", \"rate\": 1, \"duration\": 1, \"cacert\": 7}",
+                 "$.cacert", "string");
+    unlink(ca);
+    unlink(junk);
+    unlink(plan_path);
+    rmdir(dir);
+}
+
 /* A NUL in any string would cut it short in C: refused with its JSON path, escaped or raw. */
 static void test_plan_refuses_nul_in_strings(void **state)
 {
@@ -510,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_plan_ramp_and_stages),
         cmocka_unit_test(test_plan_mix_follows_weights),
         cmocka_unit_test(test_plan_body_file_relative_to_plan),
+        cmocka_unit_test(test_plan_cacert_read_with_the_plan),
         cmocka_unit_test(test_plan_refuses_nul_in_strings),
         cmocka_unit_test(test_plan_refuses_duplicate_keys),
         cmocka_unit_test(test_plan_refuses_trailing_bytes),

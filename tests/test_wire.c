@@ -472,6 +472,12 @@ static void make_plan(st_plan *p)
     assert_non_null(p->requests[1].body);
     memcpy(p->requests[1].body, binary_body, sizeof(binary_body));
     p->requests[1].body_len = sizeof(binary_body);
+    static const char pem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    p->cacert = strdup("/etc/stampede/ca.pem");
+    p->cacert_pem = strdup(pem);
+    assert_non_null(p->cacert);
+    assert_non_null(p->cacert_pem);
+    p->cacert_pem_len = strlen(pem);
     assert_int_equal(st_plan_finish(p, 4, err, sizeof(err)), 0);
 }
 
@@ -542,6 +548,10 @@ static void test_wire_plan_round_trip(void **state)
     assert_int_equal(got.late_ms, 7);
     assert_true(got.send_window_s == 250e-6); /* as send_window_us = 250 */
     assert_int_equal(got.insecure, 1);
+    /* The CA file travels as its contents: the agent need not have the file. */
+    assert_string_equal(got.cacert, src.cacert);
+    assert_int_equal(got.cacert_pem_len, src.cacert_pem_len);
+    assert_memory_equal(got.cacert_pem, src.cacert_pem, src.cacert_pem_len);
     assert_int_equal(got.http2, 0);
     assert_false(got.closed_loop);
     assert_int_equal(got.profile.n_stages, src.profile.n_stages);

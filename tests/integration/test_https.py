@@ -88,6 +88,47 @@ class HttpsCase(AgentCase):
             self.assertEqual(code, 0, err)
             self.assertEqual(s["errors"]["tls"], 20, (engine, s))
 
+    def test_cacert_trusts_the_servers_certificate(self):
+        url, log = self.nginx_tls()
+        for engine in ("fast", "curl"):
+            code, s, err = self.agent("--url", url, "--rate", 20, "--duration", 1,
+                                      "--connections", 2, "--cacert", self.cert, engine=engine)
+            self.assertEqual(code, 0, err)
+            self.assertEqual((s["requests"]["ok"], s["requests"]["failed"]), (20, 0), (engine, s))
+        self.assertEqual(self.logged(log), 40)
+
+    def test_cacert_reaches_the_agents_of_a_distributed_run(self):
+        """The coordinator reads the file; its agents get the certificates, not the path."""
+        url, log = self.nginx_tls()
+        d = tempfile.mkdtemp(prefix="st-cacert-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", d])
+        with open(self.cert) as f:
+            pem = f.read()
+        with open(os.path.join(d, "ca.pem"), "w") as f:
+            f.write(pem)
+        plan = os.path.join(d, "plan.json")
+        with open(plan, "w") as f:
+            f.write('{"url": "%s", "rate": 40, "duration": 1, "cacert": "ca.pem"}' % url)
+        summary = os.path.join(d, "summary.json")
+        code, _, err = self.run_to_end([harness.binary("stampede"), "run", plan, "--agents", 2,
+                                        "--headless", "--summary", summary], timeout=60)
+        self.assertEqual(code, 0, err)
+        import json
+        with open(summary) as f:
+            s = json.load(f)
+        self.assertEqual((s["requests"]["ok"], s["errors"]["cert"]), (40, 0), s)
+        self.assertEqual(self.logged(log), 40)
+        # A file that is missing or holds no certificate is refused before anything is sent.
+        with open(os.path.join(d, "not.pem"), "w") as f:
+            f.write("hello\n")
+        for arg, want in ((os.path.join(d, "missing.pem"), "does not exist"),
+                          (os.path.join(d, "not.pem"), "holds no PEM certificate")):
+            code, _, err = self.run_to_end([harness.binary("stampede"), "run", plan,
+                                            "--cacert", arg, "--dry-run"], timeout=30)
+            self.assertEqual(code, 2, err)
+            self.assertIn("--cacert: file %s %s" % (arg, want), err)
+        self.assertEqual(self.logged(log), 40)
+
 
 if __name__ == "__main__":
     unittest.main()
