@@ -14,6 +14,7 @@
 #include "engine.h"
 
 #include "conn_io.h"
+#include "tcp_open.h"
 
 #include "clock.h"
 #include "error.h"
@@ -36,7 +37,6 @@
 
 #define FAST_RBUF_SIZE  (64 * 1024)
 #define FAST_MAX_READS  4 /* per readiness event */
-#define FAST_MAX_ADDRS  8
 #define FAST_USER_AGENT "stampede/" ST_VERSION
 
 typedef enum {
@@ -64,9 +64,7 @@ struct fast_conn {
     st_conn_io io; /* io.fd: -1 when closed */
     conn_state state;
     int pos;            /* index in the idle or closed stack while on one */
-    int addr_first;     /* e->cur_addr when the current connect began */
-    int addr_try;       /* addresses tried since, in order from addr_first */
-    int addr;           /* the address being tried */
+    st_tcp_try try_;    /* the current connect's way through e->addrs (tried 0: a new one) */
     unsigned responses; /* complete responses read on this fd: > 0 means it was reused */
 
     /* The request on this slot (CONNECTING, BUSY, DEFERRED). */
@@ -95,10 +93,7 @@ struct st_engine {
     fast_req *reqs;
     size_t n_reqs;
 
-    struct sockaddr_storage addrs[FAST_MAX_ADDRS];
-    socklen_t addr_lens[FAST_MAX_ADDRS];
-    int n_addrs;
-    int cur_addr; /* the address that last connected; connects start there */
+    st_tcp_addrs addrs; /* the origin's, resolved once; connects start at the last that worked */
 
     fast_conn *conns;
     int n_conns;
@@ -298,7 +293,7 @@ static void conn_broken(fast_conn *c)
     if (c->bytes_in == 0 && c->responses > 0 && !c->retried) {
         c->retried = true;
         conn_close_fd(c, false);
-        c->addr_try = 0;
+        c->try_.tried = 0;
         conn_open(c);
         return;
     }
@@ -340,8 +335,8 @@ static void conn_handshake(fast_conn *c)
 static void conn_connected(fast_conn *c)
 {
     st_engine *e = c->e;
-    e->cur_addr = c->addr;
-    c->addr_try = 0;
+    e->addrs.cur = c->try_.addr;
+    c->try_.tried = 0;
     c->responses = 0;
     if (e->tls) {
         c->state = CONN_HANDSHAKE;
@@ -355,58 +350,41 @@ static void conn_connected(fast_conn *c)
 static void conn_open(fast_conn *c)
 {
     st_engine *e = c->e;
-    if (c->addr_try == 0) {
-        c->addr_first = e->cur_addr;
+    if (c->try_.tried == 0) {
+        st_tcp_begin(&e->addrs, &c->try_);
     }
-    for (; c->addr_try < e->n_addrs; c->addr_try++) {
-        int i = (c->addr_first + c->addr_try) % e->n_addrs;
-        const struct sockaddr *sa = (const struct sockaddr *)&e->addrs[i];
-        c->addr = i;
-        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            /* Out of descriptors or buffers: no other address will do better, and it is this
-             * machine's shortage, not the target's refusal. */
-            conn_fail(c, errno == EMFILE || errno == ENFILE ? ST_RES_LOCAL : ST_RES_CONNECT);
-            return;
-        }
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        int rc = connect(fd, sa, e->addr_lens[i]);
-        if (rc == 0 || errno == EINPROGRESS) {
-            if (st_conn_io_start(&c->io, e->tls, fd) != 0) {
-                close(fd);
-                conn_fail(c, ST_RES_LOCAL);
-                return;
-            }
-            ev_io_set(&c->rio, fd, EV_READ);
-            ev_io_start(e->loop, &c->rio);
-            ev_io_set(&c->wio, fd, EV_WRITE);
-            if (rc == 0) {
-                conn_connected(c);
-            } else {
-                c->state = CONN_CONNECTING;
-                ev_io_start(e->loop, &c->wio);
-            }
-            return;
-        }
+    bool connected = false;
+    st_res_kind kind = ST_RES_CONNECT;
+    int fd = st_tcp_open(&e->addrs, &c->try_, &connected, &kind);
+    if (fd < 0) {
+        conn_fail(c, kind);
+        return;
+    }
+    if (st_conn_io_start(&c->io, e->tls, fd) != 0) {
         close(fd);
+        conn_fail(c, ST_RES_LOCAL);
+        return;
     }
-    conn_fail(c, ST_RES_CONNECT);
+    ev_io_set(&c->rio, fd, EV_READ);
+    ev_io_start(e->loop, &c->rio);
+    ev_io_set(&c->wio, fd, EV_WRITE);
+    if (connected) {
+        conn_connected(c);
+    } else {
+        c->state = CONN_CONNECTING;
+        ev_io_start(e->loop, &c->wio);
+    }
 }
 
 static void conn_connect_done(fast_conn *c)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
-        err = errno;
-    }
-    if (err == EINPROGRESS || err == EALREADY) {
+    int rc = st_tcp_check(&c->e->addrs, &c->try_, c->io.fd);
+    if (rc == 1) {
         return;
     }
-    if (err != 0) {
+    if (rc < 0) {
         conn_close_fd(c, false);
-        c->addr_try++;
+        c->try_.tried++;
         conn_open(c);
         return;
     }
@@ -733,37 +711,6 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     return 0;
 }
 
-static int resolve(st_engine *e, const st_url *u, char *err, size_t err_len)
-{
-    char port[8];
-    snprintf(port, sizeof(port), "%d", u->port);
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(u->host, port, &hints, &res);
-    if (rc != 0) {
-        if (rc == EAI_MEMORY) {
-            return ST_ENOMEM;
-        }
-        return st_errf(err, err_len, ST_EINVAL, "cannot resolve host \"%s\": %s", u->host,
-                       rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-    }
-    for (struct addrinfo *ai = res; ai && e->n_addrs < FAST_MAX_ADDRS; ai = ai->ai_next) {
-        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-            ai->ai_addrlen > sizeof(e->addrs[0])) {
-            continue;
-        }
-        memcpy(&e->addrs[e->n_addrs], ai->ai_addr, ai->ai_addrlen);
-        e->addr_lens[e->n_addrs] = ai->ai_addrlen;
-        e->n_addrs++;
-    }
-    freeaddrinfo(res);
-    if (e->n_addrs == 0) {
-        return st_errf(err, err_len, ST_EINVAL, "host \"%s\" has no IPv4 or IPv6 address", u->host);
-    }
-    return 0;
-}
-
 /* ---- ops ---- */
 
 static void fast_destroy(st_engine *e)
@@ -875,7 +822,7 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
             goto out;
         }
     }
-    rc = resolve(e, &first, err, err_len);
+    rc = st_tcp_resolve(&e->addrs, first.host, first.port, err, err_len);
     if (rc != 0) {
         goto out;
     }
@@ -949,7 +896,7 @@ static int fast_send(st_engine *e, size_t req_index, uint64_t tag)
         c->parser.data = c;
         conn_write(c);
     } else {
-        c->addr_try = 0;
+        c->try_.tried = 0;
         conn_open(c);
     }
     e->in_send = false;

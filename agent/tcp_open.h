@@ -1,6 +1,6 @@
 /*
  * tcp_open.h - non-blocking TCP connects to one origin, for engines that run their own sockets on
- * a libev loop (engine_h2.c; engine_fast.c has its own copy for now).
+ * a libev loop (engine_fast.c and engine_h2.c).
  *
  * st_tcp_resolve resolves the origin once (at engine create); st_tcp_open then starts a
  * non-blocking connect on one address after another, starting from the one that last worked.
