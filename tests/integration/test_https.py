@@ -74,7 +74,11 @@ class HttpsCase(AgentCase):
                                       "--connections", 2, engine=engine)
             self.assertEqual(code, 0, err)
             self.assertEqual(s["errors"]["cert"], s["requests"]["total"], (engine, s))
-            self.assertEqual(s["requests"]["total"], 20, (engine, s))
+            # Each failed handshake costs a new connection: on a slow build (sanitizers, libcurl
+            # loading the system's CAs for each) a due request may find none free and is dropped,
+            # counted as such; every one of the 20 is accounted for.
+            self.assertEqual(s["requests"]["sent"] + s["requests"]["dropped"], 20, (engine, s))
+            self.assertGreater(s["requests"]["total"], 0, (engine, s))
             self.assertEqual(s["requests"]["ok"], 0, (engine, s))
         self.assertEqual(self.logged(log), 0)
 
