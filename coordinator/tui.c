@@ -181,6 +181,14 @@ static short color_of(int style)
         return COLOR_YELLOW;
     case ST_TUI_GAUGE:
         return COLOR_CYAN;
+    case ST_TUI_ERR_HTTP:
+        return COLOR_RED;
+    case ST_TUI_ERR_CONNECT:
+        return COLOR_MAGENTA;
+    case ST_TUI_ERR_TIMEOUT:
+        return COLOR_YELLOW;
+    case ST_TUI_ERR_OTHER:
+        return COLOR_BLUE;
     default:
         return -1;
     }
@@ -200,6 +208,13 @@ static attr_t attr_of(const st_tui *t, int style)
         return A_BOLD;
     case ST_TUI_DIM:
         return A_DIM;
+    /* The errors chart's classes told apart without colour. */
+    case ST_TUI_ERR_HTTP:
+        return A_BOLD;
+    case ST_TUI_ERR_CONNECT:
+        return A_REVERSE;
+    case ST_TUI_ERR_TIMEOUT:
+        return A_UNDERLINE;
     default:
         return 0;
     }

@@ -427,23 +427,46 @@ static void latency_panel(const st_tui_model *m, st_tui_screen *s, int x, int y,
     chart(s, m, -1, x, y + 2, w, h - 2, u ? unc : cor, 3);
 }
 
-/* Errors per second as block columns, the newest on the right, with the totals by class. */
+/* A point's failures in the chart's four classes (ST_TUI_ERR_HTTP ...), summing to p->failed. */
+static void error_classes(const st_tui_point *p, uint64_t k[4])
+{
+    k[0] = p->http_4xx + p->http_5xx;
+    k[1] = p->connect + p->tls + p->cert;
+    k[2] = p->timeout;
+    uint64_t named = k[0] + k[1] + k[2];
+    k[3] = p->failed > named ? p->failed - named : 0;
+}
+
+/* Errors per second as stacked block columns, the newest on the right: each cell takes the style
+ * of the class that fills the middle of it (http at the bottom, then connect, timeout, other),
+ * under the run's totals by class, each in its class's style. */
 static void errors_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, int w, int h)
 {
-    title(s, x, y, w, "errors/s");
-    /* The TLS classes only when some came: plain-HTTP runs keep the line short at 80 columns. */
-    char tls[48] = "";
-    if (m->run.tls || m->run.cert) {
-        snprintf(tls, sizeof(tls), " tls %llu cert %llu", (unsigned long long)m->run.tls,
-                 (unsigned long long)m->run.cert);
+    title(s, x, y, w, "errors/s by class");
+    const st_tui_point *run = &m->run;
+    int at = x + 1, end = x + w;
+    struct {
+        int style;
+        const char *fmt;
+        unsigned long long a, b, c;
+    } legend[] = {
+        {ST_TUI_ERR_HTTP, "4xx %llu 5xx %llu ", run->http_4xx, run->http_5xx, 0},
+        {ST_TUI_ERR_CONNECT, "conn %llu ", run->connect, 0, 0},
+        {ST_TUI_ERR_CONNECT, "tls %llu cert %llu ", run->tls, run->cert, 0},
+        {ST_TUI_ERR_TIMEOUT, "tmo %llu ", run->timeout, 0, 0},
+        {ST_TUI_ERR_OTHER, "other %llu", run->other, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(legend) / sizeof(legend[0]) && at < end; i++) {
+        /* The TLS classes only when some came: plain-HTTP runs keep the line short. */
+        if (i == 2 && !run->tls && !run->cert) {
+            continue;
+        }
+        at += text(s, at, y + 1, end - at, run->failed ? legend[i].style : ST_TUI_PLAIN,
+                   legend[i].fmt, legend[i].a, legend[i].b, legend[i].c);
     }
-    text(s, x + 1, y + 1, w - 1, m->run.failed ? ST_TUI_ERROR : ST_TUI_PLAIN,
-         "4xx %llu 5xx %llu conn %llu tmo %llu%s other %llu", (unsigned long long)m->run.http_4xx,
-         (unsigned long long)m->run.http_5xx, (unsigned long long)m->run.connect,
-         (unsigned long long)m->run.timeout, tls, (unsigned long long)m->run.other);
-    text(s, x + 1, y + 2, w - 1, m->run.late || m->run.dropped ? ST_TUI_WARN : ST_TUI_DIM,
-         "late %llu dropped %llu", (unsigned long long)m->run.late,
-         (unsigned long long)m->run.dropped);
+    text(s, x + 1, y + 2, w - 1, run->late || run->dropped ? ST_TUI_WARN : ST_TUI_DIM,
+         "late %llu dropped %llu", (unsigned long long)run->late,
+         (unsigned long long)run->dropped);
     int ch = h - 3, cw = w - 7;
     if (ch < 1 || cw < 2) {
         return;
@@ -466,14 +489,24 @@ static void errors_panel(const st_tui_model *m, st_tui_screen *s, int x, int y, 
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        uint64_t f = st_tui_model_point(m, from + i)->failed;
+        const st_tui_point *p = st_tui_model_point(m, from + i);
+        uint64_t f = p->failed, k[4];
+        error_classes(p, k);
         int eighths = (int)((double)f / (double)top * ch * 8 + 0.5);
         if (f > 0 && eighths == 0) {
             eighths = 1;
         }
+        int total = eighths;
         for (int r = 0; r < ch && eighths > 0; r++, eighths -= 8) {
-            wchar_t c = eighths >= 8 ? L'\x2588' : (wchar_t)(0x2580 + eighths);
-            put(s, x + 7 + (int)i, y + 3 + ch - 1 - r, c, ST_TUI_ERROR);
+            int fill = eighths >= 8 ? 8 : eighths;
+            wchar_t c = fill == 8 ? L'\x2588' : (wchar_t)(0x2580 + fill);
+            /* The failure at the cell's middle, counted from the bottom of the column. */
+            double mid = ((double)r * 8 + fill / 2.0) / total * (double)f;
+            int cls = 0;
+            for (double below = 0; cls < 3 && mid >= below + (double)k[cls]; cls++) {
+                below += (double)k[cls];
+            }
+            put(s, x + 7 + (int)i, y + 3 + ch - 1 - r, c, ST_TUI_ERR_HTTP + cls);
         }
     }
 }

@@ -51,6 +51,11 @@ typedef enum st_tui_style {
     ST_TUI_WARN,  /* lost agents, late and dropped requests */
     ST_TUI_DIM,   /* axes, help text */
     ST_TUI_GAUGE, /* the elapsed part of the gauge */
+    /* The errors chart's classes, stacked in this order from the bottom of each column. */
+    ST_TUI_ERR_HTTP,    /* 4xx and 5xx answers */
+    ST_TUI_ERR_CONNECT, /* connections, TLS handshakes and certificates that failed */
+    ST_TUI_ERR_TIMEOUT, /* no answer in time */
+    ST_TUI_ERR_OTHER,   /* resets, malformed answers, the rest */
     ST_TUI_N_STYLES
 } st_tui_style;
 

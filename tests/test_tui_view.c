@@ -223,7 +223,72 @@ static void test_tui_view_errors(void **state)
     m->run.cert = 2;
     m->run.failed = 21;
     draw(m, &s, 120, 40);
-    assert_non_null(strstr(row(&s, y + 1), "tmo 0 tls 5 cert 2 other 0"));
+    assert_non_null(strstr(row(&s, y + 1), "conn 0 tls 5 cert 2 tmo 0 other 0"));
+    st_tui_screen_fini(&s);
+    free(m);
+}
+
+/* The style of the first cell of text on row y (cells compared one by one), or -1. */
+static int style_of_text(const st_tui_screen *s, int y, const char *text)
+{
+    size_t n = strlen(text);
+    for (int x = 0; x + (int)n <= s->w; x++) {
+        size_t i = 0;
+        while (i < n && at(s, x + (int)i, y) == (wchar_t)text[i]) {
+            i++;
+        }
+        if (i == n) {
+            return s->cells[(size_t)y * (size_t)s->w + (size_t)x].style;
+        }
+    }
+    return -1;
+}
+
+/* Each column stacks its classes: http at the bottom, then connect, timeout, other, each cell in
+ * the style of the class at its middle; the legend wears the same styles. */
+static void test_tui_view_errors_by_class(void **state)
+{
+    (void)state;
+    st_tui_model *m = running(0, 0);
+    st_tui_point p = {.second = 0, .http_5xx = 8, .timeout = 8, .failed = 16};
+    st_tui_model_add_point(m, &p);
+    st_tui_point q = {.second = 1, .connect = 4, .other = 4, .failed = 8};
+    st_tui_model_add_point(m, &q);
+    m->run.http_5xx = 8;
+    m->run.timeout = 8;
+    m->run.connect = 4;
+    m->run.other = 4;
+    m->run.failed = 24;
+    st_tui_screen s;
+    draw(m, &s, 120, 40);
+    int y = find_row(&s, 3, "errors/s by class");
+    assert_true(y > 0);
+    int top = y + 3, bottom = top;
+    while (at(&s, 6, bottom + 1) == L'\x2502') {
+        bottom++;
+    }
+    int rows = bottom - top + 1;
+    assert_true(rows >= 4);
+    /* The 16 of second 0 fill its column: the lower half http, the upper half timeout. */
+    for (int r = 0; r < rows; r++) {
+        int want = r < rows / 2 ? ST_TUI_ERR_HTTP : ST_TUI_ERR_TIMEOUT;
+        if (rows % 2 && r == rows / 2) {
+            continue; /* the middle cell of an odd column is either */
+        }
+        assert_int_equal(at(&s, 7, bottom - r), L'\x2588');
+        assert_int_equal(s.cells[(size_t)(bottom - r) * (size_t)s.w + 7].style, want);
+    }
+    /* The 8 of second 1 reach half way: connect below, other above, nothing higher. */
+    assert_int_equal(s.cells[(size_t)bottom * (size_t)s.w + 8].style, ST_TUI_ERR_CONNECT);
+    assert_int_equal(at(&s, 8, top), L' ');
+    int highest = bottom;
+    while (highest > top && at(&s, 8, highest - 1) != L' ') {
+        highest--;
+    }
+    assert_int_equal(s.cells[(size_t)highest * (size_t)s.w + 8].style, ST_TUI_ERR_OTHER);
+    /* The legend: "5xx 8" in http's style, "tmo 8" in timeout's. */
+    assert_int_equal(style_of_text(&s, y + 1, "5xx 8"), ST_TUI_ERR_HTTP);
+    assert_int_equal(style_of_text(&s, y + 1, "tmo 8"), ST_TUI_ERR_TIMEOUT);
     st_tui_screen_fini(&s);
     free(m);
 }
@@ -693,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_tui_view_chart_step),
         cmocka_unit_test(test_tui_view_latency_toggle),
         cmocka_unit_test(test_tui_view_errors),
+        cmocka_unit_test(test_tui_view_errors_by_class),
         cmocka_unit_test(test_tui_view_bins),
         cmocka_unit_test(test_tui_view_distribution),
         cmocka_unit_test(test_tui_view_agents_lost),
