@@ -31,7 +31,7 @@ Open loop (bench/openloop_report.py prints its table): stampede-agent beside wrk
 40k rps with 100 connections (CPU per request, served vs asked), the highest rate each holds
 within 1% on one core, and 6,000 connections to stampede-target answering in 1 s at 5,000 rps
 (RSS, time to rate). wrk2 is not in Debian: WRK2=PATH names its binary; without it those rows
-are skipped with a note. ST_BENCH_ONLY=openloop runs only the open-loop rows.
+are skipped with a note. ST_BENCH_ONLY=openloop, https or http2 runs only those rows.
 EOF
 }
 
@@ -143,6 +143,7 @@ port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); p
 # HTTP/2 over cleartext (h2c with prior knowledge) on a second port of the same worker.
 h2_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # And over TLS (ALPN h2), with a self-signed certificate made now (the agent runs --insecure).
+https_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 h2s_port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$tmp/nginx/tmp" "$tmp/runs"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/nginx/key.pem" -out "$tmp/nginx/cert.pem" \
@@ -174,6 +175,16 @@ http {
     server {
         listen 127.0.0.1:$h2_port http2;
         http2_max_concurrent_streams 128;
+        location / {
+            return 200 "ok";
+        }
+    }
+    server {
+        listen 127.0.0.1:$https_port ssl;
+        ssl_protocols TLSv1.3;
+        ssl_certificate $tmp/nginx/cert.pem;
+        ssl_certificate_key $tmp/nginx/key.pem;
+        keepalive_requests 1000000;
         location / {
             return 200 "ok";
         }
@@ -279,7 +290,10 @@ echo "== nginx on 127.0.0.1:$port (CPU $server_cpu); generators on CPU $gen_cpu;
 taskset -c "$gen_cpu" wrk -t1 -c"$peak_conns" -d1s "$url" >/dev/null 2>&1 || fail "wrk cannot reach nginx at $url"
 
 only=${ST_BENCH_ONLY:-}
-[ -z "$only" ] || [ "$only" = openloop ] || fail "ST_BENCH_ONLY: \"$only\" is not openloop"
+case $only in
+"" | openloop | https | http2) ;;
+*) fail "ST_BENCH_ONLY: \"$only\" is not openloop, https or http2" ;;
+esac
 [ -n "$only" ] || echo "== peak throughput ==" >&2
 for rep in $(seq "$reps"); do
     [ -z "$only" ] || break
@@ -313,12 +327,28 @@ done
 
 # HTTP/2, cleartext and TLS: h2load's -c/-m beside the h2 engine's --connections/--streams. (libcurl 7.88 cannot keep
 # an h2c connection: its row would be errors, so the curl engine is not run here.)
+# HTTPS over HTTP/1.1 (TLS 1.3): keep-alive at the peak's 50 connections, and a new connection per
+# request ("Connection: close": what a handshake costs; stampede offers the last session again,
+# wrk does a full handshake each time). wrk and h2load --h1 beside the fast engine.
+https_url="https://127.0.0.1:$https_port/"
+printf '{"requests": [{"url": "%s", "headers": {"Connection": "close"}}]}\n' "$https_url" >"$tmp/close.json"
+[ -n "$only" ] && [ "$only" != https ] || echo "== HTTPS ==" >&2
+for rep in $(seq "$reps"); do
+    [ -z "$only" ] || [ "$only" = https ] || break
+    run https wrk "$rep" wrk wrk -t1 -c"$peak_conns" -d"${duration}s" "$https_url"
+    run https h2load-h1 "$rep" h2load h2load --h1 -t1 -c"$peak_conns" -D "$duration" "$https_url"
+    run https agent-fast "$rep" agent "$bin_dir/stampede-agent" --url "$https_url" --duration "$duration" \
+        --threads 1 --json --rate 0 --connections "$peak_conns" --insecure --engine fast
+    run https-close wrk "$rep" wrk wrk -t1 -c"$peak_conns" -d"${duration}s" -H "Connection: close" "$https_url"
+    run https-close agent-fast "$rep" agent "$bin_dir/stampede-agent" --plan "$tmp/close.json" --duration "$duration" \
+        --threads 1 --json --rate 0 --connections "$peak_conns" --insecure --engine fast
+done
 h2_url="http://127.0.0.1:$h2_port/"
 h2s_url="https://127.0.0.1:$h2s_port/"
 h2_shapes=(20:1 1:50)
-[ -n "$only" ] || echo "== HTTP/2 ==" >&2
+[ -n "$only" ] && [ "$only" != http2 ] || echo "== HTTP/2 ==" >&2
 for rep in $(seq "$reps"); do
-    [ -z "$only" ] || break
+    [ -z "$only" ] || [ "$only" = http2 ] || break
     for cm in "${h2_shapes[@]}"; do
         c=${cm%%:*} m=${cm##*:}
         for proto in h2c h2tls; do
@@ -332,6 +362,7 @@ for rep in $(seq "$reps"); do
     done
 done
 # ---- open loop beside wrk2 ----
+if [ -z "$only" ] || [ "$only" = openloop ]; then
 
 WRK2=${WRK2:-}
 if [ -n "$WRK2" ] && ! [ -x "$WRK2" ]; then
@@ -373,6 +404,7 @@ target_pid=
     --many-rate "$many_rate" --many-conns "$many_conns" --many-duration "$many_s" \
     ${json_out:+--json-out "${json_out%.json}.openloop.json"} || fail "the open-loop figures could not be read"
 [ -z "$only" ] || exit 0
+fi
 
 report_args=(report --records "$tmp/records.jsonl" --bin-dir "$bin_dir" --reps "$reps"
     --duration "$duration" --gen-cpu "$gen_cpu" --server-cpu "$server_cpu"

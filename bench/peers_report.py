@@ -514,6 +514,43 @@ def cmd_report(a):
                 w("    %-20s %s\n" % (descr[s["tool"]][0] + ":", s["command"]))
         w("\n")
 
+    # HTTPS over HTTP/1.1: the fast engine beside wrk (and h2load --h1), keep-alive and a new
+    # connection per request.
+    tls_rows = []
+    for sec in ("https", "https-close"):
+        groups = by_tool(records, sec)
+        keys = ["rps", "requests_per_cpu_s"] + CORE_KEYS
+        ref = summarise(groups["wrk"], keys) if "wrk" in groups else None
+        for tool in ("wrk", "h2load-h1", "agent-fast"):
+            if tool not in groups:
+                continue
+            x = summarise(groups[tool], keys)
+            x.update({"section": sec, "tool": tool})
+            if ref:
+                x["paired_ratio_to_wrk_median"] = median(
+                    ratio(u, v) for u, v in zip(x["rps_reps"], ref["rps_reps"]))
+                x["paired_cpu_ratio_to_wrk_median"] = median(
+                    ratio(u, v) for u, v in zip(x["requests_per_cpu_s_reps"],
+                                                ref["requests_per_cpu_s_reps"]))
+            tls_rows.append(x)
+    if tls_rows:
+        w("HTTPS, HTTP/1.1 over TLS 1.3, closed loop, 50 connections, one core (https: keep-alive;\n"
+          "https-close: Connection: close, a handshake per request)\n")
+        w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
+            "shape", "tool", "req/s", "paired", "req/CPU-s", "paired", "used", "steal", "other",
+            "errors"))
+        for x in tls_rows:
+            w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
+                x["section"], x["tool"], fmt(x["rps_median"], ",.0f"),
+                fmt(x.get("paired_ratio_to_wrk_median"), ".2f"),
+                fmt(x["requests_per_cpu_s_median"], ",.0f"),
+                fmt(x.get("paired_cpu_ratio_to_wrk_median"), ".2f")) + core_cols(x) +
+                (x["errors_total"],)))
+        w("  paired: median over repetitions of the ratio to wrk's run of the same repetition.\n")
+        for x in tls_rows:
+            w("    %-12s %-12s %s\n" % (x["section"], x["tool"] + ":", x["command"]))
+        w("\n")
+
     # HTTP/2: the h2 engine beside h2load with the same connections (-c) and streams (-m).
     h2_rows = []
     for sec in sorted({r["section"] for r in records if r["section"].startswith("h2")}):
@@ -578,6 +615,7 @@ def cmd_report(a):
             "wrk2": "not in Debian 12: see the open-loop rows (WRK2=PATH), printed by bench/openloop_report.py",
         },
         "latency": {"rows": lat_rows},
+        "https": {"rows": tls_rows},
         "http2": {"rows": h2_rows},
         "runs": records,
     }
