@@ -165,8 +165,6 @@ static void on_second(void *arg, const st_coord_second *sec)
     }
 }
 
-/* Adds the output that make() opens for path, when path was given; a folder that cannot be
- * written is said on stderr and returns non-zero. */
 /* --baseline: the summary file, or with --baseline-table the summary stored for that run id.
  * Returns ST_EXIT_OK, or the exit code after saying why: 2 for a bad file, stored summary or
  * expression, 3 for credentials, 5 for no such table or no summary stored, 1 for other AWS
@@ -303,7 +301,8 @@ int st_cmd_run(int argc, char **argv)
         goto out;
     }
     if (o.max_regression.n && !o.baseline) {
-        fprintf(stderr, "stampede run: --max-regression needs --baseline (a summary file or a stored run)\n");
+        fprintf(stderr,
+                "stampede run: --max-regression needs --baseline (a summary file or a stored run)\n");
         code = ST_EXIT_USAGE;
         goto out;
     }
