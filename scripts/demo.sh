@@ -25,10 +25,21 @@ done
 port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out/target.out")
 [ -n "$port" ] || { echo "stampede-target did not start: $(cat "$out/target.err")" >&2; exit 1; }
 
-echo "== stampede run: 3 local agents against http://127.0.0.1:$port/ ==" >&2
+# The demo's load shape, each part only where the extra arguments do not set it themselves
+# (stampede run refuses a flag given twice).
+defaults=()
+for pair in "rate 2000" "ramp-up 5s" "duration 15s" "agents 3"; do
+    flag=${pair%% *}
+    given=
+    for arg in "$@"; do
+        case $arg in --"$flag" | --"$flag"=*) given=1 ;; esac
+    done
+    [ -n "$given" ] || defaults+=("--$flag" "${pair#* }")
+done
+echo "== stampede run: local agents against http://127.0.0.1:$port/ ==" >&2
 set +e
-"$bin/stampede" run --url "http://127.0.0.1:$port/" --rate 2000 --ramp-up 5s --duration 15s \
-    --agents 3 --summary "$out/summary.json" --timeseries "$out/timeseries.jsonl" "$@"
+"$bin/stampede" run --url "http://127.0.0.1:$port/" "${defaults[@]}" \
+    --summary "$out/summary.json" --timeseries "$out/timeseries.jsonl" "$@"
 code=$?
 set -e
 echo >&2
