@@ -358,6 +358,52 @@ def core_cols(s):
             pair_pct(s.get("gen_core_other_median"), s.get("server_core_other_median")))
 
 
+def paired_rows(records, sections, ref_tool, tools):
+    """One row per section and tool with its medians and, where ref_tool ran in that section,
+    the medians of the per-repetition ratios to it (paired_ratio_to_REF_median for req/s,
+    paired_cpu_ratio_to_REF_median for requests per CPU-second)."""
+    rows = []
+    keys = ["rps", "requests_per_cpu_s"] + CORE_KEYS
+    for sec in sections:
+        groups = by_tool(records, sec)
+        ref = summarise(groups[ref_tool], keys) if ref_tool in groups else None
+        for tool in tools:
+            if tool not in groups:
+                continue
+            x = summarise(groups[tool], keys)
+            x.update({"section": sec, "tool": tool})
+            if ref:
+                x["paired_ratio_to_%s_median" % ref_tool] = median(
+                    ratio(u, v) for u, v in zip(x["rps_reps"], ref["rps_reps"]))
+                x["paired_cpu_ratio_to_%s_median" % ref_tool] = median(
+                    ratio(u, v) for u, v in zip(x["requests_per_cpu_s_reps"],
+                                                ref["requests_per_cpu_s_reps"]))
+            rows.append(x)
+    return rows
+
+
+def write_paired(w, rows, ref_tool, title):
+    """The table of paired_rows(), under title, with each row's command below it."""
+    if not rows:
+        return
+    w(title)
+    w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
+        "shape", "tool", "req/s", "paired", "req/CPU-s", "paired", "used", "steal", "other",
+        "errors"))
+    for x in rows:
+        w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
+            x["section"], x["tool"], fmt(x["rps_median"], ",.0f"),
+            fmt(x.get("paired_ratio_to_%s_median" % ref_tool), ".2f"),
+            fmt(x["requests_per_cpu_s_median"], ",.0f"),
+            fmt(x.get("paired_cpu_ratio_to_%s_median" % ref_tool), ".2f")) + core_cols(x) +
+            (x["errors_total"],)))
+    w("  paired: median over repetitions of the ratio to %s's run of the same repetition.\n"
+      % ref_tool)
+    for x in rows:
+        w("    %-12s %-12s %s\n" % (x["section"], x["tool"] + ":", x["command"]))
+    w("\n")
+
+
 def summarise(runs, keys):
     s = {"reps": len(runs), "command": runs[0]["command"]}
     for k in keys:
@@ -516,76 +562,18 @@ def cmd_report(a):
 
     # HTTPS over HTTP/1.1: the fast engine beside wrk (and h2load --h1), keep-alive and a new
     # connection per request.
-    tls_rows = []
-    for sec in ("https", "https-close"):
-        groups = by_tool(records, sec)
-        keys = ["rps", "requests_per_cpu_s"] + CORE_KEYS
-        ref = summarise(groups["wrk"], keys) if "wrk" in groups else None
-        for tool in ("wrk", "h2load-h1", "agent-fast"):
-            if tool not in groups:
-                continue
-            x = summarise(groups[tool], keys)
-            x.update({"section": sec, "tool": tool})
-            if ref:
-                x["paired_ratio_to_wrk_median"] = median(
-                    ratio(u, v) for u, v in zip(x["rps_reps"], ref["rps_reps"]))
-                x["paired_cpu_ratio_to_wrk_median"] = median(
-                    ratio(u, v) for u, v in zip(x["requests_per_cpu_s_reps"],
-                                                ref["requests_per_cpu_s_reps"]))
-            tls_rows.append(x)
-    if tls_rows:
-        w("HTTPS, HTTP/1.1 over TLS 1.3, closed loop, 50 connections, one core (https: keep-alive;\n"
-          "https-close: Connection: close, a handshake per request)\n")
-        w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
-            "shape", "tool", "req/s", "paired", "req/CPU-s", "paired", "used", "steal", "other",
-            "errors"))
-        for x in tls_rows:
-            w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
-                x["section"], x["tool"], fmt(x["rps_median"], ",.0f"),
-                fmt(x.get("paired_ratio_to_wrk_median"), ".2f"),
-                fmt(x["requests_per_cpu_s_median"], ",.0f"),
-                fmt(x.get("paired_cpu_ratio_to_wrk_median"), ".2f")) + core_cols(x) +
-                (x["errors_total"],)))
-        w("  paired: median over repetitions of the ratio to wrk's run of the same repetition.\n")
-        for x in tls_rows:
-            w("    %-12s %-12s %s\n" % (x["section"], x["tool"] + ":", x["command"]))
-        w("\n")
-
+    tls_rows = paired_rows(records, ("https", "https-close"), "wrk",
+                           ("wrk", "h2load-h1", "agent-fast"))
+    write_paired(w, tls_rows, "wrk",
+                 "HTTPS, HTTP/1.1 over TLS 1.3, closed loop, 50 connections, one core (https: "
+                 "keep-alive;\nhttps-close: Connection: close, a handshake per request)\n")
     # HTTP/2: the h2 engine beside h2load with the same connections (-c) and streams (-m).
-    h2_rows = []
-    for sec in sorted({r["section"] for r in records if r["section"].startswith("h2")}):
-        groups = by_tool(records, sec)
-        keys = ["rps", "requests_per_cpu_s"] + CORE_KEYS
-        ref = summarise(groups["h2load"], keys) if "h2load" in groups else None
-        for tool in ("h2load", "agent-h2", "agent-curl"):
-            if tool not in groups:
-                continue
-            x = summarise(groups[tool], keys)
-            x.update({"section": sec, "tool": tool})
-            if ref:
-                x["paired_ratio_to_h2load_median"] = median(
-                    ratio(u, v) for u, v in zip(x["rps_reps"], ref["rps_reps"]))
-                x["paired_cpu_ratio_to_h2load_median"] = median(
-                    ratio(u, v) for u, v in zip(x["requests_per_cpu_s_reps"],
-                                                ref["requests_per_cpu_s_reps"]))
-            h2_rows.append(x)
-    if h2_rows:
-        w("HTTP/2 (h2: cleartext, prior knowledge; h2tls: TLS, ALPN h2): closed loop, same\n"
-          "connections (c) and streams (m), one core\n")
-        w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6s\n" % (
-            "shape", "tool", "req/s", "paired", "req/CPU-s", "paired", "used", "steal", "other",
-            "errors"))
-        for x in h2_rows:
-            w("  %-12s %-10s %8s %6s  %9s %6s  %5s %5s %5s %6d\n" % ((
-                x["section"], x["tool"], fmt(x["rps_median"], ",.0f"),
-                fmt(x.get("paired_ratio_to_h2load_median"), ".2f"),
-                fmt(x["requests_per_cpu_s_median"], ",.0f"),
-                fmt(x.get("paired_cpu_ratio_to_h2load_median"), ".2f")) + core_cols(x) +
-                (x["errors_total"],)))
-        w("  paired: median over repetitions of the ratio to h2load's run of the same repetition.\n")
-        for x in h2_rows:
-            w("    %-12s %-12s %s\n" % (x["section"], x["tool"] + ":", x["command"]))
-        w("\n")
+    h2_rows = paired_rows(records,
+                          sorted({r["section"] for r in records if r["section"].startswith("h2")}),
+                          "h2load", ("h2load", "agent-h2", "agent-curl"))
+    write_paired(w, h2_rows, "h2load",
+                 "HTTP/2 (h2: cleartext, prior knowledge; h2tls: TLS, ALPN h2): closed loop, same\n"
+                 "connections (c) and streams (m), one core\n")
 
     result = {
         "schema": "stampede-bench-peers/1",
