@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct st_conn_tls {
@@ -34,9 +36,9 @@ struct st_conn_tls {
  * SIGPIPE and end a process that does not ignore it. This one sends with MSG_NOSIGNAL. */
 static int sock_write(BIO *b, const char *buf, int len)
 {
-    int fd = (int)(intptr_t)BIO_get_data(b);
+    const st_conn_io *c = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    ssize_t n = send(fd, buf, (size_t)len, MSG_NOSIGNAL);
+    ssize_t n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         BIO_set_retry_write(b);
     }
@@ -45,9 +47,10 @@ static int sock_write(BIO *b, const char *buf, int len)
 
 static int sock_read(BIO *b, char *buf, int len)
 {
-    int fd = (int)(intptr_t)BIO_get_data(b);
+    st_conn_io *c = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    ssize_t n = recv(fd, buf, (size_t)len, 0);
+    ssize_t n = c->rx_stamps ? st_conn_io_recv_stamped(c, buf, (size_t)len)
+                             : recv(c->fd, buf, (size_t)len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         BIO_set_retry_read(b);
     }
@@ -286,6 +289,8 @@ int st_conn_io_start(st_conn_io *c, st_conn_tls *tls, int fd)
     c->tls = tls;
     c->fail_kind = ST_RES_OTHER;
     c->fail_why = NULL;
+    c->rx_stamps = false;
+    c->rx_real_ns = 0;
     if (tls) {
         SSL *ssl = SSL_new(tls->ctx);
         if (!ssl) {
@@ -298,7 +303,7 @@ int st_conn_io_start(st_conn_io *c, st_conn_tls *tls, int fd)
             ERR_clear_error();
             return ST_ENOMEM;
         }
-        BIO_set_data(bio, (void *)(intptr_t)fd);
+        BIO_set_data(bio, c); /* c->fd is set below, before any read or write */
         SSL_set_bio(ssl, bio, bio); /* ssl owns bio from here */
         if (!tls->ip && SSL_set_tlsext_host_name(ssl, tls->host) != 1) {
             SSL_free(ssl);
@@ -314,6 +319,61 @@ int st_conn_io_start(st_conn_io *c, st_conn_tls *tls, int fd)
     }
     c->fd = fd;
     return 0;
+}
+
+int st_conn_io_stamp_rx(st_conn_io *c)
+{
+    int on = 1;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) != 0) {
+        return ST_ESYSTEM;
+    }
+    c->rx_stamps = true;
+    return 0;
+}
+
+ssize_t st_conn_io_recv_stamped(st_conn_io *c, void *buf, size_t len)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    union {
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = control.buf,
+        .msg_controllen = sizeof(control.buf),
+    };
+    ssize_t n = recvmsg(c->fd, &msg, 0);
+    if (n <= 0) {
+        return n;
+    }
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+            c->rx_real_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+        }
+    }
+    return n;
+}
+
+uint64_t st_conn_io_rx_ns(const st_conn_io *c, uint64_t now_ns)
+{
+    if (!c->rx_stamps || c->rx_real_ns == 0) {
+        return now_ns;
+    }
+    /* The stamp is on the real-time clock: its age there is its age on the monotonic one (both
+     * run at the same rate over so short a time). */
+    struct timespec r;
+    clock_gettime(CLOCK_REALTIME, &r);
+    uint64_t real_now = (uint64_t)r.tv_sec * 1000000000ULL + (uint64_t)r.tv_nsec;
+    if (c->rx_real_ns >= real_now) {
+        return now_ns;
+    }
+    uint64_t age = real_now - c->rx_real_ns;
+    return age < now_ns ? now_ns - age : now_ns;
 }
 
 int st_conn_io_sys_error(st_conn_io *c, int err)

@@ -58,6 +58,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -92,6 +93,8 @@ typedef struct st_conn_io {
     st_conn_tls *tls;
     st_res_kind fail_kind; /* after ST_CONN_IO_ERROR */
     const char *fail_why;
+    bool rx_stamps;       /* the kernel stamps what the socket receives (st_conn_io_stamp_rx) */
+    uint64_t rx_real_ns;  /* CLOCK_REALTIME stamp of the last bytes read; 0: none yet */
 } st_conn_io;
 
 /* Sets c up with no connection (fd -1). */
@@ -101,7 +104,17 @@ void st_conn_io_init(st_conn_io *c);
  * (NULL: plain). Returns 0 (c owns fd), ST_ENOMEM or ST_ESYSTEM (the caller keeps fd). */
 int st_conn_io_start(st_conn_io *c, st_conn_tls *tls, int fd);
 
-/* Out-of-line TLS paths of the calls below. */
+/* Asks the kernel to stamp the instant each segment reaches c's socket, so that st_conn_io_rx_ns
+ * can say when a response arrived however late it is read. 0, or ST_ESYSTEM (no stamps: reads work
+ * as before). Call after st_conn_io_start, before the first read. */
+int st_conn_io_stamp_rx(st_conn_io *c);
+
+/* The monotonic instant at which the last bytes read reached the socket, by the kernel's stamp,
+ * given now_ns (the monotonic clock read now); never after now_ns, and now_ns when no stamp came. */
+uint64_t st_conn_io_rx_ns(const st_conn_io *c, uint64_t now_ns);
+
+/* Out-of-line paths of the calls below. */
+ssize_t st_conn_io_recv_stamped(st_conn_io *c, void *buf, size_t len); /* recv(2) that keeps the stamp */
 int st_conn_io_tls_handshake(st_conn_io *c);
 ssize_t st_conn_io_tls_read(st_conn_io *c, void *buf, size_t len);
 ssize_t st_conn_io_tls_write(st_conn_io *c, const void *buf, size_t len);
@@ -122,7 +135,7 @@ static inline ssize_t st_conn_io_read(st_conn_io *c, void *buf, size_t len)
         return st_conn_io_tls_read(c, buf, len);
     }
     for (;;) {
-        ssize_t n = recv(c->fd, buf, len, 0);
+        ssize_t n = c->rx_stamps ? st_conn_io_recv_stamped(c, buf, len) : recv(c->fd, buf, len, 0);
         if (n >= 0) {
             return n;
         }

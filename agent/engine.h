@@ -65,6 +65,7 @@
 #include "plan.h"
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,12 @@ typedef struct st_engine_cfg {
     const char *cacert_pem; /* or that file's contents, read by the plan (cacert then names it in
                                messages); outlives the engine */
     size_t cacert_pem_len;
+    /* fast only (NULL: loop): a second loop, on the same thread, that watches the connections'
+     * sockets while the engine's timers stay on loop. The engine then asks the kernel to stamp
+     * what each socket receives and times every response by the arrival of its last bytes, so
+     * that the worker may run io_loop late without changing a figure (reads_can_wait). Other
+     * engines ignore it. */
+    struct ev_loop *io_loop;
 } st_engine_cfg;
 
 typedef struct st_engine st_engine;
@@ -149,6 +156,12 @@ typedef struct st_engine_ops {
 
     /* Ends every request in flight now; each gets done() with ST_RES_ABORTED. */
     void (*cancel_all)(st_engine *e);
+
+    /* NULL for engines that cannot: whether cfg->io_loop may now go unwatched for a while (run
+     * later with ev_run(io_loop, EVRUN_NOWAIT)) without changing any figure: every connection
+     * has the kernel's arrival stamps and none waits to connect, to finish a handshake or for
+     * room to write, so what is late is only the reading of responses whose times are known. */
+    bool (*reads_can_wait)(st_engine *e);
 
     /* Closes every connection and frees the instance; no watcher is left on the loop and done()
      * is never called again. Requests still in flight are dropped without a callback: call

@@ -109,6 +109,13 @@ struct st_engine {
 
     st_conn_tls *tls; /* https: the TLS context; NULL for http */
 
+    /* cfg->io_loop: the sockets are watched there (else on loop), the kernel stamps what they
+     * receive, and responses are timed by those stamps (st_engine_ops.reads_can_wait). */
+    struct ev_loop *ioloop;
+    bool stamps;     /* every connection opened so far got its stamps */
+    int n_wio;       /* connections whose write watcher is on (connecting, or socket full) */
+    int n_handshake; /* connections in CONN_HANDSHAKE */
+
     fast_conn *defer_head;
     fast_conn *defer_tail;
     ev_timer defer_timer; /* zero delay: reports failures found inside send() */
@@ -119,6 +126,29 @@ struct st_engine {
 
 static void conn_open(fast_conn *c);
 static void conn_write(fast_conn *c);
+
+static void set_state(fast_conn *c, conn_state state)
+{
+    c->e->n_handshake += (state == CONN_HANDSHAKE) - (c->state == CONN_HANDSHAKE);
+    c->state = state;
+}
+
+/* The write watcher: on while a connect is pending or the socket has no room. */
+static void wio_on(fast_conn *c)
+{
+    if (!ev_is_active(&c->wio)) {
+        ev_io_start(c->e->ioloop, &c->wio);
+        c->e->n_wio++;
+    }
+}
+
+static void wio_off(fast_conn *c)
+{
+    if (ev_is_active(&c->wio)) {
+        ev_io_stop(c->e->ioloop, &c->wio);
+        c->e->n_wio--;
+    }
+}
 
 /* ---- parser ---- */
 
@@ -157,7 +187,7 @@ static const http_parser_settings parser_settings = {
 
 static void idle_push(st_engine *e, fast_conn *c)
 {
-    c->state = CONN_IDLE;
+    set_state(c, CONN_IDLE);
     c->pos = e->n_idle;
     e->idle[e->n_idle++] = c;
 }
@@ -171,7 +201,7 @@ static void idle_remove(st_engine *e, fast_conn *c)
 
 static void closed_push(st_engine *e, fast_conn *c)
 {
-    c->state = CONN_CLOSED;
+    set_state(c, CONN_CLOSED);
     c->pos = e->n_closed;
     e->closed[e->n_closed++] = c;
 }
@@ -184,8 +214,8 @@ static void conn_close_fd(fast_conn *c, bool clean)
     if (c->io.fd < 0) {
         return;
     }
-    ev_io_stop(c->e->loop, &c->rio);
-    ev_io_stop(c->e->loop, &c->wio);
+    ev_io_stop(c->e->ioloop, &c->rio);
+    wio_off(c);
     st_conn_io_close(&c->io, clean);
 }
 
@@ -206,9 +236,7 @@ static void conn_finish(fast_conn *c, st_res_kind kind, uint64_t done_ns, bool r
     uint64_t tag = c->tag;
     c->req = NULL;
     if (reuse) {
-        if (ev_is_active(&c->wio)) {
-            ev_io_stop(e->loop, &c->wio);
-        }
+        wio_off(c);
         c->responses++;
         idle_push(e, c);
     } else {
@@ -237,7 +265,7 @@ static void conn_fail(fast_conn *c, st_res_kind kind)
         return;
     }
     conn_close_fd(c, false);
-    c->state = CONN_DEFERRED;
+    set_state(c, CONN_DEFERRED);
     c->kind = kind;
     c->done_ns = now;
     c->defer_next = NULL;
@@ -302,7 +330,7 @@ static void conn_broken(fast_conn *c)
 
 static void conn_ready(fast_conn *c)
 {
-    c->state = CONN_BUSY;
+    set_state(c, CONN_BUSY);
     c->written = 0;
     http_parser_init(&c->parser, HTTP_RESPONSE);
     c->parser.data = c;
@@ -315,18 +343,12 @@ static void conn_handshake(fast_conn *c)
 {
     int rc = st_conn_io_handshake(&c->io);
     if (rc == 0) {
-        if (ev_is_active(&c->wio)) {
-            ev_io_stop(c->e->loop, &c->wio);
-        }
+        wio_off(c);
         conn_ready(c);
     } else if (rc == ST_CONN_IO_WANT_WRITE) {
-        if (!ev_is_active(&c->wio)) {
-            ev_io_start(c->e->loop, &c->wio);
-        }
+        wio_on(c);
     } else if (rc == ST_CONN_IO_WANT_READ) {
-        if (ev_is_active(&c->wio)) {
-            ev_io_stop(c->e->loop, &c->wio);
-        }
+        wio_off(c);
     } else {
         conn_fail(c, st_conn_io_fail_kind(&c->io));
     }
@@ -339,7 +361,7 @@ static void conn_connected(fast_conn *c)
     c->try_.tried = 0;
     c->responses = 0;
     if (e->tls) {
-        c->state = CONN_HANDSHAKE;
+        set_state(c, CONN_HANDSHAKE);
         conn_handshake(c);
         return;
     }
@@ -365,14 +387,17 @@ static void conn_open(fast_conn *c)
         conn_fail(c, ST_RES_LOCAL);
         return;
     }
+    if (e->ioloop != e->loop && st_conn_io_stamp_rx(&c->io) != 0) {
+        e->stamps = false;
+    }
     ev_io_set(&c->rio, fd, EV_READ);
-    ev_io_start(e->loop, &c->rio);
+    ev_io_start(e->ioloop, &c->rio);
     ev_io_set(&c->wio, fd, EV_WRITE);
     if (connected) {
         conn_connected(c);
     } else {
-        c->state = CONN_CONNECTING;
-        ev_io_start(e->loop, &c->wio);
+        set_state(c, CONN_CONNECTING);
+        wio_on(c);
     }
 }
 
@@ -403,9 +428,7 @@ static void conn_write(fast_conn *c)
             continue;
         }
         if (n == ST_CONN_IO_WANT_WRITE) {
-            if (!ev_is_active(&c->wio)) {
-                ev_io_start(c->e->loop, &c->wio);
-            }
+            wio_on(c);
             return;
         }
         if (n == ST_CONN_IO_WANT_READ) {
@@ -414,9 +437,7 @@ static void conn_write(fast_conn *c)
         conn_broken(c);
         return;
     }
-    if (ev_is_active(&c->wio)) {
-        ev_io_stop(c->e->loop, &c->wio);
-    }
+    wio_off(c);
 }
 
 /* ---- reading ---- */
@@ -426,7 +447,10 @@ static void conn_write(fast_conn *c)
 static void conn_complete(fast_conn *c, bool leftover)
 {
     bool reuse = c->keep && !leftover && c->written == c->req->len;
-    conn_finish(c, ST_RES_HTTP, st_clock_mono_ns(), reuse);
+    /* When the kernel stamps arrivals, the response is complete when its last bytes arrived, not
+     * when the loop got round to reading them. */
+    uint64_t done = st_conn_io_rx_ns(&c->io, st_clock_mono_ns());
+    conn_finish(c, ST_RES_HTTP, done > c->sent_ns ? done : c->sent_ns, reuse);
 }
 
 /* Returns true when the request is still waiting for more bytes. */
@@ -498,9 +522,7 @@ static void conn_read(fast_conn *c)
         if (n == 0) {
             conn_eof(c, 0);
         } else if (n == ST_CONN_IO_WANT_WRITE) {
-            if (!ev_is_active(&c->wio)) {
-                ev_io_start(e->loop, &c->wio);
-            }
+            wio_on(c);
         } else if (n == ST_CONN_IO_ERROR) {
             conn_eof(c, ECONNRESET);
         }
@@ -549,10 +571,10 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
     } else if (c->state == CONN_BUSY && c->written < c->req->len) {
         conn_write(c);
     } else if (c->state == CONN_BUSY) {
-        ev_io_stop(c->e->loop, w); /* a TLS read that wanted to write */
+        wio_off(c); /* a TLS read that wanted to write */
         conn_read(c);
     } else {
-        ev_io_stop(c->e->loop, w);
+        wio_off(c);
     }
 }
 
@@ -565,6 +587,10 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     if (e->inflight == 0) {
         ev_timer_stop(loop, w);
         return;
+    }
+    if (e->ioloop != e->loop) {
+        /* Answers the worker let wait are read first: one that came in time is no timeout. */
+        ev_run(e->ioloop, EVRUN_NOWAIT);
     }
     uint64_t now = st_clock_mono_ns();
     for (int i = 0; i < e->n_conns; i++) {
@@ -761,6 +787,8 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
         return ST_ENOMEM;
     }
     e->loop = loop;
+    e->ioloop = cfg->io_loop ? cfg->io_loop : loop;
+    e->stamps = cfg->io_loop != NULL;
     e->done = done;
     e->worker = worker;
     e->timeout_ns = (uint64_t)cfg->timeout_ms * ST_NS_PER_MS;
@@ -891,7 +919,7 @@ static int fast_send(st_engine *e, size_t req_index, uint64_t tag)
     }
     e->in_send = true;
     if (c->state == CONN_IDLE) {
-        c->state = CONN_BUSY;
+        set_state(c, CONN_BUSY);
         http_parser_init(&c->parser, HTTP_RESPONSE);
         c->parser.data = c;
         conn_write(c);
@@ -961,6 +989,11 @@ static int fast_applies(const st_plan *plan, char *why, size_t why_len)
     return ok;
 }
 
+static bool fast_reads_can_wait(st_engine *e)
+{
+    return e->stamps && e->ioloop != e->loop && e->n_wio == 0 && e->n_handshake == 0;
+}
+
 const st_engine_ops st_engine_fast = {
     .name = "fast",
     .applies = fast_applies,
@@ -969,5 +1002,6 @@ const st_engine_ops st_engine_fast = {
     .send = fast_send,
     .inflight = fast_inflight,
     .cancel_all = fast_cancel_all,
+    .reads_can_wait = fast_reads_can_wait,
     .destroy = fast_destroy,
 };

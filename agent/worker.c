@@ -57,6 +57,16 @@ struct st_worker {
     ev_timer tick;  /* second boundaries */
     ev_timer drain; /* the drain bound, or an immediate finish */
     ev_async wake;  /* st_worker_stop */
+    /* Open loop with a send window, on an engine that can time responses by the kernel's
+     * arrival stamps: the engine's sockets are watched by io_loop, embedded in loop. Before
+     * the loop sleeps, when the pacing timer wakes it within one window anyway and the engine
+     * allows it, the embedding stops: responses that arrive meanwhile wake nobody and are read
+     * at that wake-up, each timed by its arrival (engine.h, reads_can_wait). One wake-up per
+     * window instead of one per response is most of the cost per request. */
+    struct ev_loop *io_loop;
+    ev_embed embed;
+    ev_prepare before_sleep;
+    ev_idle one_more_turn;
     atomic_bool stop_requested;
     /* Sends are allowed before this instant only (st_worker_licence; UINT64_MAX: always). */
     _Atomic uint64_t licence_ns;
@@ -494,19 +504,21 @@ static void on_done(void *arg, uint64_t tag, const st_result *r)
         }
     }
 
-    if (w->phase == PHASE_RUN && licensed(w, r->done_ns)) {
+    /* done_ns may be the response's arrival, read later (io_loop): what is sent now is sent now. */
+    uint64_t now = w->io_loop ? now_ns(w) : r->done_ns;
+    if (w->phase == PHASE_RUN && licensed(w, now)) {
         if (w->plan->closed_loop) {
-            if (r->done_ns < w->end_ns) {
-                closed_loop_fill(w, r->done_ns);
+            if (now < w->end_ns) {
+                closed_loop_fill(w, now);
             }
         } else {
             if (w->bl_len > 0) {
-                backlog_drain(w, r->done_ns);
+                backlog_drain(w, now);
             }
             /* The loop is awake anyway: what is due already goes now, not at the next timer
              * wake-up (which then finds less or nothing to do). */
-            if (!w->sched_done && w->next_due_ns <= r->done_ns && w->window_ns > 0) {
-                send_due(w, r->done_ns);
+            if (!w->sched_done && w->next_due_ns <= now && w->window_ns > 0) {
+                send_due(w, now);
             }
         }
     } else if (w->phase == PHASE_DRAIN && w->ops->inflight(w->eng) == 0) {
@@ -548,6 +560,40 @@ static void pace_due(st_worker *w)
     arm_pace(w, next_wake(w, now));
 }
 
+/* Reads what arrived on the engine's sockets while the loop did not watch them. */
+static void read_arrived(st_worker *w)
+{
+    if (w->io_loop) {
+        ev_run(w->io_loop, EVRUN_NOWAIT);
+    }
+}
+
+static void on_before_sleep(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    (void)revents;
+    st_worker *w = p->data;
+    bool unwatched = false;
+    if (w->phase == PHASE_RUN && w->bl_len == 0 && w->pace_armed_ns != DISARMED &&
+        w->ops->reads_can_wait(w->eng)) {
+        unwatched = w->pace_armed_ns <= now_ns(w) + w->window_ns;
+    }
+    if (unwatched && ev_is_active(&w->embed)) {
+        ev_embed_stop(loop, &w->embed);
+    } else if (!unwatched && !ev_is_active(&w->embed)) {
+        /* The embedded loop's watchers started since it last ran reach its epoll set in the
+         * embedding's own prepare step, which this turn has passed: one more turn without
+         * sleeping takes it. */
+        ev_embed_start(loop, &w->embed);
+        ev_idle_start(loop, &w->one_more_turn);
+    }
+}
+
+static void on_one_more_turn(struct ev_loop *loop, ev_idle *i, int revents)
+{
+    (void)revents;
+    ev_idle_stop(loop, i);
+}
+
 static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
@@ -558,6 +604,7 @@ static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
      * is read only when this wake-up does not set it: one system call fewer per wake-up. */
     w->pace_armed_ns = DISARMED;
     w->pace_set = false;
+    read_arrived(w); /* first: responses free connections and are counted in their second */
     pace_due(w);
     if (!w->pace_set && w->pace_fd >= 0) {
         uint64_t expirations;
@@ -569,6 +616,7 @@ static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
 
 static void tick_due(st_worker *w)
 {
+    read_arrived(w);
     uint64_t now = now_ns(w);
     close_through(w, now);
     arm(w, &w->tick, w->second_end_ns, now);
@@ -651,6 +699,11 @@ static void finish(st_worker *w)
         w->due_at[i] = DISARMED;
     }
     ev_async_stop(w->loop, &w->wake);
+    if (w->io_loop) {
+        ev_embed_stop(w->loop, &w->embed);
+        ev_prepare_stop(w->loop, &w->before_sleep);
+        ev_idle_stop(w->loop, &w->one_more_turn);
+    }
     w->ops->destroy(w->eng);
     w->eng = NULL;
     ev_break(w->loop, EVBREAK_ALL);
@@ -720,6 +773,18 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
          * wake-ups. */
         ev_set_io_collect_interval(w->loop, 20e-6);
     }
+    if (!w->manual && !cfg->plan->closed_loop && w->window_ns > 0 && w->ops->reads_can_wait &&
+        (ev_embeddable_backends() & EVBACKEND_EPOLL)) {
+        w->io_loop = ev_loop_new(EVBACKEND_EPOLL);
+        if (!w->io_loop) {
+            rc = ST_ESYSTEM;
+            goto fail;
+        }
+        ev_embed_init(&w->embed, NULL, w->io_loop);
+        ev_prepare_init(&w->before_sleep, on_before_sleep);
+        ev_idle_init(&w->one_more_turn, on_one_more_turn);
+        w->before_sleep.data = w;
+    }
     st_engine_cfg ecfg = {
         .requests = cfg->plan->requests,
         .n_requests = cfg->plan->n_requests,
@@ -731,6 +796,7 @@ int st_worker_new(st_worker **out, const st_worker_cfg *cfg, st_collector *col, 
         .cacert = cfg->plan->cacert,
         .cacert_pem = cfg->plan->cacert_pem,
         .cacert_pem_len = cfg->plan->cacert_pem_len,
+        .io_loop = w->io_loop,
     };
     if ((rc = w->ops->create(&w->eng, w->loop, &ecfg, on_done, w, err, err_len))) {
         goto fail;
@@ -760,6 +826,10 @@ static void begin(st_worker *w)
     ev_async_start(w->loop, &w->wake);
     if (!w->manual) {
         ev_io_start(w->loop, &w->pace);
+    }
+    if (w->io_loop) {
+        ev_embed_start(w->loop, &w->embed);
+        ev_prepare_start(w->loop, &w->before_sleep);
     }
     arm_pace(w, w->cfg.t0_ns);
     arm(w, &w->tick, w->second_end_ns, now);
@@ -906,6 +976,9 @@ void st_worker_free(st_worker *w)
     }
     if (w->loop) {
         ev_loop_destroy(w->loop);
+    }
+    if (w->io_loop) {
+        ev_loop_destroy(w->io_loop);
     }
     if (w->pace_fd >= 0) {
         close(w->pace_fd);

@@ -17,6 +17,16 @@
  * counts stay exact. A completion also sends the requests already due. Window 0: a wake-up at
  * each request's instant.
  *
+ * Reading answers late (real clock, send window > 0, an engine with reads_can_wait: the fast
+ * one): the engine's sockets are watched by a second loop embedded in the worker's. When the
+ * loop is about to sleep in the run, with no backlog, the pacing timer due within one window and
+ * the engine agreeing, it sleeps on its own timers only: answers that arrive meanwhile wake
+ * nothing and are read first thing at that wake-up (and before each second closes), each timed by
+ * the kernel's stamp of its arrival, so their latencies are what they would have been had each
+ * woken the loop. Otherwise (a backlog, connects, handshakes, full sockets, the drain) every
+ * arrival wakes the loop as before. Each second's requests are counted in the second in which
+ * they are read, as before; a request is still never sent later than a window after its instant.
+ *
  * Every second (aligned to t0) the worker submits its stats of that second to the collector and
  * starts afresh. At the end of the profile (or on st_worker_stop) it stops sending, counts the
  * backlog as dropped, waits for in-flight requests up to drain_ns, aborts the rest, submits its

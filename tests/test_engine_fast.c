@@ -795,6 +795,47 @@ static void test_engine_fast_create_errors(void **state)
     st_engine_fast.destroy(NULL);
 }
 
+/* With an io_loop the kernel stamps what the sockets receive: a response read long after it
+ * arrived is timed by its arrival, and the engine says that reads may wait once a request is
+ * written on a connected socket. The engine's timers go to a loop of their own here. */
+static void test_engine_fast_late_read_keeps_the_arrival_time(void **state)
+{
+    rig_serve(state, SRV_OK);
+    rig *g = *state;
+    rig_request(state, 0, "GET", "/x");
+    run *plain = fast_run(g->q, 1, 1, 5000);
+    assert_false(st_engine_fast.reads_can_wait(plain->e));
+    run_free(plain);
+
+    struct ev_loop *timers = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(timers);
+    run *r = g->r = run_new(&st_engine_fast);
+    st_engine_cfg cfg = {
+        .requests = g->q, .n_requests = 1, .connections = 1, .timeout_ms = 5000, .io_loop = r->loop};
+    char err[256] = "";
+    assert_int_equal(st_engine_fast.create(&r->e, timers, &cfg, run_on_done, r, err, sizeof(err)),
+                     0);
+    send_ok(r, 0, 1, 1); /* opens the connection */
+    assert_true(st_engine_fast.reads_can_wait(r->e));
+
+    assert_int_equal(run_send(r, 0, 2), 0); /* written at once on the kept connection */
+    assert_true(st_engine_fast.reads_can_wait(r->e));
+    const uint64_t pause_ns = 150 * ST_NS_PER_MS;
+    struct timespec pause = {0, (long)pause_ns};
+    nanosleep(&pause, NULL); /* the answer arrives meanwhile, and nobody reads it */
+    uint64_t read_at = st_clock_mono_ns();
+    run_until(r, 2, 5);
+    const st_result *res = &r->res[1];
+    expect_ok(res, 200, OK_RESPONSE_LEN);
+    assert_true(read_at - res->sent_ns >= pause_ns);
+    assert_true(res->done_ns < read_at);
+    assert_true(res->done_ns - res->sent_ns < 100 * ST_NS_PER_MS);
+
+    run_free(r);
+    g->r = NULL;
+    ev_loop_destroy(timers);
+}
+
 static void test_engine_fast_applies(void **state)
 {
     (void)state;
@@ -871,6 +912,7 @@ int main(void)
         cmocka_unit_test_teardown(test_engine_fast_failure_in_send_is_deferred, fd_limit_teardown),
         cmocka_unit_test_teardown(test_engine_fast_cancel_deferred_failure, fd_limit_teardown),
         cmocka_unit_test_teardown(test_engine_fast_destroy_in_flight, rig_teardown),
+        cmocka_unit_test_teardown(test_engine_fast_late_read_keeps_the_arrival_time, rig_teardown),
         cmocka_unit_test(test_engine_fast_ipv6),
         cmocka_unit_test_teardown(test_engine_fast_localhost_name, rig_teardown),
         cmocka_unit_test(test_engine_fast_create_errors),

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "error.h"
 #include "srv.h"
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static struct {
     char dir[128];
@@ -259,6 +261,47 @@ static void test_engine_tls_cacert_unreadable(void **state)
     run_free(r);
 }
 
+/* Over TLS too, with an io_loop, a response read long after it arrived is timed by the arrival
+ * of its last bytes (the kernel's stamp, taken through the engine's socket BIO). */
+static void test_engine_tls_late_read_keeps_the_arrival_time(void **state)
+{
+    (void)state;
+    tsrv_cfg cfg = {.mode = TSRV_HTTP, .id = &P.good};
+    tsrv *s = tsrv_start(&cfg);
+    char url[128];
+    snprintf(url, sizeof(url), "https://localhost:%d/", s->port);
+    st_request req = {.method = "GET", .url = url, .weight = 1};
+    struct ev_loop *timers = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(timers);
+    run *r = run_new(&st_engine_fast);
+    st_engine_cfg ec = {.requests = &req, .n_requests = 1, .connections = 1, .timeout_ms = 5000,
+                        .cacert = P.ca.cert_file, .io_loop = r->loop};
+    char err[256] = "";
+    assert_int_equal(st_engine_fast.create(&r->e, timers, &ec, run_on_done, r, err, sizeof(err)),
+                     0);
+    assert_int_equal(run_send(r, 0, 1), 0);
+    run_until(r, 1, 10.0); /* connects and shakes hands */
+    assert_int_equal(count_kind(r, ST_RES_HTTP, 200), 1);
+    assert_true(st_engine_fast.reads_can_wait(r->e));
+
+    assert_int_equal(run_send(r, 0, 2), 0);
+    assert_true(st_engine_fast.reads_can_wait(r->e));
+    const uint64_t pause_ns = 150 * ST_NS_PER_MS;
+    struct timespec pause = {0, (long)pause_ns};
+    nanosleep(&pause, NULL);
+    uint64_t read_at = st_clock_mono_ns();
+    run_until(r, 2, 10.0);
+    const st_result *res = &r->res[1];
+    assert_int_equal(res->kind, ST_RES_HTTP);
+    assert_int_equal(res->status, 200);
+    assert_true(read_at - res->sent_ns >= pause_ns);
+    assert_true(res->done_ns < read_at);
+    assert_true(res->done_ns - res->sent_ns < 100 * ST_NS_PER_MS);
+    run_free(r);
+    ev_loop_destroy(timers);
+    tsrv_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_engine_tls_handshake_timeout),
         cmocka_unit_test(test_engine_tls_curl_same_classes),
         cmocka_unit_test(test_engine_tls_cacert_unreadable),
+        cmocka_unit_test(test_engine_tls_late_read_keeps_the_arrival_time),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
