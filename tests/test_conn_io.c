@@ -13,11 +13,10 @@
 
 #include "conn_io.h"
 #include "error.h"
+#include "loopback.h"
 #include "tls_srv.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,21 +66,8 @@ static int connect_to(int port, int family)
 {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        a->sin6_port = htons((uint16_t)port);
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a->sin_port = htons((uint16_t)port);
-        len = sizeof(*a);
-    }
+    struct sockaddr_storage ss;
+    socklen_t len = loopback_addr(&ss, family, port);
     assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
     assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
     return fd;
@@ -228,15 +214,11 @@ static void test_conn_io_plain_roundtrip_and_eof(void **state)
 static void test_conn_io_plain_reset_is_an_error(void **state)
 {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int lfd = loopback_listen(AF_INET, 1, 0, &port);
     st_conn_io c;
     st_conn_io_init(&c);
-    assert_int_equal(st_conn_io_start(&c, NULL, connect_to(ntohs(a.sin_port), AF_INET)), 0);
+    assert_int_equal(st_conn_io_start(&c, NULL, connect_to(port, AF_INET)), 0);
     int sfd = accept(lfd, NULL, NULL);
     struct linger lg = {1, 0};
     setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -487,16 +469,12 @@ static void test_conn_io_tls_alpn_refused_is_tls_class(void **state)
 /* The server reads the ClientHello and closes (FIN), or resets the connection. */
 static void closed_in_handshake(bool reset, const char *why)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int lfd = loopback_listen(AF_INET, 1, 0, &port);
     st_conn_tls *t = tls_new("localhost", false, P.ca.cert_file, NULL);
     st_conn_io c;
     st_conn_io_init(&c);
-    assert_int_equal(st_conn_io_start(&c, t, connect_to(ntohs(a.sin_port), AF_INET)), 0);
+    assert_int_equal(st_conn_io_start(&c, t, connect_to(port, AF_INET)), 0);
     int sfd = accept(lfd, NULL, NULL);
     assert_int_equal(st_conn_io_handshake(&c), ST_CONN_IO_WANT_READ); /* ClientHello sent */
     char hello[4096];

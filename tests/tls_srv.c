@@ -9,10 +9,10 @@
 
 #include "tls_srv.h"
 
-#include <arpa/inet.h>
+#include "loopback.h"
+
 #include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -358,28 +358,7 @@ tsrv *tsrv_start(const tsrv_cfg *cfg)
         }
     }
     int family = cfg->family ? cfg->family : AF_INET;
-    s->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(s->lfd >= 0);
-    int one = 1;
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*a);
-    }
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, len), 0);
-    assert_int_equal(listen(s->lfd, 256), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &len), 0);
-    s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
+    s->lfd = loopback_listen(family, 256, 0, &s->port);
     /* The server's threads (and those they start) write with OpenSSL's socket BIO, which raises
      * SIGPIPE when a client went away: blocked there, so that only the client's code under test
      * could end the process with it. */
@@ -417,18 +396,10 @@ void tsrv_stop(tsrv *s)
 
 int tsrv_get(tsrv *s, const int *field)
 {
-    pthread_mutex_lock(&s->mu);
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
+    return locked_get(&s->mu, field);
 }
 
 int tsrv_wait(tsrv *s, const int *field, int want)
 {
-    int v = tsrv_get(s, field);
-    for (int i = 0; i < 200 && v < want; i++) {
-        usleep(10000);
-        v = tsrv_get(s, field);
-    }
-    return v;
+    return locked_wait(&s->mu, field, want);
 }
