@@ -122,18 +122,25 @@ void tls_dir_remove(const char *dir)
 #define OK_BODY_RESPONSE "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 #define CLOSE_RESPONSE   "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
 
+/* Chooses the first of the server's protocols (its cfg.alpn, comma-separated) that the client
+ * offers (in: a length byte before each name); none: the handshake fails with an alert. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned inlen, void *arg)
 {
     (void)ssl;
-    const unsigned char *ours = arg; /* wire format, NUL-terminated by its length byte count */
-    unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, ours, (unsigned)strlen((const char *)ours), in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED) {
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    const tsrv *s = arg;
+    for (const char *ours = s->cfg.alpn; *ours;) {
+        size_t len = strcspn(ours, ",");
+        for (unsigned at = 0; at < inlen; at += 1u + in[at]) {
+            if (in[at] == len && at + 1 + len <= inlen && memcmp(in + at + 1, ours, len) == 0) {
+                *out = in + at + 1;
+                *outlen = in[at];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+        ours += len + (ours[len] == ',');
     }
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 static int on_servername(SSL *ssl, int *alert, void *arg)
@@ -305,29 +312,6 @@ static void *accept_main(void *arg)
     }
 }
 
-/* "h2,http/1.1" -> wire format with a NUL after it (for strlen). */
-static unsigned char *alpn_wire(const char *list)
-{
-    size_t n = strlen(list);
-    unsigned char *w = calloc(1, n + 2);
-    assert_non_null(w);
-    size_t at = 0;
-    for (const char *p = list;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        w[at++] = (unsigned char)len;
-        memcpy(w + at, p, len);
-        at += len;
-        if (!end) {
-            break;
-        }
-        p = end + 1;
-    }
-    return w;
-}
-
-static unsigned char *alpn_keep; /* one per process is enough: freed by tsrv_stop */
-
 tsrv *tsrv_start(const tsrv_cfg *cfg)
 {
     tsrv *s = calloc(1, sizeof(*s));
@@ -352,9 +336,7 @@ tsrv *tsrv_start(const tsrv_cfg *cfg)
         SSL_CTX_set_tlsext_servername_callback(s->ctx, on_servername);
         SSL_CTX_set_tlsext_servername_arg(s->ctx, s);
         if (cfg->alpn) {
-            free(alpn_keep);
-            alpn_keep = alpn_wire(cfg->alpn);
-            SSL_CTX_set_alpn_select_cb(s->ctx, on_alpn, alpn_keep);
+            SSL_CTX_set_alpn_select_cb(s->ctx, on_alpn, s);
         }
     }
     int family = cfg->family ? cfg->family : AF_INET;
@@ -389,8 +371,6 @@ void tsrv_stop(tsrv *s)
     close(s->lfd);
     SSL_CTX_free(s->ctx);
     pthread_mutex_destroy(&s->mu);
-    free(alpn_keep);
-    alpn_keep = NULL;
     free(s);
 }
 
