@@ -10,10 +10,9 @@
 #include "srv.h"
 
 #include "error.h"
+#include "loopback.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,32 +344,8 @@ srv *srv_start(srv_mode mode, int family)
     assert_non_null(s);
     s->mode = mode;
     pthread_mutex_init(&s->mu, NULL);
-    s->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(s->lfd >= 0);
-    int one = 1;
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (mode == SRV_SLOW_READER) {
-        int small = 4096; /* accepted sockets inherit it */
-        setsockopt(s->lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    }
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*a);
-    }
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, len), 0);
-    assert_int_equal(listen(s->lfd, 128), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &len), 0);
-    s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
+    /* SRV_SLOW_READER: a tiny receive buffer, which accepted sockets inherit. */
+    s->lfd = loopback_listen(family, 128, mode == SRV_SLOW_READER ? 4096 : 0, &s->port);
     assert_int_equal(pthread_create(&s->accept_thread, NULL, srv_accept_main, s), 0);
     return s;
 }
@@ -404,20 +379,12 @@ void srv_stop(srv *s)
 
 int srv_get(srv *s, const int *field)
 {
-    pthread_mutex_lock(&s->mu);
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
+    return locked_get(&s->mu, field);
 }
 
 int srv_wait(srv *s, const int *field, int want)
 {
-    int v = srv_get(s, field);
-    for (int i = 0; i < 200 && v < want; i++) {
-        usleep(10000);
-        v = srv_get(s, field);
-    }
-    return v;
+    return locked_wait(&s->mu, field, want);
 }
 
 /* ---- one engine on its own loop ---- */

@@ -13,11 +13,10 @@
 
 #include "conn_io.h"
 #include "error.h"
+#include "loopback.h"
 #include "tls_srv.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,21 +66,8 @@ static int connect_to(int port, int family)
 {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        a->sin6_port = htons((uint16_t)port);
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a->sin_port = htons((uint16_t)port);
-        len = sizeof(*a);
-    }
+    struct sockaddr_storage ss;
+    socklen_t len = loopback_addr(&ss, family, port);
     assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
     assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
     return fd;
@@ -178,6 +164,47 @@ static void echo(st_conn_io *c, size_t n)
     free(in);
 }
 
+/* A connection through t to s whose session is resumed or not, as said, and that carries an
+ * echo of 10 bytes before it closes cleanly. */
+static void echo_connection(tsrv *s, st_conn_tls *t, int family, bool resumed)
+{
+    st_conn_io c;
+    assert_int_equal(tls_connect(&c, t, s, family), 0);
+    assert_int_equal(st_conn_io_resumed(&c), resumed);
+    echo(&c, 10);
+    st_conn_io_close(&c, true);
+}
+
+/* Waits for the server to count `handshakes` finished handshakes; `resumed` of them resumed. */
+static void assert_handshakes(tsrv *s, int handshakes, int resumed)
+{
+    assert_int_equal(tsrv_wait(s, &s->handshakes, handshakes), handshakes);
+    assert_int_equal(tsrv_get(s, &s->resumed), resumed);
+}
+
+/* A client for host (verifying against cacert, offering alpn) meets a server of cfg: the handshake
+ * fails with kind, its reason saying why_part (NULL: any reason), and leaves no session to resume;
+ * the server counts it as failed unless it does not speak TLS. */
+static void expect_failure(const tsrv_cfg *cfg, const char *host, const char *cacert,
+                           const char *alpn, st_res_kind kind, const char *why_part)
+{
+    tsrv *s = tsrv_start(cfg);
+    st_conn_tls *t = tls_new(host, false, cacert, alpn);
+    st_conn_io c;
+    int family = cfg->family ? cfg->family : AF_INET;
+    assert_int_equal(tls_connect(&c, t, s, family), ST_CONN_IO_ERROR);
+    assert_int_equal(st_conn_io_fail_kind(&c), kind);
+    if (why_part && !strstr(st_conn_io_fail_why(&c), why_part)) {
+        fail_msg("reason \"%s\" does not say \"%s\"", st_conn_io_fail_why(&c), why_part);
+    }
+    assert_false(st_conn_tls_has_session(t));
+    st_conn_io_close(&c, false);
+    int failed = cfg->mode == TSRV_GARBAGE ? 0 : 1;
+    assert_int_equal(tsrv_wait(s, &s->failed, failed), failed);
+    tsrv_stop(s);
+    st_conn_tls_free(t);
+}
+
 /* ---- plain ---- */
 
 static void test_conn_io_plain_roundtrip_and_eof(void **state)
@@ -228,15 +255,11 @@ static void test_conn_io_plain_roundtrip_and_eof(void **state)
 static void test_conn_io_plain_reset_is_an_error(void **state)
 {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int lfd = loopback_listen(AF_INET, 1, 0, &port);
     st_conn_io c;
     st_conn_io_init(&c);
-    assert_int_equal(st_conn_io_start(&c, NULL, connect_to(ntohs(a.sin_port), AF_INET)), 0);
+    assert_int_equal(st_conn_io_start(&c, NULL, connect_to(port, AF_INET)), 0);
     int sfd = accept(lfd, NULL, NULL);
     struct linger lg = {1, 0};
     setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -284,13 +307,9 @@ static void test_conn_io_tls_cacert_sni_alpn_and_resumption(void **state)
     assert_true(st_conn_tls_has_session(t));
     st_conn_io_close(&c, true);
 
-    assert_int_equal(tls_connect(&c, t, s, AF_INET), 0);
-    assert_true(st_conn_io_resumed(&c));
-    echo(&c, 10);
-    st_conn_io_close(&c, true);
+    echo_connection(s, t, AF_INET, true);
 
-    assert_int_equal(tsrv_wait(s, &s->handshakes, 2), 2);
-    assert_int_equal(tsrv_get(s, &s->resumed), 1);
+    assert_handshakes(s, 2, 1);
     assert_int_equal(tsrv_get(s, &s->tls13), 2);
     assert_int_equal(tsrv_get(s, &s->alpn_chosen), 2);
     pthread_mutex_lock(&s->mu);
@@ -315,8 +334,7 @@ static void test_conn_io_tls12_only_server_resumes(void **state)
         echo(&c, 100);
         st_conn_io_close(&c, true);
     }
-    assert_int_equal(tsrv_wait(s, &s->handshakes, 3), 3);
-    assert_int_equal(tsrv_get(s, &s->resumed), 2);
+    assert_handshakes(s, 3, 2);
     assert_int_equal(tsrv_get(s, &s->tls13), 0);
     tsrv_stop(s);
     st_conn_tls_free(t);
@@ -334,12 +352,8 @@ static void test_conn_io_tls_broken_connection_spoils_session(void **state)
     assert_true(st_conn_tls_has_session(t));
     st_conn_io_close(&c, false); /* as after an error: the session is not offered again */
     assert_false(st_conn_tls_has_session(t));
-    assert_int_equal(tls_connect(&c, t, s, AF_INET), 0);
-    assert_false(st_conn_io_resumed(&c));
-    echo(&c, 10);
-    st_conn_io_close(&c, true);
-    assert_int_equal(tsrv_wait(s, &s->handshakes, 2), 2);
-    assert_int_equal(tsrv_get(s, &s->resumed), 0);
+    echo_connection(s, t, AF_INET, false);
+    assert_handshakes(s, 2, 0);
     tsrv_stop(s);
     st_conn_tls_free(t);
 }
@@ -350,15 +364,10 @@ static void test_conn_io_tls_no_tickets_no_resumption(void **state)
     tsrv_cfg cfg = {.mode = TSRV_ECHO, .id = &P.good, .no_tickets = true};
     tsrv *s = tsrv_start(&cfg);
     st_conn_tls *t = tls_new("localhost", false, P.ca.cert_file, NULL);
-    st_conn_io c;
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(tls_connect(&c, t, s, AF_INET), 0);
-        echo(&c, 10);
-        assert_false(st_conn_io_resumed(&c));
-        st_conn_io_close(&c, true);
+        echo_connection(s, t, AF_INET, false);
     }
-    assert_int_equal(tsrv_wait(s, &s->handshakes, 2), 2);
-    assert_int_equal(tsrv_get(s, &s->resumed), 0);
+    assert_handshakes(s, 2, 0);
     tsrv_stop(s);
     st_conn_tls_free(t);
 }
@@ -369,11 +378,8 @@ static void test_conn_io_tls_ip_literal_no_sni(void **state)
     tsrv_cfg cfg = {.mode = TSRV_ECHO, .id = &P.good, .family = AF_INET6};
     tsrv *s = tsrv_start(&cfg);
     st_conn_tls *t = tls_new("::1", false, P.ca.cert_file, NULL);
-    st_conn_io c;
-    assert_int_equal(tls_connect(&c, t, s, AF_INET6), 0);
-    echo(&c, 10);
-    st_conn_io_close(&c, true);
-    assert_int_equal(tsrv_wait(s, &s->handshakes, 1), 1);
+    echo_connection(s, t, AF_INET6, false);
+    assert_handshakes(s, 1, 0);
     pthread_mutex_lock(&s->mu);
     assert_string_equal(s->sni, "");
     pthread_mutex_unlock(&s->mu);
@@ -382,13 +388,7 @@ static void test_conn_io_tls_ip_literal_no_sni(void **state)
 
     /* A certificate for 127.0.0.1 only does not pass for ::1. */
     cfg.id = &P.ip;
-    s = tsrv_start(&cfg);
-    t = tls_new("::1", false, P.ca.cert_file, NULL);
-    assert_int_equal(tls_connect(&c, t, s, AF_INET6), ST_CONN_IO_ERROR);
-    assert_int_equal(st_conn_io_fail_kind(&c), ST_RES_CERT);
-    st_conn_io_close(&c, false);
-    tsrv_stop(s);
-    st_conn_tls_free(t);
+    expect_failure(&cfg, "::1", P.ca.cert_file, NULL, ST_RES_CERT, NULL);
 }
 
 static void test_conn_io_tls_insecure_takes_any_certificate(void **state)
@@ -399,10 +399,7 @@ static void test_conn_io_tls_insecure_takes_any_certificate(void **state)
         tsrv_cfg cfg = {.mode = TSRV_ECHO, .id = ids[i]};
         tsrv *s = tsrv_start(&cfg);
         st_conn_tls *t = tls_new("localhost", true, NULL, "http/1.1");
-        st_conn_io c;
-        assert_int_equal(tls_connect(&c, t, s, AF_INET), 0);
-        echo(&c, 10);
-        st_conn_io_close(&c, true);
+        echo_connection(s, t, AF_INET, false);
         tsrv_stop(s);
         st_conn_tls_free(t);
     }
@@ -410,93 +407,63 @@ static void test_conn_io_tls_insecure_takes_any_certificate(void **state)
 
 /* ---- TLS: failures and their classes ---- */
 
-static void expect_failure(const tls_id *id, const char *host, const char *cacert,
-                           st_res_kind kind, const char *why_part)
+/* A server of id that the client must refuse as a certificate problem. */
+static void expect_cert_failure(const tls_id *id, const char *host, const char *cacert,
+                                const char *why_part)
 {
     tsrv_cfg cfg = {.mode = TSRV_ECHO, .id = id};
-    tsrv *s = tsrv_start(&cfg);
-    st_conn_tls *t = tls_new(host, false, cacert, "http/1.1");
-    st_conn_io c;
-    assert_int_equal(tls_connect(&c, t, s, AF_INET), ST_CONN_IO_ERROR);
-    assert_int_equal(st_conn_io_fail_kind(&c), kind);
-    if (!strstr(st_conn_io_fail_why(&c), why_part)) {
-        fail_msg("reason \"%s\" does not say \"%s\"", st_conn_io_fail_why(&c), why_part);
-    }
-    assert_false(st_conn_tls_has_session(t));
-    st_conn_io_close(&c, false);
-    tsrv_stop(s);
-    st_conn_tls_free(t);
+    expect_failure(&cfg, host, cacert, "http/1.1", ST_RES_CERT, why_part);
 }
 
 static void test_conn_io_tls_expired_is_cert(void **state)
 {
     (void)state;
-    expect_failure(&P.expired, "localhost", P.ca.cert_file, ST_RES_CERT, "expired");
+    expect_cert_failure(&P.expired, "localhost", P.ca.cert_file, "expired");
 }
 
 static void test_conn_io_tls_wrong_host_is_cert(void **state)
 {
     (void)state;
-    expect_failure(&P.other, "localhost", P.ca.cert_file, ST_RES_CERT, "mismatch");
+    expect_cert_failure(&P.other, "localhost", P.ca.cert_file, "mismatch");
 }
 
 static void test_conn_io_tls_self_signed_is_cert(void **state)
 {
     (void)state;
-    expect_failure(&P.self, "localhost", P.ca.cert_file, ST_RES_CERT, "self-signed");
+    expect_cert_failure(&P.self, "localhost", P.ca.cert_file, "self-signed");
 }
 
 /* Verification is on by default: the test CA is not among the system's. */
 static void test_conn_io_tls_system_cas_by_default(void **state)
 {
     (void)state;
-    expect_failure(&P.good, "localhost", NULL, ST_RES_CERT, "issuer");
+    expect_cert_failure(&P.good, "localhost", NULL, "issuer");
 }
 
 static void test_conn_io_tls_not_tls_is_tls_class(void **state)
 {
     (void)state;
     tsrv_cfg cfg = {.mode = TSRV_GARBAGE};
-    tsrv *s = tsrv_start(&cfg);
-    st_conn_tls *t = tls_new("localhost", false, P.ca.cert_file, NULL);
-    st_conn_io c;
-    assert_int_equal(tls_connect(&c, t, s, AF_INET), ST_CONN_IO_ERROR);
-    assert_int_equal(st_conn_io_fail_kind(&c), ST_RES_TLS);
-    assert_non_null(strstr(st_conn_io_fail_why(&c), "wrong version number"));
-    st_conn_io_close(&c, false);
-    tsrv_stop(s);
-    st_conn_tls_free(t);
+    expect_failure(&cfg, "localhost", P.ca.cert_file, NULL, ST_RES_TLS, "wrong version number");
 }
 
 static void test_conn_io_tls_alpn_refused_is_tls_class(void **state)
 {
     (void)state;
     tsrv_cfg cfg = {.mode = TSRV_ECHO, .id = &P.good, .alpn = "h2"};
-    tsrv *s = tsrv_start(&cfg);
-    st_conn_tls *t = tls_new("localhost", false, P.ca.cert_file, "http/1.1");
-    st_conn_io c;
-    assert_int_equal(tls_connect(&c, t, s, AF_INET), ST_CONN_IO_ERROR);
-    assert_int_equal(st_conn_io_fail_kind(&c), ST_RES_TLS);
-    assert_non_null(strstr(st_conn_io_fail_why(&c), "no application protocol"));
-    st_conn_io_close(&c, false);
-    assert_int_equal(tsrv_wait(s, &s->failed, 1), 1);
-    tsrv_stop(s);
-    st_conn_tls_free(t);
+    expect_failure(&cfg, "localhost", P.ca.cert_file, "http/1.1", ST_RES_TLS,
+                   "no application protocol");
 }
 
 /* The server reads the ClientHello and closes (FIN), or resets the connection. */
 static void closed_in_handshake(bool reset, const char *why)
 {
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, len), 0);
-    assert_int_equal(listen(lfd, 1), 0);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int lfd = loopback_listen(AF_INET, 1, 0, &port);
     st_conn_tls *t = tls_new("localhost", false, P.ca.cert_file, NULL);
     st_conn_io c;
     st_conn_io_init(&c);
-    assert_int_equal(st_conn_io_start(&c, t, connect_to(ntohs(a.sin_port), AF_INET)), 0);
+    assert_int_equal(st_conn_io_start(&c, t, connect_to(port, AF_INET)), 0);
     int sfd = accept(lfd, NULL, NULL);
     assert_int_equal(st_conn_io_handshake(&c), ST_CONN_IO_WANT_READ); /* ClientHello sent */
     char hello[4096];

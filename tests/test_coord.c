@@ -37,6 +37,7 @@
 #define MAX_SECS   64
 #define MAX_PEND   64
 #define MAX_AGENTS 8
+#define MAX_HELD   64
 
 /* The plan every test uses unless it says otherwise: 10 rps for 20 s. */
 #define PLAN_10RPS "{\"url\": \"http://127.0.0.1:9/\", \"rate\": 10, \"duration\": 20}"
@@ -60,6 +61,10 @@ typedef struct fx {
      * it. */
     sim *ag;
     size_t n_ag;
+    /* The stats a test made through fx_stats, fx_second and the like, ended with the fixture
+     * too. */
+    st_stats *held[MAX_HELD];
+    size_t n_held;
 } fx;
 
 static void on_second(void *ctx, const st_coord_second *sec)
@@ -134,6 +139,10 @@ static void fx_free(fx *f)
         if (f->got[i]) {
             st_stats_fini(&f->secs[i]);
         }
+    }
+    for (size_t i = 0; i < f->n_held; i++) {
+        st_stats_fini(f->held[i]);
+        free(f->held[i]);
     }
     st_plan_fini(&f->plan);
     free(f);
@@ -746,20 +755,40 @@ static void make_second(st_stats *s, uint32_t second, uint64_t seed, int n)
     s->c.inflight = 3;
 }
 
-/* out = a + b (out initialised here). */
-static void stats_sum(st_stats *out, const st_stats *a, const st_stats *b)
+/* Room for a stats object that the fixture holds and ends with it (fx_free), so that a test
+ * failing midway leaks none of the seconds it made; zeroed, which fini takes before init. */
+static st_stats *fx_slot(fx *f)
 {
-    assert_int_equal(st_stats_init(out), 0);
-    st_stats_merge(out, a);
-    st_stats_merge(out, b);
+    assert_true(f->n_held < MAX_HELD);
+    st_stats *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    f->held[f->n_held++] = s;
+    return s;
 }
 
-/* Finis s[0] .. s[n-1]. */
-static void stats_fini_n(st_stats *s, size_t n)
+/* An empty stats object (second 0) that the fixture holds. */
+static st_stats *fx_stats(fx *f)
 {
-    for (size_t i = 0; i < n; i++) {
-        st_stats_fini(&s[i]);
-    }
+    st_stats *s = fx_slot(f);
+    assert_int_equal(st_stats_init(s), 0);
+    return s;
+}
+
+/* make_second's second, held by the fixture. */
+static st_stats *fx_second(fx *f, uint32_t second, uint64_t seed, int n)
+{
+    st_stats *s = fx_slot(f);
+    make_second(s, second, seed, n);
+    return s;
+}
+
+/* a + b, held by the fixture. */
+static st_stats *fx_sum(fx *f, const st_stats *a, const st_stats *b)
+{
+    st_stats *s = fx_stats(f);
+    st_stats_merge(s, a);
+    st_stats_merge(s, b);
+    return s;
 }
 
 /* The agents' residues cover 0 .. period-1 exactly once, each agent holding weight[i] of them. */
@@ -1325,16 +1354,16 @@ static void test_coord_agent_p99_of_its_latest_second(void **state)
         sim *ag = f->ag;
         uint64_t t0 = fx_start_run(f, ag, 2);
         fx_advance(f, ag, 2, t0 + 3 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
-        st_stats s[4];
-        make_second(&s[0], 0, 7, 50);
-        make_second(&s[1], 1, 8, 30);
-        assert_int_equal(st_stats_init(&s[2]), 0); /* nothing came back in second 2 */
-        s[2].second = 2;
-        make_second(&s[3], 0, 9, 20);
+        st_stats *s[4];
+        s[0] = fx_second(f, 0, 7, 50);
+        s[1] = fx_second(f, 1, 8, 30);
+        s[2] = fx_stats(f); /* nothing came back in second 2 */
+        s[2]->second = 2;
+        s[3] = fx_second(f, 0, 9, 20);
         for (int i = 0; i < 3; i++) {
-            sim_push(&ag[0], &s[i]);
+            sim_push(&ag[0], s[i]);
         }
-        sim_push(&ag[1], &s[3]);
+        sim_push(&ag[1], s[3]);
         fx_round(f, ag, 2);
         st_report r;
         assert_int_equal(st_coord_report(f->c, &r), 0);
@@ -1343,15 +1372,14 @@ static void test_coord_agent_p99_of_its_latest_second(void **state)
         assert_int_equal(r.agents[1].have_p99, on);
         if (on) {
             assert_int_equal(r.agents[0].p99_second, 1);
-            assert_true(r.agents[0].p99_ms == (double)st_hist_percentile(s[1].lat, 99) / 1000.0);
+            assert_true(r.agents[0].p99_ms == (double)st_hist_percentile(s[1]->lat, 99) / 1000.0);
             assert_true(r.agents[0].p99_uncorrected_ms ==
-                        (double)st_hist_percentile(s[1].lat_raw, 99) / 1000.0);
+                        (double)st_hist_percentile(s[1]->lat_raw, 99) / 1000.0);
             assert_int_equal(r.agents[1].p99_second, 0);
-            assert_true(r.agents[1].p99_ms == (double)st_hist_percentile(s[3].lat, 99) / 1000.0);
+            assert_true(r.agents[1].p99_ms == (double)st_hist_percentile(s[3]->lat, 99) / 1000.0);
             assert_true(r.agents[0].p99_ms != r.agents[1].p99_ms);
         }
         st_report_fini(&r);
-        stats_fini_n(s, 4);
         fx_free(f);
         *state = NULL;
     }
@@ -1364,14 +1392,10 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     uint64_t t0;
     fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    st_stats s[4];
     for (uint32_t k = 0; k < 3; k++) {
         fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
         for (int i = 0; i < 2; i++) {
-            st_stats r;
-            make_second(&r, k, 5 + k + (uint64_t)i, 4);
-            sim_push(&ag[i], &r);
-            st_stats_fini(&r);
+            sim_push(&ag[i], fx_second(f, k, 5 + k + (uint64_t)i, 4));
         }
     }
     fx_round(f, ag, 2);
@@ -1382,12 +1406,11 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     /* What it measured while paused: second 3 (its share), a second wholly after its share
      * moved with sends in it, and one with completions only. */
     uint32_t after = (uint32_t)((f->now + 2 * ST_NS_PER_S - t0) / ST_NS_PER_S);
-    make_second(&s[0], 3, 41, 3);
-    make_second(&s[1], after, 42, 2);
-    make_second(&s[2], after + 1, 43, 2);
-    s[2].c.sent = 0;
+    st_stats *s[3] = {fx_second(f, 3, 41, 3), fx_second(f, after, 42, 2),
+                      fx_second(f, after + 1, 43, 2)};
+    s[2]->c.sent = 0;
     for (int i = 0; i < 3; i++) {
-        sim_push(&ag[1], &s[i]);
+        sim_push(&ag[1], s[i]);
     }
     sim_finish(&ag[1]);
     f->now += 3 * ST_NS_PER_S;
@@ -1404,7 +1427,7 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     assert_string_equal(str(o, "state"), "lost");
     assert_string_equal(str(o, "reason"), "silent");
     /* Seconds 0 .. 2 (4 + 1 each), second 3, and the completions of the last one. */
-    double want = 3 * 5 + (double)st_counts_done(&s[0].c) + (double)st_counts_done(&s[2].c);
+    double want = 3 * 5 + (double)st_counts_done(&s[0]->c) + (double)st_counts_done(&s[2]->c);
     assert_true(num(o, "requests") == want);
     cJSON_Delete(j);
 
@@ -1424,7 +1447,6 @@ static void test_coord_lost_agent_delivers_what_it_sent_while_assigned(void **st
     }
     assert_true(inc[n - 1] < after);
     cJSON_Delete(j);
-    stats_fini_n(s, 3);
 }
 
 /* The coordinator's own pause (no tick for 4 s) is not its agents' silence: none is lost, the
@@ -1438,11 +1460,11 @@ static void test_coord_own_stall_blames_no_agent(void **state)
     fx_advance(f, ag, 2, t0 + 2 * ST_NS_PER_S + 50 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     /* Paused: 4 s with no tick and no request taken; the agents measured seconds 2 .. 5. */
     f->now += 4 * ST_NS_PER_S;
-    st_stats s[2][4];
+    st_stats *s[2][4];
     for (int i = 0; i < 2; i++) {
         for (uint32_t k = 0; k < 4; k++) {
-            make_second(&s[i][k], 2 + k, 60 + 4 * (uint64_t)i + k, 5);
-            sim_push(&ag[i], &s[i][k]);
+            s[i][k] = fx_second(f, 2 + k, 60 + 4 * (uint64_t)i + k, 5);
+            sim_push(&ag[i], s[i][k]);
         }
     }
     /* Agent 2's dead-man stopped its load during the pause (4.2 s into the run). */
@@ -1457,11 +1479,9 @@ static void test_coord_own_stall_blames_no_agent(void **state)
     assert_int_equal(st_coord_agents_alive(f->c), 1);
     for (uint32_t k = 2; k < 6; k++) {
         assert_true(f->got[k]);
-        st_stats want;
-        stats_sum(&want, &s[0][k - 2], &s[1][k - 2]);
-        assert_int_equal(f->secs[k].c.sent, want.c.sent);
-        assert_int_equal(f->secs[k].c.ok, want.c.ok);
-        st_stats_fini(&want);
+        const st_stats *want = fx_sum(f, s[0][k - 2], s[1][k - 2]);
+        assert_int_equal(f->secs[k].c.sent, want->c.sent);
+        assert_int_equal(f->secs[k].c.ok, want->c.ok);
     }
     cJSON *j = st_coord_summary(f->c);
     const cJSON *o = agent_json(j, ag[1].id);
@@ -1469,11 +1489,6 @@ static void test_coord_own_stall_blames_no_agent(void **state)
     assert_non_null(strstr(str(o, "reason"), "it stopped its load: no acknowledged exchange"));
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(agent_json(j, ag[0].id), "lost")));
     cJSON_Delete(j);
-    for (int i = 0; i < 2; i++) {
-        for (int k = 0; k < 4; k++) {
-            st_stats_fini(&s[i][k]);
-        }
-    }
 }
 
 static void test_coord_late_joiner_gets_share(void **state)
@@ -1527,16 +1542,15 @@ static void test_coord_records_merged_exactly(void **state)
     uint64_t t0;
     fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    st_stats in[2][3], want[3], total;
-    assert_int_equal(st_stats_init(&total), 0);
+    st_stats *total = fx_stats(f);
     for (uint32_t k = 0; k < 3; k++) {
-        assert_int_equal(st_stats_init(&want[k]), 0);
+        st_stats *want = fx_stats(f);
         fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
         for (int i = 0; i < 2; i++) {
-            make_second(&in[i][k], k, 1000 * (uint64_t)k + (uint64_t)i + 1, 200 + 37 * i);
-            sim_push(&ag[i], &in[i][k]);
-            st_stats_merge(&want[k], &in[i][k]);
-            st_stats_merge(&total, &in[i][k]);
+            st_stats *in = fx_second(f, k, 1000 * (uint64_t)k + (uint64_t)i + 1, 200 + 37 * i);
+            sim_push(&ag[i], in);
+            st_stats_merge(want, in);
+            st_stats_merge(total, in);
         }
         fx_round(f, ag, 2);
         for (int i = 0; i < 2; i++) {
@@ -1545,17 +1559,11 @@ static void test_coord_records_merged_exactly(void **state)
         }
         st_coord_tick(f->c);
         assert_true(f->got[k]);
-        assert_stats_equal(&f->secs[k], &want[k]);
+        assert_stats_equal(&f->secs[k], want);
         assert_int_equal(f->sec_agents[k], 2);
         assert_true(f->sec_target[k] > 10 - 1e-9 && f->sec_target[k] < 10 + 1e-9);
     }
-    assert_stats_equal(st_coord_total(f->c), &total);
-    for (uint32_t k = 0; k < 3; k++) {
-        st_stats_fini(&in[0][k]);
-        st_stats_fini(&in[1][k]);
-        st_stats_fini(&want[k]);
-    }
-    st_stats_fini(&total);
+    assert_stats_equal(st_coord_total(f->c), total);
 }
 
 /* ---- results per request name ---- */
@@ -1567,22 +1575,20 @@ static void test_coord_records_merged_exactly(void **state)
     " {\"name\": \"search\", \"url\": \"http://127.0.0.1:9/s\"}], \"rate\": 10, \"duration\": 20}"
 
 /* A second of 3 names (home, login, search) whose whole is the sum of its parts; name `skip`
- * holds nothing. */
-static void make_named(st_stats *s, uint32_t second, uint64_t seed, int skip)
+ * holds nothing. Held by the fixture. */
+static st_stats *fx_named(fx *f, uint32_t second, uint64_t seed, int skip)
 {
-    assert_int_equal(st_stats_init(s), 0);
+    st_stats *s = fx_stats(f);
     assert_int_equal(st_stats_names(s, 3), 0);
     s->second = second;
     for (int i = 0; i < 3; i++) {
         if (i == skip) {
             continue;
         }
-        st_stats part;
-        make_second(&part, second, seed * 7 + (uint64_t)i, 30 + 11 * i);
-        st_test_add_part(s, (size_t)i, &part);
-        st_stats_fini(&part);
+        st_test_add_part(s, (size_t)i, fx_second(f, second, seed * 7 + (uint64_t)i, 30 + 11 * i));
     }
     s->c.inflight = 3;
+    return s;
 }
 
 /* Three agents' per-name parts are merged exactly into each second and the total, name by name;
@@ -1593,38 +1599,34 @@ static void test_coord_records_by_name_merged_exactly(void **state)
     fx *f = fx_with_agents(state, PLAN_NAMED, 3);
     uint64_t t0 = fx_start_run(f, f->ag, 3);
     sim *ag = f->ag;
-    st_stats in[3][2], want[2], total;
-    assert_int_equal(st_stats_init(&total), 0);
+    st_stats *total = fx_stats(f);
     for (uint32_t k = 0; k < 2; k++) {
-        assert_int_equal(st_stats_init(&want[k]), 0);
+        st_stats *want = fx_stats(f);
         fx_advance(f, ag, 3, t0 + (k + 1) * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
         for (int i = 0; i < 3; i++) {
-            make_named(&in[i][k], k, 100 * (uint64_t)k + (uint64_t)i + 1, (i + (int)k) % 4);
-            sim_push(&ag[i], &in[i][k]);
-            st_stats_merge(&want[k], &in[i][k]);
-            st_stats_merge(&total, &in[i][k]);
+            st_stats *in = fx_named(f, k, 100 * (uint64_t)k + (uint64_t)i + 1, (i + (int)k) % 4);
+            sim_push(&ag[i], in);
+            st_stats_merge(want, in);
+            st_stats_merge(total, in);
         }
         fx_round(f, ag, 3);
         st_coord_tick(f->c);
         assert_true(f->got[k]);
-        assert_stats_parts_equal(&f->secs[k], &want[k]);
+        assert_stats_parts_equal(&f->secs[k], want);
     }
-    assert_stats_parts_equal(st_coord_total(f->c), &total);
+    assert_stats_parts_equal(st_coord_total(f->c), total);
     assert_int_equal(st_coord_malformed(f->c), 0);
 
     /* A part for a fourth name, and a record without its parts: both dropped. */
-    st_stats bad[2];
-    make_named(&bad[0], 2, 9, -1);
-    make_named(&bad[1], 2, 10, -1);
-    Stampede__SecondRecord *r0 = sim_build(&ag[0], &bad[0]);
+    Stampede__SecondRecord *r0 = sim_build(&ag[0], fx_named(f, 2, 9, -1));
     r0->by_name[2]->name = 3;
-    Stampede__SecondRecord *r1 = sim_build(&ag[0], &bad[1]);
+    Stampede__SecondRecord *r1 = sim_build(&ag[0], fx_named(f, 2, 10, -1));
     r1->n_by_name = 0;
     sim_queue(&ag[0], r0);
     sim_queue(&ag[0], r1);
     sim_update(f, &ag[0]);
     assert_int_equal(st_coord_malformed(f->c), 2);
-    assert_stats_parts_equal(st_coord_total(f->c), &total);
+    assert_stats_parts_equal(st_coord_total(f->c), total);
 
     cJSON *j = st_coord_summary(f->c);
     const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "requests_by_name");
@@ -1642,26 +1644,18 @@ static void test_coord_records_by_name_merged_exactly(void **state)
         }
         assert_null(k);
         const cJSON *req = cJSON_GetObjectItemCaseSensitive(it, "requests");
-        assert_true(num(req, "total") == (double)st_counts_done(&total.names[i].c));
-        assert_true(num(req, "sent") == (double)total.names[i].c.sent);
+        assert_true(num(req, "total") == (double)st_counts_done(&total->names[i].c));
+        assert_true(num(req, "sent") == (double)total->names[i].c.sent);
         assert_true(num(cJSON_GetObjectItemCaseSensitive(it, "errors"), "http_5xx") ==
-                    (double)total.names[i].c.http_5xx);
+                    (double)total->names[i].c.http_5xx);
         assert_true(num(cJSON_GetObjectItemCaseSensitive(it, "latency_ms"), "p99") ==
-                    st_us_to_ms(st_hist_percentile(total.names[i].lat, 99)));
+                    st_us_to_ms(st_hist_percentile(total->names[i].lat, 99)));
     }
     assert_null(it);
     /* requests_by_name is the last member. */
     assert_string_equal(cJSON_GetArrayItem(j, cJSON_GetArraySize(j) - 1)->string,
                         "requests_by_name");
     cJSON_Delete(j);
-    for (uint32_t k = 0; k < 2; k++) {
-        for (int i = 0; i < 3; i++) {
-            st_stats_fini(&in[i][k]);
-        }
-        st_stats_fini(&want[k]);
-    }
-    stats_fini_n(bad, 2);
-    st_stats_fini(&total);
 }
 
 static void test_coord_duplicate_record_counted_once(void **state)
@@ -1670,37 +1664,31 @@ static void test_coord_duplicate_record_counted_once(void **state)
     fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
     f->now = t0 + 1100 * ST_NS_PER_MS;
-    st_stats s0, s1;
-    make_second(&s0, 0, 11, 100);
-    make_second(&s1, 1, 12, 60);
-    sim_push(a, &s0);
+    const st_stats *s0 = fx_second(f, 0, 11, 100), *s1 = fx_second(f, 1, 12, 60);
+    sim_push(a, s0);
     Stampede__SecondRecord *first = a->pending[0];
     sim_update(f, a);
     assert_int_equal(a->acked, 1);
     /* The reply was lost: the agent sends record 1 again, then 1 and 2 together. */
     assert_int_equal(exchange_acked(f, a, &first, 1), 1);
     f->now = t0 + 2100 * ST_NS_PER_MS;
-    sim_push(a, &s1);
+    sim_push(a, s1);
     Stampede__SecondRecord *both[2] = {first, a->pending[0]};
     assert_int_equal(exchange_acked(f, a, both, 2), 2);
 
-    st_stats want;
-    stats_sum(&want, &s0, &s1);
-    assert_stats_equal(st_coord_total(f->c), &want);
+    const st_stats *want = fx_sum(f, s0, s1);
+    assert_stats_equal(st_coord_total(f->c), want);
     cJSON *s = st_coord_summary(f->c);
     assert_true(num(s, "duplicate_records") == 2);
     assert_true(num(s, "malformed_messages") == 0);
     assert_int_equal(st_coord_malformed(f->c), 0);
     assert_true(num(cJSON_GetObjectItemCaseSensitive(s, "requests"), "total") ==
-                (double)st_counts_done(&want.c));
+                (double)st_counts_done(&want->c));
     cJSON_Delete(s);
     st_coord_tick(f->c);
     assert_true(f->got[0] && f->got[1]);
-    assert_stats_equal(&f->secs[0], &s0);
-    assert_stats_equal(&f->secs[1], &s1);
-    st_stats_fini(&want);
-    st_stats_fini(&s0);
-    st_stats_fini(&s1);
+    assert_stats_equal(&f->secs[0], s0);
+    assert_stats_equal(&f->secs[1], s1);
 }
 
 static void test_coord_record_gap_not_acknowledged(void **state)
@@ -1709,10 +1697,10 @@ static void test_coord_record_gap_not_acknowledged(void **state)
     fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
     f->now = t0 + 3100 * ST_NS_PER_MS;
-    st_stats s[3];
+    st_stats *s[3];
     for (uint32_t k = 0; k < 3; k++) {
-        make_second(&s[k], k, 20 + k, 50);
-        sim_push(a, &s[k]);
+        s[k] = fx_second(f, k, 20 + k, 50);
+        sim_push(a, s[k]);
     }
     Stampede__SecondRecord *r1 = a->pending[0], *r2 = a->pending[1], *r3 = a->pending[2];
     /* 2 before 1: nothing taken. */
@@ -1721,21 +1709,16 @@ static void test_coord_record_gap_not_acknowledged(void **state)
     /* 1 then 3: 1 taken, 3 waits for 2. */
     Stampede__SecondRecord *gap[2] = {r1, r3};
     assert_int_equal(exchange_acked(f, a, gap, 2), 1);
-    assert_stats_equal(st_coord_total(f->c), &s[0]);
+    assert_stats_equal(st_coord_total(f->c), s[0]);
     /* 2 and 3: all taken, acked follows. */
     Stampede__SecondRecord *rest[2] = {r2, r3};
     assert_int_equal(exchange_acked(f, a, rest, 2), 3);
-    st_stats want;
-    assert_int_equal(st_stats_init(&want), 0);
-    for (int k = 0; k < 3; k++) {
-        st_stats_merge(&want, &s[k]);
-    }
-    assert_stats_equal(st_coord_total(f->c), &want);
+    st_stats *want = fx_sum(f, s[0], s[1]);
+    st_stats_merge(want, s[2]);
+    assert_stats_equal(st_coord_total(f->c), want);
     cJSON *j = st_coord_summary(f->c);
     assert_true(num(j, "duplicate_records") == 0);
     cJSON_Delete(j);
-    st_stats_fini(&want);
-    stats_fini_n(s, 3);
 }
 
 static void test_coord_malformed_record_dropped(void **state)
@@ -1744,11 +1727,11 @@ static void test_coord_malformed_record_dropped(void **state)
     fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
     f->now = t0 + 3100 * ST_NS_PER_MS;
-    st_stats s[3];
+    st_stats *s[3];
     Stampede__SecondRecord *r[3];
     for (uint32_t k = 0; k < 3; k++) {
-        make_second(&s[k], k, 40 + k, 80);
-        r[k] = sim_build(a, &s[k]);
+        s[k] = fx_second(f, k, 40 + k, 80);
+        r[k] = sim_build(a, s[k]);
     }
     /* Record 1: histogram indexes not increasing; record 2: more HTTP responses than samples
      * (spoilt before the agent queues them). */
@@ -1763,12 +1746,11 @@ static void test_coord_malformed_record_dropped(void **state)
     /* Dropped, yet acknowledged: the agent must not send them forever. */
     assert_int_equal(a->acked, 3);
     assert_int_equal(st_coord_malformed(f->c), 2);
-    assert_stats_equal(st_coord_total(f->c), &s[2]);
+    assert_stats_equal(st_coord_total(f->c), s[2]);
     cJSON *j = st_coord_summary(f->c);
     assert_true(num(j, "malformed_messages") == 2);
-    assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s[2].c));
+    assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s[2]->c));
     cJSON_Delete(j);
-    stats_fini_n(s, 3);
 }
 
 static void test_coord_record_far_beyond_the_run_dropped(void **state)
@@ -1777,21 +1759,17 @@ static void test_coord_record_far_beyond_the_run_dropped(void **state)
     fx *f = fx_running(state, 1, &t0);
     sim *a = f->ag;
     f->now = t0 + 1100 * ST_NS_PER_MS;
-    st_stats s0, far;
-    make_second(&s0, 0, 1, 30);
-    make_second(&far, 4000000000u, 2, 30);
-    sim_push(a, &s0);
-    sim_push(a, &far);
+    const st_stats *s0 = fx_second(f, 0, 1, 30);
+    sim_push(a, s0);
+    sim_push(a, fx_second(f, 4000000000u, 2, 30));
     sim_update(f, a);
     assert_int_equal(a->acked, 2);
     /* Counted as malformed, and therefore nowhere else. */
     assert_int_equal(st_coord_malformed(f->c), 1);
-    assert_stats_equal(st_coord_total(f->c), &s0);
+    assert_stats_equal(st_coord_total(f->c), s0);
     cJSON *j = st_coord_summary(f->c);
-    assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s0.c));
+    assert_true(num(agent_json(j, a->id), "requests") == (double)st_counts_done(&s0->c));
     cJSON_Delete(j);
-    st_stats_fini(&s0);
-    st_stats_fini(&far);
 }
 
 /* ---- finishing seconds --------------------------------------------------------------------- */
@@ -1801,29 +1779,22 @@ static void test_coord_second_final_when_all_reported(void **state)
     uint64_t t0;
     fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    st_stats s[2];
-    make_second(&s[0], 0, 5, 10);
-    make_second(&s[1], 0, 6, 12);
+    const st_stats *s[2] = {fx_second(f, 0, 5, 10), fx_second(f, 0, 6, 12)};
     fx_advance(f, ag, 2, t0 + 1100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
     assert_int_equal(f->n_handed, 0);
-    sim_push(&ag[0], &s[0]);
+    sim_push(&ag[0], s[0]);
     sim_update(f, &ag[0]);
     st_coord_tick(f->c);
     assert_int_equal(f->n_handed, 0); /* agent 2 has not reported second 0 */
-    sim_push(&ag[1], &s[1]);
+    sim_push(&ag[1], s[1]);
     sim_update(f, &ag[1]);
     st_coord_tick(f->c);
     assert_int_equal(f->n_handed, 1);
     assert_true(f->got[0]);
-    st_stats want;
-    stats_sum(&want, &s[0], &s[1]);
-    assert_stats_equal(&f->secs[0], &want);
+    assert_stats_equal(&f->secs[0], fx_sum(f, s[0], s[1]));
     /* Nothing else is final before its end. */
     st_coord_tick(f->c);
     assert_int_equal(f->n_handed, 1);
-    st_stats_fini(&want);
-    st_stats_fini(&s[0]);
-    st_stats_fini(&s[1]);
 }
 
 static void test_coord_second_final_after_grace(void **state)
@@ -1831,39 +1802,33 @@ static void test_coord_second_final_after_grace(void **state)
     uint64_t t0;
     fx *f = fx_running(state, 2, &t0);
     sim *ag = f->ag;
-    st_stats a0, b0;
-    make_second(&a0, 0, 7, 25);
-    make_second(&b0, 0, 8, 15);
+    const st_stats *a0 = fx_second(f, 0, 7, 25), *b0 = fx_second(f, 0, 8, 15);
     /* Only agent 1 reports second 0; agent 2 keeps talking without it. */
     fx_advance(f, ag, 2, t0 + 1050 * ST_NS_PER_MS, 50 * ST_NS_PER_MS);
-    sim_push(&ag[0], &a0);
+    sim_push(&ag[0], a0);
     uint64_t end0 = t0 + ST_NS_PER_S;
     fx_advance(f, ag, 2, end0 + f->cfg.grace_ns - 1, 100 * ST_NS_PER_MS);
     assert_false(f->got[0]);
     fx_advance(f, ag, 2, end0 + f->cfg.grace_ns, 1);
     assert_true(f->got[0]);
-    assert_stats_equal(&f->secs[0], &a0);
+    assert_stats_equal(&f->secs[0], a0);
     assert_int_equal(f->sec_agents[0], 2);
 
     /* Agent 2's second 0 arrives after it was handed out: in the total, and late. */
     f->now += ST_NS_PER_MS;
-    sim_push(&ag[1], &b0);
+    sim_push(&ag[1], b0);
     sim_update(f, &ag[1]);
     assert_int_equal(ag[1].acked, 1);
     st_coord_tick(f->c);
-    assert_stats_equal(&f->secs[0], &a0);
-    st_stats want;
-    stats_sum(&want, &a0, &b0);
-    assert_stats_equal(st_coord_total(f->c), &want);
+    assert_stats_equal(&f->secs[0], a0);
+    const st_stats *want = fx_sum(f, a0, b0);
+    assert_stats_equal(st_coord_total(f->c), want);
     cJSON *j = st_coord_summary(f->c);
     assert_true(num(j, "late_records") == 1);
     assert_true(num(cJSON_GetObjectItemCaseSensitive(j, "requests"), "total") ==
-                (double)st_counts_done(&want.c));
-    assert_true(num(agent_json(j, ag[1].id), "requests") == (double)st_counts_done(&b0.c));
+                (double)st_counts_done(&want->c));
+    assert_true(num(agent_json(j, ag[1].id), "requests") == (double)st_counts_done(&b0->c));
     cJSON_Delete(j);
-    st_stats_fini(&want);
-    st_stats_fini(&a0);
-    st_stats_fini(&b0);
 }
 
 /* A record whose second cannot be stored for want of memory still counts in the total, and is
@@ -1873,15 +1838,14 @@ static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
     uint64_t t0;
     fx *f = fx_running(state, 1, &t0);
     sim *ag = f->ag;
-    st_stats a0;
-    make_second(&a0, 0, 7, 25);
+    const st_stats *a0 = fx_second(f, 0, 7, 25);
     fx_advance(f, ag, 1, t0 + 1050 * ST_NS_PER_MS, 50 * ST_NS_PER_MS);
-    sim_push(&ag[0], &a0);
+    sim_push(&ag[0], a0);
     g_fail_realloc = true; /* the window cannot grow to hold second 0 */
     sim_update(f, &ag[0]);
     g_fail_realloc = false;
     assert_int_equal(ag[0].acked, 1);
-    assert_stats_equal(st_coord_total(f->c), &a0);
+    assert_stats_equal(st_coord_total(f->c), a0);
     st_report r;
     assert_int_equal(st_coord_report(f->c, &r), 0);
     assert_int_equal(r.late_records, 0);
@@ -1896,7 +1860,6 @@ static void test_coord_out_of_memory_in_the_merge_is_not_late(void **state)
     j = st_coord_summary(f->c);
     assert_non_null(j);
     cJSON_Delete(j);
-    st_stats_fini(&a0);
 }
 
 /* ---- memory over a long run ---------------------------------------------------------------- */
@@ -2031,13 +1994,13 @@ static void test_coord_done_after_every_last_record(void **state)
     /* Realised starts 1.5 ms apart. */
     sim_first_send(&ag[0], t0 + 250000);
     sim_first_send(&ag[1], t0 + 1750000);
-    st_stats s[2][2];
+    st_stats *s[2][2];
     for (uint32_t k = 0; k < 2; k++) {
         fx_advance(f, ag, 2, t0 + (k + 1) * ST_NS_PER_S + 100 * ST_NS_PER_MS, 250 * ST_NS_PER_MS);
         for (int i = 0; i < 2; i++) {
-            make_second(&s[i][k], k, 77 + 10 * k + (uint64_t)i, 40 + 10 * i);
-            s[i][k].c.err_connect = (uint64_t)i;
-            sim_push(&ag[i], &s[i][k]);
+            s[i][k] = fx_second(f, k, 77 + 10 * k + (uint64_t)i, 40 + 10 * i);
+            s[i][k]->c.err_connect = (uint64_t)i;
+            sim_push(&ag[i], s[i][k]);
         }
     }
     fx_round(f, ag, 2);
@@ -2045,9 +2008,8 @@ static void test_coord_done_after_every_last_record(void **state)
     assert_int_equal(st_coord_get_state(f->c), ST_COORD_DRAINING);
 
     /* Agent 1 is done with 3 records, the third not delivered yet. */
-    st_stats tail;
-    make_second(&tail, 2, 99, 3);
-    sim_push(&ag[0], &tail);
+    const st_stats *tail = fx_second(f, 2, 99, 3);
+    sim_push(&ag[0], tail);
     sim_finish(&ag[0]);
     assert_int_equal(ag[0].last_seq, 3);
     f->now += 100 * ST_NS_PER_MS;
@@ -2075,7 +2037,7 @@ static void test_coord_done_after_every_last_record(void **state)
     assert_true(ag[1].done);
     /* Every second was handed out, the drain's second 2 too. */
     assert_true(f->got[0] && f->got[1] && f->got[2]);
-    assert_stats_equal(&f->secs[2], &tail);
+    assert_stats_equal(&f->secs[2], tail);
 
     cJSON *j = st_coord_summary(f->c);
     assert_string_equal(str(j, "run_id"), RUN_ID);
@@ -2087,10 +2049,10 @@ static void test_coord_done_after_every_last_record(void **state)
     for (int i = 0; i < 2; i++) {
         const cJSON *o = agent_json(j, ag[i].id);
         st_counts c = {0};
-        st_counts_add(&c, &s[i][0].c);
-        st_counts_add(&c, &s[i][1].c);
+        st_counts_add(&c, &s[i][0]->c);
+        st_counts_add(&c, &s[i][1]->c);
         if (i == 0) {
-            st_counts_add(&c, &tail.c);
+            st_counts_add(&c, &tail->c);
         }
         assert_true(num(o, "requests") == (double)st_counts_done(&c));
         assert_true(num(o, "ok") == (double)c.ok);
@@ -2112,11 +2074,6 @@ static void test_coord_done_after_every_last_record(void **state)
     assert_string_equal(str(j, "status"), "completed");
     assert_null(cJSON_GetObjectItemCaseSensitive(j, "incomplete_seconds"));
     cJSON_Delete(j);
-    st_stats_fini(&tail);
-    for (int i = 0; i < 2; i++) {
-        st_stats_fini(&s[i][0]);
-        st_stats_fini(&s[i][1]);
-    }
 }
 
 static void test_coord_missing_last_records_end_by_deadline(void **state)

@@ -41,6 +41,23 @@ static void expect_refused(char **argv, const char *frag)
     st_plan_fini(&p);
 }
 
+/* A command line (NULL-ended) to be refused with a message that says frag. Not const: the parser
+ * may reorder argv. */
+typedef struct refusal {
+    const char *frag;
+    char *argv[16];
+} refusal;
+
+static void expect_all_refused(refusal *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        expect_refused(cases[i].argv, cases[i].frag);
+    }
+}
+
+/* The words of a valid `stampede run` that a case adds its flags to. */
+#define RUN_10RPS "run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1"
+
 static void test_run_flags_tables_check(void **state)
 {
     (void)state;
@@ -63,20 +80,18 @@ static void test_run_flags_tables_check(void **state)
 static void test_run_flags_refuses_bent_values(void **state)
 {
     (void)state;
-    char *minus_zero[] = {"run", "--url", "http://127.0.0.1/", "--rate", "-0", "--duration", "1",
-                          NULL};
-    expect_refused(minus_zero, "--rate: \"-0\"");
-    char *hex[] = {"run", "--url", "http://127.0.0.1/", "--rate", "0x10", "--duration", "1",
-                   NULL};
-    expect_refused(hex, "--rate: \"0x10\"");
-    char *inf[] = {"run", "--url", "http://127.0.0.1/", "--rate", "inf", "--duration", "1", NULL};
-    expect_refused(inf, "--rate: \"inf\"");
-    char *twice[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--rate", "20",
-                     "--duration", "1", NULL};
-    expect_refused(twice, "--rate: given twice");
-    char *own_twice[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
-                         "--summary", "a.json", "--summary", "b.json", NULL};
-    expect_refused(own_twice, "--summary: given twice");
+    refusal cases[] = {
+        {"--rate: \"-0\"",
+         {"run", "--url", "http://127.0.0.1/", "--rate", "-0", "--duration", "1"}},
+        {"--rate: \"0x10\"",
+         {"run", "--url", "http://127.0.0.1/", "--rate", "0x10", "--duration", "1"}},
+        {"--rate: \"inf\"",
+         {"run", "--url", "http://127.0.0.1/", "--rate", "inf", "--duration", "1"}},
+        {"--rate: given twice",
+         {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--rate", "20", "--duration", "1"}},
+        {"--summary: given twice", {RUN_10RPS, "--summary", "a.json", "--summary", "b.json"}},
+    };
+    expect_all_refused(cases, N(cases));
 }
 
 static void test_run_flags_listen_url(void **state)
@@ -100,8 +115,7 @@ static void test_run_flags_listen_url(void **state)
         }
         assert_non_null(strstr(err, "--listen: \""));
     }
-    char *foo[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
-                   "--listen", "foo", "--dry-run", NULL};
+    char *foo[] = {RUN_10RPS, "--listen", "foo", "--dry-run", NULL};
     expect_refused(foo, "--listen: \"foo\" is not tcp://HOST:PORT");
 }
 
@@ -109,21 +123,20 @@ static void test_run_flags_listen_url(void **state)
 static void test_run_flags_baseline_table(void **state)
 {
     (void)state;
-    char *table_alone[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
-                           "--baseline-table", "results", NULL};
-    expect_refused(table_alone, "--baseline-table goes with --baseline RUN_ID");
-    char *not_an_id[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
-                         "--baseline", "old/summary.json", "--baseline-table", "results", NULL};
-    expect_refused(not_an_id, "--baseline \"old/summary.json\": with --baseline-table it is a run id");
-    char *endpoint[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
-                        "--endpoint-url", "http://127.0.0.1:1", NULL};
-    expect_refused(endpoint, "--endpoint-url goes with --sqs-queue-url or --launcher ecs");
+    refusal cases[] = {
+        {"--baseline-table goes with --baseline RUN_ID",
+         {RUN_10RPS, "--baseline-table", "results"}},
+        {"--baseline \"old/summary.json\": with --baseline-table it is a run id",
+         {RUN_10RPS, "--baseline", "old/summary.json", "--baseline-table", "results"}},
+        {"--endpoint-url goes with --sqs-queue-url or --launcher ecs",
+         {RUN_10RPS, "--endpoint-url", "http://127.0.0.1:1"}},
+    };
+    expect_all_refused(cases, N(cases));
     st_run_opts o;
     st_plan p;
     char err[512] = "";
-    char *region[] = {"run", "--url", "http://127.0.0.1/", "--rate", "10", "--duration", "1",
-                      "--baseline", "20261202T171531Z-735085d0", "--baseline-table", "results",
-                      "--region", "eu-west-1", NULL};
+    char *region[] = {RUN_10RPS, "--baseline", "20261202T171531Z-735085d0", "--baseline-table",
+                      "results", "--region", "eu-west-1", NULL};
     assert_int_equal(run_flags(region, &o, &p, err, sizeof(err)), 0);
     assert_string_equal(o.baseline_table, "results");
     st_plan_fini(&p);

@@ -170,83 +170,119 @@ static void test_settings_check_refuses_bad_rows(void **state)
     expect_bad_table(many, N(many), "at most 64");
 }
 
+/* One value of a number setting, as a flag's text or as JSON: what it must read as, or (refused
+ * set) a part of the message it must be refused with. */
+typedef struct value_case {
+    enum { AS_TEXT, AS_JSON } as;
+    const char *value;
+    const char *refused;
+    double want;
+} value_case;
+
+/* Checks each case against the row of flag, an INT, UINT, DOUBLE or DURATION setting. */
+static void check_values(const char *flag, const value_case *cases, size_t n)
+{
+    st_setting_type type = row(flag)->type;
+    for (size_t i = 0; i < n; i++) {
+        const value_case *c = &cases[i];
+        if (c->refused) {
+            if (c->as == AS_JSON) {
+                json_refused(flag, c->value, c->refused);
+            } else {
+                text_refused(flag, c->value, c->refused);
+            }
+            continue;
+        }
+        union {
+            int i;
+            unsigned long long u;
+            double d;
+        } v;
+        memset(&v, 0, sizeof(v));
+        if (c->as == AS_JSON) {
+            json_ok(flag, c->value, &v);
+        } else {
+            text_ok(flag, c->value, &v);
+        }
+        double got = type == ST_SETTING_INT ? v.i : type == ST_SETTING_UINT ? (double)v.u : v.d;
+        if (got != c->want) {
+            fail_msg("%s = %s read as %.17g, not %.17g", flag, c->value, got, c->want);
+        }
+    }
+}
+
 static void test_settings_int_bounds(void **state)
 {
     (void)state;
-    int v = 0;
-    text_ok("count", "1", &v);
-    assert_int_equal(v, 1);
-    text_ok("count", "10", &v);
-    assert_int_equal(v, 10);
-    text_refused("count", "0", "--count: \"0\" is not a whole number from 1 to 10");
-    text_refused("count", "11", "--count");
-    text_refused("count", "2x", "--count");
-    text_refused("count", "", "--count");
-    text_refused("count", NULL, "--count");
-    json_ok("count", "7", &v);
-    assert_int_equal(v, 7);
-    json_refused("count", "0", "must be an integer from 1 to 10");
-    json_refused("count", "11", "must be an integer from 1 to 10");
-    json_refused("count", "2.5", "must be an integer");
-    json_refused("count", "\"3\"", "must be an integer");
+    static const value_case cases[] = {
+        {AS_TEXT, "1", .want = 1},
+        {AS_TEXT, "10", .want = 10},
+        {AS_TEXT, "0", .refused = "--count: \"0\" is not a whole number from 1 to 10"},
+        {AS_TEXT, "11", .refused = "--count"},
+        {AS_TEXT, "2x", .refused = "--count"},
+        {AS_TEXT, "", .refused = "--count"},
+        {AS_TEXT, NULL, .refused = "--count"},
+        {AS_JSON, "7", .want = 7},
+        {AS_JSON, "0", .refused = "must be an integer from 1 to 10"},
+        {AS_JSON, "11", .refused = "must be an integer from 1 to 10"},
+        {AS_JSON, "2.5", .refused = "must be an integer"},
+        {AS_JSON, "\"3\"", .refused = "must be an integer"},
+    };
+    check_values("count", cases, N(cases));
 }
 
 static void test_settings_uint_bounds(void **state)
 {
     (void)state;
-    unsigned long long v = 0;
-    text_ok("seed", "4294967296", &v);
-    assert_true(v == 4294967296ULL);
-    text_ok("seed", "0", &v);
-    assert_true(v == 0);
-    text_refused("seed", "4294967297",
-                 "--seed: \"4294967297\" is not a whole number from 0 to 4294967296");
-    text_refused("seed", "-1", "--seed");
-    text_refused("seed", "+1", "--seed");
-    json_ok("seed", "4294967296", &v);
-    assert_true(v == 4294967296ULL);
-    json_refused("seed", "-1", "must be an integer from 0 to 4294967296");
-    json_refused("seed", "1e300", "must be an integer");
+    static const value_case cases[] = {
+        {AS_TEXT, "4294967296", .want = 4294967296.0},
+        {AS_TEXT, "0", .want = 0},
+        {AS_TEXT, "4294967297",
+         .refused = "--seed: \"4294967297\" is not a whole number from 0 to 4294967296"},
+        {AS_TEXT, "-1", .refused = "--seed"},
+        {AS_TEXT, "+1", .refused = "--seed"},
+        {AS_JSON, "4294967296", .want = 4294967296.0},
+        {AS_JSON, "-1", .refused = "must be an integer from 0 to 4294967296"},
+        {AS_JSON, "1e300", .refused = "must be an integer"},
+    };
+    check_values("seed", cases, N(cases));
 }
 
 static void test_settings_double_bounds(void **state)
 {
     (void)state;
-    double v = 0;
-    text_ok("ratio", "-1", &v);
-    assert_true(v == -1);
-    text_ok("ratio", "0.25", &v);
-    assert_true(v == 0.25);
-    text_refused("ratio", "1.0001", "--ratio: \"1.0001\" is not a number from -1 to 1");
-    text_refused("ratio", "nan", "--ratio");
-    text_refused("ratio", "inf", "--ratio");
-    text_refused("ratio", "1e400", "--ratio");
-    json_ok("ratio", "1", &v);
-    assert_true(v == 1);
-    json_refused("ratio", "-1.5", "must be a number from -1 to 1");
-    json_refused("ratio", "true", "must be a number");
+    static const value_case cases[] = {
+        {AS_TEXT, "-1", .want = -1},
+        {AS_TEXT, "0.25", .want = 0.25},
+        {AS_TEXT, "1.0001", .refused = "--ratio: \"1.0001\" is not a number from -1 to 1"},
+        {AS_TEXT, "nan", .refused = "--ratio"},
+        {AS_TEXT, "inf", .refused = "--ratio"},
+        {AS_TEXT, "1e400", .refused = "--ratio"},
+        {AS_JSON, "1", .want = 1},
+        {AS_JSON, "-1.5", .refused = "must be a number from -1 to 1"},
+        {AS_JSON, "true", .refused = "must be a number"},
+    };
+    check_values("ratio", cases, N(cases));
 }
 
 static void test_settings_duration_bounds(void **state)
 {
     (void)state;
-    double v = 0;
-    text_ok("wait", "1h", &v);
-    assert_true(v == 3600);
-    text_ok("wait", "250ms", &v);
-    assert_true(v == 0.25);
-    text_refused("wait", "61m", "--wait: \"61m\" is not a duration of at most 1 hour");
-    text_refused("wait", "0", "--wait");
-    text_refused("wait", "soon", "--wait");
-    json_ok("wait", "\"2m\"", &v);
-    assert_true(v == 120);
-    json_ok("wait", "3600", &v);
-    assert_true(v == 3600);
-    json_refused("wait", "0", "must be a duration above 0 and at most 1 hour (got 0)");
-    json_refused("wait", "3601", "(got 3601)");
-    json_refused("wait", "\"2h\"", "at most 1 hour (got 7200)");
-    json_refused("wait", "\"2 h\"", "must be a duration: seconds as a number, or a string");
-    json_refused("wait", "false", "must be a duration");
+    static const value_case cases[] = {
+        {AS_TEXT, "1h", .want = 3600},
+        {AS_TEXT, "250ms", .want = 0.25},
+        {AS_TEXT, "61m", .refused = "--wait: \"61m\" is not a duration of at most 1 hour"},
+        {AS_TEXT, "0", .refused = "--wait"},
+        {AS_TEXT, "soon", .refused = "--wait"},
+        {AS_JSON, "\"2m\"", .want = 120},
+        {AS_JSON, "3600", .want = 3600},
+        {AS_JSON, "0", .refused = "must be a duration above 0 and at most 1 hour (got 0)"},
+        {AS_JSON, "3601", .refused = "(got 3601)"},
+        {AS_JSON, "\"2h\"", .refused = "at most 1 hour (got 7200)"},
+        {AS_JSON, "\"2 h\"", .refused = "must be a duration: seconds as a number, or a string"},
+        {AS_JSON, "false", .refused = "must be a duration"},
+    };
+    check_values("wait", cases, N(cases));
 }
 
 static void test_settings_bool_string_enum(void **state)

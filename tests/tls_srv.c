@@ -9,10 +9,10 @@
 
 #include "tls_srv.h"
 
-#include <arpa/inet.h>
+#include "loopback.h"
+
 #include <dirent.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -122,18 +122,25 @@ void tls_dir_remove(const char *dir)
 #define OK_BODY_RESPONSE "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
 #define CLOSE_RESPONSE   "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
 
+/* Chooses the first of the server's protocols (its cfg.alpn, comma-separated) that the client
+ * offers (in: a length byte before each name); none: the handshake fails with an alert. */
 static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                    const unsigned char *in, unsigned inlen, void *arg)
 {
     (void)ssl;
-    const unsigned char *ours = arg; /* wire format, NUL-terminated by its length byte count */
-    unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, ours, (unsigned)strlen((const char *)ours), in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED) {
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    const tsrv *s = arg;
+    for (const char *ours = s->cfg.alpn; *ours;) {
+        size_t len = strcspn(ours, ",");
+        for (unsigned at = 0; at < inlen; at += 1u + in[at]) {
+            if (in[at] == len && at + 1 + len <= inlen && memcmp(in + at + 1, ours, len) == 0) {
+                *out = in + at + 1;
+                *outlen = in[at];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+        ours += len + (ours[len] == ',');
     }
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
 static int on_servername(SSL *ssl, int *alert, void *arg)
@@ -305,29 +312,6 @@ static void *accept_main(void *arg)
     }
 }
 
-/* "h2,http/1.1" -> wire format with a NUL after it (for strlen). */
-static unsigned char *alpn_wire(const char *list)
-{
-    size_t n = strlen(list);
-    unsigned char *w = calloc(1, n + 2);
-    assert_non_null(w);
-    size_t at = 0;
-    for (const char *p = list;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        w[at++] = (unsigned char)len;
-        memcpy(w + at, p, len);
-        at += len;
-        if (!end) {
-            break;
-        }
-        p = end + 1;
-    }
-    return w;
-}
-
-static unsigned char *alpn_keep; /* one per process is enough: freed by tsrv_stop */
-
 tsrv *tsrv_start(const tsrv_cfg *cfg)
 {
     tsrv *s = calloc(1, sizeof(*s));
@@ -352,34 +336,11 @@ tsrv *tsrv_start(const tsrv_cfg *cfg)
         SSL_CTX_set_tlsext_servername_callback(s->ctx, on_servername);
         SSL_CTX_set_tlsext_servername_arg(s->ctx, s);
         if (cfg->alpn) {
-            free(alpn_keep);
-            alpn_keep = alpn_wire(cfg->alpn);
-            SSL_CTX_set_alpn_select_cb(s->ctx, on_alpn, alpn_keep);
+            SSL_CTX_set_alpn_select_cb(s->ctx, on_alpn, s);
         }
     }
     int family = cfg->family ? cfg->family : AF_INET;
-    s->lfd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(s->lfd >= 0);
-    int one = 1;
-    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_storage ss = {0};
-    socklen_t len;
-    if (family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof(*a);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof(*a);
-    }
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&ss, len), 0);
-    assert_int_equal(listen(s->lfd, 256), 0);
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&ss, &len), 0);
-    s->port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                       : ((struct sockaddr_in *)&ss)->sin_port);
+    s->lfd = loopback_listen(family, 256, 0, &s->port);
     /* The server's threads (and those they start) write with OpenSSL's socket BIO, which raises
      * SIGPIPE when a client went away: blocked there, so that only the client's code under test
      * could end the process with it. */
@@ -410,25 +371,15 @@ void tsrv_stop(tsrv *s)
     close(s->lfd);
     SSL_CTX_free(s->ctx);
     pthread_mutex_destroy(&s->mu);
-    free(alpn_keep);
-    alpn_keep = NULL;
     free(s);
 }
 
 int tsrv_get(tsrv *s, const int *field)
 {
-    pthread_mutex_lock(&s->mu);
-    int v = *field;
-    pthread_mutex_unlock(&s->mu);
-    return v;
+    return locked_get(&s->mu, field);
 }
 
 int tsrv_wait(tsrv *s, const int *field, int want)
 {
-    int v = tsrv_get(s, field);
-    for (int i = 0; i < 200 && v < want; i++) {
-        usleep(10000);
-        v = tsrv_get(s, field);
-    }
-    return v;
+    return locked_wait(&s->mu, field, want);
 }

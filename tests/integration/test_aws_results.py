@@ -19,17 +19,8 @@ import targets
 RPS = 20
 
 
-class AwsResultsTest(harness.ProcTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.ddb_proc, cls.ddb_url = aws_env.start_dynalite()
-        cls.sqs_proc, cls.sqs_url = aws_env.start_sqs()
-        cls.counter = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sqs_proc.stop()
-        cls.ddb_proc.stop()
+class AwsResultsTest(aws_env.Emulators, harness.ProcTestCase):
+    counter = 0  # names each test's queue and table
 
     def fresh(self, prefix, visibility_s=30):
         """A new queue (with its DLQ, maxReceiveCount 2) and table for one test.

@@ -5,21 +5,18 @@ GOAWAY (nginx's keepalive_requests) costs no request."""
 import json
 import os
 import tempfile
-import textwrap
 import unittest
 
 import harness
-
-NGINX = "/usr/sbin/nginx"
+import targets
 
 
 class H2Nginx(harness.ProcTestCase):
     def start_nginx(self, keepalive_requests=1000000, delay=False, tls=False, h2=True):
-        if not os.access(NGINX, os.X_OK):
-            raise unittest.SkipTest("nginx is not installed")
-        port = harness.free_port()
+        targets.need_nginx()
         d = tempfile.mkdtemp(prefix="st-h2-")
         listen = "http2" if h2 else ""
+        server = ""
         if tls:
             # A self-signed certificate for 127.0.0.1, made now.
             crt, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
@@ -28,7 +25,8 @@ class H2Nginx(harness.ProcTestCase):
                  "-out", crt, "-days", "1", "-subj", "/CN=127.0.0.1",
                  "-addext", "subjectAltName=IP:127.0.0.1"], timeout=30)
             self.assertEqual(code, 0, err)
-            listen = "ssl %s;\n ssl_certificate %s; ssl_certificate_key %s" % (listen, crt, key)
+            listen = "ssl " + listen
+            server = "ssl_certificate %s; ssl_certificate_key %s;" % (crt, key)
         self.log = os.path.join(d, "access.log")
         # $connection numbers nginx's connections. The echo module (Debian's
         # libnginx-mod-http-echo) holds each response of /slow for 50 ms so that streams overlap.
@@ -38,31 +36,11 @@ class H2Nginx(harness.ProcTestCase):
             if not os.path.exists(echo):
                 raise unittest.SkipTest("nginx's echo module is not installed")
             mods = "load_module %s;" % echo
-        slow = 'location /slow { echo_sleep 0.05; echo "ok"; }' if delay else ""
-        with open(os.path.join(d, "nginx.conf"), "w") as f:
-            f.write(textwrap.dedent("""\
-                %(mods)s
-                worker_processes 1;
-                daemon off;
-                pid %(d)s/nginx.pid;
-                error_log %(d)s/error.log;
-                events { worker_connections 4096; }
-                http {
-                  log_format c '$connection $status $server_protocol $msec';
-                  access_log %(d)s/access.log c;
-                  client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
-                  uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
-                  keepalive_requests %(kr)d;
-                  server {
-                    listen 127.0.0.1:%(port)d %(listen)s;
-                    location / { return 200 "ok"; }
-                    %(slow)s
-                  }
-                }
-                """) % {"d": d, "port": port, "kr": keepalive_requests, "mods": mods,
-                        "slow": slow, "listen": listen})
-        self.start([NGINX, "-c", os.path.join(d, "nginx.conf"), "-e", os.path.join(d, "error.log")])
-        harness.wait_port(port)
+            server += ' location /slow { echo_sleep 0.05; echo "ok"; }'
+        _, port = targets.run_nginx(
+            self, d, listen=listen, server=server, top=mods,
+            http="log_format c '$connection $status $server_protocol $msec'; access_log %s c; "
+                 "keepalive_requests %d;" % (self.log, keepalive_requests))
         return "%s://127.0.0.1:%d" % ("https" if tls else "http", port)
 
     def agent(self, url, *args):

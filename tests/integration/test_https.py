@@ -4,21 +4,18 @@ default (errors.cert), and a server that does not speak TLS is errors.tls."""
 import os
 import subprocess
 import tempfile
-import textwrap
 import unittest
 
 import harness
+import targets
 from test_agent import AgentCase
-
-NGINX = "/usr/sbin/nginx"
 
 
 class HttpsCase(AgentCase):
     def nginx_tls(self):
         """Starts nginx with TLS (a self-signed certificate made here) and an access log; returns
         (base URL, access log path)."""
-        if not os.access(NGINX, os.X_OK):
-            raise unittest.SkipTest("nginx is not installed")
+        targets.need_nginx()
         d = tempfile.mkdtemp(prefix="st-https-")
         self.addCleanup(subprocess.call, ["rm", "-rf", d])
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -26,30 +23,10 @@ class HttpsCase(AgentCase):
                         d + "/cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext",
                         "subjectAltName=DNS:localhost,IP:127.0.0.1"],
                        check=True, capture_output=True)
-        port = harness.free_port()
-        conf = os.path.join(d, "nginx.conf")
         log = os.path.join(d, "access.log")
-        with open(conf, "w") as f:
-            f.write(textwrap.dedent("""\
-                worker_processes 1;
-                daemon off;
-                pid %(d)s/nginx.pid;
-                error_log %(d)s/error.log;
-                events { worker_connections 1024; }
-                http {
-                  access_log %(log)s;
-                  client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
-                  uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
-                  server {
-                    listen 127.0.0.1:%(port)d ssl;
-                    ssl_certificate %(d)s/cert.pem;
-                    ssl_certificate_key %(d)s/key.pem;
-                    location / { return 200 "ok"; }
-                  }
-                }
-                """) % {"d": d, "port": port, "log": log})
-        self.start([NGINX, "-c", conf, "-e", os.path.join(d, "error.log")])
-        harness.wait_port(port)
+        _, port = targets.run_nginx(
+            self, d, listen="ssl", worker_connections=1024, http="access_log %s;" % log,
+            server="ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem;" % (d, d))
         self.cert = d + "/cert.pem"
         return "https://127.0.0.1:%d/" % port, log
 

@@ -198,17 +198,7 @@ class LauncherCase(harness.ProcTestCase):
                           if t["family"] == "stampede-coordinator"][0])
 
 
-class SeedFlow(LauncherCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.ddb_proc, cls.ddb_url = aws_env.start_dynalite()
-        cls.sqs_proc, cls.sqs_url = aws_env.start_sqs()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.sqs_proc.stop()
-        cls.ddb_proc.stop()
-
+class SeedFlow(aws_env.Emulators, LauncherCase):
     def event_source(self, runtime, queue_url, stop, state):
         """SQS's event source mapping: receives batches, invokes the sink with them, and deletes
         the messages its answer does not list in batchItemFailures."""
