@@ -14,6 +14,7 @@
 #include "engine.h"
 
 #include "conn_io.h"
+#include "origin.h"
 #include "tcp_open.h"
 
 #include "clock.h"
@@ -612,37 +613,6 @@ static bool header_is(const char *line, size_t name_len, const char *name)
     return strlen(name) == name_len && strncasecmp(line, name, name_len) == 0;
 }
 
-/* Length of the header name in "Name: value", or 0 when the line is not a valid header. */
-static size_t header_name_len(const char *line)
-{
-    const char *colon = strchr(line, ':');
-    if (!colon || colon == line) {
-        return 0;
-    }
-    for (const char *p = line; p < colon; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-            return 0;
-        }
-    }
-    if (strpbrk(colon, "\r\n")) {
-        return 0;
-    }
-    return (size_t)(colon - line);
-}
-
-static bool method_ok(const char *m)
-{
-    if (!m || !*m) {
-        return false;
-    }
-    for (const char *p = m; *p; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ':') {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* True when the value of the header line (after the colon at line[name_len]) is empty or blank. */
 static bool header_blank(const char *line, size_t name_len)
 {
@@ -661,7 +631,7 @@ static bool header_blank(const char *line, size_t name_len)
 static int build_request(const st_request *r, const st_url *u, fast_req *out, char *err,
                          size_t err_len, size_t index)
 {
-    if (!method_ok(r->method)) {
+    if (!st_origin_method_ok(r->method)) {
         return st_errf(err, err_len, ST_EINVAL, "requests[%zu]: method is not a valid HTTP token",
                        index);
     }
@@ -671,7 +641,7 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     size_t len = strlen(r->method) + 1 + strlen(u->path) + sizeof(" HTTP/1.1\r\n");
     for (size_t h = 0; h < r->n_headers; h++) {
         const char *line = r->headers[h];
-        size_t nl = line ? header_name_len(line) : 0;
+        size_t nl = line ? st_origin_header_name_len(line) : 0;
         if (nl == 0) {
             return st_errf(err, err_len, ST_EINVAL,
                            "requests[%zu].headers[%zu]: not a \"Name: value\" line", index, h);
@@ -711,7 +681,7 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     }
     for (size_t h = 0; h < r->n_headers; h++) {
         const char *line = r->headers[h];
-        size_t nl = header_name_len(line);
+        size_t nl = st_origin_header_name_len(line);
         if (header_is(line, nl, "Host") || header_is(line, nl, "Content-Length") ||
             header_is(line, nl, "Transfer-Encoding")) {
             continue;
@@ -735,6 +705,13 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     out->len = at;
     out->head = head;
     return 0;
+}
+
+static int build_at(void *engine, size_t i, const st_request *r, const st_url *u, char *err,
+                    size_t err_len)
+{
+    st_engine *e = engine;
+    return build_request(r, u, &e->reqs[i], err, err_len, i);
 }
 
 /* ---- ops ---- */
@@ -775,9 +752,9 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
         err_len = sizeof(dummy);
     }
     err[0] = 0;
-    if (!out || !loop || !cfg || !done || !cfg->requests || cfg->n_requests == 0 ||
-        cfg->connections < 1 || cfg->timeout_ms < 1) {
-        return st_errf(err, err_len, ST_EINVAL, "fast engine: invalid configuration");
+    int rc = st_origin_check_cfg("fast", out, loop, cfg, done, err, err_len);
+    if (rc != 0) {
+        return rc;
     }
     if (cfg->http2 == 1) {
         return st_errf(err, err_len, ST_EINVAL, "fast engine: HTTP/2 needs the curl engine");
@@ -795,13 +772,10 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
     ev_timer_init(&e->defer_timer, on_defer, 0., 0.);
     e->defer_timer.data = e;
     /* Timeouts are found to within a twentieth of the timeout, and at least every 100 ms. */
-    double iv = cfg->timeout_ms / 20000.0;
-    iv = iv < 0.001 ? 0.001 : iv > 0.1 ? 0.1 : iv;
+    double iv = st_origin_sweep_interval(cfg->timeout_ms);
     ev_timer_init(&e->sweep, on_sweep, iv, iv);
     e->sweep.data = e;
 
-    int rc = 0;
-    st_url first = {0}, u = {0};
     e->reqs = calloc(cfg->n_requests, sizeof(*e->reqs));
     e->n_reqs = cfg->n_requests;
     e->n_conns = cfg->connections;
@@ -822,53 +796,8 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
         c->wio.data = c;
         closed_push(e, c);
     }
-    for (size_t i = 0; i < cfg->n_requests; i++) {
-        const char *why = NULL;
-        st_url *cur = i == 0 ? &first : &u;
-        rc = st_url_parse(cfg->requests[i].url, cur, &why);
-        if (rc != 0) {
-            if (rc == ST_EINVAL) {
-                snprintf(err, err_len, "requests[%zu].url: %s", i, why ? why : "invalid");
-            }
-            goto out;
-        }
-        if (strcmp(cur->scheme, "http") != 0 && strcmp(cur->scheme, "https") != 0) {
-            snprintf(err, err_len, "requests[%zu].url: the fast engine sends http(s):// only", i);
-            rc = ST_EINVAL;
-            goto out;
-        }
-        if (i > 0 && !st_url_same_origin(&first, cur)) {
-            snprintf(err, err_len, "requests[%zu].url: the fast engine needs one origin", i);
-            rc = ST_EINVAL;
-            goto out;
-        }
-        rc = build_request(&cfg->requests[i], cur, &e->reqs[i], err, err_len, i);
-        if (i > 0) {
-            st_url_fini(&u);
-        }
-        if (rc != 0) {
-            goto out;
-        }
-    }
-    rc = st_tcp_resolve(&e->addrs, first.host, first.port, err, err_len);
-    if (rc != 0) {
-        goto out;
-    }
-    if (strcmp(first.scheme, "https") == 0) {
-        st_conn_tls_cfg tc = {.host = first.host,
-                              .insecure = cfg->insecure == 1,
-                              .cacert = cfg->cacert,
-                              .cacert_pem = cfg->cacert_pem,
-                              .cacert_pem_len = cfg->cacert_pem_len,
-                              .alpn = "http/1.1"};
-        rc = st_conn_tls_new(&e->tls, &tc, err, err_len);
-        if (rc != 0) {
-            goto out;
-        }
-    }
+    rc = st_origin_setup("fast", cfg, "http/1.1", build_at, e, &e->addrs, &e->tls, err, err_len);
 out:
-    st_url_fini(&u);
-    st_url_fini(&first);
     if (rc != 0) {
         fast_destroy(e);
         return rc;

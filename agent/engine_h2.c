@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "conn_io.h"
+#include "origin.h"
 #include "error.h"
 #include "tcp_open.h"
 #include "url.h"
@@ -242,6 +243,26 @@ static void stream_detach(h2_stream *st)
     conn_update(c);
 }
 
+/* Reports st as it ended (kind, done_ns) after freeing its slot. */
+static void report_free(st_engine *e, h2_stream *st)
+{
+    st_result res = {
+        .kind = st->kind,
+        .status = st->kind == ST_RES_HTTP ? st->status : 0,
+        .sent_ns = st->sent_ns,
+        .done_ns = st->done_ns,
+        .bytes_in = st->bytes_in,
+        .bytes_out = st->bytes_out,
+        .req = st->req,
+    };
+    uint64_t tag = st->tag;
+    st->state = S_FREE;
+    st->next = e->free_list;
+    e->free_list = st;
+    e->inflight--;
+    e->done(e->worker, tag, &res);
+}
+
 /* Ends st: frees its slot first (so done() may send), then reports; inside send() the report
  * waits for the loop. */
 static void stream_finish(h2_stream *st, st_res_kind kind)
@@ -265,40 +286,7 @@ static void stream_finish(h2_stream *st, st_res_kind kind)
         defer_start(e);
         return;
     }
-    st_result res = {
-        .kind = kind,
-        .status = kind == ST_RES_HTTP ? st->status : 0,
-        .sent_ns = st->sent_ns,
-        .done_ns = st->done_ns,
-        .bytes_in = st->bytes_in,
-        .bytes_out = st->bytes_out,
-        .req = st->req,
-    };
-    uint64_t tag = st->tag;
-    st->state = S_FREE;
-    st->next = e->free_list;
-    e->free_list = st;
-    e->inflight--;
-    e->done(e->worker, tag, &res);
-}
-
-static void report_free(st_engine *e, h2_stream *st)
-{
-    st_result res = {
-        .kind = st->kind,
-        .status = st->kind == ST_RES_HTTP ? st->status : 0,
-        .sent_ns = st->sent_ns,
-        .done_ns = st->done_ns,
-        .bytes_in = st->bytes_in,
-        .bytes_out = st->bytes_out,
-        .req = st->req,
-    };
-    uint64_t tag = st->tag;
-    st->state = S_FREE;
-    st->next = e->free_list;
-    e->free_list = st;
-    e->inflight--;
-    e->done(e->worker, tag, &res);
+    report_free(e, st);
 }
 
 static void on_defer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -939,23 +927,6 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- the request's header list ---- */
 
-static size_t header_name_len(const char *line)
-{
-    const char *colon = strchr(line, ':');
-    if (!colon || colon == line) {
-        return 0;
-    }
-    for (const char *p = line; p < colon; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-            return 0;
-        }
-    }
-    if (strpbrk(colon, "\r\n")) {
-        return 0;
-    }
-    return (size_t)(colon - line);
-}
-
 static bool name_is(const char *line, size_t nl, const char *name)
 {
     return strlen(name) == nl && strncasecmp(line, name, nl) == 0;
@@ -989,26 +960,13 @@ static void header_value(const char *line, size_t nl, const char **v, size_t *vl
     *vl = n;
 }
 
-static bool method_ok(const char *m)
-{
-    if (!m || !*m) {
-        return false;
-    }
-    for (const char *p = m; *p; p++) {
-        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == ':') {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* :method, :scheme, :authority (the plan's first Host, else the URL's), :path, user-agent (ours
  * unless the plan sets one), the plan's headers in order with lower-cased names, content-length
  * (with a body). The plan's Content-Length and Transfer-Encoding are dropped as in HTTP/1.1. */
 static int build_request(const st_request *r, const st_url *u, h2_req *out, char *err,
                          size_t err_len, size_t index)
 {
-    if (!method_ok(r->method)) {
+    if (!st_origin_method_ok(r->method)) {
         return st_errf(err, err_len, ST_EINVAL, "requests[%zu]: method is not a valid HTTP token",
                        index);
     }
@@ -1020,7 +978,7 @@ static int build_request(const st_request *r, const st_url *u, h2_req *out, char
     bool own_ua = false;
     for (size_t h = 0; h < r->n_headers; h++) {
         const char *line = r->headers[h];
-        size_t nl = line ? header_name_len(line) : 0;
+        size_t nl = line ? st_origin_header_name_len(line) : 0;
         if (nl == 0) {
             return st_errf(err, err_len, ST_EINVAL,
                            "requests[%zu].headers[%zu]: not a \"Name: value\" line", index, h);
@@ -1078,7 +1036,7 @@ static int build_request(const st_request *r, const st_url *u, h2_req *out, char
     }
     for (size_t h = 0; h < r->n_headers; h++) {
         const char *line = r->headers[h];
-        size_t nl = header_name_len(line);
+        size_t nl = st_origin_header_name_len(line);
         if (name_is(line, nl, "Host") || name_is(line, nl, "Content-Length") ||
             name_is(line, nl, "Transfer-Encoding")) {
             continue;
@@ -1105,6 +1063,13 @@ static int build_request(const st_request *r, const st_url *u, h2_req *out, char
     out->body_len = r->body_len;
     out->has_body = has_body;
     return 0;
+}
+
+static int build_at(void *engine, size_t i, const st_request *r, const st_url *u, char *err,
+                    size_t err_len)
+{
+    st_engine *e = engine;
+    return build_request(r, u, &e->reqs[i], err, err_len, i);
 }
 
 /* ---- ops ---- */
@@ -1149,9 +1114,9 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
         err_len = sizeof(dummy);
     }
     err[0] = 0;
-    if (!out || !loop || !cfg || !done || !cfg->requests || cfg->n_requests == 0 ||
-        cfg->connections < 1 || cfg->timeout_ms < 1) {
-        return st_errf(err, err_len, ST_EINVAL, "h2 engine: invalid configuration");
+    int rc = st_origin_check_cfg("h2", out, loop, cfg, done, err, err_len);
+    if (rc != 0) {
+        return rc;
     }
     st_engine *e = calloc(1, sizeof(*e));
     if (!e) {
@@ -1164,15 +1129,12 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
     e->timeout_ns = (uint64_t)cfg->timeout_ms * ST_NS_PER_MS;
     ev_timer_init(&e->defer_timer, on_defer, 0., 0.);
     e->defer_timer.data = e;
-    double iv = cfg->timeout_ms / 20000.0;
-    iv = iv < 0.001 ? 0.001 : iv > 0.1 ? 0.1 : iv;
+    double iv = st_origin_sweep_interval(cfg->timeout_ms);
     ev_timer_init(&e->sweep, on_sweep, iv, iv);
     e->sweep.data = e;
     ev_prepare_init(&e->flush, on_flush);
     e->flush.data = e;
 
-    int rc = 0;
-    st_url first = {0}, u = {0};
     e->n_reqs = cfg->n_requests;
     e->n_conns = cfg->connections;
     e->n_pool = e->n_conns * e->streams;
@@ -1203,47 +1165,8 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
         c->wio.data = c;
         conn_update(c);
     }
-    for (size_t i = 0; i < cfg->n_requests; i++) {
-        const char *why = NULL;
-        st_url *cur = i == 0 ? &first : &u;
-        rc = st_url_parse(cfg->requests[i].url, cur, &why);
-        if (rc != 0) {
-            if (rc == ST_EINVAL) {
-                snprintf(err, err_len, "requests[%zu].url: %s", i, why ? why : "invalid");
-            }
-            goto out;
-        }
-        if (strcmp(cur->scheme, "http") != 0 && strcmp(cur->scheme, "https") != 0) {
-            rc = st_errf(err, err_len, ST_EINVAL,
-                         "requests[%zu].url: the h2 engine sends http:// and https:// only", i);
-            goto out;
-        }
-        if (i > 0 && !st_url_same_origin(&first, cur)) {
-            rc = st_errf(err, err_len, ST_EINVAL,
-                         "requests[%zu].url: the h2 engine needs one origin", i);
-            goto out;
-        }
-        rc = build_request(&cfg->requests[i], cur, &e->reqs[i], err, err_len, i);
-        if (i > 0) {
-            st_url_fini(&u);
-        }
-        if (rc != 0) {
-            goto out;
-        }
-    }
-    rc = st_tcp_resolve(&e->addrs, first.host, first.port, err, err_len);
-    if (rc == 0 && strcmp(first.scheme, "https") == 0) {
-        st_conn_tls_cfg tc = {.host = first.host,
-                              .insecure = cfg->insecure != 0,
-                              .cacert = cfg->cacert,
-                              .cacert_pem = cfg->cacert_pem,
-                              .cacert_pem_len = cfg->cacert_pem_len,
-                              .alpn = "h2"};
-        rc = st_conn_tls_new(&e->tls, &tc, err, err_len);
-    }
+    rc = st_origin_setup("h2", cfg, "h2", build_at, e, &e->addrs, &e->tls, err, err_len);
 out:
-    st_url_fini(&u);
-    st_url_fini(&first);
     if (rc != 0) {
         h2_destroy(e);
         return rc;
