@@ -114,7 +114,8 @@ int st_conn_io_stamp_rx(st_conn_io *c);
 uint64_t st_conn_io_rx_ns(const st_conn_io *c, uint64_t now_ns);
 
 /* Out-of-line paths of the calls below. */
-ssize_t st_conn_io_recv_stamped(st_conn_io *c, void *buf, size_t len); /* recv(2) that keeps the stamp */
+/* recv(2) that keeps the kernel's stamp of what it read in c->rx_real_ns. */
+ssize_t st_conn_io_recv_stamped(st_conn_io *c, void *buf, size_t len);
 int st_conn_io_tls_handshake(st_conn_io *c);
 ssize_t st_conn_io_tls_read(st_conn_io *c, void *buf, size_t len);
 ssize_t st_conn_io_tls_write(st_conn_io *c, const void *buf, size_t len);

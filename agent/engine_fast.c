@@ -628,9 +628,10 @@ static bool header_blank(const char *line, size_t name_len)
  * first in place of ours, its User-Agent replaces ours, its Content-Length and Transfer-Encoding
  * are dropped (the body alone frames the request, and a wrong framing header would desynchronise
  * the connection), and a header with a blank value is written "Name:". */
-static int build_request(const st_request *r, const st_url *u, fast_req *out, char *err,
-                         size_t err_len, size_t index)
+static int build_request(void *engine, size_t index, const st_request *r, const st_url *u,
+                         char *err, size_t err_len)
 {
+    fast_req *out = &((st_engine *)engine)->reqs[index];
     if (!st_origin_method_ok(r->method)) {
         return st_errf(err, err_len, ST_EINVAL, "requests[%zu]: method is not a valid HTTP token",
                        index);
@@ -705,13 +706,6 @@ static int build_request(const st_request *r, const st_url *u, fast_req *out, ch
     out->len = at;
     out->head = head;
     return 0;
-}
-
-static int build_at(void *engine, size_t i, const st_request *r, const st_url *u, char *err,
-                    size_t err_len)
-{
-    st_engine *e = engine;
-    return build_request(r, u, &e->reqs[i], err, err_len, i);
 }
 
 /* ---- ops ---- */
@@ -796,7 +790,8 @@ static int fast_create(st_engine **out, struct ev_loop *loop, const st_engine_cf
         c->wio.data = c;
         closed_push(e, c);
     }
-    rc = st_origin_setup("fast", cfg, "http/1.1", build_at, e, &e->addrs, &e->tls, err, err_len);
+    rc = st_origin_setup("fast", cfg, "http/1.1", build_request, e, &e->addrs, &e->tls, err,
+                         err_len);
 out:
     if (rc != 0) {
         fast_destroy(e);

@@ -963,9 +963,10 @@ static void header_value(const char *line, size_t nl, const char **v, size_t *vl
 /* :method, :scheme, :authority (the plan's first Host, else the URL's), :path, user-agent (ours
  * unless the plan sets one), the plan's headers in order with lower-cased names, content-length
  * (with a body). The plan's Content-Length and Transfer-Encoding are dropped as in HTTP/1.1. */
-static int build_request(const st_request *r, const st_url *u, h2_req *out, char *err,
-                         size_t err_len, size_t index)
+static int build_request(void *engine, size_t index, const st_request *r, const st_url *u,
+                         char *err, size_t err_len)
 {
+    h2_req *out = &((st_engine *)engine)->reqs[index];
     if (!st_origin_method_ok(r->method)) {
         return st_errf(err, err_len, ST_EINVAL, "requests[%zu]: method is not a valid HTTP token",
                        index);
@@ -1065,13 +1066,6 @@ static int build_request(const st_request *r, const st_url *u, h2_req *out, char
     return 0;
 }
 
-static int build_at(void *engine, size_t i, const st_request *r, const st_url *u, char *err,
-                    size_t err_len)
-{
-    st_engine *e = engine;
-    return build_request(r, u, &e->reqs[i], err, err_len, i);
-}
-
 /* ---- ops ---- */
 
 static void h2_destroy(st_engine *e)
@@ -1165,7 +1159,7 @@ static int h2_create(st_engine **out, struct ev_loop *loop, const st_engine_cfg 
         c->wio.data = c;
         conn_update(c);
     }
-    rc = st_origin_setup("h2", cfg, "h2", build_at, e, &e->addrs, &e->tls, err, err_len);
+    rc = st_origin_setup("h2", cfg, "h2", build_request, e, &e->addrs, &e->tls, err, err_len);
 out:
     if (rc != 0) {
         h2_destroy(e);

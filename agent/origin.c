@@ -44,8 +44,8 @@ int st_origin_setup(const char *engine, const st_engine_cfg *cfg, const char *al
                          "requests[%zu].url: the %s engine sends http:// and https:// only", i,
                          engine);
         } else if (i > 0 && !st_url_same_origin(&first, cur)) {
-            rc = st_errf(err, err_len, ST_EINVAL, "requests[%zu].url: the %s engine needs one origin",
-                         i, engine);
+            rc = st_errf(err, err_len, ST_EINVAL,
+                         "requests[%zu].url: the %s engine needs one origin", i, engine);
         } else {
             rc = build(engine_arg, i, &cfg->requests[i], cur, err, err_len);
         }
