@@ -140,10 +140,21 @@ static void submit_second(st_worker *w)
     w->second_end_ns += ST_NS_PER_S;
 }
 
-/* Closes every second that ended at or before now. */
-static void close_through(st_worker *w, uint64_t now)
+static void send_due_until(st_worker *w, uint64_t until, uint64_t now);
+
+/* Closes every second that ended at or before upto. In an open-loop run, requests due in a
+ * closing second that a late wake-up has not sent yet go out first, so that each is counted in
+ * the second it is due in (late, when it is later than late_ms). */
+static void close_through(st_worker *w, uint64_t upto)
 {
-    while (now >= w->second_end_ns) {
+    while (upto >= w->second_end_ns) {
+        if (w->phase == PHASE_RUN && !w->plan->closed_loop && !w->sched_done &&
+            w->next_due_ns < w->second_end_ns) {
+            uint64_t now = now_ns(w);
+            if (now < atomic_load_explicit(&w->licence_ns, memory_order_relaxed)) {
+                send_due_until(w, w->second_end_ns - 1, now);
+            }
+        }
         submit_second(w);
     }
 }
@@ -429,10 +440,10 @@ static void count_result(st_counts *c, st_hist *lat, st_hist *lat_raw, uint64_t 
     c->bytes_out += r->bytes_out;
 }
 
-/* Sends (or queues for a connection) every request of the schedule due by now. */
-static void send_due(st_worker *w, uint64_t now)
+/* Sends (or queues for a connection) every request of the schedule due by until (<= now). */
+static void send_due_until(st_worker *w, uint64_t until, uint64_t now)
 {
-    while (!w->sched_done && w->next_due_ns <= now) {
+    while (!w->sched_done && w->next_due_ns <= until) {
         uint32_t req = mix_pick(w->plan, w->next_q);
         if (w->bl_len == 0 && w->ops->free_slots(w->eng) > 0) {
             do_send(w, req, w->next_due_ns, now);
@@ -442,6 +453,15 @@ static void send_due(st_worker *w, uint64_t now)
         w->k++;
         schedule_next(w);
     }
+}
+
+/* Sends (or queues for a connection) every request of the schedule due by now, each counted in
+ * the second it is due in: a second that ended meanwhile is closed first (close_through sends
+ * what was due in it). */
+static void send_due(st_worker *w, uint64_t now)
+{
+    close_through(w, now);
+    send_due_until(w, now, now);
 }
 
 /* When the pacing timer should wake next after a wake-up at now that sent everything due by now:
@@ -604,7 +624,7 @@ static void on_pace(struct ev_loop *loop, ev_io *io, int revents)
      * is read only when this wake-up does not set it: one system call fewer per wake-up. */
     w->pace_armed_ns = DISARMED;
     w->pace_set = false;
-    read_arrived(w); /* first: responses free connections and are counted in their second */
+    read_arrived(w); /* first: the answers that waited free connections for the sends */
     pace_due(w);
     if (!w->pace_set && w->pace_fd >= 0) {
         uint64_t expirations;

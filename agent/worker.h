@@ -24,8 +24,9 @@
  * nothing and are read first thing at that wake-up (and before each second closes), each timed by
  * the kernel's stamp of its arrival, so their latencies are what they would have been had each
  * woken the loop. Otherwise (a backlog, connects, handshakes, full sockets, the drain) every
- * arrival wakes the loop as before. Each second's requests are counted in the second in which
- * they are read, as before; a request is still never sent later than a window after its instant.
+ * arrival wakes the loop as before. An answer is counted in the second that is open when it is
+ * read, and an answer that arrived after a second's end closes that second first, after the
+ * requests due in it have gone out (so each send is still counted in the second it is due in).
  *
  * Every second (aligned to t0) the worker submits its stats of that second to the collector and
  * starts afresh. At the end of the profile (or on st_worker_stop) it stops sending, counts the
