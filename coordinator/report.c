@@ -378,6 +378,39 @@ st_summary st_report_summary(const st_report *r)
     };
 }
 
+/* What the run was asked to do, as the summary's "plan". */
+static cJSON *plan_json(const st_report_plan *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) {
+        return NULL;
+    }
+    cJSON_AddStringToObject(o, "engine", p->engine ? p->engine : "auto");
+    cJSON_AddNumberToObject(o, "duration_s", p->duration_s);
+    if (p->closed_loop) {
+        cJSON_AddNullToObject(o, "requests");
+        cJSON_AddNullToObject(o, "average_rps");
+        cJSON_AddNullToObject(o, "send_window_ms");
+    } else {
+        cJSON_AddNumberToObject(o, "requests", p->requests);
+        cJSON_AddNumberToObject(o, "average_rps", p->average_rps);
+        cJSON_AddNumberToObject(o, "send_window_ms", p->send_window_s * 1e3);
+    }
+    cJSON_AddNumberToObject(o, "agents", p->expected_agents);
+    if (p->threads_per_agent > 0) {
+        cJSON_AddNumberToObject(o, "threads_per_agent", p->threads_per_agent);
+    } else {
+        cJSON_AddNullToObject(o, "threads_per_agent");
+    }
+    cJSON_AddNumberToObject(o, "connections_per_agent", p->connections);
+    cJSON_AddNumberToObject(o, "timeout_ms", p->timeout_ms);
+    cJSON_AddNumberToObject(o, "late_ms", p->late_ms);
+    cJSON_AddBoolToObject(o, "http2", p->http2);
+    cJSON_AddNumberToObject(o, "streams", p->streams);
+    cJSON_AddBoolToObject(o, "insecure", p->insecure);
+    return o;
+}
+
 cJSON *st_report_json(const st_report *r)
 {
     st_summary s = st_report_summary(r);
@@ -386,6 +419,12 @@ cJSON *st_report_json(const st_report *r)
         return NULL;
     }
     cJSON_AddStringToObject(j, "run_id", r->run_id);
+    cJSON *plan = plan_json(&r->plan);
+    if (!plan || !cJSON_AddItemToObject(j, "plan", plan)) {
+        cJSON_Delete(plan);
+        cJSON_Delete(j);
+        return NULL;
+    }
     if (r->have_start_skew) {
         cJSON_AddNumberToObject(j, "start_skew_ms", r->start_skew_ms);
     } else {
@@ -670,6 +709,12 @@ static int copy_locked(st_coord *c, st_report *r)
     r->plan.expected_agents = c->cfg.expected_agents;
     r->plan.threads_per_agent = c->cfg.plan_threads > 0 ? c->cfg.plan_threads : 0;
     r->plan.timeout_ms = c->plan->timeout_ms > 0 ? (uint32_t)c->plan->timeout_ms : 0;
+    r->plan.connections = c->plan->connections;
+    r->plan.late_ms = c->plan->late_ms;
+    r->plan.send_window_s = c->plan->send_window_s > 0 ? c->plan->send_window_s : 0;
+    r->plan.http2 = c->plan->http2 == 1;
+    r->plan.streams = c->plan->streams > 0 ? c->plan->streams : 1;
+    r->plan.insecure = c->plan->insecure == 1;
 
     r->duration_s = st_coord_duration_s(c);
     r->target_requests = st_coord_target_requests(c);

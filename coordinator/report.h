@@ -144,7 +144,13 @@ typedef struct st_report_plan {
     int expected_agents;   /* the run started when this many registered */
     int threads_per_agent; /* 0: each agent ran its own capacity */
     uint32_t timeout_ms;   /* every request's timeout, from its send */
-    char *engine;          /* auto, curl or fast */
+    char *engine;          /* as asked: auto, curl, fast or h2 */
+    int connections;       /* the connection cap of each agent */
+    int late_ms;           /* a send later than this after its instant is late */
+    double send_window_s;  /* open loop: at most one wake-up per window (0: one per request) */
+    bool http2;
+    int streams;           /* HTTP/2 streams per connection */
+    bool insecure;         /* TLS certificates not verified */
 } st_report_plan;
 
 /* One agent that registered, lost or not. */

@@ -69,6 +69,10 @@ static void sample(st_report *r, st_report_status status)
     r->plan.requests = 10000;
     r->plan.average_rps = 1000;
     r->plan.expected_agents = 2;
+    r->plan.connections = 64;
+    r->plan.late_ms = 10;
+    r->plan.send_window_s = 0.001;
+    r->plan.streams = 1;
     r->duration_s = 9.75;
     r->target_requests = 9750;
     assert_int_equal(st_stats_init(&r->total), 0);
@@ -103,7 +107,8 @@ static void sample(st_report *r, st_report_status status)
 }
 
 /* The summary of sample() as the coordinator wrote it before the report existed (its
- * st_summary_json, then the core's keys, then the status cmd_run added), unformatted. */
+ * st_summary_json, then the core's keys, then the status cmd_run added), unformatted, with the
+ * plan block that came later after run_id. */
 #define SAMPLE_HEAD                                                                                \
     "{\"requests\":{\"total\":9719,\"ok\":9700,\"failed\":19,\"sent\":9800,\"late\":12,"           \
     "\"dropped\":3},\"rate\":{\"target_rps\":1000,\"achieved_rps\":996.82051282051282},"           \
@@ -113,7 +118,10 @@ static void sample(st_report *r, st_report_status status)
     "\"latency_ms\":{\"min\":0.133,\"mean\":6.596,\"p50\":6.595,\"p90\":11.775,\"p99\":12.943,"    \
     "\"p999\":13.055,\"max\":13.06},\"latency_uncorrected_ms\":{\"min\":0.1,\"mean\":4.948,"       \
     "\"p50\":4.947,\"p90\":8.831,\"p99\":9.711,\"p999\":9.791,\"max\":9.795},"                     \
-    "\"run_id\":\"r-20240101-abc\","
+    "\"run_id\":\"r-20240101-abc\","                                                              \
+    "\"plan\":{\"engine\":\"fast\",\"duration_s\":10,\"requests\":10000,\"average_rps\":1000,"    \
+    "\"send_window_ms\":1,\"agents\":2,\"threads_per_agent\":null,\"connections_per_agent\":64,"   \
+    "\"timeout_ms\":0,\"late_ms\":10,\"http2\":false,\"streams\":1,\"insecure\":false},"
 #define SAMPLE_AGENTS                                                                              \
     "\"agents\":[{\"id\":1,\"name\":\"a\",\"host\":\"host-a\","                                    \
     "\"task\":\"arn:aws:ecs:eu-west-1:1:task/c/1\",\"availability_zone\":\"eu-west-1a\","          \
@@ -187,6 +195,7 @@ static void test_report_json_key_order(void **state)
         "latency_ms",
         "latency_uncorrected_ms",
         "run_id",
+        "plan",
         "start_skew_ms",
         "agents",
         "late_records",

@@ -152,11 +152,17 @@ class LocalRuns(RunCase):
     def test_ramp_follows_the_profile(self):
         _, url = targets.start_target(self)
         code, p = self.run_stampede("--url", url + "/", "--rate", 800, "--duration", 4,
-                                    "--ramp-up", 2, "--agents", 2)
+                                    "--ramp-up", 2, "--agents", 2, "--threads", 1)
         self.assertEqual(code, 0, p.stderr())
         s = self.summary()
         # 0 -> 800 over 2 s is 800 requests, then 2 s at 800.
         self.assertEqual(s["requests"]["total"], 2400)
+        # The summary says what was asked, defaults included.
+        self.assertEqual(s["plan"], {
+            "engine": "auto", "duration_s": 4, "requests": 2400, "average_rps": 600,
+            "send_window_ms": 1, "agents": 2, "threads_per_agent": 1,
+            "connections_per_agent": 64, "timeout_ms": 10000, "late_ms": 10, "http2": False,
+            "streams": 1, "insecure": False})
         ts = self.series(4)
         self.assertEqual([r["target_rps"] for r in ts], [200, 600, 800, 800])
         # Sends follow the schedule second by second (completions may straddle a boundary).
