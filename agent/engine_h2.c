@@ -932,19 +932,6 @@ static bool name_is(const char *line, size_t nl, const char *name)
     return strlen(name) == nl && strncasecmp(line, name, nl) == 0;
 }
 
-/* Connection-specific header fields, which HTTP/2 forbids (RFC 9113 8.2.2). */
-static const char *forbidden_header(const char *line, size_t nl)
-{
-    static const char *const names[] = {"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade",
-                                        "TE"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (name_is(line, nl, names[i])) {
-            return names[i];
-        }
-    }
-    return NULL;
-}
-
 /* The value after the colon, without the optional whitespace around it. */
 static void header_value(const char *line, size_t nl, const char **v, size_t *vl)
 {
@@ -984,7 +971,7 @@ static int build_request(void *engine, size_t index, const st_request *r, const 
             return st_errf(err, err_len, ST_EINVAL,
                            "requests[%zu].headers[%zu]: not a \"Name: value\" line", index, h);
         }
-        const char *bad = forbidden_header(line, nl);
+        const char *bad = st_plan_h2_connection_header(line);
         if (bad) {
             return st_errf(err, err_len, ST_EINVAL,
                            "requests[%zu].headers[%zu]: %s is a connection header, which HTTP/2 "

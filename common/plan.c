@@ -1069,6 +1069,20 @@ static int build_stages(pctx *c, st_plan *p)
     return 0;
 }
 
+const char *st_plan_h2_connection_header(const char *line)
+{
+    static const char *const names[] = {"Connection", "Keep-Alive", "Proxy-Connection", "Upgrade",
+                                        "TE"};
+    const char *colon = strchr(line, ':');
+    size_t nl = colon ? (size_t)(colon - line) : 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (nl > 0 && strlen(names[i]) == nl && strncasecmp(line, names[i], nl) == 0) {
+            return names[i];
+        }
+    }
+    return NULL;
+}
+
 int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len)
 {
     pctx c = {NULL, NULL, err, err_len};
@@ -1120,6 +1134,17 @@ int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len)
         return perr(&c, "send_window", "%gms is longer than late_ms (%dms): batched sends "
                     "would count as late; shorten the window or raise late_ms",
                     p->send_window_s * 1e3, p->late_ms);
+    }
+    for (size_t i = 0; p->http2 == 1 && i < p->n_requests; i++) {
+        for (size_t h = 0; h < p->requests[i].n_headers; h++) {
+            const char *bad = st_plan_h2_connection_header(p->requests[i].headers[h]);
+            if (bad) {
+                char path[64];
+                snprintf(path, sizeof(path), "$.requests[%zu].headers[%zu]", i, h);
+                return perr(&c, path, "%s is a connection header, which HTTP/2 forbids; remove it "
+                            "or drop --http2", bad);
+            }
+        }
     }
     if (p->threads < 0) {
         p->threads = default_threads > 0 ? default_threads : 1;

@@ -145,7 +145,13 @@ int st_plan_flags_option(st_plan_flags *f, const char *name, const char *value, 
 int st_plan_apply_flags(st_plan *p, const st_plan_flags *f, char *err, size_t err_len);
 
 /* Fills defaults (the table's; threads from default_threads), checks the plan as a whole, and builds the profile
- * and the request mix. Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. */
+ * and the request mix. Returns 0, ST_EINVAL (message in err) or ST_ENOMEM. A plan with http2 and
+ * a connection header (st_plan_h2_connection_header) is ST_EINVAL, naming the header. */
 int st_plan_finish(st_plan *p, int default_threads, char *err, size_t err_len);
+
+/* When the header line "Name: value" is one of the connection headers HTTP/2 forbids (RFC 9113
+ * 8.2.2: Connection, Keep-Alive, Proxy-Connection, Upgrade, TE), that name as spelt here; else
+ * NULL. */
+const char *st_plan_h2_connection_header(const char *line);
 
 #endif

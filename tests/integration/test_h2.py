@@ -156,6 +156,12 @@ class H2Nginx(harness.ProcTestCase):
                                          timeout=30)
         self.assertEqual(code, 2, err)
         self.assertIn("requests[0].headers[0]: Connection is a connection header", err)
+        # The coordinator refuses it where it reads the plan, a dry run included.
+        code, out, err = self.run_to_end([harness.binary("stampede"), "run", plan,
+                                          "--dry-run"], timeout=30)
+        self.assertEqual(code, 2, err)
+        self.assertIn("requests[0].headers[0]: Connection is a connection header", err)
+        self.assertEqual(self.logged(), [])
 
 
 if __name__ == "__main__":
