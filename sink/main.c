@@ -101,8 +101,7 @@ static int parse_flags(int argc, char **argv, sink_opts *o)
             usage(stdout);
             return 1;
         default:
-            usage(stderr);
-            return ST_EINVAL;
+            return ST_EINVAL; /* getopt named the flag; main prints the usage once */
         }
     }
     if (optind != argc) {
