@@ -348,6 +348,8 @@ ssize_t st_conn_io_recv_stamped(st_conn_io *c, void *buf, size_t len)
     if (n <= 0) {
         return n;
     }
+    /* Bytes that came without a stamp leave none: an earlier read's would be taken for theirs. */
+    c->rx_real_ns = 0;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
             cm->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {

@@ -94,7 +94,7 @@ typedef struct st_conn_io {
     st_res_kind fail_kind; /* after ST_CONN_IO_ERROR */
     const char *fail_why;
     bool rx_stamps;       /* the kernel stamps what the socket receives (st_conn_io_stamp_rx) */
-    uint64_t rx_real_ns;  /* CLOCK_REALTIME stamp of the last bytes read; 0: none yet */
+    uint64_t rx_real_ns;  /* CLOCK_REALTIME stamp of the last bytes read; 0: they had none */
 } st_conn_io;
 
 /* Sets c up with no connection (fd -1). */
